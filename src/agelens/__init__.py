@@ -1,0 +1,24 @@
+"""agelens: see what an age-detection CNN looks at.
+
+Heavy dependencies (TensorFlow) are imported lazily so ``agelens --help`` is fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "explain", "load_model"]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
+    if name == "load_model":
+        from agelens.model.io import load_model
+
+        return load_model
+    if name == "explain":
+        from agelens.explain.api import explain
+
+        return explain
+    raise AttributeError(f"module 'agelens' has no attribute {name!r}")

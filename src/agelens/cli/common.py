@@ -1,0 +1,22 @@
+"""Shared CLI conventions: one-line errors on stderr, problems listed once, exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NoReturn
+
+import typer
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: <one line>`` to stderr and exit non-zero."""
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(code)
+
+
+def report_problems(problems: Sequence[object], quiet: bool = False) -> None:
+    """Each skipped input once, as ``skipped <file>: <reason>`` on stderr (always, even with --json)."""
+    for p in problems:
+        typer.echo(f"skipped {p}", err=True)
+    if problems and not quiet:
+        typer.echo(f"{len(problems)} input(s) skipped", err=True)

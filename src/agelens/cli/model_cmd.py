@@ -1,0 +1,191 @@
+"""``agelens train``, ``evaluate`` and ``predict``: thin wrappers over ``agelens.model``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agelens.cli.common import fail, report_problems
+
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="A .keras/.h5 model (default: the shipped model).")
+]
+
+
+def _load(model: Path | None):
+    from agelens.model.io import ModelLoadError, load_model
+
+    try:
+        return load_model(model)
+    except ModelLoadError as e:
+        fail(str(e))
+
+
+def train_command(
+    data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (.keras).")] = Path(
+        "models/agelens.keras"
+    ),
+    bins: Annotated[str, typer.Option(help="Age bin edges in years.")] = "30,60",
+    names: Annotated[str, typer.Option(help="Class names, one more than edges.")] = "young,middle-aged,old",
+    size: Annotated[int, typer.Option(help="Input size in pixels.")] = 64,
+    alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
+    dropout: Annotated[float, typer.Option()] = 0.2,
+    epochs: Annotated[int, typer.Option()] = 30,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
+    schedule: Annotated[str, typer.Option(help="cosine or onecycle.")] = "cosine",
+    label_smoothing: Annotated[float, typer.Option()] = 0.1,
+    class_weights: Annotated[float, typer.Option(help="0 none, 0.5 sqrt-balanced, 1 balanced.")] = 0.0,
+    augment: Annotated[float, typer.Option(help="Augmentation strength 0..1.")] = 1.0,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs (0: off).")] = 8,
+    age_head: Annotated[bool, typer.Option(help="Also learn age in years where the data has ages.")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint .keras.")] = None,
+    tensorboard: Annotated[Path | None, typer.Option(help="Write TensorBoard logs here.")] = None,
+) -> None:
+    """Train a MobileNetV2 age classifier from scratch, keep the best epoch, evaluate on the test split.
+
+    Example: agelens train ../shared/data/utkface-64 --out models/utk.keras --epochs 40
+    """
+    from agelens.data.bins import AgeBins
+    from agelens.data.images import load_batch
+    from agelens.data.sources import DatasetError, load_dataset
+    from agelens.model.builder import ModelConfig
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+    from agelens.model.io import save_model
+    from agelens.model.train import TrainConfig, train
+
+    if out.suffix != ".keras":
+        fail(f"{out}: the model file must end in .keras")
+    try:
+        age_bins = AgeBins.parse(bins, names)
+        ds = load_dataset(data, bins=age_bins, check_images=False)
+    except (DatasetError, ValueError) as e:
+        fail(str(e))
+    parts = ds.split(seed=seed)
+    arrays = []
+    problems = []
+    for part in parts:
+        x, ok, bad = load_batch(part.paths, size)
+        problems += bad
+        keep = {p for p in ok}
+        recs = [r for r in part.records if r.path in keep]
+        arrays.append((x, [r.label for r in recs], [r.age for r in recs]))
+    report_problems(problems)
+    (xtr, ytr, atr), (xva, yva, ava), (xte, yte, ate) = arrays
+    if len(xtr) == 0 or len(xva) == 0:
+        fail(f"{data}: not enough usable images to train ({len(xtr)} train, {len(xva)} val)")
+    import numpy as np
+
+    has_ages = ds.has_ages and age_head
+    typer.echo(f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})")
+    result = train(
+        xtr, np.array(ytr), xva, np.array(yva),
+        ages_train=np.array(atr, dtype=np.float32) if has_ages else None,
+        ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
+        model_config=ModelConfig(size, alpha, dropout, age_bins.num_classes if ds.format != "folders"
+                                 else len(ds.class_names), has_ages),
+        config=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, schedule=schedule,
+                           label_smoothing=label_smoothing, class_weight_power=class_weights,
+                           augment=augment, patience=patience, seed=seed),
+        bins=age_bins if ds.format != "folders" else None,
+        class_names=ds.class_names,
+        checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
+        resume=resume,
+        tensorboard=tensorboard,
+        data_summary={"source": str(data), "format": ds.format, "counts": ds.counts(),
+                      "n_train": len(xtr), "n_val": len(xva), "n_test": len(xte), "split_seed": seed},
+    )
+    m = classification_metrics(np.array(yte), result.model.predict(xte)["probabilities"].argmax(1),
+                               result.model.class_names) if len(xte) else {}
+    result.model.metadata["test_metrics"] = m
+    save_model(result.model, out)
+    out.with_name(out.stem + ".checkpoint.keras").unlink(missing_ok=True)
+    if m:
+        files = write_evaluation(m, out.with_name(out.stem + "_eval"))
+        typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
+    typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
+
+
+def evaluate_command(
+    data: Annotated[Path, typer.Argument(help="Labelled data: UTKFace-style folder, class folders, or CSV.")],
+    model: ModelOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    holdout: Annotated[
+        Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option()] = 256,
+) -> None:
+    """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
+
+    Example: agelens evaluate ../shared/data/utkface-200 --json
+    """
+    import numpy as np
+
+    from agelens.data.images import load_batch
+    from agelens.data.sources import DatasetError, load_dataset
+    from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
+
+    m_ = _load(model)
+    try:
+        ds = load_dataset(data, bins=m_.bins, check_images=False)
+    except DatasetError as e:
+        fail(str(e))
+    records = ds.records
+    if holdout is not None:
+        names = set(json.loads(holdout.read_text())["test"])
+        records = [r for r in records if r.path.name in names]
+    x, ok, problems = load_batch([r.path for r in records], m_.input_size)
+    report_problems(problems, quiet=as_json)
+    label_of = {r.path: r.label for r in records}
+    y = np.array([label_of[p] for p in ok])
+    if not len(y):
+        fail(f"{data}: no usable images")
+    if ds.class_names != m_.class_names:
+        fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
+    probs = m_.predict(x, batch_size=batch_size)["probabilities"]
+    m = classification_metrics(y, probs.argmax(1), m_.class_names)
+    m["n_skipped"] = len(problems) + len(ds.problems)
+    m["model"] = str(m_.path)
+    if out is not None:
+        write_evaluation(m, out)
+    if as_json:
+        sys.stdout.write(json.dumps(m) + "\n")
+    else:
+        typer.echo(markdown_table(m))
+        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped")
+
+
+def predict_command(
+    images: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
+) -> None:
+    """Age-group probabilities (and age in years where the model has it) per image.
+
+    Example: agelens predict photos/ --json
+    """
+    from agelens.model.predict import collect_inputs, predict_images, prepare
+
+    m = _load(model)
+    paths, missing = collect_inputs(images)
+    prepared = prepare(paths, m.input_size, detect=detect)
+    report_problems(missing + prepared.problems, quiet=False)
+    rows = predict_images(m, prepared)
+    if not rows:
+        fail("no image could be read")
+    for row in rows:
+        if as_json:
+            sys.stdout.write(json.dumps(row) + "\n")
+        else:
+            probs = "  ".join(f"{k} {v:.0%}" for k, v in row["probabilities"].items())
+            age = f"  ~{row['age']:.0f} y" if "age" in row else ""
+            face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
+            typer.echo(f"{row['file']}: {row['predicted']}{age}  [{probs}]{face}")

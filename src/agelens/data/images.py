@@ -1,0 +1,280 @@
+"""Safe image decoding: the single entry point every part of agelens uses to read pixels.
+
+Why one entry point: training, evaluation, the CLI and the explain views must all see the
+same pixels for the same file, and a bad file must fail the same, clear way everywhere.
+
+Conventions (all inputs end up as ``H x W x 3`` ``uint8`` RGB):
+
+- Transparency (RGBA, LA, palette with a transparent colour) is composited on **white**.
+  Dropping alpha would expose whatever RGB happens to sit under transparent pixels (often
+  black or garbage); white is what an image viewer shows, so it is what a person labelled.
+- 16-bit images keep their high byte (``v >> 8``), the libpng ``strip_16`` rule. Pillow
+  already reads 16-bit RGB/RGBA PNGs that way, so grey and colour 16-bit files scale alike:
+  0 -> 0, 32768 -> 128, 65535 -> 255. 32-bit integer images (mode ``I``) are taken as
+  16-bit data clipped to 0..65535. Floating-point image *files* are rejected.
+- EXIF orientation is applied, so a phone photo is upright as it was shot.
+- CMYK (including Adobe's inverted CMYK JPEGs) is converted by Pillow.
+- Bad input raises :class:`ImageError` (one line, ``"<path>: <reason>"``): missing or
+  unreadable files, empty files, non-image bytes, truncated or corrupt data (a full decode is
+  forced and ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never turned on), and images over
+  :data:`MAX_PIXELS`, which are refused from the header size *before* any pixel is decoded.
+  Pillow's own ``DecompressionBombError`` (and its warning, when a caller's warning filters
+  make it an error) become ``ImageError`` too. Our limit is below Pillow's warning threshold,
+  so anything Pillow would warn about is refused here anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+MAX_PIXELS = 50_000_000
+"""Largest image (width x height) we agree to decode: 50 MP is ~150 MB of RGB."""
+
+ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+_BYTES_NAME = "<bytes>"
+_ARRAY_NAME = "<array>"
+_PIL_NAME = "<PIL.Image>"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ImageError(ValueError):
+    """An input that cannot be turned into an RGB image; ``str()`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = path
+        self.reason = _one_line(reason)
+        super().__init__(path, reason)  # both in args, so the error pickles and copies
+
+    def __str__(self) -> str:
+        return _one_line(f"{self.path}: {self.reason}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that was skipped, and why (used by batch loading and datasets alike)."""
+
+    path: Path | str
+    reason: str
+
+    def __str__(self) -> str:
+        return _one_line(f"{self.path}: {self.reason}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def load_image(src: ImageSource) -> np.ndarray:
+    """Decode ``src`` (path, encoded bytes, PIL image or array) to ``H x W x 3`` uint8 RGB.
+
+    Raises :class:`ImageError` for every bad input (see the module docstring), and
+    ``TypeError`` only when ``src`` is not one of the supported Python types.
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src, _ARRAY_NAME)
+    if isinstance(src, Image.Image):
+        name = getattr(src, "filename", "") or _PIL_NAME
+        return _decode(src, name)
+    if isinstance(src, bytes | bytearray | memoryview):
+        data = bytes(src)
+        if not data:
+            raise ImageError(_BYTES_NAME, "empty data (0 bytes)")
+        return _open_and_decode(data, _BYTES_NAME)
+    if isinstance(src, str | os.PathLike):
+        path = Path(src)
+        return _open_and_decode(_read_file(path), str(path))
+    raise TypeError(f"load_image() takes a path, bytes, PIL image or numpy array, not {type(src).__name__}")
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageError(path, "is a directory, not an image file") from None
+    except OSError as e:
+        raise ImageError(path, f"cannot read file ({e.strerror or type(e).__name__})") from None
+    if not data:
+        raise ImageError(path, "empty file (0 bytes)")
+    return data
+
+
+def _open_and_decode(data: bytes, name: str) -> np.ndarray:
+    """Open lazily (header only), refuse huge sizes, then force a full decode."""
+    try:
+        im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(name, f"image too large (decompression bomb guard: {e})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(name, "not an image (unrecognised or unsupported format)") from None
+    except Exception as e:  # noqa: BLE001 - untrusted bytes: any decoder failure is a bad file
+        raise ImageError(name, f"cannot read image header ({type(e).__name__}: {e})") from None
+    with im:
+        return _decode(im, name)
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(name, f"image has no pixels ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            name,
+            f"image too large: {width}x{height} = {width * height / 1e6:.1f} megapixels "
+            f"(limit {MAX_PIXELS / 1e6:g})",
+        )
+
+
+def _decode(im: Image.Image, name: str) -> np.ndarray:
+    _check_size(*im.size, name)
+    try:
+        im.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
+        im = ImageOps.exif_transpose(im)
+        arr = _pil_to_array(im, name)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(name, f"image too large (decompression bomb guard: {e})") from None
+    except Exception as e:  # noqa: BLE001 - untrusted data: any decoder failure is a bad file
+        raise ImageError(name, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+    return _from_array(arr, name)
+
+
+def _pil_to_array(im: Image.Image, name: str) -> np.ndarray:
+    """Bring any Pillow mode to an array :func:`_from_array` understands (uint8/uint16 L/LA/RGB/RGBA)."""
+    mode = im.mode
+    if mode in ("RGB", "RGBA", "L", "LA"):
+        return np.asarray(im)
+    if mode == "I" or mode.startswith("I;"):
+        arr = np.asarray(im if mode.startswith("I;16") else im.convert("I"))
+        if arr.dtype.kind != "u" or arr.dtype.itemsize != 2:
+            arr = np.clip(arr.astype(np.int64), 0, 65535).astype(np.uint16)
+        return arr
+    if mode == "F":
+        raise ImageError(name, "floating-point images are not supported")
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    if mode in ("RGBa", "La"):  # premultiplied alpha
+        return np.asarray(im.convert("RGBA" if mode == "RGBa" else "LA"))
+    return np.asarray(im.convert("RGB"))  # CMYK, YCbCr, LAB, HSV...
+
+
+def _from_array(arr: np.ndarray, name: str) -> np.ndarray:
+    """Normalise an array (grey, grey+alpha, RGB, RGBA; uint8/uint16/bool/int/float 0..255) to RGB uint8.
+
+    Float arrays are taken as 0..255 (the project's one pixel convention, also what
+    :func:`agelens.data.pipeline.make_tf_dataset` yields) and rounded and clipped.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ImageError(name, f"array of shape {arr.shape} is not an image (want HxW, HxWx1/2/3/4)")
+    _check_size(arr.shape[1], arr.shape[0], name)
+    arr = _to_uint8(arr, name)
+    if arr.ndim == 2:
+        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    if arr.shape[2] == 2:  # grey + alpha
+        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    if arr.shape[2] == 4:
+        return _composite_on_white(arr)
+    return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype == np.uint16:
+        return (arr >> 8).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise ImageError(name, "array holds NaN or infinite values")
+        return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    raise ImageError(name, f"unsupported array dtype {arr.dtype}")
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    alpha = rgba[:, :, 3:].astype(np.uint16)
+    # out = rgb * a/255 + 255 * (1 - a/255), rounded, in exact integer arithmetic
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def resize_for_model(img: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop ``img`` to its largest centred square, then resize it to ``size x size``.
+
+    Why crop rather than pad or squash: faces are centred in every source we support, and
+    squashing would distort face proportions the model learns age cues from. ``INTER_AREA``
+    is used when shrinking (it averages, so no aliasing), ``INTER_LINEAR`` when enlarging.
+    Accepts anything :func:`load_image` accepts as an array; returns contiguous uint8 RGB.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+        img = load_image(img)
+    h, w = img.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = img[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(square), (size, size), interpolation=interp)
+
+
+def load_batch(
+    paths: Iterable[str | Path], size: int, workers: int | None = None
+) -> tuple[np.ndarray, list[Path], list[Problem]]:
+    """Load and resize many files; bad ones are skipped and reported, never raised.
+
+    Returns ``(images N x size x size x 3 uint8, ok_paths, problems)`` with ``images[i]``
+    read from ``ok_paths[i]``, in input order.
+    """
+    paths = [Path(p) for p in paths]
+
+    def one(p: Path) -> np.ndarray | Problem:
+        try:
+            return resize_for_model(load_image(p), size)
+        except ImageError as e:
+            return Problem(p, e.reason)
+
+    results = thread_map(one, paths, workers)
+    ok = [(p, r) for p, r in zip(paths, results, strict=True) if isinstance(r, np.ndarray)]
+    problems = [r for r in results if isinstance(r, Problem)]
+    images = np.stack([r for _, r in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
+    return images, [p for p, _ in ok], problems
+
+
+def thread_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None) -> list[R]:
+    """``[fn(x) for x in items]`` on a thread pool, in order.
+
+    Threads (not processes) because Pillow and OpenCV release the GIL while decoding and
+    resizing, and file reads release it too; results need no pickling.
+    """
+    if workers is None:
+        workers = min(8, 2 * (os.cpu_count() or 1))
+    if len(items) < 2 * workers or workers <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as ex:
+        return list(ex.map(fn, items))

@@ -1,0 +1,169 @@
+"""Does the model's target-class probability actually depend on the pixels a map calls important?
+
+* Deletion / insertion (Petsiuk et al., RISE, BMVC 2018): remove (or insert) pixels in
+  order of map value, ``step`` of the image at a time, and record the target-class
+  probability; the score is the area under that curve over the removed fraction
+  ``x in [0, 1]``. Deletion goes from the image to a *black* baseline by default, as in
+  the paper (``baseline="blur"`` or ``"mean"`` avoid black's out-of-distribution
+  artefact); insertion starts from a blurred copy (sigma ``S/16``) and restores pixels.
+  Low deletion AUC and high insertion AUC are good.
+* Average Drop / Increase in Confidence (Chattopadhay et al., Grad-CAM++, WACV 2018):
+  feed ``x * map`` (the map as a soft mask, max-normalised) and compare the target
+  probability with the original's.
+* ROAD (Rong et al., ICML 2022): remove the most (MoRF) or least (LeRF) relevant
+  pixels at several levels and fill them by noisy linear imputation from their
+  neighbours, which avoids the black-hole artefact that lets deletion reward
+  methods for creating out-of-distribution inputs. Scored on target probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from agelens.metrics.base import Context, Metric, MetricResult
+from agelens.metrics.perturb import (
+    baseline_images,
+    blur,
+    default_blur_sigma,
+    noisy_linear_impute,
+    pixel_ranks,
+    run_curves,
+    step_counts,
+    target_probs,
+)
+
+
+class _PixelCurve(Metric):
+    """Shared deletion/insertion engine: pixels with rank < count(k) switch from ``start`` to ``end``."""
+
+    requires = ("predict_fn",)
+    deletes: ClassVar[bool]
+
+    def __init__(
+        self, step: float = 0.02, baseline: str = "black", blur_sigma: float | None = None, progress: bool = False
+    ) -> None:
+        if not 0 < step <= 0.5:
+            raise ValueError(f"step is a fraction of the image in (0, 0.5], got {step}")
+        self.step, self.baseline, self.blur_sigma, self.progress = step, baseline, blur_sigma, progress
+
+    def fractions(self) -> np.ndarray:
+        k = int(round(1 / self.step))
+        return np.linspace(0.0, 1.0, k + 1)
+
+    def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        fr = self.fractions()
+        counts = step_counts(fr, maps.shape[1] * maps.shape[2])
+        ranks = pixel_ranks(maps, ctx.seed)
+        if self.deletes:
+            start, end = x, baseline_images(x, self.baseline, self.blur_sigma)
+        else:
+            start, end = blur(x, self.blur_sigma or default_blur_sigma(x.shape[1])), x
+
+        def build(ii: np.ndarray, kk: np.ndarray) -> np.ndarray:
+            changed = ranks[ii] < counts[kk][:, None, None]
+            return np.where(changed[..., None], end[ii], start[ii])
+
+        curves = run_curves(
+            ctx.predict_fn, targets, len(fr), build, ctx.batch_size, self.name if self.progress else None
+        )
+        return MetricResult(np.trapezoid(curves, fr, axis=1), fr, curves)
+
+
+class Deletion(_PixelCurve):
+    """AUC of target probability while deleting the most relevant pixels first; lower is better."""
+
+    name = "deletion"
+    higher_is_better = False
+    deletes = True
+
+
+class Insertion(_PixelCurve):
+    """AUC of target probability while inserting the most relevant pixels into a blurred image; higher is better."""
+
+    name = "insertion"
+    higher_is_better = True
+    deletes = False
+
+
+def _masked_probs(x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> tuple[np.ndarray, ...]:
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    soft = np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0)
+    y = target_probs(ctx.predict_fn, x, targets, ctx.batch_size)
+    o = target_probs(ctx.predict_fn, x * soft[..., None], targets, ctx.batch_size)
+    return y, o
+
+
+class AverageDrop(Metric):
+    """``max(0, Y - O) / Y`` per image, Y on the image and O on ``image x map``; lower is better (paper: x100)."""
+
+    name = "average_drop"
+    higher_is_better = False
+    requires = ("predict_fn",)
+
+    def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        y, o = _masked_probs(x, maps, targets, ctx)
+        return MetricResult(np.maximum(0.0, y - o) / np.maximum(y, 1e-12), extra={"original": y, "masked": o})
+
+
+class IncreaseInConfidence(Metric):
+    """1 where ``image x map`` is more confident in the target than the image (mean: share of images); higher is better."""
+
+    name = "increase_in_confidence"
+    higher_is_better = True
+    requires = ("predict_fn",)
+
+    def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        y, o = _masked_probs(x, maps, targets, ctx)
+        return MetricResult((o > y).astype(np.float64), extra={"original": y, "masked": o})
+
+
+class _Road(Metric):
+    """Mean target probability over removal levels with noisy linear imputation (normalised AUC)."""
+
+    requires = ("predict_fn",)
+    most_relevant_first: ClassVar[bool]
+
+    def __init__(
+        self, levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), noise_std: float = 0.01 * 255, progress: bool = False
+    ) -> None:
+        lv = np.asarray(levels, dtype=np.float64)
+        if lv.size == 0 or (lv <= 0).any() or (lv >= 1).any():
+            raise ValueError(f"ROAD levels are fractions strictly between 0 and 1, got {levels}")
+        self.levels, self.noise_std, self.progress = lv, noise_std, progress
+
+    def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        n_pix = maps.shape[1] * maps.shape[2]
+        ranks = pixel_ranks(maps, ctx.seed)
+        if not self.most_relevant_first:
+            ranks = n_pix - 1 - ranks
+        counts = step_counts(self.levels, n_pix)
+        rng = np.random.default_rng(ctx.seed)
+
+        def build(ii: np.ndarray, kk: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [noisy_linear_impute(x[i], ranks[i] < counts[k], self.noise_std, rng) for i, k in zip(ii, kk, strict=True)]
+            )
+
+        curves = run_curves(
+            ctx.predict_fn, targets, len(counts), build, ctx.batch_size, self.name if self.progress else None
+        )
+        return MetricResult(curves.mean(axis=1), self.levels, curves)
+
+
+class RoadMoRF(_Road):
+    """ROAD, most relevant first: a faithful map makes the probability fall fast; lower is better."""
+
+    name = "road_morf"
+    higher_is_better = False
+    most_relevant_first = True
+
+
+class RoadLeRF(_Road):
+    """ROAD, least relevant first: removing what the map calls irrelevant should keep the probability; higher is better."""
+
+    name = "road_lerf"
+    higher_is_better = True
+    most_relevant_first = False

@@ -1,0 +1,129 @@
+"""Classification metrics, tables and plots for the age-group model.
+
+scikit-learn computes the numbers; this module only shapes them into the JSON,
+Markdown table and confusion-matrix plot a user expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+
+def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
+    """Accuracy, balanced accuracy, macro-F1, per-class P/R/F1/support and confusion matrices."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    k = len(class_names)
+    labels = list(range(k))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    rows = cm.sum(1, keepdims=True)
+    cmn = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(np.mean(f)),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": np.round(cmn, 4).tolist(),
+        "class_names": list(class_names),
+        "n_images": int(len(y_true)),
+    }
+
+
+def markdown_table(m: dict) -> str:
+    """Per-class table plus the confusion matrix, shaped like the seed project's report."""
+    lines = [
+        "| class | precision | recall | f1-score | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, v in m["per_class"].items():
+        lines.append(f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    total = sum(v["support"] for v in m["per_class"].values())
+    lines += [
+        f"| **accuracy** | | | {m['accuracy']:.3f} | {total} |",
+        f"| **macro avg** | {np.mean([v['precision'] for v in m['per_class'].values()]):.3f} "
+        f"| {np.mean([v['recall'] for v in m['per_class'].values()]):.3f} | {m['macro_f1']:.3f} | {total} |",
+        "",
+        f"Balanced accuracy: {m['balanced_accuracy']:.3f}",
+        "",
+        "Confusion matrix (rows: true, columns: predicted):",
+        "",
+        "| true \\ predicted | " + " | ".join(m["class_names"]) + " |",
+        "|---|" + "---:|" * len(m["class_names"]),
+    ]
+    for name, row in zip(m["class_names"], m["confusion_matrix"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(m: dict, path: str | Path) -> Path:
+    """Counts annotated over the row-normalised colours, so small classes stay readable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm, cmn, names = np.array(m["confusion_matrix"]), np.array(m["confusion_matrix_normalized"]), m["class_names"]
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 1.2 * len(names) + 1.6), dpi=120)
+    ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{cm[i, j]}\n{cmn[i, j]:.0%}", ha="center", va="center",
+                    color="white" if cmn[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f}")
+    fig.tight_layout()
+    return _atomic_savefig(fig, Path(path))
+
+
+def _atomic_savefig(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_evaluation(m: dict, out: str | Path) -> dict[str, Path]:
+    """Write metrics.json, metrics.md and confusion_matrix.png into ``out``."""
+    out = Path(out)
+    return {
+        "json": atomic_write_text(out / "metrics.json", json.dumps(m, indent=1)),
+        "markdown": atomic_write_text(out / "metrics.md", markdown_table(m)),
+        "plot": plot_confusion(m, out / "confusion_matrix.png"),
+    }

@@ -1,0 +1,218 @@
+"""Load and save age models together with the metadata that makes them usable.
+
+A ``.keras`` file is a zip; we add one extra member, ``agelens.json``, holding the
+class names, bin edges, input size and training summary. Keras ignores unknown
+members, so our files still open in plain Keras, and a user's plain Keras model
+(``.keras`` or legacy ``.h5``) loads here with metadata inferred from its shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agelens import __version__
+from agelens.data.bins import AgeBins
+
+META_MEMBER = "agelens.json"
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "agelens-utkface.keras"
+
+
+class ModelLoadError(ValueError):
+    """One-line error naming the model file and the reason it could not be used."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass
+class AgeModel:
+    """A Keras model plus what agelens needs to feed and read it.
+
+    ``keras_model`` takes ``(N, S, S, 3)`` float RGB in 0..255 (our models rescale
+    internally). ``group_output`` names the dict key or index of the class
+    probabilities; ``age_output`` the expected-age output where one exists.
+    """
+
+    keras_model: Any
+    class_names: list[str]
+    input_size: int
+    bins: AgeBins | None = None
+    metadata: dict = field(default_factory=dict)
+    group_output: str | int = 0
+    age_output: str | int | None = None
+    path: Path | None = None
+    rescales_input: bool = True
+
+    @property
+    def has_age(self) -> bool:
+        return self.age_output is not None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _pick(self, outputs: Any, key: str | int) -> Any:
+        if isinstance(outputs, dict):
+            return outputs[key]
+        if isinstance(outputs, list | tuple):
+            return outputs[key]
+        return outputs
+
+    def predict(self, images: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
+        """Class probabilities (and ages in years where the model has them) for model-sized images."""
+        x = np.asarray(images, dtype=np.float32)
+        if not self.rescales_input:
+            x = x / 255.0
+        out = self.keras_model.predict(x, batch_size=batch_size, verbose=0)
+        result = {"probabilities": np.asarray(self._pick(out, self.group_output), dtype=np.float32)}
+        if self.age_output is not None:
+            result["age"] = np.asarray(self._pick(out, self.age_output), dtype=np.float32).reshape(-1)
+        return result
+
+
+def write_metadata(path: str | Path, metadata: dict) -> None:
+    """Add (or replace) ``agelens.json`` inside a saved ``.keras`` zip, atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras.tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for item in src.infolist():
+                if item.filename != META_MEMBER:
+                    dst.writestr(item, src.read(item.filename))
+            dst.writestr(META_MEMBER, json.dumps(metadata, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_metadata(path: str | Path) -> dict:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read(META_MEMBER)) if META_MEMBER in z.namelist() else {}
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError):
+        return {}
+
+
+def save_model(model: AgeModel, path: str | Path, extra: dict | None = None) -> Path:
+    """Save as ``.keras`` with metadata; written to a temp file and renamed (atomic)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: models are saved in the .keras format (use a .keras suffix)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(model.metadata)
+    meta.update(extra or {})
+    meta.update(
+        class_names=list(model.class_names),
+        input_size=int(model.input_size),
+        bins=model.bins.to_dict() if model.bins else None,
+        group_output=model.group_output,
+        age_output=model.age_output,
+        agelens_version=__version__,
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras")
+    os.close(fd)
+    try:
+        model.keras_model.save(tmp)
+        write_metadata(tmp, meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    model.metadata, model.path = meta, path
+    return path
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    input_size: int | None = None,
+    class_names: list[str] | None = None,
+) -> AgeModel:
+    """Load ours (default: the shipped model) or a user's plain Keras model.
+
+    Unknown metadata is inferred: input size from the input shape, class names from
+    the output width (the default age groups when it has three units). A file that
+    does not load raises :class:`ModelLoadError` with a one-line reason.
+    """
+    import keras
+
+    path = Path(path) if path is not None else SHIPPED_MODEL
+    if not path.exists():
+        hint = " (the shipped model is missing from this install)" if path == SHIPPED_MODEL else ""
+        raise ModelLoadError(path, f"no such file{hint}")
+    if path.suffix not in {".keras", ".h5", ".hdf5"}:
+        raise ModelLoadError(path, f"unsupported model format {path.suffix!r} (use .keras or legacy .h5)")
+    try:
+        km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types; the user needs one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(path, f"not a loadable Keras model ({type(exc).__name__}: {reason[:200]})") from None
+    meta = read_metadata(path) if path.suffix == ".keras" else {}
+    return wrap_keras_model(km, metadata=meta, input_size=input_size, class_names=class_names, path=path)
+
+
+def wrap_keras_model(
+    km: Any,
+    *,
+    metadata: dict | None = None,
+    input_size: int | None = None,
+    class_names: list[str] | None = None,
+    path: Path | None = None,
+) -> AgeModel:
+    """Wrap an in-memory Keras model, inferring what the metadata does not say."""
+    meta = dict(metadata or {})
+    shape = km.inputs[0].shape
+    size = input_size or meta.get("input_size") or (shape[1] if shape[1] else None)
+    if not size:
+        raise ModelLoadError(path or km.name, "input size is not fixed in the model; pass input_size")
+    group_key: str | int = meta.get("group_output", 0)
+    age_key = meta.get("age_output")
+    if not meta and isinstance(km.output, dict):
+        group_key = "age_group" if "age_group" in km.output else next(iter(km.output))
+        age_key = "age" if "age" in km.output else None
+    out = km.output
+    group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
+    n_classes = int(group_tensor.shape[-1])
+    names = class_names or meta.get("class_names")
+    if names is None:
+        names = list(AgeBins().names) if n_classes == 3 else [f"class {i}" for i in range(n_classes)]
+    if len(names) != n_classes:
+        raise ModelLoadError(path or km.name, f"{len(names)} class names given for {n_classes} outputs")
+    bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
+    rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
+    return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+
+
+def _has_rescaling(km: Any) -> bool:
+    """Plain user models without a Rescaling layer are assumed to expect [0, 1] input."""
+    import keras
+
+    stack = list(km.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.Rescaling | keras.layers.Normalization):
+            return True
+        if hasattr(layer, "layers"):
+            stack.extend(layer.layers)
+    return False
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)

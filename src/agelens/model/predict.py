@@ -1,0 +1,96 @@
+"""Predict age groups for photos given as files, folders or globs."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agelens.data.images import ImageError, Problem, load_image, resize_for_model, thread_map
+from agelens.model.io import AgeModel
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def collect_inputs(specs: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Expand files, folders (recursively, images only) and glob patterns, in a stable order."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            found.append(p)
+        elif any(c in str(spec) for c in "*?["):
+            hits = sorted(Path(h) for h in glob.glob(str(spec), recursive=True) if Path(h).is_file())
+            found += hits
+            if not hits:
+                problems.append(Problem(p, "pattern matched no files"))
+        else:
+            problems.append(Problem(p, "no such file or folder"))
+    seen: set[Path] = set()
+    unique = [f for f in found if not (f in seen or seen.add(f))]
+    return unique, problems
+
+
+@dataclass
+class PreparedImages:
+    """Model-sized inputs plus what the user gave, for captions and overlays."""
+
+    paths: list[Path]
+    originals: list[np.ndarray]
+    crops: list[np.ndarray]
+    batch: np.ndarray
+    face_found: list[bool | None] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImages:
+    """Decode, optionally crop the largest face, and resize; bad files become problems."""
+
+    def one(p: Path):
+        try:
+            img = load_image(p)
+        except ImageError as e:
+            return Problem(p, e.reason)
+        found: bool | None = None
+        crop = img
+        if detect:
+            from agelens.model.faces import crop_largest_face
+
+            crop, box = crop_largest_face(img)
+            found = box is not None
+        return img, crop, resize_for_model(crop, size), found
+
+    results = thread_map(one, paths)
+    ok = [(p, r) for p, r in zip(paths, results, strict=True) if not isinstance(r, Problem)]
+    batch = np.stack([r[2] for _, r in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
+    return PreparedImages(
+        [p for p, _ in ok], [r[0] for _, r in ok], [r[1] for _, r in ok], batch,
+        [r[3] for _, r in ok], [r for r in results if isinstance(r, Problem)],
+    )
+
+
+def predict_images(model: AgeModel, prepared: PreparedImages) -> list[dict]:
+    """One result dict per image: predicted class, probabilities, and age where the model has it."""
+    if not len(prepared.batch):
+        return []
+    out = model.predict(prepared.batch)
+    rows = []
+    for i, path in enumerate(prepared.paths):
+        probs = out["probabilities"][i]
+        row = {
+            "file": str(path),
+            "predicted": model.class_names[int(probs.argmax())],
+            "probabilities": {n: round(float(p), 4) for n, p in zip(model.class_names, probs, strict=True)},
+        }
+        if "age" in out:
+            row["age"] = round(float(out["age"][i]), 1)
+        if prepared.face_found[i] is not None:
+            row["face_found"] = prepared.face_found[i]
+        rows.append(row)
+    return rows

@@ -1,0 +1,147 @@
+"""Turn files of a run folder into things a single offline HTML page can hold.
+
+Why data URIs: the report must open from an e-mail attachment or a USB stick with
+no network and no sibling files, so every image is embedded. Why the path guard:
+manifests are plain JSON a user may have edited; a path like ``../../etc/x`` must
+not pull arbitrary files into a page that is then shared.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_EMBED_BYTES = 1_500_000
+"""Images bigger than this are re-encoded smaller, so a report stays e-mailable."""
+THUMB_SIDE = 640
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+@dataclass
+class Notes:
+    """Collects the short, user-facing reasons why parts of the report are missing."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        self.items.append(" ".join(str(text).split()))
+
+
+def inside(root: Path, rel: str | Path | None) -> Path | None:
+    """``root / rel`` if it exists and stays inside ``root`` (symlinks resolved), else None."""
+    if rel is None or str(rel).strip() == "":
+        return None
+    root = root.resolve()
+    try:
+        path = (root / rel).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+def _mime(data: bytes) -> str | None:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def image_uri(path: Path | None, max_side: int | None = None) -> str | None:
+    """A ``data:`` URI for an image file; None when it is missing or not an image.
+
+    Small PNG/JPEG files are embedded byte for byte (exactly what the run wrote);
+    big ones, unknown formats and any ``max_side`` request go through Pillow.
+    """
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    mime = _mime(data)
+    if mime and max_side is None and len(data) <= MAX_EMBED_BYTES:
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return _reencode(data, max_side or THUMB_SIDE)
+
+
+def _reencode(data: bytes, max_side: int) -> str | None:
+    from agelens.data.images import ImageError, load_image
+
+    try:
+        arr = load_image(data)
+    except ImageError:
+        return None
+    return array_uri(arr, max_side)
+
+
+def array_uri(arr: Any, max_side: int | None = None) -> str:
+    """PNG data URI of an ``HxWx3`` uint8 array, optionally shrunk to ``max_side``."""
+    from PIL import Image
+
+    im = Image.fromarray(arr)
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def read_json(path: Path, notes: Notes, label: str) -> Any | None:
+    """Parsed JSON, or None with a note (missing files are silent: sections are optional)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        notes.add(f"{label}: could not read {path.name} ({reason}); section skipped.")
+        return None
+
+
+_REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+_IMG = re.compile(r'<img src="([^"]*)" alt="([^"]*)"[^>]*>')
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
+
+
+def render_markdown(text: str, base: Path, root: Path) -> str:
+    """Markdown to HTML with raw HTML disabled and no remote references left.
+
+    Local images (inside the run folder) are embedded; remote images become their
+    alt text and remote links become "text (url)" so the page never reaches out.
+    """
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+    def img(m: re.Match[str]) -> str:
+        src, alt = m.group(1), m.group(2)
+        path = None if _REMOTE.match(src) or src.startswith("data:") else inside(base, src)
+        if path is not None and path.resolve().is_relative_to(root.resolve()):
+            uri = image_uri(path)
+            if uri:
+                return f'<img src="{uri}" alt="{alt}">'
+        return f'<span class="muted">[image: {alt or "not embedded"}]</span>'
+
+    def link(m: re.Match[str]) -> str:
+        href, label = m.group(1), m.group(2)
+        if _REMOTE.match(href) or href.lower().startswith(("mailto:", "javascript:", "data:")):
+            shown = href.split("//", 1)[-1]
+            return f'{label} <span class="url">({shown})</span>' if shown != label else label
+        return f'<a href="{href}">{label}</a>' if href.startswith("#") else label
+
+    return _LINK.sub(link, _IMG.sub(img, html))

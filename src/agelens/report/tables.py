@@ -1,0 +1,242 @@
+"""Generic JSON-to-table shaping, so the report survives schema drift in the files it reads.
+
+The scoring and evaluation code is written by other people and will change. Rather
+than bind the page to one schema, any list of dicts or dict of dicts becomes a table,
+scalars become key/value rows, and anything deeper is shown as compact JSON. On top
+of that, method-by-metric tables get direction arrows and a mean-rank ranking when
+the direction of a metric is stated in the file or obvious from its name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_DEPTH = 3
+
+# Name fragments whose direction is unambiguous in this project's scores.
+_LOWER_BETTER = ("deletion", "drop", "error", "loss", "mae", "seconds", "runtime", "time_")
+_HIGHER_BETTER = ("insertion", "pointing", "energy", "accuracy", "increase", "iou", "hit_rate", "f1")
+_BAD_FLAG = ("flag", "fail", "warn", "suspicious", "degenerate", "broken")
+_ROW_KEYS = ("method", "name", "metric", "class", "group", "layer", "region")
+
+
+@dataclass
+class Cell:
+    """One rendered table cell: text, a CSS class and an optional heat (0..1) background."""
+
+    text: str
+    cls: str = ""
+    heat: float | None = None
+    title: str = ""
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]]
+    note: str = ""
+    arrows: dict[str, str] = field(default_factory=dict)  # column -> "↑" / "↓"
+    ranking: list[tuple[str, float]] = field(default_factory=list)  # (row name, mean rank)
+
+
+def fmt(value: Any) -> str:
+    """Numbers short (3 decimals, thousands separators), everything else readable."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:,.3f}"
+    if isinstance(value, list) and all(_scalar(v) for v in value):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict) and _mean_std(value) is not None:
+        mean, std = _mean_std(value)  # type: ignore[misc]
+        return f"{fmt(mean)} ± {fmt(std)}"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str, separators=(", ", ": "))
+        return text if len(text) <= 160 else text[:157] + "…"
+    return str(value)
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+def _mean_std(v: dict) -> tuple[float, float] | None:
+    keys = {k.lower() for k in v}
+    if "mean" in keys and keys <= {"mean", "std", "sem", "n", "ci", "ci95"}:
+        lower = {k.lower(): x for k, x in v.items()}
+        std = lower.get("std", lower.get("sem", 0.0))
+        if isinstance(lower["mean"], int | float) and isinstance(std, int | float):
+            return float(lower["mean"]), float(std)
+    return None
+
+
+def number(v: Any) -> float | None:
+    """A plottable/rankable number from a cell value (``{"mean", "std"}`` counts), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return None if math.isnan(float(v)) else float(v)
+    if isinstance(v, dict) and (ms := _mean_std(v)):
+        return ms[0]
+    return None
+
+
+def cell(column: str, value: Any, heat: bool = False) -> Cell:
+    """A cell with pass/flag badges for booleans and status words, and optional heat."""
+    col = column.lower()
+    if isinstance(value, bool):
+        bad = value if any(w in col for w in _BAD_FLAG) else not value
+        return Cell(("⚠ " if bad else "✓ ") + fmt(value), "badge bad" if bad else "badge good")
+    if isinstance(value, str) and col in ("status", "flag", "result", "verdict", "check"):
+        low = value.lower()
+        if any(w in low for w in ("fail", "flag", "warn", "bad")):
+            return Cell("⚠ " + value, "badge bad")
+        if any(w in low for w in ("pass", "ok", "good")):
+            return Cell("✓ " + value, "badge good")
+    n = number(value)
+    h = n if heat and n is not None and 0.0 <= n <= 1.0 else None
+    return Cell(fmt(value), "num" if n is not None else "", h)
+
+
+def direction(metric: str, stated: dict[str, str]) -> str | None:
+    """``"higher"``/``"lower"`` if stated in the file or obvious from the name, else None."""
+    for key in (metric, metric.lower()):
+        if key in stated:
+            return stated[key]
+    low = metric.lower()
+    if any(w in low for w in ("std", "sem", "support", "count", "n_")) or low == "n":
+        return None
+    if any(w in low for w in _LOWER_BETTER):
+        return "lower"
+    if any(w in low for w in _HIGHER_BETTER):
+        return "higher"
+    return None
+
+
+def stated_directions(obj: Any) -> dict[str, str]:
+    """Collect ``directions`` / ``higher_is_better`` maps found anywhere in a JSON document."""
+    found: dict[str, str] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            kl = str(k).lower()
+            if kl in ("direction", "directions") and isinstance(v, dict):
+                for m, d in v.items():
+                    ds = str(d).lower()
+                    if ds in ("higher", "lower", "max", "min", "up", "down", "↑", "↓"):
+                        found[str(m)] = "higher" if ds in ("higher", "max", "up", "↑") else "lower"
+            elif kl == "higher_is_better" and isinstance(v, dict):
+                found.update({str(m): "higher" if b else "lower" for m, b in v.items() if isinstance(b, bool)})
+            elif isinstance(v, dict | list):
+                for m, d in stated_directions(v).items():
+                    found.setdefault(m, d)
+    elif isinstance(obj, list):
+        for v in obj:
+            for m, d in stated_directions(v).items():
+                found.setdefault(m, d)
+    return found
+
+
+def _is_meta(key: str) -> bool:
+    return key.lower() in ("direction", "directions", "higher_is_better", "ranking", "rank")
+
+
+def _rows_of(obj: Any) -> tuple[str, list[tuple[str, dict]]] | None:
+    """``(row label, [(row name, row dict)])`` if ``obj`` is a list/dict of flat-ish dicts."""
+    if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
+        label = next((k for k in _ROW_KEYS if all(k in r for r in obj)), "")
+        rows = [(str(r.get(label, i + 1)) if label else str(i + 1), r) for i, r in enumerate(obj)]
+        return label or "#", [(n, {k: v for k, v in r.items() if k != label}) for n, r in rows]
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) and not _mean_std(v) for v in obj.values()):
+        return "", [(str(k), v) for k, v in obj.items()]
+    return None
+
+
+def _flat_enough(rows: list[tuple[str, dict]]) -> bool:
+    return all(
+        _scalar(v) or (isinstance(v, dict) and _mean_std(v)) or (isinstance(v, list) and all(map(_scalar, v)))
+        for _, r in rows
+        for v in r.values()
+    )
+
+
+def tables_from_json(
+    obj: Any, title: str, *, heat: bool = False, rank: bool = False, stated: dict[str, str] | None = None,
+    depth: int = 0,
+) -> list[Table]:
+    """Best-effort tables for any JSON value; never raises on odd shapes."""
+    stated = stated if stated is not None else stated_directions(obj)
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if not _is_meta(str(k))}
+    shaped = _rows_of(obj)
+    if shaped and _flat_enough(shaped[1]):
+        return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated)]
+    if isinstance(obj, dict):
+        scalars = {k: v for k, v in obj.items() if _scalar(v) or (isinstance(v, list) and all(map(_scalar, v)))}
+        out = [_key_value(title, scalars)] if scalars else []
+        for k, v in obj.items():
+            if k in scalars:
+                continue
+            sub = f"{title} · {k}" if title else str(k)
+            if depth >= MAX_DEPTH:
+                out.append(_key_value(sub, {"value": v}))
+            else:
+                out.extend(tables_from_json(v, sub, heat=heat, rank=rank, stated=stated, depth=depth + 1))
+        return out
+    if isinstance(obj, list):
+        if shaped:  # list of dicts with nested values: one row each, nested cells as JSON
+            return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated)]
+        return [_key_value(title, {"values": obj})]
+    return [_key_value(title, {"value": obj})]
+
+
+def _key_value(title: str, items: dict) -> Table:
+    rows = [[Cell(str(k), "rowhead"), cell(str(k), v)] for k, v in items.items()]
+    return Table(title, ["", ""], rows)
+
+
+def _grid(
+    title: str, label: str, rows: list[tuple[str, dict]], *, heat: bool, rank: bool, stated: dict[str, str]
+) -> Table:
+    columns: list[str] = []
+    for _, r in rows:
+        columns.extend(str(k) for k in r if str(k) not in columns)
+    body = [[Cell(name, "rowhead")] + [cell(c, r.get(c), heat) for c in columns] for name, r in rows]
+    table = Table(title, [label, *columns], body)
+    if rank and len(rows) > 1:
+        _rank(table, rows, columns, stated)
+    return table
+
+
+def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated: dict[str, str]) -> None:
+    """Arrow each directed metric, bold its best value, and order rows by mean rank."""
+    ranks: dict[str, list[float]] = {name: [] for name, _ in rows}
+    for j, col in enumerate(columns):
+        d = direction(col, stated)
+        values = [number(r.get(col)) for _, r in rows]
+        if d is None or sum(v is not None for v in values) < 2:
+            continue
+        table.arrows[col] = "↑" if d == "higher" else "↓"
+        sign = -1.0 if d == "higher" else 1.0
+        present = sorted((sign * v, i) for i, v in enumerate(values) if v is not None)
+        best = present[0][0]
+        for pos, (key, i) in enumerate(present):
+            tied = [p for p, (k, _) in enumerate(present) if k == key]
+            ranks[rows[i][0]].append(sum(tied) / len(tied) + 1 if tied else pos + 1)
+            if key == best:
+                table.rows[i][j + 1].cls += " best"
+    if table.arrows:
+        scored = [(name, sum(r) / len(r)) for name, r in ranks.items() if r]
+        table.ranking = sorted(scored, key=lambda x: x[1])
+        table.note = "↑ higher is better, ↓ lower is better; best value in bold; rank = mean rank over ↑/↓ metrics."

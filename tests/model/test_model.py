@@ -1,0 +1,148 @@
+"""The model layer end to end on synthetic faces: train, save, reload, evaluate, load others' models."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from agelens.data.synthetic import generate
+from agelens.model.builder import GROUP_LOGITS, ModelConfig, build_age_model
+from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
+from agelens.model.io import ModelLoadError, load_model, read_metadata, save_model, wrap_keras_model
+from agelens.model.train import TrainConfig, lr_at, train
+
+TINY = ModelConfig(input_size=48, alpha=0.35, dropout=0.1, num_classes=3, age_head=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    faces = generate(96, size=48, seed=3)
+    n = 72
+    res = train(
+        faces.images[:n], faces.labels[:n], faces.images[n:], faces.labels[n:],
+        ages_train=faces.ages[:n], ages_val=faces.ages[n:], model_config=TINY,
+        config=TrainConfig(epochs=1, batch_size=24, augment=0.5), verbose=0,
+    )
+    path = save_model(res.model, tmp_path_factory.mktemp("m") / "tiny.keras")
+    return res, path, faces
+
+
+def test_train_one_epoch_records_history(trained):
+    res, _, _ = trained
+    assert len(res.history) == 1
+    assert {"loss", "val_accuracy", "val_macro_f1"} <= set(res.history[0])
+    assert np.isfinite(res.history[0]["loss"])
+
+
+def test_save_reload_gives_identical_predictions_and_metadata(trained):
+    res, path, faces = trained
+    again = load_model(path)
+    a = res.model.predict(faces.images[:8])
+    b = again.predict(faces.images[:8])
+    np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(a["age"], b["age"], atol=1e-4)
+    assert again.class_names == ["young", "middle-aged", "old"]
+    assert again.input_size == 48 and again.has_age
+    meta = read_metadata(path)
+    assert meta["bins"]["edges"] == [30.0, 60.0] and "agelens_version" in meta
+    assert meta["train_config"]["epochs"] == 1
+
+
+def test_saved_model_opens_in_plain_keras_safe_mode(trained):
+    _, path, faces = trained
+    km = keras.saving.load_model(path, safe_mode=True, compile=False)
+    out = km.predict(faces.images[:2].astype("float32"), verbose=0)
+    assert out["age_group"].shape == (2, 3)
+    np.testing.assert_allclose(out["age_group"].sum(1), 1.0, atol=1e-5)
+
+
+def test_evaluate_outputs(trained, tmp_path):
+    res, _, faces = trained
+    probs = res.model.predict(faces.images)["probabilities"]
+    m = classification_metrics(faces.labels, probs.argmax(1), res.model.class_names)
+    assert m["n_images"] == len(faces.labels)
+    assert np.array(m["confusion_matrix"]).sum() == len(faces.labels)
+    files = write_evaluation(m, tmp_path / "ev")
+    assert json.loads(files["json"].read_text())["accuracy"] == m["accuracy"]
+    assert "| young |" in markdown_table(m)
+    assert files["plot"].stat().st_size > 1000
+
+
+def test_metrics_known_answer():
+    m = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["b"]["recall"] == 1.0
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+
+
+def test_preprocessing_lives_in_the_model():
+    km = build_age_model(TINY, seed=0)
+    assert km.get_layer("rescale").scale == pytest.approx(1 / 127.5)
+    assert km.get_layer(GROUP_LOGITS).activation.__name__ == "linear"
+
+
+def test_legacy_h5_mobilenetv2_loads_and_predicts(tmp_path):
+    base = keras.applications.MobileNetV2(weights=None, input_shape=(48, 48, 3), alpha=0.35, classes=3)
+    path = tmp_path / "legacy.h5"
+    base.save(path)  # legacy HDF5 format, as tf.keras 2.x wrote it
+    m = load_model(path)
+    assert m.input_size == 48 and m.class_names == ["young", "middle-aged", "old"]
+    assert not m.rescales_input  # no Rescaling layer inside: inputs are scaled to [0, 1] for it
+    probs = m.predict(np.zeros((2, 48, 48, 3), np.uint8))["probabilities"]
+    assert probs.shape == (2, 3)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04broken zip"])
+def test_corrupt_model_file_gives_one_line_error(tmp_path, content):
+    path = tmp_path / "bad.keras"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError) as exc:
+        load_model(path)
+    msg = str(exc.value)
+    assert msg.startswith(str(path)) and "\n" not in msg
+
+
+def test_missing_model_and_wrong_suffix(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such file"):
+        load_model(tmp_path / "nope.keras")
+    p = tmp_path / "m.onnx"
+    p.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="unsupported"):
+        load_model(p)
+
+
+def test_wrap_plain_model_infers_classes():
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))
+    km = keras.Model(inp, keras.layers.Dense(5, activation="softmax")(x))
+    m = wrap_keras_model(km)
+    assert m.class_names == [f"class {i}" for i in range(5)] and m.input_size == 32
+    with pytest.raises(ModelLoadError):
+        wrap_keras_model(km, class_names=["a", "b"])
+
+
+def test_zip_without_metadata_is_read_as_plain(tmp_path, trained):
+    _, path, _ = trained
+    plain = tmp_path / "plain.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(plain, "w") as dst:
+        for item in src.infolist():
+            if item.filename != "agelens.json":
+                dst.writestr(item, src.read(item.filename))
+    m = load_model(plain)
+    assert m.group_output == "age_group" and m.age_output == "age"
+
+
+def test_schedules():
+    cfg = TrainConfig(epochs=10, learning_rate=1.0, warmup_epochs=2)
+    lrs = [lr_at(e, cfg) for e in range(10)]
+    assert lrs[0] < lrs[1] < lrs[2] and lrs[-1] < 0.1
+    one = [lr_at(e, TrainConfig(epochs=10, learning_rate=1.0, schedule="onecycle")) for e in range(10)]
+    assert max(one) == pytest.approx(1.0, abs=0.15) and one[-1] < one[3]
+    with pytest.raises(ValueError):
+        lr_at(0, TrainConfig(schedule="nope"))
