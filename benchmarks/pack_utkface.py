@@ -11,12 +11,18 @@ import numpy as np
 
 
 def main(src: str, dst: str) -> None:
-    files = sorted(p for p in Path(src).iterdir() if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = sorted(
+        p for p in Path(src).iterdir() if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    )
     blobs = [p.read_bytes() for p in files]
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(dst, data=np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets=offsets,
-             names=np.array([p.name for p in files]))
+    np.savez(
+        dst,
+        data=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+        offsets=offsets,
+        names=np.array([p.name for p in files]),
+    )
     print(f"packed {len(files)} files, {offsets[-1] / 1e6:.1f} MB -> {dst}")
 
 

@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pipeline_speed.json")
     a = ap.parse_args()
 
+    load_before = os.getloadavg()[0]  # the CPUs may be shared: record how busy they were
     with tempfile.TemporaryDirectory() as tmp:
         if a.data.is_dir():
             source = str(a.data)
@@ -116,15 +117,26 @@ def main() -> None:
     for name, rate, secs in rows:
         table.add_row(name, f"{rate:,.0f}", f"{secs:,.1f}")
     Console().print(table)
+    print(f"1-minute load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"epoch-2 pipeline is {n / warm_s / step_rate:,.0f}x the model's training speed")
 
     result = {
-        "source": source, "n_images": n, "size": a.size, "batch": a.batch, "cpus": os.cpu_count(),
-        "machine": platform.machine(), "tensorflow": tf.__version__, "keras": keras.__version__,
-        "check_seconds": check_s, "n_checked": n_checked,
-        "pipeline_epoch1_img_s": n / cold_s, "pipeline_epoch2_img_s": n / warm_s,
+        "source": source,
+        "n_images": n,
+        "size": a.size,
+        "batch": a.batch,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "check_seconds": check_s,
+        "n_checked": n_checked,
+        "pipeline_epoch1_img_s": n / cold_s,
+        "pipeline_epoch2_img_s": n / warm_s,
         "pipeline_epoch2_no_augment_img_s": n / plain_s,
-        "model_train_step_img_s": step_rate, "model_steps_timed": a.steps,
+        "model_train_step_img_s": step_rate,
+        "model_steps_timed": a.steps,
         "pipeline_to_model_ratio_epoch2": n / warm_s / step_rate,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

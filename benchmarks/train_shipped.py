@@ -98,6 +98,12 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--mixed", action="store_true", help="mixed_bfloat16 compute")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=0.99,
+        help="Keras's 0.999 leaves inference-mode predictions constant for thousands of steps",
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     a = ap.parse_args()
     out = Path(a.out)
@@ -105,20 +111,41 @@ def main() -> None:
     t0 = time.time()
     x, ages, names = decode_pack(a.pack)
     if a.limit:
-        x, ages, names = x[:: len(x) // a.limit][: a.limit], ages[:: len(x) // a.limit][: a.limit], names[:: len(x) // a.limit][: a.limit]
+        x, ages, names = (
+            x[:: len(x) // a.limit][: a.limit],
+            ages[:: len(x) // a.limit][: a.limit],
+            names[:: len(x) // a.limit][: a.limit],
+        )
     bins = AgeBins()
     y = bins.index(ages).astype(np.int32)
     split = stratified_split(y, seed=0)
-    print(f"[{a.name}] decoded {len(x)} images in {time.time() - t0:.1f}s; split sizes "
-          f"{np.bincount(split).tolist()}", flush=True)
+    print(
+        f"[{a.name}] decoded {len(x)} images in {time.time() - t0:.1f}s; split sizes "
+        f"{np.bincount(split).tolist()}",
+        flush=True,
+    )
     tr, va, te = (split == 0), (split == 1), (split == 2)
-    (out / f"{a.name}.split.json").write_text(json.dumps(
-        {"seed": 0, "fractions": [0.8, 0.1, 0.1], "test": [names[i] for i in np.flatnonzero(te)],
-         "val": [names[i] for i in np.flatnonzero(va)]}))
+    (out / f"{a.name}.split.json").write_text(
+        json.dumps(
+            {
+                "seed": 0,
+                "fractions": [0.8, 0.1, 0.1],
+                "test": [names[i] for i in np.flatnonzero(te)],
+                "val": [names[i] for i in np.flatnonzero(va)],
+            }
+        )
+    )
 
     if a.mixed:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    cfg = ModelConfig(input_size=a.size, alpha=a.alpha, dropout=a.dropout, num_classes=3, age_head=True)
+    cfg = ModelConfig(
+        input_size=a.size,
+        alpha=a.alpha,
+        dropout=a.dropout,
+        num_classes=3,
+        age_head=True,
+        bn_momentum=a.bn_momentum,
+    )
     core = build_age_model(cfg, seed=a.seed)
     inp = keras.Input((64, 64, 3), name="image64")
     h = keras.layers.Resizing(a.size, a.size, interpolation="bilinear")(inp)
@@ -140,8 +167,11 @@ def main() -> None:
     opt = keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.wd, clipnorm=2.0)
     trainer.compile(
         optimizer=opt,
-        loss={GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=a.smoothing),
-              AGE_DIST: keras.losses.KLDivergence(), AGE_OUTPUT: keras.losses.MeanAbsoluteError()},
+        loss={
+            GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=a.smoothing),
+            AGE_DIST: keras.losses.KLDivergence(),
+            AGE_OUTPUT: keras.losses.MeanAbsoluteError(),
+        },
         loss_weights={GROUP_OUTPUT: 1.0, AGE_DIST: a.age_weight, AGE_OUTPUT: 0.02},
         metrics={GROUP_OUTPUT: ["accuracy"]},
     )
@@ -154,8 +184,11 @@ def main() -> None:
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.time()
             total, warm = state["total"], state["warm"]
-            lr = a.lr * (epoch + 1) / warm if epoch < warm else 0.5 * a.lr * (
-                1 + math.cos(math.pi * (epoch - warm) / max(total - warm, 1)))
+            lr = (
+                a.lr * (epoch + 1) / warm
+                if epoch < warm
+                else 0.5 * a.lr * (1 + math.cos(math.pi * (epoch - warm) / max(total - warm, 1)))
+            )
             self.model.optimizer.learning_rate = max(lr, a.lr * 0.01)
 
         def on_epoch_end(self, epoch, logs=None):
@@ -171,15 +204,26 @@ def main() -> None:
             if acc + f1 > state["best"]:
                 state["best"], state["best_epoch"] = acc + f1, epoch
                 core.save_weights(str(out / f"{a.name}.best.weights.h5"))
-            print(f"[{a.name}] ep {epoch + 1}/{state['total']} {dt:.1f}s loss {logs['loss']:.3f} "
-                  f"train_acc {logs.get('age_group_accuracy', float('nan')):.3f} val_acc {acc:.4f} "
-                  f"val_f1 {f1:.4f}", flush=True)
+            print(
+                f"[{a.name}] ep {epoch + 1}/{state['total']} {dt:.1f}s loss {logs['loss']:.3f} "
+                f"train_acc {logs.get('age_group_accuracy', float('nan')):.3f} val_acc {acc:.4f} "
+                f"val_f1 {f1:.4f}",
+                flush=True,
+            )
             if epoch + 1 >= state["total"]:
                 self.model.stop_training = True
 
     t_train = time.time()
-    trainer.fit(x[tr], sel(tr), sample_weight=w[tr], batch_size=a.batch, epochs=a.max_epochs,
-                callbacks=[Budget()], verbose=0, shuffle=True)
+    trainer.fit(
+        x[tr],
+        sel(tr),
+        sample_weight=w[tr],
+        batch_size=a.batch,
+        epochs=a.max_epochs,
+        callbacks=[Budget()],
+        verbose=0,
+        shuffle=True,
+    )
     train_wall = time.time() - t_train
 
     # Keep the best epoch's weights, copy them into a float32 model and evaluate.
@@ -193,12 +237,18 @@ def main() -> None:
     age_mae = float(np.mean(np.abs(pred[AGE_OUTPUT][:, 0] - ages[te])))
     dist_group = bins.index(pred[AGE_OUTPUT][:, 0])
     result = {
-        "name": a.name, "args": vars(a), "backend": keras.backend.backend(),
-        "epochs_run": state["total"], "epoch_seconds": state["t_epoch"], "train_wall_s": train_wall,
+        "name": a.name,
+        "args": vars(a),
+        "backend": keras.backend.backend(),
+        "epochs_run": state["total"],
+        "epoch_seconds": state["t_epoch"],
+        "train_wall_s": train_wall,
         "best_epoch": state["best_epoch"] + 1,
-        "test_accuracy": float(np.mean(p_te == y[te])), "test_macro_f1": macro_f1(y[te], p_te, 3),
+        "test_accuracy": float(np.mean(p_te == y[te])),
+        "test_macro_f1": macro_f1(y[te], p_te, 3),
         "test_accuracy_from_age": float(np.mean(dist_group == y[te])),
-        "test_age_mae": age_mae, "n_test": int(te.sum()),
+        "test_age_mae": age_mae,
+        "n_test": int(te.sum()),
     }
     final.save(str(out / f"{a.name}.keras"))
     (out / f"{a.name}.result.json").write_text(json.dumps(result, indent=1))

@@ -28,8 +28,6 @@ SEEDS = [
 ]
 
 
-
-
 def _patched(seed: int, offset: int, value: int) -> bytes:
     data = bytearray(SEEDS[seed])
     data[offset] = value

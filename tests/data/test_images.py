@@ -72,6 +72,11 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "not found" in _reason(e)
 
 
+def test_invalid_path(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="invalid path"):
+        load_image(str(tmp_path / "a\0b.jpg"))
+
+
 def test_directory_is_not_an_image(tmp_path: Path) -> None:
     with pytest.raises(ImageError) as e:
         load_image(tmp_path)

@@ -23,9 +23,15 @@ def trained(tmp_path_factory):
     faces = generate(96, size=48, seed=3)
     n = 72
     res = train(
-        faces.images[:n], faces.labels[:n], faces.images[n:], faces.labels[n:],
-        ages_train=faces.ages[:n], ages_val=faces.ages[n:], model_config=TINY,
-        config=TrainConfig(epochs=1, batch_size=24, augment=0.5), verbose=0,
+        faces.images[:n],
+        faces.labels[:n],
+        faces.images[n:],
+        faces.labels[n:],
+        ages_train=faces.ages[:n],
+        ages_val=faces.ages[n:],
+        model_config=TINY,
+        config=TrainConfig(epochs=1, batch_size=24, augment=0.5),
+        verbose=0,
     )
     path = save_model(res.model, tmp_path_factory.mktemp("m") / "tiny.keras")
     return res, path, faces

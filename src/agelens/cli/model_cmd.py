@@ -83,26 +83,56 @@ def train_command(
     import numpy as np
 
     has_ages = ds.has_ages and age_head
-    typer.echo(f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})")
+    typer.echo(
+        f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})"
+    )
     result = train(
-        xtr, np.array(ytr), xva, np.array(yva),
+        xtr,
+        np.array(ytr),
+        xva,
+        np.array(yva),
         ages_train=np.array(atr, dtype=np.float32) if has_ages else None,
         ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
-        model_config=ModelConfig(size, alpha, dropout, age_bins.num_classes if ds.format != "folders"
-                                 else len(ds.class_names), has_ages),
-        config=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, schedule=schedule,
-                           label_smoothing=label_smoothing, class_weight_power=class_weights,
-                           augment=augment, patience=patience, seed=seed),
+        model_config=ModelConfig(
+            size,
+            alpha,
+            dropout,
+            age_bins.num_classes if ds.format != "folders" else len(ds.class_names),
+            has_ages,
+        ),
+        config=TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            schedule=schedule,
+            label_smoothing=label_smoothing,
+            class_weight_power=class_weights,
+            augment=augment,
+            patience=patience,
+            seed=seed,
+        ),
         bins=age_bins if ds.format != "folders" else None,
         class_names=ds.class_names,
         checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
         resume=resume,
         tensorboard=tensorboard,
-        data_summary={"source": str(data), "format": ds.format, "counts": ds.counts(),
-                      "n_train": len(xtr), "n_val": len(xva), "n_test": len(xte), "split_seed": seed},
+        data_summary={
+            "source": str(data),
+            "format": ds.format,
+            "counts": ds.counts(),
+            "n_train": len(xtr),
+            "n_val": len(xva),
+            "n_test": len(xte),
+            "split_seed": seed,
+        },
     )
-    m = classification_metrics(np.array(yte), result.model.predict(xte)["probabilities"].argmax(1),
-                               result.model.class_names) if len(xte) else {}
+    m = (
+        classification_metrics(
+            np.array(yte), result.model.predict(xte)["probabilities"].argmax(1), result.model.class_names
+        )
+        if len(xte)
+        else {}
+    )
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
     out.with_name(out.stem + ".checkpoint.keras").unlink(missing_ok=True)
@@ -115,7 +145,9 @@ def train_command(
 def evaluate_command(
     data: Annotated[Path, typer.Argument(help="Labelled data: UTKFace-style folder, class folders, or CSV.")],
     model: ModelOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
     holdout: Annotated[
         Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")

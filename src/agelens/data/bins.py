@@ -30,9 +30,7 @@ class AgeBins:
         if list(edges) != sorted(set(edges)):
             raise ValueError(f"age bin edges must be strictly increasing, got {edges}")
         if len(self.names) != len(edges) + 1:
-            raise ValueError(
-                f"{len(edges)} edges need {len(edges) + 1} class names, got {len(self.names)}"
-            )
+            raise ValueError(f"{len(edges)} edges need {len(edges) + 1} class names, got {len(self.names)}")
 
     @classmethod
     def parse(cls, edges: str | Sequence[float] | None, names: str | Sequence[str] | None = None) -> AgeBins:
@@ -44,7 +42,9 @@ class AgeBins:
         else:
             e = tuple(float(x) for x in edges)
         if names is None:
-            n: tuple[str, ...] = DEFAULT_NAMES if len(e) == 2 else tuple(_default_name(e, i) for i in range(len(e) + 1))
+            n: tuple[str, ...] = (
+                DEFAULT_NAMES if len(e) == 2 else tuple(_default_name(e, i) for i in range(len(e) + 1))
+            )
         elif isinstance(names, str):
             n = tuple(x.strip() for x in names.split(",") if x.strip())
         else:

@@ -108,6 +108,8 @@ def _read_file(path: Path) -> bytes:
         raise ImageError(path, "is a directory, not an image file") from None
     except OSError as e:
         raise ImageError(path, f"cannot read file ({e.strerror or type(e).__name__})") from None
+    except ValueError as e:  # e.g. a NUL byte in the path
+        raise ImageError(repr(str(path)), f"invalid path ({e})") from None
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
     return data

@@ -100,8 +100,10 @@ class Dataset:
 
     def counts(self) -> dict[str, int]:
         """Records per class, in class order, zeros included."""
-        n = np.bincount(self.labels, minlength=len(self.class_names)) if self.records else [0] * len(
-            self.class_names
+        n = (
+            np.bincount(self.labels, minlength=len(self.class_names))
+            if self.records
+            else [0] * len(self.class_names)
         )
         return {name: int(n[i]) for i, name in enumerate(self.class_names)}
 
@@ -242,6 +244,13 @@ def load_dataset(
     path = Path(path)
     if format not in FORMATS:
         raise DatasetError(path, f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    try:
+        return _load(path, format, bins, check_images, workers)
+    except OSError as e:  # e.g. a folder we may not list
+        raise DatasetError(getattr(e, "filename", None) or path, f"cannot read ({e.strerror or e})") from None
+
+
+def _load(path: Path, format: str, bins: AgeBins, check_images: bool, workers: int | None) -> Dataset:
     if not path.exists():
         raise DatasetError(path, "no such file or folder")
     fmt = detect_format(path) if format == "auto" else format
@@ -348,8 +357,9 @@ def _read_csv(csv_path: Path, bins: AgeBins) -> tuple[list[Record], list[str], l
     return records, names, problems
 
 
-def _csv_ages(entries: list[tuple[int, Path, str]], bins: AgeBins, csv_path: Path,
-              problems: list[Problem]) -> list[Record]:
+def _csv_ages(
+    entries: list[tuple[int, Path, str]], bins: AgeBins, csv_path: Path, problems: list[Problem]
+) -> list[Record]:
     records = []
     for line, p, value in entries:
         try:
@@ -365,8 +375,9 @@ def _csv_ages(entries: list[tuple[int, Path, str]], bins: AgeBins, csv_path: Pat
     return records
 
 
-def _csv_labels(entries: list[tuple[int, Path, str]], bins: AgeBins, csv_path: Path,
-                problems: list[Problem]) -> tuple[list[Record], list[str]]:
+def _csv_labels(
+    entries: list[tuple[int, Path, str]], bins: AgeBins, csv_path: Path, problems: list[Problem]
+) -> tuple[list[Record], list[str]]:
     """Labels are indices into ``bins.names`` when every value is an integer, else class names."""
     values = [v for _, _, v in entries if v]
     as_index = bool(values) and all(v.isascii() and v.isdigit() for v in values)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,7 +37,7 @@ CONTEXT_KEYS = ("predict_fn", "masks", "model", "model_explainer", "batch_size",
 
 @dataclass(frozen=True)
 class Score:
-    """Mean of per-image scores with a 95% percentile-bootstrap CI; NaN scores (not applicable) are dropped."""
+    """Mean of per-image scores with a 95% percentile-bootstrap CI; NaN (not applicable) is dropped."""
 
     mean: float
     ci_low: float
@@ -64,7 +65,7 @@ class Score:
         return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
 
     def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
+        return "n/a" if self.n == 0 else f"{self.mean:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
 
 
 def bootstrap_ci(
@@ -77,7 +78,10 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     chunk = max(1, 2_000_000 // v.size)
     means = np.concatenate(
-        [v[rng.integers(0, v.size, (min(chunk, n_boot - s), v.size))].mean(1) for s in range(0, n_boot, chunk)]
+        [
+            v[rng.integers(0, v.size, (min(chunk, n_boot - s), v.size))].mean(1)
+            for s in range(0, n_boot, chunk)
+        ]
     )
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
@@ -173,7 +177,9 @@ def check_inputs(x: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> tuple[
     return x, maps, targets
 
 
-def random_maps(n: int, size: int, seed: int = 0, *, cells: int | None = None, sigma: float = 0.0) -> np.ndarray:
+def random_maps(
+    n: int, size: int, seed: int = 0, *, cells: int | None = None, sigma: float = 0.0
+) -> np.ndarray:
     """Uniform-noise maps in [0, 1]: the "explains nothing" baseline every method must beat.
 
     ``cells`` draws noise on a ``cells x cells`` grid and upsamples it bilinearly (like a
@@ -190,14 +196,8 @@ def random_maps(n: int, size: int, seed: int = 0, *, cells: int | None = None, s
     return normalise_maps(m)
 
 
-def smoothness_sigma(maps: np.ndarray) -> float:
-    """Blur ``sigma`` that gives white noise the same lag-1 autocorrelation as ``maps``.
-
-    Why: random maps as smooth as a method's maps are the fair baseline for that method
-    (deleting blobs hurts a CNN differently from deleting scattered pixels). For
-    Gaussian-blurred white noise the lag-1 autocorrelation is ``exp(-1 / (4 sigma^2))``,
-    so we invert that for the maps' mean autocorrelation.
-    """
+def _lag1(maps: np.ndarray) -> float:
+    """Mean lag-1 spatial autocorrelation of maps (rows and columns), constant maps left out."""
     m = np.asarray(maps, dtype=np.float64)
     m = m - m.mean(axis=(1, 2), keepdims=True)
     var = (m**2).sum(axis=(1, 2))
@@ -205,9 +205,31 @@ def smoothness_sigma(maps: np.ndarray) -> float:
     if not ok.any():
         return 0.0
     m, var = m[ok], var[ok]
-    rho = 0.5 * ((m[:, 1:] * m[:, :-1]).sum(axis=(1, 2)) + (m[:, :, 1:] * m[:, :, :-1]).sum(axis=(1, 2))) / var
-    rho = float(np.clip(np.mean(rho), 0.0, 0.9999))
-    return 0.0 if rho < 0.05 else float(np.sqrt(-1.0 / (4.0 * np.log(rho))))
+    cov = (m[:, 1:] * m[:, :-1]).sum(axis=(1, 2)) + (m[:, :, 1:] * m[:, :, :-1]).sum(axis=(1, 2))
+    return float(np.mean(0.5 * cov / var))
+
+
+@lru_cache(maxsize=16)
+def _lag1_calibration(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Measured lag-1 autocorrelation of blurred noise maps of this size, over a grid of sigmas."""
+    sigmas = np.r_[0.0, np.geomspace(0.3, size / 3, 40)]
+    rhos = np.array([_lag1(random_maps(6, size, seed=99, sigma=s)) for s in sigmas])
+    return sigmas, np.maximum.accumulate(rhos)
+
+
+def smoothness_sigma(maps: np.ndarray) -> float:
+    """Blur ``sigma`` that gives white noise the same lag-1 autocorrelation as ``maps``.
+
+    Why: random maps as smooth as a method's maps are the fair baseline for that method
+    (deleting blobs hurts a CNN differently from deleting scattered pixels). The
+    autocorrelation of blurred noise is measured on a grid of sigmas at the maps' size
+    (so finite-size bias cancels) and inverted by interpolation.
+    """
+    rho = _lag1(maps)
+    sigmas, rhos = _lag1_calibration(int(np.shape(maps)[1]))
+    if rho <= rhos[0] + 0.02:
+        return 0.0
+    return float(np.interp(rho, rhos, sigmas))
 
 
 def random_explainer(size: int, seed: int = 0, sigma: float = 0.0) -> Explainer:

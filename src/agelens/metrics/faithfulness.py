@@ -43,7 +43,11 @@ class _PixelCurve(Metric):
     deletes: ClassVar[bool]
 
     def __init__(
-        self, step: float = 0.02, baseline: str = "black", blur_sigma: float | None = None, progress: bool = False
+        self,
+        step: float = 0.02,
+        baseline: str = "black",
+        blur_sigma: float | None = None,
+        progress: bool = False,
     ) -> None:
         if not 0 < step <= 0.5:
             raise ValueError(f"step is a fraction of the image in (0, 0.5], got {step}")
@@ -81,14 +85,16 @@ class Deletion(_PixelCurve):
 
 
 class Insertion(_PixelCurve):
-    """AUC of target probability while inserting the most relevant pixels into a blurred image; higher is better."""
+    """AUC of target probability while inserting the most relevant pixels into a blur; higher is better."""
 
     name = "insertion"
     higher_is_better = True
     deletes = False
 
 
-def _masked_probs(x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> tuple[np.ndarray, ...]:
+def _masked_probs(
+    x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context
+) -> tuple[np.ndarray, ...]:
     peak = maps.max(axis=(1, 2), keepdims=True)
     soft = np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0)
     y = target_probs(ctx.predict_fn, x, targets, ctx.batch_size)
@@ -97,7 +103,7 @@ def _masked_probs(x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Con
 
 
 class AverageDrop(Metric):
-    """``max(0, Y - O) / Y`` per image, Y on the image and O on ``image x map``; lower is better (paper: x100)."""
+    """``max(0, Y - O) / Y`` , Y on the image, O on ``image x map``; lower is better (paper: x100)."""
 
     name = "average_drop"
     higher_is_better = False
@@ -109,7 +115,7 @@ class AverageDrop(Metric):
 
 
 class IncreaseInConfidence(Metric):
-    """1 where ``image x map`` is more confident in the target than the image (mean: share of images); higher is better."""
+    """1 where ``image x map`` beats the image's target probability (mean: share); higher is better."""
 
     name = "increase_in_confidence"
     higher_is_better = True
@@ -127,7 +133,10 @@ class _Road(Metric):
     most_relevant_first: ClassVar[bool]
 
     def __init__(
-        self, levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), noise_std: float = 0.01 * 255, progress: bool = False
+        self,
+        levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+        noise_std: float = 0.01 * 255,
+        progress: bool = False,
     ) -> None:
         lv = np.asarray(levels, dtype=np.float64)
         if lv.size == 0 or (lv <= 0).any() or (lv >= 1).any():
@@ -144,7 +153,10 @@ class _Road(Metric):
 
         def build(ii: np.ndarray, kk: np.ndarray) -> np.ndarray:
             return np.stack(
-                [noisy_linear_impute(x[i], ranks[i] < counts[k], self.noise_std, rng) for i, k in zip(ii, kk, strict=True)]
+                [
+                    noisy_linear_impute(x[i], ranks[i] < counts[k], self.noise_std, rng)
+                    for i, k in zip(ii, kk, strict=True)
+                ]
             )
 
         curves = run_curves(
@@ -162,7 +174,7 @@ class RoadMoRF(_Road):
 
 
 class RoadLeRF(_Road):
-    """ROAD, least relevant first: removing what the map calls irrelevant should keep the probability; higher is better."""
+    """ROAD, least relevant first: removing the "irrelevant" should keep the probability; higher is better."""
 
     name = "road_lerf"
     higher_is_better = True

@@ -44,7 +44,7 @@ def default_blur_sigma(size: int) -> float:
 
 
 def baseline_images(x: np.ndarray, kind: str, sigma: float | None = None) -> np.ndarray:
-    """What removed pixels become: ``black`` (0, as in RISE deletion), ``blur`` or ``mean`` (per-image colour)."""
+    """What removed pixels become: ``black`` (0, as in RISE), ``blur`` or ``mean`` (per-image colour)."""
     if kind == "black":
         return np.zeros_like(x, dtype=np.float32)
     if kind == "blur":
@@ -61,10 +61,14 @@ def pair_chunks(n_images: int, n_steps: int, batch_size: int) -> Iterator[tuple[
         yield ii[s : s + batch_size], kk[s : s + batch_size]
 
 
-def target_probs(predict_fn: PredictFn, x: np.ndarray, targets: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def target_probs(
+    predict_fn: PredictFn, x: np.ndarray, targets: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
     """Probability of each image's target class, predicted in batches."""
     out = [
-        np.asarray(predict_fn(x[s : s + batch_size]))[np.arange(min(batch_size, len(x) - s)), targets[s : s + batch_size]]
+        np.asarray(predict_fn(x[s : s + batch_size]))[
+            np.arange(min(batch_size, len(x) - s)), targets[s : s + batch_size]
+        ]
         for s in range(0, len(x), batch_size)
     ]
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
@@ -120,7 +124,7 @@ _PAIR_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = 
 
 
 def impute_linear(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """Fill ``removed`` pixels so each equals the weighted mean of its 8 neighbours (ROAD's linear imputation).
+    """Fill ``removed`` pixels so each is the weighted mean of its 8 neighbours (ROAD's linear imputation).
 
     The removed pixels are the unknowns of one sparse linear system, ``D u - W_uu u =
     W_uk k`` (known neighbours on the right), solved for all channels at once. Every
@@ -149,13 +153,19 @@ def impute_linear(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
     a = sparse.csr_matrix(
         (
             np.concatenate([diag, -wt[unknown_q]]),
-            (np.concatenate([np.arange(m), idx[p[unknown_q]]]), np.concatenate([np.arange(m), idx[q[unknown_q]]])),
+            (
+                np.concatenate([np.arange(m), idx[p[unknown_q]]]),
+                np.concatenate([np.arange(m), idx[q[unknown_q]]]),
+            ),
         ),
         shape=(m, m),
     )
     known = ~unknown_q
     rhs = np.stack(
-        [np.bincount(idx[p[known]], weights=wt[known] * flat[q[known], ch], minlength=m) for ch in range(flat.shape[1])],
+        [
+            np.bincount(idx[p[known]], weights=wt[known] * flat[q[known], ch], minlength=m)
+            for ch in range(flat.shape[1])
+        ],
         axis=1,
     )
     sol = spsolve(a.tocsc(), rhs)

@@ -37,6 +37,10 @@ class ModelConfig:
     dropout: float = 0.2
     num_classes: int = 3
     age_head: bool = True
+    # Keras's MobileNetV2 uses BatchNorm momentum 0.999: right for long runs, but after a
+    # few hundred steps (the demo) its moving statistics are still mostly initial values
+    # and inference-mode predictions are near constant. None keeps the Keras default.
+    bn_momentum: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +60,10 @@ def build_age_model(config: ModelConfig = ModelConfig(), seed: int | None = None
         include_top=False,
         weights=None,
     )
+    if config.bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.bn_momentum
     features = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     features = keras.layers.Dropout(config.dropout, name="head_dropout")(features)
     logits = keras.layers.Dense(config.num_classes, name=GROUP_LOGITS)(features)

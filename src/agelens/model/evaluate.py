@@ -51,7 +51,9 @@ def markdown_table(m: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, v in m["per_class"].items():
-        lines.append(f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+        lines.append(
+            f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+        )
     total = sum(v["support"] for v in m["per_class"].values())
     lines += [
         f"| **accuracy** | | | {m['accuracy']:.3f} | {total} |",
@@ -77,13 +79,24 @@ def plot_confusion(m: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm, cmn, names = np.array(m["confusion_matrix"]), np.array(m["confusion_matrix_normalized"]), m["class_names"]
+    cm, cmn, names = (
+        np.array(m["confusion_matrix"]),
+        np.array(m["confusion_matrix_normalized"]),
+        m["class_names"],
+    )
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 1.2 * len(names) + 1.6), dpi=120)
     ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{cm[i, j]}\n{cmn[i, j]:.0%}", ha="center", va="center",
-                    color="white" if cmn[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{cmn[i, j]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if cmn[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")

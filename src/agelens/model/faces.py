@@ -41,7 +41,9 @@ def detect_faces(img: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 
 
-def crop_largest_face(img: np.ndarray, margin: float = MARGIN) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+def crop_largest_face(
+    img: np.ndarray, margin: float = MARGIN
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """Return ``(crop, box)``; the image itself and ``None`` when no face is found.
 
     An image whose largest face already fills most of it is returned unchanged

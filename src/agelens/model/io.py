@@ -157,7 +157,9 @@ def load_model(
         km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(path, f"not a loadable Keras model ({type(exc).__name__}: {reason[:200]})") from None
+        raise ModelLoadError(
+            path, f"not a loadable Keras model ({type(exc).__name__}: {reason[:200]})"
+        ) from None
     meta = read_metadata(path) if path.suffix == ".keras" else {}
     return wrap_keras_model(km, metadata=meta, input_size=input_size, class_names=class_names, path=path)
 

@@ -70,8 +70,12 @@ def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImage
     ok = [(p, r) for p, r in zip(paths, results, strict=True) if not isinstance(r, Problem)]
     batch = np.stack([r[2] for _, r in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
     return PreparedImages(
-        [p for p, _ in ok], [r[0] for _, r in ok], [r[1] for _, r in ok], batch,
-        [r[3] for _, r in ok], [r for r in results if isinstance(r, Problem)],
+        [p for p, _ in ok],
+        [r[0] for _, r in ok],
+        [r[1] for _, r in ok],
+        batch,
+        [r[3] for _, r in ok],
+        [r for r in results if isinstance(r, Problem)],
     )
 
 

@@ -121,8 +121,7 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
     if shuffle:
         ds = ds.shuffle(min(len(x), 20000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
-    cast = (lambda a, b, c: (tf.cast(a, tf.float32), b, c))
-    ds = ds.map(cast, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b, c: (tf.cast(a, tf.float32), b, c), num_parallel_calls=tf.data.AUTOTUNE)
     if aug is not None:
         ds = ds.map(lambda a, b, c: (aug(a, training=True), b, c), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -176,9 +175,7 @@ def train(
         "data": data_summary or {},
         "rescales_input": True,
     }
-    wrapped = AgeModel(
-        km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None
-    )
+    wrapped = AgeModel(km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None)
 
     loss = {GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)}
     weights = {GROUP_OUTPUT: 1.0}
@@ -221,7 +218,9 @@ def train(
             row = {
                 "epoch": epoch + 1,
                 "loss": float(logs.get("loss", float("nan"))),
-                "train_accuracy": float(logs.get(f"{GROUP_OUTPUT}_accuracy", logs.get("accuracy", float("nan")))),
+                "train_accuracy": float(
+                    logs.get(f"{GROUP_OUTPUT}_accuracy", logs.get("accuracy", float("nan")))
+                ),
                 "val_accuracy": m["accuracy"],
                 "val_macro_f1": m["macro_f1"],
                 "lr": float(lr_at(epoch, cfg)),
@@ -232,8 +231,12 @@ def train(
             if score > state["best"]:
                 state.update(best=score, best_epoch=epoch + 1, best_weights=km.get_weights(), wait=0)
                 if checkpoint:
-                    wrapped.metadata["training"] = {"epochs_done": epoch + 1, "best_epoch": epoch + 1,
-                                                    "history": history, "val": m}
+                    wrapped.metadata["training"] = {
+                        "epochs_done": epoch + 1,
+                        "best_epoch": epoch + 1,
+                        "history": history,
+                        "val": m,
+                    }
                     save_model(wrapped, checkpoint)
             else:
                 state["wait"] += 1
@@ -241,7 +244,8 @@ def train(
                     self.model.stop_training = True
             if verbose:
                 print(
-                    f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.3f}  train_acc {row['train_accuracy']:.3f}"
+                    f"epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.3f}"
+                    f"  train_acc {row['train_accuracy']:.3f}"
                     f"  val_acc {m['accuracy']:.3f}  val_macro_f1 {m['macro_f1']:.3f}"
                     + ("  *best*" if state["best_epoch"] == epoch + 1 else ""),
                     flush=True,
@@ -253,7 +257,10 @@ def train(
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard)))
     train_model.fit(
-        ds, epochs=cfg.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+        ds,
+        epochs=cfg.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
         verbose=1 if verbose > 1 else 0,
     )
     if state["best_weights"] is not None:

@@ -31,6 +31,7 @@ class Cell:
     cls: str = ""
     heat: float | None = None
     title: str = ""
+    sub: str = ""  # small print after the value, e.g. a confidence interval
 
 
 @dataclass
@@ -59,9 +60,8 @@ def fmt(value: Any) -> str:
         return f"{value:,.3f}"
     if isinstance(value, list) and all(_scalar(v) for v in value):
         return ", ".join(fmt(v) for v in value)
-    if isinstance(value, dict) and _mean_std(value) is not None:
-        mean, std = _mean_std(value)  # type: ignore[misc]
-        return f"{fmt(mean)} ± {fmt(std)}"
+    if isinstance(value, dict) and (st := stat(value)) is not None:
+        return f"{fmt(st[0])} {st[1]}".strip()
     if isinstance(value, dict | list):
         text = json.dumps(value, default=str, separators=(", ", ": "))
         return text if len(text) <= 160 else text[:157] + "…"
@@ -72,14 +72,22 @@ def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
 
-def _mean_std(v: dict) -> tuple[float, float] | None:
-    keys = {k.lower() for k in v}
-    if "mean" in keys and keys <= {"mean", "std", "sem", "n", "ci", "ci95"}:
-        lower = {k.lower(): x for k, x in v.items()}
-        std = lower.get("std", lower.get("sem", 0.0))
-        if isinstance(lower["mean"], int | float) and isinstance(std, int | float):
-            return float(lower["mean"]), float(std)
-    return None
+_STAT_KEYS = {"mean", "std", "sem", "n", "ci_low", "ci_high", "lo", "hi", "median", "higher_is_better"}
+
+
+def stat(v: Any) -> tuple[float, str] | None:
+    """``(mean, "[lo, hi]" or "± std")`` for a summary dict such as metrics' ``Score.to_dict()``."""
+    if not isinstance(v, dict):
+        return None
+    low = {str(k).lower(): x for k, x in v.items()}
+    mean = low.get("mean")
+    if not isinstance(mean, int | float) or isinstance(mean, bool) or not set(low) <= _STAT_KEYS:
+        return None
+    lo, hi = low.get("ci_low", low.get("lo")), low.get("ci_high", low.get("hi"))
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and not (math.isnan(lo) or math.isnan(hi)):
+        return float(mean), f"[{fmt(float(lo))}, {fmt(float(hi))}]"
+    spread = low.get("std", low.get("sem"))
+    return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
 
 
 def number(v: Any) -> float | None:
@@ -88,8 +96,8 @@ def number(v: Any) -> float | None:
         return None
     if isinstance(v, int | float):
         return None if math.isnan(float(v)) else float(v)
-    if isinstance(v, dict) and (ms := _mean_std(v)):
-        return ms[0]
+    if (st := stat(v)) is not None:
+        return None if math.isnan(st[0]) else st[0]
     return None
 
 
@@ -107,6 +115,9 @@ def cell(column: str, value: Any, heat: bool = False) -> Cell:
             return Cell("✓ " + value, "badge good")
     n = number(value)
     h = n if heat and n is not None and 0.0 <= n <= 1.0 else None
+    if (st := stat(value)) is not None:
+        size = value.get("n")
+        return Cell(fmt(st[0]), "num", h, f"n = {size}" if isinstance(size, int) else "", st[1])
     return Cell(fmt(value), "num" if n is not None else "", h)
 
 
@@ -129,6 +140,8 @@ def stated_directions(obj: Any) -> dict[str, str]:
     """Collect ``directions`` / ``higher_is_better`` maps found anywhere in a JSON document."""
     found: dict[str, str] = {}
     if isinstance(obj, dict):
+        if isinstance(obj.get("name"), str) and isinstance(obj.get("higher_is_better"), bool):
+            found[obj["name"]] = "higher" if obj["higher_is_better"] else "lower"
         for k, v in obj.items():
             kl = str(k).lower()
             if kl in ("direction", "directions") and isinstance(v, dict):
@@ -137,7 +150,9 @@ def stated_directions(obj: Any) -> dict[str, str]:
                     if ds in ("higher", "lower", "max", "min", "up", "down", "↑", "↓"):
                         found[str(m)] = "higher" if ds in ("higher", "max", "up", "↑") else "lower"
             elif kl == "higher_is_better" and isinstance(v, dict):
-                found.update({str(m): "higher" if b else "lower" for m, b in v.items() if isinstance(b, bool)})
+                found.update(
+                    {str(m): "higher" if b else "lower" for m, b in v.items() if isinstance(b, bool)}
+                )
             elif isinstance(v, dict | list):
                 for m, d in stated_directions(v).items():
                     found.setdefault(m, d)
@@ -157,22 +172,38 @@ def _rows_of(obj: Any) -> tuple[str, list[tuple[str, dict]]] | None:
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         label = next((k for k in _ROW_KEYS if all(k in r for r in obj)), "")
         rows = [(str(r.get(label, i + 1)) if label else str(i + 1), r) for i, r in enumerate(obj)]
-        return label or "#", [(n, {k: v for k, v in r.items() if k != label}) for n, r in rows]
-    if isinstance(obj, dict) and obj and all(isinstance(v, dict) and not _mean_std(v) for v in obj.values()):
-        return "", [(str(k), v) for k, v in obj.items()]
+        return label or "#", [(n, _flatten({k: v for k, v in r.items() if k != label})) for n, r in rows]
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) and stat(v) is None for v in obj.values()):
+        return "", [(str(k), _flatten(v)) for k, v in obj.items()]
     return None
 
 
+def is_leaf(v: Any) -> bool:
+    return _scalar(v) or stat(v) is not None or (isinstance(v, list) and all(map(_scalar, v)))
+
+
+def _flatten(row: dict) -> dict:
+    """Lift one level of nesting into "outer · inner" columns (e.g. a ranking's per-metric ranks)."""
+    out: dict = {}
+    for k, v in row.items():
+        if isinstance(v, dict) and stat(v) is None and v and all(is_leaf(x) for x in v.values()):
+            out.update({f"{k} · {kk}": x for kk, x in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
 def _flat_enough(rows: list[tuple[str, dict]]) -> bool:
-    return all(
-        _scalar(v) or (isinstance(v, dict) and _mean_std(v)) or (isinstance(v, list) and all(map(_scalar, v)))
-        for _, r in rows
-        for v in r.values()
-    )
+    return all(is_leaf(v) for _, r in rows for v in r.values())
 
 
 def tables_from_json(
-    obj: Any, title: str, *, heat: bool = False, rank: bool = False, stated: dict[str, str] | None = None,
+    obj: Any,
+    title: str,
+    *,
+    heat: bool = False,
+    rank: bool = False,
+    stated: dict[str, str] | None = None,
     depth: int = 0,
 ) -> list[Table]:
     """Best-effort tables for any JSON value; never raises on odd shapes."""
@@ -183,7 +214,7 @@ def tables_from_json(
     if shaped and _flat_enough(shaped[1]):
         return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated)]
     if isinstance(obj, dict):
-        scalars = {k: v for k, v in obj.items() if _scalar(v) or (isinstance(v, list) and all(map(_scalar, v)))}
+        scalars = {k: v for k, v in obj.items() if is_leaf(v)}
         out = [_key_value(title, scalars)] if scalars else []
         for k, v in obj.items():
             if k in scalars:
@@ -220,23 +251,28 @@ def _grid(
 
 
 def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated: dict[str, str]) -> None:
-    """Arrow each directed metric, bold its best value, and order rows by mean rank."""
-    ranks: dict[str, list[float]] = {name: [] for name, _ in rows}
+    """Arrow each directed metric, bold its best value, and order rows by mean rank (ties share)."""
+    ranks: list[list[float]] = [[] for _ in rows]
     for j, col in enumerate(columns):
         d = direction(col, stated)
         values = [number(r.get(col)) for _, r in rows]
-        if d is None or sum(v is not None for v in values) < 2:
+        keys = [None if v is None else (-v if d == "higher" else v) for v in values]
+        present = [k for k in keys if k is not None]
+        if d is None or len(present) < 2:
             continue
         table.arrows[col] = "↑" if d == "higher" else "↓"
-        sign = -1.0 if d == "higher" else 1.0
-        present = sorted((sign * v, i) for i, v in enumerate(values) if v is not None)
-        best = present[0][0]
-        for pos, (key, i) in enumerate(present):
-            tied = [p for p, (k, _) in enumerate(present) if k == key]
-            ranks[rows[i][0]].append(sum(tied) / len(tied) + 1 if tied else pos + 1)
-            if key == best:
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            better, equal = sum(k < key for k in present), sum(k == key for k in present)
+            ranks[i].append(better + (equal + 1) / 2)
+            if better == 0:
                 table.rows[i][j + 1].cls += " best"
     if table.arrows:
-        scored = [(name, sum(r) / len(r)) for name, r in ranks.items() if r]
-        table.ranking = sorted(scored, key=lambda x: x[1])
-        table.note = "↑ higher is better, ↓ lower is better; best value in bold; rank = mean rank over ↑/↓ metrics."
+        mean = [sum(r) / len(r) if r else float("inf") for r in ranks]
+        order = sorted(range(len(rows)), key=lambda i: mean[i])
+        table.rows = [table.rows[i] for i in order]  # best first: the table is the ranking
+        table.ranking = [(rows[i][0], mean[i]) for i in order if ranks[i]]
+        table.note = (
+            "↑ higher is better, ↓ lower is better; best in bold; rows ordered by mean rank over ↑/↓ columns."
+        )

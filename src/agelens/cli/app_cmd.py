@@ -1,0 +1,39 @@
+"""``agelens app``: the local web app for explaining single photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def app_command(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="A .keras model (default: the shipped model).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
+    host: Annotated[
+        str,
+        typer.Option(help="Interface to bind. Keep 127.0.0.1 unless others on the network should reach it."),
+    ] = "127.0.0.1",
+) -> None:
+    """Open a local web app: upload a photo, see class probabilities and where the model looks.
+
+    Examples:
+
+      agelens app
+
+      agelens app --model runs/x/model.keras --port 8080
+    """
+    from agelens.model.io import ModelLoadError
+    from agelens.report.app import launch  # lazy: gradio and TensorFlow load only here
+
+    try:
+        launch(model=model, port=port, host=host)
+    except ModelLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # port in use, cannot bind
+        typer.echo(f"error: {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,235 @@
+"""Entry points: :func:`explain` for photos, :func:`attribute` for model-sized arrays.
+
+``explain`` takes photos as given (paths, PIL images, uint8 arrays of any size, or a list),
+feeds the model a centred square crop resized to its input (exactly what
+:func:`agelens.data.images.resize_for_model` gives training), and maps the result back onto
+each photo at its own size (zero outside the crop, which the model never saw).
+
+``attribute`` is the fast path for code that already holds a batch ``(N, S, S, 3)`` of
+model-sized float RGB in 0..255 (metrics, benchmarks): no decoding, no resizing, maps
+``(N, S, S)`` in [0, 1].
+
+Method objects are cached per Keras model, method, layer and options, so calling either
+function in a loop compiles each step once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agelens.explain.base import Method
+from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from agelens.explain.explanation import Explanation
+from agelens.explain.gradients import (
+    GuidedBackprop,
+    GuidedGradCAM,
+    IntegratedGradients,
+    Saliency,
+    SmoothGrad,
+)
+from agelens.explain.perturb import AblationCAM, ScoreCAM
+
+METHODS: dict[str, type[Method]] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "scorecam": ScoreCAM,
+    "ablationcam": AblationCAM,
+    "eigencam": EigenCAM,
+    "saliency": Saliency,
+    "smoothgrad": Saliency,  # wrapped in SmoothGrad by make_method
+    "integrated-gradients": IntegratedGradients,
+    "guided-backprop": GuidedBackprop,
+    "guided-gradcam": GuidedGradCAM,
+}
+"""Every method by name; ``smooth-<name>`` wraps any in SmoothGrad (``smoothgrad`` = ``smooth-saliency``)."""
+
+ALIASES = {
+    "gradcampp": "gradcam++",
+    "gradcamplusplus": "gradcam++",
+    "grad-cam": "gradcam",
+    "score-cam": "scorecam",
+    "ablation-cam": "ablationcam",
+    "eigen-cam": "eigencam",
+    "layer-cam": "layercam",
+    "hires-cam": "hirescam",
+    "ig": "integrated-gradients",
+    "integrated_gradients": "integrated-gradients",
+    "guided": "guided-backprop",
+    "guided-backpropagation": "guided-backprop",
+    "guided-grad-cam": "guided-gradcam",
+}
+SMOOTH_OPTIONS = ("n", "sigma", "seed")
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def list_methods() -> list[str]:
+    """Method names accepted by :func:`explain` (plus ``smooth-<name>`` for any of them)."""
+    return list(METHODS)
+
+
+def canonical(name: str) -> str:
+    """Canonical method name (case-insensitive, aliases resolved); raises ValueError if unknown."""
+    key = name.strip().lower()
+    if key.startswith("smooth-"):
+        return "smooth-" + canonical(key[len("smooth-") :])
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)} (or smooth-<method>)")
+    return key
+
+
+def takes_layer(name: str) -> bool:
+    """Whether a method explains a layer (CAMs) rather than input pixels."""
+    key = canonical(name).removeprefix("smooth-")
+    return "layer" in inspect.signature(METHODS[key].__init__).parameters
+
+
+def make_method(model: Any, method: str = "gradcam", layer: Any = None, **options: Any) -> Method:
+    """A (cached) method instance for ``model``; unknown options raise TypeError listing the valid ones."""
+    from agelens.explain.layers import as_age_model
+
+    am = as_age_model(model)
+    name = canonical(method)
+    key = (name, _freeze(layer), _freeze(options), tuple(am.class_names), am.group_output, am.age_output)
+    per_model = _CACHE.setdefault(am.keras_model, {})
+    if key not in per_model:
+        per_model[key] = _build(am, name, layer, dict(options))
+    return per_model[key]
+
+
+def _build(am: Any, name: str, layer: Any, options: dict[str, Any]) -> Method:
+    smooth = name.startswith("smooth-") or name == "smoothgrad"
+    inner_name = name.removeprefix("smooth-")
+    smooth_opts = {k: options.pop(k) for k in SMOOTH_OPTIONS if k in options} if smooth else {}
+    cls = METHODS[inner_name]
+    accepted = _accepted(cls)
+    if layer is not None:
+        if "layer" not in accepted:
+            raise ValueError(f"method {inner_name!r} explains input pixels and takes no layer")
+        options["layer"] = layer
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = sorted((accepted - {"self", "model"}) | (set(SMOOTH_OPTIONS) if smooth else set()))
+        raise TypeError(f"method {name!r} got unknown options {unknown}; valid: {', '.join(valid)}")
+    method = cls(am, **options)
+    return SmoothGrad(method, **smooth_opts) if smooth else method
+
+
+def _accepted(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {p for p, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
+        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            break
+    return names - {"self", "model"}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return (value.shape, value.tobytes())
+    return value
+
+
+def attribute(
+    model: Any, x: Any, method: str = "gradcam", layer: Any = None, target: Any = None, **options: Any
+) -> np.ndarray:
+    """Maps ``(N, S, S)`` float32 in [0, 1] for ``x``: model-sized ``(N, S, S, 3)`` float RGB 0..255.
+
+    Fast path for metrics: no decoding or resizing, the method is cached per model and
+    options, and the compiled step is traced once for any batch size. ``target`` is as in
+    :func:`agelens.explain.targets.resolve_target` (default: each image's predicted class).
+    """
+    return make_method(model, method, layer, **options).attribute(x, target)
+
+
+def explain(
+    model: Any, images: Any, method: str = "gradcam", layer: Any = None, target: Any = None, **options: Any
+) -> Explanation:
+    """Explain photos as given; maps come back at each photo's own size.
+
+    ``model``: an ``AgeModel`` or a keras.Model (wrapped with ``wrap_keras_model``).
+    ``images``: a path, PIL image, uint8 array (HxWx3 or NxHxWx3), bytes, or a list of those.
+    ``layer``: name, index, ``last-conv`` (default), ``early``/``mid``/``late``, or a list.
+    ``target``: class name/index, ``predicted`` (default), ``old-young``, ``age``, a list, a callable.
+    ``options``: method options (``batch_size``, ``fuse``, ``max_batch``, ``max_channels``,
+    ``steps``, ``n``/``sigma`` for ``smooth-*``...).
+    """
+    from agelens.data.images import resize_for_model
+
+    m = make_method(model, method, layer, **options)
+    photos, sources = load_photos(images)
+    size = m.size
+    x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
+    res = m.run(x, target)
+    maps = [to_photo(res.maps[i], p.shape[:2]) for i, p in enumerate(photos)]
+    same = len({mp.shape for mp in maps}) == 1
+    return Explanation(
+        maps=np.stack(maps) if same else maps,
+        probabilities=res.probabilities,
+        class_names=list(m.model.class_names),
+        layer=",".join(m.layers),
+        method=m.name,
+        target=_describe(res.target, m.model.class_names),
+        images=photos,
+        ages=res.ages,
+        sources=sources,
+        model_path=str(m.model.path) if m.model.path else None,
+        settings={k: _jsonable(v) for k, v in options.items()},
+    )
+
+
+def _describe(target: Any, names: list[str]) -> str:
+    describe: Callable[..., str] | None = getattr(target, "describe", None)
+    return describe(names) if describe else str(target)
+
+
+def _jsonable(v: Any) -> Any:
+    return v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
+
+
+def load_photos(images: Any) -> tuple[list[np.ndarray], list[str]]:
+    """Decode ``images`` into RGB uint8 photos and a source label per photo."""
+    from agelens.data.images import load_image
+
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        items: list[Any] = list(images)
+    elif isinstance(images, list | tuple):
+        items = list(images)
+    else:
+        items = [images]
+    photos, sources = [], []
+    for i, item in enumerate(items):
+        photos.append(load_image(item))
+        sources.append(str(item) if isinstance(item, str | Path) else f"<image {i}>")
+    if not photos:
+        raise ValueError("no images given")
+    return photos, sources
+
+
+def to_photo(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Place a model-input map back on a photo of ``shape`` (inverse of the centred square crop)."""
+    h, w = int(shape[0]), int(shape[1])
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    out = np.zeros((h, w), np.float32)
+    square = m if m.shape[0] == side else cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR)
+    out[top : top + side, left : left + side] = np.clip(square, 0.0, 1.0)
+    return out

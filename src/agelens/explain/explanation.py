@@ -1,0 +1,205 @@
+"""The result of :func:`agelens.explain.explain`, and writing it to disk safely.
+
+Output directories are written all-or-nothing: files go to a temporary sibling directory
+first, which is renamed into place only when everything (manifest last) was written; on
+any error it is removed, so a crash never leaves a half-written output. An existing
+non-empty directory is refused unless ``force=True``; with force, our files are moved in
+*over* it (same-named files replaced, other files left alone): deleting a directory the
+user pointed us at is never safe (think ``--out ~``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agelens import __version__
+from agelens.explain.overlay import (
+    DEFAULT_ALPHA,
+    DEFAULT_CMAP,
+    caption,
+    overlay,
+    panel_figure,
+    save_figure,
+    save_png,
+)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Explanation:
+    """Maps for N images, at each image's own size, with the model's predictions.
+
+    ``maps`` is an ``(N, H, W)`` float32 array when all images share a size, else a list of
+    ``(H_i, W_i)`` arrays, values in [0, 1] (per-image min-max; 0 outside the centred
+    square the model saw). ``images`` are the RGB uint8 photos as given.
+    """
+
+    maps: np.ndarray | list[np.ndarray]
+    probabilities: np.ndarray
+    class_names: list[str]
+    layer: str
+    method: str
+    target: str
+    images: list[np.ndarray]
+    ages: np.ndarray | None = None
+    sources: list[str] = field(default_factory=list)
+    model_path: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Predicted class index per image."""
+        return np.argmax(self.probabilities, axis=1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def map(self, i: int) -> np.ndarray:
+        return self.maps[i]
+
+    def caption(self, i: int) -> str:
+        age = None if self.ages is None else float(self.ages[i])
+        return caption(self.probabilities[i], self.class_names, age)
+
+    def prediction(self, i: int) -> dict[str, Any]:
+        p = self.probabilities[i]
+        out: dict[str, Any] = {
+            "class": self.class_names[int(np.argmax(p))],
+            "probabilities": {n: round(float(v), 6) for n, v in zip(self.class_names, p, strict=True)},
+        }
+        if self.ages is not None:
+            out["age"] = round(float(self.ages[i]), 2)
+        return out
+
+    def save(
+        self,
+        directory: str | Path,
+        force: bool = False,
+        alpha: float = DEFAULT_ALPHA,
+        cmap: str = DEFAULT_CMAP,
+    ) -> list[Path]:
+        """Write per image ``<stem>_overlay.png``, ``<stem>_panel.png``, ``<stem>_map.npy`` and a manifest.
+
+        Returns the final paths of every file written (the manifest last).
+        """
+        with output_dir(directory, force) as tmp:
+            records = [write_image_files(self, i, tmp, alpha=alpha, cmap=cmap) for i in range(len(self))]
+            files = [f for r in records for f in r["files"]]
+            write_manifest(tmp, manifest_header(self.model_path), [self.describe()], records, files)
+        return [Path(directory) / f for f in [*files, MANIFEST]]
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "layer": self.layer, "target": self.target, "settings": self.settings}
+
+
+def stems(sources: list[str]) -> list[str]:
+    """File-name stems, unique and ordered: ``000_photo``, ``001_photo``..."""
+    out = []
+    for i, src in enumerate(sources):
+        base = Path(src).name if src and not src.startswith("<") else "image"
+        base = re.sub(r"\.(jpe?g|png|bmp|gif|webp|tiff?)$", "", base, flags=re.I)
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60] or "image"
+        out.append(f"{i:03d}_{base}")
+    return out
+
+
+def write_image_files(
+    expl: Explanation,
+    i: int,
+    directory: Path,
+    prefix: str = "",
+    alpha: float = DEFAULT_ALPHA,
+    cmap: str = DEFAULT_CMAP,
+) -> dict[str, Any]:
+    """Overlay PNG, panel PNG and raw ``.npy`` map for image ``i``; returns its manifest record."""
+    stem = stems(expl.sources or [""] * len(expl))[i]
+    name = f"{stem}{'_' + prefix if prefix else ''}"
+    img, m = expl.images[i], np.asarray(expl.maps[i], np.float32)
+    files = [f"{name}_overlay.png", f"{name}_panel.png", f"{name}_map.npy"]
+    save_png(overlay(img, m, alpha, cmap), directory / files[0])
+    title = f"{expl.method} · {expl.layer} · target: {expl.target}\n{expl.caption(i)}"
+    save_figure(panel_figure(img, m, title, alpha, cmap), directory / files[1])
+    np.save(directory / files[2], m)
+    return {
+        "source": expl.sources[i] if expl.sources else f"<image {i}>",
+        "size": [int(img.shape[1]), int(img.shape[0])],
+        "method": expl.method,
+        "prediction": expl.prediction(i),
+        "files": files,
+    }
+
+
+def manifest_header(model_path: str | None) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "agelens_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "python_version": platform.python_version(),
+        "model": model_path,
+    }
+
+
+def write_manifest(
+    directory: Path, header: dict, runs: list[dict], images: list[dict], files: list[str], problems: Any = ()
+) -> Path:
+    data = dict(
+        header, runs=runs, images=images, problems=[str(p) for p in problems], files=[*files, MANIFEST]
+    )
+    path = directory / MANIFEST
+    path.write_text(json.dumps(data, indent=1, default=_json_default))
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def check_output_dir(directory: str | Path, force: bool) -> Path:
+    """Raise ``FileExistsError`` for a non-empty directory (or a file) unless ``force``."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise FileExistsError(f"{path}: directory is not empty (use force=True / --force to write into it)")
+    return path
+
+
+@contextlib.contextmanager
+def output_dir(directory: str | Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that becomes ``directory`` only if the block succeeds."""
+    path = check_output_dir(directory, force).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if not path.exists():
+            os.rename(tmp, path)
+        elif not any(path.iterdir()):
+            os.replace(tmp, path)  # rename(2) replaces an empty directory atomically
+        else:
+            for item in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
+                os.replace(item, path / item.name)
+            tmp.rmdir()
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

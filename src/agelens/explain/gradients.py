@@ -1,0 +1,243 @@
+"""Input-gradient attributions: saliency, SmoothGrad, Integrated Gradients, guided backprop.
+
+Maps are reduced over colour channels: saliency and guided backprop take the largest
+absolute gradient of the three channels (Simonyan et al.), Integrated Gradients the
+absolute value of the channel-summed attribution (so its completeness property holds
+per pixel before the absolute value).
+
+Guided backprop and ReLU6: MobileNetV2's activations are ``min(max(x, 0), 6)``. Treating
+them as plain ReLUs (as tf-keras-vis and most ports do) lets gradient through where
+``x >= 6``, where the forward function is flat. Our guided gradient passes only where
+``0 < x < 6`` *and* the incoming gradient is positive. It is computed on a rebuilt graph in
+which ReLU/ReLU6 layers are replaced by :class:`GuidedReLU` (fused ``activation="relu"``
+layers by a linear copy with copied weights followed by :class:`GuidedReLU`); the caller's
+model is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from agelens.explain.base import (
+    CLASS_SPEC,
+    Method,
+    as_list,
+    compiled,
+    image_spec,
+    normalize_maps,
+    resolve_classes,
+    score,
+    split_outputs,
+)
+from agelens.explain.cam import GradCAM
+from agelens.explain.layers import activation_name, model_view
+from agelens.explain.targets import ClassTarget, Target, resolve_target
+
+
+def guided_relu(x: Any, max_value: float | None = None) -> Any:
+    """ReLU (or ReLU6 with ``max_value=6``) whose gradient is the guided-backprop rule."""
+
+    @tf.custom_gradient
+    def fn(x: Any) -> Any:
+        y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, max_value)
+
+        def grad(dy: Any) -> Any:
+            gate = tf.logical_and(dy > 0, x > 0)
+            if max_value is not None:
+                gate = tf.logical_and(gate, x < max_value)
+            return dy * tf.cast(gate, dy.dtype)
+
+        return y, grad
+
+    return fn(x)
+
+
+class GuidedReLU(keras.layers.Layer):
+    """Forward: ReLU / ReLU6. Backward: guided (see :func:`guided_relu`)."""
+
+    def __init__(self, max_value: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_value = None if max_value is None else float(max_value)
+
+    def call(self, x: Any) -> Any:
+        return guided_relu(x, self.max_value)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+
+def _relu_cap(op: Any) -> tuple[bool, float | None]:
+    """(is a plain ReLU/ReLU6, its cap) for a layer or its fused activation."""
+    if isinstance(op, keras.layers.ReLU):
+        plain = not op.negative_slope and not op.threshold
+        return plain, None if op.max_value is None else float(op.max_value)
+    name = activation_name(getattr(op, "activation", None))
+    return (name in ("relu", "relu6")), (6.0 if name == "relu6" else None)
+
+
+def guided_substitute(op: Any, path: str) -> Any:
+    """Graph-rebuild hook: the guided replacement for ``op``, or None to keep it."""
+    is_relu, cap = _relu_cap(op)
+    if not is_relu:
+        return None
+    if isinstance(op, keras.layers.ReLU | keras.layers.Activation):
+        return GuidedReLU(cap, name=f"{op.name}_guided")
+    config = dict(op.get_config(), activation="linear", name=f"{op.name}_guided_linear")
+    linear = type(op).from_config(config)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        y = linear(*args, **kwargs)
+        linear.set_weights(op.get_weights())  # a copy: the caller's layer keeps its own
+        return GuidedReLU(cap, name=f"{op.name}_guided")(y)
+
+    return call
+
+
+class _InputGradient(Method):
+    """Base of methods that differentiate the target score with respect to the input pixels."""
+
+    variant = "plain"
+
+    def __init__(self, model: Any, *, batch_size: int = 32, max_batch: int = 64) -> None:
+        super().__init__(model, batch_size=batch_size)
+        sub = guided_substitute if self.variant == "guided" else None
+        self._gview = model_view(model, self.variant, sub)
+        self._gmodel = self._gview.output_model(with_age=True)
+        self.max_batch = int(max_batch)
+        self._steps: dict = {}
+
+    def _grad_step(self, target: Target) -> Any:
+        model, has_age, scale = self._gmodel, self._gview.age is not None, self._gview.input_scale
+
+        @compiled([image_spec(self.size), CLASS_SPEC])
+        def step(x: Any, classes: Any) -> Any:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                logits, probs, age = split_outputs(as_list(model(x * scale, training=False)), has_age)
+                s = score(target, logits, probs, age, resolve_classes(classes, logits))
+            return tape.gradient(s, x), probs, age
+
+        return step
+
+    def gradients(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        """Input gradients ``(n, S, S, 3)`` of the target score, with probabilities and ages."""
+        return self.cached_step(self._steps, target, self._grad_step)(x, classes)
+
+    def input_gradients(self, images: Any, target: Any = None) -> np.ndarray:
+        """Signed input gradients for model-sized images (for inspection and tests)."""
+        x = tf.convert_to_tensor(np.asarray(images, np.float32))
+        t = resolve_target(target, self.model)
+        n = int(x.shape[0])
+        classes = tf.constant(t.class_vector(n) if isinstance(t, ClassTarget) else np.zeros(n, np.int32))
+        return np.asarray(self.gradients(x, classes, t)[0])
+
+    def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        g, probs, age = self.gradients(x, classes, target)
+        return ops.max(ops.abs(g), axis=-1), probs, age
+
+
+class Saliency(_InputGradient):
+    """Vanilla gradient saliency (Simonyan et al. 2014): max over channels of |d score / d pixel|."""
+
+    name = "saliency"
+
+
+class GuidedBackprop(_InputGradient):
+    """Guided backpropagation (Springenberg et al. 2015) with the ReLU6-aware rule."""
+
+    name = "guided-backprop"
+    variant = "guided"
+
+
+class IntegratedGradients(_InputGradient):
+    """Integrated Gradients (Sundararajan et al. 2017), midpoint Riemann sum over ``steps``.
+
+    ``baseline``: "black" (0, default), "white" (255), a grey level, or a model-sized image.
+    Interpolated images are evaluated ``max_batch`` at a time.
+    """
+
+    name = "integrated-gradients"
+
+    def __init__(self, model: Any, *, steps: int = 32, baseline: Any = "black", **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if steps < 1:
+            raise ValueError("steps must be at least 1")
+        self.steps = int(steps)
+        named = {"black": 0.0, "white": 255.0}
+        self.baseline = np.asarray(named.get(baseline, baseline) if isinstance(baseline, str) else baseline)
+        self._chunks: dict = {}
+
+    def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        logits, probs, age = self.outputs(x)
+        fixed = resolve_classes(classes, logits)
+        base = tf.broadcast_to(tf.constant(self.baseline, tf.float32), tf.shape(x))
+        alphas = (tf.range(self.steps, dtype=tf.float32) + 0.5) / self.steps
+        chunk = max(1, self.max_batch // int(x.shape[0]))
+        step = self.cached_step(self._chunks, target, self._chunk_step)
+        total = tf.add_n([step(x, base, alphas[c : c + chunk], fixed) for c in range(0, self.steps, chunk)])
+        attr = (x - base) * total / self.steps
+        return ops.abs(ops.sum(attr, axis=-1)), probs, age
+
+    def _chunk_step(self, target: Target) -> Any:
+        grad = self._grad_step(target)
+        size = self.size
+
+        @compiled([image_spec(size), image_spec(size), tf.TensorSpec((None,), tf.float32), CLASS_SPEC])
+        def chunk(x: Any, base: Any, alphas: Any, classes: Any) -> Any:
+            n, c = tf.shape(x)[0], tf.shape(alphas)[0]
+            path = base[:, None] + alphas[None, :, None, None, None] * (x - base)[:, None]
+            g, _, _ = grad(tf.reshape(path, (n * c, size, size, 3)), tf.repeat(classes, c))
+            return tf.reduce_sum(tf.reshape(g, (n, c, size, size, 3)), axis=1)
+
+        return chunk
+
+
+class GuidedGradCAM(Method):
+    """Guided Grad-CAM: the guided-backprop map times the (normalised) Grad-CAM map."""
+
+    name = "guided-gradcam"
+
+    def __init__(self, model: Any, layer: Any = None, *, batch_size: int = 32) -> None:
+        super().__init__(model, batch_size=batch_size)
+        self.cam = GradCAM(model, layer, batch_size=batch_size)
+        self.guided = GuidedBackprop(model, batch_size=batch_size)
+        self.layers = self.cam.layers
+
+    def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        cam, probs, age = self.cam._raw(x, classes, target)
+        guided, _, _ = self.guided._raw(x, classes, target)
+        return guided * normalize_maps(cam), probs, age
+
+
+class SmoothGrad(Method):
+    """SmoothGrad (Smilkov et al. 2017) around *any* method: average its raw maps over noisy copies.
+
+    ``sigma`` is the noise standard deviation as a fraction of the 0..255 pixel range. The
+    target class is fixed on the clean image first, so noise never changes what is explained.
+    Samples are drawn from a seeded generator, so results are reproducible.
+    """
+
+    def __init__(self, method: Method, *, n: int = 25, sigma: float = 0.15, seed: int = 0) -> None:
+        if n < 1 or sigma < 0:
+            raise ValueError("SmoothGrad needs n >= 1 and sigma >= 0")
+        self.inner = method
+        self.view, self.model, self.size = method.view, method.model, method.size
+        self.batch_size, self.layers, self._forward = method.batch_size, method.layers, None
+        self.n, self.sigma, self.seed = int(n), float(sigma), int(seed)
+        self.name = f"smooth-{method.name}"
+
+    def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        logits, probs, age = self.outputs(x)
+        fixed = resolve_classes(classes, logits)
+        rng = tf.random.Generator.from_seed(self.seed)
+        total = None
+        for _ in range(self.n):
+            noisy = x + rng.normal(tf.shape(x), stddev=self.sigma * 255.0)
+            m, _, _ = self.inner._raw(noisy, fixed, target)
+            total = m if total is None else total + m
+        return total / self.n, probs, age

@@ -1,0 +1,110 @@
+"""Turn maps into pictures: colour a heatmap, blend it over the photo, lay out panels.
+
+Normalisation: maps from :mod:`agelens.explain` are already per-image min-max scaled to
+[0, 1], so 1 is the most important pixel *of that image* (colours are not comparable
+across images). Other arrays are clipped to [0, 1] unless ``normalize=True``, which
+min-max scales them first (a flat map stays all zero).
+
+Figures use matplotlib's object API (``Figure`` + Agg canvas), never ``pyplot``, so this
+works in threads and servers without a display or global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DEFAULT_CMAP = "jet"
+DEFAULT_ALPHA = 0.45
+
+
+def _unit(heatmap: np.ndarray, normalize: bool) -> np.ndarray:
+    m = np.asarray(heatmap, np.float32)
+    if normalize:
+        lo, hi = float(m.min()), float(m.max())
+        return (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
+    return np.clip(np.nan_to_num(m), 0.0, 1.0)
+
+
+def colorize(heatmap: np.ndarray, cmap: str = DEFAULT_CMAP, normalize: bool = False) -> np.ndarray:
+    """``H x W`` map -> ``H x W x 3`` uint8 RGB through a matplotlib colormap (e.g. 'jet', 'inferno')."""
+    colours = matplotlib.colormaps[cmap](_unit(heatmap, normalize))[..., :3]
+    return np.round(colours * 255).astype(np.uint8)
+
+
+def overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    alpha: float = DEFAULT_ALPHA,
+    cmap: str = DEFAULT_CMAP,
+    normalize: bool = False,
+) -> np.ndarray:
+    """Blend the coloured map over the photo: ``(1 - alpha) * photo + alpha * colour``.
+
+    The map is resized (bilinear) to the photo if their sizes differ.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    img = np.asarray(image, np.uint8)
+    m = np.asarray(heatmap, np.float32)
+    if m.shape != img.shape[:2]:
+        m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = colorize(m, cmap, normalize).astype(np.float32)
+    return np.round((1.0 - alpha) * img + alpha * colour).astype(np.uint8)
+
+
+def caption(probabilities: Sequence[float], class_names: Sequence[str], age: float | None = None) -> str:
+    """'old 81% · middle-aged 15% · young 4%' (top three), plus the expected age if known."""
+    p = np.asarray(probabilities, np.float64)
+    top = np.argsort(-p)[:3]
+    text = " · ".join(f"{class_names[i]} {100 * p[i]:.0f}%" for i in top)
+    return f"{text} · age ≈ {age:.0f}" if age is not None else text
+
+
+def panel_figure(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    title: str = "",
+    alpha: float = DEFAULT_ALPHA,
+    cmap: str = DEFAULT_CMAP,
+) -> Figure:
+    """Photo | heatmap | overlay side by side, with ``title`` (e.g. a :func:`caption`) on top."""
+    fig = Figure(figsize=(9.6, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    shown = [image, colorize(_resized(heatmap, image), cmap), overlay(image, heatmap, alpha, cmap)]
+    for ax, pic, label in zip(axes, shown, ("photo", "heatmap", "overlay"), strict=True):
+        ax.imshow(pic)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _resized(heatmap: np.ndarray, image: np.ndarray) -> np.ndarray:
+    m = np.asarray(heatmap, np.float32)
+    if m.shape == image.shape[:2]:
+        return m
+    return cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def save_png(rgb: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB uint8 array as PNG (raises OSError if it cannot be written)."""
+    path = Path(path)
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.asarray(rgb, np.uint8), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: could not write PNG")
+    return path

@@ -1,0 +1,205 @@
+"""What to explain: small callables mapping model outputs to one score per image.
+
+A target is called as ``target(logits, probs, age) -> (N,)`` inside the compiled step, so
+it must use tensor ops (``keras.ops``). ``age`` is None when the model has no age output.
+Gradient methods differentiate this score; Score-CAM and Ablation-CAM measure it on
+perturbed inputs.
+
+Why class targets score the *logit*: the softmax couples all classes, so the gradient of a
+probability also carries "less of the other classes" evidence; the Grad-CAM paper uses the
+pre-softmax score. Score-CAM is the exception (its paper and tf-keras-vis weight channels by
+the softmax probability), which :meth:`ClassTarget.on_probs` provides.
+
+:class:`ClassTarget` takes one class, a per-image list, or None (each image's predicted
+class). The engine passes per-image class indices as a tensor (``classes``) so that one
+compiled step serves every class choice without retracing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from keras import ops
+
+PREDICTED = -1
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """Score of one class (index or name), per-image classes, or the predicted class (None)."""
+
+    index: int | str | tuple[int | str, ...] | None = None
+    on: str = "logits"  # or "probs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.index, list):
+            object.__setattr__(self, "index", tuple(self.index))
+        if self.on not in ("logits", "probs"):
+            raise ValueError(f"ClassTarget.on must be 'logits' or 'probs', not {self.on!r}")
+
+    def resolved(self, class_names: Sequence[str]) -> ClassTarget:
+        """Names replaced by indices, checked against the model's classes."""
+        if self.index is None:
+            return self
+        if isinstance(self.index, tuple):
+            return ClassTarget(tuple(_class_index(i, class_names) for i in self.index), self.on)
+        return ClassTarget(_class_index(self.index, class_names), self.on)
+
+    def on_probs(self) -> ClassTarget:
+        return ClassTarget(self.index, "probs")
+
+    def class_vector(self, n: int) -> np.ndarray:
+        """Per-image class indices (``PREDICTED`` = -1 for "the model's own prediction")."""
+        if self.index is None:
+            return np.full(n, PREDICTED, np.int32)
+        if isinstance(self.index, tuple):
+            if len(self.index) != n:
+                raise ValueError(f"{len(self.index)} target classes given for {n} images")
+            return np.asarray(self.index, np.int32)
+        if not isinstance(self.index, int | np.integer):
+            raise ValueError(f"unresolved class name {self.index!r}; call resolve_target first")
+        return np.full(n, int(self.index), np.int32)
+
+    def __call__(self, logits: Any, probs: Any, age: Any = None, classes: Any = None) -> Any:
+        if classes is None:
+            classes = ops.convert_to_tensor(self.class_vector(int(logits.shape[0])))
+        classes = ops.where(classes < 0, ops.cast(ops.argmax(logits, axis=-1), "int32"), classes)
+        scores = probs if self.on == "probs" else logits
+        return ops.take_along_axis(scores, ops.expand_dims(classes, -1), axis=-1)[:, 0]
+
+    def describe(self, class_names: Sequence[str]) -> str:
+        if self.index is None:
+            return "predicted class"
+        if isinstance(self.index, tuple):
+            return "per-image classes " + ",".join(_name(i, class_names) for i in self.index)
+        return _name(self.index, class_names)
+
+
+@dataclass(frozen=True)
+class ContrastTarget:
+    """Score of class ``a`` minus class ``b`` (e.g. old minus young): what tells them apart."""
+
+    a: int | str
+    b: int | str
+
+    def resolved(self, class_names: Sequence[str]) -> ContrastTarget:
+        a, b = _class_index(self.a, class_names), _class_index(self.b, class_names)
+        if a == b:
+            raise ValueError(f"contrast target needs two different classes, got {self.a!r} twice")
+        return ContrastTarget(a, b)
+
+    def __call__(self, logits: Any, probs: Any, age: Any = None) -> Any:
+        return logits[:, int(self.a)] - logits[:, int(self.b)]
+
+    def describe(self, class_names: Sequence[str]) -> str:
+        return f"{_name(self.a, class_names)} minus {_name(self.b, class_names)}"
+
+
+@dataclass(frozen=True)
+class AgeTarget:
+    """The expected age in years (models with an age output only)."""
+
+    def __call__(self, logits: Any, probs: Any, age: Any = None) -> Any:
+        if age is None:
+            raise ValueError("this model has no age output; use a class target")
+        return ops.reshape(age, (-1,))
+
+    def describe(self, class_names: Sequence[str]) -> str:
+        return "expected age"
+
+
+@dataclass(frozen=True)
+class CallableTarget:
+    """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops."""
+
+    fn: Callable[..., Any]
+
+    def __call__(self, logits: Any, probs: Any, age: Any = None) -> Any:
+        return self.fn(logits, probs, age)
+
+    def describe(self, class_names: Sequence[str]) -> str:
+        return getattr(self.fn, "__name__", "custom")
+
+
+Target = ClassTarget | ContrastTarget | AgeTarget | CallableTarget
+
+
+def resolve_target(spec: Any, model: Any) -> Target:
+    """Turn a user's target spec into a target checked against ``model`` (an ``AgeModel``).
+
+    Accepted: None / ``"predicted"`` (each image's predicted class), a class index
+    (``2``, ``"2"``), a class name (``"old"``), a per-image list of those, a contrast
+    ``"old-young"`` (class names may contain hyphens: ``"middle-aged-young"`` works),
+    ``"age"`` (expected age), a target object, or any callable ``(logits, probs, age)``.
+    """
+    names = list(model.class_names)
+    if isinstance(spec, ClassTarget | ContrastTarget):
+        return spec.resolved(names)
+    if isinstance(spec, AgeTarget):
+        return _check_age(spec, model)
+    if isinstance(spec, CallableTarget):
+        return spec
+    if spec is None:
+        return ClassTarget(None)
+    if isinstance(spec, list | tuple | np.ndarray):
+        return ClassTarget(tuple(_scalar(s) for s in spec)).resolved(names)
+    if isinstance(spec, int | np.integer):
+        return ClassTarget(int(spec)).resolved(names)
+    if callable(spec):
+        return CallableTarget(spec)
+    if not isinstance(spec, str):
+        raise TypeError(f"target must be a class, a list, a string or a callable, not {type(spec).__name__}")
+    text = spec.strip()
+    low = text.lower()
+    if low in ("", "predicted", "pred", "top", "none"):
+        return ClassTarget(None)
+    if low == "age":
+        return _check_age(AgeTarget(), model)
+    try:
+        return ClassTarget(_class_index(text, names))
+    except ValueError:
+        pass
+    for pos in (i for i, ch in enumerate(text) if ch == "-"):
+        left, right = text[:pos].strip(), text[pos + 1 :].strip()
+        try:
+            return ContrastTarget(left, right).resolved(names)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"unknown target {spec!r}: use a class ({', '.join(names)}) or its index, "
+        "'predicted', a contrast like 'old-young', or 'age'"
+    )
+
+
+def _check_age(target: AgeTarget, model: Any) -> AgeTarget:
+    if getattr(model, "age_output", None) is None:
+        raise ValueError("target 'age' needs a model with an age output; this model has none")
+    return target
+
+
+def _scalar(s: Any) -> int | str:
+    return int(s) if isinstance(s, int | np.integer) or (isinstance(s, str) and s.isdigit()) else s
+
+
+def _class_index(value: int | str, names: Sequence[str]) -> int:
+    if isinstance(value, int | np.integer) or (isinstance(value, str) and value.strip().isdigit()):
+        idx = int(value)
+        if not 0 <= idx < len(names):
+            raise ValueError(f"class index {idx} out of range (the model has {len(names)} classes)")
+        return idx
+    lowered = [n.lower() for n in names]
+    if str(value).strip().lower() in lowered:
+        return lowered.index(str(value).strip().lower())
+    raise ValueError(f"unknown class {value!r} (classes: {', '.join(names)})")
+
+
+def _name(i: int | str, names: Sequence[str]) -> str:
+    return names[int(i)] if isinstance(i, int | np.integer) and 0 <= int(i) < len(names) else str(i)
+
+
+def trace_key(target: Target) -> Any:
+    """Compiled steps are cached per key: every ClassTarget shares one (classes come as a tensor)."""
+    return ("class", target.on) if isinstance(target, ClassTarget) else target

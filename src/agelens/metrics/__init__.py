@@ -1,0 +1,73 @@
+"""Prove the maps: faithfulness, sanity, localisation and dataset-level metrics for attribution maps.
+
+Metrics take plain arrays and callables (``predict_fn(x) -> probs``, ``maps (N,S,S)``,
+``explainer(x, targets) -> maps``) so they score any model and any method; see
+:mod:`agelens.metrics.base`. TensorFlow is only imported by the sanity checks and
+the adapters to the real model.
+"""
+
+from __future__ import annotations
+
+from agelens.metrics.base import (
+    ANY_ATTRIBUTION,
+    NEEDS_MASK,
+    NEEDS_MODEL,
+    Explainer,
+    Metric,
+    MetricResult,
+    ModelExplainer,
+    PredictFn,
+    Score,
+    bootstrap_ci,
+    normalise_maps,
+    paired_difference,
+    random_maps,
+    smoothness_sigma,
+)
+from agelens.metrics.faithfulness import (
+    AverageDrop,
+    Deletion,
+    IncreaseInConfidence,
+    Insertion,
+    RoadLeRF,
+    RoadMoRF,
+)
+from agelens.metrics.localisation import EnergyInMask, PointingGame, energy_in_mask, pointing_hits
+from agelens.metrics.registry import DEFAULT_METRICS, METRICS, get_metric
+from agelens.metrics.report import ScoreTable, score_methods
+from agelens.metrics.sanity import ModelRandomisation, RandomisationResult, randomisation_test
+
+__all__ = [
+    "ANY_ATTRIBUTION",
+    "DEFAULT_METRICS",
+    "METRICS",
+    "NEEDS_MASK",
+    "NEEDS_MODEL",
+    "AverageDrop",
+    "Deletion",
+    "EnergyInMask",
+    "Explainer",
+    "IncreaseInConfidence",
+    "Insertion",
+    "Metric",
+    "MetricResult",
+    "ModelExplainer",
+    "ModelRandomisation",
+    "PointingGame",
+    "PredictFn",
+    "RandomisationResult",
+    "RoadLeRF",
+    "RoadMoRF",
+    "Score",
+    "ScoreTable",
+    "bootstrap_ci",
+    "energy_in_mask",
+    "get_metric",
+    "normalise_maps",
+    "paired_difference",
+    "pointing_hits",
+    "random_maps",
+    "randomisation_test",
+    "score_methods",
+    "smoothness_sigma",
+]

@@ -1,0 +1,59 @@
+"""Turn an :class:`AgeModel` and a method name into the plain callables the metrics take.
+
+Kept apart from the metrics so they never import TensorFlow or the explain engine
+themselves: tests feed numpy toys, the CLI feeds the real model through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agelens.metrics.base import Explainer, ModelExplainer, PredictFn, random_maps
+
+RANDOM = "random"
+
+
+def predict_fn_of(model: Any, batch_size: int = 64) -> PredictFn:
+    """``x -> probabilities`` for an AgeModel (``.predict(x)["probabilities"]``) or a plain callable."""
+    if hasattr(model, "predict") and hasattr(model, "keras_model"):
+        return lambda x: np.asarray(model.predict(x, batch_size=batch_size)["probabilities"])
+    if callable(model):
+        return model
+    raise TypeError(f"cannot predict with {type(model).__name__}")
+
+
+def attribute_by_target(
+    model: Any, x: np.ndarray, targets: np.ndarray, method: str, **opts: Any
+) -> np.ndarray:
+    """Maps ``(N, S, S)`` from ``agelens.explain.attribute`` explaining each image's own target class.
+
+    ``random`` is answered here (pixel-noise maps, seeded by ``opts["seed"]``) so the
+    baseline runs through the same path as real methods.
+    """
+    if method == RANDOM:
+        return random_maps(len(x), x.shape[1], seed=int(opts.get("seed", 0)))
+    from agelens.explain import attribute
+
+    per_image = [int(t) for t in np.asarray(targets).reshape(-1)]
+    return np.asarray(attribute(model, np.asarray(x, np.float32), method=method, target=per_image, **opts))
+
+
+def method_explainer(model: Any, method: str, **opts: Any) -> Explainer:
+    """An :data:`Explainer` bound to ``model`` for one method name of ``agelens.explain.METHODS``."""
+    return lambda x, targets: attribute_by_target(model, x, targets, method, **opts)
+
+
+def method_model_explainer(method: str, **opts: Any) -> ModelExplainer:
+    """A :data:`ModelExplainer` (model passed per call) for the sanity checks."""
+    return lambda model, x, targets: attribute_by_target(model, x, targets, method, **opts)
+
+
+def available_methods() -> list[str]:
+    """Method names of the explain engine (empty when it is not installed yet)."""
+    try:
+        from agelens.explain import METHODS
+    except ImportError:
+        return []
+    return list(METHODS)

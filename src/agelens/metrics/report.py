@@ -1,0 +1,271 @@
+"""Score several attribution methods with several metrics on the same images; rank them; write the evidence.
+
+Every method is scored beside a random-map baseline on the same images: one shared
+``random`` row (pixel noise) that is ranked with the methods, and, per method, noise
+maps blurred to the method's own smoothness (:func:`~agelens.metrics.base.smoothness_sigma`),
+whose paired difference with a bootstrap CI says whether the method beats chance.
+
+Outputs (all written atomically): ``scores.json`` (everything, per-image values left
+out), ``scores.md`` (tables with direction arrows), ``curves_<metric>.png`` for curve
+metrics and ``region_shares.png`` when regions are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from agelens.metrics._io import atomic_write_text, dumps
+from agelens.metrics.adapters import RANDOM, method_explainer, method_model_explainer, predict_fn_of
+from agelens.metrics.base import (
+    Explainer,
+    Metric,
+    ModelExplainer,
+    Score,
+    paired_difference,
+    random_maps,
+    smoothness_sigma,
+)
+from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
+from agelens.metrics.registry import DEFAULT_METRICS, get_metric
+
+
+def arrow(higher_is_better: bool | None) -> str:
+    return "" if higher_is_better is None else ("↑" if higher_is_better else "↓")
+
+
+@dataclass
+class ScoreTable:
+    """Method x metric scores (mean, 95% CI), matched-random baselines, ranking, curves and region views."""
+
+    methods: list[str]
+    metrics: list[dict[str, Any]]
+    scores: dict[str, dict[str, Score]]
+    baselines: dict[str, dict[str, Score]] = field(default_factory=dict)
+    vs_random: dict[str, dict[str, Score]] = field(default_factory=dict)
+    curves: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    regions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gallery: dict[str, Any] = field(default_factory=dict)
+    class_means: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def direction(self, metric: str) -> bool:
+        return next(m["higher_is_better"] for m in self.metrics if m["name"] == metric)
+
+    def ranking(self) -> list[dict[str, Any]]:
+        """Methods by mean rank over metrics (1 = best), each metric ranked in its own direction."""
+        ranks: dict[str, dict[str, float]] = {m: {} for m in self.methods}
+        for info in self.metrics:
+            name = info["name"]
+            have = [m for m in self.methods if np.isfinite(self.scores[m][name].mean)]
+            if len(have) < 2:
+                continue
+            v = np.array([self.scores[m][name].mean for m in have])
+            r = rankdata(-v if info["higher_is_better"] else v, method="average")
+            for m, rr in zip(have, r, strict=True):
+                ranks[m][name] = float(rr)
+        rows = [
+            {"method": m, "mean_rank": float(np.mean(list(r.values()))) if r else float("nan"), "ranks": r}
+            for m, r in ranks.items()
+        ]
+        return sorted(rows, key=lambda row: (np.nan_to_num(row["mean_rank"], nan=np.inf), row["method"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        def table(d: dict[str, dict[str, Score]]) -> dict[str, Any]:
+            return {m: {k: s.to_dict() for k, s in row.items()} for m, row in d.items()}
+
+        return {
+            "meta": self.meta,
+            "metrics": self.metrics,
+            "methods": self.methods,
+            "scores": table(self.scores),
+            "matched_random": table(self.baselines),
+            "difference_vs_matched_random": table(self.vs_random),
+            "ranking": self.ranking(),
+            "curves": self.curves,
+            "regions": self.regions,
+            "gallery": self.gallery,
+            "skipped": self.skipped,
+        }
+
+    def to_markdown(self) -> str:
+        names = [m["name"] for m in self.metrics]
+        head = "| method | " + " | ".join(f"{n} {arrow(self.direction(n))}" for n in names) + " | mean rank |"
+        sep = "|---" * (len(names) + 2) + "|"
+        rank = {r["method"]: r["mean_rank"] for r in self.ranking()}
+        lines = [
+            "# Attribution scores",
+            "",
+            f"{self.meta.get('n_images', '?')} images; mean [95% bootstrap CI]; ↑ higher is better, "
+            "↓ lower is better. `random` = uniform pixel-noise maps.",
+            "",
+            head,
+            sep,
+        ]
+        for m in self.methods:
+            cells = [str(self.scores[m][n]) for n in names]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank[m]:.2f} |")
+        if self.vs_random:
+            lines += [
+                "",
+                "## Method minus random maps of the same smoothness (paired, same images)",
+                "",
+                "✓ = the 95% CI of the difference excludes 0 on the good side.",
+                "",
+                "| method | " + " | ".join(f"Δ {n} {arrow(self.direction(n))}" for n in names) + " |",
+                "|---" * (len(names) + 1) + "|",
+            ]
+            for m, row in self.vs_random.items():
+                lines.append(
+                    f"| {m} | " + " | ".join(_delta_cell(row.get(n), self.direction(n)) for n in names) + " |"
+                )
+        if self.skipped:
+            lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+        """Write scores.json, scores.md and (optionally) the PNG plots into ``out_dir``; returns the paths."""
+        out = Path(out_dir)
+        paths = {
+            "json": atomic_write_text(out / "scores.json", dumps(self.to_dict())),
+            "markdown": atomic_write_text(out / "scores.md", self.to_markdown()),
+        }
+        if plots:
+            from agelens.metrics.plots import plot_class_means, plot_curves, plot_region_shares
+
+            for metric in {k for row in self.curves.values() for k in row}:
+                paths[f"curves_{metric}"] = plot_curves(self, metric, out / f"curves_{metric}.png")
+            if self.regions:
+                paths["regions"] = plot_region_shares(self, out / "region_shares.png")
+            if self.class_means:
+                paths["class_means"] = plot_class_means(self, out / "class_mean_maps.png")
+        return paths
+
+
+def _delta_cell(s: Score | None, higher_is_better: bool) -> str:
+    if s is None:
+        return "n/a"
+    good = s.ci_low > 0 if higher_is_better else s.ci_high < 0
+    return f"{s.mean:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}]" + (" ✓" if good else "")
+
+
+def score_methods(
+    model: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    methods: Sequence[str],
+    metrics: Sequence[str | Metric] = DEFAULT_METRICS,
+    *,
+    targets: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    region_masks: np.ndarray | None = None,
+    region_names: Sequence[str] | None = None,
+    group_names: Sequence[str] | None = None,
+    explainers: Mapping[str, Explainer] | None = None,
+    model_explainers: Mapping[str, ModelExplainer] | None = None,
+    random_baseline: bool = True,
+    seed: int = 0,
+    n_boot: int = 2000,
+    batch_size: int = 64,
+    out_dir: str | Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScoreTable:
+    """Score each method with each metric on ``images``, explaining ``targets`` (default: predicted class).
+
+    ``model`` is an :class:`AgeModel` (or a bare ``predict_fn`` when every method has an
+    entry in ``explainers``). Metrics that need what is not given (``masks`` for
+    localisation, a model for randomisation) are skipped and listed in ``skipped``.
+    ``labels`` group the region view and the gallery. Writes to ``out_dir`` if given.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, size = len(x), x.shape[1]
+    predict = predict_fn_of(model, batch_size)
+    probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
+    explained = "predicted class" if targets is None else "given targets"
+    targets = probs.argmax(1) if targets is None else np.asarray(targets, dtype=np.int64)
+    objs, skipped = _usable_metrics(metrics, masks, model)
+    names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
+    ctx = {"predict_fn": predict, "masks": masks, "batch_size": batch_size, "seed": seed}
+    table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
+    say = on_progress or (lambda _msg: None)
+    for name in names:
+        say(f"explaining with {name}")
+        fn = (explainers or {}).get(name) or method_explainer(
+            model, name, **({"seed": seed} if name == RANDOM else {})
+        )
+        maps = np.asarray(fn(x, targets), dtype=np.float32)
+        mctx = {**ctx, "model": model if hasattr(model, "keras_model") else None}
+        mctx["model_explainer"] = (model_explainers or {}).get(name) or method_model_explainer(name)
+        base = None
+        if random_baseline and name != RANDOM:
+            sigma = smoothness_sigma(maps)
+            base = random_maps(n, size, seed + 1, sigma=sigma)
+            table.meta.setdefault("matched_sigma", {})[name] = sigma
+        table.scores[name], table.baselines[name], table.vs_random[name] = {}, {}, {}
+        for metric in objs:
+            say(f"{name}: {metric.name}")
+            if name == RANDOM and metric.category == "randomisation":  # noise is model-blind by design
+                table.scores[name][metric.name] = Score.from_values(
+                    np.full(n, np.nan), metric.higher_is_better
+                )
+                continue
+            res = metric.evaluate(x, maps, targets, **mctx)
+            table.scores[name][metric.name] = Score.from_values(
+                res.scores, metric.higher_is_better, n_boot, seed
+            )
+            curve = {"x": res.curve_x, "mean": res.mean_curve()} if res.curves is not None else None
+            if base is not None and metric.category != "randomisation":
+                bres = metric.evaluate(x, base, targets, **mctx)
+                table.baselines[name][metric.name] = Score.from_values(
+                    bres.scores, metric.higher_is_better, n_boot, seed
+                )
+                table.vs_random[name][metric.name] = paired_difference(res.scores, bres.scores, n_boot, seed)
+                if curve is not None:
+                    curve["matched_random_mean"] = bres.mean_curve()
+            if curve is not None:
+                table.curves.setdefault(name, {})[metric.name] = {
+                    k: np.asarray(v).tolist() for k, v in curve.items()
+                }
+        table.class_means[name] = class_mean_maps(maps, targets, probs.shape[1])
+        if region_masks is not None:
+            groups = list(group_names or getattr(model, "class_names", None) or range(probs.shape[1]))
+            rnames = list(region_names or range(int(np.max(region_masks)) + 1))
+            table.regions[name] = _jsonable_regions(
+                region_shares_by_group(maps, region_masks, labels, groups, rnames)
+            )
+    table.vs_random = {k: v for k, v in table.vs_random.items() if v}
+    table.baselines = {k: v for k, v in table.baselines.items() if v}
+    table.gallery = extreme_cases(probs, labels)
+    table.meta.update(n_images=n, size=size, seed=seed, n_boot=n_boot, explained=explained)
+    table.meta["class_names"] = list(
+        getattr(model, "class_names", None) or group_names or range(probs.shape[1])
+    )
+    if out_dir is not None:
+        table.write(out_dir)
+    return table
+
+
+def _usable_metrics(
+    metrics: Sequence[str | Metric], masks: np.ndarray | None, model: Any
+) -> tuple[list[Metric], dict[str, str]]:
+    objs, skipped = [], {}
+    for spec in metrics:
+        m = get_metric(spec)
+        if "masks" in m.requires and masks is None:
+            skipped[m.name] = "no ground-truth masks given"
+        elif "model" in m.requires and not hasattr(model, "keras_model"):
+            skipped[m.name] = "needs an AgeModel to randomise"
+        else:
+            objs.append(m)
+    return objs, skipped
+
+
+def _jsonable_regions(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}

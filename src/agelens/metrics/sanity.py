@@ -1,0 +1,239 @@
+"""Model-parameter randomisation tests (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018).
+
+If a method's maps hardly change when the network's weights are replaced by random
+ones, the maps cannot be explaining what the network learned: they show the input
+(edges, contrast), not the model. We randomise a *clone* (never the caller's model)
+either cascading from the top layer down or one layer at a time, re-explain, and
+compare with the original maps by Spearman rank correlation and SSIM.
+
+Flag rule (our choice): after *full* cascading randomisation a method is flagged when
+the mean Spearman correlation with its original maps exceeds ``0.5``. A model-blind
+method (an edge detector) stays near 1; gradient-of-class methods such as Grad-CAM
+fall towards 0. 0.5 sits halfway and, for a map of S^2 pixels, is far beyond what
+chance agreement produces, so a flag is not noise. Constant maps (all zero after ReLU)
+have no ranking; their correlation is taken as 0 (they no longer agree with anything).
+
+Which layers: those with a trainable kernel (conv, depthwise conv, dense) upstream of
+the class output, top-down in graph order. Each weight tensor is redrawn from a normal
+with the tensor's own standard deviation (scale kept, so activations neither explode
+nor vanish and a change in the maps is about structure, not scale); zero tensors such
+as zero-initialised biases stay zero, as a re-initialisation would leave them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+from skimage.metrics import structural_similarity
+
+from agelens.metrics.base import NEEDS_MODEL, Context, Metric, MetricResult, ModelExplainer
+
+SPEARMAN_THRESHOLD = 0.5
+
+
+def _keras(model: Any) -> Any:
+    return getattr(model, "keras_model", model)
+
+
+def _class_output(model: Any) -> Any:
+    km = _keras(model)
+    out = km.output
+    key = getattr(model, "group_output", 0)
+    return out[key] if isinstance(out, dict | list | tuple) else out
+
+
+def randomisable_layers(model: Any) -> list[str]:
+    """Names of layers with a trainable kernel that feed the class output, top (output side) first."""
+    import keras
+
+    km = _keras(model)
+    sub = keras.Model(km.inputs, _class_output(model))
+    names: list[str] = []
+    stack = list(sub.layers)
+    flat: list[Any] = []
+    while stack:  # flatten nested models, keeping graph order
+        layer = stack.pop(0)
+        if hasattr(layer, "layers") and layer.layers:
+            stack = list(layer.layers) + stack
+        else:
+            flat.append(layer)
+    for layer in flat:
+        if any(len(w.shape) >= 2 for w in layer.trainable_weights):
+            names.append(layer.name)
+    return names[::-1]
+
+
+def clone_model(model: Any) -> Any:
+    """A weight-for-weight copy; an :class:`AgeModel` comes back as an AgeModel around the copy."""
+    import keras
+
+    km = _keras(model)
+    twin = keras.models.clone_model(km)
+    twin.set_weights(km.get_weights())
+    return replace(model, keras_model=twin) if twin is not km and hasattr(model, "keras_model") else twin
+
+
+def _find_layer(km: Any, name: str) -> Any:
+    stack = list(km.layers)
+    while stack:
+        layer = stack.pop()
+        if layer.name == name:
+            return layer
+        if hasattr(layer, "layers"):
+            stack.extend(layer.layers)
+    raise KeyError(name)
+
+
+def randomise_layer(layer: Any, rng: np.random.Generator) -> None:
+    """Redraw each trainable weight from N(0, its own std); all-constant weights are left alone."""
+    for w in layer.trainable_weights:
+        v = np.asarray(w.numpy())
+        std = float(v.std())
+        if std > 0:
+            w.assign(rng.normal(0.0, std, v.shape).astype(v.dtype))
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each pair of maps (flattened); 0 where either map is constant."""
+    ra = rankdata(a.reshape(len(a), -1), axis=1)
+    rb = rankdata(b.reshape(len(b), -1), axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    den = np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
+    return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1), 0.0)
+
+
+def ssim_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM of each pair of [0, 1] maps (skimage, 7x7 window or the largest odd one that fits)."""
+    win = min(7, a.shape[1] - (1 - a.shape[1] % 2), a.shape[2] - (1 - a.shape[2] % 2))
+    return np.array(
+        [structural_similarity(p, q, data_range=1.0, win_size=win) for p, q in zip(a, b, strict=True)],
+        dtype=np.float64,
+    )
+
+
+@dataclass
+class RandomisationResult:
+    """Per stage: the layers random so far (cascading) or alone (independent), and per-image similarity."""
+
+    mode: str
+    layers: list[list[str]]
+    spearman: np.ndarray  # (stages, N)
+    ssim: np.ndarray  # (stages, N)
+    threshold: float = SPEARMAN_THRESHOLD
+    original_maps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    last_maps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def final_spearman(self) -> float:
+        return float(np.mean(self.spearman[-1]))
+
+    @property
+    def flagged(self) -> bool:
+        """True when the maps survive full cascading randomisation (only defined for cascading mode)."""
+        if self.mode != "cascading":
+            raise ValueError("the flag is defined on full cascading randomisation")
+        return self.final_spearman > self.threshold
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "threshold": self.threshold,
+            "stages": [
+                {"layers": ls, "spearman": float(s.mean()), "ssim": float(q.mean())}
+                for ls, s, q in zip(self.layers, self.spearman, self.ssim, strict=True)
+            ],
+        }
+        if self.mode == "cascading":
+            out.update(final_spearman=self.final_spearman, flagged=self.flagged)
+        return out
+
+
+def _stage_points(n_layers: int, stages: int | None) -> list[int]:
+    """How many top layers are random at each checkpoint: all of 1..L, or ``stages`` spread, L included."""
+    if stages is None:
+        stages = n_layers if n_layers <= 12 else 8
+    stages = max(1, min(stages, n_layers))
+    return sorted({int(round(v)) for v in np.linspace(n_layers / stages, n_layers, stages)})
+
+
+def randomisation_test(
+    model: Any,
+    explain_fn: ModelExplainer,
+    x: np.ndarray,
+    targets: np.ndarray | None = None,
+    *,
+    mode: str = "cascading",
+    layers: list[str] | None = None,
+    stages: int | None = None,
+    seed: int = 0,
+    threshold: float = SPEARMAN_THRESHOLD,
+    original_maps: np.ndarray | None = None,
+) -> RandomisationResult:
+    """Re-explain ``x`` on progressively (cascading) or singly (independent) randomised clones of ``model``.
+
+    ``targets`` defaults to the original model's predicted classes and stays fixed, so
+    every stage explains the same class. ``stages`` limits how many checkpoints are
+    explained (the last cascading one is always "every layer random"). ``original_maps``
+    saves re-explaining the unchanged model when the caller already has its maps.
+    """
+    if mode not in ("cascading", "independent"):
+        raise ValueError(f"mode is 'cascading' or 'independent', got {mode!r}")
+    x = np.asarray(x, dtype=np.float32)
+    if targets is None:
+        targets = _predict(model, x).argmax(axis=1)
+    targets = np.asarray(targets, dtype=np.int64)
+    names = layers if layers is not None else randomisable_layers(model)
+    if not names:
+        raise ValueError("the model has no layer with a trainable kernel to randomise")
+    twin = clone_model(model)
+    kt = _keras(twin)
+    pristine = kt.get_weights()
+    original = np.asarray(
+        explain_fn(twin, x, targets) if original_maps is None else original_maps, dtype=np.float32
+    )
+    rng = np.random.default_rng(seed)
+    done, stage_layers, sp, ss = 0, [], [], []
+    last = original
+    for k in _stage_points(len(names), stages):
+        if mode == "cascading":
+            for name in names[done:k]:
+                randomise_layer(_find_layer(kt, name), rng)
+            done, chosen = k, names[:k]
+        else:
+            kt.set_weights(pristine)
+            chosen = [names[k - 1]]
+            randomise_layer(_find_layer(kt, chosen[0]), rng)
+        last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
+        stage_layers.append(list(chosen))
+        sp.append(spearman_rows(original, last))
+        ss.append(ssim_rows(original, last))
+    return RandomisationResult(mode, stage_layers, np.array(sp), np.array(ss), threshold, original, last)
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    if hasattr(model, "predict") and hasattr(model, "keras_model"):
+        return np.asarray(model.predict(x)["probabilities"])
+    out = model(x, training=False)
+    if isinstance(out, dict | list | tuple):
+        raise ValueError("pass targets for a multi-output Keras model (or wrap it with wrap_keras_model)")
+    return np.asarray(out)
+
+
+class ModelRandomisation(Metric):
+    """Spearman between each image's map before and after *full* cascading randomisation; lower is better."""
+
+    name = "randomisation"
+    higher_is_better = False
+    applies_to = NEEDS_MODEL
+    category = "randomisation"
+    requires = ("model", "model_explainer")
+
+    def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        res = randomisation_test(
+            ctx.model, ctx.model_explainer, x, targets, stages=1, seed=ctx.seed, original_maps=maps
+        )
+        return MetricResult(res.spearman[-1], extra={"ssim": res.ssim[-1], "flagged": res.flagged})

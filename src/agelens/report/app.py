@@ -1,0 +1,242 @@
+"""A local web app: drop in a photo, see the class probabilities and where the model looks.
+
+Safety and privacy by default: it binds to 127.0.0.1, loads the model once, checks every
+upload's size and type before decoding, and keeps every file it (and Gradio) writes in
+one ``TemporaryDirectory`` that is removed when the process exits. No fonts or scripts
+come from the network, so it works offline.
+"""
+
+# No ``from __future__ import annotations`` here: Gradio reads the handlers' annotations
+# at runtime to inject event data (``gr.SelectData``), and strings would hide them.
+import atexit
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agelens.report.app_logic import (
+    MAX_UPLOAD_BYTES,
+    Engine,
+    UploadError,
+    build_engine,
+    check_upload,
+)
+
+N_SAMPLES = 6
+TITLE = "agelens · what does the age model look at?"
+CSS = """
+.gradio-container { max-width: 1240px !important; margin: 0 auto; }
+#al-head h1 { font-size: 1.6rem; margin-bottom: 0; }
+#al-head p { color: var(--body-text-color-subdued); margin-top: 4px; }
+#al-status { min-height: 1.6em; }
+#al-status p { margin: 0; }
+#al-explain { margin-top: 4px; }
+"""
+
+_TEMP: tempfile.TemporaryDirectory[str] | None = None
+_LOCK = threading.Lock()
+
+
+def _workdir() -> Path:
+    """The app's one temp folder; Gradio's upload/cache folder is pointed inside it too."""
+    global _TEMP
+    with _LOCK:
+        if _TEMP is None:
+            _TEMP = tempfile.TemporaryDirectory(prefix="agelens-app-")
+            atexit.register(_cleanup)
+        path = Path(_TEMP.name)
+    os.environ["GRADIO_TEMP_DIR"] = str(path / "gradio")  # read when Blocks/App are created
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return path
+
+
+def _cleanup() -> None:
+    global _TEMP
+    if _TEMP is not None:
+        _TEMP.cleanup()
+        _TEMP = None
+
+
+def theme() -> Any:
+    """Gradio's Soft theme with system fonts only (the default would fetch web fonts)."""
+    import gradio as gr
+
+    sans = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=sans, font_mono=mono)
+
+
+def build_app(model_path: str | Path | None = None) -> Any:
+    """Load the model once and lay out the app; returns an unlaunched ``gradio.Blocks``.
+
+    Launch it with :func:`launch` (or ``.launch(theme=theme(), css=CSS)`` for the same look).
+    """
+    workdir = _workdir()
+    import gradio as gr
+
+    from agelens.data.synthetic import generate
+    from agelens.model.io import load_model
+
+    engine = build_engine(load_model(model_path), workdir)
+    sample_images, labels = _samples(generate, max(96, engine.model.input_size))
+
+    with gr.Blocks(title="agelens", analytics_enabled=False) as demo:
+        gr.Markdown(
+            f"# {TITLE}\nUpload a face photo (or pick a synthetic face), then **Explain**. "
+            f"Model: `{getattr(engine.model.path, 'name', 'in memory')}`, classes: "
+            f"{', '.join(engine.model.class_names)}.",
+            elem_id="al-head",
+        )
+        photo = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4, min_width=320):
+                upload = gr.File(
+                    label=f"Photo (drag and drop; images up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+                    type="filepath",
+                    elem_id="al-upload",
+                    height=140,
+                )
+                gallery = gr.Gallery(
+                    value=list(zip(sample_images, labels, strict=True)),
+                    label="…or pick a synthetic face",
+                    columns=3,
+                    height=300,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="al-samples",
+                )
+                detect = gr.Checkbox(label="Detect and crop the largest face first", value=False)
+                with gr.Row():
+                    method = gr.Dropdown(
+                        engine.methods, value=engine.methods[0], label="Method", elem_id="al-method"
+                    )
+                    target = gr.Dropdown(
+                        engine.targets, value=engine.targets[0], label="Target", elem_id="al-target"
+                    )
+                layer = gr.Dropdown(engine.layers, value=engine.layers[0], label="Layer", elem_id="al-layer")
+                run = gr.Button("Explain", variant="primary", elem_id="al-explain")
+                status = gr.Markdown("Upload a photo or pick a sample.", elem_id="al-status")
+            with gr.Column(scale=6, min_width=420):
+                with gr.Row():
+                    face = gr.Image(label="Model input", elem_id="al-face", interactive=False, height=280)
+                    heat = gr.Image(label="Where it looks", elem_id="al-map", interactive=False, height=280)
+                probs = gr.Label(label="Class probabilities", elem_id="al-probs")
+                with gr.Accordion("Per-filter activations", open=False):
+                    filter_layer = gr.Dropdown(
+                        engine.layers,
+                        value=engine.layers[0],
+                        label="Layer for the filter grid",
+                        elem_id="al-flayer",
+                    )
+                    grid = gr.Image(
+                        label="Strongest filters of the layer", elem_id="al-grid", interactive=False
+                    )
+                download = gr.File(label="Download outputs (.zip)", elem_id="al-download", interactive=False)
+
+        def on_upload(path: str | None) -> tuple[Any, Any, str]:
+            if not path:
+                return None, None, "Upload a photo or pick a sample."
+            try:
+                img = check_upload(path)
+            except UploadError as exc:
+                return None, None, f"⚠️ {exc}"
+            return img, _preview(img), "Photo loaded. Press **Explain**."
+
+        def on_sample(evt: gr.SelectData) -> tuple[Any, Any, str]:
+            img = sample_images[evt.index]
+            return (
+                img,
+                _preview(img),
+                f"Synthetic sample {evt.index + 1} ({labels[evt.index]}). Press **Explain**.",
+            )
+
+        def on_explain(img: Any, det: bool, m: str, ly: str, t: str, fl: str) -> tuple[Any, ...]:
+            if img is None:
+                return None, None, None, None, None, "⚠️ No photo yet: upload one or pick a sample."
+            return _explain(engine, np.asarray(img), det, m, ly, t, fl)
+
+        def on_filter(img: Any, det: bool, fl: str) -> Any:
+            if img is None:
+                return None
+            try:
+                return engine.filter_grid(engine.prepare(np.asarray(img), det)[0], fl)
+            except ValueError as exc:
+                gr.Warning(" ".join(str(exc).split()))
+                return None
+
+        upload.change(on_upload, upload, [photo, face, status])
+        gallery.select(on_sample, None, [photo, face, status])
+        inputs = [photo, detect, method, layer, target, filter_layer]
+        run.click(on_explain, inputs, [face, heat, probs, grid, download, status])
+        filter_layer.change(on_filter, [photo, detect, filter_layer], grid)
+    demo.agelens_engine = engine  # for tests and callers that want the loaded model
+    return demo
+
+
+def _samples(generate: Any, size: int) -> tuple[list[np.ndarray], list[str]]:
+    """Synthetic faces with every age group represented, in class order (same faces every run)."""
+    pool = generate(6 * N_SAMPLES, size=size, seed=0)
+    per_class = -(-N_SAMPLES // len(pool.class_names))
+    picked = [i for k in range(len(pool.class_names)) for i in np.flatnonzero(pool.labels == k)[:per_class]]
+    picked = picked[:N_SAMPLES]
+    return [pool.images[i] for i in picked], [pool.class_names[pool.labels[i]] for i in picked]
+
+
+def _preview(img: np.ndarray, side: int = 512) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    return img if s >= 1 else cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
+def _explain(engine: Engine, img: np.ndarray, det: bool, m: str, ly: str, t: str, fl: str) -> tuple[Any, ...]:
+    """One click: prepare, explain, render, zip; a bad choice becomes a status line, not a crash."""
+    try:
+        photo, note = engine.prepare(img, det)
+        exp = engine.explain(photo, m, ly, t)
+        shown, heat = engine.view(photo, np.asarray(exp.maps[0]))
+        grid = engine.filter_grid(photo, fl)
+        archive = engine.save_zip(exp)
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, None, None, None, None, f"⚠️ Could not explain: {' '.join(str(exc).split())}"
+    probs = engine.probabilities(exp)
+    top = max(probs, key=probs.__getitem__)
+    ages = getattr(exp, "ages", None)
+    age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
+    msg = f"**{top}** ({probs[top]:.0%}{age}) · {exp.method} on `{exp.layer}` · target: {exp.target}"
+    return shown, heat, probs, grid, str(archive), msg + (f" · {note}" if note else "")
+
+
+def launch(model: str | Path | None = None, port: int = 7860, host: str = "127.0.0.1") -> None:
+    """Build and serve the app (blocking) on ``host:port``; the temp folder goes when the process ends."""
+    demo = build_app(model)
+    _exit_on_sigterm()
+    print(f"agelens app on http://{host}:{port}  (Ctrl+C to stop)", flush=True)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        show_error=True,
+        max_file_size=MAX_UPLOAD_BYTES,
+        ssr_mode=False,
+        quiet=True,
+        theme=theme(),
+        css=CSS,
+        footer_links=[],
+    )
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (kill, systemd, CI) runs atexit handlers too, so the temp folder is always removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # Gradio's serve loop closes the server on it; then atexit runs

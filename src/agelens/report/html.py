@@ -1,0 +1,199 @@
+"""Write one self-contained ``report.html`` for a run folder.
+
+Every part of a run folder is optional: a run may have been evaluated but not
+explained, or scored with an older schema. Each section loader returns None and
+leaves a short note instead of raising, so a half-finished run still gets a page.
+The page embeds all images and its CSS/JS, so it works offline and as an attachment.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agelens import __version__
+from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
+from agelens.report.gallery import build_gallery
+from agelens.report.page import Figure, Section
+from agelens.report.scores import scores_section, shortcut_section
+from agelens.report.tables import Table, cell, fmt, number, tables_from_json
+
+TEMPLATE = "report.html.j2"
+_HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Render ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically; return the path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
+    out = Path(out) if out is not None else run_dir / "report.html"
+    html = render_report(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".report-", suffix=".html.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def render_report(run_dir: Path) -> str:
+    """The report as an HTML string (no files written)."""
+    from jinja2 import Environment, PackageLoader
+    from markupsafe import Markup
+
+    notes = Notes()
+    manifest = read_json(run_dir / "manifest.json", notes, "Run")
+    sections = [
+        s
+        for s in (
+            _overview(manifest, notes),
+            _model_card(run_dir, notes),
+            _evaluation(run_dir, notes),
+            _gallery_section(run_dir, notes),
+            scores_section(run_dir, notes),
+            shortcut_section(run_dir, notes),
+        )
+        if s is not None
+    ]
+    env = Environment(loader=PackageLoader("agelens.report", "templates"), autoescape=True)
+    env.filters["fmt"] = fmt
+    return env.get_template(TEMPLATE).render(
+        title=_title(run_dir, manifest),
+        css=Markup(_static("report.css")),
+        js=Markup(_static("report.js").replace("</", "<\\/")),
+        run_dir=str(run_dir),
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        version=__version__,
+        sections=sections,
+        notes=notes.items,
+    )
+
+
+def _static(name: str) -> str:
+    """CSS/JS shipped next to the template, inlined verbatim (never parsed as Jinja)."""
+    return (resources.files("agelens.report") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _title(run_dir: Path, manifest: Any) -> str:
+    if isinstance(manifest, dict):
+        for key in ("name", "run_name", "title"):
+            if isinstance(manifest.get(key), str) and manifest[key].strip():
+                return manifest[key].strip()
+    return run_dir.resolve().name or "agelens run"
+
+
+def _overview(manifest: Any, notes: Notes) -> Section | None:
+    if manifest is None:
+        notes.add("Run: no manifest.json; run settings, versions and timings omitted.")
+        return None
+    return Section(
+        "run",
+        "Run",
+        "Settings, software versions and timings recorded by the run.",
+        tables=tables_from_json(manifest, "Settings"),
+    )
+
+
+def _model_card(run_dir: Path, notes: Notes) -> Section | None:
+    md = run_dir / "model_card.md"
+    if md.is_file():
+        try:
+            text = md.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            notes.add(f"Model card: could not read model_card.md ({type(exc).__name__}).")
+            return None
+        return Section("model-card", "Model card", html=render_markdown(text, run_dir, run_dir))
+    card = read_json(run_dir / "model_card.json", notes, "Model card")
+    if card is None:
+        notes.add("Model card: no model_card.md or model_card.json.")
+        return None
+    return Section("model-card", "Model card", tables=tables_from_json(card, ""))
+
+
+def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
+    ev = run_dir / "evaluation"
+    m = read_json(ev / "metrics.json", notes, "Evaluation")
+    png = image_uri(inside(run_dir, "evaluation/confusion_matrix.png"))
+    if m is None and png is None:
+        notes.add("Evaluation: no evaluation/metrics.json.")
+        return None
+    sec = Section(
+        "evaluation", "Evaluation", "Held-out test set; rows of the confusion matrix are true classes."
+    )
+    m = m if isinstance(m, dict) else {}
+    for key, label in _HEADLINE:
+        if (v := number(m.get(key))) is not None:
+            sec.stats.append((label, f"{v:.1%}" if 0 <= v <= 1 else fmt(v)))
+    for key, label in (("n_images", "Images"), ("n_skipped", "Skipped")):
+        if (v := number(m.get(key))) is not None:
+            sec.stats.append((label, fmt(int(v))))
+    if isinstance(m.get("per_class"), dict | list):
+        sec.tables += tables_from_json(m["per_class"], "Per class", heat=True)
+    cm_table = _confusion(m)
+    if cm_table:
+        sec.tables.append(cm_table)
+    shown = {
+        "per_class",
+        "confusion_matrix",
+        "confusion_matrix_normalized",
+        "class_names",
+        "n_images",
+        "n_skipped",
+    }
+    rest = {k: v for k, v in m.items() if k not in shown and k not in dict(_HEADLINE)}
+    if rest:
+        sec.tables += tables_from_json(rest, "Other metrics")
+    if png:
+        sec.figures.append(Figure("Confusion matrix (plot)", png))
+    return sec
+
+
+def _confusion(m: dict) -> Table | None:
+    """Counts with row-normalised shading, as an HTML table (prints crisply, unlike a PNG)."""
+    cm, names = m.get("confusion_matrix"), m.get("class_names")
+    if not (isinstance(cm, list) and cm and all(isinstance(r, list) for r in cm)):
+        return None
+    names = (
+        [str(n) for n in names]
+        if isinstance(names, list) and len(names) == len(cm)
+        else [str(i) for i in range(len(cm))]
+    )
+    norm = m.get("confusion_matrix_normalized")
+    rows = []
+    for i, row in enumerate(cm):
+        total = sum(v for v in row if isinstance(v, int | float)) or 1
+        cells = [cell("true", names[i])]
+        cells[0].cls = "rowhead"
+        for j, v in enumerate(row):
+            try:
+                share = float(norm[i][j]) if isinstance(norm, list) else float(v) / total
+            except (IndexError, TypeError, ValueError):
+                share = float(v) / total if isinstance(v, int | float) else 0.0
+            c = cell("count", v)
+            c.heat, c.text, c.cls = max(0.0, min(1.0, share)), f"{fmt(v)} · {share:.0%}", c.cls + " cm"
+            cells.append(c)
+        rows.append(cells)
+    return Table("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names], rows)
+
+
+def _gallery_section(run_dir: Path, notes: Notes) -> Section | None:
+    ex = run_dir / "explain"
+    manifest = read_json(ex / "manifest.json", notes, "Explanations")
+    if manifest is None:
+        if not (ex / "manifest.json").exists():
+            notes.add("Explanations: no explain/manifest.json; gallery omitted.")
+        return None
+    gallery = build_gallery(ex, manifest, run_dir, notes)
+    if gallery is None:
+        return None
+    lead = "Pick a method, layer and target class; every card switches together."
+    return Section("explanations", "Explanations", lead, gallery=gallery)

@@ -1,0 +1,102 @@
+"""score_methods: a method x metric table with CIs, matched-random baselines, a ranking and the files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from metric_toys import SIZE, checker_images, quadrant_maps, quadrant_model
+
+from agelens.metrics import Deletion, Insertion, score_methods
+from agelens.metrics.regions import LAYOUT_NAMES, face_layout
+
+N = 8
+
+
+@pytest.fixture(scope="module")
+def table():
+    x = checker_images(N)
+    labels = np.array([1, 1, 1, 1, 0, 0, 1, 1])
+    masks = quadrant_maps(N, "tl")
+    explainers = {
+        "on": lambda x, t: quadrant_maps(len(x), "tl"),
+        "off": lambda x, t: quadrant_maps(len(x), "br"),
+    }
+    return score_methods(
+        quadrant_model(),
+        x,
+        labels,
+        ["on", "off"],
+        [
+            Deletion(step=0.05),
+            Insertion(step=0.05),
+            "average_drop",
+            "road_morf",
+            "pointing_game",
+            "randomisation",
+        ],
+        masks=masks,
+        region_masks=face_layout(SIZE),
+        region_names=LAYOUT_NAMES,
+        group_names=["zero", "one"],
+        explainers=explainers,
+        n_boot=500,
+    )
+
+
+def test_table_has_every_method_metric_pair_with_ci(table) -> None:
+    assert table.methods == ["on", "off", "random"]
+    assert [m["name"] for m in table.metrics] == [
+        "deletion",
+        "insertion",
+        "average_drop",
+        "road_morf",
+        "pointing_game",
+    ]
+    assert table.skipped == {"randomisation": "needs an AgeModel to randomise"}
+    for method in table.methods:
+        for metric in ("deletion", "insertion", "pointing_game"):
+            s = table.scores[method][metric]
+            assert s.n == N and s.ci_low <= s.mean <= s.ci_high
+    assert table.scores["on"]["pointing_game"].mean == 1.0
+
+
+def test_ranking_respects_directions(table) -> None:
+    ranking = table.ranking()
+    assert [r["method"] for r in ranking] == ["on", "random", "off"]
+    assert ranking[0]["mean_rank"] == 1.0 and ranking[0]["ranks"]["deletion"] == 1.0
+
+
+def test_paired_difference_against_matched_random_maps(table) -> None:
+    assert set(table.vs_random) == {"on", "off"}  # the random row is its own baseline
+    d_del, d_ins = table.vs_random["on"]["deletion"], table.vs_random["on"]["insertion"]
+    assert d_del.ci_high < 0 and d_ins.ci_low > 0
+    assert table.meta["matched_sigma"]["on"] > 2  # block maps are smooth; their baseline is blurred noise
+    assert "matched_random_mean" in table.curves["on"]["deletion"]
+
+
+def test_region_view_and_gallery(table) -> None:
+    reg = table.regions["on"]
+    assert reg["regions"] == list(LAYOUT_NAMES) and reg["groups"] == ["zero", "one"]
+    assert np.allclose(np.nansum(reg["shares"], axis=1), 1.0)
+    assert {"confident_right", "confident_wrong"} == set(table.gallery)
+    assert len(table.gallery["confident_wrong"]) == 2  # the two images labelled 0
+
+
+def test_write_outputs_json_markdown_and_plots(table, tmp_path) -> None:
+    paths = table.write(tmp_path / "score")
+    data = json.loads(paths["json"].read_text())
+    assert data["scores"]["on"]["deletion"]["mean"] == pytest.approx(table.scores["on"]["deletion"].mean)
+    assert data["ranking"][0]["method"] == "on"
+    assert data["metrics"][0] == {
+        "name": "deletion",
+        "higher_is_better": False,
+        "applies_to": "any attribution",
+        "category": "faithfulness",
+    }
+    md = paths["markdown"].read_text()
+    assert "deletion ↓" in md and "insertion ↑" in md and "| on |" in md and "✓" in md
+    for key in ("curves_deletion", "curves_insertion", "curves_road_morf", "regions", "class_means"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "score").glob("*.tmp"))  # atomic writes leave no temp files

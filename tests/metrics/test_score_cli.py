@@ -1,0 +1,74 @@
+"""``agelens score`` end to end on a tiny saved model and a UTKFace-style folder of synthetic faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from agelens.cli.score_cmd import score_command
+from agelens.metrics.sampling import stratified_sample
+
+runner = CliRunner()
+app = typer.Typer()
+app.command()(score_command)
+
+
+@pytest.fixture(scope="module")
+def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
+    from agelens.data.synthetic import generate
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import save_model, wrap_keras_model
+
+    root = tmp_path_factory.mktemp("score")
+    data = root / "utk"
+    data.mkdir()
+    faces = generate(12, size=48, seed=1)
+    for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
+        Image.fromarray(img).save(data / f"{int(age)}_0_0_2017010{i:02d}.jpg.chip.jpg", quality=95)
+    km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0)
+    path = save_model(wrap_keras_model(km), root / "tiny.keras")
+    return data, path
+
+
+def test_score_writes_table_json_markdown_and_plots(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    out = tmp_path / "score"
+    args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion,insertion"]
+    res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert "deletion ↓" in res.output and "gradcam" in res.output and "random" in res.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["scores"]) == {"gradcam", "random"}
+    assert scores["meta"]["n_images"] == 6 and scores["meta"]["seed"] == 3
+    assert scores["scores"]["gradcam"]["deletion"]["n"] == 6
+    assert set(scores["regions"]["gradcam"]["regions"]) >= {"eyes", "mouth_chin"}
+    for name in ("scores.md", "curves_deletion.png", "curves_insertion.png", "region_shares.png"):
+        assert (out / name).stat().st_size > 0
+
+    again = runner.invoke(app, [*args, "--n", "6", "--out", str(out)])
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_score_rejects_unknown_names(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    res = runner.invoke(app, [str(data), "--model", str(model), "--metrics", "nope", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "unknown metric nope" in res.output
+    res = runner.invoke(app, [str(data), "--model", str(model), "--methods", "magic", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "unknown method magic" in res.output
+
+
+def test_stratified_sample_keeps_class_mix_and_is_seeded() -> None:
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    idx = stratified_sample(labels, 20, seed=0)
+    assert len(idx) == 20 and len(set(idx)) == 20
+    assert np.bincount(labels[idx]).tolist() == [12, 6, 2]
+    np.testing.assert_array_equal(idx, stratified_sample(labels, 20, seed=0))
+    assert not np.array_equal(idx, stratified_sample(labels, 20, seed=1))
+    assert np.bincount(labels[stratified_sample(labels, 3, seed=0)]).tolist() == [1, 1, 1]
+    assert len(stratified_sample(labels, 500)) == 100

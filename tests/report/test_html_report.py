@@ -1,0 +1,159 @@
+"""The HTML report: one self-contained file, every section, and graceful gaps."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from report_factory import METHODS, make_run
+from typer.testing import CliRunner
+
+from agelens.report.html import render_report, write_report
+from agelens.report.tables import tables_from_json
+
+SECTION_IDS = ["run", "model-card", "evaluation", "explanations", "scores", "shortcut"]
+
+
+def _ids(html: str) -> set[str]:
+    return set(re.findall(r'<section class="[^"]*" id="([^"]+)"', html))
+
+
+def test_single_self_contained_file(run_dir: Path) -> None:
+    out = write_report(run_dir)
+    assert out == run_dir / "report.html"
+    html = out.read_text(encoding="utf-8")
+    # no external fetches of any kind: every src/href is a data: URI or an in-page anchor
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html)
+    assert refs, "expected embedded images"
+    assert all(r.startswith(("data:", "#")) for r in refs), [
+        r for r in refs if not r.startswith(("data:", "#"))
+    ]
+    assert not re.search(r"(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", html)
+    assert "@import" not in html and "url(http" not in html
+    # the model card's remote link survives as text, never as a reference
+    assert "example.org/utk" in html
+    # the local image in the model card and all PNGs are embedded
+    assert html.count("data:image/png;base64,") >= 10
+    assert not list(run_dir.glob(".report-*")), "temp file left behind"
+
+
+def test_all_sections_and_their_content(run_dir: Path) -> None:
+    html = render_report(run_dir)
+    assert set(SECTION_IDS) <= _ids(html)
+    for sub in ("scores-faithfulness", "scores-randomisation", "scores-localisation", "scores-regions"):
+        assert f'id="{sub}"' in html
+    assert "80.0%" in html and "Balanced accuracy" in html  # headline stat cards
+    assert "true \\ predicted" in html  # confusion matrix as a table
+    assert 'deletion <span class="arrow"' in html and "↓" in html and "↑" in html  # direction arrows
+    assert "mean rank" in html
+    assert "flagged: map ignores the weights" in html  # scorecam's randomisation correlation 0.9 > 0.5
+    assert "area share" in html  # region matrix from scores.json
+    assert "accuracy stamped" in html and "99.0%" in html  # shortcut story
+
+
+def test_gallery_switches_are_wired(run_dir: Path) -> None:
+    html = render_report(run_dir)
+    method_select = re.search(r'<select id="sel-method">(.*?)</select>', html, re.S)
+    assert method_select
+    assert re.findall(r">([^<]+)</option>", method_select.group(1)) == METHODS
+    for sel in ("sel-layer", "sel-target", "sel-filter"):
+        assert f'id="{sel}"' in html
+    data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', html, re.S).group(1))
+    assert len(data["items"]) == 3
+    first = data["items"][0]["maps"]
+    assert len(first) == 3 * 2 * 2 and len(set(first.values())) == len(first)  # every variant distinct
+    assert data["default"] == "0-0-0" and html.count('class="gcard"') == 3
+
+
+def test_ranking_orders_rows_and_marks_best() -> None:
+    scores = {
+        "a": {"deletion": 0.3, "insertion": 0.5},
+        "b": {"deletion": 0.1, "insertion": 0.9},
+        "c": {"deletion": 0.2, "insertion": 0.7},
+    }
+    (table,) = tables_from_json(scores, "t", rank=True, stated={"deletion": "lower", "insertion": "higher"})
+    assert [row[0].text for row in table.rows] == ["b", "c", "a"]
+    assert table.arrows == {"deletion": "↓", "insertion": "↑"}
+    assert [name for name, _ in table.ranking] == ["b", "c", "a"]
+    assert all("best" in c.cls for c in table.rows[0][1:])
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [{"method": "x", "score": 1}, {"method": "y", "nested": {"deep": {"deeper": [1, {"z": 2}]}}}],
+        {"a": {"b": {"c": {"d": {"e": 1}}}}},
+        {"a": [1, 2, 3], "b": None, "c": "text", "d": {"mean": float("nan"), "std": 1.0}},
+        [1, "two", None],
+        "just a string",
+        {},
+    ],
+)
+def test_generic_tables_survive_odd_shapes(doc: object) -> None:
+    tables = tables_from_json(doc, "odd")
+    assert all(t.rows or t.columns for t in tables)
+
+
+def test_legacy_score_schema_falls_back_by_name(tmp_path: Path) -> None:
+    html = render_report(make_run(tmp_path, schema="legacy"))
+    assert 'id="scores-faithfulness"' in html and 'id="scores-randomisation"' in html
+    assert 'deletion_auc <span class="arrow"' in html
+    assert "⚠ no" in html  # the failed sanity check shows as a flag
+
+
+def test_missing_sections_are_noted_not_fatal(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / "explain")
+    shutil.rmtree(run_dir / "scores")
+    (run_dir / "model_card.md").unlink()
+    (run_dir / "evaluation" / "metrics.json").write_text("{not json")
+    html = render_report(run_dir)
+    ids = _ids(html)
+    assert {"explanations", "scores", "shortcut", "model-card"}.isdisjoint(ids)
+    assert "evaluation" in ids  # the confusion-matrix PNG alone still makes a section
+    assert "could not read metrics.json" in html
+    assert "no explain/manifest.json" in html and "no scores/ folder" in html
+    assert 'id="notes"' in html
+
+
+def test_empty_folder_and_broken_gallery_entries(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    html = write_report(empty, tmp_path / "out" / "r.html").read_text()
+    assert "Nothing to show yet" in html
+    run = make_run(tmp_path / "x", n_images=2)
+    manifest = json.loads((run / "explain/manifest.json").read_text())
+    manifest["images"][0]["maps"][0]["overlay"] = "../../../../etc/passwd"  # escapes the run folder
+    manifest["images"][1]["file"] = "missing.png"
+    manifest["images"].append("not a dict")
+    (run / "explain/manifest.json").write_text(json.dumps(manifest))
+    html = render_report(run)
+    assert "overlay file(s) listed in the manifest were not found" in html
+    assert "photo not found" in html
+
+
+def test_untrusted_text_is_escaped(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "evaluation/metrics.json").read_text())
+    metrics["per_class"]["<script>alert(1)</script>"] = {"precision": 1.0}
+    (run_dir / "evaluation/metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "model_card.md").write_text("<script>alert(2)</script>\n\n[x](javascript:alert(3))")
+    html = render_report(run_dir)
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+    assert not re.search(r"href\s*=\s*[\"']?javascript:", html, re.I)
+
+
+def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
+    import typer
+
+    from agelens.cli.report_cmd import report_command
+
+    app = typer.Typer()
+    app.command()(report_command)
+    out = tmp_path / "elsewhere" / "page.html"
+    result = CliRunner().invoke(app, [str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "wrote" in result.output
+    bad = CliRunner().invoke(app, [str(tmp_path / "nope")])
+    assert bad.exit_code == 1
