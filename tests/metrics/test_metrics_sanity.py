@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metric_toys import gradcam, sobel_model_explainer, tiny_convnet
+from metric_toys import gradcam, sobel_model_explainer
 
 from agelens.metrics import ModelRandomisation, randomisation_test
 from agelens.metrics.sanity import _stage_points, randomisable_layers, spearman_rows, ssim_rows
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A tiny convnet trained (4 epochs) to tell a red from a blue square on noise; plus 8 test images."""
-    import keras
+def _real_gradcam():
+    pytest.importorskip("agelens.explain")
+    from agelens.metrics.adapters import method_model_explainer
 
-    from agelens.model.io import wrap_keras_model
-
-    rng = np.random.default_rng(0)
-    n = 200
-    x = rng.uniform(0, 100, (n, 32, 32, 3)).astype("float32")
-    y = rng.integers(0, 2, n)
-    for i in range(n):
-        r, c = rng.integers(2, 24, 2)
-        x[i, r : r + 6, c : c + 6, 0 if y[i] else 2] += 150
-    km = tiny_convnet()
-    km.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    km.fit(x[:192], y[:192], epochs=4, batch_size=32, verbose=0)
-    return wrap_keras_model(km, class_names=["blue", "red"]), x[192:], y[192:]
+    return method_model_explainer("gradcam")
 
 
-def test_gradcam_passes_and_edge_detector_is_flagged(trained) -> None:
-    model, x, _ = trained
-    cam = randomisation_test(model, gradcam, x)
+@pytest.mark.parametrize("which", ["stand-in", "agelens.explain"])
+def test_gradcam_passes_and_edge_detector_is_flagged(squares_model, which: str) -> None:
+    model, x, _ = squares_model
+    x = x[:8]
+    cam = randomisation_test(model, gradcam if which == "stand-in" else _real_gradcam(), x)
     edges = randomisation_test(model, sobel_model_explainer, x)
     assert cam.final_spearman < 0.3 and not cam.flagged
     assert edges.final_spearman > 0.99 and edges.flagged
@@ -41,8 +30,27 @@ def test_gradcam_passes_and_edge_detector_is_flagged(trained) -> None:
     assert cam.summary()["flagged"] is False and len(cam.summary()["stages"]) == 3
 
 
-def test_randomisation_never_touches_the_callers_model(trained) -> None:
-    model, x, _ = trained
+def test_methods_that_cache_weight_copies_per_model_still_see_the_randomisation(squares_model) -> None:
+    """Like guided backprop in agelens.explain: the first call on a model snapshots its weights."""
+    model, x, _ = squares_model
+    x = x[:8]
+    snapshots: dict[int, object] = {}
+
+    def caching_gradcam(m, xs, targets):
+        from agelens.metrics.sanity import clone_model
+
+        key = id(m.keras_model)
+        if key not in snapshots:
+            snapshots[key] = clone_model(m)
+        return gradcam(snapshots[key], xs, targets)
+
+    res = randomisation_test(model, caching_gradcam, x)
+    assert res.final_spearman < 0.3 and not res.flagged
+
+
+def test_randomisation_never_touches_the_callers_model(squares_model) -> None:
+    model, x, _ = squares_model
+    x = x[:8]
     before = [w.copy() for w in model.keras_model.get_weights()]
     p_before = model.predict(x)["probabilities"]
     randomisation_test(model, gradcam, x[:2], mode="independent")
@@ -51,8 +59,9 @@ def test_randomisation_never_touches_the_callers_model(trained) -> None:
     np.testing.assert_allclose(model.predict(x)["probabilities"], p_before, atol=1e-6)
 
 
-def test_independent_mode_randomises_one_layer_at_a_time(trained) -> None:
-    model, x, _ = trained
+def test_independent_mode_randomises_one_layer_at_a_time(squares_model) -> None:
+    model, x, _ = squares_model
+    x = x[:8]
     res = randomisation_test(model, gradcam, x[:4], mode="independent")
     assert res.layers == [["logits"], ["last_conv"], ["c1"]]
     assert res.spearman.shape == (3, 4) and res.ssim.shape == (3, 4)
@@ -61,8 +70,9 @@ def test_independent_mode_randomises_one_layer_at_a_time(trained) -> None:
         _ = res.flagged
 
 
-def test_randomisation_metric_scores_each_image(trained) -> None:
-    model, x, y = trained
+def test_randomisation_metric_scores_each_image(squares_model) -> None:
+    model, x, y = squares_model
+    x, y = x[:8], y[:8]
     metric = ModelRandomisation()
     edge = metric(
         x, sobel_model_explainer(model, x, y), y, model=model, model_explainer=sobel_model_explainer

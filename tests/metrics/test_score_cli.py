@@ -39,7 +39,7 @@ def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
 def test_score_writes_table_json_markdown_and_plots(folder_and_model, tmp_path) -> None:
     data, model = folder_and_model
     out = tmp_path / "score"
-    args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion,insertion"]
+    args = [str(data), "--model", str(model), "--methods", "Grad-CAM", "--metrics", "deletion,insertion"]
     res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert "deletion ↓" in res.output and "gradcam" in res.output and "random" in res.output

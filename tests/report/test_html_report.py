@@ -97,6 +97,11 @@ def test_generic_tables_survive_odd_shapes(doc: object) -> None:
     assert all(t.rows or t.columns for t in tables)
 
 
+def test_long_lists_are_cut() -> None:
+    (table,) = tables_from_json({"loss": [0.5] * 1000}, "history")
+    assert table.rows[0][1].text.endswith("… (1,000 values)") and len(table.rows[0][1].text) < 120
+
+
 def test_legacy_score_schema_falls_back_by_name(tmp_path: Path) -> None:
     html = render_report(make_run(tmp_path, schema="legacy"))
     assert 'id="scores-faithfulness"' in html and 'id="scores-randomisation"' in html
@@ -157,3 +162,31 @@ def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
     assert out.is_file() and "wrote" in result.output
     bad = CliRunner().invoke(app, [str(tmp_path / "nope")])
     assert bad.exit_code == 1
+
+
+def test_gallery_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path) -> None:
+    """The explain CLI's own manifest (file lists + runs) feeds the gallery, photos included."""
+    import typer
+    from PIL import Image
+
+    from agelens.cli.explain_cmd import explain_command
+    from agelens.data.synthetic import generate
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, img in enumerate(generate(2, size=64, seed=2).images):
+        Image.fromarray(img).save(photos / f"face{i}.png")
+    run = tmp_path / "run"
+    app = typer.Typer()
+    app.command()(explain_command)
+    args = [str(photos), "--model", str(tiny_model_path), "--method", "gradcam,gradcam++", "--filters", "3"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run / "explain")])
+    assert result.exit_code == 0, result.output
+    html = render_report(run)
+    method_select = re.search(r'<select id="sel-method">(.*?)</select>', html, re.S)
+    assert re.findall(r">([^<]+)</option>", method_select.group(1)) == ["gradcam", "gradcam++"]
+    data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', html, re.S).group(1))
+    assert [sorted(it["maps"]) for it in data["items"]] == [["0-0-0", "1-0-0"]] * 2
+    assert all(it["maps"]["0-0-0"] != it["maps"]["1-0-0"] for it in data["items"])
+    assert all(len(it["filters"]) == 1 for it in data["items"])
+    assert "photo not found" not in html and html.count('class="photo"') == 2

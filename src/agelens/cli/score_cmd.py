@@ -58,7 +58,7 @@ def score_command(
     if (out / "scores.json").exists() and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")
     try:
-        method_names = parse_names(methods, [*available_methods(), RANDOM], "method")
+        method_names = parse_names(_canonical(methods), [*available_methods(), RANDOM], "method")
         metric_names = parse_names(metrics, list(METRICS), "metric")
     except ValueError as e:
         fail(str(e))
@@ -88,6 +88,24 @@ def score_command(
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
+
+
+def _canonical(spec: str) -> str:
+    """Resolve the explain engine's aliases (``integrated_gradients``, ``grad-cam``); unknown names pass."""
+    try:
+        from agelens.explain.api import canonical
+    except ImportError:
+        return spec
+
+    def one(name: str) -> str:
+        try:
+            return canonical(name)
+        except ValueError:
+            return name.strip()
+
+    return ",".join(
+        one(n) if n.strip().lower() not in ("all", "random") else n.strip() for n in spec.split(",")
+    )
 
 
 def _score(

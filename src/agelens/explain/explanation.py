@@ -111,22 +111,29 @@ def stems(sources: list[str]) -> list[str]:
     for i, src in enumerate(sources):
         base = Path(src).name if src and not src.startswith("<") else "image"
         base = re.sub(r"\.(jpe?g|png|bmp|gif|webp|tiff?)$", "", base, flags=re.I)
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:60] or "image"
-        out.append(f"{i:03d}_{base}")
+        out.append(f"{i:03d}_{_safe(base)[:60] or 'image'}")
     return out
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("+", "p"))
 
 
 def write_image_files(
     expl: Explanation,
     i: int,
     directory: Path,
-    prefix: str = "",
+    stem: str | None = None,
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
+    tag: str = "",
 ) -> dict[str, Any]:
-    """Overlay PNG, panel PNG and raw ``.npy`` map for image ``i``; returns its manifest record."""
-    stem = stems(expl.sources or [""] * len(expl))[i]
-    name = f"{stem}{'_' + prefix if prefix else ''}"
+    """Overlay PNG, panel PNG and raw ``.npy`` map for image ``i``; returns its manifest record.
+
+    ``stem`` defaults to the image's own (see :func:`stems`); ``tag`` (e.g. the method name)
+    is appended so several methods can share one directory.
+    """
+    name = (stem or stems(expl.sources or [""] * len(expl))[i]) + (f"_{_safe(tag)}" if tag else "")
     img, m = expl.images[i], np.asarray(expl.maps[i], np.float32)
     files = [f"{name}_overlay.png", f"{name}_panel.png", f"{name}_map.npy"]
     save_png(overlay(img, m, alpha, cmap), directory / files[0])

@@ -28,7 +28,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten
+from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten, functional_of
 from agelens.model.io import AgeModel, wrap_keras_model
 
 KEYWORDS = ("last-conv", "early", "mid", "late")
@@ -86,7 +86,7 @@ class ModelView:
     """A flattened, read-only view of a model: layer listing, resolution and sub-models."""
 
     def __init__(self, model: AgeModel | Any, substitute: Substitute | None = None) -> None:
-        am = model if isinstance(model, AgeModel) else wrap_keras_model(model)
+        am = as_age_model(model)
         km = am.keras_model
         # The view keeps the model's metadata but not the Keras model itself, so caches keyed
         # weakly by the Keras model can let it go (sub-models share its layers, not the object).
@@ -94,7 +94,7 @@ class ModelView:
         self.graph: Graph = flatten(km, substitute)
         self.input = self.graph.inputs[0]
         self.input_scale = 1.0 if self.model.rescales_input else 1.0 / 255.0
-        out = km.output
+        out = functional_of(km).output
         probs = self.graph.new(_pick(out, self.model.group_output))
         self.logits, self.probs = _logits_and_probs(self.graph, probs)
         age_key = self.model.age_output
@@ -280,6 +280,10 @@ def as_age_model(model: AgeModel | Any) -> AgeModel:
         if model.keras_model is None:
             raise ValueError("this AgeModel carries no Keras model (pass the model you loaded)")
         return model
+    if isinstance(model, keras.Sequential):
+        # wrap_keras_model reads ``km.output``, which Keras 3 does not define for a Sequential;
+        # wrap its functional twin for the metadata, then keep the caller's object.
+        return replace(wrap_keras_model(functional_of(model)), keras_model=model)
     return wrap_keras_model(model)
 
 

@@ -16,12 +16,39 @@ RANDOM = "random"
 
 
 def predict_fn_of(model: Any, batch_size: int = 64) -> PredictFn:
-    """``x -> probabilities`` for an AgeModel (``.predict(x)["probabilities"]``) or a plain callable."""
-    if hasattr(model, "predict") and hasattr(model, "keras_model"):
-        return lambda x: np.asarray(model.predict(x, batch_size=batch_size)["probabilities"])
+    """``x -> probabilities`` for an AgeModel (``.keras_model``) or a plain callable.
+
+    Why not ``AgeModel.predict``: Keras retraces its predict step for every new batch
+    shape, and perturbation metrics feed many odd-sized chunks. One ``tf.function`` with
+    a free batch dimension is traced once.
+    """
+    if hasattr(model, "keras_model"):
+        return _compiled_predict(model, batch_size)
     if callable(model):
         return model
     raise TypeError(f"cannot predict with {type(model).__name__}")
+
+
+def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: np.asarray(model.predict(x, batch_size=batch_size)["probabilities"])
+    import tensorflow as tf
+
+    km, size = model.keras_model, int(model.input_size)
+    scale = 1.0 if getattr(model, "rescales_input", True) else 1.0 / 255.0
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    def forward(x: Any) -> Any:
+        return model._pick(km(x * scale, training=False), model.group_output)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        parts = [forward(tf.constant(x[s : s + batch_size])).numpy() for s in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(model.class_names)), np.float32)
+
+    return predict
 
 
 def attribute_by_target(

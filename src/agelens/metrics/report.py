@@ -185,15 +185,15 @@ def score_methods(
     """
     x = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
-    n, size = len(x), x.shape[1]
+    n = len(x)
     predict = predict_fn_of(model, batch_size)
     probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
     explained = "predicted class" if targets is None else "given targets"
     targets = probs.argmax(1) if targets is None else np.asarray(targets, dtype=np.int64)
     objs, skipped = _usable_metrics(metrics, masks, model)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
-    ctx = {"predict_fn": predict, "masks": masks, "batch_size": batch_size, "seed": seed}
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
+    class_names = list(group_names or getattr(model, "class_names", None) or range(probs.shape[1]))
     say = on_progress or (lambda _msg: None)
     for name in names:
         say(f"explaining with {name}")
@@ -201,55 +201,74 @@ def score_methods(
             model, name, **({"seed": seed} if name == RANDOM else {})
         )
         maps = np.asarray(fn(x, targets), dtype=np.float32)
-        mctx = {**ctx, "model": model if hasattr(model, "keras_model") else None}
-        mctx["model_explainer"] = (model_explainers or {}).get(name) or method_model_explainer(name)
-        base = None
-        if random_baseline and name != RANDOM:
-            sigma = smoothness_sigma(maps)
-            base = random_maps(n, size, seed + 1, sigma=sigma)
-            table.meta.setdefault("matched_sigma", {})[name] = sigma
-        table.scores[name], table.baselines[name], table.vs_random[name] = {}, {}, {}
-        for metric in objs:
-            say(f"{name}: {metric.name}")
-            if name == RANDOM and metric.category == "randomisation":  # noise is model-blind by design
-                table.scores[name][metric.name] = Score.from_values(
-                    np.full(n, np.nan), metric.higher_is_better
-                )
-                continue
-            res = metric.evaluate(x, maps, targets, **mctx)
-            table.scores[name][metric.name] = Score.from_values(
-                res.scores, metric.higher_is_better, n_boot, seed
-            )
-            curve = {"x": res.curve_x, "mean": res.mean_curve()} if res.curves is not None else None
-            if base is not None and metric.category != "randomisation":
-                bres = metric.evaluate(x, base, targets, **mctx)
-                table.baselines[name][metric.name] = Score.from_values(
-                    bres.scores, metric.higher_is_better, n_boot, seed
-                )
-                table.vs_random[name][metric.name] = paired_difference(res.scores, bres.scores, n_boot, seed)
-                if curve is not None:
-                    curve["matched_random_mean"] = bres.mean_curve()
-            if curve is not None:
-                table.curves.setdefault(name, {})[metric.name] = {
-                    k: np.asarray(v).tolist() for k, v in curve.items()
-                }
+        custom = name in (explainers or {}) and name not in (model_explainers or {})
+        ctx = {
+            "predict_fn": predict,
+            "masks": masks,
+            "batch_size": batch_size,
+            "seed": seed,
+            "model": model if hasattr(model, "keras_model") else None,
+            "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name),
+        }
+        skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
+        _score_method(table, name, x, maps, targets, objs, ctx, random_baseline, skip_random, n_boot, say)
         table.class_means[name] = class_mean_maps(maps, targets, probs.shape[1])
         if region_masks is not None:
-            groups = list(group_names or getattr(model, "class_names", None) or range(probs.shape[1]))
             rnames = list(region_names or range(int(np.max(region_masks)) + 1))
             table.regions[name] = _jsonable_regions(
-                region_shares_by_group(maps, region_masks, labels, groups, rnames)
+                region_shares_by_group(maps, region_masks, labels, class_names, rnames)
             )
     table.vs_random = {k: v for k, v in table.vs_random.items() if v}
     table.baselines = {k: v for k, v in table.baselines.items() if v}
     table.gallery = extreme_cases(probs, labels)
-    table.meta.update(n_images=n, size=size, seed=seed, n_boot=n_boot, explained=explained)
-    table.meta["class_names"] = list(
-        getattr(model, "class_names", None) or group_names or range(probs.shape[1])
+    table.meta.update(
+        n_images=n, size=x.shape[1], seed=seed, n_boot=n_boot, explained=explained, class_names=class_names
     )
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _score_method(
+    table: ScoreTable,
+    name: str,
+    x: np.ndarray,
+    maps: np.ndarray,
+    targets: np.ndarray,
+    metrics: list[Metric],
+    ctx: dict[str, Any],
+    random_baseline: bool,
+    skip_randomisation: bool,
+    n_boot: int,
+    say: Callable[[str], None],
+) -> None:
+    """Fill ``table`` for one method: scores, matched-random baseline and paired difference, mean curves."""
+    seed = ctx["seed"]
+    base = None
+    if random_baseline and name != RANDOM:
+        sigma = smoothness_sigma(maps)
+        base = random_maps(len(x), x.shape[1], seed + 1, sigma=sigma)
+        table.meta.setdefault("matched_sigma", {})[name] = sigma
+    table.scores[name], table.baselines[name], table.vs_random[name] = {}, {}, {}
+    for metric in metrics:
+        say(f"{name}: {metric.name}")
+        hib = metric.higher_is_better
+        if metric.category == "randomisation" and skip_randomisation:
+            table.scores[name][metric.name] = Score.from_values(np.full(len(x), np.nan), hib)
+            continue
+        res = metric.evaluate(x, maps, targets, **ctx)
+        table.scores[name][metric.name] = Score.from_values(res.scores, hib, n_boot, seed)
+        curve = {"x": res.curve_x, "mean": res.mean_curve()} if res.curves is not None else None
+        if base is not None and metric.category != "randomisation":
+            bres = metric.evaluate(x, base, targets, **ctx)
+            table.baselines[name][metric.name] = Score.from_values(bres.scores, hib, n_boot, seed)
+            table.vs_random[name][metric.name] = paired_difference(res.scores, bres.scores, n_boot, seed)
+            if curve is not None:
+                curve["matched_random_mean"] = bres.mean_curve()
+        if curve is not None:
+            table.curves.setdefault(name, {})[metric.name] = {
+                k: np.asarray(v).tolist() for k, v in curve.items()
+            }
 
 
 def _usable_metrics(

@@ -18,6 +18,11 @@ the class output, top-down in graph order. Each weight tensor is redrawn from a 
 with the tensor's own standard deviation (scale kept, so activations neither explode
 nor vanish and a change in the maps is about structure, not scale); zero tensors such
 as zero-initialised biases stay zero, as a re-initialisation would leave them.
+
+Every stage explains a *fresh* clone carrying the stage's random weights (drawn once
+per layer, so cascading stages nest). Why not mutate one clone in place: explain
+methods may cache per-model copies of weights (guided backprop rebuilds the graph
+with copied layers), and those copies would never see the randomisation.
 """
 
 from __future__ import annotations
@@ -87,13 +92,20 @@ def _find_layer(km: Any, name: str) -> Any:
     raise KeyError(name)
 
 
-def randomise_layer(layer: Any, rng: np.random.Generator) -> None:
-    """Redraw each trainable weight from N(0, its own std); all-constant weights are left alone."""
+def random_weights(layer: Any, rng: np.random.Generator) -> list[np.ndarray | None]:
+    """New values for each trainable weight: N(0, its own std); None keeps an all-constant weight."""
+    out: list[np.ndarray | None] = []
     for w in layer.trainable_weights:
         v = np.asarray(w.numpy())
         std = float(v.std())
-        if std > 0:
-            w.assign(rng.normal(0.0, std, v.shape).astype(v.dtype))
+        out.append(rng.normal(0.0, std, v.shape).astype(v.dtype) if std > 0 else None)
+    return out
+
+
+def _assign(layer: Any, values: list[np.ndarray | None]) -> None:
+    for w, v in zip(layer.trainable_weights, values, strict=True):
+        if v is not None:
+            w.assign(v)
 
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -189,25 +201,21 @@ def randomisation_test(
     names = layers if layers is not None else randomisable_layers(model)
     if not names:
         raise ValueError("the model has no layer with a trainable kernel to randomise")
-    twin = clone_model(model)
-    kt = _keras(twin)
-    pristine = kt.get_weights()
-    original = np.asarray(
-        explain_fn(twin, x, targets) if original_maps is None else original_maps, dtype=np.float32
-    )
     rng = np.random.default_rng(seed)
-    done, stage_layers, sp, ss = 0, [], [], []
+    km = _keras(model)
+    draws = {name: random_weights(_find_layer(km, name), rng) for name in names}  # one draw per layer
+    original = np.asarray(
+        explain_fn(clone_model(model), x, targets) if original_maps is None else original_maps, np.float32
+    )
+    stage_layers, sp, ss = [], [], []
     last = original
     for k in _stage_points(len(names), stages):
-        if mode == "cascading":
-            for name in names[done:k]:
-                randomise_layer(_find_layer(kt, name), rng)
-            done, chosen = k, names[:k]
-        else:
-            kt.set_weights(pristine)
-            chosen = [names[k - 1]]
-            randomise_layer(_find_layer(kt, chosen[0]), rng)
+        chosen = names[:k] if mode == "cascading" else [names[k - 1]]
+        twin = clone_model(model)  # fresh per stage: explain methods may cache weight copies per model
+        for name in chosen:
+            _assign(_find_layer(_keras(twin), name), draws[name])
         last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
+        del twin
         stage_layers.append(list(chosen))
         sp.append(spearman_rows(original, last))
         ss.append(ssim_rows(original, last))

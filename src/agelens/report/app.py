@@ -67,7 +67,11 @@ def theme() -> Any:
 
     sans = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
     mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=sans, font_mono=mono)
+    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=sans, font_mono=mono).set(
+        button_primary_background_fill="*primary_600",
+        button_primary_background_fill_hover="*primary_700",
+        button_primary_text_color="white",
+    )
 
 
 def build_app(model_path: str | Path | None = None) -> Any:
@@ -133,22 +137,27 @@ def build_app(model_path: str | Path | None = None) -> Any:
                         elem_id="al-flayer",
                     )
                     grid = gr.Image(
-                        label="Strongest filters of the layer", elem_id="al-grid", interactive=False
+                        label="Strongest filters", show_label=False, elem_id="al-grid", interactive=False
                     )
                 download = gr.File(label="Download outputs (.zip)", elem_id="al-download", interactive=False)
 
-        def on_upload(path: str | None) -> tuple[Any, Any, str]:
+        def on_upload(path: str | None) -> tuple[Any, Any, Any, str]:
+            """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
             if not path:
-                return None, None, "Upload a photo or pick a sample."
+                return None, None, None, "Upload a photo or pick a sample."
             try:
                 img = check_upload(path)
             except UploadError as exc:
-                return None, None, f"⚠️ {exc}"
-            return img, _preview(img), "Photo loaded. Press **Explain**."
+                return None, None, None, f"⚠️ {exc}"
+            return gr.skip(), img, _preview(img), "Photo loaded. Press **Explain**."
 
-        def on_sample(evt: gr.SelectData) -> tuple[Any, Any, str]:
+        def on_clear() -> tuple[Any, Any, str]:
+            return None, None, "Upload a photo or pick a sample."
+
+        def on_sample(evt: gr.SelectData) -> tuple[Any, Any, Any, str]:
             img = sample_images[evt.index]
             return (
+                None,  # the drop zone empties so it is clear which picture will be explained
                 img,
                 _preview(img),
                 f"Synthetic sample {evt.index + 1} ({labels[evt.index]}). Press **Explain**.",
@@ -168,8 +177,9 @@ def build_app(model_path: str | Path | None = None) -> Any:
                 gr.Warning(" ".join(str(exc).split()))
                 return None
 
-        upload.change(on_upload, upload, [photo, face, status])
-        gallery.select(on_sample, None, [photo, face, status])
+        upload.upload(on_upload, upload, [upload, photo, face, status])
+        upload.clear(on_clear, None, [photo, face, status])
+        gallery.select(on_sample, None, [upload, photo, face, status])
         inputs = [photo, detect, method, layer, target, filter_layer]
         run.click(on_explain, inputs, [face, heat, probs, grid, download, status])
         filter_layer.change(on_filter, [photo, detect, filter_layer], grid)

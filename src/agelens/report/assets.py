@@ -144,4 +144,9 @@ def render_markdown(text: str, base: Path, root: Path) -> str:
             return f'{label} <span class="url">({shown})</span>' if shown != label else label
         return f'<a href="{href}">{label}</a>' if href.startswith("#") else label
 
-    return _LINK.sub(link, _IMG.sub(img, html))
+    return _demote(_LINK.sub(link, _IMG.sub(img, html)))
+
+
+def _demote(html: str) -> str:
+    """Card headings start at h3: the page owns h1 (run) and h2 (sections)."""
+    return re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 2)}>", html)

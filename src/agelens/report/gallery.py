@@ -7,6 +7,7 @@ select box changes. Index keys avoid any quoting differences between Python and 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,63 @@ def _options(manifest: dict, images: list[dict], top: str, inner: str, sub: str 
     return out
 
 
+def _safe(text: str) -> str:
+    """A method's file-name tag, as the explain CLI writes it (``gradcam++`` -> ``gradcampp``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p"))
+
+
+def normalise(manifest: Any) -> Any:
+    """Accept the explain CLI's file-list manifest as well as the per-map one the report was specified with.
+
+    The CLI writes ``runs: [{method, layer, target}]`` and, per image, ``files`` named
+    ``<stem>_<method>_overlay.png`` (no method tag for a single run) plus ``prediction``.
+    Each overlay is matched to the run whose tag is its longest suffix.
+    """
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("images"), list):
+        return manifest
+    runs = [r for r in manifest.get("runs") or [] if isinstance(r, dict)]
+    images = []
+    for im in manifest["images"]:
+        if not isinstance(im, dict):
+            continue
+        im = dict(im)
+        pred = im.get("prediction") if isinstance(im.get("prediction"), dict) else {}
+        im.setdefault("predicted", pred.get("class", ""))
+        im.setdefault("probabilities", pred.get("probabilities", {}))
+        if "age" in pred:
+            im.setdefault("age", pred["age"])
+        files = [f for f in im.get("files") or [] if isinstance(f, str)]
+        if "maps" not in im and files and runs:
+            im["maps"] = [m for f in files if f.endswith("_overlay.png") and (m := _match(f, runs))]
+            im["filters"] = [
+                {"layer": "most active filters", "grid": f} for f in files if f.endswith("_filters.png")
+            ]
+        images.append(im)
+    out = dict(manifest, images=images)
+    for key, field_ in (("methods", "method"), ("layers", "layer"), ("targets", "target")):
+        if key not in out and runs:
+            out[key] = list(dict.fromkeys(r.get(field_) for r in runs))
+    return out
+
+
+def _match(file: str, runs: list[dict]) -> dict | None:
+    tagged = [r for r in runs if file.endswith(f"_{_safe(r.get('method', ''))}_overlay.png")]
+    run = max(
+        tagged, key=lambda r: len(_safe(r.get("method", ""))), default=runs[0] if len(runs) == 1 else None
+    )
+    if run is None:
+        return None
+    return {
+        "method": run.get("method"),
+        "layer": run.get("layer"),
+        "target": run.get("target"),
+        "overlay": file,
+    }
+
+
 def build_gallery(explain_dir: Path, manifest: Any, root: Path, notes: Notes) -> Gallery | None:
     """The gallery model, or None (with a note) when the manifest has nothing to show."""
+    manifest = normalise(manifest)
     images = manifest.get("images") if isinstance(manifest, dict) else None
     if not isinstance(images, list) or not images:
         notes.add("Explanations: explain/manifest.json lists no images; gallery omitted.")

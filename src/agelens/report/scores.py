@@ -272,9 +272,7 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
             )
             if "acc" in path.lower() and n is not None:
                 label = path.replace("_", " ").replace("accuracy · ", "accuracy ")
-                sec.stats.append(
-                    (label, f"{n:+.1%}" if "drop" in path else f"{n:.1%}" if 0 <= n <= 1 else fmt(n))
-                )
+                sec.stats.append((label, f"{n:.1%}" if 0 <= n <= 1 else fmt(n)))
         sec.stats = sec.stats[:6]
         body = (
             {k: v for k, v in data.items() if "acc" not in str(k).lower()} if isinstance(data, dict) else data

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_DEPTH = 3
+MAX_LIST = 12  # long lists (a training history) are cut, with their length shown
 
 # Name fragments whose direction is unambiguous in this project's scores.
 _LOWER_BETTER = ("deletion", "drop", "error", "loss", "mae", "seconds", "runtime", "time_")
@@ -42,6 +43,7 @@ class Table:
     note: str = ""
     arrows: dict[str, str] = field(default_factory=dict)  # column -> "↑" / "↓"
     ranking: list[tuple[str, float]] = field(default_factory=list)  # (row name, mean rank)
+    kv: bool = False  # a key/value list rather than a grid (values read left-aligned)
 
 
 def fmt(value: Any) -> str:
@@ -59,7 +61,8 @@ def fmt(value: Any) -> str:
             return f"{value:.3g}"
         return f"{value:,.3f}"
     if isinstance(value, list) and all(_scalar(v) for v in value):
-        return ", ".join(fmt(v) for v in value)
+        shown = ", ".join(fmt(v) for v in value[:MAX_LIST])
+        return shown + (f", … ({len(value):,} values)" if len(value) > MAX_LIST else "")
     if isinstance(value, dict) and (st := stat(value)) is not None:
         return f"{fmt(st[0])} {st[1]}".strip()
     if isinstance(value, dict | list):
@@ -234,7 +237,7 @@ def tables_from_json(
 
 def _key_value(title: str, items: dict) -> Table:
     rows = [[Cell(str(k), "rowhead"), cell(str(k), v)] for k, v in items.items()]
-    return Table(title, ["", ""], rows)
+    return Table(title, ["", ""], rows, kv=True)
 
 
 def _grid(

@@ -32,15 +32,16 @@
   function count(k) {
     return data.items.filter(function (it) { return it.maps[k]; }).length;
   }
+  var available = data.items.reduce(function (acc, it) {
+    Object.keys(it.maps).forEach(function (k) { if (it.maps[k]) acc.push(k.split("-")); });
+    return acc;
+  }, []);
   function markOptions() {
-    // Tell the viewer which choices have maps given the other two selections.
-    [["m", 0], ["l", 1], ["t", 2]].forEach(function (pair) {
-      var s = sel[pair[0]];
+    // An option with no maps under any combination says so (others snap, see below).
+    [sel.m, sel.l, sel.t].forEach(function (s, d) {
       Array.prototype.forEach.call(s.options, function (o) {
-        var parts = [sel.m.value, sel.l.value, sel.t.value];
-        parts[pair[1]] = o.value;
-        if (!o.dataset.label) o.dataset.label = o.textContent;
-        o.textContent = o.dataset.label + (count(key(parts[0], parts[1], parts[2])) ? "" : "  (no maps)");
+        var any = available.some(function (p) { return p[d] === o.value; });
+        if (!any) o.textContent += "  (no maps)";
       });
     });
   }
@@ -70,11 +71,23 @@
     if (status) status.textContent = shown + " of " + cards.length + " images have a map for this choice";
     if (printSel) {
       printSel.textContent = "Showing: " + [sel.m, sel.l, sel.t].map(function (s) {
-        return s.options[s.selectedIndex].dataset.label || s.options[s.selectedIndex].textContent;
+        return s.options[s.selectedIndex].textContent;
       }).join(" · ");
     }
-    markOptions();
   }
-  [sel.m, sel.l, sel.t, sel.f].forEach(function (s) { if (s) s.addEventListener("change", update); });
+  function snap(changed) {
+    // Keep the viewer's new choice and move the other two to a combination that has maps
+    // (e.g. switching to a pixel method, whose maps are recorded under the "input" layer).
+    if (count(key(sel.m.value, sel.l.value, sel.t.value))) return;
+    var dims = [sel.m, sel.l, sel.t], fixed = dims.indexOf(changed);
+    var now = dims.map(function (s) { return s.value; });
+    function kept(p) { return p.filter(function (v, i) { return v === now[i]; }).length; }
+    var found = available.filter(function (p) { return fixed < 0 || p[fixed] === changed.value; });
+    found.sort(function (a, b) { return kept(b) - kept(a); });  // change as little as possible
+    if (found.length) dims.forEach(function (s, i) { s.value = found[0][i]; });
+  }
+  [sel.m, sel.l, sel.t].forEach(function (s) { s.addEventListener("change", function () { snap(s); update(); }); });
+  if (sel.f) sel.f.addEventListener("change", update);
+  markOptions();
   update();
 })();

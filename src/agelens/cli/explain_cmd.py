@@ -1,0 +1,285 @@
+"""``agelens explain`` and ``agelens layers``: activation maps for photos from the command line.
+
+The lead registers the two functions on the main app::
+
+    app.command("explain")(explain_command)
+    app.command("layers")(layers_command)
+
+Heavy imports (TensorFlow, the explain engine) happen inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_OUT = Path("outputs/explain")
+CHUNK = 16  # photos explained per call: bounds memory for big folders, keeps batches efficient
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model", "-m", help="A .keras/.h5 model (default: the shipped agelens model).", show_default=False
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    return typer.Exit(code)
+
+
+def _load(model: Path | None) -> Any:
+    from agelens.model.io import ModelLoadError, load_model
+
+    try:
+        return load_model(model)
+    except ModelLoadError as e:
+        raise _fail(str(e)) from None
+
+
+def layers_command(model: ModelOpt = None) -> None:
+    """List the model's layers with output shapes; * marks layers a CAM can explain.
+
+    Layers inside nested models are shown as ``outer/inner``. Keywords accepted by
+    ``--layer``: last-conv (default), early, mid, late.
+
+    Examples:
+
+      agelens layers
+
+      agelens layers --model my_model.keras
+    """
+    from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
+
+    am = _load(model)
+    typer.echo(f"{'idx':>4}   {'name':40s} {'type':24s} output shape")
+    for info in list_layers(am):
+        typer.echo(str(info))
+    for kw in KEYWORDS:
+        try:
+            typer.echo(f"{kw:>9} -> {resolve_layer(am, kw)[0]}")
+        except ValueError as e:
+            typer.echo(f"{kw:>9} -> ({e})")
+
+
+def explain_command(
+    photos: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)],
+    model: ModelOpt = None,
+    method: Annotated[
+        str, typer.Option("--method", help="Comma-separated methods, or 'all' (see the list below).")
+    ] = "gradcam",
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer", help="Layer name, index, or last-conv / early / mid / late (comma list fuses)."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Class name or index, 'predicted' (default), a contrast 'old-young', or 'age'."
+        ),
+    ] = None,
+    filters: Annotated[
+        int, typer.Option("--filters", min=0, help="Also draw the K most active filters.")
+    ] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (must be empty or new).")
+    ] = DEFAULT_OUT,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out folder.")] = False,
+    detect: Annotated[
+        bool, typer.Option("--detect/--no-detect", help="Crop the largest face before explaining.")
+    ] = False,
+    cmap: Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")] = "jet",
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap opacity.")] = 0.45,
+) -> None:
+    """Explain what the model looks at in each photo; write overlays, panels, raw maps and a manifest.
+
+    Per photo and method: NNN_<name>_<method>_overlay.png, _panel.png (photo | heatmap |
+    overlay with the top-3 probabilities) and _map.npy (float32 in [0, 1] at the photo's
+    size); with --filters K, NNN_<name>_filters.png. manifest.json lists every file.
+    Unreadable photos are reported (one line each) and skipped. Exit code 1 only if
+    nothing could be explained.
+
+    Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
+    eigencam, saliency, smoothgrad, integrated-gradients, guided-backprop, guided-gradcam,
+    or smooth-<method>.
+
+    Examples:
+
+      agelens explain face.jpg
+
+      agelens explain photos/ --method gradcam,scorecam --target old-young --out outputs/run1
+
+      agelens explain "holiday/*.jpg" --detect --filters 8 --layer mid
+    """
+    from agelens.explain.explanation import check_output_dir
+
+    paths = expand_photos(photos)
+    if not paths:
+        raise _fail("no photos found in " + ", ".join(photos))
+    try:
+        check_output_dir(out, force)
+    except FileExistsError as e:
+        raise _fail(str(e)) from None
+    methods = _methods(method)
+    am = _load(model)
+    _check_choices(am, methods, layer, target)
+    crop = _face_cropper() if detect else None
+    images, sources, boxes, problems = _read_photos(paths, crop)
+    for p in problems:
+        typer.echo(f"skipped {p}", err=True)
+    if not images:
+        raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
+    files = _run(
+        am, images, sources, boxes, problems, methods, layer, target, filters, out, force, cmap, alpha
+    )
+    typer.echo(
+        f"explained {len(images)} photo(s) with {', '.join(methods)}: {len(files)} files in {out}"
+        + (f" ({len(problems)} skipped)" if problems else "")
+    )
+
+
+def expand_photos(items: list[str]) -> list[Path]:
+    """Files as given, images inside folders (sorted, not recursive), and glob matches."""
+    from agelens.data.sources import IMAGE_EXTENSIONS
+
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()))
+        elif any(ch in item for ch in "*?[") and not p.exists():
+            out.extend(Path(m) for m in sorted(glob.glob(item, recursive=True)) if Path(m).is_file())
+        else:
+            out.append(p)  # a missing file is reported as a problem later, in one line
+    return list(dict.fromkeys(out))
+
+
+def _methods(spec: str) -> list[str]:
+    from agelens.explain.api import canonical, list_methods
+
+    names = list_methods() if spec.strip().lower() == "all" else [s for s in spec.split(",") if s.strip()]
+    try:
+        return list(dict.fromkeys(canonical(n) for n in names))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--method") from None
+
+
+def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None) -> None:
+    from agelens.explain.api import takes_layer
+    from agelens.explain.layers import resolve_layer
+    from agelens.explain.targets import resolve_target
+
+    try:
+        if layer is not None or any(takes_layer(m) for m in methods):
+            resolve_layer(am, layer)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--layer") from None
+    try:
+        resolve_target(target, am)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--target") from None
+
+
+def _face_cropper() -> Any:
+    try:
+        from agelens.model.faces import crop_largest_face
+    except ImportError:  # TODO(lead): remove once agelens.model.faces ships everywhere
+        raise _fail("--detect needs agelens.model.faces, which is not available in this install") from None
+    return crop_largest_face
+
+
+def _read_photos(paths: list[Path], crop: Any) -> tuple[list[np.ndarray], list[str], list[Any], list[Any]]:
+    from agelens.data.images import ImageError, Problem, load_image
+
+    images, sources, boxes, problems = [], [], [], []
+    for p in paths:
+        try:
+            img = load_image(p)
+        except ImageError as e:
+            problems.append(Problem(p, e.reason))
+            continue
+        box = None
+        if crop is not None:
+            img, box = crop(img)
+        images.append(img)
+        sources.append(str(p))
+        boxes.append(box)
+    return images, sources, boxes, problems
+
+
+def _run(
+    am: Any,
+    images: list[np.ndarray],
+    sources: list[str],
+    boxes: list[Any],
+    problems: list[Any],
+    methods: list[str],
+    layer: str | None,
+    target: str | None,
+    filters: int,
+    out: Path,
+    force: bool,
+    cmap: str,
+    alpha: float,
+) -> list[str]:
+    """Explain in chunks and write everything through one all-or-nothing output directory."""
+    from agelens.explain.api import explain, takes_layer
+    from agelens.explain.explanation import (
+        manifest_header,
+        output_dir,
+        stems,
+        write_image_files,
+        write_manifest,
+    )
+
+    names = stems(sources)
+    records = [
+        {"source": s, "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
+        for s, i in zip(sources, images, strict=True)
+    ]
+    for r, box in zip(records, boxes, strict=True):
+        if box is not None:
+            r["face_box_xywh"] = list(box)
+    runs: list[dict] = []
+    with output_dir(out, force) as tmp:
+        for m in methods:
+            ly = layer if takes_layer(m) else None
+            for lo in range(0, len(images), CHUNK):
+                e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target)
+                for j in range(len(e)):
+                    rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
+                    records[lo + j]["files"] += rec["files"]
+                    records[lo + j].setdefault("prediction", rec["prediction"])
+            runs.append(e.describe())
+            typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
+        if filters > 0:
+            for i, img in enumerate(images):
+                records[i]["files"].append(_filter_grid(am, img, layer, filters, tmp, names[i], cmap, alpha))
+        files = [f for r in records for f in r["files"]]
+        write_manifest(
+            tmp, manifest_header(str(am.path) if am.path else None), runs, records, files, problems
+        )
+    return [*files, "manifest.json"]
+
+
+def _filter_grid(
+    am: Any, img: np.ndarray, layer: str | None, k: int, tmp: Path, stem: str, cmap: str, alpha: float
+) -> str:
+    from agelens.data.images import resize_for_model
+    from agelens.explain.filters import filter_grid, filter_maps
+    from agelens.explain.overlay import save_figure
+
+    x = resize_for_model(img, am.input_size)
+    fm = filter_maps(am, x, layer.split(",")[0] if layer else None, k=k)
+    name = f"{stem}_filters.png"
+    save_figure(filter_grid(x, fm, cols=4, alpha=alpha, cmap=cmap), tmp / name)
+    return name

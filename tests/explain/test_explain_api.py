@@ -1,0 +1,156 @@
+"""explain()/attribute() entry points and Explanation.save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import agelens
+from agelens.data.images import ImageError
+from agelens.explain import Explanation, attribute, explain, list_methods
+from agelens.explain import explanation as explanation_mod
+from agelens.explain.api import canonical, make_method, takes_layer, to_photo
+
+
+def _photo(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_maps_come_back_at_each_photos_own_size(age_model, tmp_path):
+    png = tmp_path / "wide.png"
+    Image.fromarray(_photo(40, 90, 1)).save(png)
+    photos = [_photo(64, 64, 0), str(png), Image.fromarray(_photo(100, 50, 2))]
+    e = explain(age_model, photos, method="gradcam")
+    assert isinstance(e.maps, list)
+    assert [m.shape for m in e.maps] == [(64, 64), (40, 90), (100, 50)]
+    assert all(m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1 for m in e.maps)
+    assert e.probabilities.shape == (3, 3) and e.predicted.shape == (3,)
+    assert e.class_names == ["young", "middle-aged", "old"] and e.layer == "out_relu"
+    assert e.ages is not None and e.ages.shape == (3,)
+    assert e.sources[1] == str(png) and e.images[1].shape == (40, 90, 3)
+    # the model saw the centred 40x40 square of the wide photo; outside it the map is zero
+    assert not e.maps[1][:, :25].any() and not e.maps[1][:, 65:].any()
+
+
+def test_same_sized_photos_give_an_array_and_match_attribute(age_model):
+    batch = np.stack([_photo(64, 64, s) for s in range(3)])
+    e = explain(age_model, batch, method="layercam", target="old")
+    assert isinstance(e.maps, np.ndarray) and e.maps.shape == (3, 64, 64)
+    direct = attribute(age_model, batch.astype(np.float32), method="layercam", target="old")
+    np.testing.assert_allclose(e.maps, direct, atol=1e-6)
+    assert e.target == "old" and e.method == "layercam"
+
+
+def test_agelens_explain_is_callable_both_ways(age_model):
+    e = agelens.explain(age_model, _photo(64, 64, 0))
+    assert isinstance(e, Explanation) and e.maps.shape == (1, 64, 64)
+
+
+def test_to_photo_inverts_the_centre_crop():
+    m = np.ones((8, 8), np.float32)
+    tall = to_photo(m, (20, 10))
+    assert tall.shape == (20, 10) and tall[5:15].all() and not tall[:5].any() and not tall[15:].any()
+
+
+def test_raw_keras_model_and_bad_inputs(age_model):
+    e = explain(age_model.keras_model, _photo(30, 30, 0), method="eigencam")
+    assert e.maps.shape == (1, 30, 30)
+    with pytest.raises(ImageError, match="file not found"):
+        explain(age_model, "/nonexistent/face.jpg")
+    with pytest.raises(ValueError, match="unknown method"):
+        explain(age_model, _photo(64, 64, 0), method="magic")
+    with pytest.raises(ValueError, match="takes no layer"):
+        explain(age_model, _photo(64, 64, 0), method="saliency", layer="out_relu")
+    with pytest.raises(TypeError, match="unknown options"):
+        explain(age_model, _photo(64, 64, 0), method="gradcam", stepz=3)
+    with pytest.raises(ValueError, match=r"\(N, 64, 64, 3\)"):
+        attribute(age_model, np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_method_names_and_caching(age_model):
+    assert {"gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam",
+            "eigencam", "saliency", "smoothgrad", "integrated-gradients", "guided-backprop",
+            "guided-gradcam"} <= set(list_methods())  # fmt: skip
+    assert canonical("Grad-CAM") == "gradcam" and canonical("smooth-GradCAMpp") == "smooth-gradcam++"
+    assert takes_layer("scorecam") and not takes_layer("integrated-gradients")
+    assert make_method(age_model, "gradcam") is make_method(age_model, "gradcam")
+    assert make_method(age_model, "scorecam", max_batch=8) is not make_method(age_model, "scorecam")
+
+
+@pytest.fixture(scope="module")
+def expl(age_model) -> Explanation:
+    return explain(age_model, [_photo(64, 64, 0), _photo(48, 80, 1)], method="gradcam++", target="old-young")
+
+
+def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
+    out = tmp_path / "out"
+    written = expl.save(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    on_disk = sorted(p.name for p in out.iterdir())
+    assert sorted(manifest["files"]) == on_disk == sorted(p.name for p in written)
+    assert len(on_disk) == 2 * 3 + 1
+    assert manifest["runs"][0] == {"method": "gradcam++", "layer": "out_relu", "target": "old minus young",
+                                   "settings": {}}  # fmt: skip
+    assert {"agelens_version", "keras_version", "tensorflow_version"} <= set(manifest)
+    img = manifest["images"][1]
+    assert img["size"] == [80, 48] and set(img["prediction"]["probabilities"]) == set(expl.class_names)
+    for name in img["files"]:
+        assert (out / name).stat().st_size > 0
+    np.testing.assert_array_equal(np.load(out / img["files"][2]), expl.maps[1])
+    assert Image.open(out / img["files"][0]).size == (80, 48)
+
+
+def test_save_refuses_a_non_empty_directory_unless_forced(expl, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        expl.save(out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    expl.save(out, force=True)
+    assert (out / "keep.txt").read_text() == "mine" and (out / "manifest.json").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    expl.save(empty)  # an empty directory is fine without force
+    assert (empty / "manifest.json").exists()
+
+
+def test_a_failed_save_leaves_no_partial_directory(expl, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = explanation_mod.save_png
+
+    def flaky(rgb, path):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(rgb, path)
+
+    monkeypatch.setattr(explanation_mod, "save_png", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        expl.save(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temp dir is left behind
+
+
+def test_forced_save_that_fails_leaves_the_existing_directory_untouched(expl, tmp_path, monkeypatch):
+    out = tmp_path / "prev"
+    out.mkdir()
+    (out / "a.txt").write_text("a")
+    monkeypatch.setattr(explanation_mod, "write_manifest", _boom)
+    with pytest.raises(RuntimeError):
+        expl.save(out, force=True)
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prev"]
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def test_save_stems_are_unique_and_safe():
+    stems = explanation_mod.stems(["a/b/face one.JPG", "c/face one.jpg", "<image 2>"])
+    assert stems == ["000_face_one", "001_face_one", "002_image"]
+    assert all(Path(s).name == s for s in stems)

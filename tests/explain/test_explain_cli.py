@@ -1,0 +1,127 @@
+"""``agelens explain`` / ``agelens layers`` through Typer's CliRunner (registered on a local app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from agelens.cli.explain_cmd import explain_command, layers_command
+from agelens.model.builder import ModelConfig, build_age_model
+from agelens.model.io import SHIPPED_MODEL, save_model, wrap_keras_model
+
+app = typer.Typer()
+app.command("explain")(explain_command)
+app.command("layers")(layers_command)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    save_model(wrap_keras_model(build_age_model(ModelConfig(input_size=64, alpha=0.35), seed=1)), path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (80, 60, 3), dtype=np.uint8)).save(folder / "a face.jpg")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / "b.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def test_explain_writes_overlays_maps_filters_and_a_complete_manifest(model_file, photos, tmp_path):
+    out = tmp_path / "out"
+    args = ["explain", str(photos), "--model", str(model_file), "--method", "gradcam,gradcam++",
+            "--target", "old", "--filters", "3", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    skipped = [ln for ln in result.output.splitlines() if "broken.jpg" in ln]
+    assert len(skipped) == 1 and "skipped" in skipped[0] and ": " in skipped[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
+    assert [r["method"] for r in manifest["runs"]] == ["gradcam", "gradcam++"]
+    assert manifest["runs"][0]["target"] == "old" and manifest["model"] == str(model_file)
+    assert len(manifest["images"]) == 2 and len(manifest["problems"]) == 1
+    first = manifest["images"][0]
+    assert first["size"] == [60, 80] and first["source"].endswith("a face.jpg")
+    assert (
+        "000_a_face_gradcam_map.npy" in first["files"]
+        and "000_a_face_gradcampp_overlay.png" in first["files"]
+    )
+    assert "000_a_face_filters.png" in first["files"]
+    assert np.load(out / "000_a_face_gradcam_map.npy").shape == (80, 60)
+
+
+def test_globs_and_single_files(model_file, photos, tmp_path):
+    out = tmp_path / "g"
+    result = runner.invoke(app, ["explain", str(photos / "*.png"), str(photos / "a face.jpg"), "-m",
+                                 str(model_file), "--method", "eigencam", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sources = [i["source"] for i in json.loads((out / "manifest.json").read_text())["images"]]
+    assert [Path(s).name for s in sources] == ["b.png", "a face.jpg"]
+
+
+def test_non_empty_out_is_refused_without_force(model_file, photos, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    args = ["explain", str(photos / "b.png"), "--model", str(model_file), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "not empty" in result.output
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    result = runner.invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "keep" and (out / "manifest.json").exists()
+
+
+def test_nothing_explainable_exits_non_zero(model_file, photos, tmp_path):
+    result = runner.invoke(app, ["explain", str(photos / "broken.jpg"), str(photos / "missing.jpg"),
+                                 "--model", str(model_file), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "missing.jpg: file not found" in result.output and "nothing to explain" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [(["--method", "magic"], "unknown method"), (["--target", "ancient"], "unknown target"),
+     (["--layer", "nope"], "no layer named")],
+)  # fmt: skip
+def test_bad_choices_are_usage_errors(model_file, photos, tmp_path, extra, words):
+    result = runner.invoke(
+        app, ["explain", str(photos), "--model", str(model_file), "-o", str(tmp_path / "o"), *extra]
+    )
+    assert result.exit_code == 2 and words in result.output
+
+
+def test_bad_model_is_one_line(photos, tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"nope")
+    result = runner.invoke(app, ["explain", str(photos), "--model", str(bad), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and str(bad) in result.output
+
+
+def test_missing_shipped_model_says_so(photos, tmp_path):
+    if SHIPPED_MODEL.exists():
+        pytest.skip("the shipped model is installed")
+    result = runner.invoke(app, ["explain", str(photos), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "shipped model is missing" in result.output
+
+
+def test_layers_lists_shapes_and_keywords(model_file):
+    result = runner.invoke(app, ["layers", "--model", str(model_file)])
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if " out_relu " in ln)
+    assert "*" in line and "(2, 2, 1280)" in line
+    assert "last-conv -> out_relu" in result.output and "early -> block_3_expand_relu" in result.output

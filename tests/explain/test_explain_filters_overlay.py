@@ -1,0 +1,91 @@
+"""Per-filter maps, top-activating patches, receptive fields, colouring and panels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from explain_models import quadrant_images, quadrant_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from agelens.explain.base import normalize_maps
+from agelens.explain.filters import filter_grid, filter_maps, receptive_field, top_activating
+from agelens.explain.overlay import caption, colorize, overlay, panel_figure
+
+
+@pytest.fixture(scope="module")
+def quad():
+    return quadrant_model()
+
+
+def test_filter_maps_pick_the_most_active_filters(age_model, faces64):
+    fm = filter_maps(age_model, faces64[0], "block_6_expand_relu", k=5)
+    assert fm.layer == "block_6_expand_relu" and len(fm.indices) == 5 == len(fm.means)
+    assert fm.maps.shape == (5, 64, 64) and fm.summary.shape == (64, 64)
+    assert fm.means == sorted(fm.means, reverse=True)
+    assert fm.summary.min() == 0 and fm.summary.max() == pytest.approx(1)
+    named = filter_maps(age_model, faces64[0], "block_6_expand_relu", filters=[3, 1])
+    assert named.indices == [3, 1]
+    with pytest.raises(ValueError, match="out of range"):
+        filter_maps(age_model, faces64[0], "block_6_expand_relu", filters=[10_000])
+    fig = filter_grid(faces64[0].astype(np.uint8), fm, cols=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("layer mean") and titles[1].startswith(f"filter {fm.indices[0]}")
+    assert len(titles) == 6
+
+
+def test_receptive_field_of_a_known_stack(quad):
+    # conv 3x3 same -> max-pool 2 -> conv 3x3 same: field 8 px, jump 2, unit 0 centred at pixel 1.0
+    rf = receptive_field(quad, "relu2")
+    assert rf.size == (8.0, 8.0) and rf.jump == (2.0, 2.0) and rf.start == (1.0, 1.0)
+    assert rf.box(0, 0, 32) == (0, 0, 5, 5)
+    assert rf.box(5, 7, 32) == (7, 11, 15, 19)
+    assert receptive_field(quad, "conv1").size == (3.0, 3.0)
+
+
+def test_top_activating_ranks_images_and_cuts_the_field(quad):
+    x = quadrant_images(6, seed=3)
+    x[2] = 128.0  # flat grey: the "bright" channel stays silent
+    x[4, :16, :16] = 255.0  # the brightest top-left quadrant
+    top = top_activating(quad, x, "relu2", 0, k=3)
+    assert [t.index for t in top][0] == 4 and 2 not in [t.index for t in top]
+    assert [t.value for t in top] == sorted((t.value for t in top), reverse=True)
+    for t in top:
+        t0, l0, b0, r0 = t.box
+        assert 0 <= t0 < b0 <= 32 and 0 <= l0 < r0 <= 32
+        assert t.patch.shape == (b0 - t0, r0 - l0, 3)
+        assert t.location[0] < 8 and t.location[1] < 8  # the peak is in the top-left quadrant
+
+
+def test_colorize_and_overlay():
+    m = np.linspace(0, 1, 20, dtype=np.float32).reshape(4, 5)
+    rgb = colorize(m, "inferno")
+    assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8
+    assert not np.array_equal(rgb, colorize(m, "jet"))
+    photo = np.full((8, 10, 3), 77, np.uint8)
+    np.testing.assert_array_equal(overlay(photo, m, alpha=0.0), photo)  # map resized to the photo
+    np.testing.assert_array_equal(overlay(photo, np.zeros((8, 10)), alpha=1.0), colorize(np.zeros((8, 10))))
+    np.testing.assert_array_equal(colorize(m * 5 + 3, normalize=True), colorize(m))
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(photo, m, alpha=1.5)
+
+
+def test_caption_and_panel():
+    text = caption([0.1, 0.2, 0.7], ["young", "middle-aged", "old"], age=71.4)
+    assert text == "old 70% · middle-aged 20% · young 10% · age ≈ 71"
+    fig = panel_figure(np.zeros((20, 30, 3), np.uint8), np.random.rand(10, 10), title=text)
+    assert [ax.get_title() for ax in fig.axes] == ["photo", "heatmap", "overlay"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float32, (3, 5, 6), elements=st.floats(-1e3, 1e3, width=32)))
+def test_normalised_maps_span_zero_to_one_or_are_zero(maps):
+    out = np.asarray(normalize_maps(maps))
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1 + 1e-6
+    for m, o in zip(maps, out, strict=True):
+        if np.ptp(m) > 1e-3 * max(1e-30, np.abs(m).max()):
+            assert o.min() == 0 and o.max() == pytest.approx(1, abs=1e-6)
+            assert o.flat[np.argmax(m)] == pytest.approx(1, abs=1e-6)
+        if np.ptp(m) == 0:
+            assert not o.any()  # flat (incl. all-zero) maps stay zero

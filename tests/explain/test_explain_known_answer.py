@@ -1,0 +1,114 @@
+"""Known answers: every method finds the quadrant the model reads; guided backprop respects
+ReLU6; no method changes the caller's model."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from explain_models import quadrant_images, quadrant_model, relu6_model, small_convnet
+
+from agelens.explain import METHODS, make_method
+from agelens.explain.gradients import GuidedBackprop, Saliency
+
+ALL = [*METHODS, "smooth-gradcam++"]
+PER_PIXEL = ["hirescam", "layercam", "saliency", "smoothgrad", "integrated-gradients", "guided-backprop",
+             "guided-gradcam"]  # fmt: skip
+
+
+def _options(name: str) -> dict:
+    return {"n": 4} if name.startswith("smooth") else {}
+
+
+def _quadrant_shares(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h = maps.shape[1] // 2
+    total = maps.sum(axis=(1, 2))
+    return maps[:, :h, :h].sum(axis=(1, 2)) / total, maps[:, h:, h:].sum(axis=(1, 2)) / total
+
+
+@pytest.fixture(scope="module")
+def quad() -> keras.Model:
+    return quadrant_model()
+
+
+def test_quadrant_model_does_what_it_says(quad):
+    bright = quad.predict(quadrant_images(4), verbose=0)
+    grey = quad.predict(np.full((2, 32, 32, 3), 128.0, np.float32), verbose=0)
+    assert (bright.argmax(1) == 1).all() and (grey.argmax(1) == 0).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_method_puts_most_energy_in_the_quadrant_the_model_reads(quad, name):
+    maps = make_method(quad, name, **_options(name)).attribute(quadrant_images(4), "class 1")
+    top_left, _ = _quadrant_shares(maps)
+    assert (top_left > 0.7).all(), top_left  # a quarter by chance
+
+
+@pytest.mark.parametrize("name", PER_PIXEL)
+def test_per_pixel_methods_ignore_an_equally_bright_quadrant_the_model_does_not_read(quad, name):
+    """Bright top-left *and* bottom-right: only the top-left drives the class.
+
+    (Channel-weighted CAMs cannot tell the two apart here: their one weight per channel
+    highlights both bright quadrants. That is a property of those methods, not a bug.)
+    """
+    maps = make_method(quad, name, **_options(name)).attribute(quadrant_images(4, 1, True), 1)
+    top_left, bottom_right = _quadrant_shares(maps)
+    assert (top_left > 0.9).all() and (bottom_right < 0.05).all(), (top_left, bottom_right)
+
+
+def test_guided_backprop_blocks_gradient_where_relu6_is_saturated():
+    model = relu6_model()
+    red = np.array([[-2, 3, 7, 0.5], [6, 5.9, 2, 9], [0.1, 12, -1, 4], [6.5, 1, 3, 6]], np.float32)
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    x[0, :, :, 0] = red
+    left = np.arange(4) < 2  # dense weights: +1 on the left half (class 0), -1 on the right
+    inside = (red > 0) & (red < 6)
+    guided = GuidedBackprop(model).input_gradients(x, 0)[0, :, :, 0]
+    vanilla = Saliency(model).input_gradients(x, 0)[0, :, :, 0]
+    np.testing.assert_array_equal(guided, np.where(inside & left[None, :], 1.0, 0.0))
+    assert (guided[red >= 6] == 0).all()  # where ReLU6 is flat, never any gradient
+    # and the guided rule really differs from the plain gradient (negative signal is dropped)
+    off_kink = red != 6  # the plain ReLU6 derivative at exactly 6 is backend-defined
+    expected = np.where(inside, np.where(left[None, :], 1.0, -1.0), 0.0)
+    np.testing.assert_array_equal(vanilla[off_kink], expected[off_kink])
+
+
+def test_guided_backprop_on_a_fused_relu_uses_a_rebuilt_copy():
+    model = relu6_model(fused=True)
+    red = np.array([[-2, 3, 7, 0.5], [6, -5.9, 2, 9], [0.1, 12, -1, 4], [6.5, 1, -3, 6]], np.float32)
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    x[0, :, :, 0] = red
+    guided = GuidedBackprop(model).input_gradients(x, 0)[0, :, :, 0]
+    left = np.arange(4) < 2
+    np.testing.assert_array_equal(guided, np.where((red > 0) & left[None, :], 1.0, 0.0))
+    assert model.get_layer("pre").activation is keras.activations.relu
+
+
+def _snapshot(model: keras.Model, x: np.ndarray) -> dict:
+    return {
+        "config": json.dumps(model.get_config(), sort_keys=True, default=str),
+        "weights": [w.copy() for w in model.get_weights()],
+        "activations": [getattr(layer, "activation", None) for layer in model.layers],
+        "layers": [id(layer) for layer in model.layers],
+        "predictions": np.asarray(model.predict(x, verbose=0)),
+    }
+
+
+@pytest.mark.parametrize("build", [quadrant_model, lambda: relu6_model(fused=True), lambda: small_convnet(7)])
+def test_no_method_changes_the_callers_model(build):
+    model = build()
+    size = model.input_shape[1]
+    x = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    before = _snapshot(model, x)
+    for name in ALL:
+        maps = make_method(model, name, **_options(name)).attribute(x)
+        assert maps.shape == (2, size, size)
+    after = _snapshot(model, x)
+    assert after["config"] == before["config"]
+    assert after["activations"] == before["activations"]
+    assert after["layers"] == before["layers"]
+    for a, b in zip(after["weights"], before["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(after["predictions"], before["predictions"])

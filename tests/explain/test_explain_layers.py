@@ -1,0 +1,101 @@
+"""Layer listing and resolution across Functional, Sequential and nested models; logits."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from explain_models import small_convnet
+
+from agelens.explain import list_layers, make_method, resolve_layer
+from agelens.explain.base import compiled_forward
+from agelens.explain.layers import model_view
+
+
+def test_our_model_lists_flat_layers_and_resolves_keywords(age_model):
+    infos = list_layers(age_model)
+    names = [i.name for i in infos]
+    assert names[0] == "input" and "out_relu" in names and "age_group_logits" in names
+    out = infos[names.index("out_relu")]
+    assert out.shape == (2, 2, 1280) and out.is_feature
+    assert not infos[names.index("rescale")].is_feature  # preprocessing is never a CAM layer
+    assert resolve_layer(age_model) == ["out_relu"]
+    assert resolve_layer(age_model, "last-conv") == ["out_relu"]
+    # 64 px: activations at 32, 16, 8, 4, 2 -> strides 4, 8, 16 for early / mid / late
+    assert resolve_layer(age_model, "early") == ["block_3_expand_relu"]
+    assert resolve_layer(age_model, "mid") == ["block_6_expand_relu"]
+    assert resolve_layer(age_model, "late") == ["block_13_expand_relu"]
+    idx = names.index("block_16_project")
+    assert resolve_layer(age_model, idx) == ["block_16_project"]
+    assert resolve_layer(age_model, str(idx)) == ["block_16_project"]
+    assert resolve_layer(age_model, "early, out_relu") == ["block_3_expand_relu", "out_relu"]
+
+
+def test_bad_layer_specs_say_what_is_wrong(age_model):
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        resolve_layer(age_model, "nope")
+    with pytest.raises(ValueError, match="4-D"):
+        resolve_layer(age_model, "pool")
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_layer(age_model, 10_000)
+
+
+def test_logits_and_age_come_from_our_heads(age_model, faces64):
+    view = model_view(age_model)
+    assert view.logits is view.output_of("age_group_logits")
+    logits, probs, age = compiled_forward(view, 64)(faces64)
+    ref = age_model.keras_model.predict(faces64, verbose=0)
+    np.testing.assert_allclose(probs, ref["age_group"], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(age), ref["age"].reshape(-1), rtol=1e-5)
+    e = np.exp(logits - np.max(logits, 1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), probs, atol=1e-5)
+
+
+def test_dense_softmax_logits_are_rebuilt_from_kernel_and_bias():
+    model = small_convnet(seed=2, size=16, softmax_in_dense=True)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    logits, probs, _ = compiled_forward(model_view(model), 16)(x)
+    gap = keras.Model(model.input, model.get_layer("gap").output)(x).numpy()
+    kernel, bias = model.get_layer("head").get_weights()
+    np.testing.assert_allclose(logits, gap @ kernel + bias, atol=1e-5)
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_sequential_model():
+    model = keras.Sequential(
+        [
+            keras.Input((20, 20, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.Conv2D(6, 3, strides=2, activation="relu", name="c2"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    assert resolve_layer(model) == ["c2"]
+    assert resolve_layer(model, "early") == ["c1"]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 20, 20, 3)).astype(np.float32)
+    maps = make_method(model, "gradcam++").attribute(x)
+    assert maps.shape == (2, 20, 20) and np.isfinite(maps).all()
+
+
+def test_layers_inside_a_nested_base_model_are_reachable():
+    base = keras.applications.MobileNetV2(
+        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None
+    )
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.GlobalAveragePooling2D()(base(x))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    names = [i.name for i in list_layers(model)]
+    assert f"{base.name}/out_relu" in names
+    assert resolve_layer(model) == [f"{base.name}/out_relu"]
+    assert resolve_layer(model, "out_relu") == [f"{base.name}/out_relu"]  # bare name works too
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    before = model.predict(x, verbose=0)
+    maps = make_method(model, "gradcam", "mid").attribute(x)
+    assert maps.shape == (2, 64, 64)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), before)
+    assert (
+        len(model.layers) == 5
+    )  # input, rescaling, base, pooling, dense: nothing added or flattened in place

@@ -1,0 +1,33 @@
+"""Acceptance on real photos: Grad-CAM on the shipped model beats random maps (slow; needs data and model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agelens.model.io import SHIPPED_MODEL
+
+UTK200 = (Path(__file__).parents[2] / ".." / "shared" / "data" / "utkface-200").resolve()
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.realdata,
+    pytest.mark.skipif(not UTK200.is_dir(), reason=f"real data not found at {UTK200}"),
+    pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason=f"shipped model not found at {SHIPPED_MODEL}"),
+]
+
+
+def test_gradcam_beats_random_maps_on_500_real_photos() -> None:
+    from agelens.metrics.acceptance import faithfulness_check, sample_photos
+    from agelens.model.io import load_model
+
+    model = load_model()
+    images, labels, _ = sample_photos(UTK200, model.input_size, 500, seed=0)
+    assert len(images) == 500 and len(set(labels.tolist())) == 3
+    res = faithfulness_check(model, images, "gradcam", step=0.05, seed=0)
+    for base in ("uniform_noise", "matched_smoothness"):
+        deletion, insertion = res["deletion"][base]["difference"], res["insertion"][base]["difference"]
+        assert deletion["ci_high"] < 0, f"deletion vs {base}: {deletion}"  # lower than random, CI excludes 0
+        assert insertion["ci_low"] > 0, f"insertion vs {base}: {insertion}"  # higher than random
+    assert res["passed"]
