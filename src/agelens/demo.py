@@ -249,19 +249,70 @@ def _write_model_card(model, metrics: dict, out: Path) -> None:
     (out / "model_card.md").write_text(card)
 
 
-def _explain(model, paths, settings: DemoSettings, out: Path):
-    raise NotImplementedError
+def _explain(model, paths, settings: DemoSettings, out: Path) -> None:
+    """Same code path as ``agelens explain``, so the demo shows exactly what users get."""
+    from agelens.cli.explain_cmd import explain_command
+
+    explain_command(
+        photos=[str(p) for p in paths], model=model.path, method=",".join(settings.methods), layer=None,
+        target=None, filters=settings.filters, out=out, force=False, detect=False, cmap="jet", alpha=0.45,
+    )
 
 
-def _score(model, faces, idx, settings, out, region_names, seed):
-    raise NotImplementedError
+def _score(model, faces, idx, settings: DemoSettings, out: Path, region_names, seed: int) -> None:
+    """Faithfulness, sanity and localisation against the generator's cue masks, plus region shares."""
+    from agelens.metrics.registry import METRICS
+    from agelens.metrics.report import score_methods
+
+    table = score_methods(
+        model, faces.images[idx], faces.labels[idx], list(settings.score_methods), list(METRICS),
+        masks=faces.cue_masks[idx], region_masks=faces.region_masks[idx], region_names=list(region_names),
+        group_names=list(faces.class_names), seed=seed,
+    )
+    table.write(out)
 
 
-def _shortcut(settings, out, seed):
-    raise NotImplementedError
+def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
+    """Train on faces whose corner stamp gives the class away, then test without the stamp."""
+    from agelens.metrics.shortcut import run_shortcut_demo
+
+    def train_fn(images, labels):
+        return train_small(images, labels, None, settings, seed, settings.shortcut_epochs, verbose=0)
+
+    return run_shortcut_demo(
+        train_fn, n_train=settings.shortcut_faces, size=settings.size, seed=seed,
+        methods=tuple(settings.score_methods[:2]), n_test=max(60, settings.shortcut_faces // 4), out_dir=out,
+    )
 
 
 def _report(out: Path) -> Path:
     from agelens.report.html import write_report
 
     return write_report(out)
+
+
+def run_real_demo(photos: list[str], out: Path, force: bool = False, model_path: Path | None = None,
+                  echo: Callable[[str], None] = print) -> Path:
+    """``agelens demo --real PHOTOS``: the shipped model on the user's photos, maps, scores, report."""
+    from agelens.cli.explain_cmd import expand_photos, explain_command
+    from agelens.model.io import load_model
+
+    prepare_out(out, force)
+    model = load_model(model_path)
+    paths = expand_photos(photos)
+    if not paths:
+        raise ValueError(f"{', '.join(photos)}: no photos found")
+    steps = Steps(echo)
+    settings = DemoSettings()
+    steps.run(f"explain {len(paths)} photo(s) with {len(settings.methods)} methods (faces detected)",
+              lambda: explain_command(photos=[str(p) for p in paths], model=model.path,
+                                      method=",".join(settings.methods), layer=None, target=None,
+                                      filters=settings.filters, out=out / "explain", force=False, detect=True,
+                                      cmap="jet", alpha=0.45))
+    manifest = {"agelens_version": __version__, "mode": "real", "model": str(model.path),
+                "photos": [str(p) for p in paths], "steps": steps.log}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    card = Path(model.path).with_name("MODEL_CARD.md") if model.path else None
+    if card and card.exists():
+        shutil.copy(card, out / "model_card.md")
+    return steps.run("write the HTML report", lambda: _report(out))
