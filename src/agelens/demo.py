@@ -37,27 +37,26 @@ class DemoSettings:
         "gradcam++",
         "layercam",
         "scorecam",
-        "integrated_gradients",
-        "guided_gradcam",
+        "integrated-gradients",
+        "guided-gradcam",
     )
     score_methods: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "scorecam", "saliency")
-    layers: tuple[str, ...] = ("last-conv", "mid")
-    targets: tuple[str, ...] = ("predicted", "old-young")
     filters: int = 16
     shortcut_epochs: int = 4
     shortcut_faces: int = 1200
+    augment: float = 0.3
 
 
 QUICK = DemoSettings(
-    n_faces=480,
+    n_faces=800,
     size=48,
-    epochs=2,
+    epochs=4,
+    batch_size=16,
+    augment=0.0,
     n_explain=4,
     n_score=12,
     methods=("gradcam", "gradcam++", "layercam", "saliency"),
     score_methods=("gradcam", "saliency"),
-    layers=("last-conv",),
-    targets=("predicted",),
     filters=8,
     shortcut_epochs=1,
     shortcut_faces=240,
@@ -128,7 +127,7 @@ def train_small(
             epochs=epochs or settings.epochs,
             batch_size=settings.batch_size,
             learning_rate=3e-3,
-            augment=0.3,
+            augment=settings.augment,
             patience=0,
             seed=seed,
         ),
@@ -184,7 +183,7 @@ def run_demo(
 
     steps.run(
         f"explain {len(sample_paths)} faces with {len(settings.methods)} methods, "
-        f"{len(settings.layers)} layers, {len(settings.targets)} targets, {settings.filters} filters",
+        f"and the {settings.filters} most active filters of the last conv layer",
         lambda: _explain(model, sample_paths, settings, out / "explain"),
     )
 

@@ -58,7 +58,7 @@ def reference(model: keras.Model, layer: str, logits: str, x: np.ndarray, classe
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
-@pytest.mark.parametrize("layer", ["r2", "c3"])
+@pytest.mark.parametrize("layer", ["r2", "c3", "c1"])  # c1 feeds a batch norm: must not be folded away
 @pytest.mark.parametrize("classes", [None, [0, 1, 2, 1, 0]])
 def test_matches_plain_reference_on_small_model(small, x_small, method, layer, classes):
     ours = make_method(small, method, layer).attribute(x_small, classes)

@@ -99,3 +99,43 @@ def test_layers_inside_a_nested_base_model_are_reachable():
     assert (
         len(model.layers) == 5
     )  # input, rescaling, base, pooling, dense: nothing added or flattened in place
+
+
+def test_batch_norm_folding_is_exact_and_keeps_requested_layers(age_model, faces64):
+    plain, fast = model_view(age_model), model_view(age_model, fold=())
+    assert "Conv1" in plain.graph.by_path and "Conv1" not in fast.graph.by_path  # conv+BN became one op
+    assert "bn_Conv1" in fast.graph.by_path
+    kept = model_view(age_model, fold=["block_16_project"])
+    assert "block_16_project" in kept.graph.by_path and "Conv1" not in kept.graph.by_path
+    a = compiled_forward(plain, 64)(faces64)
+    b = compiled_forward(fast, 64)(faces64)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    # a CAM on a conv that feeds a BN still sees the conv's own output
+    km = age_model.keras_model
+    sub = keras.Model(km.input, km.get_layer("block_16_project").output)
+    acts = sub(faces64).numpy()
+    feats = model_view(age_model, fold=["block_16_project"]).feature_model(["block_16_project"])(faces64)[0]
+    np.testing.assert_allclose(feats, acts, rtol=1e-4, atol=1e-5)
+
+
+def test_folding_handles_depthwise_and_nontrivial_statistics():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", use_bias=True, name="dw")(inp)
+    x = keras.layers.BatchNormalization(name="bn_dw")(x)
+    x = keras.layers.Conv2D(5, 3, strides=2, name="c")(x)
+    x = keras.layers.BatchNormalization(name="bn_c", center=False)(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU(6.0)(x))
+    model = keras.Model(inp, keras.layers.Dense(3)(x))
+    rng = np.random.default_rng(0)
+    for name, n in (("bn_dw", 6), ("bn_c", 5)):
+        layer = model.get_layer(name)
+        layer.set_weights([w if w.ndim == 0 else rng.uniform(0.5, 2.0, n).astype(np.float32)
+                           for w in layer.get_weights()])  # fmt: skip
+    x = rng.uniform(0, 255, (4, 12, 12, 3)).astype(np.float32)
+    fast = model_view(model, fold=())
+    assert "dw" not in fast.graph.by_path and "c" not in fast.graph.by_path
+    logits = compiled_forward(fast, 12)(x)[0]
+    # no Rescaling layer: agelens treats the model as taking [0, 1] input (see wrap_keras_model)
+    np.testing.assert_allclose(logits, model.predict(x / 255.0, verbose=0), rtol=1e-4, atol=1e-4)

@@ -73,7 +73,7 @@ def explain_command(
     photos: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)],
     model: ModelOpt = None,
     method: Annotated[
-        str, typer.Option("--method", help="Comma-separated methods, or 'all' (see the list below).")
+        str, typer.Option("--method", help="Comma-separated methods (listed above), or 'all'.")
     ] = "gradcam",
     layer: Annotated[
         str | None,

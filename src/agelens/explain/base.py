@@ -72,7 +72,7 @@ class Method(ABC):
     name = "method"
     layers: list[str]
 
-    def __init__(self, model: Any, layer: Any = None, *, batch_size: int = 32) -> None:
+    def __init__(self, model: Any, *, batch_size: int = 32) -> None:
         self.view: ModelView = model_view(model)
         self.model = self.view.model
         self.size = int(self.model.input_size)
@@ -80,6 +80,7 @@ class Method(ABC):
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.layers = ["input"]
+        self._fast = model_view(model, fold=())  # batch norms folded: the graph we compute with
         self._forward: Any = None
 
     # ---------------------------------------------------------------- public verb
@@ -120,11 +121,8 @@ class Method(ABC):
     def outputs(self, x: Any) -> tuple[Any, Any, Any]:
         """Compiled clean forward pass: ``(logits, probs, age-or-zeros)``."""
         if self._forward is None:
-            self._forward = compiled_forward(self.view, self.size)
+            self._forward = compiled_forward(self._fast, self.size)
         return self._forward(x)
-
-    def fixed_classes(self, classes: Any, logits: Any) -> Any:
-        return resolve_classes(classes, logits)
 
     def cached_step(self, cache: dict, target: Target, build: Any) -> Any:
         key = trace_key(target)

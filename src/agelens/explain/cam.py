@@ -34,6 +34,7 @@ from agelens.explain.base import (
     split_outputs,
     upsample,
 )
+from agelens.explain.layers import model_view
 from agelens.explain.targets import Target
 
 EPS = 1e-7
@@ -62,7 +63,8 @@ class CAM(Method):
         if not upsample and len(self.layers) > 1:
             raise ValueError("upsample=False needs a single layer (layers differ in resolution)")
         self.fuse, self.upsample = fuse, upsample
-        self._sub = self.view.feature_model(self.layers, with_age=True)
+        self._layer_view = model_view(model, fold=self.layers)  # folded graph that keeps these layers
+        self._sub = self._layer_view.feature_model(self.layers, with_age=True)
         self._steps: dict = {}
 
     # ------------------------------------------------------------ method hooks

@@ -49,8 +49,8 @@ class _Features:
     """Compiled ``x -> activations of one layer`` (cached per model and layer)."""
 
     def __init__(self, model: Any, layer: Any) -> None:
-        self.view = model_view(model)
-        self.layer = self.view.resolve(layer)[0]
+        self.layer = model_view(model).resolve(layer)[0]
+        self.view = model_view(model, fold=[self.layer])
         self.size = int(self.view.model.input_size)
         sub = keras.Model(self.view.input, self.view.output_of(self.layer))
         scale = self.view.input_scale

@@ -106,7 +106,7 @@ class _InputGradient(Method):
     def __init__(self, model: Any, *, batch_size: int = 32, max_batch: int = 64) -> None:
         super().__init__(model, batch_size=batch_size)
         sub = guided_substitute if self.variant == "guided" else None
-        self._gview = model_view(model, self.variant, sub)
+        self._gview = model_view(model, self.variant, sub, fold=())
         self._gmodel = self._gview.output_model(with_age=True)
         self.max_batch = int(max_batch)
         self._steps: dict = {}
@@ -226,7 +226,7 @@ class SmoothGrad(Method):
         if n < 1 or sigma < 0:
             raise ValueError("SmoothGrad needs n >= 1 and sigma >= 0")
         self.inner = method
-        self.view, self.model, self.size = method.view, method.model, method.size
+        self.view, self.model, self.size, self._fast = method.view, method.model, method.size, method._fast
         self.batch_size, self.layers, self._forward = method.batch_size, method.layers, None
         self.n, self.sigma, self.seed = int(n), float(sigma), int(seed)
         self.name = f"smooth-{method.name}"

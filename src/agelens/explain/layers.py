@@ -22,6 +22,7 @@ Layer keywords (see :func:`ModelView.resolve`):
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,13 +86,15 @@ class LinearView(keras.layers.Layer):
 class ModelView:
     """A flattened, read-only view of a model: layer listing, resolution and sub-models."""
 
-    def __init__(self, model: AgeModel | Any, substitute: Substitute | None = None) -> None:
+    def __init__(
+        self, model: AgeModel | Any, substitute: Substitute | None = None, fold: frozenset[str] | None = None
+    ) -> None:
         am = as_age_model(model)
         km = am.keras_model
         # The view keeps the model's metadata but not the Keras model itself, so caches keyed
         # weakly by the Keras model can let it go (sub-models share its layers, not the object).
         self.model = replace(am, keras_model=None)
-        self.graph: Graph = flatten(km, substitute)
+        self.graph: Graph = flatten(km, substitute, fold)
         self.input = self.graph.inputs[0]
         self.input_scale = 1.0 if self.model.rescales_input else 1.0 / 255.0
         out = functional_of(km).output
@@ -259,18 +262,25 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def model_view(
-    model: AgeModel | Any, variant: str = "plain", substitute: Substitute | None = None
+    model: AgeModel | Any,
+    variant: str = "plain",
+    substitute: Substitute | None = None,
+    fold: Iterable[str] | None = None,
 ) -> ModelView:
     """The cached :class:`ModelView` of a model (flattening MobileNetV2 costs ~0.3 s, so build once).
 
     ``variant`` names a rebuilt graph (e.g. ``"guided"``) whose layers ``substitute`` swaps.
-    Views are cached per Keras model object and dropped with it.
+    ``fold`` (layer names whose own outputs must survive, possibly none) gives the fast
+    graph with batch norms folded into their convolutions, for computing; the plain view
+    (``fold=None``) is the one to list and resolve layers on. Views are cached per Keras
+    model object and dropped with it.
     """
     am = as_age_model(model)
     views = _VIEWS.setdefault(am.keras_model, {})
-    key = (variant, am.group_output, am.age_output, tuple(am.class_names), am.rescales_input)
+    keep = None if fold is None else frozenset(fold)
+    key = (variant, keep, am.group_output, am.age_output, tuple(am.class_names), am.rescales_input)
     if key not in views:
-        views[key] = ModelView(am, substitute)
+        views[key] = ModelView(am, substitute, keep)
     return views[key]
 
 

@@ -97,7 +97,7 @@ class ScoreCAM(_Perturbation):
         return ops.sum(acts * ops.concatenate(weights, axis=1)[:, None, None, :], axis=-1)
 
     def _compile_chunk(self, target: Target) -> Any:
-        model, size = self.view.output_model(with_age=True), self.size
+        model, size = self._fast.output_model(with_age=True), self.size
         has_age, scale = self.view.age is not None, self.view.input_scale
 
         @compiled([image_spec(size), tf.TensorSpec((None, None, None, None), tf.float32), CLASS_SPEC])
@@ -132,7 +132,7 @@ class AblationCAM(_Perturbation):
     ) -> None:
         super().__init__(model, layer, max_batch=max_batch, **kwargs)
         self.memory_mb = float(memory_mb)
-        self._splits = [self.view.split(name, with_age=True) for name in self.layers]
+        self._splits = [self._layer_view.split(name, with_age=True) for name in self.layers]
         self._prefix: list[Any] = [None] * len(self.layers)
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
