@@ -125,3 +125,12 @@ def test_layers_lists_shapes_and_keywords(model_file):
     line = next(ln for ln in result.output.splitlines() if " out_relu " in ln)
     assert "*" in line and "(2, 2, 1280)" in line
     assert "last-conv -> out_relu" in result.output and "early -> block_3_expand_relu" in result.output
+
+
+def test_detect_falls_back_to_the_whole_photo_when_no_face_is_found(model_file, photos, tmp_path):
+    out = tmp_path / "d"
+    result = runner.invoke(app, ["explain", str(photos / "b.png"), "--model", str(model_file), "--detect",
+                                 "--method", "eigencam", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (image,) = json.loads((out / "manifest.json").read_text())["images"]
+    assert image["size"] == [64, 64] and "face_box_xywh" not in image  # noise has no face: photo as given

@@ -152,3 +152,13 @@ def test_schedules():
     assert max(one) == pytest.approx(1.0, abs=0.15) and one[-1] < one[3]
     with pytest.raises(ValueError):
         lr_at(0, TrainConfig(schedule="nope"))
+
+
+def test_wrap_sequential_model():
+    km = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+         keras.layers.Dense(3, activation="softmax")]
+    )
+    m = wrap_keras_model(km)
+    assert m.input_size == 32 and m.num_classes == 3
+    assert m.predict(np.zeros((2, 32, 32, 3), np.uint8))["probabilities"].shape == (2, 3)

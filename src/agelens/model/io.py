@@ -180,10 +180,13 @@ def wrap_keras_model(
         raise ModelLoadError(path or km.name, "input size is not fixed in the model; pass input_size")
     group_key: str | int = meta.get("group_output", 0)
     age_key = meta.get("age_output")
-    if not meta and isinstance(km.output, dict):
-        group_key = "age_group" if "age_group" in km.output else next(iter(km.output))
-        age_key = "age" if "age" in km.output else None
-    out = km.output
+    try:
+        out = km.output
+    except (AttributeError, ValueError):  # Keras 3 Sequential models only define .outputs
+        out = km.outputs[0]
+    if not meta and isinstance(out, dict):
+        group_key = "age_group" if "age_group" in out else next(iter(out))
+        age_key = "age" if "age" in out else None
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
     n_classes = int(group_tensor.shape[-1])
     names = class_names or meta.get("class_names")
