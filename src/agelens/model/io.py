@@ -90,6 +90,7 @@ def write_metadata(path: str | Path, metadata: dict) -> None:
                 if item.filename != META_MEMBER:
                     dst.writestr(item, src.read(item.filename))
             dst.writestr(META_MEMBER, json.dumps(metadata, indent=1, default=_json_default))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -125,6 +126,7 @@ def save_model(model: AgeModel, path: str | Path, extra: dict | None = None) -> 
     try:
         model.keras_model.save(tmp)
         write_metadata(tmp, meta)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
