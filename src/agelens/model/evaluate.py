@@ -7,8 +7,6 @@ Markdown table and confusion-matrix plot a user expects.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,8 @@ from sklearn.metrics import (
     confusion_matrix,
     precision_recall_fscore_support,
 )
+
+from agelens.atomic import atomic_savefig, atomic_write_text
 
 
 def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
@@ -103,33 +103,7 @@ def plot_confusion(m: dict, path: str | Path) -> Path:
     ax.set_ylabel("true")
     ax.set_title(f"accuracy {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f}")
     fig.tight_layout()
-    return _atomic_savefig(fig, Path(path))
-
-
-def _atomic_savefig(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_savefig(fig, path)
 
 
 def write_evaluation(m: dict, out: str | Path) -> dict[str, Path]:
