@@ -25,6 +25,9 @@ def test_executes_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     from nbclient import NotebookClient
 
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A non-interactive MPLBACKEND (e.g. Agg from a CI script) would stop the kernel's
+    # inline backend from emitting figures; the notebook is meant to show them.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = _load()
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
