@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from PIL import Image
 from typer.testing import CliRunner
 
 from agelens.cli.main import app
@@ -36,3 +37,80 @@ def test_demo_refuses_non_empty_out_without_force(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
     assert result.exit_code == 1
     assert "not empty" in result.output and (out / "keep.txt").read_text() == "mine"
+
+
+def _fake_run(folder, stem_runs, method_tag=True, filters=True):
+    """An explain-CLI style manifest (per-file names) for two images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images, files = [], []
+    for i in range(2):
+        own = []
+        for run in stem_runs:
+            tag = f"_{run['method']}" if method_tag else ""
+            own.append(f"{i:03d}_face{tag}_overlay.png")
+        if filters:
+            own.append(f"{i:03d}_face_filters.png")
+        for f in own:
+            Image.new("RGB", (4, 4), (200, 30, 30)).save(folder / f)
+        images.append({"source": f"/photos/face{i}.png", "files": own, "prediction": {"class": "old"}})
+        files += own
+    (folder / "manifest.json").write_text(json.dumps({"runs": stem_runs, "images": images, "files": files}))
+
+
+def test_merge_explain_runs_lets_the_gallery_switch_layers_and_targets(tmp_path):
+    from agelens.demo import merge_explain_runs
+    from agelens.report.assets import Notes
+    from agelens.report.gallery import build_gallery
+
+    main = tmp_path / "explain"
+    _fake_run(
+        main,
+        [
+            {"method": "gradcam", "layer": "out_relu", "target": "predicted class"},
+            {"method": "saliency", "layer": "input", "target": "predicted class"},
+        ],
+    )
+    _fake_run(
+        main / "layer-late",
+        [{"method": "gradcam", "layer": "block_13", "target": "predicted class"}],
+        method_tag=False,
+    )
+    _fake_run(
+        main / "target-old",
+        [{"method": "gradcam", "layer": "out_relu", "target": "old"}],
+        method_tag=False,
+        filters=False,
+    )
+    merged = merge_explain_runs(main, [main / "layer-late", main / "target-old"])
+    assert merged["layers"] == ["out_relu", "input", "block_13"]
+    assert merged["targets"] == ["predicted class", "old"]
+    im = merged["images"][0]
+    assert {(m["layer"], m["target"]) for m in im["maps"]} == {
+        ("out_relu", "predicted class"),
+        ("input", "predicted class"),
+        ("block_13", "predicted class"),
+        ("out_relu", "old"),
+    }
+    assert [f["layer"] for f in im["filters"]] == [
+        "out_relu: most active filters",
+        "block_13: most active filters",
+    ]
+    assert "layer-late/000_face_overlay.png" in merged["files"]
+    assert json.loads((main / "manifest.json").read_text()) == merged
+    gallery = build_gallery(main, merged, tmp_path, Notes())
+    assert gallery is not None and len(gallery.items[0].maps) == 4 and len(gallery.items[0].filters) == 2
+    assert all(gallery.items[0].maps.values())  # every overlay path resolves inside the run folder
+
+
+def test_shortcut_process_failure_is_one_clear_error(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from agelens.demo import QUICK, ShortcutProcess
+
+    proc = ShortcutProcess(dataclasses.replace(QUICK, size=-1), tmp_path / "scores", 0)
+    with pytest.raises(RuntimeError, match="shortcut story failed: .+"):
+        proc.result()
+    proc.stop()
+    assert not (tmp_path / "scores" / ".shortcut-error.txt").exists()

@@ -9,9 +9,11 @@ self-contained HTML report. Every step writes into one run folder with a manifes
 from __future__ import annotations
 
 import json
+import multiprocessing
 import platform
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ class DemoSettings:
     shortcut_epochs: int = 4
     shortcut_faces: int = 1200
     augment: float = 0.3
+    extra_layers: tuple[str, ...] = ("late", "mid")  # Grad-CAM at these layers too
+    extra_targets: tuple[str, ...] = ("young", "middle-aged", "old")  # and for each class
 
 
 QUICK = DemoSettings(
@@ -60,6 +64,8 @@ QUICK = DemoSettings(
     filters=8,
     shortcut_epochs=1,
     shortcut_faces=240,
+    extra_layers=(),  # each extra explain run costs a model load and a trace
+    extra_targets=(),
 )
 
 
@@ -140,15 +146,29 @@ def run_demo(
     out: Path, quick: bool = False, force: bool = False, seed: int = 0, echo: Callable[[str], None] = print
 ) -> Path:
     """Run every step into ``out`` and return the path of ``report.html``."""
-    from agelens.data.split import stratified_split
-    from agelens.data.synthetic import REGION_NAMES, generate
-    from agelens.model.evaluate import classification_metrics, write_evaluation
-    from agelens.model.io import save_model
-
     settings = QUICK if quick else DemoSettings()
     prepare_out(out, force)
     steps = Steps(echo)
     t0 = time.perf_counter()
+    # The shortcut story trains a second model; it runs in its own process from the
+    # start because tracing a MobileNetV2 train step is single-threaded Python, so on
+    # two cores the two trainings overlap almost for free.
+    shortcut = ShortcutProcess(settings, out / "scores", seed)
+    try:
+        report = _run_steps(out, quick, seed, echo, settings, steps, t0, shortcut)
+    finally:
+        shortcut.stop()
+    return report
+
+
+def _run_steps(
+    out: Path, quick: bool, seed: int, echo: Callable[[str], None], settings: DemoSettings, steps: Steps,
+    t0: float, shortcut: ShortcutProcess,
+) -> Path:
+    from agelens.data.split import stratified_split
+    from agelens.data.synthetic import REGION_NAMES, generate
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+    from agelens.model.io import save_model
 
     faces = steps.run(
         f"generate {settings.n_faces} synthetic faces ({settings.size} px)",
@@ -182,8 +202,9 @@ def run_demo(
     )
 
     steps.run(
-        f"explain {len(sample_paths)} faces with {len(settings.methods)} methods, "
-        f"and the {settings.filters} most active filters of the last conv layer",
+        f"explain {len(sample_paths)} faces with {len(settings.methods)} methods, Grad-CAM at "
+        f"{len(settings.extra_layers)} more layer(s) and for {len(settings.extra_targets)} class(es), "
+        f"and the {settings.filters} most active filters",
         lambda: _explain(model, sample_paths, settings, out / "explain"),
     )
 
@@ -193,8 +214,8 @@ def run_demo(
         lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
     )
     steps.run(
-        "shortcut story: a corner stamp that gives the answer away in training",
-        lambda: _shortcut(settings, out / "scores", seed),
+        "shortcut story: a corner stamp that gives the answer away in training (second process)",
+        shortcut.result,
     )
 
     manifest = {
@@ -249,13 +270,80 @@ def _write_model_card(model, metrics: dict, out: Path) -> None:
 
 
 def _explain(model, paths, settings: DemoSettings, out: Path) -> None:
-    """Same code path as ``agelens explain``, so the demo shows exactly what users get."""
+    """Same code path as ``agelens explain``, so the demo shows exactly what users get.
+
+    One run with every method at the default layer and target, then Grad-CAM at other
+    layers and for each chosen class, merged into one manifest so the report's gallery
+    can switch method, layer, target and filter grid.
+    """
     from agelens.cli.explain_cmd import explain_command
 
-    explain_command(
-        photos=[str(p) for p in paths], model=model.path, method=",".join(settings.methods), layer=None,
-        target=None, filters=settings.filters, out=out, force=False, detect=False, cmap="jet", alpha=0.45,
-    )
+    def run(folder: Path, method: str, layer: str | None, target: str | None, filters: int) -> None:
+        explain_command(
+            photos=[str(p) for p in paths],
+            model=model.path,
+            method=method,
+            layer=layer,
+            target=target,
+            filters=filters,
+            out=folder,
+            force=False,
+            detect=False,
+            cmap="jet",
+            alpha=0.45,
+        )
+
+    run(out, ",".join(settings.methods), None, None, settings.filters)
+    extra = []
+    for layer in settings.extra_layers:
+        run(out / f"layer-{layer}", "gradcam", layer, None, settings.filters)
+        extra.append(out / f"layer-{layer}")
+    for target in settings.extra_targets:
+        run(out / f"target-{target}", "gradcam", None, target, 0)
+        extra.append(out / f"target-{target}")
+    merge_explain_runs(out, extra)
+
+
+def merge_explain_runs(main: Path, extra: list[Path]) -> dict:
+    """Fold the manifests of ``extra`` explain runs (sub-folders of ``main``) into ``main``'s.
+
+    Each image gets a ``maps`` list (method, layer, target, overlay path relative to
+    ``main``) and ``filters`` grids labelled by their layer; ``files`` keeps listing
+    every file written. Images are matched by their source path.
+    """
+    from agelens.atomic import atomic_write_text
+    from agelens.report.gallery import normalise
+
+    base = normalise(json.loads((main / "manifest.json").read_text()))
+
+    def filter_label(manifest: dict) -> str:
+        layers = [r.get("layer") for r in manifest.get("runs", []) if r.get("layer") not in (None, "input")]
+        return f"{layers[0] if layers else 'last conv'}: most active filters"
+
+    for im in base["images"]:
+        for f in im.get("filters", []):
+            f["layer"] = filter_label(base)
+    by_source = {im.get("source"): im for im in base["images"]}
+    for sub in extra:
+        manifest = normalise(json.loads((sub / "manifest.json").read_text()))
+        rel = sub.relative_to(main).as_posix()
+        base["runs"].extend(manifest.get("runs", []))
+        for im in manifest["images"]:
+            target = by_source.get(im.get("source"))
+            if target is None:
+                continue
+            target.setdefault("maps", []).extend(
+                dict(m, overlay=f"{rel}/{m['overlay']}") for m in im.get("maps", [])
+            )
+            target.setdefault("filters", []).extend(
+                {"layer": filter_label(manifest), "grid": f"{rel}/{f['grid']}"} for f in im.get("filters", [])
+            )
+            target.setdefault("files", []).extend(f"{rel}/{f}" for f in im.get("files", []))
+        base.setdefault("files", []).extend(f"{rel}/{f}" for f in manifest.get("files", []))
+    for key, field_ in (("methods", "method"), ("layers", "layer"), ("targets", "target")):
+        base[key] = list(dict.fromkeys(r.get(field_) for r in base["runs"]))
+    atomic_write_text(main / "manifest.json", json.dumps(base, indent=1))
+    return base
 
 
 def _score(model, faces, idx, settings: DemoSettings, out: Path, region_names, seed: int) -> None:
@@ -282,6 +370,45 @@ def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
         train_fn, n_train=settings.shortcut_faces, size=settings.size, seed=seed,
         methods=tuple(settings.score_methods[:2]), n_test=max(60, settings.shortcut_faces // 4), out_dir=out,
     )
+
+
+class ShortcutProcess:
+    """The shortcut story (:func:`_shortcut`) in a spawned process, with errors carried back."""
+
+    def __init__(self, settings: DemoSettings, out: Path, seed: int) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.error_file = out / ".shortcut-error.txt"
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(
+            target=_shortcut_child, args=(settings, out, seed, self.error_file), name="agelens-shortcut",
+            daemon=True,
+        )
+        self.proc.start()
+
+    def result(self) -> None:
+        self.proc.join()
+        if self.proc.exitcode != 0:
+            reason = self.error_file.read_text().strip() if self.error_file.exists() else ""
+            last = reason.splitlines()[-1] if reason else f"exit code {self.proc.exitcode}"
+            raise RuntimeError(f"shortcut story failed: {last}")
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        self.error_file.unlink(missing_ok=True)
+
+
+def _shortcut_child(settings: DemoSettings, out: Path, seed: int, error_file: Path) -> None:
+    """Process entry point: one intra-op thread, so it takes one core and leaves the other."""
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        _shortcut(settings, out, seed)
+    except BaseException:
+        error_file.write_text(traceback.format_exc())
+        raise SystemExit(1) from None
 
 
 def _report(out: Path) -> Path:

@@ -72,3 +72,20 @@ def test_stratified_sample_keeps_class_mix_and_is_seeded() -> None:
     assert not np.array_equal(idx, stratified_sample(labels, 20, seed=1))
     assert np.bincount(labels[stratified_sample(labels, 3, seed=0)]).tolist() == [1, 1, 1]
     assert len(stratified_sample(labels, 500)) == 100
+
+
+def test_score_holdout_samples_only_the_named_photos(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    names = sorted(p.name for p in data.iterdir())[:4]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": names}))
+    out = tmp_path / "score"
+    args = [str(data), "--model", str(model), "--metrics", "deletion", "--n", "6", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--holdout", str(split)])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "scores.json").read_text())["meta"]
+    assert meta["n_images"] == 4 and sorted(meta["images"]) == names
+
+    split.write_text("{}")
+    res = runner.invoke(app, [*args, "--holdout", str(split), "--force"])
+    assert res.exit_code == 1 and "split.json" in res.output and "'test'" in res.output

@@ -162,3 +162,20 @@ def test_wrap_sequential_model():
     m = wrap_keras_model(km)
     assert m.input_size == 32 and m.num_classes == 3
     assert m.predict(np.zeros((2, 32, 32, 3), np.uint8))["probabilities"].shape == (2, 3)
+
+
+def test_test_time_flip_averages_the_mirror_image_when_the_metadata_asks():
+    inp = keras.Input((8, 8, 3))
+    # Probabilities depend on where the bright column is, so mirroring changes them.
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))
+    km = keras.Model(inp, keras.layers.Dense(3, activation="softmax", kernel_initializer="glorot_uniform")(x))
+    m = wrap_keras_model(km, class_names=["young", "middle-aged", "old"])
+    img = np.zeros((1, 8, 8, 3), np.uint8)
+    img[:, :, 1] = 255
+    plain = m.predict(img)["probabilities"]
+    mirrored = m.predict(img[:, :, ::-1])["probabilities"]
+    assert not np.allclose(plain, mirrored)
+    assert not m.test_time_flip
+    m.metadata["test_time_flip"] = True
+    np.testing.assert_allclose(m.predict(img)["probabilities"], (plain + mirrored) / 2, atol=1e-6)
+    np.testing.assert_allclose(m.predict(img, flip=False)["probabilities"], plain, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,10 @@ def score_command(
     seed: Annotated[int, typer.Option(help="Seed for the sample, tie-breaks, noise and bootstrap.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite an existing scores.json in --out.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 64,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(help="JSON with a 'test' list of file names: sample only those (a held-out split)."),
+    ] = None,
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
@@ -44,6 +49,7 @@ def score_command(
 
     Example: agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
     """
+    import numpy as np
     from rich.console import Console
 
     from agelens.data.images import load_batch
@@ -69,9 +75,17 @@ def score_command(
         ds = load_dataset(data, check_images=False)
     except (ModelLoadError, DatasetError) as e:
         fail(str(e))
-    if len(ds) == 0:
-        fail(f"{data}: no labelled images")
-    idx = stratified_sample(ds.labels, n, seed)
+    pool = list(range(len(ds)))
+    if holdout is not None:
+        try:
+            names = set(json.loads(holdout.read_text())["test"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            fail(f"{holdout}: not a JSON file with a 'test' list of file names ({e})")
+        pool = [i for i, r in enumerate(ds.records) if r.path.name in names]
+    if not pool:
+        fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
+    labels_pool = np.asarray(ds.labels)[pool]
+    idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
     records = [ds.records[i] for i in idx]
     images, ok, problems = load_batch([r.path for r in records], am.input_size)
     report_problems(problems)
@@ -82,7 +96,13 @@ def score_command(
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update)
-    table.meta.update(data=str(data), model=str(am.path) if am.path else None, class_names=am.class_names)
+    table.meta.update(
+        data=str(data),
+        model=str(am.path) if am.path else None,
+        class_names=am.class_names,
+        holdout=str(holdout) if holdout else None,
+        images=[p.name for p in ok],
+    )
     paths = table.write(out)
     Console().print(_rich_table(table))
     for p in paths.values():

@@ -33,7 +33,7 @@ def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        return lambda x: np.asarray(model.predict(x, batch_size=batch_size)["probabilities"])
+        return lambda x: np.asarray(model.predict(x, batch_size=batch_size, flip=False)["probabilities"])
     import tensorflow as tf
 
     km, size = model.keras_model, int(model.input_size)

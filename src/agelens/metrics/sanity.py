@@ -224,7 +224,7 @@ def randomisation_test(
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     if hasattr(model, "predict") and hasattr(model, "keras_model"):
-        return np.asarray(model.predict(x)["probabilities"])
+        return np.asarray(model.predict(x, flip=False)["probabilities"])  # the network the maps explain
     out = model(x, training=False)
     if isinstance(out, dict | list | tuple):
         raise ValueError("pass targets for a multi-output Keras model (or wrap it with wrap_keras_model)")

@@ -67,15 +67,36 @@ class AgeModel:
             return outputs[key]
         return outputs
 
-    def predict(self, images: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
-        """Class probabilities (and ages in years where the model has them) for model-sized images."""
+    @property
+    def test_time_flip(self) -> bool:
+        """Whether predictions average the image and its mirror image (set in the model's metadata).
+
+        Faces are left-right symmetric, so the mirror is a free second look; on the
+        shipped model it adds about 0.7 points of held-out accuracy (see its card).
+        """
+        return bool(self.metadata.get("test_time_flip", False))
+
+    def predict(
+        self, images: np.ndarray, batch_size: int = 128, flip: bool | None = None
+    ) -> dict[str, np.ndarray]:
+        """Class probabilities (and ages in years where the model has them) for model-sized images.
+
+        ``flip`` averages each image with its mirror image; ``None`` follows the model's
+        metadata (:attr:`test_time_flip`).
+        """
         x = np.asarray(images, dtype=np.float32)
         if not self.rescales_input:
             x = x / 255.0
-        out = self.keras_model.predict(x, batch_size=batch_size, verbose=0)
-        result = {"probabilities": np.asarray(self._pick(out, self.group_output), dtype=np.float32)}
-        if self.age_output is not None:
-            result["age"] = np.asarray(self._pick(out, self.age_output), dtype=np.float32).reshape(-1)
+        views = [x, x[:, :, ::-1]] if (self.test_time_flip if flip is None else flip) else [x]
+        probs, ages = [], []
+        for v in views:
+            out = self.keras_model.predict(v, batch_size=batch_size, verbose=0)
+            probs.append(np.asarray(self._pick(out, self.group_output), dtype=np.float32))
+            if self.age_output is not None:
+                ages.append(np.asarray(self._pick(out, self.age_output), dtype=np.float32).reshape(-1))
+        result = {"probabilities": np.mean(probs, axis=0)}
+        if ages:
+            result["age"] = np.mean(ages, axis=0)
         return result
 
 
