@@ -153,6 +153,10 @@ def evaluate_command(
         Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")
     ] = None,
     batch_size: Annotated[int, typer.Option()] = 256,
+    flip: Annotated[
+        bool | None,
+        typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
+    ] = None,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
@@ -181,10 +185,11 @@ def evaluate_command(
         fail(f"{data}: no usable images")
     if ds.class_names != m_.class_names:
         fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
-    probs = m_.predict(x, batch_size=batch_size)["probabilities"]
+    probs = m_.predict(x, batch_size=batch_size, flip=flip)["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
     m["n_skipped"] = len(problems) + len(ds.problems)
     m["model"] = str(m_.path)
+    m["test_time_flip"] = m_.test_time_flip if flip is None else flip
     if out is not None:
         write_evaluation(m, out)
     if as_json:
@@ -199,6 +204,10 @@ def predict_command(
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
+    flip: Annotated[
+        bool | None,
+        typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
+    ] = None,
 ) -> None:
     """Age-group probabilities (and age in years where the model has it) per image.
 
@@ -210,7 +219,7 @@ def predict_command(
     paths, missing = collect_inputs(images)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
-    rows = predict_images(m, prepared)
+    rows = predict_images(m, prepared, flip=flip)
     if not rows:
         fail("no image could be read")
     for row in rows:

@@ -79,11 +79,14 @@ def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImage
     )
 
 
-def predict_images(model: AgeModel, prepared: PreparedImages) -> list[dict]:
-    """One result dict per image: predicted class, probabilities, and age where the model has it."""
+def predict_images(model: AgeModel, prepared: PreparedImages, flip: bool | None = None) -> list[dict]:
+    """One result dict per image: predicted class, probabilities, and age where the model has it.
+
+    ``flip`` averages each image with its mirror (``None``: the model's metadata decides).
+    """
     if not len(prepared.batch):
         return []
-    out = model.predict(prepared.batch)
+    out = model.predict(prepared.batch, flip=flip)
     rows = []
     for i, path in enumerate(prepared.paths):
         probs = out["probabilities"][i]
