@@ -14,6 +14,7 @@ def test_gradcam_beats_random_maps_on_the_squares_model(squares_model) -> None:
     assert (model.predict(x)["probabilities"].argmax(1) == y).mean() > 0.9  # the toy learned the squares
     res = faithfulness_check(model, x, "gradcam", step=0.05, n_boot=1000)
     assert res["passed"] and res["n_images"] == 40
+    assert res["passed_by_baseline"] == {"uniform_noise": True, "matched_smoothness": True}
     for base in ("uniform_noise", "matched_smoothness"):
         assert res["deletion"][base]["difference"]["ci_high"] < -0.02
         assert res["insertion"][base]["difference"]["ci_low"] > 0.01
@@ -33,6 +34,6 @@ def test_acceptance_fails_a_map_that_points_away_from_the_evidence(squares_model
     monkeypatch.setattr(acc, "method_explainer", inverted)
     model, x, _ = squares_model
     res = acc.faithfulness_check(model, x, "gradcam", step=0.05, n_boot=1000)
-    assert not res["passed"]
+    assert not res["passed"] and not any(res["passed_by_baseline"].values())
     assert res["deletion"]["uniform_noise"]["difference"]["mean"] > 0
     assert np.isfinite(res["matched_sigma"])

@@ -37,7 +37,8 @@ def test_single_self_contained_file(run_dir: Path) -> None:
     assert "example.org/utk" in html
     # the local image in the model card and all PNGs are embedded
     assert html.count("data:image/png;base64,") >= 10
-    assert not list(run_dir.glob(".report-*")), "temp file left behind"
+    assert not list(run_dir.glob(".report.html.*")), "temp file left behind"
+    assert (run_dir / "report.html").stat().st_mode & 0o777 == 0o644  # shareable, not mkstemp's 0600
 
 
 def test_all_sections_and_their_content(run_dir: Path) -> None:

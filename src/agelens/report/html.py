@@ -9,8 +9,6 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,16 +31,9 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
     out = Path(out) if out is not None else run_dir / "report.html"
     html = render_report(run_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".report-", suffix=".html.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    from agelens.atomic import atomic_write_text
+
+    return atomic_write_text(out, html)
 
 
 def render_report(run_dir: Path) -> str:
