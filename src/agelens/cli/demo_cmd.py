@@ -44,6 +44,6 @@ def demo_command(
             report = run_real_demo(real, out, force=force, echo=typer.echo)
         else:
             report = run_demo(out, quick=quick, force=force, seed=seed, echo=typer.echo)
-    except (FileExistsError, ValueError) as e:
+    except (FileExistsError, ValueError, RuntimeError) as e:
         fail(str(e))
     typer.echo(f"\nreport: {report.resolve()}")
