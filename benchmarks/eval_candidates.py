@@ -60,7 +60,7 @@ def main() -> None:
     split = json.loads(Path(a.split).read_text())
     bins = AgeBins()
     y = bins.index(ages).astype(int)
-    sets = {k: np.array([n in set(split[k]) for n in names]) for k in ("val", "test")}
+    sets = {k: np.isin(names, split[k]) for k in ("val", "test")}
     results = {}
     for path in a.models:
         model = keras.models.load_model(path, compile=False)

@@ -30,17 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-from train_shipped import age_distribution, decode_pack, macro_f1  # noqa: E402
+from train_shipped import compile_trainer, decode_pack, macro_f1  # noqa: E402
 
 from agelens.data.bins import AgeBins  # noqa: E402
 from agelens.data.split import class_weights  # noqa: E402
-from agelens.model.builder import (  # noqa: E402
-    AGE_DIST,
-    AGE_OUTPUT,
-    GROUP_OUTPUT,
-    ModelConfig,
-    build_age_model,
-)
+from agelens.model.builder import AGE_DIST, AGE_OUTPUT, GROUP_OUTPUT, ModelConfig, build_age_model  # noqa: E402
+from agelens.model.train import age_distribution, augmenter  # noqa: E402
 
 
 def load_hires(folder: Path, names: list[str], size: int) -> dict[str, np.ndarray]:
@@ -137,28 +132,14 @@ def main() -> None:
     core = build_age_model(cfg, seed=a.seed)
     core.set_weights(base.get_weights())
     inp = keras.Input((a.size, a.size, 3), name="image")
-    h = keras.layers.RandomFlip("horizontal", seed=a.seed)(inp)
-    h = keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=a.seed + 1)(h)
-    h = keras.layers.RandomZoom((-0.12, 0.12), fill_mode="reflect", seed=a.seed + 2)(h)
-    h = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=a.seed + 3)(h)
-    h = keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=a.seed + 4)(h)
-    h = keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=a.seed + 5)(h)
-    trainer = keras.Model(inp, core(h))
+    trainer = keras.Model(inp, core(augmenter(1.0, a.seed)(inp)))
     w = class_weights(y[tr], 3, power=a.class_weight_power)[y]
     targets = {
         GROUP_OUTPUT: keras.utils.to_categorical(y, 3),
         AGE_DIST: age_distribution(ages, a.sigma),
         AGE_OUTPUT: ages[:, None],
     }
-    trainer.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.wd, clipnorm=2.0),
-        loss={
-            GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=a.smoothing),
-            AGE_DIST: keras.losses.KLDivergence(),
-            AGE_OUTPUT: keras.losses.MeanAbsoluteError(),
-        },
-        loss_weights={GROUP_OUTPUT: 1.0, AGE_DIST: a.age_weight, AGE_OUTPUT: 0.02},
-    )
+    compile_trainer(trainer, a)
 
     def val_scores(model: keras.Model) -> tuple[float, float]:
         p = model.predict(x[va], batch_size=256, verbose=0)[GROUP_OUTPUT].argmax(1)

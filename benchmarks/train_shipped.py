@@ -37,10 +37,10 @@ from agelens.model.builder import (  # noqa: E402
     AGE_DIST,
     AGE_OUTPUT,
     GROUP_OUTPUT,
-    MAX_MODEL_AGE,
     ModelConfig,
     build_age_model,
 )
+from agelens.model.train import age_distribution, augmenter  # noqa: E402
 
 
 def decode_pack(path: str, size: int = 64) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -63,10 +63,18 @@ def decode_pack(path: str, size: int = 64) -> tuple[np.ndarray, np.ndarray, list
     return np.stack([imgs[i] for i in keep]), ages, [names[i] for i in keep]
 
 
-def age_distribution(ages: np.ndarray, sigma: float) -> np.ndarray:
-    grid = np.arange(MAX_MODEL_AGE + 1, dtype=np.float32)
-    d = np.exp(-0.5 * ((grid[None, :] - np.clip(ages, 0, MAX_MODEL_AGE)[:, None]) / sigma) ** 2)
-    return (d / d.sum(1, keepdims=True)).astype(np.float32)
+def compile_trainer(trainer: keras.Model, a: argparse.Namespace) -> None:
+    """The recipe's optimiser and losses (group CE with smoothing, DLDL KL, small L1 on the age)."""
+    trainer.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.wd, clipnorm=2.0),
+        loss={
+            GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=a.smoothing),
+            AGE_DIST: keras.losses.KLDivergence(),
+            AGE_OUTPUT: keras.losses.MeanAbsoluteError(),
+        },
+        loss_weights={GROUP_OUTPUT: 1.0, AGE_DIST: a.age_weight, AGE_OUTPUT: 0.02},
+        metrics={GROUP_OUTPUT: ["accuracy"]},
+    )
 
 
 def macro_f1(y: np.ndarray, p: np.ndarray, k: int) -> float:
@@ -149,13 +157,7 @@ def main() -> None:
     core = build_age_model(cfg, seed=a.seed)
     inp = keras.Input((64, 64, 3), name="image64")
     h = keras.layers.Resizing(a.size, a.size, interpolation="bilinear")(inp)
-    h = keras.layers.RandomFlip("horizontal", seed=a.seed)(h)
-    h = keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=a.seed + 1)(h)
-    h = keras.layers.RandomZoom((-0.12, 0.12), fill_mode="reflect", seed=a.seed + 2)(h)
-    h = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=a.seed + 3)(h)
-    h = keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=a.seed + 4)(h)
-    h = keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=a.seed + 5)(h)
-    trainer = keras.Model(inp, core(h))
+    trainer = keras.Model(inp, core(augmenter(1.0, a.seed)(h)))
 
     w = class_weights(y[tr], 3, power=a.class_weight_power)[y]
     onehot = keras.utils.to_categorical(y, 3)
@@ -164,17 +166,7 @@ def main() -> None:
     def sel(m: np.ndarray) -> dict:
         return {k: v[m] for k, v in targets.items()}
 
-    opt = keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.wd, clipnorm=2.0)
-    trainer.compile(
-        optimizer=opt,
-        loss={
-            GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=a.smoothing),
-            AGE_DIST: keras.losses.KLDivergence(),
-            AGE_OUTPUT: keras.losses.MeanAbsoluteError(),
-        },
-        loss_weights={GROUP_OUTPUT: 1.0, AGE_DIST: a.age_weight, AGE_OUTPUT: 0.02},
-        metrics={GROUP_OUTPUT: ["accuracy"]},
-    )
+    compile_trainer(trainer, a)
 
     state = {"total": a.max_epochs, "t_epoch": None, "best": -1.0, "best_epoch": -1, "warm": 3}
 

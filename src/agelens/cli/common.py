@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -20,3 +21,13 @@ def report_problems(problems: Sequence[object], quiet: bool = False) -> None:
         typer.echo(f"skipped {p}", err=True)
     if problems and not quiet:
         typer.echo(f"{len(problems)} input(s) skipped", err=True)
+
+
+def read_holdout(path: Path) -> set[str]:
+    """File names in the ``test`` list of a split JSON (``--holdout``); a bad file is a one-line error."""
+    import json
+
+    try:
+        return set(json.loads(Path(path).read_text())["test"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        fail(f"{path}: not a JSON file with a 'test' list of file names ({e})")

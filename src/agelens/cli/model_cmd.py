@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agelens.cli.common import fail, report_problems
+from agelens.cli.common import fail, read_holdout, report_problems
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="A .keras/.h5 model (default: the shipped model).")
@@ -175,7 +175,7 @@ def evaluate_command(
         fail(str(e))
     records = ds.records
     if holdout is not None:
-        names = set(json.loads(holdout.read_text())["test"])
+        names = read_holdout(holdout)
         records = [r for r in records if r.path.name in names]
     x, ok, problems = load_batch([r.path for r in records], m_.input_size)
     report_problems(problems, quiet=as_json)

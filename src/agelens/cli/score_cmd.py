@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agelens.cli.common import fail, report_problems
+from agelens.cli.common import fail, read_holdout, report_problems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,10 +76,7 @@ def score_command(
         fail(str(e))
     pool = list(range(len(ds)))
     if holdout is not None:
-        try:
-            names = set(json.loads(holdout.read_text())["test"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            fail(f"{holdout}: not a JSON file with a 'test' list of file names ({e})")
+        names = read_holdout(holdout)
         pool = [i for i, r in enumerate(ds.records) if r.path.name in names]
     if not pool:
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
