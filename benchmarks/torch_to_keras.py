@@ -1,0 +1,87 @@
+"""Load weights exported by ``torch_train.py`` into agelens's Keras model and save it.
+
+Every Keras layer that carries weights must be filled from the file (the frozen
+expected-age layer aside) and every array in the file must be used, so a mismatch in
+the architecture fails loudly instead of leaving a layer at its random initial values.
+With ``--reference REF.npz`` (written by ``torch_train.py``'s ``--self-check``) the
+Keras model's outputs are compared with PyTorch's on the same images.
+
+    python benchmarks/torch_to_keras.py /tmp/gpu/A.best.npz /tmp/gpu/A.keras --size 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from agelens.model.builder import AGE_DIST, AGE_OUTPUT, GROUP_LOGITS, ModelConfig, build_age_model  # noqa: E402
+
+
+def convert(npz: str | Path, size: int, dropout: float = 0.2, bn_momentum: float = 0.99):
+    """Return the Keras model holding the weights of ``npz``."""
+    z = np.load(npz)
+    model = build_age_model(ModelConfig(size, 1.0, dropout, 3, True, bn_momentum))
+    used: set[str] = set()
+    for layer in model.layers:
+        current = layer.get_weights()
+        if not current or layer.name == AGE_OUTPUT:
+            continue
+        keys = [f"{layer.name}/{i}" for i in range(len(current))]
+        missing = [k for k in keys if k not in z.files]
+        if missing:
+            raise SystemExit(f"{npz}: no weights for Keras layer {layer.name} ({missing[0]})")
+        new = [z[k] for k in keys]
+        for k, old, arr in zip(keys, current, new, strict=True):
+            if old.shape != arr.shape:
+                raise SystemExit(f"{npz}: {k} has shape {arr.shape}, Keras expects {old.shape}")
+        layer.set_weights(new)
+        used.update(keys)
+    unused = sorted(set(z.files) - used)
+    if unused:
+        raise SystemExit(f"{npz}: {len(unused)} arrays match no Keras layer, e.g. {unused[0]}")
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("npz")
+    ap.add_argument("out")
+    ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--reference", default="", help="npz with 'images', 'logits', 'age_logits' from PyTorch")
+    a = ap.parse_args()
+    model = convert(a.npz, a.size)
+    if a.reference:
+        import keras
+
+        ref = np.load(a.reference)
+        logits_model = keras.Model(
+            model.input, [model.get_layer(GROUP_LOGITS).output, model.get_layer(AGE_DIST).output]
+        )
+        logits, dist = logits_model.predict(ref["images"].astype("float32"), verbose=0)
+        torch_dist = np.exp(ref["age_logits"] - ref["age_logits"].max(1, keepdims=True))
+        torch_dist /= torch_dist.sum(1, keepdims=True)
+        for key in [k for k in ref.files if k.startswith("feat:")]:
+            name = key.split(":", 1)[1]
+            got = keras.Model(model.input, model.get_layer(name).output).predict(ref["images"], verbose=0)
+            want = ref[key]
+            rel = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
+            spread = float(want.std(0).mean())  # differs between images, so the check can fail
+            print(f"{name}: shape {got.shape}, max relative diff {rel:.2e}, spread across images {spread:.3f}")
+            if got.shape != want.shape or rel > 1e-4:
+                raise SystemExit(f"Keras and PyTorch differ at {name}")
+        d1 = float(np.abs(logits - ref["logits"]).max())
+        d2 = float(np.abs(dist - torch_dist).max())
+        print(f"max |logit diff| {d1:.2e}, max |age-distribution diff| {d2:.2e}")
+        if d1 > 1e-3 * max(1.0, float(np.abs(ref["logits"]).max())) or d2 > 1e-4:
+            raise SystemExit("Keras and PyTorch outputs differ")
+    model.save(a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
