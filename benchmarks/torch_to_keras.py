@@ -71,7 +71,9 @@ def main() -> None:
             want = ref[key]
             rel = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
             spread = float(want.std(0).mean())  # differs between images, so the check can fail
-            print(f"{name}: shape {got.shape}, max relative diff {rel:.2e}, spread across images {spread:.3f}")
+            print(
+                f"{name}: shape {got.shape}, max relative diff {rel:.2e}, spread across images {spread:.3f}"
+            )
             if got.shape != want.shape or rel > 1e-4:
                 raise SystemExit(f"Keras and PyTorch differ at {name}")
         d1 = float(np.abs(logits - ref["logits"]).max())

@@ -39,7 +39,15 @@ import torch.nn.functional as F
 MAX_AGE = 116
 EDGES = (30, 60)
 # (expansion, channels, repeats, first stride): MobileNetV2's inverted-residual stages.
-STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def tf_same_pad(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
@@ -151,7 +159,9 @@ def load_pack(path: str, size: int, limit: int = 0) -> dict[str, np.ndarray]:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         side = img.shape[0]
         if side != size:
-            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+            img = cv2.resize(
+                img, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+            )
         return img
 
     with ThreadPoolExecutor(16) as ex:
@@ -256,7 +266,13 @@ def self_check(out: Path, size: int) -> None:
                 nn.init.normal_(m.weight, 0, 0.05)
     model.eval()
     images = torch.randint(0, 256, (4, size, size, 3)).float()
-    taps = {0: "Conv1_relu", 2: "block_1_project_BN", 7: "block_6_project_BN", 14: "block_13_project_BN", 18: "out_relu"}
+    taps = {
+        0: "Conv1_relu",
+        2: "block_1_project_BN",
+        7: "block_6_project_BN",
+        14: "block_13_project_BN",
+        18: "out_relu",
+    }
     feats: dict[str, np.ndarray] = {}
     for i, name in taps.items():
         model.features[i].register_forward_hook(
@@ -267,7 +283,11 @@ def self_check(out: Path, size: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "check.npz", **keras_weights(model))
     np.savez(
-        out / "check_ref.npz", images=images.numpy(), logits=logits.numpy(), age_logits=age_logits.numpy(), **feats
+        out / "check_ref.npz",
+        images=images.numpy(),
+        logits=logits.numpy(),
+        age_logits=age_logits.numpy(),
+        **feats,
     )
     print(f"wrote {out / 'check.npz'} and {out / 'check_ref.npz'}")
 
@@ -329,7 +349,11 @@ def main() -> None:
     cw = (counts.sum() / counts) ** a.class_weight_power
     cw = cw / cw.mean()
     grid = torch.arange(MAX_AGE + 1, device=dev, dtype=torch.float32)
-    print(f"[{a.name}] {len(x_tr)} train ({int(hi_tr.sum())} hires) {len(x_va)} val, load {time.time() - t0:.0f}s", flush=True)
+    print(
+        f"[{a.name}] {len(x_tr)} train ({int(hi_tr.sum())} hires) {len(x_va)} val,"
+        f" load {time.time() - t0:.0f}s",
+        flush=True,
+    )
 
     model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum).to(dev).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
@@ -360,7 +384,11 @@ def main() -> None:
         run_hit = torch.zeros((), device=dev)
         for b in range(steps_per_epoch):
             idx = perm[b * a.batch : (b + 1) * a.batch]
-            lr = a.lr * (step + 1) / warm if step < warm else 0.5 * a.lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+            lr = (
+                a.lr * (step + 1) / warm
+                if step < warm
+                else 0.5 * a.lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+            )
             for grp in opt.param_groups:
                 grp["lr"] = lr
             xb = augment(x_tr[idx].float(), hi_tr[idx], a, g).contiguous(memory_format=torch.channels_last)
@@ -407,7 +435,13 @@ def main() -> None:
             epochs = max(3, min(a.max_epochs, int((a.budget - (time.time() - t_train)) / (sec * 1.04)) + 2))
             total = epochs * steps_per_epoch
             print(f"[{a.name}] epoch {sec:.1f}s -> {epochs} epochs", flush=True)
-        rec = {"epoch": ep, "lr": lr, "s": round(sec, 2), "loss": float(run_loss) / steps_per_epoch, "train_acc": float(run_hit) / steps_per_epoch}
+        rec = {
+            "epoch": ep,
+            "lr": lr,
+            "s": round(sec, 2),
+            "loss": float(run_loss) / steps_per_epoch,
+            "train_acc": float(run_hit) / steps_per_epoch,
+        }
         if ep % a.eval_every == 0 or ep == epochs:
             acc, f1 = evaluate(ema, x_va, y_va, amp)
             rec.update(val_acc=acc, val_f1=f1)
