@@ -142,6 +142,26 @@ def keras_weights(model: AgeNet) -> dict[str, np.ndarray]:
     return out
 
 
+def load_keras_weights(model: AgeNet, path: str) -> None:
+    """Inverse of ``keras_weights``: start from an exported (or converted) model."""
+    z = np.load(path)
+
+    def put(t: torch.Tensor, arr: np.ndarray) -> None:
+        with torch.no_grad():
+            t.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(t.dtype))
+
+    for m in model.modules():
+        if isinstance(m, ConvBN):
+            conv, bn = m.names
+            k = z[f"{conv}/0"]
+            put(m.conv.weight, k.transpose(2, 3, 0, 1) if m.depthwise else k.transpose(3, 2, 0, 1))
+            for i, t in enumerate((m.bn.weight, m.bn.bias, m.bn.running_mean, m.bn.running_var)):
+                put(t, z[f"{bn}/{i}"])
+    for name, lin in (("age_group_logits", model.group), ("age_logits", model.age)):
+        put(lin.weight, z[f"{name}/0"].T)
+        put(lin.bias, z[f"{name}/1"])
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -324,6 +344,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--init", default="", help="start from these weights (npz from this script)")
     ap.add_argument("--self-check", action="store_true", help="write random weights + outputs and stop")
     a = ap.parse_args()
     out = Path(a.out)
@@ -356,6 +377,8 @@ def main() -> None:
     )
 
     model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum).to(dev).to(memory_format=torch.channels_last)
+    if a.init:
+        load_keras_weights(model, a.init)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
