@@ -40,10 +40,13 @@ def test_gradcam_beats_smoothness_matched_random_maps_on_500_real_photos(result)
 
 @pytest.mark.xfail(
     strict=True,
-    reason="deleting scattered pixels (pixel-noise maps) wipes out skin texture everywhere and drops the "
-    "age score faster than deleting any region; measured on the shipped model: +0.28 [+0.24, +0.32]",
+    reason="pixel-noise random maps are not a fair baseline for a CNN on faces: deleting scattered pixels "
+    "wipes out skin texture everywhere, and inserting them gives the model a sparse sample of the whole "
+    "face, so both move the age score faster than any one region. Measured on the shipped model, 500 "
+    "held-out photos (benchmarks/faithfulness_real.py): deletion +0.28 [+0.25, +0.31], insertion "
+    "-0.045 [-0.059, -0.033] (Grad-CAM minus pixel noise)",
 )
-def test_gradcam_deletion_beats_pixel_noise_maps_on_500_real_photos(result) -> None:
+def test_gradcam_beats_pixel_noise_maps_on_500_real_photos(result) -> None:
     base = "uniform_noise"
-    assert result["insertion"][base]["difference"]["ci_low"] > 0  # holds (+0.17)
-    assert result["deletion"][base]["difference"]["ci_high"] < 0  # does not hold: see the xfail reason
+    differences = {k: result[k][base]["difference"] for k in ("deletion", "insertion")}
+    assert result["passed_by_baseline"][base], differences
