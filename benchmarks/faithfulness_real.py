@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     ap.add_argument("--data", type=Path, default=SHARED / "utkface-200")
     ap.add_argument("--method", default="gradcam")
-    ap.add_argument("--layer", default=None, help="CAM layer (default last-conv)")
+    ap.add_argument("--layer", default=None, help="CAM layer (default: the model's own)")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--step", type=float, default=0.05, help="fraction of pixels per deletion/insertion step")

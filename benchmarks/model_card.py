@@ -125,6 +125,10 @@ def main() -> None:
     ap.add_argument("--train-command", required=True, action="append")
     ap.add_argument("--wall", required=True, help="training wall time and machine, in words")
     ap.add_argument("--candidates", default="", help="eval_candidates.py JSON: the validation table")
+    ap.add_argument("--explain-layer", default="", help="layer the model declares for maps by default")
+    ap.add_argument(
+        "--faithfulness", action="append", default=[], help="faithfulness_real.py JSON(s) behind that choice"
+    )
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
     stages = [json.loads(Path(p).read_text()) for p in a.stage2]
@@ -165,6 +169,8 @@ def main() -> None:
             "split": "stratified 80/10/10, seed 0",
         },
     }
+    if a.explain_layer:
+        meta["explain_layer"] = a.explain_layer
     write_metadata(dst, meta)
     model = load_model(dst)
     test = set(split["test"])
@@ -225,6 +231,26 @@ def main() -> None:
         stage_text(n, st, prev["args"]["size"])
         for n, (st, prev) in enumerate(zip(stages, [result, *stages][:-1], strict=True), start=2)
     )
+    explain_text = ""
+    if a.explain_layer:
+        rows = ""
+        for f in a.faithfulness:
+            r = json.loads(Path(f).read_text())
+            d, i = (r[k]["matched_smoothness"]["difference"] for k in ("deletion", "insertion"))
+            rows += (
+                f"| {r['layer']} | {r['n_images']} "
+                f"| {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] "
+                f"| {i['mean']:+.4f} [{i['ci_low']:+.4f}, {i['ci_high']:+.4f}] |\n"
+            )
+        explain_text = (
+            f"\n**Default layer for maps: `{a.explain_layer}`.** When no layer is asked for, agelens "
+            f"explains this layer (metadata `explain_layer`; `--layer last-conv` still gives the last "
+            f"conv map; `late` is this layer). "
+            f"Grad-CAM minus random maps of the same smoothness on held-out photos of utkface-200 "
+            f"(`benchmarks/faithfulness_real.py`; deletion lower is better, insertion higher):\n\n"
+            f"| layer | photos | deletion difference [95% CI] | insertion difference [95% CI] |\n"
+            f"|---|---:|---|---|\n{rows}"
+        )
     commands = "\n".join(f"    {c}" for c in a.train_command)
     text = f"""# Model card: agelens-utkface
 
@@ -241,7 +267,7 @@ file names: {len(split["test"])} test photos never used for training or model se
 (utkface-200) give a second, full-resolution check.
 
 {gpu_stage1_text(result) if gpu else cpu_stage1_text(result)}
-{stage2_text}{candidates_text}
+{stage2_text}{candidates_text}{explain_text}
 Commands:
 
 {commands}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -29,6 +31,24 @@ def test_our_model_lists_flat_layers_and_resolves_keywords(age_model):
     assert resolve_layer(age_model, idx) == ["block_16_project"]
     assert resolve_layer(age_model, str(idx)) == ["block_16_project"]
     assert resolve_layer(age_model, "early, out_relu") == ["block_3_expand_relu", "out_relu"]
+
+
+def test_a_model_may_declare_its_default_layer(age_model, faces64):
+    """No layer given -> the metadata's ``explain_layer`` (the shipped model declares one);
+    keywords keep their meaning, and the same Keras model without it still defaults to last-conv."""
+    from dataclasses import replace
+
+    from agelens.explain import explain
+    from agelens.report.app_logic import build_engine
+
+    declared = replace(age_model, metadata={**age_model.metadata, "explain_layer": "block_13_expand_relu"})
+    assert resolve_layer(declared, None) == ["block_13_expand_relu"]
+    assert resolve_layer(declared, "last-conv") == ["out_relu"]
+    assert resolve_layer(age_model, None) == ["out_relu"]
+    assert explain(declared, faces64[:1], method="gradcam").layer == "block_13_expand_relu"
+    assert explain(age_model, faces64[:1], method="gradcam").layer == "out_relu"
+    assert build_engine(declared, Path(".")).default_layer == "block_13_expand_relu"
+    assert build_engine(age_model, Path(".")).default_layer == "last-conv"
 
 
 def test_bad_layer_specs_say_what_is_wrong(age_model):

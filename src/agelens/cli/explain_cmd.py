@@ -48,7 +48,8 @@ def layers_command(model: ModelOpt = None) -> None:
     """List the model's layers with output shapes; * marks layers a CAM can explain.
 
     Layers inside nested models are shown as ``outer/inner``. Keywords accepted by
-    ``--layer``: last-conv (default), early, mid, late.
+    ``--layer``: last-conv, early, mid, late, or a name; default: the model's declared layer
+    (the shipped model's is block_13_expand_relu), else last-conv.
 
     Examples:
 
@@ -67,6 +68,10 @@ def layers_command(model: ModelOpt = None) -> None:
             typer.echo(f"{kw:>9} -> {resolve_layer(am, kw)[0]}")
         except ValueError as e:
             typer.echo(f"{kw:>9} -> ({e})")
+    try:
+        typer.echo(f"{'default':>9} -> {resolve_layer(am, None)[0]}")
+    except ValueError as e:
+        typer.echo(f"{'default':>9} -> ({e})")
 
 
 def explain_command(
@@ -78,7 +83,9 @@ def explain_command(
     layer: Annotated[
         str | None,
         typer.Option(
-            "--layer", help="Layer name, index, or last-conv / early / mid / late (comma list fuses)."
+            "--layer",
+            help="Layer name, index, or last-conv / early / mid / late (comma list fuses); "
+            "default: the model's declared layer, else last-conv.",
         ),
     ] = None,
     target: Annotated[

@@ -96,11 +96,21 @@ def takes_layer(name: str) -> bool:
 
 def make_method(model: Any, method: str = "gradcam", layer: Any = None, **options: Any) -> Method:
     """A (cached) method instance for ``model``; unknown options raise TypeError listing the valid ones."""
-    from agelens.explain.layers import as_age_model
+    from agelens.explain.layers import as_age_model, default_layer_spec
 
     am = as_age_model(model)
     name = canonical(method)
-    key = (name, _freeze(layer), _freeze(options), tuple(am.class_names), am.group_output, am.age_output)
+    # The default layer belongs in the key: one Keras model may be wrapped with different metadata.
+    default = default_layer_spec(am) if layer is None else None
+    key = (
+        name,
+        _freeze(layer),
+        default,
+        _freeze(options),
+        tuple(am.class_names),
+        am.group_output,
+        am.age_output,
+    )
     per_model = _CACHE.setdefault(am.keras_model, {})
     if key not in per_model:
         per_model[key] = _build(am, name, layer, dict(options))
@@ -167,7 +177,8 @@ def explain(
 
     ``model``: an ``AgeModel`` or a keras.Model (wrapped with ``wrap_keras_model``).
     ``images``: a path, PIL image, uint8 array (HxWx3 or NxHxWx3), bytes, or a list of those.
-    ``layer``: name, index, ``last-conv`` (default), ``early``/``mid``/``late``, or a list.
+    ``layer``: name, index, ``last-conv``, ``early``/``mid``/``late``, or a list; by default the
+    layer the model declares (the shipped model: ``block_13_expand_relu``), else ``last-conv``.
     ``target``: class name/index, ``predicted`` (default), ``old-young``, ``age``, a list, a callable.
     ``options``: method options (``batch_size``, ``fuse``, ``max_batch``, ``max_channels``,
     ``steps``, ``n``/``sigma`` for ``smooth-*``...).

@@ -33,8 +33,9 @@ def faithfulness_check(
 ) -> dict[str, Any]:
     """Deletion / insertion of ``method`` vs random maps on ``images`` (explaining the predicted class).
 
-    ``layer`` picks the CAM layer (default ``last-conv``); on a 64 px model the last conv
-    map is 2x2, so a 4x4 layer such as ``late`` gives a fairer test of the method.
+    ``layer`` picks the CAM layer (default: the model's declared layer, else ``last-conv``);
+    on a 64 px model the last conv map is 2x2, so a 4x4 layer such as ``late`` gives a
+    fairer test of the method.
     """
     t0 = time.time()
     x = np.asarray(images, dtype=np.float32)
@@ -51,7 +52,7 @@ def faithfulness_check(
     ctx = {"predict_fn": predict, "seed": seed, "batch_size": batch_size}
     out: dict[str, Any] = {
         "method": method,
-        "layer": layer or "last-conv",
+        "layer": layer or _default_layer(model),
         "n_images": n,
         "size": size,
         "step": step,
@@ -127,3 +128,9 @@ def sample_photos(
     images, ok, _ = load_batch([ds.records[i].path for i in idx], size)
     label_of = {r.path: r.label for r in ds.records}
     return images, np.array([label_of[p] for p in ok], dtype=np.int64), used
+
+
+def _default_layer(model: Any) -> str:
+    from agelens.explain.layers import default_layer_spec
+
+    return default_layer_spec(model)

@@ -121,7 +121,9 @@ def build_app(model_path: str | Path | None = None) -> Any:
                     target = gr.Dropdown(
                         engine.targets, value=engine.targets[0], label="Target", elem_id="al-target"
                     )
-                layer = gr.Dropdown(engine.layers, value=engine.layers[0], label="Layer", elem_id="al-layer")
+                layer = gr.Dropdown(
+                    engine.layers, value=engine.default_layer, label="Layer", elem_id="al-layer"
+                )
                 run = gr.Button("Explain", variant="primary", elem_id="al-explain")
                 status = gr.Markdown("Upload a photo or pick a sample.", elem_id="al-status")
             with gr.Column(scale=6, min_width=420):
@@ -132,7 +134,7 @@ def build_app(model_path: str | Path | None = None) -> Any:
                 with gr.Accordion("Per-filter activations", open=False):
                     filter_layer = gr.Dropdown(
                         engine.layers,
-                        value=engine.layers[0],
+                        value=engine.default_layer,
                         label="Layer for the filter grid",
                         elem_id="al-flayer",
                     )

@@ -78,6 +78,7 @@ class Engine:
     layers: list[str]
     targets: list[str]
     workdir: Path
+    default_layer: str = "last-conv"
 
     def prepare(self, photo: np.ndarray, detect: bool) -> tuple[np.ndarray, str]:
         """The photo (or its largest face) and a one-line note on what was done."""
@@ -146,4 +147,8 @@ def build_engine(model: Any, workdir: Path) -> Engine:
     targets = ["predicted class", *model.class_names]
     if getattr(model, "has_age", False):
         targets.append("age")
-    return Engine(model, methods, list_layer_choices(model), targets, workdir)
+    from agelens.explain.layers import default_layer_spec
+
+    layers = list_layer_choices(model)
+    default = default_layer_spec(model)
+    return Engine(model, methods, layers, targets, workdir, default if default in layers else layers[0])
