@@ -12,6 +12,7 @@ held-out split is scored at); training photos travel as the 200 px original shru
 from __future__ import annotations
 
 import argparse
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,8 +28,6 @@ def main() -> None:
     ap.add_argument("--hires-size", type=int, default=112)
     ap.add_argument("--quality", type=int, default=88)
     a = ap.parse_args()
-    import json
-
     split = json.loads(Path(a.split).read_text())
     test, val = set(split["test"]), set(split["val"])
     lo, hi = Path(a.data) / "utkface-64", Path(a.data) / "utkface-200"

@@ -382,6 +382,16 @@ def main() -> None:
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    # Pairs the moving average follows (weights and BatchNorm statistics), listed once:
+    # BatchNorm updates its buffers in place, so the references stay valid.
+    pairs = [
+        (e, m)
+        for e, m in zip(
+            [*ema.parameters(), *ema.buffers()], [*model.parameters(), *model.buffers()], strict=True
+        )
+        if e.dtype.is_floating_point
+    ]
+    ema_t, model_t = [e for e, _ in pairs], [m for _, m in pairs]
     decay_params = [p for n, p in model.named_parameters() if p.ndim > 1]
     other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW(
@@ -444,10 +454,7 @@ def main() -> None:
             step += 1
             decay = min(a.ema, (1 + step) / (10 + step))
             with torch.no_grad():
-                ep_ = list(ema.parameters()) + list(ema.buffers())
-                mp_ = list(model.parameters()) + list(model.buffers())
-                fl = [(e, m) for e, m in zip(ep_, mp_, strict=True) if e.dtype.is_floating_point]
-                torch._foreach_lerp_([e for e, _ in fl], [m for _, m in fl], 1 - decay)
+                torch._foreach_lerp_(ema_t, model_t, 1 - decay)
             run_loss += loss.detach()
             run_hit += (logits.detach().argmax(1) == yb).float().mean()
         ep += 1
@@ -473,7 +480,8 @@ def main() -> None:
         history.append(rec)
         print(f"[{a.name}] " + json.dumps(rec), flush=True)
     final = keras_weights(ema)
-    np.savez(out / f"{a.name}.best.npz", **best[1]) if best[1] is not None else None
+    if best[1] is not None:
+        np.savez(out / f"{a.name}.best.npz", **best[1])
     np.savez(out / f"{a.name}.final.npz", **final)
     summary = {
         "args": vars(a),

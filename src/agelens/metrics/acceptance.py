@@ -37,6 +37,8 @@ def faithfulness_check(
     on a 64 px model the last conv map is 2x2, so a 4x4 layer such as ``late`` gives a
     fairer test of the method.
     """
+    from agelens.explain.layers import default_layer_spec  # TensorFlow only when a check runs
+
     t0 = time.time()
     x = np.asarray(images, dtype=np.float32)
     n, size = len(x), x.shape[1]
@@ -52,7 +54,7 @@ def faithfulness_check(
     ctx = {"predict_fn": predict, "seed": seed, "batch_size": batch_size}
     out: dict[str, Any] = {
         "method": method,
-        "layer": layer or _default_layer(model),
+        "layer": layer or default_layer_spec(model),
         "n_images": n,
         "size": size,
         "step": step,
@@ -128,9 +130,3 @@ def sample_photos(
     images, ok, _ = load_batch([ds.records[i].path for i in idx], size)
     label_of = {r.path: r.label for r in ds.records}
     return images, np.array([label_of[p] for p in ok], dtype=np.int64), used
-
-
-def _default_layer(model: Any) -> str:
-    from agelens.explain.layers import default_layer_spec
-
-    return default_layer_spec(model)
