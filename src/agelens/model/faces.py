@@ -1,34 +1,56 @@
-"""Find the face in a photo in the wild, so the model sees what it was trained on.
+"""Find the face in a photo in the wild and crop it the way the training chips were cropped.
 
-The model is trained on tight, aligned face crops. A holiday photo with a small
-face in it would otherwise be squashed to 64 px as a whole. OpenCV ships Haar
-cascades inside its wheel, so detection works offline with no downloads.
+The model is trained on UTKFace's aligned chips. A holiday photo with a small face
+in it would otherwise be squashed to the model's input as a whole, and a loose crop
+shows the face smaller than any chip the model saw. OpenCV ships Haar cascades
+inside its wheel, so detection works offline with no downloads.
+
+The framing constants are measured, not guessed: run OpenCV's detector on the
+UTKFace training chips and express each chip in units of the detected box
+(``python benchmarks/face_crop_calibration.py ../shared/data/utkface-200 --split
+benchmarks/results/shipped_split.json``; 3,628 of 7,048 chips had a detection).
+A chip's side is a median 1.20 box widths (quartiles 1.14-1.26), its centre lies
+0.07 box widths below the box's centre (more chin than forehead), and the box
+covers 70% of the chip (10th percentile 56%).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 import cv2
 import numpy as np
 
-# A face filling at least this share of the image is treated as already cropped.
-CROPPED_AREA_SHARE = 0.35
-# UTKFace chips show the whole head: pad the detector's tight box by this share of its size.
-MARGIN = 0.4
+# A face box covering at least this share of the image is treated as already a chip
+# (below the 10th percentile of UTKFace chips, 0.56): re-cropping would only cut hair and chin.
+CROPPED_AREA_SHARE = 0.5
+# The cascade's last-stage score below which a box is dropped. On UTKFace training chips the
+# small boxes inside a face crop (false alarms) score a median 2.8; faces pasted into larger
+# canvases score 2.8 at their 5th percentile and 6.6 at the median.
+MIN_WEIGHT = 3.0
+# The crop's side, in widths of the detected box (UTKFace chips: median 1.20).
+SIDE_PER_WIDTH = 1.2
+# Where the crop's centre lies relative to the box's centre, in box widths (+y is down).
+CENTRE_SHIFT = (0.0, 0.07)
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():  # pragma: no cover - broken OpenCV install
-        raise RuntimeError(f"{path}: OpenCV's bundled face cascade did not load")
+    """This thread's cascade: one shared across threads returns other images' faces."""
+    cascade = getattr(_local, "cascade", None)
+    if cascade is None:
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():  # pragma: no cover - broken OpenCV install
+            raise RuntimeError(f"{path}: OpenCV's bundled face cascade did not load")
+        _local.cascade = cascade
     return cascade
 
 
-def detect_faces(img: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face boxes ``(x, y, w, h)``, largest first."""
+def detect_faces(img: np.ndarray, min_weight: float = MIN_WEIGHT) -> list[tuple[int, int, int, int]]:
+    """Face boxes ``(x, y, w, h)`` the cascade is confident of, largest first."""
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     scale = 1.0
     if max(grey.shape) > 1024:  # detection cost grows with pixels; faces stay findable
@@ -36,18 +58,46 @@ def detect_faces(img: np.ndarray) -> list[tuple[int, int, int, int]]:
         grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     grey = cv2.equalizeHist(grey)
     min_side = max(20, int(0.08 * min(grey.shape)))
-    boxes = _cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-    out = [tuple(int(round(v / scale)) for v in b) for b in boxes]
+    boxes, _, weights = _cascade().detectMultiScale3(
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True
+    )
+    kept = [b for b, wt in zip(boxes, np.ravel(weights), strict=True) if wt >= min_weight]
+    out = [tuple(int(round(v / scale)) for v in b) for b in kept]
     return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 
 
+def chip_box(
+    box: tuple[int, int, int, int],
+    side_per_width: float = SIDE_PER_WIDTH,
+    centre_shift: tuple[float, float] = CENTRE_SHIFT,
+) -> tuple[int, int, int]:
+    """The square ``(x0, y0, side)`` a UTKFace-style chip would cover around a detected box."""
+    x, y, w, h = box
+    side = max(1, int(round(w * side_per_width)))
+    cx = x + w / 2 + centre_shift[0] * w
+    cy = y + h / 2 + centre_shift[1] * w
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def crop_box(img: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """Cut a square, replicating the edge where it runs past the image (faces near a border)."""
+    H, W = img.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
+    if pad:
+        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    return img[y0 : y0 + side, x0 : x0 + side].copy()
+
+
 def crop_largest_face(
-    img: np.ndarray, margin: float = MARGIN
+    img: np.ndarray,
+    side_per_width: float = SIDE_PER_WIDTH,
+    centre_shift: tuple[float, float] = CENTRE_SHIFT,
 ) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """Return ``(crop, box)``; the image itself and ``None`` when no face is found.
 
     An image whose largest face already fills most of it is returned unchanged
-    (with its box), since re-cropping a face crop would cut off hair and chin.
+    (with its box): it is a face crop already, and re-cropping would cut off hair and chin.
     """
     boxes = detect_faces(img)
     if not boxes:
@@ -56,11 +106,4 @@ def crop_largest_face(
     H, W = img.shape[:2]
     if w * h >= CROPPED_AREA_SHARE * H * W:
         return img, (x, y, w, h)
-    side = int(max(w, h) * (1 + 2 * margin))
-    cx, cy = x + w / 2, y + h / 2 - 0.05 * h  # shift up a little: hair matters for age
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
-    if pad:
-        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0 = x0 + pad, y0 + pad
-    return img[y0 : y0 + side, x0 : x0 + side].copy(), (x, y, w, h)
+    return crop_box(img, *chip_box((x, y, w, h), side_per_width, centre_shift)), (x, y, w, h)
