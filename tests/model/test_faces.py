@@ -78,14 +78,6 @@ def test_face_crop_and_faceless_photo_pass_through(monkeypatch) -> None:
     assert box is None and crop is img
 
 
-def test_unconfident_boxes_are_dropped() -> None:
-    imgs = [im for im in _canvases(16) if faces.detect_faces(im, min_weight=-np.inf)]
-    assert imgs
-    loose = sum(len(faces.detect_faces(im, min_weight=-np.inf)) for im in imgs)
-    strict = sum(len(faces.detect_faces(im, min_weight=1e9)) for im in imgs)
-    assert loose > 0 and strict == 0
-
-
 @pytest.mark.realdata
 @pytest.mark.skipif(not (SHARED / "utkface-200").is_dir(), reason=f"real data not found at {SHARED}")
 def test_real_chips_in_canvases_are_cropped_back_to_their_framing() -> None:
