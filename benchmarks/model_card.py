@@ -116,6 +116,58 @@ def stage_text(n: int, st: dict, prev_size: int) -> str:
     )
 
 
+def ceiling_section(path: str) -> str:
+    """Card text from ``accuracy_ceiling.py``: how much smaller the age error must be for the target."""
+    if not path:
+        return ""
+    c = json.loads(Path(path).read_text())
+    curve, need = c["scaled_residuals"], c["needed_for_target"]
+    before = next(r for r in curve if r["k"] == round(need["k"] + 0.05, 2)) if need else None
+    best = c["ensemble_chosen_on_val"]
+    lines = [
+        "\n## How far the 64 px target is\n",
+        "The groups are cut from age, so a group classifier is as good as its age estimate near 30 and 60.",
+        "Scaling the shipped model's own age errors on the 64 px held-out split "
+        f"(MAE {curve[0]['age_mae']} y) "
+        "down by a factor k and re-cutting the groups keeps its real error pattern and asks how much smaller "
+        f"it must be: 0.85 / 0.80 needs an age MAE between {need['age_mae']} and {before['age_mae']} y "
+        f"(accuracy {before['accuracy']:.3f} at k = {before['k']}, "
+        f"{need['accuracy']:.3f} at k = {need['k']})."
+        if need and before
+        else "The scaled errors never reach the target.",
+        f"Averaging trained candidates does not get there: the ensemble chosen on validation "
+        f"({' + '.join(best['models'])}) scores "
+        f"{best['test']['accuracy']:.3f} / {best['test']['macro_f1']:.3f} "
+        "on the test split; even the best ensemble picked on the test split itself reaches "
+        f"{c['best_test_of_any_ensemble']:.3f} accuracy.",
+        "(`python benchmarks/accuracy_ceiling.py`, `benchmarks/results/accuracy_ceiling.json`.)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wild_section(path: str) -> str:
+    """Card text from ``face_crop_eval.py``: faces found and cropped back out of larger canvases."""
+    if not path:
+        return ""
+    w = json.loads(Path(path).read_text())
+    r = w["rows"]
+    table = "\n".join(
+        f"| {k} | {v['accuracy']:.3f} | {v['macro_f1']:.3f} |" for k, v in r.items() if "centre, x" not in k
+    )
+    return (
+        "\n## Photos in the wild\n\n"
+        "`agelens predict` (and `explain --detect`, the app's checkbox) finds the largest face with "
+        "OpenCV's bundled alt2 cascade and crops it the way UTKFace chips are framed around that "
+        "cascade's box (side 1.25 box widths, centre 0.10 below; `benchmarks/face_crop_calibration.py`). "
+        f"The {w['n']} held-out 200 px chips, pasted at random sizes and places into larger canvases "
+        f"with no other face, are found in {w['face_found']:.1%} of canvases "
+        "(`python benchmarks/face_crop_eval.py`):\n\n"
+        "| input | accuracy | macro-F1 |\n|---|---:|---:|\n" + table + "\n\n"
+        "The canvases have no real context around the chip, so this checks that the crop finds the chip's "
+        "framing again; it is not a measurement on real photos.\n"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -129,6 +181,8 @@ def main() -> None:
     ap.add_argument(
         "--faithfulness", action="append", default=[], help="faithfulness_real.py JSON(s) behind that choice"
     )
+    ap.add_argument("--ceiling", default="", help="accuracy_ceiling.py JSON")
+    ap.add_argument("--wild", default="", help="face_crop_eval.py JSON")
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
     stages = [json.loads(Path(p).read_text()) for p in a.stage2]
@@ -292,7 +346,7 @@ explain the single, unflipped pass): utkface-64 held-out accuracy {f64["accuracy
 Evaluating all 8,806 utkface-200 photos (decode + predict) took {full200_s:.1f} s on this 2-core machine.
 
 {target_line}
-
+{ceiling_section(a.ceiling)}{wild_section(a.wild)}
 ## License and intended use
 
 UTKFace is released for non-commercial research purposes only; this model is derived from it and
