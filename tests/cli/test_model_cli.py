@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -68,3 +69,25 @@ def test_a_corrupt_model_file_is_one_clear_line_and_exit_1(tmp_path, folder_and_
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "broken.keras" in lines[0]
+
+
+def test_predict_detects_and_crops_a_face_and_says_when_there_is_none(tmp_path, folder_and_model) -> None:
+    from agelens.data.synthetic import generate
+    from agelens.model.faces import detect_faces
+
+    _, model = folder_and_model
+    rng = np.random.default_rng(4)
+    # A synthetic face the cascade finds, pasted into a larger canvas; and a photo of noise.
+    face = next(im for im in generate(12, size=96, seed=5).images if detect_faces(im))
+    canvas = rng.integers(110, 130, (300, 400, 3)).astype(np.uint8)
+    canvas[60:156, 200:296] = face
+    Image.fromarray(canvas).save(tmp_path / "holiday.png")
+    Image.fromarray(rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    res = runner.invoke(app, ["predict", str(tmp_path / "holiday.png"), str(tmp_path / "noise.png"),
+                              "--model", str(model), "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
+    rows = {Path(r["file"]).name: r for r in lines}
+    assert rows["holiday.png"]["face_found"] is True and rows["noise.png"]["face_found"] is False
+    plain = runner.invoke(app, ["predict", str(tmp_path / "noise.png"), "--model", str(model)])
+    assert "no face found: whole image used" in plain.output

@@ -134,3 +134,4 @@ def test_detect_falls_back_to_the_whole_photo_when_no_face_is_found(model_file, 
     assert result.exit_code == 0, result.output
     (image,) = json.loads((out / "manifest.json").read_text())["images"]
     assert image["size"] == [64, 64] and "face_box_xywh" not in image  # noise has no face: photo as given
+    assert "b.png: no face found: whole image used" in result.output

@@ -143,6 +143,10 @@ def explain_command(
     images, sources, boxes, problems = _read_photos(paths, crop)
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
+    if detect:
+        for src, box in zip(sources, boxes, strict=True):
+            if box is None:
+                typer.echo(f"{src}: no face found: whole image used", err=True)
     if not images:
         raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
     files = _run(
@@ -197,10 +201,8 @@ def _check_choices(am: Any, methods: list[str], layer: str | None, target: str |
 
 
 def _face_cropper() -> Any:
-    try:
-        from agelens.model.faces import crop_largest_face
-    except ImportError:  # TODO(lead): remove once agelens.model.faces ships everywhere
-        raise _fail("--detect needs agelens.model.faces, which is not available in this install") from None
+    from agelens.model.faces import crop_largest_face  # OpenCV loads only when --detect asks for it
+
     return crop_largest_face
 
 
