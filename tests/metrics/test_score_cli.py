@@ -85,6 +85,10 @@ def test_score_holdout_samples_only_the_named_photos(folder_and_model, tmp_path)
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "scores.json").read_text())["meta"]
     assert meta["n_images"] == 4 and sorted(meta["images"]) == names
+    from agelens.explain.layers import resolve_layer
+    from agelens.model.io import load_model
+
+    assert meta["cam_layer"] == resolve_layer(load_model(model), None)[0] != ""
 
     split.write_text("{}")
     res = runner.invoke(app, [*args, "--holdout", str(split), "--force"])

@@ -92,9 +92,12 @@ def score_command(
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update)
+    from agelens.explain.layers import resolve_layer
+
     table.meta.update(
         data=str(data),
         model=str(am.path) if am.path else None,
+        cam_layer=resolve_layer(am, None)[0],  # the CAM methods' layer: the model's declared default
         class_names=am.class_names,
         holdout=str(holdout) if holdout else None,
         images=[p.name for p in ok],
