@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-from train_shipped import decode_pack, macro_f1  # noqa: E402
+from eval_candidates import held_out_sets  # noqa: E402
+from train_shipped import macro_f1  # noqa: E402
 
 from agelens.data.bins import AgeBins  # noqa: E402
 from agelens.model.builder import AGE_DIST, GROUP_OUTPUT  # noqa: E402
@@ -60,11 +61,8 @@ def main() -> None:
     ap.add_argument("--split", required=True)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    x64, ages, names = decode_pack(a.pack)
-    split = json.loads(Path(a.split).read_text())
+    x64, ages, _, y, sets = held_out_sets(a.pack, a.split)
     bins = AgeBins()
-    y = bins.index(ages).astype(int)
-    sets = {k: np.isin(names, split[k]) for k in ("val", "test")}
     probs: dict[str, dict[str, np.ndarray]] = {}
     exp_age: dict[str, np.ndarray] = {}
     rows = {}

@@ -43,6 +43,14 @@ def group_probs(model: keras.Model, x: np.ndarray, bins: AgeBins) -> tuple[np.nd
     return out[GROUP_OUTPUT], from_age
 
 
+def held_out_sets(pack: str, split_path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The decoded 64 px pack, its ages, names and groups, and masks of the split's val and test photos."""
+    x64, ages, names = decode_pack(pack)
+    split = json.loads(Path(split_path).read_text())
+    y = AgeBins().index(ages).astype(int)
+    return x64, ages, names, y, {k: np.isin(names, split[k]) for k in ("val", "test")}
+
+
 def scores(y: np.ndarray, p: np.ndarray) -> dict:
     pred = p.argmax(1)
     return {"acc": float(np.mean(pred == y)), "f1": macro_f1(y, pred, 3)}
@@ -56,11 +64,8 @@ def main() -> None:
     ap.add_argument("--split", required=True)
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    x64, ages, names = decode_pack(a.pack)
-    split = json.loads(Path(a.split).read_text())
+    x64, ages, names, y, sets = held_out_sets(a.pack, a.split)
     bins = AgeBins()
-    y = bins.index(ages).astype(int)
-    sets = {k: np.isin(names, split[k]) for k in ("val", "test")}
     results = {}
     for path in a.models:
         model = keras.models.load_model(path, compile=False)
