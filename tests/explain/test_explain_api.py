@@ -154,3 +154,16 @@ def test_save_stems_are_unique_and_safe():
     stems = explanation_mod.stems(["a/b/face one.JPG", "c/face one.jpg", "<image 2>"])
     assert stems == ["000_face_one", "001_face_one", "002_image"]
     assert all(Path(s).name == s for s in stems)
+
+
+def test_detect_explains_the_largest_face_crop(age_model, monkeypatch):
+    from agelens.model import faces
+
+    photo = _photo(200, 300, 4)
+    monkeypatch.setattr(faces, "detect_faces", lambda im: [(120, 60, 40, 40)])
+    e = explain(age_model, photo, method="gradcam", detect=True)
+    side = round(40 * faces.SIDE_PER_WIDTH)
+    assert e.maps.shape == (1, side, side) and e.images[0].shape == (side, side, 3)
+    assert e.settings["detect"] is True
+    plain = explain(age_model, photo, method="gradcam")
+    assert plain.maps.shape == (1, 200, 300) and "detect" not in plain.settings

@@ -171,15 +171,23 @@ def attribute(
 
 
 def explain(
-    model: Any, images: Any, method: str = "gradcam", layer: Any = None, target: Any = None, **options: Any
+    model: Any,
+    images: Any,
+    method: str = "gradcam",
+    layer: Any = None,
+    target: Any = None,
+    detect: bool = False,
+    **options: Any,
 ) -> Explanation:
-    """Explain photos as given; maps come back at each photo's own size.
+    """Explain photos as given (or their largest face, with ``detect``); maps come back at each photo's size.
 
     ``model``: an ``AgeModel`` or a keras.Model (wrapped with ``wrap_keras_model``).
     ``images``: a path, PIL image, uint8 array (HxWx3 or NxHxWx3), bytes, or a list of those.
     ``layer``: name, index, ``last-conv``, ``early``/``mid``/``late``, or a list; by default the
     layer the model declares (the shipped model: ``block_13_expand_relu``), else ``last-conv``.
     ``target``: class name/index, ``predicted`` (default), ``old-young``, ``age``, a list, a callable.
+    ``detect``: crop each photo to its largest face, framed like the training chips, first; the
+    explanation's images are then the crops (a face crop or a faceless photo stays as it is).
     ``options``: method options (``batch_size``, ``fuse``, ``max_batch``, ``max_channels``,
     ``steps``, ``n``/``sigma`` for ``smooth-*``...).
     """
@@ -187,6 +195,10 @@ def explain(
 
     m = make_method(model, method, layer, **options)
     photos, sources = load_photos(images)
+    if detect:
+        from agelens.model.faces import crop_largest_face
+
+        photos = [crop_largest_face(p)[0] for p in photos]
     size = m.size
     x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
     res = m.run(x, target)
@@ -203,7 +215,7 @@ def explain(
         ages=res.ages,
         sources=sources,
         model_path=str(m.model.path) if m.model.path else None,
-        settings={k: _jsonable(v) for k, v in options.items()},
+        settings={k: _jsonable(v) for k, v in options.items()} | ({"detect": True} if detect else {}),
     )
 
 
