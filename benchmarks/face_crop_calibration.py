@@ -26,10 +26,12 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from face_crop_eval import smooth_background  # noqa: E402
 
 from agelens.data.images import load_image, thread_map  # noqa: E402
 from agelens.model.faces import detect_faces  # noqa: E402
@@ -58,8 +60,7 @@ def in_canvas(path: Path) -> tuple[float, float, float, float] | None:
     around it. The canvas is the chip's own colours (8x6 pixels, smoothly enlarged), no face."""
     chip = load_image(path)
     side = chip.shape[0]
-    tiny = cv2.resize(chip, (8, 6), interpolation=cv2.INTER_AREA)
-    canvas = cv2.resize(tiny, (3 * side, 3 * side), interpolation=cv2.INTER_CUBIC)
+    canvas = smooth_background(chip, 3 * side, 3 * side)
     canvas[side : 2 * side, side : 2 * side] = chip
     return measure(canvas, (side, side, side))
 

@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from agelens.data.bins import AgeBins  # noqa: E402
 from agelens.data.images import load_image, resize_for_model, thread_map  # noqa: E402
+from agelens.data.sources import load_dataset  # noqa: E402
 from agelens.model import faces  # noqa: E402
+from agelens.model.evaluate import classification_metrics  # noqa: E402
 from agelens.model.io import load_model  # noqa: E402
 
 FRAMINGS = {
@@ -47,12 +48,16 @@ FRAMINGS = {
 }
 
 
+def smooth_background(photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A photo shrunk to 8x6 pixels and smoothly enlarged: its colours stay, no face is left in it."""
+    tiny = cv2.resize(photo, (8, 6), interpolation=cv2.INTER_AREA)
+    return cv2.resize(tiny, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def canvas(chip: np.ndarray, background: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
-    """Paste a resized chip into a 480x640 blurred background; return it and the chip's square."""
+    """Paste a resized chip into a 480x640 faceless background; return it and the chip's square."""
     H, W = 480, 640
-    # 6x8 pixels of another photo, smoothly enlarged: its colours stay, no face is left in it.
-    tiny = cv2.resize(background, (8, 6), interpolation=cv2.INTER_AREA)
-    bg = cv2.resize(tiny, (W, H), interpolation=cv2.INTER_CUBIC)
+    bg = smooth_background(background, W, H)
     side = int(rng.integers(90, 241))
     x0, y0 = int(rng.integers(0, W - side)), int(rng.integers(0, H - side))
     bg[y0 : y0 + side, x0 : x0 + side] = cv2.resize(chip, (side, side), interpolation=cv2.INTER_AREA)
@@ -68,15 +73,6 @@ def iou(a: tuple, b: tuple) -> float:
     return inter / (s * s + t * t - inter)
 
 
-def macro_f1(y: np.ndarray, p: np.ndarray, k: int) -> float:
-    f = []
-    for c in range(k):
-        tp = np.sum((p == c) & (y == c))
-        denom = np.sum(p == c) + np.sum(y == c)
-        f.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
@@ -86,10 +82,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     test = set(json.loads(a.split.read_text())["test"])
-    paths = sorted(p for p in a.folder.iterdir() if p.name in test)
+    records = [r for r in load_dataset(a.folder, check_images=False).records if r.path.name in test]
+    paths = [r.path for r in records]
     chips = thread_map(load_image, paths)
-    bins = AgeBins()
-    y = bins.index(np.array([int(p.name.split("_")[0]) for p in paths])).astype(int)
+    y = np.array([r.label for r in records])
     rng = np.random.default_rng(a.seed)
     order = rng.permutation(len(chips))
     made = [
@@ -107,11 +103,8 @@ def main() -> None:
     rows = {}
 
     def record(name: str, pred: np.ndarray, extra: dict | None = None) -> None:
-        rows[name] = {
-            "accuracy": float(np.mean(pred == y)),
-            "macro_f1": macro_f1(y, pred, 3),
-            **(extra or {}),
-        }
+        m = classification_metrics(y, pred, model.class_names)
+        rows[name] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], **(extra or {})}
 
     record("chip itself (upper bound)", predict(chips))
     record(

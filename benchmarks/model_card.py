@@ -122,7 +122,7 @@ def ceiling_section(path: str) -> str:
         return ""
     c = json.loads(Path(path).read_text())
     curve, need = c["scaled_residuals"], c["needed_for_target"]
-    before = next(r for r in curve if r["k"] == round(need["k"] + 0.05, 2)) if need else None
+    before = curve[curve.index(need) - 1] if need and curve.index(need) else None  # the last k short of it
     best = c["ensemble_chosen_on_val"]
     lines = [
         "\n## How far the 64 px target is\n",
@@ -149,6 +149,8 @@ def wild_section(path: str) -> str:
     """Card text from ``face_crop_eval.py``: faces found and cropped back out of larger canvases."""
     if not path:
         return ""
+    from agelens.model.faces import CENTRE_SHIFT, SIDE_PER_WIDTH
+
     w = json.loads(Path(path).read_text())
     r = w["rows"]
     table = "\n".join(
@@ -158,7 +160,8 @@ def wild_section(path: str) -> str:
         "\n## Photos in the wild\n\n"
         "`agelens predict` (and `explain --detect`, the app's checkbox) finds the largest face with "
         "OpenCV's bundled alt2 cascade and crops it the way UTKFace chips are framed around that "
-        "cascade's box (side 1.25 box widths, centre 0.10 below; `benchmarks/face_crop_calibration.py`). "
+        f"cascade's box (side {SIDE_PER_WIDTH:g} box widths, centre {CENTRE_SHIFT[1]:.2f} below; "
+        "`benchmarks/face_crop_calibration.py`). "
         f"The {w['n']} held-out 200 px chips, pasted at random sizes and places into larger canvases "
         f"with no other face, are found in {w['face_found']:.1%} of canvases "
         "(`python benchmarks/face_crop_eval.py`):\n\n"
