@@ -86,6 +86,18 @@ def test_metrics_known_answer():
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
 
 
+def test_macro_averages_skip_classes_that_never_occur(recwarn):
+    # One class only, all right: macro-F1 is 1, not 1/3 from two empty classes.
+    m = classification_metrics([0, 0, 0], [0, 0, 0], ["a", "b", "c"])
+    assert m["macro_f1"] == 1.0 and m["balanced_accuracy"] == 1.0
+    assert m["per_class"]["b"]["support"] == 0  # still listed
+    # A class that is only predicted counts (its precision is 0), as scikit-learn does.
+    m = classification_metrics([0, 0, 1, 1], [0, 0, 1, 2], ["a", "b", "c"])
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert "| **macro avg** | 0.667 | 0.500 | 0.556 | 4 |" in markdown_table(m)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_preprocessing_lives_in_the_model():
     km = build_age_model(TINY, seed=0)
     assert km.get_layer("rescale").scale == pytest.approx(1 / 127.5)

@@ -7,6 +7,7 @@ Markdown table and confusion-matrix plot a user expects.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,13 @@ from agelens.atomic import atomic_savefig, atomic_write_text
 
 
 def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
-    """Accuracy, balanced accuracy, macro-F1, per-class P/R/F1/support and confusion matrices."""
+    """Accuracy, balanced accuracy, macro-F1, per-class P/R/F1/support and confusion matrices.
+
+    Macro averages run over the classes that occur (as truth or as prediction), as
+    scikit-learn does when it is not given the labels: a test set of young faces
+    alone, all classified right, has macro-F1 1.0, not 0.33 from two empty classes.
+    The per-class table still lists every class, with its support.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     k = len(class_names)
     labels = list(range(k))
@@ -29,10 +36,16 @@ def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     rows = cm.sum(1, keepdims=True)
     cmn = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    occurs = (cm.sum(0) + cm.sum(1)) > 0
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected on small sets
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(np.mean(f)),
+        "balanced_accuracy": balanced,
+        "macro_f1": float(np.mean(f[occurs])) if occurs.any() else 0.0,
+        "macro_precision": float(np.mean(p[occurs])) if occurs.any() else 0.0,
+        "macro_recall": float(np.mean(r[occurs])) if occurs.any() else 0.0,
         "per_class": {
             name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, name in enumerate(class_names)
@@ -55,10 +68,14 @@ def markdown_table(m: dict) -> str:
             f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
         )
     total = sum(v["support"] for v in m["per_class"].values())
+
+    def macro(key: str) -> float:  # metrics saved before macro_precision existed average every class
+        return m.get(f"macro_{key}", np.mean([v[key] for v in m["per_class"].values()]))
+
     lines += [
         f"| **accuracy** | | | {m['accuracy']:.3f} | {total} |",
-        f"| **macro avg** | {np.mean([v['precision'] for v in m['per_class'].values()]):.3f} "
-        f"| {np.mean([v['recall'] for v in m['per_class'].values()]):.3f} | {m['macro_f1']:.3f} | {total} |",
+        f"| **macro avg** | {macro('precision'):.3f} | {macro('recall'):.3f} "
+        f"| {m['macro_f1']:.3f} | {total} |",
         "",
         f"Balanced accuracy: {m['balanced_accuracy']:.3f}",
         "",
