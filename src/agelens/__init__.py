@@ -22,3 +22,7 @@ def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
 
         return explain
     raise AttributeError(f"module 'agelens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # so tab completion and dir() show the lazy attributes too
+    return sorted(__all__)

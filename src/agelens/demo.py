@@ -162,8 +162,14 @@ def run_demo(
 
 
 def _run_steps(
-    out: Path, quick: bool, seed: int, echo: Callable[[str], None], settings: DemoSettings, steps: Steps,
-    t0: float, shortcut: ShortcutProcess,
+    out: Path,
+    quick: bool,
+    seed: int,
+    echo: Callable[[str], None],
+    settings: DemoSettings,
+    steps: Steps,
+    t0: float,
+    shortcut: ShortcutProcess,
 ) -> Path:
     from agelens.data.split import stratified_split
     from agelens.data.synthetic import REGION_NAMES, generate
@@ -187,6 +193,7 @@ def _run_steps(
         probs = model.predict(faces.images[te])["probabilities"]
         m = classification_metrics(faces.labels[te], probs.argmax(1), model.class_names)
         m["n_skipped"] = 0
+        m["evaluated_on"] = f"held-out test split ({int(te.sum())} synthetic faces never used in training)"
         write_evaluation(m, out / "evaluation")
         return m, probs
 
@@ -352,9 +359,16 @@ def _score(model, faces, idx, settings: DemoSettings, out: Path, region_names, s
     from agelens.metrics.report import score_methods
 
     table = score_methods(
-        model, faces.images[idx], faces.labels[idx], list(settings.score_methods), list(METRICS),
-        masks=faces.cue_masks[idx], region_masks=faces.region_masks[idx], region_names=list(region_names),
-        group_names=list(faces.class_names), seed=seed,
+        model,
+        faces.images[idx],
+        faces.labels[idx],
+        list(settings.score_methods),
+        list(METRICS),
+        masks=faces.cue_masks[idx],
+        region_masks=faces.region_masks[idx],
+        region_names=list(region_names),
+        group_names=list(faces.class_names),
+        seed=seed,
     )
     table.write(out)
 
@@ -406,7 +420,9 @@ class ShortcutProcess:
         self.error_file = out / ".shortcut-error.txt"
         ctx = multiprocessing.get_context("spawn")
         self.proc = ctx.Process(
-            target=_shortcut_child, args=(settings, out, seed, self.error_file), name="agelens-shortcut",
+            target=_shortcut_child,
+            args=(settings, out, seed, self.error_file),
+            name="agelens-shortcut",
             daemon=True,
         )
         self.proc.start()
@@ -443,8 +459,13 @@ def _report(out: Path) -> Path:
     return write_report(out)
 
 
-def run_real_demo(photos: list[str], out: Path, force: bool = False, model_path: Path | None = None,
-                  echo: Callable[[str], None] = print) -> Path:
+def run_real_demo(
+    photos: list[str],
+    out: Path,
+    force: bool = False,
+    model_path: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> Path:
     """``agelens demo --real PHOTOS``: the shipped model on the user's photos, maps, scores, report."""
     from agelens.cli.explain_cmd import expand_photos, explain_command
     from agelens.model.io import load_model
@@ -456,13 +477,29 @@ def run_real_demo(photos: list[str], out: Path, force: bool = False, model_path:
         raise ValueError(f"{', '.join(photos)}: no photos found")
     steps = Steps(echo)
     settings = DemoSettings()
-    steps.run(f"explain {len(paths)} photo(s) with {len(settings.methods)} methods (faces detected)",
-              lambda: explain_command(photos=[str(p) for p in paths], model=model.path,
-                                      method=",".join(settings.methods), layer=None, target=None,
-                                      filters=settings.filters, out=out / "explain", force=False, detect=True,
-                                      cmap="jet", alpha=0.45))
-    manifest = {"agelens_version": __version__, "mode": "real", "model": str(model.path),
-                "photos": [str(p) for p in paths], "steps": steps.log}
+    steps.run(
+        f"explain {len(paths)} photo(s) with {len(settings.methods)} methods (faces detected)",
+        lambda: explain_command(
+            photos=[str(p) for p in paths],
+            model=model.path,
+            method=",".join(settings.methods),
+            layer=None,
+            target=None,
+            filters=settings.filters,
+            out=out / "explain",
+            force=False,
+            detect=True,
+            cmap="jet",
+            alpha=0.45,
+        ),
+    )
+    manifest = {
+        "agelens_version": __version__,
+        "mode": "real",
+        "model": str(model.path),
+        "photos": [str(p) for p in paths],
+        "steps": steps.log,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     card = Path(model.path).with_name("MODEL_CARD.md") if model.path else None
     if card and card.exists():

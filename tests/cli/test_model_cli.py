@@ -91,3 +91,56 @@ def test_predict_detects_and_crops_a_face_and_says_when_there_is_none(tmp_path, 
     assert rows["holiday.png"]["face_found"] is True and rows["noise.png"]["face_found"] is False
     plain = runner.invoke(app, ["predict", str(tmp_path / "noise.png"), "--model", str(model)])
     assert "no face found: whole image used" in plain.output
+
+
+def test_evaluate_names_every_skipped_input_and_says_what_it_evaluated(tmp_path, folder_and_model) -> None:
+    data, model = folder_and_model
+    csv = tmp_path / "labels.csv"
+    first = sorted(data.glob("*.jpg"))[0]
+    csv.write_text(f"path,age\n{first},25\n{tmp_path / 'gone.jpg'},30\n{first},abc\n")
+    res = runner.invoke(app, ["evaluate", str(csv), "--model", str(model), "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout.strip().splitlines()[-1])
+    assert m["n_images"] == 1 and m["n_skipped"] == 2
+    skipped = [line for line in res.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 and any("gone.jpg" in s for s in skipped)  # each one named
+    assert "every labelled photo" in m["evaluated_on"]  # not called held out
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": [first.name]}))
+    held = runner.invoke(
+        app, ["evaluate", str(data), "--model", str(model), "--json", "--holdout", str(split)]
+    )
+    assert json.loads(held.stdout.strip().splitlines()[-1])["evaluated_on"].endswith(f"listed in {split}")
+
+
+def test_evaluate_refuses_bad_options_before_the_work(tmp_path, folder_and_model) -> None:
+    data, model = folder_and_model
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--out", str(afile)])
+    assert res.exit_code == 1 and "exists and is not a directory" in res.output
+    assert (
+        runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--batch-size", "-3"]).exit_code
+        == 2
+    )
+    # The format can be named (the auto-detection error tells users to).
+    res = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--format", "folders", "--json"])
+    assert res.exit_code == 1 and "error:" in res.output
+    res = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--format", "utkface", "--json"])
+    assert res.exit_code == 0, res.output
+
+
+def test_predict_flags_a_face_too_small_to_trust(tmp_path, folder_and_model) -> None:
+    _, model = folder_and_model
+    Image.fromarray(np.full((10, 10, 3), 128, np.uint8)).save(tmp_path / "tiny.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "fine.png")
+    res = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model), "--no-detect"])
+    assert res.exit_code == 0, res.output
+    lines = {line.split(":")[0].rsplit("/", 1)[-1]: line for line in res.stdout.splitlines() if ": " in line}
+    assert "face only 10 px: unreliable" in lines["tiny.png"] and "unreliable" not in lines["fine.png"]
+
+
+def test_the_package_lists_its_lazy_api() -> None:
+    import agelens
+
+    assert {"explain", "load_model"} <= set(dir(agelens))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,25 @@ def test_non_empty_out_is_refused_without_force(model_file, photos, tmp_path):
     result = runner.invoke(app, [*args, "--force"])
     assert result.exit_code == 0, result.output
     assert (out / "notes.txt").read_text() == "keep" and (out / "manifest.json").exists()
+    # Forcing again with another method replaces the earlier run's files, not the user's.
+    result = runner.invoke(app, [*args, "--force", "--method", "saliency"])
+    assert result.exit_code == 0, result.output
+    listed = set(json.loads((out / "manifest.json").read_text())["files"])
+    assert {p.name for p in out.iterdir()} == listed | {"notes.txt"}
+    assert all("saliency" in f for f in listed - {"manifest.json"})
+
+
+def test_output_folder_gets_normal_permissions_not_mkdtemps_private_ones(model_file, photos, tmp_path):
+    args = ["explain", str(photos / "b.png"), "--model", str(model_file), "--method", "saliency"]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "new")]).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o777 & ~umask
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    kept.chmod(0o775)
+    assert runner.invoke(app, [*args, "--out", str(kept)]).exit_code == 0
+    assert kept.stat().st_mode & 0o777 == 0o775 and (kept / "manifest.json").exists()
 
 
 def test_nothing_explainable_exits_non_zero(model_file, photos, tmp_path):
@@ -95,7 +115,7 @@ def test_nothing_explainable_exits_non_zero(model_file, photos, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "words"),
     [(["--method", "magic"], "unknown method"), (["--target", "ancient"], "unknown target"),
-     (["--layer", "nope"], "no layer named")],
+     (["--layer", "nope"], "no layer named"), (["--cmap", "notacmap"], "unknown colormap")],
 )  # fmt: skip
 def test_bad_choices_are_usage_errors(model_file, photos, tmp_path, extra, words):
     result = runner.invoke(

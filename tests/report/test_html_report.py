@@ -191,3 +191,20 @@ def test_gallery_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path
     assert all(it["maps"]["0-0-0"] != it["maps"]["1-0-0"] for it in data["items"])
     assert all(len(it["filters"]) == 1 for it in data["items"])
     assert "photo not found" not in html and html.count('class="photo"') == 2
+
+
+def test_an_explain_output_folder_is_a_run_of_its_own(tmp_path: Path) -> None:
+    # ``agelens explain --out X`` then ``agelens report X``: the gallery is X itself.
+    run = make_run(tmp_path / "run", n_images=2)
+    only = shutil.copytree(run / "explain", tmp_path / "explained")
+    html = render_report(only)
+    assert "explanations" in _ids(html) and "no explain/manifest.json" not in html
+
+
+def test_evaluation_says_what_it_was_run_on_and_claims_held_out_only_when_recorded(run_dir: Path) -> None:
+    path = run_dir / "evaluation/metrics.json"
+    assert "Held-out" not in render_report(run_dir)  # nothing recorded: nothing claimed
+    metrics = json.loads(path.read_text())
+    metrics["evaluated_on"] = "held-out test split (30 synthetic faces never used in training)"
+    path.write_text(json.dumps(metrics))
+    assert "Evaluated on held-out test split (30 synthetic faces" in render_report(run_dir)

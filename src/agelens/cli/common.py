@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
+
+
+class FormatChoice(StrEnum):
+    """Dataset layouts :func:`agelens.data.sources.load_dataset` reads."""
+
+    auto = "auto"
+    utkface = "utkface"
+    folders = "folders"
+    csv = "csv"
+
+
+FormatOpt = Annotated[FormatChoice, typer.Option("--format", "-f", help="Dataset layout; auto detects it.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

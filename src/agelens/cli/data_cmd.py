@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agelens.cli.common import FormatChoice, FormatOpt
 from agelens.data.bins import AgeBins
 from agelens.data.sources import DatasetError
 
@@ -32,13 +32,6 @@ data_app = typer.Typer(
 )
 
 
-class FormatChoice(StrEnum):
-    auto = "auto"
-    utkface = "utkface"
-    folders = "folders"
-    csv = "csv"
-
-
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {' '.join(message.split())}", err=True)
     return typer.Exit(1)
@@ -47,9 +40,7 @@ def _fail(message: str) -> typer.Exit:
 @data_app.command("inspect")
 def inspect_cmd(
     data: Annotated[Path, typer.Argument(help="Dataset folder or CSV file.", show_default=False)],
-    format: Annotated[
-        FormatChoice, typer.Option("--format", "-f", help="Dataset layout; auto detects it.")
-    ] = FormatChoice.auto,
+    format: FormatOpt = FormatChoice.auto,
     bins: Annotated[str, typer.Option(help="Age-group edges in years, comma separated.")] = "30,60",
     names: Annotated[
         str | None,
@@ -126,7 +117,7 @@ def _print_report(console: Console, report: InspectReport) -> None:
 def synth_cmd(
     out: Annotated[Path, typer.Argument(help="New (or empty) folder to write.", show_default=False)],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of images.", show_default=False)],
-    size: Annotated[int, typer.Option(min=8, help="Image side in pixels.")] = 96,
+    size: Annotated[int, typer.Option(min=32, max=256, help="Image side in pixels.")] = 96,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same images).")] = 0,
 ) -> None:
     """Write a synthetic UTKFace-style dataset of cartoon faces whose age cues are known.

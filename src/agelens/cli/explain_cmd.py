@@ -137,6 +137,7 @@ def explain_command(
     except FileExistsError as e:
         raise _fail(str(e)) from None
     methods = _methods(method)
+    _check_cmap(cmap)
     am = _load(model)
     _check_choices(am, methods, layer, target)
     crop = _face_cropper() if detect else None
@@ -182,6 +183,15 @@ def _methods(spec: str) -> list[str]:
         return list(dict.fromkeys(canonical(n) for n in names))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--method") from None
+
+
+def _check_cmap(cmap: str) -> None:
+    from agelens.explain.overlay import check_cmap
+
+    try:
+        check_cmap(cmap)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--cmap") from None
 
 
 def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None) -> None:

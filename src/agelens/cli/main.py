@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -68,6 +72,66 @@ def _register() -> None:
 
 _register()
 
+# Commands that load a model; TensorFlow is imported up front for them, quietly.
+_TF_COMMANDS = {"train", "evaluate", "predict", "explain", "layers", "score", "demo", "app"}
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CPU features, absl) kept off stderr.
+
+    Those lines are printed from C++ at import time, before ``TF_CPP_MIN_LOG_LEVEL``
+    or absl can filter them, so stderr's file descriptor is pointed at /dev/null for
+    the import alone. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` sees TensorFlow as is.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            # A broken install is reported by the command's own import, with stderr back.
+            with contextlib.suppress(Exception):
+                import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised from the SIGTERM handler so ``finally`` blocks (temporary output folders) run."""
+
+
+def run() -> None:
+    """The console script: the Typer app, quiet TensorFlow start-up, and clean Ctrl-C / SIGTERM.
+
+    An interrupt unwinds like an exception, so half-written output folders are
+    removed; the user gets one line and the conventional exit status (130 / 143)
+    instead of a traceback from wherever the interrupt landed (inside TensorFlow it
+    can surface as an unrelated ``SystemError``).
+    """
+    stopped: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        raise _Stopped() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    argv = sys.argv[1:]
+    if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
+        _import_tensorflow_quietly()
+    try:
+        app()
+    except BaseException as e:  # noqa: BLE001 - an interrupt may surface as any exception type
+        # A signal that landed where Python ignores exceptions (a weakref callback) did not
+        # stop the run; a run that then finished is reported as the success it is.
+        if not stopped or (isinstance(e, SystemExit) and e.code in (0, None)):
+            raise
+        typer.echo("terminated" if stopped[0] == signal.SIGTERM else "\ninterrupted", err=True)
+        sys.exit(128 + stopped[0])
+
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agelens.cli.common import fail, read_holdout, report_problems
+from agelens.cli.common import FormatChoice, FormatOpt, fail, read_holdout, report_problems
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="A .keras/.h5 model (default: the shipped model).")
@@ -27,6 +27,7 @@ def _load(model: Path | None):
 
 def train_command(
     data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
+    format: FormatOpt = FormatChoice.auto,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (.keras).")] = Path(
         "models/agelens.keras"
     ),
@@ -36,7 +37,7 @@ def train_command(
     alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
     dropout: Annotated[float, typer.Option()] = 0.2,
     epochs: Annotated[int, typer.Option()] = 30,
-    batch_size: Annotated[int, typer.Option()] = 64,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
     schedule: Annotated[str, typer.Option(help="cosine or onecycle.")] = "cosine",
     label_smoothing: Annotated[float, typer.Option()] = 0.1,
@@ -64,12 +65,12 @@ def train_command(
         fail(f"{out}: the model file must end in .keras")
     try:
         age_bins = AgeBins.parse(bins, names)
-        ds = load_dataset(data, bins=age_bins, check_images=False)
+        ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
     except (DatasetError, ValueError) as e:
         fail(str(e))
     parts = ds.split(seed=seed)
     arrays = []
-    problems = []
+    problems = list(ds.problems)
     for part in parts:
         x, ok, bad = load_batch(part.paths, size)
         problems += bad
@@ -133,6 +134,8 @@ def train_command(
         if len(xte)
         else {}
     )
+    if m:
+        m["evaluated_on"] = f"held-out test split of {data} ({len(xte)} photos, seed {seed})"
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
     out.with_name(out.stem + ".checkpoint.keras").unlink(missing_ok=True)
@@ -144,6 +147,7 @@ def train_command(
 
 def evaluate_command(
     data: Annotated[Path, typer.Argument(help="Labelled data: UTKFace-style folder, class folders, or CSV.")],
+    format: FormatOpt = FormatChoice.auto,
     model: ModelOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")
@@ -152,7 +156,7 @@ def evaluate_command(
     holdout: Annotated[
         Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")
     ] = None,
-    batch_size: Annotated[int, typer.Option()] = 256,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
     flip: Annotated[
         bool | None,
         typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
@@ -168,16 +172,19 @@ def evaluate_command(
     from agelens.data.sources import DatasetError, load_dataset
     from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
 
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"{out}: exists and is not a directory")
+    names = read_holdout(holdout) if holdout is not None else None
     m_ = _load(model)
     try:
-        ds = load_dataset(data, bins=m_.bins, check_images=False)
+        ds = load_dataset(data, format=format.value, bins=m_.bins, check_images=False)
     except DatasetError as e:
         fail(str(e))
     records = ds.records
-    if holdout is not None:
-        names = read_holdout(holdout)
+    if names is not None:
         records = [r for r in records if r.path.name in names]
-    x, ok, problems = load_batch([r.path for r in records], m_.input_size)
+    x, ok, bad = load_batch([r.path for r in records], m_.input_size)
+    problems = list(ds.problems) + bad
     report_problems(problems, quiet=as_json)
     label_of = {r.path: r.label for r in records}
     y = np.array([label_of[p] for p in ok])
@@ -187,7 +194,12 @@ def evaluate_command(
         fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
     probs = m_.predict(x, batch_size=batch_size, flip=flip)["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
-    m["n_skipped"] = len(problems) + len(ds.problems)
+    m["n_skipped"] = len(problems)
+    m["evaluated_on"] = (
+        f"photos of {data} listed in {holdout}"
+        if holdout is not None
+        else f"every labelled photo in {data} (training photos included, if the model saw any)"
+    )
     m["model"] = str(m_.path)
     m["test_time_flip"] = m_.test_time_flip if flip is None else flip
     if out is not None:
@@ -213,10 +225,13 @@ def predict_command(
 
     Example: agelens predict photos/ --json
     """
-    from agelens.model.predict import collect_inputs, predict_images, prepare
+    from agelens.model.predict import MIN_FACE_PX, collect_inputs, predict_images, prepare
 
-    m = _load(model)
     paths, missing = collect_inputs(images)
+    if not paths:  # before the model loads: nothing to wait for
+        report_problems(missing, quiet=False)
+        fail("no image could be read")
+    m = _load(model)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
     rows = predict_images(m, prepared, flip=flip)
@@ -229,4 +244,6 @@ def predict_command(
             probs = "  ".join(f"{k} {v:.0%}" for k, v in row["probabilities"].items())
             age = f"  ~{row['age']:.0f} y" if "age" in row else ""
             face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
+            if row["face_px"] < MIN_FACE_PX:
+                face += f"  (face only {row['face_px']} px: unreliable below {MIN_FACE_PX})"
             typer.echo(f"{row['file']}: {row['predicted']}{age}  [{probs}]{face}")

@@ -29,6 +29,7 @@ from agelens.explain.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_CMAP,
     caption,
+    check_cmap,
     overlay,
     panel_figure,
     save_figure,
@@ -95,6 +96,7 @@ class Explanation:
 
         Returns the final paths of every file written (the manifest last).
         """
+        check_cmap(cmap)  # before any work, so a typo costs nothing
         with output_dir(directory, force) as tmp:
             records = [write_image_files(self, i, tmp, alpha=alpha, cmap=cmap) for i in range(len(self))]
             files = [f for r in records for f in r["files"]]
@@ -191,21 +193,48 @@ def check_output_dir(directory: str | Path, force: bool) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _previous_outputs(path: Path) -> set[str]:
+    """Files an earlier explanation wrote into ``path``, as its manifest lists them (plain names only)."""
+    try:
+        files = json.loads((path / MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {f for f in files if isinstance(f, str) and f == Path(f).name and f not in ("", ".", "..")}
+
+
 @contextlib.contextmanager
 def output_dir(directory: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that becomes ``directory`` only if the block succeeds."""
+    """Yield a temporary directory that becomes ``directory`` only if the block succeeds.
+
+    With ``force`` into a folder holding an earlier explanation, that run's files
+    (as its manifest lists them) are removed once the new ones are in, so the
+    folder never mixes two runs; files the manifest does not list are left alone.
+    """
     path = check_output_dir(directory, force).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp makes a private (0700) folder; give the result the mode the user's folder had, or the umask's.
+    mode = (path.stat().st_mode & 0o7777) if path.is_dir() else (0o777 & ~_umask())
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
         yield tmp
+        tmp.chmod(mode)
         if not path.exists():
             os.rename(tmp, path)
         elif not any(path.iterdir()):
             os.replace(tmp, path)  # rename(2) replaces an empty directory atomically
         else:
-            for item in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST):  # manifest last
+            stale = _previous_outputs(path)
+            new = sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST)  # manifest last
+            for item in new:
                 os.replace(item, path / item.name)
+            for name in stale - {item.name for item in new}:
+                (path / name).unlink(missing_ok=True)
             tmp.rmdir()
     finally:
         if tmp.exists():

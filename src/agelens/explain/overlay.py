@@ -32,9 +32,16 @@ def _unit(heatmap: np.ndarray, normalize: bool) -> np.ndarray:
     return np.clip(np.nan_to_num(m), 0.0, 1.0)
 
 
+def check_cmap(cmap: str) -> str:
+    """The name itself if matplotlib knows the colormap, else a ``ValueError`` that says so."""
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"unknown colormap {cmap!r}; try jet, inferno, viridis, magma or turbo")
+    return cmap
+
+
 def colorize(heatmap: np.ndarray, cmap: str = DEFAULT_CMAP, normalize: bool = False) -> np.ndarray:
     """``H x W`` map -> ``H x W x 3`` uint8 RGB through a matplotlib colormap (e.g. 'jet', 'inferno')."""
-    colours = matplotlib.colormaps[cmap](_unit(heatmap, normalize))[..., :3]
+    colours = matplotlib.colormaps[check_cmap(cmap)](_unit(heatmap, normalize))[..., :3]
     return np.round(colours * 255).astype(np.uint8)
 
 

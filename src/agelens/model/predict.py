@@ -13,6 +13,8 @@ from agelens.data.images import ImageError, Problem, load_image, resize_for_mode
 from agelens.model.io import AgeModel
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+# The shipped model learned from faces of 64 px and up; below half that a prediction is a guess.
+MIN_FACE_PX = 32
 
 
 def collect_inputs(specs: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
@@ -99,5 +101,6 @@ def predict_images(model: AgeModel, prepared: PreparedImages, flip: bool | None 
             row["age"] = round(float(out["age"][i]), 1)
         if prepared.face_found[i] is not None:
             row["face_found"] = prepared.face_found[i]
+        row["face_px"] = int(min(prepared.crops[i].shape[:2]))  # the side the model's input came from
         rows.append(row)
     return rows

@@ -9,6 +9,7 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,12 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
     if m is None and png is None:
         notes.add("Evaluation: no evaluation/metrics.json.")
         return None
-    sec = Section(
-        "evaluation", "Evaluation", "Held-out test set; rows of the confusion matrix are true classes."
-    )
     m = m if isinstance(m, dict) else {}
+    # Say what was evaluated, as recorded; only a held-out split may be called one.
+    on = m.get("evaluated_on") if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
+    sec = Section(
+        "evaluation", "Evaluation", f"Evaluated on {on}; rows of the confusion matrix are true classes."
+    )
     for key, label in _HEADLINE:
         if (v := number(m.get(key))) is not None:
             sec.stats.append((label, f"{v:.1%}" if 0 <= v <= 1 else fmt(v)))
@@ -176,8 +179,19 @@ def _confusion(m: dict) -> Table | None:
     return Table("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names], rows)
 
 
+def _is_explain_folder(folder: Path) -> bool:
+    """Does ``folder/manifest.json`` describe explanations (an ``agelens explain --out`` folder)?"""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("images"), list)
+
+
 def _gallery_section(run_dir: Path, notes: Notes) -> Section | None:
     ex = run_dir / "explain"
+    if not (ex / "manifest.json").exists() and _is_explain_folder(run_dir):
+        ex = run_dir  # ``agelens report X`` on what ``agelens explain --out X`` wrote
     manifest = read_json(ex / "manifest.json", notes, "Explanations")
     if manifest is None:
         if not (ex / "manifest.json").exists():
