@@ -93,3 +93,21 @@ def test_score_holdout_samples_only_the_named_photos(folder_and_model, tmp_path)
     split.write_text("{}")
     res = runner.invoke(app, [*args, "--holdout", str(split), "--force"])
     assert res.exit_code == 1 and "split.json" in res.output and "'test'" in res.output
+
+
+def test_broken_photos_in_the_sample_are_named_and_replaced(folder_and_model, tmp_path) -> None:
+    import shutil
+
+    data, model = folder_and_model
+    copy = shutil.copytree(data, tmp_path / "utk")
+    broken = sorted(copy.iterdir())[::2]  # half of the 12 photos
+    for p in broken:
+        p.write_bytes(b"not a jpeg")
+    out = tmp_path / "score"
+    args = [str(copy), "--model", str(model), "--metrics", "deletion", "--n", "6", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "scores.json").read_text())["meta"]
+    assert meta["n_images"] == 6  # as asked: every readable photo stood in for a broken one
+    assert not {p.name for p in broken} & set(meta["images"])
+    assert "skipped" in res.output and any(p.name in res.output for p in broken)

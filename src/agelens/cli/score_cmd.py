@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from rich.table import Table
 
+    from agelens.data.sources import Dataset
     from agelens.metrics.report import ScoreTable
     from agelens.model.io import AgeModel
 
@@ -34,7 +35,7 @@ def score_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("outputs/score"),
     seed: Annotated[int, typer.Option(help="Seed for the sample, tie-breaks, noise and bootstrap.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite an existing scores.json in --out.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
     holdout: Annotated[
         Path | None,
         typer.Option(help="JSON with a 'test' list of file names: sample only those (a held-out split)."),
@@ -51,7 +52,6 @@ def score_command(
     import numpy as np
     from rich.console import Console
 
-    from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
     from agelens.metrics.adapters import RANDOM, available_methods
     from agelens.metrics.registry import METRICS, parse_names
@@ -82,13 +82,10 @@ def score_command(
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
     labels_pool = np.asarray(ds.labels)[pool]
     idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
-    records = [ds.records[i] for i in idx]
-    images, ok, problems = load_batch([r.path for r in records], am.input_size)
+    images, ok, labels, problems = _load_sample(ds, idx, pool, am.input_size, seed)
     report_problems(problems)
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
-    keep = set(ok)
-    labels = [r.label for r in records if r.path in keep]
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update)
@@ -107,6 +104,43 @@ def score_command(
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
+
+
+def _load_sample(
+    ds: Dataset, idx: list[int], pool: list[int], size: int, seed: int
+) -> tuple[np.ndarray, list[Path], list[int], list]:
+    """Load the sampled images; each unreadable one is replaced by an unused photo of its class.
+
+    ``--n 300`` should score 300 photos even if a few files in the folder are broken.
+    """
+    import numpy as np
+
+    from agelens.data.images import load_batch
+
+    rng = np.random.default_rng(seed + 1)
+    unused = [i for i in pool if i not in set(idx)]
+    batches, ok, labels, problems = [], [], [], []
+    while idx:
+        records = [ds.records[i] for i in idx]
+        x, good, bad = load_batch([r.path for r in records], size)
+        keep = set(good)
+        batches.append(x)
+        ok += good
+        labels += [r.label for r in records if r.path in keep]
+        problems += bad
+        idx = []
+        for r in (r for r in records if r.path not in keep):
+            same = [i for i in unused if ds.records[i].label == r.label] or unused
+            if same:
+                pick = same[int(rng.integers(len(same)))]
+                unused.remove(pick)
+                idx.append(pick)
+    return (
+        np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8),
+        ok,
+        labels,
+        problems,
+    )
 
 
 def _canonical(spec: str) -> str:
