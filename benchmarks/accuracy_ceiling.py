@@ -9,11 +9,13 @@ boundaries. This script measures, on our held-out split of the 64 px copies:
 2. what age error 0.85 / 0.80 needs: the shipped model's own test residuals
    (expected age from its age head minus the labelled age) are scaled by k and
    the groups re-cut. That keeps the model's real error structure (larger for old
-   faces, biased toward the middle) and asks how much smaller it must be.
+   faces, biased toward the middle) and asks how much smaller it must be;
+3. with ``--hires``, the shipped model on the test photos that are also in
+   utkface-200 and on the rest, all at 64 px: is the gap resolution or population?
 
     python benchmarks/accuracy_ceiling.py /tmp/gc/*.keras --shipped /tmp/gc/D112s12.keras \
         --pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json \
-        --out benchmarks/results/accuracy_ceiling.json
+        --hires ../shared/data/utkface-200 --out benchmarks/results/accuracy_ceiling.json
 
 (The candidates are the GPU runs' converted models listed in
 ``benchmarks/results/gpu/candidates.json``; D112s12 is the shipped one.)
@@ -53,15 +55,54 @@ def score(y: np.ndarray, pred: np.ndarray) -> dict:
     return {"accuracy": round(float(np.mean(pred == y)), 4), "macro_f1": round(macro_f1(y, pred, 3), 4)}
 
 
+def by_source(
+    hires: Path | None,
+    names: np.ndarray,
+    y: np.ndarray,
+    ages: np.ndarray,
+    probs: np.ndarray,
+    resid: np.ndarray,
+) -> dict | None:
+    """The shipped model's test scores on photos that are also in utkface-200 and on the rest.
+
+    utkface-200 is UTKFace's first part (many children); the 64 px copy adds two
+    parts with mostly adults. Splitting by membership, all at 64 px, tells a
+    resolution effect (same photos, 64 vs 200 px) from a harder population.
+    """
+    if hires is None:
+        return None
+    inside = np.isin(names, [p.name for p in hires.iterdir()])
+    near = np.min(np.abs(ages[:, None] - np.array(AgeBins().edges)[None, :]), axis=1) < 5
+    parts = {}
+    print("\nshipped model on the test split at 64 px, by source (flip-averaged):")
+    print(f"{'photos':<22}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'age MAE':>9}{'< 5 y from 30/60':>18}")
+    for tag, m in (("also in utkface-200", inside), ("only in utkface-64", ~inside)):
+        row = {"n": int(m.sum())} | score(y[m], probs[m].argmax(1))
+        row |= {
+            "age_mae": round(float(np.mean(np.abs(resid[m]))), 2),
+            "near_boundary": round(float(near[m].mean()), 3),
+        }
+        row["class_counts"] = np.bincount(y[m], minlength=3).tolist()
+        row["share_under_15"] = round(float(np.mean(ages[m] < 15)), 3)
+        row["share_60_plus"] = round(float(np.mean(ages[m] >= 60)), 3)
+        parts[tag] = row
+        print(
+            f"{tag:<22}{row['n']:>6}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}"
+            f"{row['age_mae']:>9.2f}{row['near_boundary']:>18.3f}"
+        )
+    return parts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+")
     ap.add_argument("--shipped", required=True, help="the model whose residuals are scaled")
     ap.add_argument("--pack", required=True)
     ap.add_argument("--split", required=True)
+    ap.add_argument("--hires", type=Path, help="utkface-200 folder: split the test results by membership")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    x64, ages, _, y, sets = held_out_sets(a.pack, a.split)
+    x64, ages, names, y, sets = held_out_sets(a.pack, a.split)
     bins = AgeBins()
     probs: dict[str, dict[str, np.ndarray]] = {}
     exp_age: dict[str, np.ndarray] = {}
@@ -113,6 +154,9 @@ def main() -> None:
             f"0.85 / 0.80 first reached at k = {need['k']}: age MAE {need['age_mae']} y "
             f"(the model's is {curve[0]['age_mae']} y)"
         )
+    parts = by_source(
+        a.hires, np.asarray(names)[sets["test"]], yt, at, probs[Path(a.shipped).stem]["test"], resid
+    )
     if a.out:
         a.out.write_text(
             json.dumps(
@@ -124,6 +168,7 @@ def main() -> None:
                     "scaled_residuals": curve,
                     "needed_for_target": need,
                     "n_test": int(len(yt)),
+                    "shipped_by_source": parts,
                 },
                 indent=1,
             )

@@ -142,6 +142,22 @@ def ceiling_section(path: str) -> str:
         f"{c['best_test_of_any_ensemble']:.3f} accuracy.",
         "(`python benchmarks/accuracy_ceiling.py`, `benchmarks/results/accuracy_ceiling.json`.)",
     ]
+    if parts := c.get("shipped_by_source"):
+        inside, rest = parts["also in utkface-200"], parts["only in utkface-64"]
+        lines += [
+            "",
+            "The gap is the photos, not the resolution. At 64 px, the held-out photos that also exist in "
+            f"utkface-200 score {inside['accuracy']:.3f} / {inside['macro_f1']:.3f} (flip-averaged; "
+            f"{inside['n']} photos, as at 200 px), the other {rest['n']} score "
+            f"{rest['accuracy']:.3f} / {rest['macro_f1']:.3f}, although their age error is smaller "
+            f"({rest['age_mae']} vs {inside['age_mae']} y): "
+            f"{rest['near_boundary']:.0%} of them are within 5 years of 30 or 60, against "
+            f"{inside['near_boundary']:.0%}. utkface-200 is UTKFace's first part: "
+            f"{inside['share_under_15']:.0%} of those held-out photos are children under 15 and "
+            f"{inside['share_60_plus']:.0%} are 60 or older, far from both boundaries; of the others, "
+            f"{rest['share_under_15']:.0%} and "
+            f"{rest['share_60_plus']:.0%}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,8 +4,9 @@ Output directories are written all-or-nothing: files go to a temporary sibling d
 first, which is renamed into place only when everything (manifest last) was written; on
 any error it is removed, so a crash never leaves a half-written output. An existing
 non-empty directory is refused unless ``force=True``; with force, our files are moved in
-*over* it (same-named files replaced, other files left alone): deleting a directory the
-user pointed us at is never safe (think ``--out ~``).
+*over* it (same-named files replaced, the files an earlier explanation's manifest lists
+removed, other files left alone): deleting a directory the user pointed us at is never
+safe (think ``--out ~``).
 """
 
 from __future__ import annotations
