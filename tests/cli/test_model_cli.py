@@ -37,10 +37,16 @@ def test_evaluate_json_has_the_promised_fields_and_counts_the_broken_photo(folde
     data, model = folder_and_model
     res = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--json"])
     assert res.exit_code == 0, res.output
-    m = json.loads(res.stdout.strip().splitlines()[-1])
+    (line,) = res.stdout.strip().splitlines()  # one JSON object: the TFLite conversion prints nothing
+    m = json.loads(line)
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "per_class", "confusion_matrix", "class_names"):
         assert key in m, key
     assert m["n_images"] == 9 and m["n_skipped"] == 1 and m["test_time_flip"] is False
+    assert m["engine"] == "tflite"
+    keras = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--json", "--engine", "keras"])
+    assert {k: v for k, v in json.loads(keras.stdout).items() if k != "engine"} == {
+        k: v for k, v in m.items() if k != "engine"
+    }
     flipped = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--json", "--flip"])
     assert json.loads(flipped.stdout.strip().splitlines()[-1])["test_time_flip"] is True
 

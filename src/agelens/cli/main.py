@@ -86,17 +86,11 @@ def _import_tensorflow_quietly() -> None:
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            # A broken install is reported by the command's own import, with stderr back.
-            with contextlib.suppress(Exception):
-                import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from agelens.quiet import quiet_stderr
+
+    # A broken install is reported by the command's own import, with stderr back.
+    with quiet_stderr(), contextlib.suppress(Exception):
+        import tensorflow  # noqa: F401
 
 
 class _Stopped(KeyboardInterrupt):

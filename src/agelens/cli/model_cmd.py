@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,13 @@ def _load(model: Path | None):
         return load_model(model)
     except ModelLoadError as e:
         fail(str(e))
+
+
+class Engine(StrEnum):
+    """How ``evaluate`` runs the model forward."""
+
+    tflite = "tflite"
+    keras = "keras"
 
 
 def train_command(
@@ -161,6 +169,12 @@ def evaluate_command(
         bool | None,
         typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="tflite: the same weights through TensorFlow Lite, ~2x faster (Keras if unavailable)."
+        ),
+    ] = Engine.tflite,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
@@ -192,7 +206,7 @@ def evaluate_command(
         fail(f"{data}: no usable images")
     if ds.class_names != m_.class_names:
         fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
-    probs = m_.predict(x, batch_size=batch_size, flip=flip)["probabilities"]
+    probs = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
     m["n_skipped"] = len(problems)
     m["evaluated_on"] = (
@@ -202,6 +216,12 @@ def evaluate_command(
     )
     m["model"] = str(m_.path)
     m["test_time_flip"] = m_.test_time_flip if flip is None else flip
+    if engine == "tflite":
+        from agelens.model.fast import fast_predictor
+
+        m["engine"] = "tflite" if fast_predictor(m_) is not None else "keras (TensorFlow Lite unavailable)"
+    else:
+        m["engine"] = "keras"
     if out is not None:
         write_evaluation(m, out)
     if as_json:

@@ -77,19 +77,32 @@ class AgeModel:
         return bool(self.metadata.get("test_time_flip", False))
 
     def predict(
-        self, images: np.ndarray, batch_size: int = 128, flip: bool | None = None
+        self, images: np.ndarray, batch_size: int = 128, flip: bool | None = None, fast: bool = False
     ) -> dict[str, np.ndarray]:
         """Class probabilities (and ages in years where the model has them) for model-sized images.
 
         ``flip`` averages each image with its mirror image; ``None`` follows the model's
-        metadata (:attr:`test_time_flip`).
+        metadata (:attr:`test_time_flip`). ``fast`` runs the same weights through
+        TensorFlow Lite (:mod:`agelens.model.fast`, about 2x faster on CPU) where it is
+        available, and through Keras otherwise; bulk scoring uses it, explanations do not.
         """
         x = np.asarray(images, dtype=np.float32)
         if not self.rescales_input:
             x = x / 255.0
         views = [x, x[:, :, ::-1]] if (self.test_time_flip if flip is None else flip) else [x]
+        runner = None
+        if fast and len(x):
+            from agelens.model.fast import AGE, PROBS, fast_predictor
+
+            runner = fast_predictor(self)
         probs, ages = [], []
         for v in views:
+            if runner is not None:
+                out = runner(v, batch_size=min(batch_size, 64))
+                probs.append(out[PROBS])
+                if AGE in out:
+                    ages.append(out[AGE])
+                continue
             out = self.keras_model.predict(v, batch_size=batch_size, verbose=0)
             probs.append(np.asarray(self._pick(out, self.group_output), dtype=np.float32))
             if self.age_output is not None:
