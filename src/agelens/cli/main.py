@@ -114,9 +114,9 @@ def run() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     argv = sys.argv[1:]
-    if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
-        _import_tensorflow_quietly()
     try:
+        if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
+            _import_tensorflow_quietly()
         app()
     except BaseException as e:  # noqa: BLE001 - an interrupt may surface as any exception type
         # A signal that landed where Python ignores exceptions (a weakref callback) did not
