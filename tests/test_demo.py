@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -114,3 +115,22 @@ def test_shortcut_process_failure_is_one_clear_error(tmp_path):
         proc.result()
     proc.stop()
     assert not (tmp_path / "scores" / ".shortcut-error.txt").exists()
+
+
+def test_force_clears_only_an_earlier_runs_own_entries(tmp_path):
+    from agelens.demo import prepare_out
+
+    run = tmp_path / "run"
+    prepare_out(run, force=False)  # a run folder from the start, even if stopped later
+    (run / "model").mkdir()
+    (run / "model" / "demo.keras").write_bytes(b"old")
+    (run / "thesis.txt").write_text("mine")
+    prepare_out(run, force=True)
+    assert (run / "thesis.txt").read_text() == "mine" and not (run / "model").exists()
+
+    other = tmp_path / "home"
+    (other / "precious").mkdir(parents=True)
+    (other / "precious" / "notes.md").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier agelens demo run"):
+        prepare_out(other, force=True)
+    assert (other / "precious" / "notes.md").read_text() == "mine"

@@ -85,12 +85,46 @@ class Steps:
         return value
 
 
+# What a demo run writes at the top of its folder; --force replaces these and nothing else.
+RUN_ENTRIES = (
+    "manifest.json", "model", "samples", "evaluation", "explain", "scores", "shortcut",
+    "model_card.md", "report.html",
+)  # fmt: skip
+
+
+def _is_demo_run(out: Path) -> bool:
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "steps" in manifest and "agelens_version" in manifest
+
+
 def prepare_out(out: Path, force: bool) -> None:
+    """An empty run folder; ``force`` clears an earlier demo run's own entries from it.
+
+    Never the whole folder: ``--out .`` or ``--out ~`` with ``--force`` must not delete
+    the user's files. A non-empty folder that holds no earlier run is refused even
+    with ``force``; user files beside an earlier run's entries are left alone.
+    """
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FileExistsError(f"{out}: output folder is not empty (use --force to replace it)")
-        shutil.rmtree(out)
+        if not _is_demo_run(out):
+            raise FileExistsError(
+                f"{out}: not empty and not an earlier agelens demo run (no demo manifest.json); "
+                "choose an empty or new --out"
+            )
+        for name in RUN_ENTRIES:
+            entry = out / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    # Marks the folder as a run from the start, so --force can clear a run that was stopped.
+    stub = {"agelens_version": __version__, "steps": [], "status": "incomplete"}
+    (out / "manifest.json").write_text(json.dumps(stub, indent=1))
 
 
 def _save_pngs(images: np.ndarray, names: list[str], folder: Path) -> list[Path]:
