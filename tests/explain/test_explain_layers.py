@@ -33,6 +33,17 @@ def test_our_model_lists_flat_layers_and_resolves_keywords(age_model):
     assert resolve_layer(age_model, "early, out_relu") == ["block_3_expand_relu", "out_relu"]
 
 
+def test_padding_layers_are_never_feature_layers():
+    # At 32 px out_relu is 1x1; last-conv must be the last real 2x2 map, not block_13_pad
+    # (3x3 of zero padding whose map, stretched over the photo, lands off-centre).
+    from agelens.model.builder import ModelConfig, build_age_model
+
+    km = build_age_model(ModelConfig(input_size=32, alpha=0.35), seed=0)
+    infos = list_layers(km)
+    assert not [i.name for i in infos if i.is_feature and i.kind in ("ZeroPadding2D", "Cropping2D")]
+    assert resolve_layer(km, "last-conv") == ["block_13_expand_relu"]
+
+
 def test_a_model_may_declare_its_default_layer(age_model, faces64):
     """No layer given -> the metadata's ``explain_layer`` (the shipped model declares one);
     keywords keep their meaning, and the same Keras model without it still defaults to last-conv."""

@@ -12,7 +12,8 @@ Layer keywords (see :func:`ModelView.resolve`):
   model card from measured faithfulness; the shipped model declares
   ``block_13_expand_relu``), else ``last-conv``.
 - ``last-conv``: the last layer with a 4-D output whose spatial size is > 1
-  (for our MobileNetV2 that is ``out_relu``).
+  (for our MobileNetV2 that is ``out_relu``; at 32 px input, where ``out_relu`` is 1x1,
+  ``block_13_expand_relu``, never a padding layer).
 - ``early`` / ``mid`` / ``late``: among *activation* layers (ReLU/Activation layers and
   convolutions with a fused non-linearity) with a 4-D output, group the layers by spatial
   resolution, highest first; ``early`` is the last layer of the resolution a quarter of
@@ -50,7 +51,15 @@ _ACTIVATION_TYPES = (
     keras.layers.PReLU,
     keras.layers.ELU,
 )
-_SKIP_TYPES = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Normalization)
+# Not feature layers: preprocessing, and layers that pad or crop (their maps do not line up with
+# the photo: a padded 3x3 map stretched over the image puts the features of a 2x2 grid off-centre).
+_SKIP_TYPES = (
+    keras.layers.InputLayer,
+    keras.layers.Rescaling,
+    keras.layers.Normalization,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping2D,
+)
 _PROB_ACTIVATIONS = ("softmax", "sigmoid")
 
 
