@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,59 @@ def test_the_package_lists_its_lazy_api() -> None:
     import agelens
 
     assert {"explain", "load_model"} <= set(dir(agelens))
+
+
+@pytest.fixture(scope="module")
+def trained_cli(tmp_path_factory) -> tuple[Path, Path, str]:
+    """``agelens train`` for one epoch on 40 synthetic faces at 32 px."""
+    from agelens.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("train")
+    data = root / "utk"
+    data.mkdir()
+    faces = generate(40, size=48, seed=4)
+    for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
+        Image.fromarray(img).save(data / f"{int(age)}_0_0_20170110{i:03d}.jpg.chip.jpg", quality=95)
+    out = root / "m.keras"
+    args = ["train", str(data), "--out", str(out), "--epochs", "1", "--size", "32", "--batch-size", "16"]
+    res = runner.invoke(app, [*args, "--alpha", "0.35", "--patience", "0"])
+    assert res.exit_code == 0, res.output
+    return data, out, res.output
+
+
+def test_train_writes_its_split_so_the_test_score_can_be_reproduced(trained_cli) -> None:
+    data, out, output = trained_cli
+    split = out.with_name("m_split.json")
+    names = json.loads(split.read_text())
+    assert {"train", "val", "test"} <= set(names) and not set(names["test"]) & set(names["train"])
+    assert str(split) in output
+    saved = json.loads((out.with_name("m_eval") / "metrics.json").read_text())
+    res = runner.invoke(app, ["evaluate", str(data), "--model", str(out), "--json", "--holdout", str(split)])
+    again = json.loads(res.stdout)
+    assert again["n_images"] == saved["n_images"] == len(names["test"])
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "words"),
+    [(["--epochs", "0"], 2, "--epochs"), (["--lr", "-1"], 1, "--lr must be positive"),
+     (["--class-weights", "-1"], 2, "--class-weights"), (["--augment", "5"], 2, "--augment"),
+     (["--schedule", "linear"], 2, "--schedule"), (["--size", "8"], 2, "--size")],
+)  # fmt: skip
+def test_train_refuses_bad_values_before_any_work(tmp_path, trained_cli, extra, code, words) -> None:
+    data, _, _ = trained_cli
+    res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "x.keras"), *extra])
+    assert res.exit_code == code and words in res.output, res.output
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_resume_and_tensorboard_problems_are_one_line(tmp_path, trained_cli, monkeypatch) -> None:
+    data, out, _ = trained_cli
+    base = ["train", str(data), "--out", str(tmp_path / "r.keras"), "--size", "32", "--resume", str(out)]
+    res = runner.invoke(app, [*base, "--epochs", "1", "--alpha", "0.35"])  # it already has 1 epoch
+    assert res.exit_code == 1 and "already trained 1 epoch(s)" in res.output
+    res = runner.invoke(app, [*base, "--epochs", "2", "--alpha", "1.0"])  # another width
+    assert res.exit_code == 1 and "cannot resume" in res.output and "Traceback" not in res.output
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "t.keras"), "--tensorboard", "tb"])
+    assert res.exit_code == 1 and "pip install tensorboard" in res.output

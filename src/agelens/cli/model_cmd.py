@@ -26,6 +26,13 @@ def _load(model: Path | None):
         fail(str(e))
 
 
+class Schedule(StrEnum):
+    """Learning-rate schedules ``agelens train`` offers."""
+
+    cosine = "cosine"
+    onecycle = "onecycle"
+
+
 class Engine(StrEnum):
     """How ``evaluate`` runs the model forward."""
 
@@ -41,17 +48,21 @@ def train_command(
     ),
     bins: Annotated[str, typer.Option(help="Age bin edges in years.")] = "30,60",
     names: Annotated[str, typer.Option(help="Class names, one more than edges.")] = "young,middle-aged,old",
-    size: Annotated[int, typer.Option(help="Input size in pixels.")] = 64,
-    alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
-    dropout: Annotated[float, typer.Option()] = 0.2,
-    epochs: Annotated[int, typer.Option()] = 30,
+    size: Annotated[int, typer.Option(min=32, help="Input size in pixels (MobileNetV2: 32 or more).")] = 64,
+    alpha: Annotated[float, typer.Option(min=0.1, help="MobileNetV2 width multiplier.")] = 1.0,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs in all (a resumed run counts the earlier ones).")
+    ] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
-    schedule: Annotated[str, typer.Option(help="cosine or onecycle.")] = "cosine",
-    label_smoothing: Annotated[float, typer.Option()] = 0.1,
-    class_weights: Annotated[float, typer.Option(help="0 none, 0.5 sqrt-balanced, 1 balanced.")] = 0.0,
-    augment: Annotated[float, typer.Option(help="Augmentation strength 0..1.")] = 1.0,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs (0: off).")] = 8,
+    schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.cosine,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    class_weights: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="0 none, 0.5 sqrt-balanced, 1 balanced.")
+    ] = 0.0,
+    augment: Annotated[float, typer.Option(min=0.0, max=1.0, help="Augmentation strength 0..1.")] = 1.0,
+    patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs (0: off).")] = 8,
     age_head: Annotated[bool, typer.Option(help="Also learn age in years where the data has ages.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint .keras.")] = None,
@@ -71,6 +82,13 @@ def train_command(
 
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
+    if lr <= 0:
+        fail(f"--lr must be positive, got {lr}")
+    if tensorboard is not None:
+        try:
+            import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
+        except ImportError:
+            fail("--tensorboard needs the tensorboard package: pip install tensorboard")
     try:
         age_bins = AgeBins.parse(bins, names)
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
@@ -95,46 +113,49 @@ def train_command(
     typer.echo(
         f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})"
     )
-    result = train(
-        xtr,
-        np.array(ytr),
-        xva,
-        np.array(yva),
-        ages_train=np.array(atr, dtype=np.float32) if has_ages else None,
-        ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
-        model_config=ModelConfig(
-            size,
-            alpha,
-            dropout,
-            age_bins.num_classes if ds.format != "folders" else len(ds.class_names),
-            has_ages,
-        ),
-        config=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=lr,
-            schedule=schedule,
-            label_smoothing=label_smoothing,
-            class_weight_power=class_weights,
-            augment=augment,
-            patience=patience,
-            seed=seed,
-        ),
-        bins=age_bins if ds.format != "folders" else None,
-        class_names=ds.class_names,
-        checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
-        resume=resume,
-        tensorboard=tensorboard,
-        data_summary={
-            "source": str(data),
-            "format": ds.format,
-            "counts": ds.counts(),
-            "n_train": len(xtr),
-            "n_val": len(xva),
-            "n_test": len(xte),
-            "split_seed": seed,
-        },
-    )
+    try:
+        result = train(
+            xtr,
+            np.array(ytr),
+            xva,
+            np.array(yva),
+            ages_train=np.array(atr, dtype=np.float32) if has_ages else None,
+            ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
+            model_config=ModelConfig(
+                size,
+                alpha,
+                dropout,
+                age_bins.num_classes if ds.format != "folders" else len(ds.class_names),
+                has_ages,
+            ),
+            config=TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=lr,
+                schedule=schedule.value,
+                label_smoothing=label_smoothing,
+                class_weight_power=class_weights,
+                augment=augment,
+                patience=patience,
+                seed=seed,
+            ),
+            bins=age_bins if ds.format != "folders" else None,
+            class_names=ds.class_names,
+            checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
+            resume=resume,
+            tensorboard=tensorboard,
+            data_summary={
+                "source": str(data),
+                "format": ds.format,
+                "counts": ds.counts(),
+                "n_train": len(xtr),
+                "n_val": len(xva),
+                "n_test": len(xte),
+                "split_seed": seed,
+            },
+        )
+    except ValueError as e:  # a checkpoint that does not fit, or a bad combination of options
+        fail(str(e))
     m = (
         classification_metrics(
             np.array(yte), result.model.predict(xte)["probabilities"].argmax(1), result.model.class_names
@@ -146,11 +167,26 @@ def train_command(
         m["evaluated_on"] = f"held-out test split of {data} ({len(xte)} photos, seed {seed})"
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
+    split_file = _write_split(out, parts, seed)
     out.with_name(out.stem + ".checkpoint.keras").unlink(missing_ok=True)
     if m:
         files = write_evaluation(m, out.with_name(out.stem + "_eval"))
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
+    typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
+
+
+def _write_split(out: Path, parts: list, seed: int) -> Path:
+    """The file names of each split, so ``evaluate --holdout`` can score the test photos again."""
+    from agelens.atomic import atomic_write_text
+
+    names = {
+        k: sorted(str(p.name) for p in part.paths)
+        for k, part in zip(("train", "val", "test"), parts, strict=True)
+    }
+    return atomic_write_text(
+        out.with_name(out.stem + "_split.json"), json.dumps({"seed": seed, **names}, indent=1)
+    )
 
 
 def evaluate_command(

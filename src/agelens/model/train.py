@@ -163,12 +163,25 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     km = build_age_model(mcfg, seed=cfg.seed)
     initial_epoch = 0
+    earlier_history: list = []
     if resume:
         from agelens.model.io import load_model
 
         prev = load_model(resume)
-        km.set_weights(prev.keras_model.get_weights())
+        try:
+            km.set_weights(prev.keras_model.get_weights())
+        except ValueError as e:
+            raise ValueError(
+                f"{resume}: cannot resume: its architecture differs from this run's "
+                f"(input size, width or heads; {str(e).splitlines()[0][:120]})"
+            ) from None
         initial_epoch = int(prev.metadata.get("training", {}).get("epochs_done", 0))
+        earlier_history = list(prev.metadata.get("training", {}).get("history", []))
+        if initial_epoch >= cfg.epochs:
+            raise ValueError(
+                f"{resume}: already trained {initial_epoch} epoch(s); to continue, ask for more "
+                f"epochs in all (--epochs {initial_epoch + 1} or more)"
+            )
     meta = {
         "model_config": mcfg.to_dict(),
         "train_config": cfg.to_dict(),
@@ -261,6 +274,7 @@ def train(
         epochs=cfg.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles; Keras would warn that it ignores True
         verbose=1 if verbose > 1 else 0,
     )
     if state["best_weights"] is not None:
@@ -268,7 +282,7 @@ def train(
     wrapped.metadata["training"] = {
         "epochs_done": len(history) + initial_epoch,
         "best_epoch": state["best_epoch"],
-        "history": history,
+        "history": earlier_history + history,  # a resumed run keeps the epochs before it
         "seconds": time.time() - t0,
     }
     return TrainResult(wrapped, history, state["best_epoch"], time.time() - t0)
