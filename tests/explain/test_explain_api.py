@@ -167,3 +167,30 @@ def test_detect_explains_the_largest_face_crop(age_model, monkeypatch):
     assert e.settings["detect"] is True
     plain = explain(age_model, photo, method="gradcam")
     assert plain.maps.shape == (1, 200, 300) and "detect" not in plain.settings
+
+
+def test_api_mistakes_are_plain_errors(age_model, faces64):
+    import agelens
+
+    with pytest.raises(TypeError, match="model must be an AgeModel"):
+        agelens.explain(None, faces64[:1])
+    with pytest.raises(ValueError, match="wraps a method once"):
+        agelens.explain(age_model, faces64[:1], method="smooth-smooth-gradcam")
+    with pytest.raises(ValueError, match="two different classes"):
+        agelens.explain(age_model, faces64[:1], target="old-old")
+
+
+def test_float_images_in_0_1_are_scaled_with_a_warning(age_model, faces64):
+    import agelens
+
+    as_uint8 = agelens.explain(age_model, faces64[:1], method="saliency")
+    with pytest.warns(UserWarning, match="0..1 scaled to 0..255"):
+        as_unit = agelens.explain(age_model, faces64[:1].astype(np.float32) / 255, method="saliency")
+    np.testing.assert_allclose(as_unit.probabilities, as_uint8.probabilities, atol=1e-5)
+
+
+def test_a_class_agnostic_method_does_not_claim_a_target(age_model, faces64):
+    import agelens
+
+    e = agelens.explain(age_model, faces64[:1], method="eigencam", target="old")
+    assert "class-agnostic" in e.target

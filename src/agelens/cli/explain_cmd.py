@@ -251,6 +251,8 @@ def _run(
     alpha: float,
 ) -> list[str]:
     """Explain in chunks and write everything through one all-or-nothing output directory."""
+    import numpy as np
+
     from agelens.explain.api import explain, takes_layer
     from agelens.explain.explanation import (
         manifest_header,
@@ -272,14 +274,22 @@ def _run(
     with output_dir(out, force) as tmp:
         for m in methods:
             ly = layer if takes_layer(m) else None
+            blank = 0
             for lo in range(0, len(images), CHUNK):
                 e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target)
+                blank += sum(float(np.max(mp)) == 0.0 for mp in e.maps)
                 for j in range(len(e)):
                     rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
                     records[lo + j]["files"] += rec["files"]
                     records[lo + j].setdefault("prediction", rec["prediction"])
             runs.append(e.describe())
             typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
+            if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank
+                typer.echo(
+                    f"{m}: warning: {blank} of {len(images)} maps are all zero (no positive evidence "
+                    "for the target at this layer; try another --layer or method)",
+                    err=True,
+                )
         if filters > 0:
             for i, img in enumerate(images):
                 records[i]["files"].append(_filter_grid(am, img, layer, filters, tmp, names[i], cmap, alpha))

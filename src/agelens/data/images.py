@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -181,7 +182,8 @@ def _from_array(arr: np.ndarray, name: str) -> np.ndarray:
     """Normalise an array (grey, grey+alpha, RGB, RGBA; uint8/uint16/bool/int/float 0..255) to RGB uint8.
 
     Float arrays are taken as 0..255 (the project's one pixel convention, also what
-    :func:`agelens.data.pipeline.make_tf_dataset` yields) and rounded and clipped.
+    :func:`agelens.data.pipeline.make_tf_dataset` yields) and rounded and clipped; a float
+    array whose values all lie in 0..1 is scaled by 255, with a warning.
     """
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -211,6 +213,13 @@ def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise ImageError(name, "array holds NaN or infinite values")
+        if 0 < arr.max() <= 1.0 and arr.min() >= 0:
+            # Read as 0..255 this would be a black photo; it is the other common convention.
+            warnings.warn(
+                f"{name}: float image with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
+                stacklevel=3,
+            )
+            arr = arr * 255.0
         return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     raise ImageError(name, f"unsupported array dtype {arr.dtype}")
 

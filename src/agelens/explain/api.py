@@ -81,7 +81,10 @@ def canonical(name: str) -> str:
     """Canonical method name (case-insensitive, aliases resolved); raises ValueError if unknown."""
     key = name.strip().lower()
     if key.startswith("smooth-"):
-        return "smooth-" + canonical(key[len("smooth-") :])
+        inner = canonical(key[len("smooth-") :])
+        if inner.startswith("smooth-") or inner == "smoothgrad":
+            raise ValueError(f"method {name!r}: smooth- wraps a method once (smoothgrad is smooth-saliency)")
+        return "smooth-" + inner
     key = ALIASES.get(key, key)
     if key not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)} (or smooth-<method>)")
@@ -210,7 +213,9 @@ def explain(
         class_names=list(m.model.class_names),
         layer=",".join(m.layers),
         method=m.name,
-        target=_describe(res.target, m.model.class_names),
+        target=f"none ({m.name} is class-agnostic)"
+        if m.class_agnostic
+        else _describe(res.target, m.model.class_names),
         images=photos,
         ages=res.ages,
         sources=sources,

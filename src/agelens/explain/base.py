@@ -71,6 +71,8 @@ class Method(ABC):
 
     name = "method"
     layers: list[str]
+    # True for methods whose map does not depend on the target (EigenCAM): the result says so.
+    class_agnostic = False
 
     def __init__(self, model: Any, *, batch_size: int = 32) -> None:
         self.view: ModelView = model_view(model)

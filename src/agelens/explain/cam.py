@@ -176,6 +176,7 @@ class EigenCAM(CAM):
 
     name = "eigencam"
     uses_gradients = False
+    class_agnostic = True
 
     def layer_map(self, acts: Any, grads: Any) -> Any:
         shape = ops.shape(acts)

@@ -226,6 +226,7 @@ class SmoothGrad(Method):
         if n < 1 or sigma < 0:
             raise ValueError("SmoothGrad needs n >= 1 and sigma >= 0")
         self.inner = method
+        self.class_agnostic = method.class_agnostic
         self.view, self.model, self.size, self._fast = method.view, method.model, method.size, method._fast
         self.batch_size, self.layers, self._forward = method.batch_size, method.layers, None
         self.n, self.sigma, self.seed = int(n), float(sigma), int(seed)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from os import PathLike
 from typing import Any
 
 import keras
@@ -322,6 +323,15 @@ def as_age_model(model: AgeModel | Any) -> AgeModel:
         if model.keras_model is None:
             raise ValueError("this AgeModel carries no Keras model (pass the model you loaded)")
         return model
+    if isinstance(model, str | PathLike):
+        from agelens.model.io import load_model
+
+        return load_model(model)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"model must be an AgeModel (agelens.load_model()), a keras.Model or a path to a .keras/.h5 "
+            f"file; got {type(model).__name__}"
+        )
     if isinstance(model, keras.Sequential):
         # wrap_keras_model reads ``km.output``, which Keras 3 does not define for a Sequential;
         # wrap its functional twin for the metadata, then keep the caller's object.

@@ -167,11 +167,21 @@ def resolve_target(spec: Any, model: Any) -> Target:
         try:
             return ContrastTarget(left, right).resolved(names)
         except ValueError:
+            if _is_class(left, names) and _is_class(right, names):
+                raise  # both sides are classes: the contrast's own reason ("two different classes")
             continue
     raise ValueError(
         f"unknown target {spec!r}: use a class ({', '.join(names)}) or its index, "
         "'predicted', a contrast like 'old-young', or 'age'"
     )
+
+
+def _is_class(text: str, names: list[str]) -> bool:
+    try:
+        _class_index(text, names)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_age(target: AgeTarget, model: Any) -> AgeTarget:
