@@ -52,7 +52,7 @@ def test_resolve_target_parses_cli_strings(spec, expected):
     [
         ("ancient", "unknown target"),
         ("3", "unknown target"),
-        ("old-old", "unknown target"),
+        ("old-old", "two different classes"),
         (7, "out of range"),
         (["old", "ancient"], "unknown class"),
     ],
