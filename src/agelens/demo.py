@@ -242,10 +242,14 @@ def _run_steps(
         out / "samples",
     )
 
+    extras = [
+        f"Grad-CAM at {len(settings.extra_layers)} more layer(s)" if settings.extra_layers else "",
+        f"Grad-CAM for each of {len(settings.extra_targets)} classes" if settings.extra_targets else "",
+        f"the {settings.filters} most active filters" if settings.filters else "",
+    ]
     steps.run(
-        f"explain {len(sample_paths)} faces with {len(settings.methods)} methods, Grad-CAM at "
-        f"{len(settings.extra_layers)} more layer(s) and for {len(settings.extra_targets)} class(es), "
-        f"and the {settings.filters} most active filters",
+        f"explain {len(sample_paths)} faces with {len(settings.methods)} methods"
+        + "".join(f", {x}" for x in extras if x),
         lambda: _explain(model, sample_paths, settings, out / "explain"),
     )
 
@@ -255,7 +259,8 @@ def _run_steps(
         lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
     )
     steps.run(
-        "shortcut story: a corner stamp that gives the answer away in training (second process)",
+        "shortcut story: a corner stamp that gives the answer away in training "
+        "(trained in a second process meanwhile; this is the wait for it)",
         shortcut.result,
     )
 

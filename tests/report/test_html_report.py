@@ -208,3 +208,11 @@ def test_evaluation_says_what_it_was_run_on_and_claims_held_out_only_when_record
     metrics["evaluated_on"] = "held-out test split (30 synthetic faces never used in training)"
     path.write_text(json.dumps(metrics))
     assert "Evaluated on held-out test split (30 synthetic faces" in render_report(run_dir)
+
+
+def test_a_summary_without_a_value_is_one_dash_not_four_columns() -> None:
+    rows = {"gradcam": {"randomisation": {"mean": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": 5}},
+            "random": {"randomisation": {"mean": None, "ci_low": None, "ci_high": None, "n": 0}}}  # fmt: skip
+    (table,) = tables_from_json(rows, "sanity")
+    assert table.columns[-1] == "randomisation" and len(table.columns) == 2
+    assert table.rows[1][1].text == "—"

@@ -65,6 +65,8 @@ def fmt(value: Any) -> str:
         return shown + (f", … ({len(value):,} values)" if len(value) > MAX_LIST else "")
     if isinstance(value, dict) and (st := stat(value)) is not None:
         return f"{fmt(st[0])} {st[1]}".strip()
+    if empty_stat(value):
+        return "—"
     if isinstance(value, dict | list):
         text = json.dumps(value, default=str, separators=(", ", ": "))
         return text if len(text) <= 160 else text[:157] + "…"
@@ -91,6 +93,19 @@ def stat(v: Any) -> tuple[float, str] | None:
         return float(mean), f"[{fmt(float(lo))}, {fmt(float(hi))}]"
     spread = low.get("std", low.get("sem"))
     return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
+
+
+def empty_stat(v: Any) -> bool:
+    """A summary dict with no value (``mean`` null, e.g. a sanity check a random map cannot take)."""
+    if not isinstance(v, dict) or not v:
+        return False
+    low = {str(k).lower(): x for k, x in v.items()}
+    return "mean" in low and low["mean"] is None and set(low) <= _STAT_KEYS
+
+
+def is_stat(v: Any) -> bool:
+    """A summary dict, with or without a value: one cell, never split into sub-columns."""
+    return stat(v) is not None or empty_stat(v)
 
 
 def number(v: Any) -> float | None:
@@ -121,6 +136,8 @@ def cell(column: str, value: Any, heat: bool = False) -> Cell:
     if (st := stat(value)) is not None:
         size = value.get("n")
         return Cell(fmt(st[0]), "num", h, f"n = {size}" if isinstance(size, int) else "", st[1])
+    if empty_stat(value):
+        return Cell("—")
     return Cell(fmt(value), "num" if n is not None else "", h)
 
 
@@ -176,20 +193,20 @@ def _rows_of(obj: Any) -> tuple[str, list[tuple[str, dict]]] | None:
         label = next((k for k in _ROW_KEYS if all(k in r for r in obj)), "")
         rows = [(str(r.get(label, i + 1)) if label else str(i + 1), r) for i, r in enumerate(obj)]
         return label or "#", [(n, _flatten({k: v for k, v in r.items() if k != label})) for n, r in rows]
-    if isinstance(obj, dict) and obj and all(isinstance(v, dict) and stat(v) is None for v in obj.values()):
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) and not is_stat(v) for v in obj.values()):
         return "", [(str(k), _flatten(v)) for k, v in obj.items()]
     return None
 
 
 def is_leaf(v: Any) -> bool:
-    return _scalar(v) or stat(v) is not None or (isinstance(v, list) and all(map(_scalar, v)))
+    return _scalar(v) or is_stat(v) or (isinstance(v, list) and all(map(_scalar, v)))
 
 
 def _flatten(row: dict) -> dict:
     """Lift one level of nesting into "outer · inner" columns (e.g. a ranking's per-metric ranks)."""
     out: dict = {}
     for k, v in row.items():
-        if isinstance(v, dict) and stat(v) is None and v and all(is_leaf(x) for x in v.values()):
+        if isinstance(v, dict) and not is_stat(v) and v and all(is_leaf(x) for x in v.values()):
             out.update({f"{k} · {kk}": x for kk, x in v.items()})
         else:
             out[k] = v
