@@ -75,4 +75,7 @@ def test_pixel_methods_ignore_the_layer_choice(engine, photo: np.ndarray) -> Non
 def test_face_detection_falls_back_to_whole_photo(engine) -> None:
     blank = np.full((80, 120, 3), 200, np.uint8)
     out, note = engine.prepare(blank, detect=True)
-    assert out is blank and note.endswith("using the whole photo")
+    assert out is blank and "no face found; using the whole photo" in note
+    assert "single flat colour" in note  # e.g. a fully transparent PNG: nothing to judge
+    tiny = np.random.default_rng(0).integers(0, 256, (25, 40, 3), dtype=np.uint8)
+    assert engine.prepare(tiny, detect=False)[1] == "face only 25 px: unreliable below 32"

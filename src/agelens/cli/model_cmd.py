@@ -281,7 +281,7 @@ def predict_command(
 
     Example: agelens predict photos/ --json
     """
-    from agelens.model.predict import MIN_FACE_PX, collect_inputs, predict_images, prepare
+    from agelens.model.predict import collect_inputs, predict_images, prepare
 
     paths, missing = collect_inputs(images)
     if not paths:  # before the model loads: nothing to wait for
@@ -300,6 +300,5 @@ def predict_command(
             probs = "  ".join(f"{k} {v:.0%}" for k, v in row["probabilities"].items())
             age = f"  ~{row['age']:.0f} y" if "age" in row else ""
             face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
-            if row["face_px"] < MIN_FACE_PX:
-                face += f"  (face only {row['face_px']} px: unreliable below {MIN_FACE_PX})"
+            face += "".join(f"  ({note})" for note in row.get("notes", []))
             typer.echo(f"{row['file']}: {row['predicted']}{age}  [{probs}]{face}")

@@ -17,6 +17,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 MIN_FACE_PX = 32
 
 
+def quality_notes(img: np.ndarray) -> list[str]:
+    """Why a prediction on this (cropped) photo means little, if it does: too small, or blank."""
+    notes = []
+    side = int(min(img.shape[:2]))
+    if side < MIN_FACE_PX:
+        notes.append(f"face only {side} px: unreliable below {MIN_FACE_PX}")
+    if int(img.max()) - int(img.min()) < 8:  # e.g. a fully transparent PNG, composited on white
+        notes.append("a single flat colour: there is no face to judge")
+    return notes
+
+
 def collect_inputs(specs: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
     """Expand files, folders (recursively, images only) and glob patterns, in a stable order."""
     found: list[Path] = []
@@ -102,5 +113,7 @@ def predict_images(model: AgeModel, prepared: PreparedImages, flip: bool | None 
         if prepared.face_found[i] is not None:
             row["face_found"] = prepared.face_found[i]
         row["face_px"] = int(min(prepared.crops[i].shape[:2]))  # the side the model's input came from
+        if notes := quality_notes(prepared.crops[i]):
+            row["notes"] = notes
         rows.append(row)
     return rows

@@ -81,16 +81,19 @@ class Engine:
     default_layer: str = "last-conv"
 
     def prepare(self, photo: np.ndarray, detect: bool) -> tuple[np.ndarray, str]:
-        """The photo (or its largest face) and a one-line note on what was done."""
-        if not detect:
-            return photo, ""
-        try:
-            from agelens.model.faces import crop_largest_face
+        """The photo (or its largest face) and a one-line note on what was done and what to doubt."""
+        from agelens.model.predict import quality_notes
 
-            crop, box = crop_largest_face(photo)
-        except Exception as exc:  # the detector is optional: a broken OpenCV must not block explaining
-            return photo, f"face detection unavailable ({type(exc).__name__}); using the whole photo"
-        return crop, ("no face found; using the whole photo" if box is None else "face detected and cropped")
+        crop, note = photo, ""
+        if detect:
+            try:
+                from agelens.model.faces import crop_largest_face
+
+                crop, box = crop_largest_face(photo)
+                note = "no face found; using the whole photo" if box is None else "face detected and cropped"
+            except Exception as exc:  # the detector is optional: a broken OpenCV must not block explaining
+                note = f"face detection unavailable ({type(exc).__name__}); using the whole photo"
+        return crop, "; ".join([n for n in (note, *quality_notes(crop)) if n])
 
     def explain(self, photo: np.ndarray, method: str, layer: str, target: str) -> Any:
         """``agelens.explain`` on one photo; the layer is passed only to methods that take one."""
