@@ -160,9 +160,14 @@ def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere" / "page.html"
     result = CliRunner().invoke(app, [str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.is_file() and "wrote" in result.output
+    assert out.is_file() and "wrote" in result.output and "warning" not in result.output
     bad = CliRunner().invoke(app, [str(tmp_path / "nope")])
     assert bad.exit_code == 1
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "m.keras").write_bytes(b"x")
+    empty = CliRunner().invoke(app, [str(models)])
+    assert empty.exit_code == 0 and "none of a run's parts" in empty.output
 
 
 def test_gallery_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path) -> None:
