@@ -8,6 +8,7 @@ self-contained HTML report. Every step writes into one run folder with a manifes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import platform
@@ -483,7 +484,15 @@ class ShortcutProcess:
 def _shortcut_child(settings: DemoSettings, out: Path, seed: int, error_file: Path) -> None:
     """Process entry point: one intra-op thread, so it takes one core and leaves the other."""
     try:
-        import tensorflow as tf
+        import os
+
+        from agelens.quiet import quiet_stderr
+
+        # The CLI asked for a quiet TensorFlow (TF_CPP_MIN_LOG_LEVEL); its C++ start-up lines
+        # ignore that variable, so a spawned child must hide them the same way the CLI does.
+        quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
+        with quiet_stderr() if quiet else contextlib.nullcontext():
+            import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         _shortcut(settings, out, seed)
