@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic_folders import write_utk_folder
 from typer.testing import CliRunner
 
 from agelens.cli.main import app
@@ -18,16 +19,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
-    from agelens.data.synthetic import generate
     from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import save_model, wrap_keras_model
 
     root = tmp_path_factory.mktemp("cli")
-    data = root / "utk"
-    data.mkdir()
-    faces = generate(9, size=48, seed=2)
-    for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
-        Image.fromarray(img).save(data / f"{int(age)}_0_0_2017010{i:02d}.jpg.chip.jpg", quality=95)
+    data = write_utk_folder(root / "utk", 9, seed=2)
     (data / "40_1_0_20170109999.jpg.chip.jpg").write_bytes(b"not a jpeg")  # one broken photo
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True), seed=0)
     path = save_model(wrap_keras_model(km), root / "tiny.keras")
@@ -156,14 +152,8 @@ def test_the_package_lists_its_lazy_api() -> None:
 @pytest.fixture(scope="module")
 def trained_cli(tmp_path_factory) -> tuple[Path, Path, str]:
     """``agelens train`` for one epoch on 40 synthetic faces at 32 px."""
-    from agelens.data.synthetic import generate
-
     root = tmp_path_factory.mktemp("train")
-    data = root / "utk"
-    data.mkdir()
-    faces = generate(40, size=48, seed=4)
-    for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
-        Image.fromarray(img).save(data / f"{int(age)}_0_0_20170110{i:03d}.jpg.chip.jpg", quality=95)
+    data = write_utk_folder(root / "utk", 40, seed=4)
     out = root / "m.keras"
     args = ["train", str(data), "--out", str(out), "--epochs", "1", "--size", "32", "--batch-size", "16"]
     res = runner.invoke(app, [*args, "--alpha", "0.35", "--patience", "0"])

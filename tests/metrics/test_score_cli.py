@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from PIL import Image
+from synthetic_folders import write_utk_folder
 from typer.testing import CliRunner
 
 from agelens.cli.score_cmd import score_command
@@ -21,16 +21,11 @@ app.command()(score_command)
 
 @pytest.fixture(scope="module")
 def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
-    from agelens.data.synthetic import generate
     from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import save_model, wrap_keras_model
 
     root = tmp_path_factory.mktemp("score")
-    data = root / "utk"
-    data.mkdir()
-    faces = generate(12, size=48, seed=1)
-    for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
-        Image.fromarray(img).save(data / f"{int(age)}_0_0_2017010{i:02d}.jpg.chip.jpg", quality=95)
+    data = write_utk_folder(root / "utk", 12, seed=1)
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0)
     path = save_model(wrap_keras_model(km), root / "tiny.keras")
     return data, path
