@@ -8,7 +8,7 @@ float32 weights. Explanations keep using the Keras model: they need its gradient
 and its layers.
 
 Converting takes a few seconds, so the converted model is cached on disk, keyed by
-the model file's bytes and the TensorFlow version (``$AGELENS_CACHE``, else
+the model's weights and architecture and the TensorFlow version (``$AGELENS_CACHE``, else
 ``$XDG_CACHE_HOME/agelens``, else ``~/.cache/agelens``). Anything that fails here
 (no TFLite in this TensorFlow build, an exotic layer the converter refuses, an
 unwritable cache) returns ``None`` and the caller falls back to Keras: the fast
@@ -71,32 +71,34 @@ def _convert(model: AgeModel) -> bytes:
         return converter.convert()
 
 
-def _key(model: AgeModel) -> str | None:
-    """Cache key: the model file's bytes, the TensorFlow version and the outputs asked for."""
-    if model.path is None or not Path(model.path).is_file():
-        return None
+def _key(model: AgeModel) -> str:
+    """Cache key: the weights themselves (not the file: a model may change after loading), the
+    architecture, the TensorFlow version and the outputs asked for."""
     import tensorflow as tf
 
-    h = hashlib.sha256(Path(model.path).read_bytes())
+    h = hashlib.sha256()
+    for w in model.keras_model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    h.update(model.keras_model.to_json().encode())
     h.update(f"{tf.__version__}|{model.group_output}|{model.age_output}|{model.input_size}".encode())
     return h.hexdigest()[:32]
 
 
 def _flatbuffer(model: AgeModel) -> bytes:
-    key = _key(model)
-    cached = cache_dir() / f"{key}.tflite" if key else None
-    if cached is not None and cached.is_file():
+    cached = cache_dir() / f"{_key(model)}.tflite"
+    if cached.is_file():
         return cached.read_bytes()
     content = _convert(model)
-    if cached is not None:
-        try:  # atomically, so two runs converting at once never read half a file
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-            os.replace(tmp, cached)
-        except OSError:
-            pass  # an unwritable cache only costs the conversion next time
+    tmp = None
+    try:  # atomically, so two runs converting at once never read half a file
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(tmp, cached)
+    except OSError:  # an unwritable cache only costs the conversion next time
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return content
 
 

@@ -85,6 +85,8 @@ class AgeModel:
         metadata (:attr:`test_time_flip`). ``fast`` runs the same weights through
         TensorFlow Lite (:mod:`agelens.model.fast`, about 2x faster on CPU) where it is
         available, and through Keras otherwise; bulk scoring uses it, explanations do not.
+        The converted copy is made on the first fast call: weights changed after it are
+        not seen by later fast calls on this object (load the model again).
         """
         x = np.asarray(images, dtype=np.float32)
         if not self.rescales_input:
