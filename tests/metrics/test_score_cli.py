@@ -106,3 +106,12 @@ def test_broken_photos_in_the_sample_are_named_and_replaced(folder_and_model, tm
     assert meta["n_images"] == 6  # as asked: every readable photo stood in for a broken one
     assert not {p.name for p in broken} & set(meta["images"])
     assert "skipped" in res.output and any(p.name in res.output for p in broken)
+
+
+def test_the_default_table_fits_80_columns_without_cut_headers(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    res = runner.invoke(app, [str(data), "--model", str(model), "--n", "3", "--out", str(tmp_path / "s")],
+                        terminal_width=80)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = res.stdout
+    assert "…" not in table and "average" in table and "road" in table

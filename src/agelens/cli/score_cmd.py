@@ -201,7 +201,9 @@ def _rich_table(table: ScoreTable) -> Table:
     t = Table(title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])")
     t.add_column("method")
     for name in names:
-        t.add_column(f"{name} {arrow(table.direction(name))}", justify="right")
+        header = f"{name.replace('_', ' ')} {arrow(table.direction(name))}"
+        # Headers wrap at spaces rather than being cut to "deleti…" on an 80-column terminal.
+        t.add_column(header, justify="right", min_width=max(len(w) for w in header.split()))
     t.add_column("mean rank", justify="right")
     for r in table.ranking():
         m = r["method"]
