@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,17 +50,6 @@ from agelens.data.images import load_image, thread_map  # noqa: E402
 from agelens.model import faces  # noqa: E402
 
 Box = tuple[int, int, int, int]
-_local = threading.local()
-
-
-def default_cascade(img: np.ndarray) -> list[Box]:
-    """OpenCV's ``default`` frontal cascade with the product's settings (one per thread)."""
-    if not hasattr(_local, "cascade"):
-        _local.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    grey = cv2.equalizeHist(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
-    side = max(20, int(0.08 * min(grey.shape)))
-    boxes = _local.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
-    return sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: b[2] * b[3], reverse=True)
 
 
 def covered(box: Box, shape: tuple[int, ...]) -> float:
@@ -94,7 +82,9 @@ def decide(img: np.ndarray, boxes: list[Box], margin_check: bool) -> tuple[str, 
 
 RULES: dict[str, Callable[[np.ndarray], tuple[str, Box | None]]] = {
     "alt2 (shipped)": lambda im: decide(im, faces.detect_faces(im), False),
-    "alt2, else default": lambda im: decide(im, faces.detect_faces(im) or default_cascade(im), False),
+    "alt2, else default": lambda im: decide(
+        im, faces.detect_faces(im) or faces.detect_faces(im, cascade="default"), False
+    ),
     "alt2 + margin check": lambda im: decide(im, faces.detect_faces(im), True),
 }
 

@@ -8,7 +8,6 @@ self-contained HTML report. Every step writes into one run folder with a manifes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import platform
@@ -88,8 +87,7 @@ class Steps:
 
 # What a demo run writes at the top of its folder; --force replaces these and nothing else.
 RUN_ENTRIES = (
-    "manifest.json", "model", "samples", "evaluation", "explain", "scores", "shortcut",
-    "model_card.md", "report.html",
+    "manifest.json", "model", "samples", "evaluation", "explain", "scores", "model_card.md", "report.html",
 )  # fmt: skip
 
 
@@ -484,15 +482,10 @@ class ShortcutProcess:
 def _shortcut_child(settings: DemoSettings, out: Path, seed: int, error_file: Path) -> None:
     """Process entry point: one intra-op thread, so it takes one core and leaves the other."""
     try:
-        import os
+        from agelens.quiet import import_tensorflow_quietly
 
-        from agelens.quiet import quiet_stderr
-
-        # The CLI asked for a quiet TensorFlow (TF_CPP_MIN_LOG_LEVEL); its C++ start-up lines
-        # ignore that variable, so a spawned child must hide them the same way the CLI does.
-        quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
-        with quiet_stderr() if quiet else contextlib.nullcontext():
-            import tensorflow as tf
+        import_tensorflow_quietly()  # a spawned child starts TensorFlow afresh: as quietly as the CLI
+        import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         _shortcut(settings, out, seed)

@@ -51,3 +51,17 @@ def quiet_output() -> Iterator[None]:
         contextlib.redirect_stdout(devnull),
     ):
         yield
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CPU features, absl) kept off stderr.
+
+    Quiet unless the user asked for TensorFlow's logs (``TF_CPP_MIN_LOG_LEVEL=0``); the
+    variable is set to 2 when unset, so TensorFlow's later C++ logging stays quiet too,
+    in this process and in the processes it spawns (which call this again). A broken
+    install is not hidden: the command's own import reports it, with stderr back.
+    """
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
+        return
+    with quiet_stderr(), contextlib.suppress(Exception):
+        import tensorflow  # noqa: F401

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import sys
 from typing import Annotated
@@ -12,6 +10,7 @@ import typer
 
 from agelens import __version__
 from agelens.cli.data_cmd import data_app
+from agelens.quiet import import_tensorflow_quietly
 
 app = typer.Typer(
     name="agelens",
@@ -76,23 +75,6 @@ _register()
 _TF_COMMANDS = {"train", "evaluate", "predict", "explain", "layers", "score", "demo", "app"}
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, CPU features, absl) kept off stderr.
-
-    Those lines are printed from C++ at import time, before ``TF_CPP_MIN_LOG_LEVEL``
-    or absl can filter them, so stderr's file descriptor is pointed at /dev/null for
-    the import alone. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` sees TensorFlow as is.
-    """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from agelens.quiet import quiet_stderr
-
-    # A broken install is reported by the command's own import, with stderr back.
-    with quiet_stderr(), contextlib.suppress(Exception):
-        import tensorflow  # noqa: F401
-
-
 class _Stopped(KeyboardInterrupt):
     """Raised from the SIGTERM handler so ``finally`` blocks (temporary output folders) run."""
 
@@ -116,7 +98,7 @@ def run() -> None:
     argv = sys.argv[1:]
     try:
         if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
-            _import_tensorflow_quietly()
+            import_tensorflow_quietly()
         app()
     except BaseException as e:  # noqa: BLE001 - an interrupt may surface as any exception type
         # A signal that landed where Python ignores exceptions (a weakref callback) did not

@@ -118,7 +118,8 @@ def _load_sample(
     from agelens.data.images import load_batch
 
     rng = np.random.default_rng(seed + 1)
-    unused = [i for i in pool if i not in set(idx)]
+    chosen = set(idx)
+    unused = [i for i in pool if i not in chosen]
     batches, ok, labels, problems = [], [], [], []
     while idx:
         records = [ds.records[i] for i in idx]

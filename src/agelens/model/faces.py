@@ -40,20 +40,20 @@ CENTRE_SHIFT = (0.0, 0.10)
 _local = threading.local()
 
 
-def _cascade() -> cv2.CascadeClassifier:
+def _cascade(name: str = "alt2") -> cv2.CascadeClassifier:
     """This thread's cascade: one shared across threads returns other images' faces."""
-    cascade = getattr(_local, "cascade", None)
-    if cascade is None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml"
+    cascades = _local.__dict__.setdefault("cascades", {})
+    if name not in cascades:
+        path = cv2.data.haarcascades + f"haarcascade_frontalface_{name}.xml"
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():  # pragma: no cover - broken OpenCV install
             raise RuntimeError(f"{path}: OpenCV's bundled face cascade did not load")
-        _local.cascade = cascade
-    return cascade
+        cascades[name] = cascade
+    return cascades[name]
 
 
-def detect_faces(img: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face boxes ``(x, y, w, h)``, largest first."""
+def detect_faces(img: np.ndarray, cascade: str = "alt2") -> list[tuple[int, int, int, int]]:
+    """Face boxes ``(x, y, w, h)``, largest first (``cascade``: which of OpenCV's frontal cascades)."""
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     scale = 1.0
     if max(grey.shape) > 1024:  # detection cost grows with pixels; faces stay findable
@@ -61,7 +61,9 @@ def detect_faces(img: np.ndarray) -> list[tuple[int, int, int, int]]:
         grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     grey = cv2.equalizeHist(grey)
     min_side = max(20, int(0.08 * min(grey.shape)))
-    boxes = _cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    boxes = _cascade(cascade).detectMultiScale(
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    )
     out = [tuple(int(round(v / scale)) for v in b) for b in boxes]
     return sorted(out, key=lambda b: b[2] * b[3], reverse=True)
 

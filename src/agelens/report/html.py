@@ -9,7 +9,6 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ def render_report(run_dir: Path) -> str:
             _overview(manifest, notes),
             _model_card(run_dir, notes),
             _evaluation(run_dir, notes),
-            _gallery_section(run_dir, notes),
+            _gallery_section(run_dir, manifest, notes),
             scores_section(run_dir, notes),
             shortcut_section(run_dir, notes),
         )
@@ -179,20 +178,14 @@ def _confusion(m: dict) -> Table | None:
     return Table("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names], rows)
 
 
-def _is_explain_folder(folder: Path) -> bool:
-    """Does ``folder/manifest.json`` describe explanations (an ``agelens explain --out`` folder)?"""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and isinstance(manifest.get("images"), list)
-
-
-def _gallery_section(run_dir: Path, notes: Notes) -> Section | None:
+def _gallery_section(run_dir: Path, run_manifest: Any, notes: Notes) -> Section | None:
     ex = run_dir / "explain"
-    if not (ex / "manifest.json").exists() and _is_explain_folder(run_dir):
-        ex = run_dir  # ``agelens report X`` on what ``agelens explain --out X`` wrote
-    manifest = read_json(ex / "manifest.json", notes, "Explanations")
+    lists_images = isinstance(run_manifest, dict) and isinstance(run_manifest.get("images"), list)
+    if lists_images and not (ex / "manifest.json").exists():
+        # ``agelens report X`` on what ``agelens explain --out X`` wrote: the run is the explanation.
+        ex, manifest = run_dir, run_manifest
+    else:
+        manifest = read_json(ex / "manifest.json", notes, "Explanations")
     if manifest is None:
         if not (ex / "manifest.json").exists():
             notes.add("Explanations: no explain/manifest.json; gallery omitted.")
