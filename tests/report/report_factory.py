@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# Where the browser tests leave their screenshots (a plain module, not conftest: another
+# test folder's conftest may be the one imported under that name).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "outputs" / "screenshots"
+
 CLASSES = ["young", "middle-aged", "old"]
 METHODS = ["gradcam", "gradcam++", "scorecam"]
 LAYERS = ["out_relu", "block_13_expand_relu"]

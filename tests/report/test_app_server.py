@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SCREENSHOTS
 from PIL import Image
+from report_factory import SCREENSHOTS
 
 
 def _listening_addresses(port: int) -> set[str]:
