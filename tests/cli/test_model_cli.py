@@ -64,6 +64,42 @@ def test_predict_folder_and_glob_give_one_row_per_readable_photo(folder_and_mode
     assert n == sum(line.startswith("{") for line in glob.stdout.splitlines())
 
 
+def test_predict_engines_agree_and_the_default_uses_tflite_once_converted(
+    folder_and_model, tmp_path, monkeypatch
+) -> None:
+    from agelens.model.io import AgeModel
+
+    data, model = folder_and_model
+    monkeypatch.setenv("AGELENS_CACHE", str(tmp_path / "cache"))  # nothing converted yet
+    seen: list[bool] = []
+    real = AgeModel.predict
+
+    def spy(self, images, *args, fast=False, **kw):
+        seen.append(fast)
+        return real(self, images, *args, fast=fast, **kw)
+
+    monkeypatch.setattr(AgeModel, "predict", spy)
+
+    def rows(*extra: str) -> list[dict]:
+        res = runner.invoke(
+            app, ["predict", str(data), "--model", str(model), "--json", "--no-detect", *extra]
+        )
+        assert res.exit_code == 0, res.output
+        return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+    by_keras, by_tflite = rows("--engine", "keras"), rows("--engine", "tflite")
+    assert seen == [False, True]
+    assert [r["predicted"] for r in by_keras] == [r["predicted"] for r in by_tflite]
+    for a, b in zip(by_keras, by_tflite, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2e-4)
+        assert a["age"] == pytest.approx(b["age"], abs=0.11)
+    rows()  # 9 photos, but the model is converted (cached) now: no reason to take the slow path
+    assert seen[-1] is True
+    monkeypatch.setenv("AGELENS_CACHE", str(tmp_path / "empty"))
+    rows()  # a few photos and no converted copy: Keras, no conversion wait
+    assert seen[-1] is False
+
+
 def test_a_corrupt_model_file_is_one_clear_line_and_exit_1(tmp_path, folder_and_model) -> None:
     data, _ = folder_and_model
     bad = tmp_path / "broken.keras"

@@ -93,6 +93,7 @@ def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
     on_disk = sorted(p.name for p in out.iterdir())
     assert sorted(manifest["files"]) == on_disk == sorted(p.name for p in written)
     assert len(on_disk) == 2 * 3 + 1
+    assert all("_gradcampp_" in n for n in on_disk if n != "manifest.json")  # the method is in the name
     assert manifest["runs"][0] == {"method": "gradcam++", "layer": "out_relu", "target": "old minus young",
                                    "settings": {}}  # fmt: skip
     assert {"agelens_version", "keras_version", "tensorflow_version"} <= set(manifest)

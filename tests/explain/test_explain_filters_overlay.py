@@ -33,6 +33,9 @@ def test_filter_maps_pick_the_most_active_filters(age_model, faces64):
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[0].startswith("layer mean") and titles[1].startswith(f"filter {fm.indices[0]}")
     assert len(titles) == 6
+    # 5 filters + the summary at cols=4: rows of 3 and 3, not 4 and a lone panel
+    grid = filter_grid(faces64[0].astype(np.uint8), fm, cols=4)
+    assert len(grid.axes) == 6 and grid.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 3)
 
 
 def test_receptive_field_of_a_known_stack(quad):

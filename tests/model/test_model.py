@@ -168,8 +168,12 @@ def test_schedules():
 
 def test_wrap_sequential_model():
     km = keras.Sequential(
-        [keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
-         keras.layers.Dense(3, activation="softmax")]
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
     )
     m = wrap_keras_model(km)
     assert m.input_size == 32 and m.num_classes == 3

@@ -93,13 +93,18 @@ class Explanation:
         alpha: float = DEFAULT_ALPHA,
         cmap: str = DEFAULT_CMAP,
     ) -> list[Path]:
-        """Write per image ``<stem>_overlay.png``, ``<stem>_panel.png``, ``<stem>_map.npy`` and a manifest.
+        """Write per image ``<stem>_<method>_overlay.png``, ``_panel.png``, ``_map.npy`` and a manifest.
 
-        Returns the final paths of every file written (the manifest last).
+        The names carry the method, as the explain CLI's do, so files from several methods
+        (or an API run saved beside a CLI run) never look alike. Returns the final paths of
+        every file written (the manifest last).
         """
         check_cmap(cmap)  # before any work, so a typo costs nothing
         with output_dir(directory, force) as tmp:
-            records = [write_image_files(self, i, tmp, alpha=alpha, cmap=cmap) for i in range(len(self))]
+            records = [
+                write_image_files(self, i, tmp, alpha=alpha, cmap=cmap, tag=self.method)
+                for i in range(len(self))
+            ]
             files = [f for r in records for f in r["files"]]
             write_manifest(tmp, manifest_header(self.model_path), [self.describe()], records, files)
         return [Path(directory) / f for f in [*files, MANIFEST]]

@@ -119,7 +119,9 @@ def filter_grid(
         (f"filter {i}  mean {m:.3g}", mp / scale)
         for i, m, mp in zip(fm.indices, fm.means, fm.maps, strict=True)
     ]
-    rows = math.ceil(len(tiles) / cols)
+    # Balance the rows (5 tiles at cols=4 -> 3 + 2, not 4 + a lone panel), never wider than asked.
+    rows = math.ceil(len(tiles) / max(1, min(cols, len(tiles))))
+    cols = math.ceil(len(tiles) / rows)
     fig = Figure(figsize=(2.6 * cols, 2.8 * rows), dpi=100)
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()

@@ -84,8 +84,17 @@ def _key(model: AgeModel) -> str:
     return h.hexdigest()[:32]
 
 
+def _cached_path(model: AgeModel) -> Path:
+    return cache_dir() / f"{_key(model)}.tflite"
+
+
+def is_converted(model: AgeModel) -> bool:
+    """Whether a converted copy is cached, i.e. the fast path costs no conversion now."""
+    return _cached_path(model).is_file()
+
+
 def _flatbuffer(model: AgeModel) -> bytes:
-    cached = cache_dir() / f"{_key(model)}.tflite"
+    cached = _cached_path(model)
     if cached.is_file():
         return cached.read_bytes()
     content = _convert(model)

@@ -92,14 +92,17 @@ def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImage
     )
 
 
-def predict_images(model: AgeModel, prepared: PreparedImages, flip: bool | None = None) -> list[dict]:
+def predict_images(
+    model: AgeModel, prepared: PreparedImages, flip: bool | None = None, fast: bool = False
+) -> list[dict]:
     """One result dict per image: predicted class, probabilities, and age where the model has it.
 
-    ``flip`` averages each image with its mirror (``None``: the model's metadata decides).
+    ``flip`` averages each image with its mirror (``None``: the model's metadata decides);
+    ``fast`` runs the same weights through TensorFlow Lite (see :meth:`AgeModel.predict`).
     """
     if not len(prepared.batch):
         return []
-    out = model.predict(prepared.batch, flip=flip)
+    out = model.predict(prepared.batch, flip=flip, fast=fast)
     rows = []
     for i, path in enumerate(prepared.paths):
         probs = out["probabilities"][i]
