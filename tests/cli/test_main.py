@@ -51,3 +51,34 @@ def test_a_run_that_finishes_keeps_its_exit_status(monkeypatch, restore_signals)
     with pytest.raises(SystemExit) as e:
         main.run()
     assert e.value.code == 0
+
+
+def test_help_paragraphs_are_reflowed_but_examples_keep_their_lines():
+    from agelens.cli.common import reflow
+
+    doc = """One line.
+
+    Prose broken for the
+    source file, twice
+    over.
+
+    Examples:
+
+      agelens a
+      agelens b --x
+    """
+    assert reflow(doc) == (
+        "One line.\n\nProse broken for the source file, twice over.\n\n"
+        "Examples:\n\n  agelens a\n  agelens b --x"
+    )
+
+
+def test_explain_help_at_80_columns_is_not_ragged():
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(main.app, ["explain", "--help"], terminal_width=80).output
+    text = [line.strip() for line in out.split("Examples")[0].splitlines()]
+    # each prose line fills the width: a line broken in the source file left 'heatmap |' alone
+    assert "heatmap | overlay with the top-3 probabilities" in " ".join(text)
+    short = [a for a, b in zip(text, text[1:], strict=False) if a and b and len(a) < 50]
+    assert not short, short

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -44,3 +45,26 @@ def read_holdout(path: Path) -> set[str]:
         return set(json.loads(Path(path).read_text())["test"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         fail(f"{path}: not a JSON file with a 'test' list of file names ({e})")
+
+
+def reflow(doc: str) -> str:
+    """A command's docstring as help text: each prose paragraph on one line, for the terminal to wrap.
+
+    Typer's rich help keeps a docstring's line breaks *and* wraps at the terminal's width, so
+    lines broken for the source file came out ragged (a word or two on every other line).
+    Paragraphs holding an indented line (examples, command lines) keep their breaks.
+    """
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line[:1].isspace() for line in p.splitlines()) else " ".join(p.split()) for p in paragraphs
+    )
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Give every command of ``app`` (and of its sub-apps) its reflowed docstring as help."""
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflow(info.callback.__doc__)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

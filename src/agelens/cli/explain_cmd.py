@@ -47,8 +47,8 @@ def _load(model: Path | None) -> Any:
 def layers_command(model: ModelOpt = None) -> None:
     """List the model's layers with output shapes; * marks layers a CAM can explain.
 
-    Layers inside nested models are shown as ``outer/inner``. Keywords accepted by
-    ``--layer``: last-conv, early, mid, late, or a name; default: the model's declared layer
+    Layers inside nested models are shown as outer/inner. Keywords accepted by
+    --layer: last-conv, early, mid, late, or a name; default: the model's declared layer
     (the shipped model's is block_13_expand_relu), else last-conv.
 
     Examples:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from agelens import __version__
+from agelens.cli.common import reflow_help
 from agelens.cli.data_cmd import data_app
 from agelens.quiet import import_tensorflow_quietly
 
@@ -70,6 +71,7 @@ def _register() -> None:
 
 
 _register()
+reflow_help(app)
 
 # Commands that load a model; TensorFlow is imported up front for them, quietly.
 _TF_COMMANDS = {"train", "evaluate", "predict", "explain", "layers", "score", "demo", "app"}
