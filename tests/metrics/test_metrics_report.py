@@ -64,7 +64,7 @@ def test_table_has_every_method_metric_pair_with_ci(table) -> None:
 
 def test_ranking_respects_directions(table) -> None:
     ranking = table.ranking()
-    assert [r["method"] for r in ranking] == ["on", "random", "off"]
+    assert [r["method"] for r in ranking] == ["on", "off"]  # random is the reference, never a contender
     assert ranking[0]["mean_rank"] == 1.0 and ranking[0]["ranks"]["deletion"] == 1.0
 
 
@@ -97,6 +97,28 @@ def test_write_outputs_json_markdown_and_plots(table, tmp_path) -> None:
     }
     md = paths["markdown"].read_text()
     assert "deletion ↓" in md and "insertion ↑" in md and "| on |" in md and "✓" in md
+    assert [ln.split("|")[1].strip() for ln in md.splitlines() if ln.endswith("|")][2:5] == [
+        "on",
+        "off",
+        "random (baseline)",
+    ]
+    assert data["files"][0] == "scores.json" and set(data["files"]) == {p.name for p in paths.values()}
     for key in ("curves_deletion", "curves_insertion", "curves_road_morf", "regions", "class_means"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "score").glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_a_second_write_removes_the_first_runs_files_it_did_not_rewrite(table, tmp_path) -> None:
+    import dataclasses
+
+    out = tmp_path / "score"
+    first = table.write(out)
+    (out / "notes.txt").write_text("mine")
+    fewer = dataclasses.replace(table, curves={}, regions={}, class_means={})
+    second = table_paths = fewer.write(out)
+    assert set(table_paths) == {"json", "markdown"}
+    on_disk = {p.name for p in out.iterdir()}
+    assert on_disk == {p.name for p in second.values()} | {
+        "notes.txt"
+    }  # old plots gone, the user's file kept
+    assert (first["curves_deletion"]).name not in on_disk

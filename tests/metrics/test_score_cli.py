@@ -108,10 +108,56 @@ def test_broken_photos_in_the_sample_are_named_and_replaced(folder_and_model, tm
     assert "skipped" in res.output and any(p.name in res.output for p in broken)
 
 
-def test_the_default_table_fits_80_columns_without_cut_headers(folder_and_model, tmp_path) -> None:
+def test_the_default_table_fits_80_columns_without_cut_headers(
+    folder_and_model, tmp_path, monkeypatch
+) -> None:
+    import re
+
+    data, model = folder_and_model
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats the output as an 80-column terminal
+    monkeypatch.setenv("COLUMNS", "80")
+    res = runner.invoke(app, [str(data), "--model", str(model), "--n", "3", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    table = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "…" not in table and "average" in table and "road" in table
+
+
+def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(folder_and_model, tmp_path):
     data, model = folder_and_model
     res = runner.invoke(app, [str(data), "--model", str(model), "--n", "3", "--out", str(tmp_path / "s")],
                         terminal_width=80)  # fmt: skip
     assert res.exit_code == 0, res.output
-    table = res.stdout
-    assert "…" not in table and "average" in table and "road" in table
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 3}
+    assert "random (baseline)" in rows and rows["random (baseline)"].rstrip(" │").endswith("–")
+    assert "…" not in res.stdout and "mean rank" in res.stdout  # a log keeps every column, uncut
+    ranking = json.loads((tmp_path / "s" / "scores.json").read_text())["ranking"]
+    assert [r["method"] for r in ranking] == ["gradcam"]
+
+
+def test_masks_npz_beside_the_photos_feed_the_localisation_metrics(folder_and_model, tmp_path) -> None:
+    from agelens.data.synthetic import write_dataset
+
+    _, model = folder_and_model
+    data = tmp_path / "synth"
+    write_dataset(data, 12, size=48, seed=4)
+    args = [str(data), "--model", str(model), "--n", "6", "--metrics", "pointing_game,energy_in_mask"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    scores = json.loads((tmp_path / "s" / "scores.json").read_text())
+    assert scores["skipped"] == {} and scores["meta"]["masks"] == str(data / "masks.npz")
+    assert scores["scores"]["gradcam"]["energy_in_mask"]["n"] >= 1
+
+    (data / "masks.npz").unlink()  # no masks: a run of only mask metrics is refused before any work
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "needs ground-truth masks" in res.output and not (tmp_path / "t").exists()
+    both = [str(data), "--model", str(model), "--n", "3", "--metrics", "deletion,pointing_game"]
+    res = runner.invoke(app, [*both, "--out", str(tmp_path / "u")])
+    assert res.exit_code == 0 and "skipped metric pointing_game: no ground-truth masks" in res.output
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    (tmp_path / "afile").write_text("x")
+    res = runner.invoke(app, [str(data), "--model", str(model), "--out", str(tmp_path / "afile")])
+    assert res.exit_code == 1 and "is not a directory" in res.output and "Traceback" not in res.output

@@ -29,16 +29,30 @@ def score_command(
     ] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated explain methods, or 'all'.")] = "gradcam",
     metrics: Annotated[
-        str, typer.Option(help="Comma-separated metrics, or 'all' (mask metrics need masks: skipped).")
+        str,
+        typer.Option(
+            help="Comma-separated metrics, or 'all'; default: " + _DEFAULT_METRICS.replace(",", ", ") + ". "
+            "Localisation metrics need --masks.",
+            show_default=False,
+        ),
     ] = _DEFAULT_METRICS,
     n: Annotated[int, typer.Option("--n", help="Images to score (stratified, seeded sample).")] = 500,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("outputs/score"),
     seed: Annotated[int, typer.Option(help="Seed for the sample, tie-breaks, noise and bootstrap.")] = 0,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing scores.json in --out.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an earlier run in --out (its files; others are left alone).")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
     holdout: Annotated[
         Path | None,
         typer.Option(help="JSON with a 'test' list of file names: sample only those (a held-out split)."),
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ground-truth masks for the localisation metrics: a masks.npz as 'agelens data synth' "
+            "writes (default: DATA/masks.npz when there is one)."
+        ),
     ] = None,
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
@@ -60,6 +74,8 @@ def score_command(
 
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
+    if out.exists() and not out.is_dir():
+        fail(f"{out}: exists and is not a directory")
     if (out / "scores.json").exists() and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")
     try:
@@ -69,6 +85,10 @@ def score_command(
         fail(str(e))
     if methods.strip().lower() == "all":
         method_names = [m for m in method_names if m != RANDOM]
+    if masks is None and (data / "masks.npz").is_file():
+        masks = data / "masks.npz"
+    if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
+        fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
     try:
         am = load_model(model)
         ds = load_dataset(data, check_images=False)
@@ -86,9 +106,14 @@ def score_command(
     report_problems(problems)
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
+    cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
     err = Console(stderr=True)
     with err.status("scoring...") as status:
-        table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update)
+        table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update, cue)
+    for name, why in table.skipped.items():
+        typer.echo(f"skipped metric {name}: {why}", err=True)
+    if not table.metrics:
+        fail("no metric could be computed (see the lines above)")
     from agelens.explain.layers import resolve_layer
 
     table.meta.update(
@@ -97,10 +122,14 @@ def score_command(
         cam_layer=resolve_layer(am, None)[0],  # the CAM methods' layer: the model's declared default
         class_names=am.class_names,
         holdout=str(holdout) if holdout else None,
+        masks=str(masks) if masks is not None else None,
         images=[p.name for p in ok],
     )
     paths = table.write(out)
-    Console().print(_rich_table(table))
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: no 80-column limit to cut the table to
+        console = Console(width=max(console.width, 200))
+    console.print(_rich_table(table))
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
@@ -144,6 +173,34 @@ def _load_sample(
     )
 
 
+def _cue_masks(path: Path, files: list[Path], size: int) -> np.ndarray:
+    """Each scored photo's ground-truth mask, cropped and resized as the photo was for the model."""
+    import cv2
+    import numpy as np
+
+    from agelens.data.synthetic import load_masks
+
+    if path.name != "masks.npz" or not path.is_file():
+        fail(f"{path}: --masks takes the masks.npz file 'agelens data synth' writes")
+    try:
+        by_name = load_masks(path.parent)
+    except (OSError, KeyError, ValueError) as e:
+        fail(f"{path}: not a readable masks.npz ({e})")
+    missing = [f.name for f in files if f.name not in by_name]
+    if missing:
+        fail(f"{path}: no mask for {len(missing)} of the {len(files)} scored photos (first: {missing[0]})")
+    out = []
+    for f in files:
+        m = by_name[f.name].cue
+        h, w = m.shape
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        sq = np.ascontiguousarray(m[top : top + side, left : left + side], np.float32)
+        interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        out.append(sq if side == size else cv2.resize(sq, (size, size), interpolation=interp))
+    return np.stack(out)
+
+
 def _canonical(spec: str) -> str:
     """Resolve the explain engine's aliases (``integrated_gradients``, ``grad-cam``); unknown names pass."""
     try:
@@ -171,6 +228,7 @@ def _score(
     seed: int,
     batch_size: int,
     update: Callable[[str], None],
+    masks: np.ndarray | None = None,
 ) -> ScoreTable:
     import numpy as np
 
@@ -183,6 +241,7 @@ def _score(
         np.asarray(labels),
         methods,
         metrics,
+        masks=masks,
         region_masks=face_layout(am.input_size),
         region_names=LAYOUT_NAMES,
         group_names=am.class_names,
@@ -193,25 +252,33 @@ def _score(
 
 
 def _rich_table(table: ScoreTable) -> Table:
+    import re
+
     from rich.table import Table
 
+    from agelens.metrics.adapters import RANDOM
     from agelens.metrics.report import arrow
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
     t = Table(title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])")
-    t.add_column("method")
+    rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
+    labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
+    # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
+    t.add_column("method", min_width=max(len(w) for v in labels.values() for w in re.split(r"[ -]", v)))
     for name in names:
         header = f"{name.replace('_', ' ')} {arrow(table.direction(name))}"
         # Headers wrap at spaces rather than being cut to "deleti…" on an 80-column terminal.
         t.add_column(header, justify="right", min_width=max(len(w) for w in header.split()))
     t.add_column("mean rank", justify="right")
-    for r in table.ranking():
-        m = r["method"]
+    for m in rows:
         cells = []
         for name in names:
             s, d = table.scores[m][name], table.vs_random.get(m, {}).get(name)
             good = d is not None and (d.ci_low > 0 if table.direction(name) else d.ci_high < 0)
             cells.append(f"{s}{' ✓' if good else ''}")
-        t.add_row(m, *cells, f"{rank[m]:.2f}")
+        if m == RANDOM:  # the reference every method should beat, not a contender
+            t.add_row(labels[m], *cells, "–", style="dim")
+        else:
+            t.add_row(labels[m], *cells, f"{rank[m]:.2f}")
     return t

@@ -195,7 +195,9 @@ def check_output_dir(directory: str | Path, force: bool) -> Path:
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise FileExistsError(f"{path}: directory is not empty (use force=True / --force to write into it)")
+        raise FileExistsError(
+            f"{path}: directory is not empty (pass --force, or force=True in Python, to write into it)"
+        )
     return path
 
 

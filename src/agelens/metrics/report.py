@@ -1,7 +1,9 @@
 """Score several attribution methods with several metrics on the same images; rank them; write the evidence.
 
 Every method is scored beside a random-map baseline on the same images: one shared
-``random`` row (pixel noise) that is ranked with the methods, and, per method, noise
+``random`` row (pixel noise), shown for reference and never ranked (scattered noise
+scores deceptively well on deletion/insertion, so ranking it would reward that
+artefact, not an explanation), and, per method, noise
 maps blurred to the method's own smoothness (:func:`~agelens.metrics.base.smoothness_sigma`),
 whose paired difference with a bootstrap CI says whether the method beats chance.
 
@@ -12,6 +14,7 @@ metrics and ``region_shares.png`` when regions are given.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +61,21 @@ class ScoreTable:
     def direction(self, metric: str) -> bool:
         return next(m["higher_is_better"] for m in self.metrics if m["name"] == metric)
 
+    @property
+    def contenders(self) -> list[str]:
+        """The methods being compared: every method but the ``random`` reference row."""
+        return [m for m in self.methods if m != RANDOM]
+
     def ranking(self) -> list[dict[str, Any]]:
-        """Methods by mean rank over metrics (1 = best), each metric ranked in its own direction."""
-        ranks: dict[str, dict[str, float]] = {m: {} for m in self.methods}
+        """Methods by mean rank over metrics (1 = best), each metric ranked in its own direction.
+
+        The ``random`` baseline is left out: it is the reference each method should beat
+        (see ``difference_vs_matched_random``), not a method to recommend.
+        """
+        ranks: dict[str, dict[str, float]] = {m: {} for m in self.contenders}
         for info in self.metrics:
             name = info["name"]
-            have = [m for m in self.methods if np.isfinite(self.scores[m][name].mean)]
+            have = [m for m in self.contenders if np.isfinite(self.scores[m][name].mean)]
             if len(have) < 2:
                 continue
             v = np.array([self.scores[m][name].mean for m in have])
@@ -103,14 +115,15 @@ class ScoreTable:
             "# Attribution scores",
             "",
             f"{self.meta.get('n_images', '?')} images; mean [95% bootstrap CI]; ↑ higher is better, "
-            "↓ lower is better. `random` = uniform pixel-noise maps.",
+            "↓ lower is better. `random (baseline)` = uniform pixel-noise maps, for reference: not ranked.",
             "",
             head,
             sep,
         ]
-        for m in self.methods:
+        for m in [*(r["method"] for r in self.ranking()), *([RANDOM] if RANDOM in self.methods else [])]:
             cells = [str(self.scores[m][n]) for n in names]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank[m]:.2f} |")
+            label, r = (f"{m} (baseline)", "–") if m == RANDOM else (m, f"{rank[m]:.2f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} |")
         if self.vs_random:
             lines += [
                 "",
@@ -130,22 +143,50 @@ class ScoreTable:
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
-        """Write scores.json, scores.md and (optionally) the PNG plots into ``out_dir``; returns the paths."""
+        """Write scores.json, scores.md and (optionally) the PNG plots into ``out_dir``; returns the paths.
+
+        ``scores.json`` goes last and lists every file of this run; files an earlier run
+        listed (or, for older runs, named the way runs name them) that this run did not
+        write are removed, so a folder never shows one run's plots beside another's scores.
+        """
         out = Path(out_dir)
-        paths = {
-            "json": atomic_write_text(out / "scores.json", dumps(self.to_dict())),
-            "markdown": atomic_write_text(out / "scores.md", self.to_markdown()),
-        }
+        earlier = _earlier_outputs(out)
+        paths = {"markdown": atomic_write_text(out / "scores.md", self.to_markdown())}
         if plots:
             from agelens.metrics.plots import plot_class_means, plot_curves, plot_region_shares
 
-            for metric in {k for row in self.curves.values() for k in row}:
+            for metric in sorted({k for row in self.curves.values() for k in row}):
                 paths[f"curves_{metric}"] = plot_curves(self, metric, out / f"curves_{metric}.png")
             if self.regions:
                 paths["regions"] = plot_region_shares(self, out / "region_shares.png")
             if self.class_means:
                 paths["class_means"] = plot_class_means(self, out / "class_mean_maps.png")
+        files = [SCORES_JSON, *(p.name for p in paths.values())]
+        data = dict(self.to_dict(), files=files)
+        paths = {"json": atomic_write_text(out / SCORES_JSON, dumps(data)), **paths}
+        for name in earlier - set(files):
+            (out / name).unlink(missing_ok=True)
         return paths
+
+
+SCORES_JSON = "scores.json"
+
+
+def _earlier_outputs(out: Path) -> set[str]:
+    """Files an earlier ``write`` into ``out`` made: its scores.json's list, else its name patterns."""
+    try:
+        listed = json.loads((out / SCORES_JSON).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if isinstance(listed, list):
+        return {f for f in listed if isinstance(f, str) and f == Path(f).name and f not in ("", ".", "..")}
+    ours = [
+        "scores.md",
+        "region_shares.png",
+        "class_mean_maps.png",
+        *(p.name for p in out.glob("curves_*.png")),
+    ]
+    return {name for name in ours if (out / name).is_file()}
 
 
 def _delta_cell(s: Score | None, higher_is_better: bool) -> str:
