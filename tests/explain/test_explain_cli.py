@@ -60,7 +60,16 @@ def test_explain_writes_overlays_maps_filters_and_a_complete_manifest(model_file
         and "000_a_face_gradcampp_overlay.png" in first["files"]
     )
     assert "000_a_face_filters.png" in first["files"]
+    assert manifest["filters"]["k"] == 3 and manifest["filters"]["layer"]  # which layer the grid shows
     assert np.load(out / "000_a_face_gradcam_map.npy").shape == (80, 60)
+
+
+def test_a_tiny_photo_is_explained_with_a_note(model_file, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((8, 8, 3), 100, np.uint8) + np.eye(8, dtype=np.uint8)[..., None] * 50).save(tiny)
+    result = runner.invoke(app, ["explain", str(tiny), "-m", str(model_file), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "tiny.png: face only 8 px: unreliable below 32" in result.output
 
 
 def test_globs_and_single_files(model_file, photos, tmp_path):

@@ -86,6 +86,21 @@ def test_guided_backprop_on_a_fused_relu_uses_a_rebuilt_copy():
     assert model.get_layer("pre").activation is keras.activations.relu
 
 
+def test_guided_backprop_follows_weights_changed_after_its_graph_was_built():
+    from agelens.explain.api import make_method
+    from agelens.model.io import wrap_keras_model
+
+    model = wrap_keras_model(relu6_model(fused=True))
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    x[0, :, :, 0] = 2.0
+    method = make_method(model, "guided-backprop")  # cached per model: built once
+    before = method.input_gradients(x, 0)[0, :, :, 0]
+    pre = model.keras_model.get_layer("pre")
+    pre.set_weights([w * 3 for w in pre.get_weights()])  # e.g. trained or randomised in place
+    after = make_method(model, "guided-backprop").input_gradients(x, 0)[0, :, :, 0]
+    np.testing.assert_allclose(after, 3 * before)  # the stale copy gave `before` again
+
+
 def _snapshot(model: keras.Model, x: np.ndarray) -> dict:
     return {
         "config": json.dumps(model.get_config(), sort_keys=True, default=str),
@@ -112,3 +127,15 @@ def test_no_method_changes_the_callers_model(build):
     for a, b in zip(after["weights"], before["weights"], strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(after["predictions"], before["predictions"])
+
+
+@pytest.mark.parametrize("name", ["smoothgrad", "smooth-gradcam"])
+def test_smoothgrad_map_of_an_image_does_not_depend_on_its_batch(name):
+    model = small_convnet(seed=5)
+    x = np.random.default_rng(3).uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
+    method = make_method(model, name, n=4)
+    together = method.attribute(x, [0, 1, 2])
+    alone = make_method(model, name, n=4).attribute(x[2:], [2])
+    reversed_ = method.attribute(x[::-1], [2, 1, 0])
+    np.testing.assert_allclose(alone[0], together[2], atol=1e-5)  # old: a fresh noise draw per batch
+    np.testing.assert_allclose(reversed_[0], together[2], atol=1e-5)

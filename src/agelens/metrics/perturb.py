@@ -22,7 +22,8 @@ def pixel_ranks(maps: np.ndarray, seed: int = 0) -> np.ndarray:
     """Rank of every pixel by map value, 0 = most relevant; ties broken at random (seeded).
 
     Why random tie-breaks: CAM maps are flat over large areas (zero after ReLU); a fixed
-    raster order there would delete the top rows first and bias the curves.
+    raster order there would delete the top rows first and bias the curves. Only the
+    order counts, so signed maps need no clipping: negative values rank last.
     """
     n, h, w = maps.shape
     flat = maps.reshape(n, h * w)

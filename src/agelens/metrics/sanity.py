@@ -34,7 +34,16 @@ import numpy as np
 from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
-from agelens.metrics.base import NEEDS_MODEL, Context, Metric, MetricResult, ModelExplainer
+from agelens.metrics.base import (
+    NEEDS_MODEL,
+    Context,
+    Metric,
+    MetricResult,
+    ModelExplainer,
+    as_pixels,
+    check_finite,
+    check_targets,
+)
 
 SPEARMAN_THRESHOLD = 0.5
 
@@ -194,10 +203,18 @@ def randomisation_test(
     """
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode is 'cascading' or 'independent', got {mode!r}")
+    if not callable(explain_fn):
+        raise TypeError(
+            f"explain_fn must be a callable (model, x, targets) -> maps, got {explain_fn!r}; "
+            "build one with agelens.metrics.method_model_explainer('gradcam')"
+        )
     x = np.asarray(x, dtype=np.float32)
+    check_finite("x", x)
+    x = as_pixels(x)
     if targets is None:
         targets = _predict(model, x).argmax(axis=1)
-    targets = np.asarray(targets, dtype=np.int64)
+    names_ = getattr(model, "class_names", None)
+    targets = check_targets(targets, len(x), len(names_) if names_ is not None else None)
     names = layers if layers is not None else randomisable_layers(model)
     if not names:
         raise ValueError("the model has no layer with a trainable kernel to randomise")

@@ -19,8 +19,11 @@ from agelens.report.tables import (
     Cell,
     Table,
     cell,
+    direction,
     fmt,
+    is_baseline,
     is_leaf,
+    mark_baseline,
     number,
     stat,
     stated_directions,
@@ -37,7 +40,7 @@ _CATEGORIES = (
         "Does removing the highlighted pixels change the prediction most?",
         True,
     ),
-    ("randomisation", "Sanity checks", "Maps must change when the model's weights are randomised.", False),
+    ("randomisation", "Sanity checks", "Maps must change when the model's weights are randomised.", True),
     ("localisation", "Localisation", "Does the map land on the ground-truth age cues?", True),
 )
 _NAME_GROUPS = (  # fallback for files without per-metric categories
@@ -45,11 +48,39 @@ _NAME_GROUPS = (  # fallback for files without per-metric categories
     ("randomisation", ("sanity", "random", "cascad")),
     ("localisation", ("local", "pointing", "energy", "mask")),
 )
-_NOT_TABLES = ("curves", "gallery", "metrics", "methods", "matched_random", "direction", "directions")
+_NOT_TABLES = (
+    "curves",
+    "gallery",
+    "metrics",
+    "methods",
+    "matched_random",
+    "direction",
+    "directions",
+    "files",  # the list of files the scorer wrote: bookkeeping, not a result
+)
+_SIMILARITY = ("spearman", "ssim", "correlation", "similarity", "randomis")
+"""Sanity scores compare a map with the map after randomisation: a map that depends on the
+weights changes, so for these *lower* is better (unless the file declares otherwise)."""
+_VERDICTS = {
+    "pass": ("✓ passes", "badge good"),
+    "inconclusive": ("? inconclusive: CI contains {t}", "badge unsure"),
+    "fail": ("⚠ flagged: map ignores the weights", "badge bad"),
+}
+
+
+def scores_dir(run_dir: Path) -> Path:
+    """Where a run's score files are: ``RUN/scores``, or the folder itself when it is one.
+
+    ``agelens score --out X`` writes scores.json (and plots) straight into X, so
+    ``agelens report X`` must read X, as an explain folder passed directly is read itself.
+    """
+    sd = run_dir / "scores"
+    own = any((run_dir / f).is_file() for f in ("scores.json", "shortcut.json", "regions.json"))
+    return run_dir if own and not (sd / "scores.json").is_file() else sd
 
 
 def scores_section(run_dir: Path, notes: Notes) -> Section | None:
-    sd = run_dir / "scores"
+    sd = scores_dir(run_dir)
     scores = read_json(sd / "scores.json", notes, "Scores")
     regions = read_json(sd / "regions.json", notes, "Regions")
     pngs = sorted(p for p in sd.glob("*.png") if not p.stem.startswith("shortcut")) if sd.is_dir() else []
@@ -64,19 +95,21 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
     if regions is None and isinstance(scores, dict):
         regions = scores.get("regions") or None
     used: set[Path] = set()
-    for sid, title, stem in (
-        ("regions", "Where the maps look, per age group", "region"),
-        ("class-means", "Mean maps per class", "class_mean"),
+    by_class = _class_mean_grouping(scores)
+    for sid, title, stem, caption in (
+        ("regions", f"Where the maps look, per age group ({BY_LABEL})", "region", _REGION_CAPTION),
+        ("class-means", f"Mean maps per class ({by_class})", "class_mean", _class_mean_caption(by_class)),
     ):
         sub = Section(f"scores-{sid}", title)
         if sid == "regions" and regions is not None:
             sub.lead = (
-                "Share of map energy per face region; compare with the area share a uniform map would get."
+                f"Share of map energy per face region, images grouped {BY_LABEL} (n = images per group); "
+                "compare with the area share a uniform map would get."
             )
             sub.tables = region_tables(regions)
         for p in pngs:
             if p.stem.startswith(stem) and (uri := image_uri(p)):
-                sub.figures.append(Figure(_caption(p), uri))
+                sub.figures.append(Figure(f"{_caption(p)}: {caption}", uri))
                 used.add(p)
         if sub.tables or sub.figures:
             sec.subsections.append(sub)
@@ -88,6 +121,28 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
 
 def _caption(p: Path) -> str:
     return p.stem.replace("_", " ").replace("curves ", "curves: ")
+
+
+BY_LABEL = "by true label"
+"""Region shares group images by their true age group (``score_methods``'s ``labels``)."""
+_REGION_CAPTION = f"images grouped {BY_LABEL}, n per group in the legend; black bars: area share."
+
+
+def _class_mean_grouping(scores: Any) -> str:
+    """Class means group images by the class explained: the predicted one unless targets were given."""
+    meta = scores.get("meta") if isinstance(scores, dict) else None
+    explained = meta.get("explained") if isinstance(meta, dict) else None
+    return "by given target class" if explained == "given targets" else "by predicted class"
+
+
+def _class_mean_caption(by_class: str) -> str:
+    """Why the scale is stated: each panel of ``class_mean_maps.png`` is stretched to its own maximum."""
+    return (
+        f"mean map per class, images grouped {by_class}, n per class in each panel's title. "
+        "Colour scale: each panel runs from 0 (dark) to its own maximum (bright), with no shared scale, "
+        "so brightness is not comparable between panels and a near-flat mean (e.g. random) is "
+        "stretched until it looks structured."
+    )
 
 
 def _category(name: str, info: dict) -> str:
@@ -115,7 +170,8 @@ def _structured(scores: dict) -> list[Section]:
             continue
         rows = {meth: {c: r[c] for c in cols if c in r} for meth, r in table.items()}
         sub = Section(f"scores-{cat}", title, lead)
-        t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=stated)
+        directions = _sanity_directions(cols, stated) if cat == "randomisation" else stated
+        t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
         sub.tables = t
@@ -123,9 +179,9 @@ def _structured(scores: dict) -> list[Section]:
     diff = scores.get("difference_vs_matched_random")
     if isinstance(diff, dict) and diff and out:
         out[0].tables.append(_vs_random(diff, stated))
-    ranking = scores.get("ranking")
-    if isinstance(ranking, list) and ranking and out:
-        out[0].tables.insert(0, tables_from_json(ranking, "Overall ranking (mean rank over all metrics)")[0])
+    ranking = _contender_ranking(scores.get("ranking"), table, stated)
+    if ranking and out:
+        out[0].tables.insert(0, _ranking_table(ranking, "Overall ranking (mean rank over all metrics)"))
     extra = {
         k: v
         for k, v in scores.items()
@@ -141,21 +197,104 @@ def _structured(scores: dict) -> list[Section]:
 
 
 def _flag(table: Table, rows: dict[str, dict]) -> Table:
-    """Add the sanity verdict: flagged when maps still correlate with the originals after randomisation."""
+    """Add the sanity verdict, decided by where each score's 95% CI lies against the threshold.
+
+    A mean under the threshold is not enough: with few images the CI can reach well above
+    it, and "passes" would claim more than the data show (see :func:`verdict`).
+    """
     table.columns.append("verdict")
+    order = list(_VERDICTS)
     for row in table.rows:
-        values = [v for v in map(number, rows.get(row[0].text, {}).values()) if v is not None]
-        if not values:
-            row.append(Cell("—"))
+        found = [v for v in map(verdict, rows.get(row[0].text, {}).values()) if v is not None]
+        if not found:
+            row.append(Cell("—", "baseline" if "baseline" in row[0].cls else ""))
             continue
-        flagged = max(values) > SPEARMAN_FLAG
-        row.append(cell("flagged", flagged))
-        row[-1].text = "⚠ flagged: map ignores the weights" if flagged else "✓ passes"
-    table.note = (
-        f"Spearman correlation between maps before and after full randomisation (lower is better); "
-        f"flagged above {SPEARMAN_FLAG}."
+        text, cls = _VERDICTS[max(found, key=order.index)]  # the worst verdict over the columns
+        row.append(Cell(text.format(t=SPEARMAN_FLAG), cls))
+    rule = (
+        f"Similarity (Spearman) between each map before and after full randomisation of the weights; "
+        f"lower is better (a faithful map depends on the weights). Verdict on the 95% CI: ✓ passes when "
+        f"its upper end is below {SPEARMAN_FLAG}; ⚠ flagged when its lower end is above {SPEARMAN_FLAG}; "
+        f"? inconclusive when it contains {SPEARMAN_FLAG} (score more images). Without a CI the mean decides."
     )
+    table.note = f"{rule} {table.note}".strip()
     return table
+
+
+def verdict(v: Any, threshold: float = SPEARMAN_FLAG) -> str | None:
+    """``"pass"`` / ``"inconclusive"`` / ``"fail"`` for one sanity score (None without a value)."""
+    mean = number(v)
+    if mean is None:
+        return None
+    lo, hi = (v.get("ci_low"), v.get("ci_high")) if isinstance(v, dict) else (None, None)
+    if number(lo) is None or number(hi) is None:
+        lo = hi = mean
+    if hi < threshold:
+        return "pass"
+    return "fail" if lo > threshold else "inconclusive"
+
+
+def _sanity_directions(columns: list[str], stated: dict[str, str]) -> dict[str, str]:
+    """``stated`` plus "lower" for similarity columns whose direction the file does not declare."""
+    guessed = {
+        c: "lower"
+        for c in columns
+        if direction(c, stated) is None and any(w in c.lower() for w in _SIMILARITY)
+    }
+    return {**guessed, **stated}
+
+
+def _contender_ranking(ranking: Any, table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
+    """The file's ranking of methods, never with the baseline in it.
+
+    Newer files leave ``random`` out; older ones ranked it with the methods, which also
+    shifted every method's ranks, so those are recomputed from the scores without it.
+    """
+    rows = [r for r in ranking if isinstance(r, dict)] if isinstance(ranking, list) else []
+    if not any(is_baseline(str(r.get("method", ""))) for r in rows):
+        return rows
+    return _rank_methods({m: r for m, r in table.items() if not is_baseline(m)}, stated)
+
+
+def _rank_methods(table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
+    """Mean rank over directed metrics (1 = best, ties share), as ``ScoreTable.ranking`` computes it."""
+    ranks: dict[str, dict[str, float]] = {m: {} for m in table}
+    for metric in dict.fromkeys(k for r in table.values() for k in r):
+        d = direction(metric, stated)
+        keys = {
+            m: v if d == "lower" else -v for m, r in table.items() if (v := number(r.get(metric))) is not None
+        }
+        if d is None or len(keys) < 2:
+            continue
+        for m, k in keys.items():
+            better, equal = sum(x < k for x in keys.values()), sum(x == k for x in keys.values())
+            ranks[m][metric] = better + (equal + 1) / 2
+    rows = [
+        {"method": m, "mean_rank": sum(r.values()) / len(r) if r else None, "ranks": r}
+        for m, r in ranks.items()
+    ]
+    return sorted(rows, key=lambda r: (r["mean_rank"] is None, r["mean_rank"] or 0.0, r["method"]))
+
+
+def _ranking_table(ranking: list[dict], title: str) -> Table:
+    """Method, mean rank and one "rank on <metric>" column per metric; a missing rank is "—", never ``{}``."""
+    metrics = list(dict.fromkeys(k for r in ranking if isinstance(r.get("ranks"), dict) for k in r["ranks"]))
+    rows = []
+    for i, r in enumerate(ranking):
+        ranks = r.get("ranks") if isinstance(r.get("ranks"), dict) else {}
+        name = str(r.get("method", r.get("name", i + 1)))
+        row = [Cell(name, "rowhead"), cell("mean rank", r.get("mean_rank"))]
+        row += [cell(m, ranks.get(m)) for m in metrics]
+        if is_baseline(name):
+            mark_baseline(row)
+        rows.append(row)
+    return Table(
+        title,
+        ["method", "mean rank", *(f"rank on {m}" for m in metrics)],
+        rows,
+        note="1 = best; each metric ranked in its stated direction, ties share a rank. "
+        "The random baseline is a reference and is not ranked.",
+    )
 
 
 def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
@@ -198,22 +337,40 @@ def _by_name(scores: Any) -> list[Section]:
     for cat, title, lead, rank in _CATEGORIES:
         words = dict(_NAME_GROUPS)[cat]
         keys = [k for k in list(rest) if any(w in str(k).lower() for w in words)]
+        directions = _sanity_directions(_columns(rest, keys), stated) if cat == "randomisation" else stated
         tables = [
             t
             for k in keys
-            for t in tables_from_json(rest.pop(k), "" if len(keys) == 1 else str(k), rank=rank, stated=stated)
+            for t in tables_from_json(
+                rest.pop(k), "" if len(keys) == 1 else str(k), rank=rank, stated=directions
+            )
         ]
         if tables:
             out.append(Section(f"scores-{cat}", title, lead, tables=tables))
     ranking = rest.pop("ranking", None)
     if ranking is not None and out:
-        out[0].tables.insert(0, tables_from_json(ranking, "Ranking (from scores.json)")[0])
+        ranked = [r for r in ranking if isinstance(r, dict)] if isinstance(ranking, list) else []
+        shown = [r for r in ranked if not is_baseline(str(r.get("method", r.get("name", ""))))]
+        if shown and any(isinstance(r.get("ranks"), dict) or "mean_rank" in r for r in shown):
+            out[0].tables.insert(0, _ranking_table(shown, "Ranking (from scores.json)"))
+        elif not ranked:
+            out[0].tables.insert(0, tables_from_json(ranking, "Ranking (from scores.json)")[0])
     if rest:
         out.append(
             Section(
                 "scores-details", "Other scores", tables=tables_from_json(rest, "", rank=True, stated=stated)
             )
         )
+    return out
+
+
+def _columns(doc: dict, keys: list) -> list[str]:
+    """Every key of every row under ``doc[k]`` (a dict or list of row dicts), for direction lookups."""
+    out: list[str] = []
+    for k in keys:
+        v = doc.get(k)
+        rows = v.values() if isinstance(v, dict) else v if isinstance(v, list) else []
+        out += [str(c) for r in rows if isinstance(r, dict) for c in r if str(c) not in out]
     return out
 
 
@@ -236,23 +393,20 @@ def _region_matrix(title: str, r: dict) -> Table:
     rows = []
     for g, name in enumerate(groups):
         row = shares[g] if isinstance(shares, list) and g < len(shares) else []
-        cells = [Cell(str(name), "rowhead")] + [
-            cell(str(n), row[i] if i < len(row) else None, heat=True) for i, n in enumerate(names)
-        ]
-        if isinstance(counts, list):
-            cells.append(cell("n", counts[g] if g < len(counts) else None))
-        rows.append(cells)
-    if isinstance(area, list):
+        n = counts[g] if isinstance(counts, list) and g < len(counts) else None
+        head = Cell(str(name), "rowhead", sub=f"n = {fmt(n)}" if n is not None else "")
         rows.append(
-            [Cell("area share", "rowhead muted")]
-            + [Cell(fmt(a), "num muted") for a in area]
-            + ([Cell("")] if isinstance(counts, list) else [])
+            [head]
+            + [cell(str(reg), row[i] if i < len(row) else None, heat=True) for i, reg in enumerate(names)]
         )
-    return Table(title, ["group", *map(str, names), *(["images"] if isinstance(counts, list) else [])], rows)
+    if isinstance(area, list):
+        rows.append([Cell("area share", "rowhead muted")] + [Cell(fmt(a), "num muted") for a in area])
+    shown = f"{title} (baseline)" if is_baseline(title) else title
+    return Table(" · ".join(filter(None, (shown, BY_LABEL))), ["true label", *map(str, names)], rows)
 
 
 def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
-    sd = run_dir / "scores"
+    sd = scores_dir(run_dir)
     data = read_json(sd / "shortcut.json", notes, "Shortcut")
     pngs = sorted(sd.glob("shortcut*.png")) if sd.is_dir() else []
     if data is None and not pngs:

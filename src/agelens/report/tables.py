@@ -22,6 +22,15 @@ _LOWER_BETTER = ("deletion", "drop", "error", "loss", "mae", "seconds", "runtime
 _HIGHER_BETTER = ("insertion", "pointing", "energy", "accuracy", "increase", "iou", "hit_rate", "f1")
 _BAD_FLAG = ("flag", "fail", "warn", "suspicious", "degenerate", "broken")
 _ROW_KEYS = ("method", "name", "metric", "class", "group", "layer", "region")
+BASELINES = ("random",)
+"""Reference rows (``agelens.metrics.adapters.RANDOM``: uniform pixel-noise maps), never contenders.
+
+Scattered noise scores deceptively well on deletion/insertion, so ranking it would mark
+an artefact "best". Spelled out here, not imported: the report must not load TensorFlow.
+"""
+BASELINE_NOTE = (
+    "random (baseline): uniform pixel-noise maps, a reference that is never ranked or marked best."
+)
 
 
 @dataclass
@@ -65,6 +74,8 @@ def fmt(value: Any) -> str:
         return shown + (f", … ({len(value):,} values)" if len(value) > MAX_LIST else "")
     if isinstance(value, dict) and (st := stat(value)) is not None:
         return f"{fmt(st[0])} {st[1]}".strip()
+    if (text := prediction_text(value)) is not None:
+        return text
     if empty_stat(value):
         return "—"
     if isinstance(value, dict | list):
@@ -93,6 +104,29 @@ def stat(v: Any) -> tuple[float, str] | None:
         return float(mean), f"[{fmt(float(lo))}, {fmt(float(hi))}]"
     spread = low.get("std", low.get("sem"))
     return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
+
+
+def prediction_text(v: Any) -> str | None:
+    """The explain CLI's prediction dict as text: "old 58% (young 12%, middle-aged 30%), age 61".
+
+    A person reads a prediction, not its JSON; other dicts give None.
+    """
+    if not (
+        isinstance(v, dict)
+        and isinstance(v.get("class"), str)
+        and set(v) <= {"class", "probabilities", "age"}
+    ):
+        return None
+    probs = v.get("probabilities") if isinstance(v.get("probabilities"), dict) else {}
+    probs = {str(k): p for k, p in probs.items() if isinstance(p, int | float) and not isinstance(p, bool)}
+    top = v["class"]
+    text = top + (f" {probs[top]:.0%}" if top in probs else "")
+    rest = [f"{k} {p:.0%}" for k, p in probs.items() if k != top]
+    text += f" ({', '.join(rest)})" if rest else ""
+    age = v.get("age")
+    if isinstance(age, int | float) and not isinstance(age, bool) and math.isfinite(age):
+        text += f", age {age:.0f}"
+    return text
 
 
 def empty_stat(v: Any) -> bool:
@@ -199,15 +233,24 @@ def _rows_of(obj: Any) -> tuple[str, list[tuple[str, dict]]] | None:
 
 
 def is_leaf(v: Any) -> bool:
-    return _scalar(v) or is_stat(v) or (isinstance(v, list) and all(map(_scalar, v)))
+    return (
+        _scalar(v)
+        or is_stat(v)
+        or prediction_text(v) is not None
+        or (isinstance(v, list) and all(map(_scalar, v)))
+    )
 
 
-def _flatten(row: dict) -> dict:
-    """Lift one level of nesting into "outer · inner" columns (e.g. a ranking's per-metric ranks)."""
+def _flatten(row: dict, depth: int = 0) -> dict:
+    """Lift nested dicts into "outer · inner" columns (e.g. a ranking's per-metric ranks).
+
+    A dict is never one cell of raw JSON: it becomes columns, and an empty one (a
+    baseline with no ranks) becomes nothing, so its row shows "—" under the others' columns.
+    """
     out: dict = {}
     for k, v in row.items():
-        if isinstance(v, dict) and not is_stat(v) and v and all(is_leaf(x) for x in v.values()):
-            out.update({f"{k} · {kk}": x for kk, x in v.items()})
+        if isinstance(v, dict) and not is_leaf(v) and depth < MAX_DEPTH:
+            out.update({f"{k} · {kk}": x for kk, x in _flatten(v, depth + 1).items()})
         else:
             out[k] = v
     return out
@@ -265,17 +308,36 @@ def _grid(
         columns.extend(str(k) for k in r if str(k) not in columns)
     body = [[Cell(name, "rowhead")] + [cell(c, r.get(c), heat) for c in columns] for name, r in rows]
     table = Table(title, [label, *columns], body)
+    if label in ("", "method"):
+        for row, (name, _) in zip(body, rows, strict=True):
+            if is_baseline(name):
+                mark_baseline(row)
     if rank and len(rows) > 1:
         _rank(table, rows, columns, stated)
     return table
 
 
+def is_baseline(name: str) -> bool:
+    return str(name).strip().lower() in BASELINES
+
+
+def mark_baseline(row: list[Cell]) -> None:
+    """Show a reference row as one: "random (baseline)", muted, with a tooltip saying why."""
+    row[0].sub, row[0].title = "(baseline)", BASELINE_NOTE
+    for c in row:
+        c.cls = (c.cls + " baseline").strip()
+
+
 def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated: dict[str, str]) -> None:
-    """Arrow each directed metric, bold its best value, and order rows by mean rank (ties share)."""
+    """Arrow each directed metric, bold its best value, and order rows by mean rank (ties share).
+
+    Baseline rows take no part: they get no rank and no "best" mark, and go last.
+    """
     ranks: list[list[float]] = [[] for _ in rows]
+    contender = [not is_baseline(name) for name, _ in rows]
     for j, col in enumerate(columns):
         d = direction(col, stated)
-        values = [number(r.get(col)) for _, r in rows]
+        values = [number(r.get(col)) if ok else None for (_, r), ok in zip(rows, contender, strict=True)]
         keys = [None if v is None else (-v if d == "higher" else v) for v in values]
         present = [k for k in keys if k is not None]
         if d is None or len(present) < 2:
@@ -290,9 +352,11 @@ def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated
                 table.rows[i][j + 1].cls += " best"
     if table.arrows:
         mean = [sum(r) / len(r) if r else float("inf") for r in ranks]
-        order = sorted(range(len(rows)), key=lambda i: mean[i])
+        order = sorted(range(len(rows)), key=lambda i: (not contender[i], mean[i]))
         table.rows = [table.rows[i] for i in order]  # best first: the table is the ranking
         table.ranking = [(rows[i][0], mean[i]) for i in order if ranks[i]]
         table.note = (
             "↑ higher is better, ↓ lower is better; best in bold; rows ordered by mean rank over ↑/↓ columns."
         )
+    if not all(contender):
+        table.note = f"{table.note} {BASELINE_NOTE}".strip()

@@ -1,0 +1,181 @@
+"""Input checks of the metrics API (Quantus-style): clear errors naming the argument, before scoring."""
+
+from __future__ import annotations
+
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from metric_toys import SIZE, checker_images, quadrant_maps, quadrant_model
+
+from agelens.metrics import (
+    AverageDrop,
+    Deletion,
+    IncreaseInConfidence,
+    explanation_inputs,
+    get_metric,
+    method_model_explainer,
+    predict_fn_of,
+)
+
+N = 4
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return checker_images(N), quadrant_maps(N), np.ones(N, int)
+
+
+# ----------------------------------------------------------------------------- 1. non-finite values
+
+
+@pytest.mark.parametrize("metric", ["average_drop", "deletion", "road_morf"])
+def test_one_nan_in_a_map_is_refused_with_its_count(metric: str) -> None:
+    x, maps, t = _inputs()
+    maps[0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match=rf"maps: 1 of {N * SIZE * SIZE} entries are non-finite"):
+        get_metric(metric)(x, maps, t, predict_fn=quadrant_model())
+
+
+def test_all_nan_maps_and_inf_images_are_refused() -> None:
+    x, maps, t = _inputs()
+    with pytest.raises(ValueError, match=r"maps: .* non-finite"):
+        Deletion()(x, np.full_like(maps, np.nan), t, predict_fn=quadrant_model())
+    x[1, 0, 0, 2] = np.inf
+    with pytest.raises(ValueError, match=r"x: 1 of .* non-finite"):
+        Deletion()(x, maps, t, predict_fn=quadrant_model())
+
+
+def test_non_finite_masks_are_refused() -> None:
+    x, maps, t = _inputs()
+    masks = quadrant_maps(N)
+    masks[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="masks: 1 of"):
+        get_metric("energy_in_mask")(x, maps, t, masks=masks)
+
+
+# ----------------------------------------------------------------------------- 2. images in 0..1
+
+
+def test_images_in_0_1_are_scaled_like_the_loader_with_a_warning() -> None:
+    x, maps, t = _inputs()
+    want = AverageDrop()(x, maps, t, predict_fn=quadrant_model())
+    with pytest.warns(UserWarning, match=r"x: float images with values in 0\.\.1 scaled to 0\.\.255"):
+        got = AverageDrop()(x / 255.0, maps, t, predict_fn=quadrant_model())
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_images_in_0_255_raise_no_warning() -> None:
+    x, maps, t = _inputs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AverageDrop()(x, maps, t, predict_fn=quadrant_model())
+
+
+# ----------------------------------------------------------------------------- 3. signed maps
+
+
+@pytest.mark.parametrize("cls", [AverageDrop, IncreaseInConfidence])
+def test_signed_maps_are_clipped_to_zero_for_the_soft_mask(cls: type) -> None:
+    x, _, t = _inputs()
+    rng = np.random.default_rng(0)
+    signed = rng.random((N, SIZE, SIZE)).astype(np.float32) - 0.5
+    seen: list[float] = []
+    model = quadrant_model()
+
+    def spy(batch: np.ndarray) -> np.ndarray:
+        seen.append(float(np.min(batch)))
+        return model(batch)
+
+    with pytest.warns(UserWarning, match="negative attributions; they are clipped to 0"):
+        got = cls()(x, signed, t, predict_fn=spy)
+    assert min(seen) >= 0.0  # the model never sees negative pixels
+    np.testing.assert_allclose(got, cls()(x, np.maximum(signed, 0), t, predict_fn=model))
+
+
+def test_ranking_metrics_use_signed_maps_by_order() -> None:
+    x, maps, t = _inputs()
+    a = Deletion(step=0.1)(x, maps, t, predict_fn=quadrant_model())
+    b = Deletion(step=0.1)(x, maps - 0.5, t, predict_fn=quadrant_model())
+    np.testing.assert_allclose(a, b)
+
+
+# ----------------------------------------------------------------------------- 4. targets
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        (-1, r"class indices >= 0, got -1"),
+        (5, r"class indices in \[0, 2\) for this predict_fn, got 5"),
+        (0.5, "integer class indices, got non-integer"),
+        ("old", "got names such as 'old'; use model.class_names.index"),
+    ],
+)
+def test_targets_must_be_class_indices_in_range(targets: object, message: str) -> None:
+    x, maps, _ = _inputs()
+    calls: list[int] = []
+    with pytest.raises(ValueError, match=message):
+        AverageDrop()(x, maps, [targets] * N, predict_fn=quadrant_model(calls))
+    assert sum(calls) <= N  # refused on the first batch at the latest, never after scoring
+
+
+def test_targets_are_range_checked_before_predicting_when_the_model_says_its_classes(squares_model) -> None:
+    model, x, _ = squares_model
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\), got 2"):
+        Deletion()(x[:2], quadrant_maps(2), [0, 2], predict_fn=model)
+
+
+# ----------------------------------------------------------------------------- 5. probabilities
+
+
+def test_logits_are_refused_with_a_softmax_hint() -> None:
+    x, maps, t = _inputs()
+
+    def logits(batch: np.ndarray) -> np.ndarray:
+        return 4 * quadrant_model()(batch) - 1
+
+    with pytest.raises(ValueError, match="predict_fn must return probabilities.*add a softmax"):
+        Deletion()(x, maps, t, predict_fn=logits)
+
+
+def test_predict_fn_returning_a_dict_or_wrong_shape_is_refused() -> None:
+    x, maps, t = _inputs()
+    with pytest.raises(ValueError, match="returned a dict.*predict_fn=model"):
+        AverageDrop()(x, maps, t, predict_fn=lambda b: {"probabilities": quadrant_model()(b)})
+    with pytest.raises(ValueError, match=r"\(N, C\) class probabilities"):
+        AverageDrop()(x, maps, t, predict_fn=lambda b: quadrant_model()(b)[:, 1])
+
+
+# ----------------------------------------------------------------------------- 6. models as predict_fn
+
+
+def test_an_age_model_keras_model_or_bound_predict_is_a_predict_fn(squares_model) -> None:
+    model, x, y = squares_model
+    x, y = x[:6], y[:6]
+    maps = quadrant_maps(6)
+    want = AverageDrop()(x, maps, y, predict_fn=predict_fn_of(model))
+    for fn in (model, model.keras_model, model.predict):
+        np.testing.assert_allclose(AverageDrop()(x, maps, y, predict_fn=fn), want, atol=1e-5)
+
+
+def test_missing_model_explainer_says_how_to_build_one(squares_model) -> None:
+    model, x, y = squares_model
+    with pytest.raises(ValueError, match=r"needs model_explainer: build one with .*method_model_explainer"):
+        get_metric("randomisation")(x[:2], quadrant_maps(2), y[:2], model=model)
+    assert callable(method_model_explainer("gradcam"))
+
+
+def test_explanation_inputs_undo_the_photo_upsampling() -> None:
+    from agelens.data.images import resize_for_model
+    from agelens.explain.api import to_photo
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)  # landscape: centre square is cols 8..56
+    small = np.zeros((16, 16), np.float32)
+    small[4:12, 2:8] = 1.0
+    exp = SimpleNamespace(images=[photo, photo], maps=np.stack([to_photo(small, photo.shape[:2])] * 2))
+    x, maps = explanation_inputs(exp, SimpleNamespace(input_size=16))
+    assert x.shape == (2, 16, 16, 3) and x.dtype == np.float32 and maps.shape == (2, 16, 16)
+    np.testing.assert_array_equal(x[0], resize_for_model(photo, 16))
+    assert np.abs(maps[0] - small).mean() < 0.05 and maps[0][small > 0].mean() > 0.9
