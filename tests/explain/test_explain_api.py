@@ -188,6 +188,12 @@ def test_float_images_in_0_1_are_scaled_with_a_warning(age_model, faces64):
     with pytest.warns(UserWarning, match="0..1 scaled to 0..255"):
         as_unit = agelens.explain(age_model, faces64[:1].astype(np.float32) / 255, method="saliency")
     np.testing.assert_allclose(as_unit.probabilities, as_uint8.probabilities, atol=1e-5)
+    from agelens.explain import attribute  # the fast path agrees with explain() on 0..1 floats
+
+    x = faces64[:2].astype(np.float32)
+    with pytest.warns(UserWarning, match="0..1 scaled to 0..255"):
+        unit = attribute(age_model, x / 255, "saliency")
+    np.testing.assert_allclose(unit, attribute(age_model, x, "saliency"), atol=1e-4)
 
 
 def test_a_class_agnostic_method_does_not_claim_a_target(age_model, faces64):

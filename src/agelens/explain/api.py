@@ -16,6 +16,7 @@ function in a loop compiles each step once.
 from __future__ import annotations
 
 import inspect
+import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -169,7 +170,12 @@ def attribute(
     Fast path for metrics: no decoding or resizing, the method is cached per model and
     options, and the compiled step is traced once for any batch size. ``target`` is as in
     :func:`agelens.explain.targets.resolve_target` (default: each image's predicted class).
+    A float array all in 0..1 is scaled to 0..255 with a warning, as :func:`explain` does:
+    read as 0..255 it is a black image and its map is wrong, not just scaled.
     """
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size and x.min() >= 0 and 0 < x.max() <= 1.0:
+        warnings.warn("x: float images in 0..1 scaled to 0..255 (models expect 0..255)", stacklevel=2)
+        x = x * np.float32(255.0)
     return make_method(model, method, layer, **options).attribute(x, target)
 
 
