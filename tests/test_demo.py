@@ -25,6 +25,15 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert [s["step"].split()[0] for s in manifest["steps"]][:3] == ["generate", "train", "evaluate"]
     explained = json.loads((out / "explain" / "manifest.json").read_text())
     assert len(explained["runs"]) >= 3  # several methods
+    # 48 px faces: the last conv map would be 2x2; the demo model declares its stride-8 layer
+    from agelens.model.io import load_model
+
+    demo_model = load_model(out / "model" / "demo.keras")
+    assert demo_model.metadata["explain_layer"] == "mid"
+    cams = ("gradcam", "gradcam++", "layercam")
+    cam_layers = {r["layer"] for r in explained["runs"] if r["method"] in cams}
+    km = demo_model.keras_model
+    assert cam_layers and all(km.get_layer(ly).output.shape[1] >= 6 for ly in cam_layers), cam_layers
     scores = json.loads((out / "scores" / "scores.json").read_text())
     assert "gradcam" in json.dumps(scores)
     shortcut = json.loads((out / "scores" / "shortcut.json").read_text())

@@ -144,7 +144,17 @@ def render_markdown(text: str, base: Path, root: Path) -> str:
             return f'{label} <span class="url">({shown})</span>' if shown != label else label
         return f'<a href="{href}">{label}</a>' if href.startswith("#") else label
 
-    return _demote(_LINK.sub(link, _IMG.sub(img, html)))
+    return _wrap_tables(_demote(_LINK.sub(link, _IMG.sub(img, html))))
+
+
+def _wrap_tables(html: str) -> str:
+    """Card tables scroll inside the page's own wrapper, as every other table does, never the page.
+
+    On a phone a wide model-card table otherwise widens the whole page.
+    """
+    return html.replace("<table>", '<div class="table-wrap" tabindex="0"><table>').replace(
+        "</table>", "</table></div>"
+    )
 
 
 def _demote(html: str) -> str:

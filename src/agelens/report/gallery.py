@@ -8,6 +8,7 @@ select box changes. Index keys avoid any quoting differences between Python and 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ MAX_IMAGES = 48
 """Beyond this the page gets heavy; the rest stay in the explain folder."""
 PHOTO_SIDE = 384
 PREDICTED = "(predicted class)"
+Bins = tuple[list[float], list[str]]
+"""Age-bin edges in years and the class names between them (``AgeBins`` as plain lists)."""
 
 
 @dataclass
@@ -29,6 +32,9 @@ class GalleryItem:
     age: float | None
     maps: dict[str, str] = field(default_factory=dict)  # "mi-li-ti" -> data URI
     filters: dict[str, str] = field(default_factory=dict)  # "fi" -> data URI
+    truth: str = ""  # the true class (or "age 10" without bins) where the file name gives it
+    truth_note: str = ""  # how it was read, e.g. "age 10" from a UTKFace name
+    correct: bool | None = None
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Gallery:
     items: list[GalleryItem]
     default: str  # key of the first selection that has a map
     n_total: int
+    legend: str = ""  # the age groups, said once: class names and, where known, their bin edges
 
     def js_data(self) -> dict[str, Any]:
         return {
@@ -120,8 +127,13 @@ def _match(file: str, runs: list[dict]) -> dict | None:
     }
 
 
-def build_gallery(explain_dir: Path, manifest: Any, root: Path, notes: Notes) -> Gallery | None:
-    """The gallery model, or None (with a note) when the manifest has nothing to show."""
+def build_gallery(
+    explain_dir: Path, manifest: Any, root: Path, notes: Notes, bins: Bins | None = None
+) -> Gallery | None:
+    """The gallery model, or None (with a note) when the manifest has nothing to show.
+
+    ``bins`` (edges, names) turn ages read from file names into classes; see :func:`age_bins`.
+    """
     manifest = normalise(manifest)
     images = manifest.get("images") if isinstance(manifest, dict) else None
     if not isinstance(images, list) or not images:
@@ -142,7 +154,96 @@ def build_gallery(explain_dir: Path, manifest: Any, root: Path, notes: Notes) ->
         notes.add(f"Explanations: {missing} overlay file(s) listed in the manifest were not found.")
     keys = [k for it in items for k, v in it.maps.items() if v]
     default = min(keys, key=lambda k: tuple(int(x) for x in k.split("-"))) if keys else "0-0-0"
-    return Gallery(methods, layers, targets, filter_layers, items, default, len(images))
+    classes = list(bins[1]) if bins else list(dict.fromkeys(n for it in items for n, _ in it.probabilities))
+    for it in items:
+        _mark_truth(it, classes, bins)
+    legend = _legend(classes, bins, any(it.age is not None for it in items))
+    return Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend)
+
+
+_UTKFACE = re.compile(r"^(\d{1,3})_[01]_\d+_\d{8,}")
+"""UTKFace file names: ``age_gender_race_datetime``; the age is the ground truth."""
+
+
+def age_bins(*places: tuple[Any, Path]) -> Bins | None:
+    """(edges, names) from a manifest's ``bins`` or its model file's metadata, first found wins.
+
+    The legend and the true class of a UTKFace photo need the bins the model was trained
+    with; guessing the defaults could call a right answer wrong.
+    """
+    for manifest, base in places:
+        if not isinstance(manifest, dict):
+            continue
+        for meta in (manifest, _model_meta(manifest.get("model"), base)):
+            if (found := _bins(meta.get("bins"))) is not None:
+                return found
+    return None
+
+
+def _model_meta(model: Any, base: Path) -> dict:
+    """The ``agelens.json`` inside a ``.keras`` file (only bins are read from it); {} when absent."""
+    if not isinstance(model, str) or not model.endswith(".keras"):
+        return {}
+    path = Path(model) if Path(model).is_absolute() else base / model
+    if not path.is_file():
+        return {}
+    from agelens.model.io import read_metadata
+
+    return read_metadata(path)
+
+
+def _bins(b: Any) -> Bins | None:
+    if not isinstance(b, dict):
+        return None
+    edges, names = b.get("edges"), b.get("names")
+    if not (isinstance(edges, list) and isinstance(names, list) and len(names) == len(edges) + 1):
+        return None
+    if not all(isinstance(e, int | float) and not isinstance(e, bool) for e in edges):
+        return None
+    return [float(e) for e in edges], [str(n) for n in names]
+
+
+def _legend(classes: list[str], bins: Bins | None, ages: bool) -> str:
+    """One line saying what the classes mean, so a card's class and age output can be read together."""
+    if bins:
+        edges, names = bins
+        parts = [names[0]] + [f"< {e:g} ≤ {n}" for e, n in zip(edges, names[1:], strict=True)]
+        text = "Age groups (years): " + " ".join(parts) + "."
+    elif classes:
+        text = "Classes: " + ", ".join(classes) + " (bin edges not recorded)."
+    else:
+        return ""
+    if ages:
+        text += (
+            " “age output” is the model's separate age estimate (its regression output), not the class:"
+            " it can fall in another group than the predicted one."
+        )
+    return text
+
+
+def true_label(name: str, classes: list[str], bins: Bins | None) -> tuple[str, str] | None:
+    """(true class, how it was read) from a file name, or None where the name does not say.
+
+    UTKFace names start with the age; agelens' synthetic faces end in their class
+    (``face_001_middle-aged.png``). Without bins a UTKFace age stays an age.
+    """
+    if m := _UTKFACE.match(name):
+        age = int(m.group(1))
+        if bins:
+            return bins[1][bisect_right(bins[0], age)], f"age {age}"
+        return f"age {age}", ""
+    tokens = {t.lower() for t in re.split(r"[_.\s]+", name)}
+    found = {c for c in classes if re.sub(r"[\s_]+", "-", c.lower()) in tokens}
+    return (found.pop(), "") if len(found) == 1 else None
+
+
+def _mark_truth(item: GalleryItem, classes: list[str], bins: Bins | None) -> None:
+    found = true_label(item.title, classes, bins)
+    if found is None:
+        return
+    item.truth, item.truth_note = found
+    if item.truth in classes and item.predicted:
+        item.correct = item.truth == item.predicted
 
 
 def _item(

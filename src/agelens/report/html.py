@@ -15,10 +15,10 @@ from typing import Any
 
 from agelens import __version__
 from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
-from agelens.report.gallery import build_gallery
+from agelens.report.gallery import age_bins, build_gallery
 from agelens.report.page import Figure, Section
 from agelens.report.scores import scores_section, shortcut_section
-from agelens.report.tables import Table, cell, fmt, number, tables_from_json
+from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, rank_text, tables_from_json
 
 TEMPLATE = "report.html.j2"
 _HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
@@ -57,6 +57,8 @@ def render_report(run_dir: Path) -> str:
     ]
     env = Environment(loader=PackageLoader("agelens.report", "templates"), autoescape=True)
     env.filters["fmt"] = fmt
+    env.filters["rank"] = rank_text
+    env.globals["rank_here"] = RANK_HERE
     return env.get_template(TEMPLATE).render(
         title=_title(run_dir, manifest),
         css=Markup(_static("report.css")),
@@ -75,23 +77,60 @@ def _static(name: str) -> str:
 
 
 def _title(run_dir: Path, manifest: Any) -> str:
+    """What the run is, not where it was written: a folder name such as "rv_out" tells a reader nothing."""
     if isinstance(manifest, dict):
         for key in ("name", "run_name", "title"):
             if isinstance(manifest.get(key), str) and manifest[key].strip():
                 return manifest[key].strip()
-    return run_dir.resolve().name or "agelens run"
+        if manifest.get("mode") in ("quick", "full", "real") and isinstance(manifest.get("steps"), list):
+            return "agelens demo report"  # what ``agelens demo`` records (see demo._is_demo_run)
+        if isinstance(manifest.get("images"), list) and isinstance(manifest.get("runs"), list):
+            n = len(manifest["images"])
+            return f"Explanations: {n} photo{'' if n == 1 else 's'}"
+    return f"agelens report: {run_dir.resolve().name or 'run'}"
+
+
+_FILE_LISTS = ("files", "maps", "filters")
+_PREDICTION_PARTS = ("predicted", "probabilities", "age")
 
 
 def _overview(manifest: Any, notes: Notes) -> Section | None:
     if manifest is None:
         notes.add("Run: no manifest.json; run settings, versions and timings omitted.")
         return None
-    return Section(
-        "run",
-        "Run",
-        "Settings, software versions and timings recorded by the run.",
-        tables=tables_from_json(manifest, "Settings"),
-    )
+    shown = _prune(_without_file_lists(manifest))
+    tables = tables_from_json(shown, "") if shown not in (None, {}, []) else []
+    for t in tables:
+        t.title = t.title[:1].upper() + t.title[1:].replace("_", " ") if t.title else "Summary"
+    lead = "Settings, software versions and timings recorded by the run."
+    return Section("run", "Run", lead, tables=tables)
+
+
+def _without_file_lists(manifest: Any) -> Any:
+    """An explain manifest without its output-file lists: the gallery shows those files, once.
+
+    Each image keeps its source and its prediction (read as text), which say what was explained;
+    the loose copies of the prediction's parts go where the prediction itself is recorded.
+    """
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("images"), list)):
+        return manifest
+    images = [_image_row(im) if isinstance(im, dict) else im for im in manifest["images"]]
+    return {k: v for k, v in manifest.items() if k != "files"} | {"images": images}
+
+
+def _image_row(im: dict) -> dict:
+    drop = set(_FILE_LISTS) | (set(_PREDICTION_PARTS) if isinstance(im.get("prediction"), dict) else set())
+    return {k: v for k, v in im.items() if k not in drop}
+
+
+def _prune(value: Any) -> Any:
+    """Drop empty lists, dicts and strings at any depth: a row reading "[]" or "{}" says nothing."""
+    if isinstance(value, dict):
+        out = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ([], {}, "")}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
 
 
 def _model_card(run_dir: Path, notes: Notes) -> Section | None:
@@ -190,7 +229,8 @@ def _gallery_section(run_dir: Path, run_manifest: Any, notes: Notes) -> Section 
         if not (ex / "manifest.json").exists():
             notes.add("Explanations: no explain/manifest.json; gallery omitted.")
         return None
-    gallery = build_gallery(ex, manifest, run_dir, notes)
+    bins = age_bins((manifest, ex), (run_manifest, run_dir))
+    gallery = build_gallery(ex, manifest, run_dir, notes, bins)
     if gallery is None:
         return None
     lead = "Pick a method, layer and target class; every card switches together."

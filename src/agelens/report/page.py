@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 
 from agelens.report.gallery import Gallery
 from agelens.report.tables import Table
+
+WIDE = 1.8
+"""Width/height above which a plot gets the whole row: a 1728 px strip in a third of it is unreadable."""
 
 
 @dataclass
 class Figure:
     title: str
     uri: str
+
+    @property
+    def wide(self) -> bool:
+        size = png_size(self.uri)
+        return size is not None and size[0] > WIDE * size[1]
+
+
+def png_size(uri: str) -> tuple[int, int] | None:
+    """(width, height) from a PNG data URI's header; only its first bytes are decoded."""
+    head, _, data = uri.partition(",")
+    if head != "data:image/png;base64":
+        return None
+    try:
+        raw = base64.b64decode(data[:44])
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 24 or raw[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
 
 
 @dataclass

@@ -10,12 +10,14 @@ change degrades the page gracefully instead of breaking it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from agelens.report.assets import Notes, image_uri, read_json
 from agelens.report.page import Figure, Section
 from agelens.report.tables import (
+    RANK_ALL,
     Cell,
     Table,
     cell,
@@ -25,6 +27,7 @@ from agelens.report.tables import (
     is_leaf,
     mark_baseline,
     number,
+    rank_text,
     stat,
     stated_directions,
     tables_from_json,
@@ -98,7 +101,12 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
     by_class = _class_mean_grouping(scores)
     for sid, title, stem, caption in (
         ("regions", f"Where the maps look, per age group ({BY_LABEL})", "region", _REGION_CAPTION),
-        ("class-means", f"Mean maps per class ({by_class})", "class_mean", _class_mean_caption(by_class)),
+        (
+            "class-means",
+            f"Mean maps per class ({by_class})",
+            "class_mean",
+            _class_mean_caption(by_class) + _no_images(unpredicted_classes(scores)),
+        ),
     ):
         sub = Section(f"scores-{sid}", title)
         if sid == "regions" and regions is not None:
@@ -133,6 +141,29 @@ def _class_mean_grouping(scores: Any) -> str:
     meta = scores.get("meta") if isinstance(scores, dict) else None
     explained = meta.get("explained") if isinstance(meta, dict) else None
     return "by given target class" if explained == "given targets" else "by predicted class"
+
+
+def unpredicted_classes(scores: Any) -> list[str]:
+    """Classes no scored image was predicted as, where scores.json lets us tell for sure; else [].
+
+    Their class-mean panels are blank, which reads as a broken plot. The file has no per-class
+    counts, but its ``gallery`` (confident right and wrong cases) records each case's predicted
+    class, and when those cases cover every scored image the counts follow exactly.
+    """
+    meta = scores.get("meta") if isinstance(scores, dict) else None
+    gallery = scores.get("gallery") if isinstance(scores, dict) else None
+    if not (isinstance(meta, dict) and isinstance(gallery, dict)) or meta.get("explained") == "given targets":
+        return []
+    names, n = meta.get("class_names"), meta.get("n_images")
+    cases = [c for v in gallery.values() if isinstance(v, list) for c in v if isinstance(c, dict)]
+    if not isinstance(names, list) or not isinstance(n, int) or len({c.get("index") for c in cases}) != n:
+        return []
+    seen = {c.get("predicted") for c in cases}
+    return [str(name) for i, name in enumerate(names) if i not in seen]
+
+
+def _no_images(classes: list[str]) -> str:
+    return "".join(f" No images predicted {c}: its panels are blank." for c in classes)
 
 
 def _class_mean_caption(by_class: str) -> str:
@@ -181,7 +212,8 @@ def _structured(scores: dict) -> list[Section]:
         out[0].tables.append(_vs_random(diff, stated))
     ranking = _contender_ranking(scores.get("ranking"), table, stated)
     if ranking and out:
-        out[0].tables.insert(0, _ranking_table(ranking, "Overall ranking (mean rank over all metrics)"))
+        overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
+        out.insert(0, _ranking_section(overall))
     extra = {
         k: v
         for k, v in scores.items()
@@ -276,6 +308,15 @@ def _rank_methods(table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["mean_rank"] is None, r["mean_rank"] or 0.0, r["method"]))
 
 
+def _ranking_section(table: Table) -> Section:
+    """The ranking over all metrics gets its own heading: under "Faithfulness" it read as that alone."""
+    lead = (
+        f"“{RANK_ALL}”: each method's ranks averaged over every directed metric of the sections below "
+        "(faithfulness, sanity, localisation). Each section's table has its own “mean rank, these metrics”."
+    )
+    return Section("scores-ranking", "Overall ranking (all metrics)", lead, tables=[table])
+
+
 def _ranking_table(ranking: list[dict], title: str) -> Table:
     """Method, mean rank and one "rank on <metric>" column per metric; a missing rank is "—", never ``{}``."""
     metrics = list(dict.fromkeys(k for r in ranking if isinstance(r.get("ranks"), dict) for k in r["ranks"]))
@@ -283,14 +324,14 @@ def _ranking_table(ranking: list[dict], title: str) -> Table:
     for i, r in enumerate(ranking):
         ranks = r.get("ranks") if isinstance(r.get("ranks"), dict) else {}
         name = str(r.get("method", r.get("name", i + 1)))
-        row = [Cell(name, "rowhead"), cell("mean rank", r.get("mean_rank"))]
-        row += [cell(m, ranks.get(m)) for m in metrics]
+        row = [Cell(name, "rowhead"), Cell(rank_text(r.get("mean_rank")), "num rank")]
+        row += [Cell(rank_text(ranks.get(m)), "num") for m in metrics]
         if is_baseline(name):
             mark_baseline(row)
         rows.append(row)
     return Table(
         title,
-        ["method", "mean rank", *(f"rank on {m}" for m in metrics)],
+        ["method", RANK_ALL, *(f"rank on {m}" for m in metrics)],
         rows,
         note="1 = best; each metric ranked in its stated direction, ties share a rank. "
         "The random baseline is a reference and is not ranked.",
@@ -351,10 +392,11 @@ def _by_name(scores: Any) -> list[Section]:
     if ranking is not None and out:
         ranked = [r for r in ranking if isinstance(r, dict)] if isinstance(ranking, list) else []
         shown = [r for r in ranked if not is_baseline(str(r.get("method", r.get("name", ""))))]
+        title = "Overall ranking (from scores.json)"
         if shown and any(isinstance(r.get("ranks"), dict) or "mean_rank" in r for r in shown):
-            out[0].tables.insert(0, _ranking_table(shown, "Ranking (from scores.json)"))
+            out.insert(0, _ranking_section(_ranking_table(shown, title)))
         elif not ranked:
-            out[0].tables.insert(0, tables_from_json(ranking, "Ranking (from scores.json)")[0])
+            out.insert(0, _ranking_section(tables_from_json(ranking, title)[0]))
     if rest:
         out.append(
             Section(
@@ -390,19 +432,42 @@ def region_tables(regions: Any) -> list[Table]:
 def _region_matrix(title: str, r: dict) -> Table:
     names, groups, shares = list(r["regions"]), list(r["groups"]), r["shares"]
     counts, area = r.get("counts"), r.get("area")
+    area = [number(a) for a in area] if isinstance(area, list) and len(area) == len(names) else None
     rows = []
     for g, name in enumerate(groups):
         row = shares[g] if isinstance(shares, list) and g < len(shares) else []
         n = counts[g] if isinstance(counts, list) and g < len(counts) else None
         head = Cell(str(name), "rowhead", sub=f"n = {fmt(n)}" if n is not None else "")
-        rows.append(
-            [head]
-            + [cell(str(reg), row[i] if i < len(row) else None, heat=True) for i, reg in enumerate(names)]
-        )
-    if isinstance(area, list):
+        values = [row[i] if isinstance(row, list) and i < len(row) else None for i in range(len(names))]
+        if n == 0 or all(number(v) is None for v in values):
+            rows.append([head, Cell(f"no images with true label {name}", "muted empty", span=len(names))])
+            continue
+        cells = [_share_cell(str(names[i]), v, area[i] if area else None) for i, v in enumerate(values)]
+        rows.append([head, *cells])
+    if area is not None:
         rows.append([Cell("area share", "rowhead muted")] + [Cell(fmt(a), "num muted") for a in area])
     shown = f"{title} (baseline)" if is_baseline(title) else title
-    return Table(" · ".join(filter(None, (shown, BY_LABEL))), ["true label", *map(str, names)], rows)
+    note = (
+        "Shading: share ÷ area share (× beside each value), i.e. how much more of the map falls on a region "
+        "than a uniform map would put there; unshaded at ×1 or below, darkest at ×4 or more."
+        if area is not None
+        else "Shading: the share itself (no area shares recorded to compare with)."
+    )
+    title = " · ".join(filter(None, (shown, BY_LABEL)))
+    return Table(title, ["true label", *map(str, names)], rows, note=note)
+
+
+def _share_cell(region: str, value: Any, area: float | None) -> Cell:
+    """A region's share, shaded by share/area: a big region (background) soaks up energy by size alone."""
+    if area is None:
+        return cell(region, value, heat=True)
+    c = cell(region, value)
+    share = number(value)
+    if share is not None and area > 0:
+        ratio = share / area
+        c.heat = max(0.0, min(1.0, math.log2(ratio) / 2)) if ratio > 0 else 0.0
+        c.sub = f"×{ratio:.1f}"
+    return c
 
 
 def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:

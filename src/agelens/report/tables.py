@@ -28,6 +28,9 @@ BASELINES = ("random",)
 Scattered noise scores deceptively well on deletion/insertion, so ranking it would mark
 an artefact "best". Spelled out here, not imported: the report must not load TensorFlow.
 """
+RANK_HERE = "mean rank, these metrics"
+RANK_ALL = "mean rank, all metrics"
+"""Two different numbers share the words "mean rank"; these labels keep them apart on the page."""
 BASELINE_NOTE = (
     "random (baseline): uniform pixel-noise maps, a reference that is never ranked or marked best."
 )
@@ -42,6 +45,7 @@ class Cell:
     heat: float | None = None
     title: str = ""
     sub: str = ""  # small print after the value, e.g. a confidence interval
+    span: int = 1  # columns this cell covers (one sentence in place of a row of blanks)
 
 
 @dataclass
@@ -84,6 +88,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def rank_text(value: Any) -> str:
+    """A mean rank with at most 2 decimals ("1", "1.5", "1.22"): ranks are not measured to 1/1000."""
+    v = number(value)
+    if v is None or not math.isfinite(v):
+        return "—"
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
 def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
@@ -107,7 +119,7 @@ def stat(v: Any) -> tuple[float, str] | None:
 
 
 def prediction_text(v: Any) -> str | None:
-    """The explain CLI's prediction dict as text: "old 58% (young 12%, middle-aged 30%), age 61".
+    """The explain CLI's prediction dict as text: "old 58% (young 12%, middle-aged 30%), age output ≈ 61 y".
 
     A person reads a prediction, not its JSON; other dicts give None.
     """
@@ -125,7 +137,7 @@ def prediction_text(v: Any) -> str | None:
     text += f" ({', '.join(rest)})" if rest else ""
     age = v.get("age")
     if isinstance(age, int | float) and not isinstance(age, bool) and math.isfinite(age):
-        text += f", age {age:.0f}"
+        text += f", age output ≈ {age:.0f} y"  # the model's separate age estimate, not the class
     return text
 
 
@@ -356,7 +368,8 @@ def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated
         table.rows = [table.rows[i] for i in order]  # best first: the table is the ranking
         table.ranking = [(rows[i][0], mean[i]) for i in order if ranks[i]]
         table.note = (
-            "↑ higher is better, ↓ lower is better; best in bold; rows ordered by mean rank over ↑/↓ columns."
+            "↑ higher is better, ↓ lower is better; best in bold; rows ordered by "
+            f"“{RANK_HERE}”: the mean of each method's ranks over the ↑/↓ columns of this table only."
         )
     if not all(contender):
         table.note = f"{table.note} {BASELINE_NOTE}".strip()

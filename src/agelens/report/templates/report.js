@@ -16,6 +16,28 @@
     Object.keys(byId).forEach(function (id) { var el = document.getElementById(id); if (el) io.observe(el); });
   }
 
+  // Esc closes an enlarged figure (a click on it closes it too, with no script).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    Array.prototype.forEach.call(document.querySelectorAll("details.zoom[open]"), function (d) { d.open = false; });
+  });
+
+  // A table cut off on the right says so: "scroll →" above it, only while it really overflows.
+  var wraps = Array.prototype.slice.call(document.querySelectorAll(".table-wrap"));
+  var hints = wraps.map(function (w) {
+    var hint = document.createElement("p");
+    hint.className = "scroll-hint";
+    hint.setAttribute("aria-hidden", "true");
+    hint.textContent = "scroll → for more columns";
+    w.parentNode.insertBefore(hint, w);
+    return hint;
+  });
+  function markOverflow() {
+    wraps.forEach(function (w, i) { hints[i].classList.toggle("on", w.scrollWidth > w.clientWidth + 1); });
+  }
+  markOverflow();
+  window.addEventListener("resize", markOverflow);
+
   // Gallery: every card swaps its map when a select changes; data keys are "method-layer-target" indices.
   var blob = document.getElementById("gallery-data");
   if (!blob) return;
@@ -45,12 +67,16 @@
       });
     });
   }
+  function label(s) { return s.options[s.selectedIndex].textContent.replace("  (no maps)", ""); }
   function update() {
     var k = key(sel.m.value, sel.l.value, sel.t.value);
     var shown = 0;
+    // Alt text names what the map shows, for screen readers and when an image fails to load.
+    var choice = label(sel.m) + " map, layer " + label(sel.l) + ", target " + label(sel.t);
     cards.forEach(function (card, i) {
       var item = data.items[i];
       var img = card.querySelector("img.overlay");
+      img.alt = choice + ": " + card.getAttribute("data-title");
       var miss = card.querySelector(".map-missing");
       var uri = item.maps[k];
       if (uri) {
@@ -64,7 +90,10 @@
         var f = sel.f.value, grid = f === "" ? null : item.filters[f];
         box.hidden = f === "";
         var gimg = box.querySelector("img"), gmiss = box.querySelector(".missing");
-        if (grid) { gimg.src = grid; gimg.hidden = false; gmiss.hidden = true; }
+        if (grid) {
+          gimg.src = grid; gimg.hidden = false; gmiss.hidden = true;
+          gimg.alt = "filter grid, " + label(sel.f) + ": " + card.getAttribute("data-title");
+        }
         else { gimg.hidden = true; gmiss.hidden = f === ""; }
       }
     });
