@@ -209,6 +209,17 @@ def test_an_explain_output_folder_is_a_run_of_its_own(tmp_path: Path) -> None:
     only = shutil.copytree(run / "explain", tmp_path / "explained")
     html = render_report(only)
     assert "explanations" in _ids(html) and "no explain/manifest.json" not in html
+    # no evaluation or scores in an explain folder is by design, not a note
+    assert "no evaluation/metrics.json" not in html and "no scores/ folder" not in html
+    assert "model-card" not in _ids(html)  # its manifest names no model with a card beside it
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mine.keras").write_bytes(b"x")
+    (models / "MODEL_CARD.md").write_text("# Mine\n\nTrained on *faces*.")
+    manifest = json.loads((only / "manifest.json").read_text())
+    (only / "manifest.json").write_text(json.dumps(dict(manifest, model=str(models / "mine.keras"))))
+    html = render_report(only)
+    assert "model-card" in _ids(html) and "<em>faces</em>" in html and "no model_card" not in html
 
 
 def test_evaluation_says_what_it_was_run_on_and_claims_held_out_only_when_recorded(run_dir: Path) -> None:

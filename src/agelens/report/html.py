@@ -43,15 +43,18 @@ def render_report(run_dir: Path) -> str:
 
     notes = Notes()
     manifest = read_json(run_dir / "manifest.json", notes, "Run")
+    # An explain folder has no evaluation or scores by design: their absence is not news.
+    explain_only = _is_explain_folder(run_dir, manifest)
+    quiet = Notes() if explain_only else notes
     sections = [
         s
         for s in (
             _overview(manifest, notes),
-            _model_card(run_dir, notes),
-            _evaluation(run_dir, notes),
+            _model_card(run_dir, notes, manifest),
+            _evaluation(run_dir, quiet if not (run_dir / "evaluation").exists() else notes),
             _gallery_section(run_dir, manifest, notes),
-            scores_section(run_dir, notes),
-            shortcut_section(run_dir, notes),
+            scores_section(run_dir, quiet if not (run_dir / "scores").exists() else notes),
+            shortcut_section(run_dir, quiet if not (run_dir / "scores").exists() else notes),
         )
         if s is not None
     ]
@@ -133,20 +136,45 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def _model_card(run_dir: Path, notes: Notes) -> Section | None:
+def _is_explain_folder(run_dir: Path, manifest: Any) -> bool:
+    """What ``agelens explain --out X`` wrote: a manifest listing images, no explain/ inside."""
+    lists_images = isinstance(manifest, dict) and isinstance(manifest.get("images"), list)
+    return lists_images and not (run_dir / "explain" / "manifest.json").exists()
+
+
+def _model_card(run_dir: Path, notes: Notes, manifest: Any = None) -> Section | None:
     md = run_dir / "model_card.md"
+    if not md.is_file() and not (run_dir / "model_card.json").exists():
+        md = _card_beside_model(manifest) or md
     if md.is_file():
         try:
             text = md.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            notes.add(f"Model card: could not read model_card.md ({type(exc).__name__}).")
+            notes.add(f"Model card: could not read {md.name} ({type(exc).__name__}).")
             return None
-        return Section("model-card", "Model card", html=render_markdown(text, run_dir, run_dir))
+        lead = "" if md.parent == run_dir else f"The card that ships with the model ({md.name} beside it)."
+        return Section("model-card", "Model card", lead, html=render_markdown(text, md.parent, md.parent))
     card = read_json(run_dir / "model_card.json", notes, "Model card")
     if card is None:
         notes.add("Model card: no model_card.md or model_card.json.")
         return None
     return Section("model-card", "Model card", tables=tables_from_json(card, ""))
+
+
+def _card_beside_model(manifest: Any) -> Path | None:
+    """The card that ships beside the run's model file (the shipped model's MODEL_CARD.md), if any.
+
+    An explain folder records which model drew its maps; its card says what that model
+    is and how far to trust it, so the page shows it rather than "no model card".
+    """
+    model = manifest.get("model") if isinstance(manifest, dict) else None
+    if not isinstance(model, str) or not model:
+        return None
+    folder = Path(model).parent
+    for name in ("MODEL_CARD.md", "model_card.md"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
