@@ -103,6 +103,7 @@ def test_write_outputs_json_markdown_and_plots(table, tmp_path) -> None:
         "random (baseline)",
     ]
     assert data["files"][0] == "scores.json" and set(data["files"]) == {p.name for p in paths.values()}
+    assert data["class_mean_counts"]["on"] == [int(c) for c in table.class_means["on"][1]]
     for key in ("curves_deletion", "curves_insertion", "curves_road_morf", "regions", "class_means"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "score").glob("*.tmp"))  # atomic writes leave no temp files

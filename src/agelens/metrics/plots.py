@@ -86,6 +86,9 @@ def plot_class_means(table: ScoreTable, path: str | Path) -> Path:
             ax.set_title(f"{method}: {label} (n={int(counts[c])})", fontsize=8)
             if counts[c]:
                 ax.imshow(means[c], cmap="inferno", vmin=0, vmax=max(float(np.nanmax(means[c])), 1e-6))
+            else:  # say why the panel is empty rather than leave a hole that looks broken
+                ax.text(0.5, 0.5, f"no image explained\nas {label}", ha="center", va="center",
+                        fontsize=8, color="0.4", transform=ax.transAxes)  # fmt: skip
     fig.tight_layout()
     return atomic_savefig(fig, path)
 
@@ -100,7 +103,7 @@ def plot_shortcut(result: dict, path: str | Path) -> Path:
     axes[0, 0].set_xticks([0, 1], ["test with stamps", "same faces, no stamps"])
     axes[0, 0].set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy")
-    axes[0, 0].set_title(f"accuracy drop {acc['drop']['mean']:+.1%}")
+    axes[0, 0].set_title(f"accuracy drop {100 * acc['drop']['mean']:+.1f} percentage points")
     methods = list(result["methods"])
     for i, m in enumerate(methods):
         s = result["methods"][m]["stamp_energy"]

@@ -103,6 +103,8 @@ class ScoreTable:
             "curves": self.curves,
             "regions": self.regions,
             "gallery": self.gallery,
+            # images per explained class behind each class-mean panel (0: an empty panel)
+            "class_mean_counts": {m: [int(c) for c in counts] for m, (_, counts) in self.class_means.items()},
             "skipped": self.skipped,
         }
 

@@ -60,6 +60,7 @@ _NOT_TABLES = (
     "direction",
     "directions",
     "files",  # the list of files the scorer wrote: bookkeeping, not a result
+    "class_mean_counts",  # stated in the class-mean figure's panel titles
 )
 _SIMILARITY = ("spearman", "ssim", "correlation", "similarity", "randomis")
 """Sanity scores compare a map with the map after randomisation: a map that depends on the
