@@ -15,6 +15,7 @@ from typing import Any
 
 from agelens import __version__
 from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
+from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, build_gallery
 from agelens.report.page import Figure, Section
 from agelens.report.scores import scores_section, shortcut_section
@@ -70,8 +71,24 @@ def render_report(run_dir: Path) -> str:
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,
         sections=sections,
+        key_findings=key_findings(sections),
         notes=notes.items,
     )
+
+
+def key_findings(sections: list[Section]) -> list[tuple[str, str, str, str]]:
+    """(topic, line, section id, section title) for each section and sub-section that concludes something.
+
+    The lines come from the sections themselves, so each links to a section that is on the page.
+    """
+    out = []
+    for s in sections:
+        for part in (s, *s.subsections):
+            if part.key:
+                topic, sep, text = part.key.partition(": ")
+                out.append((topic, text) if sep else ("", part.key))
+                out[-1] += (part.id, part.title)
+    return out
 
 
 def _static(name: str) -> str:
@@ -190,6 +207,7 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
     sec = Section(
         "evaluation", "Evaluation", f"Evaluated on {on}; rows of the confusion matrix are true classes."
     )
+    sec.key = evaluation_findings(m).short
     for key, label in _HEADLINE:
         if (v := number(m.get(key))) is not None:
             sec.stats.append((label, f"{v:.1%}" if 0 <= v <= 1 else fmt(v)))

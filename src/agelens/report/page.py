@@ -51,3 +51,5 @@ class Section:
     html: str = ""
     gallery: Gallery | None = None
     subsections: list[Section] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # what the numbers conclude, in sentences
+    key: str = ""  # this section's line in the page's "Key findings" box

@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from agelens.report.assets import Notes, image_uri, read_json
+from agelens.report.findings import (
+    SHORTCUT_COLUMNS,
+    Said,
+    ranking_findings,
+    sanity_findings,
+    shortcut_findings,
+    vs_random_findings,
+)
 from agelens.report.page import Figure, Section
 from agelens.report.tables import (
     RANK_ALL,
@@ -206,15 +214,28 @@ def _structured(scores: dict) -> list[Section]:
         t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
+            _say(sub, sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG))
         sub.tables = t
         out.append(sub)
     diff = scores.get("difference_vs_matched_random")
     if isinstance(diff, dict) and diff and out:
         out[0].tables.append(_vs_random(diff, stated))
     ranking = _contender_ranking(scores.get("ranking"), table, stated)
+    order = [str(r.get("method")) for r in ranking]
+    for sub in out:
+        cat = sub.id.removeprefix("scores-")
+        if cat in ("faithfulness", "localisation"):
+            cols = [m for m in metrics if _category(m, infos.get(m, {})) == cat]
+            said = vs_random_findings(diff, cols, stated, sub.title, order)
+            _say(sub, said)
+            if said and cat == "localisation" and out[0] is not sub:
+                sub.findings.append(
+                    f"The paired differences with their CIs are in “{_VS_RANDOM}” under {out[0].title}."
+                )
     if ranking and out:
         overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
         out.insert(0, _ranking_section(overall))
+        _say(out[0], ranking_findings(ranking))
     extra = {
         k: v
         for k, v in scores.items()
@@ -252,6 +273,22 @@ def _flag(table: Table, rows: dict[str, dict]) -> Table:
     )
     table.note = f"{rule} {table.note}".strip()
     return table
+
+
+def _say(sec: Section, said: Said) -> None:
+    """Put a builder's conclusions on a section: sentences under its heading, a line for Key findings."""
+    sec.findings += said.sentences
+    sec.key = sec.key or said.short
+
+
+def _method_verdicts(rows: dict[str, dict]) -> dict[str, str | None]:
+    """Each method's worst sanity verdict over its columns, as the table's verdict column shows it."""
+    order = list(_VERDICTS)
+    out: dict[str, str | None] = {}
+    for meth, r in rows.items():
+        found = [v for v in map(verdict, r.values()) if v is not None]
+        out[meth] = max(found, key=order.index) if found else None
+    return out
 
 
 def verdict(v: Any, threshold: float = SPEARMAN_FLAG) -> str | None:
@@ -339,6 +376,9 @@ def _ranking_table(ranking: list[dict], title: str) -> Table:
     )
 
 
+_VS_RANDOM = "Difference from a matched random map [95% CI]"
+
+
 def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
     """Paired difference with a matched random map: a method should beat chance with its CI off zero."""
     metrics = list(dict.fromkeys(k for r in diff.values() if isinstance(r, dict) for k in r))
@@ -360,7 +400,7 @@ def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
             cells.append(c)
         rows.append(cells)
     return Table(
-        "Difference from a matched random map [95% CI]",
+        _VS_RANDOM,
         ["method", *metrics],
         rows,
         note="✓ the CI excludes zero in the good direction (beats chance); ⚠ worse than chance.",
@@ -492,7 +532,10 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
             )
             if "acc" in path.lower() and n is not None:
                 label = path.replace("_", " ").replace("accuracy · ", "accuracy ")
-                sec.stats.append((label, f"{n:.1%}" if 0 <= n <= 1 else fmt(n)))
+                # a drop is a difference of two accuracies: percentage points, not a percentage
+                pp = "drop" in path.lower() and -1 <= n <= 1
+                shown = f"{n * 100:.1f} pp" if pp else f"{n:.1%}" if 0 <= n <= 1 else fmt(n)
+                sec.stats.append((label + (" (percentage points)" if pp else ""), shown))
         sec.stats = sec.stats[:6]
         body = (
             {k: v for k, v in data.items() if "acc" not in str(k).lower()} if isinstance(data, dict) else data
@@ -507,8 +550,12 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
                 if k not in flat
                 for t in tables_from_json(v, labels.get(k, str(k)), heat=True)
             ]
+            for t in sec.tables:
+                if any(c in t.columns for c in ("stamp_energy", "stamp_pointing", "cue_energy", "cue_area")):
+                    t.note = f"{SHORTCUT_COLUMNS} {t.note}".strip()
         else:
             sec.tables = tables_from_json(body, "", heat=True)
+        _say(sec, shortcut_findings(data))
     sec.figures = [Figure(_caption(p), u) for p in pngs if (u := image_uri(p))]
     return sec
 

@@ -1,0 +1,366 @@
+"""Plain-language verdicts built from a run's numbers: what the tables say, in a sentence.
+
+Every builder takes the parsed JSON (or a small part of it) and returns ``Said``: the
+sentences shown in the section and one short line for the page's "Key findings" box.
+Nothing here is hard-coded about the model or the methods: a claim is made only where the
+file holds the value *and* its 95% CI (and, for comparisons, the metric's stated direction);
+a missing field makes the builder say less, never guess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agelens.report.tables import fmt, is_baseline, number, rank_text
+
+BEATS, UNCLEAR, WORSE = "beats", "unclear", "worse"
+
+
+@dataclass
+class Said:
+    """What a section concludes: ``sentences`` under its heading, ``short`` for Key findings."""
+
+    sentences: list[str] = field(default_factory=list)
+    short: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.sentences or self.short)
+
+
+def ci(v: Any) -> tuple[float, float, float] | None:
+    """(mean, ci_low, ci_high) of a summary dict, or None unless all three are finite numbers."""
+    if not isinstance(v, dict):
+        return None
+    vals = [number(v.get(k)) for k in ("mean", "ci_low", "ci_high")]
+    if any(x is None or not math.isfinite(x) for x in vals):
+        return None
+    return vals[0], vals[1], vals[2]  # type: ignore[return-value]
+
+
+def ci_side(v: Any, higher_is_better: bool, zero: float = 0.0) -> str | None:
+    """Where a 95% CI lies against ``zero``: BEATS (all of it on the good side), WORSE, UNCLEAR.
+
+    None without a CI: no claim is made from a mean alone.
+    """
+    c = ci(v)
+    if c is None:
+        return None
+    _, lo, hi = c
+    if (lo > zero) if higher_is_better else (hi < zero):
+        return BEATS
+    if (hi < zero) if higher_is_better else (lo > zero):
+        return WORSE
+    return UNCLEAR
+
+
+def join(items: Iterable[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1%}" if 0 <= v <= 1 else fmt(v)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluation_findings(m: Any) -> Said:
+    """Accuracy and macro-F1, and what they were measured on (``evaluated_on``), as recorded."""
+    if not isinstance(m, dict):
+        return Said()
+    parts = [
+        f"{label} {_pct(v)}"
+        for key, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))
+        if (v := number(m.get(key))) is not None
+    ]
+    if not parts:
+        return Said()
+    on = m.get("evaluated_on")
+    n = number(m.get("n_images"))
+    where = (
+        f" on {on.strip()}"
+        if isinstance(on, str) and on.strip()
+        else f" on {int(n)} images (which ones is not recorded)"
+        if n is not None
+        else " (what it was evaluated on is not recorded)"
+    )
+    text = join(parts)
+    return Said(short=f"Evaluation: {text}{where}.")
+
+
+# --- faithfulness and localisation vs matched random maps -----------------------------------------
+
+
+def vs_random_sides(diff: Any, metrics: list[str], stated: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Per method: the metrics it beats matched random maps on, is not distinguishable on, is worse on.
+
+    ``diff`` is scores.json's ``difference_vs_matched_random`` (method -> metric -> stat). A metric
+    counts only with a stated direction and a CI; the ``random`` baseline is never a method.
+    """
+    out: dict[str, dict[str, list[str]]] = {}
+    if not isinstance(diff, dict):
+        return out
+    for meth, row in diff.items():
+        if is_baseline(str(meth)) or not isinstance(row, dict):
+            continue
+        sides: dict[str, list[str]] = {BEATS: [], UNCLEAR: [], WORSE: []}
+        for metric in metrics:
+            d = stated.get(metric)
+            side = ci_side(row.get(metric), d == "higher") if d in ("higher", "lower") else None
+            if side is not None:
+                sides[side].append(metric)
+        if any(sides.values()):
+            out[str(meth)] = sides
+    return out
+
+
+def vs_random_sentence(method: str, sides: dict[str, list[str]], plural: bool = False) -> str:
+    """One clause per verdict: "X beats matched random maps on a (95% CI); not distinguishable ... on b"."""
+    clauses = []
+    if sides.get(BEATS):
+        clauses.append(
+            f"{'beat' if plural else 'beats'} matched random maps on {join(sides[BEATS])} (95% CI)"
+        )
+    be = "are" if plural else "is"
+    if sides.get(UNCLEAR):
+        clauses.append(f"{be} not distinguishable from random maps on {join(sides[UNCLEAR])}")
+    if sides.get(WORSE):
+        clauses.append(f"{be} worse than random maps on {join(sides[WORSE])} (95% CI)")
+    if not clauses:
+        return ""
+    rest = [c.removeprefix(f"{be} ") for c in clauses[1:]]
+    return f"{method} " + "; ".join([clauses[0], *rest]) + "."
+
+
+def vs_random_findings(
+    diff: Any, metrics: list[str], stated: dict[str, str], topic: str, order: list[str] | None = None
+) -> Said:
+    """Sentences per method and one short line ("topic: A beats matched random maps on 5 of 6 metrics...")."""
+    sides = vs_random_sides(diff, metrics, stated)
+    if not sides:
+        return Said()
+    first = [m for m in order or [] if m in sides]
+    names = first + [m for m in sides if m not in first]
+    groups: dict[tuple, list[str]] = {}  # methods with the same verdicts share one sentence
+    for m in names:
+        groups.setdefault(tuple(tuple(sides[m][k]) for k in (BEATS, UNCLEAR, WORSE)), []).append(m)
+    everyone = len(names) >= 3
+
+    def subject(ms: list[str]) -> str:
+        return f"all {len(ms)} methods" if everyone and len(ms) == len(names) else join(ms)
+
+    sentences = [vs_random_sentence(subject(ms), sides[ms[0]], plural=len(ms) > 1) for ms in groups.values()]
+    sentences = [x[:1].upper() + x[1:] if x.startswith("all ") else x for x in sentences]
+    if len(groups) == 1:
+        return Said(
+            sentences, f"{topic}: {vs_random_sentence(subject(names), sides[names[0]], len(names) > 1)}"
+        )
+    by_count: dict[tuple[int, int], list[str]] = {}
+    for m in sorted(names, key=lambda m: -len(sides[m][BEATS]) / sum(map(len, sides[m].values()))):
+        by_count.setdefault((len(sides[m][BEATS]), sum(map(len, sides[m].values()))), []).append(m)
+    some = [(ms, k, n) for (k, n), ms in by_count.items() if k]
+    none = [m for (k, _), ms in by_count.items() if not k for m in ms]
+    if some:
+        (ms, k, n), *more = some
+        verb = "beats" if len(ms) == 1 else "beat"
+        short = f"{topic}: {join(ms)} {verb} matched random maps on {k} of {n} metrics (95% CI)"
+        short += "".join(f", {join(ms)} on {k} of {n}" for ms, k, n in more)
+        short += f"; {join(none)} on none" if none else ""
+    else:
+        short = f"{topic}: no method beats matched random maps on any metric (95% CI)"
+    worse = [f"{m} on {join(sides[m][WORSE])}" for m in names if sides[m][WORSE]]
+    if worse:
+        short += f"; worse than random: {'; '.join(worse)}"
+    return Said(sentences, short + ".")
+
+
+# --- overall ranking ------------------------------------------------------------------------------
+
+
+def ranking_findings(ranking: Any) -> Said:
+    """The top of the overall ranking (never the random baseline), with its mean rank."""
+    rows = [
+        r
+        for r in (ranking if isinstance(ranking, list) else [])
+        if isinstance(r, dict)
+        and not is_baseline(str(r.get("method", "")))
+        and number(r.get("mean_rank")) is not None
+    ]
+    if len(rows) < 2:
+        return Said()
+    rows.sort(key=lambda r: number(r["mean_rank"]))
+    best = number(rows[0]["mean_rank"])
+    top = [str(r.get("method")) for r in rows if number(r["mean_rank"]) == best]
+    n_metrics = len(rows[0]["ranks"]) if isinstance(rows[0].get("ranks"), dict) else None
+    over = f"over {n_metrics} metrics" if n_metrics else "over all metrics"
+    if len(top) > 1:
+        said, detail = f"{join(top)} share first place", f"(mean rank {rank_text(best)} {over})"
+    else:
+        nxt = rows[1]
+        said = f"{top[0]} comes first"
+        detail = (
+            f"(mean rank {rank_text(best)} {over}; next: {nxt.get('method')}, {rank_text(nxt['mean_rank'])})"
+        )
+    sentence = f"{said} in the overall ranking {detail}; 1 = best on a metric, random maps are not ranked."
+    return Said([sentence], f"Overall ranking: {said} {detail}.")
+
+
+# --- sanity ---------------------------------------------------------------------------------------
+
+
+def sanity_findings(verdicts: dict[str, str | None], threshold: float) -> Said:
+    """Group methods by the section's verdict (pass / inconclusive / fail) on the randomisation check."""
+    groups: dict[str, list[str]] = {"pass": [], "inconclusive": [], "fail": []}
+    for meth, v in verdicts.items():
+        if v in groups and not is_baseline(meth):
+            groups[v].append(meth)
+    if not any(groups.values()):
+        return Said()
+    t = f"{threshold:g}"
+    sentences = []
+    if groups["pass"]:
+        sentences.append(
+            f"{join(groups['pass'])} pass{'es' if len(groups['pass']) == 1 else ''} the randomisation check: "
+            f"the 95% CI of the map's similarity after randomising the weights is below {t}."
+        )
+    if groups["inconclusive"]:
+        sentences.append(
+            f"{join(groups['inconclusive'])}: inconclusive, the CI contains {t} "
+            "(score more images to decide)."
+        )
+    if groups["fail"]:
+        sentences.append(
+            f"{join(groups['fail'])}: flagged, the similarity stays above {t} with randomised weights, "
+            "so the map hardly depends on what the model learned."
+        )
+    parts = [
+        f"{join(groups[k])} {w}"
+        for k, w in (("pass", "pass"), ("inconclusive", "inconclusive"), ("fail", "flagged"))
+        if groups[k]
+    ]
+    return Said(sentences, f"Sanity (weight randomisation): {'; '.join(parts)}.")
+
+
+# --- shortcut -------------------------------------------------------------------------------------
+
+
+def shortcut_drop(data: Any) -> tuple[str, str | None]:
+    """(sentence, side) on the accuracy drop without the stamps; side is BEATS for a drop off zero."""
+    acc = data.get("accuracy") if isinstance(data, dict) else None
+    if not isinstance(acc, dict):
+        return "", None
+    drop = acc.get("drop")
+    stamped, clean = number(acc.get("stamped")), number(acc.get("clean"))
+    mean = number(drop)
+    if mean is None and stamped is not None and clean is not None:
+        mean = stamped - clean
+    if mean is None:
+        return "", None
+    falls = f" from {stamped:.1%} to {clean:.1%}" if stamped is not None and clean is not None else ""
+    c = ci(drop)
+    side = ci_side(drop, True)
+    change = f"{abs(mean) * 100:.1f} percentage points"
+    ci_text = f" (95% CI {c[1] * 100:.1f} to {c[2] * 100:.1f})" if c else " (no CI recorded)"
+    if side == BEATS:
+        return (
+            f"Without the stamps, accuracy on the same faces falls{falls}: a drop of {change}{ci_text}, "
+            "so the model relies on the stamp.",
+            side,
+        )
+    if side == WORSE:
+        return (
+            f"Without the stamps, accuracy rises{falls} by {change}{ci_text}: no sign of the shortcut.",
+            side,
+        )
+    if side == UNCLEAR:
+        return (
+            f"Without the stamps, accuracy changes{falls} by {mean * 100:+.1f} percentage points{ci_text}: "
+            "not distinguishable from no change.",
+            side,
+        )
+    return (
+        f"Without the stamps, accuracy changes{falls} by {mean * 100:+.1f} percentage points{ci_text}.",
+        None,
+    )
+
+
+def stamp_ratio(row: Any) -> tuple[float, float | None, float | None, str | None] | None:
+    """(ratio, ratio CI low, high, side) of a method's stamp energy to the stamp's area share."""
+    if not isinstance(row, dict):
+        return None
+    area, energy = number(row.get("stamp_area")), number(row.get("stamp_energy"))
+    if area is None or energy is None or area <= 0:
+        return None
+    c = ci(row.get("stamp_energy"))
+    if c is None:
+        return energy / area, None, None, None
+    return energy / area, c[1] / area, c[2] / area, ci_side(row.get("stamp_energy"), True, zero=area)
+
+
+def shortcut_findings(data: Any) -> Said:
+    """The accuracy drop without the stamps, and per method whether its map puts more than the
+    stamp's area share of its energy on the stamp (what a uniform or random map puts there)."""
+    drop_text, drop_side = shortcut_drop(data)
+    sentences = [drop_text] if drop_text else []
+    methods = data.get("methods") if isinstance(data, dict) else None
+    sees, not_seen, unclear = [], [], []
+    for meth, row in methods.items() if isinstance(methods, dict) else []:
+        if is_baseline(str(meth)) or (r := stamp_ratio(row)) is None:
+            continue
+        ratio, lo, hi, side = r
+        share = f"{ratio:.1f}x the stamp's area share of its energy on the stamp"
+        span = f" (95% CI {lo:.1f}x to {hi:.1f}x)" if lo is not None else " (no CI recorded)"
+        if side == BEATS:
+            what = "it sees the shortcut" if drop_side == BEATS else "its map points at the stamp"
+            sentences.append(f"{meth} puts {share}{span}: {what}.")
+            sees.append(f"{meth} at {ratio:.1f}x")
+        elif side == WORSE:
+            sentences.append(
+                f"{meth} puts {share}{span}, less than a uniform map: it does not show the stamp."
+            )
+            not_seen.append(f"{meth} at {ratio:.1f}x")
+        elif side == UNCLEAR:
+            sentences.append(f"{meth} puts {share}{span}: not distinguishable from a uniform map.")
+            unclear.append(f"{meth} at {ratio:.1f}x")
+        else:
+            sentences.append(f"{meth} puts {share}{span}.")
+    parts = []
+    if drop_text:
+        c = ci(data["accuracy"].get("drop")) if isinstance(data["accuracy"], dict) else None
+        mean = number(data["accuracy"].get("drop"))
+        if mean is not None and drop_side == BEATS:
+            parts.append(
+                f"accuracy drops {mean * 100:.1f} percentage points without the stamps"
+                + (f" (95% CI {c[1] * 100:.1f} to {c[2] * 100:.1f})" if c else "")
+            )
+        elif drop_side is not None:
+            parts.append("no clear accuracy drop without the stamps")
+    if sees:
+        s = "s" if len(sees) == 1 else ""
+        parts.append(f"{join(sees)} put{s} more than the stamp's area share of energy on the stamp")
+    if not_seen:
+        s = "es" if len(not_seen) == 1 else ""
+        parts.append(
+            f"{join(not_seen)} do{s} not"
+            if sees
+            else f"{join(not_seen)} put less than the stamp's area share on it"
+        )
+    if unclear:
+        s = "is" if len(unclear) == 1 else "are"
+        parts.append(f"{join(unclear)} {s} not distinguishable from the stamp's area share")
+    short = f"Shortcut check: {'; '.join(parts)}." if parts else ""
+    return Said(sentences, short)
+
+
+SHORTCUT_COLUMNS = (
+    "stamp_energy: share of the map's energy on the stamp; stamp_area: the stamp's share of the image "
+    "(what a uniform map puts on it, so energy above area means the map favours the stamp); "
+    "stamp_pointing: how often the map's peak lands on the stamp; cue_energy / cue_area: the same for "
+    "the drawn age cues (the real signal)."
+)
+"""One line on the shortcut table's columns (``agelens.metrics.shortcut``)."""
