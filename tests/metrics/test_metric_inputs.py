@@ -179,3 +179,13 @@ def test_explanation_inputs_undo_the_photo_upsampling() -> None:
     assert x.shape == (2, 16, 16, 3) and x.dtype == np.float32 and maps.shape == (2, 16, 16)
     np.testing.assert_array_equal(x[0], resize_for_model(photo, 16))
     assert np.abs(maps[0] - small).mean() < 0.05 and maps[0][small > 0].mean() > 0.9
+
+
+def test_the_traced_forward_pass_is_kept_per_model_and_batch_size():
+    from agelens.metrics import predict_fn_of
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import wrap_keras_model
+
+    m = wrap_keras_model(build_age_model(ModelConfig(input_size=32, alpha=0.35), seed=0))
+    assert predict_fn_of(m) is predict_fn_of(m)  # each metric call used to trace the model again
+    assert predict_fn_of(m, batch_size=8) is not predict_fn_of(m)

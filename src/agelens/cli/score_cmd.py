@@ -175,9 +175,9 @@ def _load_sample(
 
 def _cue_masks(path: Path, files: list[Path], size: int) -> np.ndarray:
     """Each scored photo's ground-truth mask, cropped and resized as the photo was for the model."""
-    import cv2
     import numpy as np
 
+    from agelens.data.images import fit_square
     from agelens.data.synthetic import load_masks
 
     if path.name != "masks.npz" or not path.is_file():
@@ -189,16 +189,7 @@ def _cue_masks(path: Path, files: list[Path], size: int) -> np.ndarray:
     missing = [f.name for f in files if f.name not in by_name]
     if missing:
         fail(f"{path}: no mask for {len(missing)} of the {len(files)} scored photos (first: {missing[0]})")
-    out = []
-    for f in files:
-        m = by_name[f.name].cue
-        h, w = m.shape
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        sq = np.ascontiguousarray(m[top : top + side, left : left + side], np.float32)
-        interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        out.append(sq if side == size else cv2.resize(sq, (size, size), interpolation=interp))
-    return np.stack(out)
+    return np.stack([fit_square(np.asarray(by_name[f.name].cue, np.float32), size) for f in files])
 
 
 def _canonical(spec: str) -> str:

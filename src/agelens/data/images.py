@@ -244,14 +244,23 @@ def resize_for_model(img: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"size must be positive, got {size}")
     if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
         img = load_image(img)
-    h, w = img.shape[:2]
+    return fit_square(img, size)
+
+
+def fit_square(a: np.ndarray, size: int) -> np.ndarray:
+    """The centred square of ``a`` (H x W or H x W x C, any dtype) resized to ``size x size``.
+
+    The geometry :func:`resize_for_model` gives photos, for anything that must stay
+    aligned with them pixel for pixel (maps, ground-truth masks).
+    """
+    h, w = a.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    square = img[top : top + side, left : left + side]
+    square = np.ascontiguousarray(a[top : top + side, left : left + side])
     if side == size:
-        return np.ascontiguousarray(square)
+        return square
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(square), (size, size), interpolation=interp)
+    return cv2.resize(square, (size, size), interpolation=interp)
 
 
 def load_batch(

@@ -55,6 +55,7 @@ def as_age_model(obj: Any) -> Any:
 
     Why bound ``predict`` too: ``predict_fn=model.predict`` is the natural guess, but
     AgeModel.predict returns a dict and Keras' predict prints a progress bar per batch.
+    A keras.Model is wrapped the way the explain engine wraps it.
     """
     owner = getattr(obj, "__self__", None)
     if owner is not None and getattr(obj, "__name__", "") == "predict":
@@ -62,13 +63,25 @@ def as_age_model(obj: Any) -> Any:
     if hasattr(obj, "keras_model"):
         return obj
     if _is_keras_model(obj):
-        from agelens.model.io import wrap_keras_model
+        from agelens.explain.layers import as_age_model as wrap
 
-        return wrap_keras_model(obj)
+        return wrap(obj)
     return None
 
 
 def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
+    """One traced forward pass per model and batch size, kept on the model: every metric call
+    with ``predict_fn=model`` would otherwise trace MobileNetV2 again (about a second each)."""
+    cache = getattr(model, "_metric_predicts", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_metric_predicts", cache)  # dies with the model, as fast.py's does
+    if batch_size not in cache:
+        cache[batch_size] = _trace_predict(model, batch_size)
+    return cache[batch_size]
+
+
+def _trace_predict(model: Any, batch_size: int) -> PredictFn:
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -126,23 +139,11 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     pixels aligned. ``size`` is an int or a model with ``input_size``. (With model-size
     arrays already in hand, ``agelens.explain.attribute`` gives such maps directly.)
     """
-    import cv2
-
-    from agelens.data.images import resize_for_model
+    from agelens.data.images import fit_square, resize_for_model
 
     size = int(getattr(size, "input_size", size))
     x = np.stack([resize_for_model(img, size) for img in explanation.images]).astype(np.float32)
-    maps = []
-    for m in explanation.maps:
-        m = np.asarray(m, dtype=np.float32)
-        h, w = m.shape
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        sq = np.ascontiguousarray(m[top : top + side, left : left + side])
-        if side != size:
-            interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-            sq = cv2.resize(sq, (size, size), interpolation=interp)
-        maps.append(np.clip(sq, 0.0, 1.0))
+    maps = [np.clip(fit_square(np.asarray(m, np.float32), size), 0.0, 1.0) for m in explanation.maps]
     return x, np.stack(maps)
 
 

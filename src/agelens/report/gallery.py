@@ -8,11 +8,11 @@ select box changes. Index keys avoid any quoting differences between Python and 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agelens.data.bins import AgeBins
 from agelens.report.assets import Notes, image_uri, inside
 
 MAX_IMAGES = 48
@@ -193,14 +193,20 @@ def _model_meta(model: Any, base: Path) -> dict:
 
 
 def _bins(b: Any) -> Bins | None:
-    if not isinstance(b, dict):
+    """``AgeBins.to_dict()`` read back, checked by ``AgeBins`` itself (None when it refuses)."""
+    if (
+        not isinstance(b, dict)
+        or not isinstance(b.get("edges"), list)
+        or not isinstance(b.get("names"), list)
+    ):
         return None
-    edges, names = b.get("edges"), b.get("names")
-    if not (isinstance(edges, list) and isinstance(names, list) and len(names) == len(edges) + 1):
+    if any(isinstance(e, bool) or not isinstance(e, int | float) for e in b["edges"]):
         return None
-    if not all(isinstance(e, int | float) and not isinstance(e, bool) for e in edges):
+    try:
+        bins = AgeBins(tuple(b["edges"]), tuple(b["names"]))
+    except ValueError:
         return None
-    return [float(e) for e in edges], [str(n) for n in names]
+    return list(bins.edges), list(bins.names)
 
 
 def _legend(classes: list[str], bins: Bins | None, ages: bool) -> str:
@@ -230,7 +236,7 @@ def true_label(name: str, classes: list[str], bins: Bins | None) -> tuple[str, s
     if m := _UTKFACE.match(name):
         age = int(m.group(1))
         if bins:
-            return bins[1][bisect_right(bins[0], age)], f"age {age}"
+            return bins[1][int(AgeBins(tuple(bins[0]), tuple(bins[1])).index(age))], f"age {age}"
         return f"age {age}", ""
     tokens = {t.lower() for t in re.split(r"[_.\s]+", name)}
     found = {c for c in classes if re.sub(r"[\s_]+", "-", c.lower()) in tokens}
