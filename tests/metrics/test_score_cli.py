@@ -133,6 +133,7 @@ def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(f
     assert "…" not in res.stdout and "mean rank" in res.stdout  # a log keeps every column, uncut
     ranking = json.loads((tmp_path / "s" / "scores.json").read_text())["ranking"]
     assert [r["method"] for r in ranking] == ["gradcam"]
+    assert "nan" not in rows["gradcam"]  # a lone method has no rank to show, not "nan"
 
 
 def test_masks_npz_beside_the_photos_feed_the_localisation_metrics(folder_and_model, tmp_path) -> None:

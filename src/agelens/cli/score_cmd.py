@@ -111,7 +111,8 @@ def score_command(
     with err.status("scoring...") as status:
         table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update, cue)
     for name, why in table.skipped.items():
-        typer.echo(f"skipped metric {name}: {why}", err=True)
+        hint = " (pass --masks masks.npz)" if "masks" in METRICS[name].requires else ""
+        typer.echo(f"skipped metric {name}: {why}{hint}", err=True)
     if not table.metrics:
         fail("no metric could be computed (see the lines above)")
     from agelens.explain.layers import resolve_layer
@@ -248,7 +249,7 @@ def _rich_table(table: ScoreTable) -> Table:
     from rich.table import Table
 
     from agelens.metrics.adapters import RANDOM
-    from agelens.metrics.report import arrow
+    from agelens.metrics.report import arrow, rank_cell
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
@@ -271,5 +272,5 @@ def _rich_table(table: ScoreTable) -> Table:
         if m == RANDOM:  # the reference every method should beat, not a contender
             t.add_row(labels[m], *cells, "–", style="dim")
         else:
-            t.add_row(labels[m], *cells, f"{rank[m]:.2f}")
+            t.add_row(labels[m], *cells, rank_cell(rank[m]))
     return t

@@ -42,6 +42,11 @@ def arrow(higher_is_better: bool | None) -> str:
     return "" if higher_is_better is None else ("↑" if higher_is_better else "↓")
 
 
+def rank_cell(mean_rank: float) -> str:
+    """A mean rank as shown; "–" where there is none (a lone method has nothing to be ranked against)."""
+    return f"{mean_rank:.2f}" if np.isfinite(mean_rank) else "–"
+
+
 @dataclass
 class ScoreTable:
     """Method x metric scores (mean, 95% CI), matched-random baselines, ranking, curves and region views."""
@@ -124,7 +129,7 @@ class ScoreTable:
         ]
         for m in [*(r["method"] for r in self.ranking()), *([RANDOM] if RANDOM in self.methods else [])]:
             cells = [str(self.scores[m][n]) for n in names]
-            label, r = (f"{m} (baseline)", "–") if m == RANDOM else (m, f"{rank[m]:.2f}")
+            label, r = (f"{m} (baseline)", "–") if m == RANDOM else (m, rank_cell(rank[m]))
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} |")
         if self.vs_random:
             lines += [
