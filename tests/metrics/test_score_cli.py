@@ -162,3 +162,28 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(folder_and_model, tmp_
     (tmp_path / "afile").write_text("x")
     res = runner.invoke(app, [str(data), "--model", str(model), "--out", str(tmp_path / "afile")])
     assert res.exit_code == 1 and "is not a directory" in res.output and "Traceback" not in res.output
+
+
+def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(folder_and_model, tmp_path) -> None:
+    from agelens.explain.layers import resolve_layer
+    from agelens.model.io import load_model
+
+    data, model = folder_and_model
+    args = [str(data), "--model", str(model), "--methods", "gradcam,saliency", "--metrics", "deletion"]
+    runs = {}
+    for layer in (None, "early"):
+        out = tmp_path / f"score-{layer}"
+        res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), *(["--layer", layer] if layer else [])])
+        assert res.exit_code == 0, res.output
+        runs[layer] = json.loads((out / "scores.json").read_text())
+    am = load_model(model)
+    assert runs[None]["meta"]["cam_layer"] == resolve_layer(am, None)[0]
+    assert runs["early"]["meta"]["cam_layer"] == resolve_layer(am, "early")[0] != runs[None]["meta"]["cam_layer"]
+    # The maps' smoothness (which sets the matched random maps) follows the explained layer's grid.
+    grad = [r["meta"]["matched_sigma"]["gradcam"] for r in runs.values()]
+    assert grad[0] != pytest.approx(grad[1], rel=0.05)
+    sal = [r["meta"]["matched_sigma"]["saliency"] for r in runs.values()]
+    assert sal[0] == sal[1]  # pixel methods take no layer
+
+    bad = runner.invoke(app, [*args, "--n", "6", "--out", str(tmp_path / "bad"), "--layer", "nope"])
+    assert bad.exit_code == 2 and "--layer" in bad.output and not (tmp_path / "bad").exists()

@@ -54,6 +54,15 @@ def score_command(
             "writes (default: DATA/masks.npz when there is one)."
         ),
     ] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="The CAM methods' layer: last-conv, early, mid, late, or a name (see 'agelens layers'); "
+            "default: the model's declared layer, else last-conv.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
@@ -61,7 +70,9 @@ def score_command(
     to --out, and prints the table. Every method is compared, image by image, with random
     maps of the same smoothness; a ✓ marks a 95% CI that excludes chance.
 
-    Example: agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
+    Examples:
+      agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
+      agelens score ../shared/data/utkface-200 --methods all --layer last-conv --out outputs/score-last
     """
     import numpy as np
     from rich.console import Console
@@ -94,6 +105,7 @@ def score_command(
         ds = load_dataset(data, check_images=False)
     except (ModelLoadError, DatasetError) as e:
         fail(str(e))
+    cam_layer = _check_layer(am, layer)
     pool = list(range(len(ds)))
     if holdout is not None:
         names = read_holdout(holdout)
@@ -109,18 +121,18 @@ def score_command(
     cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
     err = Console(stderr=True)
     with err.status("scoring...") as status:
-        table = _score(am, images, labels, method_names, metric_names, seed, batch_size, status.update, cue)
+        table = _score(
+            am, images, labels, method_names, metric_names, seed, batch_size, status.update, cue, layer
+        )
     for name, why in table.skipped.items():
         hint = " (pass --masks masks.npz)" if "masks" in METRICS[name].requires else ""
         typer.echo(f"skipped metric {name}: {why}{hint}", err=True)
     if not table.metrics:
         fail("no metric could be computed (see the lines above)")
-    from agelens.explain.layers import resolve_layer
-
     table.meta.update(
         data=str(data),
         model=str(am.path) if am.path else None,
-        cam_layer=resolve_layer(am, None)[0],  # the CAM methods' layer: the model's declared default
+        cam_layer=cam_layer,
         class_names=am.class_names,
         holdout=str(holdout) if holdout else None,
         masks=str(masks) if masks is not None else None,
@@ -134,6 +146,16 @@ def score_command(
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
+
+
+def _check_layer(am: AgeModel, layer: str | None) -> str:
+    """The CAM layer's name, resolved before any work: a typo must not cost a long scoring run."""
+    from agelens.explain.layers import resolve_layer
+
+    try:
+        return ",".join(resolve_layer(am, layer))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--layer") from None
 
 
 def _load_sample(
@@ -221,6 +243,7 @@ def _score(
     batch_size: int,
     update: Callable[[str], None],
     masks: np.ndarray | None = None,
+    layer: str | None = None,
 ) -> ScoreTable:
     import numpy as np
 
@@ -237,6 +260,7 @@ def _score(
         region_masks=face_layout(am.input_size),
         region_names=LAYOUT_NAMES,
         group_names=am.class_names,
+        layer=layer,
         seed=seed,
         batch_size=batch_size,
         on_progress=lambda msg: update(f"scoring: {msg}"),

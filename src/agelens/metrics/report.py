@@ -217,6 +217,7 @@ def score_methods(
     group_names: Sequence[str] | None = None,
     explainers: Mapping[str, Explainer] | None = None,
     model_explainers: Mapping[str, ModelExplainer] | None = None,
+    layer: Any = None,
     random_baseline: bool = True,
     seed: int = 0,
     n_boot: int = 2000,
@@ -229,7 +230,10 @@ def score_methods(
     ``model`` is an :class:`AgeModel` (or a bare ``predict_fn`` when every method has an
     entry in ``explainers``). Metrics that need what is not given (``masks`` for
     localisation, a model for randomisation) are skipped and listed in ``skipped``.
-    ``labels`` group the region view and the gallery. Writes to ``out_dir`` if given.
+    ``labels`` group the region view and the gallery. ``layer`` is the CAM methods' layer
+    (a keyword such as ``"last-conv"`` or a layer name; default: the model's declared one):
+    faithfulness depends on it, so comparing layers is one call per layer. Writes to
+    ``out_dir`` if given.
     """
     x = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
@@ -245,9 +249,8 @@ def score_methods(
     say = on_progress or (lambda _msg: None)
     for name in names:
         say(f"explaining with {name}")
-        fn = (explainers or {}).get(name) or method_explainer(
-            model, name, **({"seed": seed} if name == RANDOM else {})
-        )
+        opts = _method_options(name, seed, layer)
+        fn = (explainers or {}).get(name) or method_explainer(model, name, **opts)
         maps = np.asarray(fn(x, targets), dtype=np.float32)
         custom = name in (explainers or {}) and name not in (model_explainers or {})
         ctx = {
@@ -256,7 +259,7 @@ def score_methods(
             "batch_size": batch_size,
             "seed": seed,
             "model": model if hasattr(model, "keras_model") else None,
-            "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name),
+            "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name, **opts),
         }
         skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
         _score_method(table, name, x, maps, targets, objs, ctx, random_baseline, skip_random, n_boot, say)
@@ -275,6 +278,20 @@ def score_methods(
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _method_options(name: str, seed: int, layer: Any) -> dict[str, Any]:
+    """Options for one method: the noise seed for ``random``, ``layer`` for methods that explain a layer."""
+    if name == RANDOM:
+        return {"seed": seed}
+    if layer is None:
+        return {}
+    from agelens.explain.api import takes_layer
+
+    try:
+        return {"layer": layer} if takes_layer(name) else {}
+    except ValueError:  # a custom explainer's name: it is given no options
+        return {}
 
 
 def _score_method(
