@@ -129,3 +129,22 @@ def test_synth_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "agelens.data.synthetic", fake)
     result = runner.invoke(app, ["data", "synth", str(tmp_path), "--n", "2"])
     assert result.exit_code == 1 and "non-empty" in result.stderr
+
+
+def test_synth_errors_name_the_folder_once_without_temp_paths(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    (tmp_path / "photo.png").write_bytes(b"png")
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    cases = {
+        "full": "non-empty folder; give a new or empty one",
+        "photo.png": "is a file; give a new or empty folder",
+        "blocker/out": "cannot write there (",
+    }
+    for name, reason in cases.items():
+        out = tmp_path / name
+        result = runner.invoke(app, ["data", "synth", str(out), "--n", "2", "--size", "32"])
+        assert result.exit_code == 1, result.output
+        line = result.stderr.strip()
+        assert line.startswith(f"error: {out}") and reason in line and "\n" not in line
+        assert line.count(str(out)) == 1 and ".tmp" not in line, line

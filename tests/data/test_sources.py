@@ -173,6 +173,49 @@ def test_class_folders_bad_image_and_stray_file(tmp_path: Path) -> None:
     assert {Path(p.path).name: p.reason for p in ds.problems}.keys() == {"bad.jpg", "stray.jpg"}
 
 
+def test_utkface_part_folders_are_not_classes(tmp_path: Path) -> None:
+    """UTKFace's own release splits its photos into part1/ part2/ part3/: ages, not classes."""
+    for i, name in enumerate(["part1/8_0_0_a.jpg", "part1/45_1_2_b.jpg", "part2/70_0_1_c.jpg"]):
+        _write(tmp_path, name, _jpeg(i))
+    assert detect_format(tmp_path) == "utkface"
+    ds = load_dataset(tmp_path)
+    assert ds.format == "utkface" and ds.class_names == ["young", "middle-aged", "old"]
+    assert ds.counts() == {"young": 1, "middle-aged": 1, "old": 1} and ds.problems == []
+    assert sorted(ds.ages) == [8.0, 45.0, 70.0]
+
+
+def test_age_named_photos_in_class_folders_stay_class_folders(tmp_path: Path) -> None:
+    _write(tmp_path, "old/8_0_0_a.jpg", _jpeg())  # the folder is the label, even against the name
+    _write(tmp_path, "young/70_0_0_b.jpg", _jpeg(1))
+    assert detect_format(tmp_path) == "folders"
+    assert detect_format(tmp_path, AgeBins.parse("50", "young,old")) == "folders"
+    assert load_dataset(tmp_path).counts() == {"young": 1, "middle-aged": 0, "old": 1}
+
+
+def test_utkface_images_in_sub_folders_are_reported_not_silently_skipped(tmp_path: Path) -> None:
+    _write(tmp_path, "20_0_0_a.jpg", _jpeg())
+    _write(tmp_path, "backup/30_0_0_b.jpg", _jpeg(1))
+    ds = load_dataset(tmp_path)
+    assert ds.format == "utkface" and len(ds) == 1
+    assert [(Path(p.path).relative_to(tmp_path).as_posix(), p.reason) for p in ds.problems] == [
+        ("backup/30_0_0_b.jpg", "image in a sub-folder (not read: images sit at this dataset's top level)")
+    ]
+
+
+def test_broken_links_are_problems(tmp_path: Path) -> None:
+    utk, folders = tmp_path / "utk", tmp_path / "folders"
+    _write(utk, "20_0_0_a.jpg", _jpeg())
+    _write(folders, "young/a.jpg", _jpeg())
+    for link in (utk / "33_0_0_gone.jpg", folders / "young" / "gone.jpg"):
+        link.symlink_to(tmp_path / "nowhere.jpg")
+    for root in (utk, folders):
+        ds = load_dataset(root)
+        assert len(ds) == 1
+        assert [(Path(p.path).name, p.reason) for p in ds.problems] == [
+            ("33_0_0_gone.jpg" if root == utk else "gone.jpg", "broken link (its target does not exist)")
+        ]
+
+
 # --- CSV --------------------------------------------------------------------------------------
 
 

@@ -50,6 +50,20 @@ def test_engine_options(engine) -> None:
     assert engine.targets[0] == "predicted class" and engine.targets[1:4] == ["young", "middle-aged", "old"]
 
 
+def test_layer_choices_are_the_activation_outputs_and_other_names_still_work(engine, photo) -> None:
+    from agelens.explain.layers import list_layers
+
+    names = engine.layers[4:]
+    kinds = {i.name: i.kind for i in list_layers(engine.model)}
+    assert names and all(kinds[n] in ("ReLU", "Activation") for n in names)  # no BatchNorm or pre-activations
+    assert len(names) < sum(i.is_feature for i in list_layers(engine.model)) / 2
+    assert engine.default_layer in engine.layers
+    bn = [i.name for i in list_layers(engine.model) if i.is_feature and i.kind == "BatchNormalization"]
+    unlisted = bn[-1]
+    exp = engine.explain(photo, "gradcam", unlisted, "predicted class")  # a typed name is still explained
+    assert exp.layer == unlisted and np.isfinite(np.asarray(exp.maps)).all()
+
+
 def test_explain_view_grid_and_zip(engine, photo: np.ndarray) -> None:
     exp = engine.explain(photo, "gradcam", "last-conv", "old")
     assert np.asarray(exp.maps).shape == (1, 96, 96)
@@ -79,3 +93,65 @@ def test_face_detection_falls_back_to_whole_photo(engine) -> None:
     assert "single flat colour" in note  # e.g. a fully transparent PNG: nothing to judge
     tiny = np.random.default_rng(0).integers(0, 256, (25, 40, 3), dtype=np.uint8)
     assert engine.prepare(tiny, detect=False)[1] == "face only 25 px: unreliable below 32"
+
+
+def test_huge_photo_is_shrunk_before_explaining(engine) -> None:
+    """A 6000 px photo took over 30 s per click and zipped to 100 MB at full size; the model sees 112 px."""
+    from agelens.report.app_logic import MAX_WORK_SIDE
+
+    big = np.random.default_rng(1).integers(0, 256, (3000, 2000, 3), dtype=np.uint8)
+    out, note = engine.prepare(big, detect=False)
+    assert out.shape == (MAX_WORK_SIDE, round(2000 * MAX_WORK_SIDE / 3000), 3) and out.dtype == np.uint8
+    assert note == ""
+    small = np.random.default_rng(2).integers(0, 256, (25, 40, 3), dtype=np.uint8)
+    out, note = engine.prepare(small, detect=False)
+    assert out is small and note == "face only 25 px: unreliable below 32"  # judged before any resize
+
+
+def test_overlay_opacity(engine, photo: np.ndarray) -> None:
+    heat_map = np.linspace(0, 1, 96 * 96, dtype=np.float32).reshape(96, 96)
+    shown, photo_only = engine.view(photo, heat_map, alpha=0.0)
+    assert np.array_equal(shown, photo_only)
+    default = engine.view(photo, heat_map)[1]
+    assert np.array_equal(default, engine.view(photo, heat_map, alpha=0.45)[1])
+    map_only = engine.view(photo, heat_map, alpha=1.0)[1]
+    assert not np.array_equal(map_only, default) and not np.array_equal(map_only, shown)
+    assert np.array_equal(engine.view(photo, heat_map, alpha=7)[1], map_only)  # clipped, never an error
+
+
+def test_explain_click_status_names_the_predicted_class(engine, photo: np.ndarray) -> None:
+    from agelens.report.app import _explain
+
+    out = _explain(engine, photo, False, "gradcam", "last-conv", "predicted class", "out_relu", 0.0)
+    shown, heat, probs, grid, archive, status, last = out
+    top = max(probs, key=probs.__getitem__)
+    assert f"target: {top} (predicted)" in status and "predicted class" not in status
+    assert np.array_equal(shown, heat)  # opacity 0: the photo alone
+    assert last[0] is shown and last[1].shape == shown.shape[:2] and last[2].method == "gradcam"
+    assert "target: old" in _explain(engine, photo, False, "gradcam", "last-conv", "old", "out_relu")[5]
+
+
+def test_app_layout_opacity_slider_and_no_dead_share_button(
+    tiny_model_path: Path, photo: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gradio's image "share" button only works on Hugging Face Spaces: locally it just errors."""
+    import gradio as gr
+
+    from agelens.report import app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(app, "_workdir", lambda: tmp_path)
+    demo = app.build_app(tiny_model_path)
+    blocks = list(demo.blocks.values())
+    shareable = [b for b in blocks if "share" in (getattr(b, "buttons", None) or [])]
+    assert shareable == []
+    sliders = [b for b in blocks if isinstance(b, gr.Slider) and b.elem_id == "al-opacity"]
+    assert len(sliders) == 1 and sliders[0].value == 0.45
+
+    fns = {f.name: f.fn for f in demo.fns.values()}
+    triggers = next(f.targets for f in demo.fns.values() if f.name == "on_opacity")
+    assert triggers == [(sliders[0]._id, "change")]  # typing a value in its box fires no "release"
+    *_, last = app._explain(demo.agelens_engine, photo, False, "gradcam", "last-conv", "old", "out_relu")
+    heat, archive, kept = fns["on_opacity"](last, 1.0)
+    assert np.array_equal(heat, app.blend(last[0], last[1], 1.0)) and kept is last
+    assert Path(archive).suffix == ".zip" and Path(archive).is_relative_to(tmp_path)

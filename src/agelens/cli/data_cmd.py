@@ -131,9 +131,24 @@ def synth_cmd(
     try:
         info = write_dataset(out, n=n, size=size, seed=seed)
     except (FileExistsError, ValueError, OSError) as e:
-        raise _fail(f"{out}: {e}") from None
+        raise _fail(_synth_failure(out, e)) from None
     seconds = info.get("seconds")
     took = f" in {seconds:.1f}s" if isinstance(seconds, int | float) else ""
     typer.echo(f"wrote {info.get('n', n)} images ({size}x{size}) to {info.get('out', out)}{took}")
     if isinstance(info.get("counts"), dict):
         typer.echo("  " + ", ".join(f"{k}: {v}" for k, v in info["counts"].items()))
+
+
+def _synth_failure(out: Path, e: Exception) -> str:
+    """One line naming ``out`` once, with the reason.
+
+    An OSError's own text names the hidden temp folder next to ``out`` (``/x/.out.abc.tmp``),
+    not what the user typed, so its ``strerror`` is used instead.
+    """
+    if isinstance(e, OSError) and e.strerror:
+        return f"{out}: cannot write there ({e.strerror})"
+    if out.is_file():
+        return f"{out}: is a file; give a new or empty folder"
+    if isinstance(e, FileExistsError):
+        return f"{out}: non-empty folder; give a new or empty one"
+    return f"{out}: {e}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,13 +122,21 @@ def _open_and_decode(data: bytes, name: str) -> np.ndarray:
     try:
         im = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(name, f"image too large (decompression bomb guard: {e})") from None
+        raise ImageError(name, _too_large(str(e))) from None
     except Image.UnidentifiedImageError:
         raise ImageError(name, "not an image (unrecognised or unsupported format)") from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes: any decoder failure is a bad file
         raise ImageError(name, f"cannot read image header ({type(e).__name__}: {e})") from None
     with im:
         return _decode(im, name)
+
+
+def _too_large(pillow_message: str) -> str:
+    """Pillow's bomb-guard text ("Image size (900000000 pixels) exceeds limit of ... DOS attack.")
+    in our own words, as :func:`_check_size` says it: size and limit in megapixels."""
+    found = re.search(r"\((\d+) pixels\)", pillow_message)
+    size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "over Pillow's safety limit"
+    return f"image too large: {size} (limit {MAX_PIXELS / 1e6:g})"
 
 
 def _check_size(width: int, height: int, name: str) -> None:
@@ -150,7 +159,7 @@ def _decode(im: Image.Image, name: str) -> np.ndarray:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(name, f"image too large (decompression bomb guard: {e})") from None
+        raise ImageError(name, _too_large(str(e))) from None
     except Exception as e:  # noqa: BLE001 - untrusted data: any decoder failure is a bad file
         raise ImageError(name, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
     return _from_array(arr, name)

@@ -174,18 +174,30 @@ def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in it if _is_image(p) and p.is_file() and _visible(p.relative_to(folder)))
 
 
+def _broken_links(folder: Path, recursive: bool = False) -> list[Problem]:
+    """Image-named links whose target is gone: reported, where ``is_file()`` would skip them silently."""
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return [
+        Problem(p, "broken link (its target does not exist)")
+        for p in sorted(it)
+        if _is_image(p) and p.is_symlink() and not p.exists() and _visible(p.relative_to(folder))
+    ]
+
+
 def _class_dirs(folder: Path) -> list[Path]:
     dirs = (d for d in folder.iterdir() if d.is_dir() and _visible(d))
     return sorted(d for d in dirs if _image_files(d, recursive=True))
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | Path, bins: AgeBins | None = None) -> str:
     """``"csv"``, ``"utkface"`` or ``"folders"`` for ``path``; :class:`DatasetError` if none fits.
 
     In order: a ``.csv`` file is ``csv``; a folder whose top-level image names mostly (over
     half) start with an age field is ``utkface``; a folder holding exactly one CSV whose
     header has a path and an age/label column is ``csv`` (the CSV is the explicit labelling,
-    its images may sit in sub-folders); a folder with image-holding sub-folders is ``folders``.
+    its images may sit in sub-folders); a folder with image-holding sub-folders is ``folders``,
+    except that sub-folders of mostly age-named images, not named after ``bins``' classes, are
+    ``utkface`` (UTKFace's own ``part1/ part2/ part3/`` layout: the folders are not classes).
     """
     path = Path(path)
     if not path.exists():
@@ -195,12 +207,20 @@ def detect_format(path: str | Path) -> str:
             return "csv"
         raise DatasetError(path, "not a folder or a .csv file")
     top = _image_files(path)
-    if top and sum(_looks_like_utkface(p.name) for p in top) * 2 > len(top):
+    if _mostly_utkface(top):
         return "utkface"
     csvs = _csv_files(path)
     if len(csvs) == 1 and _is_label_csv(csvs[0]):
         return "csv"
-    if _class_dirs(path):
+    dirs = _class_dirs(path)
+    if dirs:
+        class_names = set((bins or AgeBins()).names)
+        if (
+            not top
+            and not {d.name for d in dirs} <= class_names
+            and _mostly_utkface(_image_files(path, True))
+        ):
+            return "utkface"
         return "folders"
     if top:
         raise DatasetError(
@@ -209,6 +229,10 @@ def detect_format(path: str | Path) -> str:
             "(AGE_...) and no class sub-folders; use --format or a CSV",
         )
     raise DatasetError(path, "empty folder (no images, class sub-folders or CSV found)")
+
+
+def _mostly_utkface(files: list[Path]) -> bool:
+    return bool(files) and sum(_looks_like_utkface(p.name) for p in files) * 2 > len(files)
 
 
 def _csv_files(folder: Path) -> list[Path]:
@@ -253,7 +277,7 @@ def load_dataset(
 def _load(path: Path, format: str, bins: AgeBins, check_images: bool, workers: int | None) -> Dataset:
     if not path.exists():
         raise DatasetError(path, "no such file or folder")
-    fmt = detect_format(path) if format == "auto" else format
+    fmt = detect_format(path, bins) if format == "auto" else format
     if fmt == "csv" and path.is_dir():
         csvs = _csv_files(path)
         if len(csvs) != 1:
@@ -274,10 +298,21 @@ def _load(path: Path, format: str, bins: AgeBins, check_images: bool, workers: i
 
 
 def _read_utkface(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str], list[Problem]]:
-    files = _image_files(folder)
+    """The folder's top-level images; with none there, every image below it (``part1/``, ...).
+
+    Images in sub-folders of a folder that has its own are reported, not read: they are
+    often copies or other outputs, and silently skipping them hid them from the user.
+    """
+    top = _image_files(folder)
+    below = _image_files(folder, recursive=True)
+    files = top or below
     if not files:
         raise DatasetError(folder, "empty folder (no images found)")
-    records, problems = [], []
+    problems = _broken_links(folder, recursive=not top)
+    if top:
+        reason = "image in a sub-folder (not read: images sit at this dataset's top level)"
+        problems += [Problem(p, reason) for p in below if p.parent != folder]
+    records = []
     for p in files:
         try:
             age = parse_utkface_age(p.name)
@@ -295,6 +330,7 @@ def _read_folders(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str],
     names = _order_classes([d.name for d in dirs], bins)
     records = [Record(p, names.index(d.name)) for d in dirs for p in _image_files(d, recursive=True)]
     problems = [Problem(p, "image outside any class sub-folder (ignored)") for p in _image_files(folder)]
+    problems += _broken_links(folder) + [q for d in dirs for q in _broken_links(d, recursive=True)]
     return records, names, problems
 
 

@@ -139,7 +139,7 @@ class ModelView:
             infos.append(LayerInfo(i, name, kind, shape, bool(feature)))
         return infos
 
-    def _activation_layers(self) -> list[LayerInfo]:
+    def activation_layers(self) -> list[LayerInfo]:
         out = []
         for info in self._infos:
             step = self.graph.by_path.get(info.name)
@@ -173,7 +173,7 @@ class ModelView:
                 raise ValueError("the model has no convolutional layer with a spatial output > 1x1")
             return features[-1].name
         if spec in _QUANTILE:
-            return _quantile_pick(self._activation_layers() or features, _QUANTILE[spec])
+            return _quantile_pick(self.activation_layers() or features, _QUANTILE[spec])
         matches = [i for i in self._infos if i.name == spec or i.name.rsplit("/", 1)[-1] == spec]
         if not matches:
             raise ValueError(

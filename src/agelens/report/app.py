@@ -22,11 +22,15 @@ from agelens.report.app_logic import (
     MAX_UPLOAD_BYTES,
     Engine,
     UploadError,
+    blend,
     build_engine,
     check_upload,
+    square,
 )
 
 N_SAMPLES = 6
+IMAGE_BUTTONS = ["download", "fullscreen"]
+"""Gradio's default "share" button only works on Hugging Face Spaces; locally it is a dead button."""
 TITLE = "agelens · what does the age model look at?"
 CSS = """
 .gradio-container { max-width: 1240px !important; margin: 0 auto; }
@@ -83,6 +87,7 @@ def build_app(model_path: str | Path | None = None) -> Any:
     import gradio as gr
 
     from agelens.data.synthetic import generate
+    from agelens.explain.overlay import DEFAULT_ALPHA
     from agelens.model.io import load_model
 
     engine = build_engine(load_model(model_path), workdir)
@@ -96,6 +101,7 @@ def build_app(model_path: str | Path | None = None) -> Any:
             elem_id="al-head",
         )
         photo = gr.State(None)
+        shown_map = gr.State(None)  # (model view, its map, the Explanation) of the last Explain
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
                 upload = gr.File(
@@ -111,6 +117,7 @@ def build_app(model_path: str | Path | None = None) -> Any:
                     height=300,
                     allow_preview=False,
                     object_fit="cover",
+                    buttons=[],
                     elem_id="al-samples",
                 )
                 detect = gr.Checkbox(label="Detect and crop the largest face first", value=False)
@@ -122,24 +129,54 @@ def build_app(model_path: str | Path | None = None) -> Any:
                         engine.targets, value=engine.targets[0], label="Target", elem_id="al-target"
                     )
                 layer = gr.Dropdown(
-                    engine.layers, value=engine.default_layer, label="Layer", elem_id="al-layer"
+                    engine.layers,
+                    value=engine.default_layer,
+                    label="Layer",
+                    info="CAM methods only; type any name 'agelens layers' lists",
+                    allow_custom_value=True,
+                    elem_id="al-layer",
                 )
                 run = gr.Button("Explain", variant="primary", elem_id="al-explain")
                 status = gr.Markdown("Upload a photo or pick a sample.", elem_id="al-status")
             with gr.Column(scale=6, min_width=420):
                 with gr.Row():
-                    face = gr.Image(label="Model input", elem_id="al-face", interactive=False, height=280)
-                    heat = gr.Image(label="Where it looks", elem_id="al-map", interactive=False, height=280)
+                    face = gr.Image(
+                        label="Model input",
+                        elem_id="al-face",
+                        interactive=False,
+                        height=280,
+                        buttons=IMAGE_BUTTONS,
+                    )
+                    heat = gr.Image(
+                        label="Where it looks",
+                        elem_id="al-map",
+                        interactive=False,
+                        height=280,
+                        buttons=IMAGE_BUTTONS,
+                    )
+                opacity = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=DEFAULT_ALPHA,
+                    step=0.05,
+                    label="Map opacity (0: photo only, 1: map only)",
+                    elem_id="al-opacity",
+                )
                 probs = gr.Label(label="Class probabilities", elem_id="al-probs")
                 with gr.Accordion("Per-filter activations", open=False):
                     filter_layer = gr.Dropdown(
                         engine.layers,
                         value=engine.default_layer,
+                        allow_custom_value=True,
                         label="Layer for the filter grid",
                         elem_id="al-flayer",
                     )
                     grid = gr.Image(
-                        label="Strongest filters", show_label=False, elem_id="al-grid", interactive=False
+                        label="Strongest filters",
+                        show_label=False,
+                        elem_id="al-grid",
+                        interactive=False,
+                        buttons=IMAGE_BUTTONS,
                     )
                 download = gr.File(label="Download outputs (.zip)", elem_id="al-download", interactive=False)
 
@@ -165,10 +202,17 @@ def build_app(model_path: str | Path | None = None) -> Any:
                 f"Synthetic sample {evt.index + 1} ({labels[evt.index]}). Press **Explain**.",
             )
 
-        def on_explain(img: Any, det: bool, m: str, ly: str, t: str, fl: str) -> tuple[Any, ...]:
+        def on_explain(img: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float) -> tuple[Any, ...]:
             if img is None:
-                return None, None, None, None, None, "⚠️ No photo yet: upload one or pick a sample."
-            return _explain(engine, np.asarray(img), det, m, ly, t, fl)
+                return None, None, None, None, None, "⚠️ No photo yet: upload one or pick a sample.", None
+            return _explain(engine, np.asarray(img), det, m, ly, t, fl, a)
+
+        def on_opacity(last: Any, a: float) -> tuple[Any, Any, Any]:
+            """Re-blend the last map at the new opacity (no re-explaining) and re-zip to match."""
+            if last is None:
+                return gr.skip(), gr.skip(), gr.skip()
+            shown, heat_sq, exp = last
+            return blend(shown, heat_sq, a), str(engine.save_zip(exp, alpha=a)), last
 
         def on_filter(img: Any, det: bool, fl: str) -> Any:
             if img is None:
@@ -182,8 +226,13 @@ def build_app(model_path: str | Path | None = None) -> Any:
         upload.upload(on_upload, upload, [upload, photo, face, status])
         upload.clear(on_clear, None, [photo, face, status])
         gallery.select(on_sample, None, [upload, photo, face, status])
-        inputs = [photo, detect, method, layer, target, filter_layer]
-        run.click(on_explain, inputs, [face, heat, probs, grid, download, status])
+        inputs = [photo, detect, method, layer, target, filter_layer, opacity]
+        run.click(on_explain, inputs, [face, heat, probs, grid, download, status, shown_map])
+        # change, not release: typing a value in the slider's box fires no release event;
+        # always_last drops the intermediate values of a drag
+        opacity.change(
+            on_opacity, [shown_map, opacity], [heat, download, shown_map], trigger_mode="always_last"
+        )
         filter_layer.change(on_filter, [photo, detect, filter_layer], grid)
     demo.agelens_engine = engine  # for tests and callers that want the loaded model
     return demo
@@ -206,22 +255,43 @@ def _preview(img: np.ndarray, side: int = 512) -> np.ndarray:
     return img if s >= 1 else cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
-def _explain(engine: Engine, img: np.ndarray, det: bool, m: str, ly: str, t: str, fl: str) -> tuple[Any, ...]:
-    """One click: prepare, explain, render, zip; a bad choice becomes a status line, not a crash."""
+def _explain(
+    engine: Engine,
+    img: np.ndarray,
+    det: bool,
+    m: str,
+    ly: str,
+    t: str,
+    fl: str,
+    alpha: float | None = None,
+) -> tuple[Any, ...]:
+    """One click: prepare, explain, render, zip; a bad choice becomes a status line, not a crash.
+
+    Returns the outputs' values and, last, ``(model view, its map, Explanation)`` for the
+    opacity slider to re-blend without explaining again.
+    """
     try:
         photo, note = engine.prepare(img, det)
         exp = engine.explain(photo, m, ly, t)
-        shown, heat = engine.view(photo, np.asarray(exp.maps[0]))
+        heat_sq = square(np.asarray(exp.maps[0], np.float32))
+        shown = square(photo)
+        heat = blend(shown, heat_sq, alpha)
         grid = engine.filter_grid(photo, fl)
-        archive = engine.save_zip(exp)
+        archive = engine.save_zip(exp, alpha=alpha)
     except (ValueError, TypeError, KeyError) as exc:
-        return None, None, None, None, None, f"⚠️ Could not explain: {' '.join(str(exc).split())}"
+        return None, None, None, None, None, f"⚠️ Could not explain: {' '.join(str(exc).split())}", None
     probs = engine.probabilities(exp)
     top = max(probs, key=probs.__getitem__)
     ages = getattr(exp, "ages", None)
     age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
-    msg = f"**{top}** ({probs[top]:.0%}{age}) · {exp.method} on `{exp.layer}` · target: {exp.target}"
-    return shown, heat, probs, grid, str(archive), msg + (f" · {note}" if note else "")
+    aim = f"{top} (predicted)" if _target_is_predicted(exp.target) else exp.target
+    msg = f"**{top}** ({probs[top]:.0%}{age}) · {exp.method} on `{exp.layer}` · target: {aim}"
+    return shown, heat, probs, grid, str(archive), msg + (f" · {note}" if note else ""), (shown, heat_sq, exp)
+
+
+def _target_is_predicted(target: Any) -> bool:
+    """Whether the map explains the predicted class (the status then names that class)."""
+    return str(target).startswith("predicted")
 
 
 def launch(model: str | Path | None = None, port: int = 7860, host: str = "127.0.0.1") -> None:

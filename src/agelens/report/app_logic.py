@@ -20,6 +20,10 @@ from agelens.data.images import ImageError, load_image, resize_for_model
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Uploads above 20 MB are refused before decoding: no face photo needs more."""
 DISPLAY_SIDE = 320
+MAX_WORK_SIDE = 1024
+"""Photos (or face crops) are shrunk to this longest side before explaining. The model sees
+112 px, so nothing it uses is lost; at full size a 6000 px photo took over 30 s per click
+and its download (full-size overlays and a float32 ``.npy`` map) was over 100 MB."""
 
 
 class UploadError(ValueError):
@@ -60,6 +64,18 @@ def square(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
     return cv2.resize(sq, (side, side), interpolation=interp)
 
 
+def shrink(image: np.ndarray, side: int = MAX_WORK_SIDE) -> np.ndarray:
+    """``image`` with its longest side at most ``side`` px (area-averaged); smaller ones untouched."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return image
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def figure_to_array(fig: Any) -> np.ndarray:
     """RGB pixels of a matplotlib Figure (Agg canvas), for an image component."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -81,7 +97,10 @@ class Engine:
     default_layer: str = "last-conv"
 
     def prepare(self, photo: np.ndarray, detect: bool) -> tuple[np.ndarray, str]:
-        """The photo (or its largest face) and a one-line note on what was done and what to doubt."""
+        """The photo (or its largest face), at most :data:`MAX_WORK_SIDE` px, and a one-line note.
+
+        The note says what was done and what to doubt (judged at the crop's own size).
+        """
         from agelens.model.predict import quality_notes
 
         crop, note = photo, ""
@@ -93,7 +112,8 @@ class Engine:
                 note = "no face found; using the whole photo" if box is None else "face detected and cropped"
             except Exception as exc:  # the detector is optional: a broken OpenCV must not block explaining
                 note = f"face detection unavailable ({type(exc).__name__}); using the whole photo"
-        return crop, "; ".join([n for n in (note, *quality_notes(crop)) if n])
+        notes = [n for n in (note, *quality_notes(crop)) if n]
+        return shrink(crop), "; ".join(notes)
 
     def explain(self, photo: np.ndarray, method: str, layer: str, target: str) -> Any:
         """``agelens.explain`` on one photo; the layer is passed only to methods that take one."""
@@ -106,12 +126,12 @@ class Engine:
         probs = np.asarray(exp.probabilities)[0]
         return {str(n): float(p) for n, p in zip(exp.class_names, probs, strict=True)}
 
-    def view(self, photo: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Screen-sized model view of the photo and the map overlaid on it."""
-        from agelens.explain.overlay import overlay
-
+    def view(
+        self, photo: np.ndarray, heat: np.ndarray, alpha: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Screen-sized model view of the photo and the map overlaid on it at opacity ``alpha``."""
         shown = square(photo)
-        return shown, overlay(shown, square(np.asarray(heat, np.float32)))
+        return shown, blend(shown, square(np.asarray(heat, np.float32)), alpha)
 
     def filter_grid(self, photo: np.ndarray, layer: str, k: int = 7) -> np.ndarray:
         """The ``k`` most active filters of ``layer`` on the model input, as one labelled image."""
@@ -121,15 +141,29 @@ class Engine:
         fm = filter_maps(self.model, x, layer or None, k=k)
         return figure_to_array(filter_grid(x, fm, cols=4))
 
-    def save_zip(self, exp: Any, stem: str = "agelens-explanation") -> Path:
+    def save_zip(self, exp: Any, stem: str = "agelens-explanation", alpha: float | None = None) -> Path:
         """``Explanation.save`` into a fresh folder under the app's temp dir, zipped (folder then removed)."""
         run = self.workdir / "outputs" / uuid.uuid4().hex[:12]
         folder = run / stem
         run.mkdir(parents=True)
-        exp.save(folder)
+        exp.save(folder, alpha=_alpha(alpha))
         archive = shutil.make_archive(str(run / stem), "zip", root_dir=run, base_dir=stem)
         shutil.rmtree(folder, ignore_errors=True)
         return Path(archive)
+
+
+def blend(shown: np.ndarray, heat: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """The map over the photo at opacity ``alpha`` (0: photo only, 1: map only; default 0.45)."""
+    from agelens.explain.overlay import overlay
+
+    return overlay(shown, heat, _alpha(alpha))
+
+
+def _alpha(alpha: float | None) -> float:
+    """The overlay opacity, clipped to 0..1; ``None`` is the overlays' default everywhere else."""
+    from agelens.explain.overlay import DEFAULT_ALPHA
+
+    return DEFAULT_ALPHA if alpha is None else float(np.clip(alpha, 0.0, 1.0))
 
 
 def _target(value: str) -> str | None:
@@ -137,10 +171,19 @@ def _target(value: str) -> str | None:
 
 
 def list_layer_choices(model: Any) -> list[str]:
-    """Layer keywords first, then every CAM-able layer by name (deepest first)."""
-    from agelens.explain.layers import KEYWORDS, list_layers
+    """Layer keywords first, then the CAM-able activation outputs by name (deepest first).
 
-    return [*KEYWORDS, *reversed([info.name for info in list_layers(model) if info.is_feature])]
+    Why activations only: MobileNetV2 has about 150 CAM-able layers, most of them
+    BatchNorm or pre-activation outputs a user would not pick; its ~35 ReLU6 outputs are
+    the block boundaries the keywords also choose from. Other names can still be typed
+    (the dropdown accepts custom values). A model without separate activation layers
+    (activations fused into its convolutions) lists every CAM-able layer.
+    """
+    from agelens.explain.layers import KEYWORDS, model_view
+
+    view = model_view(model)
+    infos = view.activation_layers() or [i for i in view.layers() if i.is_feature]
+    return [*KEYWORDS, *reversed([info.name for info in infos])]
 
 
 def build_engine(model: Any, workdir: Path) -> Engine:
