@@ -107,3 +107,36 @@ def test_similarity_helpers() -> None:
     assert spearman_rows(a, np.zeros_like(a)).tolist() == [0.0, 0.0, 0.0]  # constant map: no agreement
     np.testing.assert_allclose(ssim_rows(a, a), 1.0)
     assert ssim_rows(a, rng.random((3, 16, 16))).max() < 0.3
+
+
+def _bottom_layer_energy(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """A map built only from the first conv's activations, like guided backprop, which (Adebayo et al.)
+    ignores the upper layers: it changes only when the bottom layer is randomised."""
+    import keras
+
+    km = getattr(model, "keras_model", model)
+    act = np.asarray(keras.Model(km.inputs, km.get_layer("c1").output)(np.asarray(x, np.float32)))
+    energy = np.abs(act).sum(-1)
+    from scipy.ndimage import zoom
+
+    up = np.stack([zoom(e, (x.shape[1] / e.shape[0], x.shape[2] / e.shape[1]), order=1) for e in energy])
+    peak = up.max(axis=(1, 2), keepdims=True)
+    return (up / np.where(peak > 0, peak, 1)).astype(np.float32)
+
+
+def test_a_map_blind_to_the_upper_layers_is_flagged_though_the_end_of_the_cascade_differs(squares_model):
+    """With every layer random the map has changed, yet it ignored the top two layers: the cascade
+    mean flags it, where a rule on the end alone (the old one) called it a pass."""
+    model, x, y = squares_model
+    x, y = x[:8], y[:8]
+    res = randomisation_test(model, _bottom_layer_energy, x)
+    assert res.spearman[0].mean() > 0.99 and res.spearman[1].mean() > 0.99  # top layers random: unchanged
+    assert res.final_spearman < 0.5  # the end alone would pass it
+    assert res.flagged and res.summary()["cascade_spearman"] > 0.5
+    metric = ModelRandomisation(stages=3)
+    scores = metric.evaluate(
+        x, _bottom_layer_energy(model, x, y), y, model=model, model_explainer=_bottom_layer_energy
+    )
+    assert scores.scores.mean() > 0.5 and scores.extra["flagged"]
+    assert scores.extra["stage_layers"] == [1, 2, 3] and scores.extra["stage_spearman"].shape == (3, 8)
+    np.testing.assert_allclose(scores.scores, scores.extra["stage_spearman"].mean(0))

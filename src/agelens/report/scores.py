@@ -42,7 +42,8 @@ from agelens.report.tables import (
 )
 
 SPEARMAN_FLAG = 0.5
-"""Sanity rule of ``agelens.metrics.sanity``: maps that survive full randomisation above this are flagged."""
+"""Sanity rule of ``agelens.metrics.sanity``: maps whose similarity, averaged over a cascading
+randomisation, stays above this are flagged."""
 
 _CATEGORIES = (
     (
@@ -266,7 +267,8 @@ def _flag(table: Table, rows: dict[str, dict]) -> Table:
         text, cls = _VERDICTS[max(found, key=order.index)]  # the worst verdict over the columns
         row.append(Cell(text.format(t=SPEARMAN_FLAG), cls))
     rule = (
-        f"Similarity (Spearman) between each map before and after full randomisation of the weights; "
+        f"Similarity (Spearman) between each map before and after randomising the weights from the top "
+        f"layer down, averaged over the stages (a quarter, half, three quarters, all of the layers random); "
         f"lower is better (a faithful map depends on the weights). Verdict on the 95% CI: ✓ passes when "
         f"its upper end is below {SPEARMAN_FLAG}; ⚠ flagged when its lower end is above {SPEARMAN_FLAG}; "
         f"? inconclusive when it contains {SPEARMAN_FLAG} (score more images). Without a CI the mean decides."
