@@ -173,12 +173,14 @@ def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(folder_an
     runs = {}
     for layer in (None, "early"):
         out = tmp_path / f"score-{layer}"
-        res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), *(["--layer", layer] if layer else [])])
+        extra = ["--layer", layer] if layer else []
+        res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), *extra])
         assert res.exit_code == 0, res.output
         runs[layer] = json.loads((out / "scores.json").read_text())
     am = load_model(model)
     assert runs[None]["meta"]["cam_layer"] == resolve_layer(am, None)[0]
-    assert runs["early"]["meta"]["cam_layer"] == resolve_layer(am, "early")[0] != runs[None]["meta"]["cam_layer"]
+    early = runs["early"]["meta"]["cam_layer"]
+    assert early == resolve_layer(am, "early")[0] != runs[None]["meta"]["cam_layer"]
     # The maps' smoothness (which sets the matched random maps) follows the explained layer's grid.
     grad = [r["meta"]["matched_sigma"]["gradcam"] for r in runs.values()]
     assert grad[0] != pytest.approx(grad[1], rel=0.05)
