@@ -139,3 +139,16 @@ def test_smoothgrad_map_of_an_image_does_not_depend_on_its_batch(name):
     reversed_ = method.attribute(x[::-1], [2, 1, 0])
     np.testing.assert_allclose(alone[0], together[2], atol=1e-5)  # old: a fresh noise draw per batch
     np.testing.assert_allclose(reversed_[0], together[2], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("asked", "named"), [("smoothgrad", "smoothgrad"), ("smooth-gradcam", "smooth-gradcam")]
+)
+def test_smoothgrad_is_named_as_asked_in_explanations(asked, named):
+    """The app's status line and saved manifests said 'smooth-saliency' for a user who picked smoothgrad."""
+    import agelens
+
+    model = small_convnet(seed=5)
+    x = np.random.default_rng(3).uniform(0, 255, (1, 24, 24, 3)).astype(np.uint8)
+    assert make_method(model, asked, n=2).name == named
+    assert agelens.explain(model, x, method=asked, n=2).method == named

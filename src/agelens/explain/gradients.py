@@ -253,7 +253,8 @@ class SmoothGrad(Method):
         self.view, self.model, self.size, self._fast = method.view, method.model, method.size, method._fast
         self.batch_size, self.layers, self._forward = method.batch_size, method.layers, None
         self.n, self.sigma, self.seed = int(n), float(sigma), int(seed)
-        self.name = f"smooth-{method.name}"
+        # SmoothGrad around saliency is SmoothGrad itself: users asked for and read "smoothgrad".
+        self.name = "smoothgrad" if method.name == "saliency" else f"smooth-{method.name}"
         self._noise: Any = None  # (n, S, S, 3), drawn on first use
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
