@@ -233,3 +233,52 @@ def test_resume_and_tensorboard_problems_are_one_line(tmp_path, trained_cli, mon
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "t.keras"), "--tensorboard", "tb"])
     assert res.exit_code == 1 and "pip install tensorboard" in res.output
+
+
+def test_train_and_evaluate_never_overwrite_outputs_without_force(tmp_path, trained_cli, folder_and_model):
+    data, out, _ = trained_cli
+    before = out.read_bytes()
+    res = runner.invoke(app, ["train", str(data), "--out", str(out), "--epochs", "1", "--size", "32"])
+    assert res.exit_code == 1 and f"{out} exists; use --force" in res.output, res.output
+    assert out.read_bytes() == before  # refused before any training
+    data, model = folder_and_model
+    args = ["evaluate", str(data), "--model", str(model), "--out", str(tmp_path / "ev"), "--engine", "keras"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "metrics.json exists; use --force" in res.output, res.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_evaluate_holdout_counts_only_the_held_out_photos_as_skipped(tmp_path, folder_and_model) -> None:
+    import shutil
+
+    data, model = folder_and_model
+    copy = shutil.copytree(data, tmp_path / "utk")
+    (copy / "no_age_here.jpg").write_bytes((copy / sorted(p.name for p in data.glob("1*"))[0]).read_bytes())
+    test = sorted(p.name for p in data.glob("*.jpg") if not p.name.startswith("40_1_0"))[:3]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": test}))
+    args = ["evaluate", str(copy), "--model", str(model), "--json", "--engine", "keras"]
+    res = runner.invoke(app, [*args, "--holdout", str(split)])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)
+    assert m["n_images"] == 3 and m["n_skipped"] == 0  # the badly named photo is not in the holdout
+
+
+def test_train_on_csv_labels_sizes_the_head_to_its_own_classes(tmp_path, trained_cli, monkeypatch) -> None:
+    from agelens.cli import model_cmd
+    from agelens.model.io import read_metadata
+
+    data, _, _ = trained_cli
+    ages = {p: int(p.name.split("_")[0]) for p in sorted(data.glob("*.jpg"))}
+    rows = [f"{p},{'child' if age < 40 else 'adult'}" for p, age in ages.items()]
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(model_cmd, "_progress_bar", lambda: True)  # as in a terminal
+    out = tmp_path / "csv.keras"
+    args = ["train", str(csv), "--out", str(out), "--epochs", "1", "--size", "32", "--alpha", "0.35"]
+    res = runner.invoke(app, [*args, "--batch-size", "16"])
+    assert res.exit_code == 0, res.output  # used to fail: a 3-class head for 2 labels
+    meta = read_metadata(out)
+    assert meta["class_names"] == ["adult", "child"] and meta["bins"] is None
+    assert "loss:" in res.output  # Keras' progress bar, with the running loss

@@ -195,3 +195,110 @@ def test_test_time_flip_averages_the_mirror_image_when_the_metadata_asks():
     m.metadata["test_time_flip"] = True
     np.testing.assert_allclose(m.predict(img)["probabilities"], (plain + mirrored) / 2, atol=1e-6)
     np.testing.assert_allclose(m.predict(img, flip=False)["probabilities"], plain, atol=1e-6)
+
+
+def _tiny_conv(inp_shape: tuple, units: int = 3) -> keras.Model:
+    inp = keras.Input(inp_shape)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))
+    return keras.Model(inp, keras.layers.Dense(units, activation="softmax")(x))
+
+
+def _two_inputs() -> keras.Model:
+    a, b = keras.Input((32, 32, 3)), keras.Input((2,))
+    x = keras.layers.Concatenate()([keras.layers.Flatten()(a), b])
+    return keras.Model([a, b], keras.layers.Dense(3, activation="softmax")(x))
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: _tiny_conv((32, 32, 1)), "RGB"),  # grayscale: used to fail in Keras with a traceback
+        (lambda: _tiny_conv((64, 48, 3)), "square"),  # used to run silently on 64x64 input
+        (lambda: _tiny_conv((32, 32, 3), units=1), "one probability per class"),  # "class 0 61%"
+        (_two_inputs, "2 inputs"),
+    ],
+)
+def test_plain_models_agelens_cannot_feed_are_refused_in_one_line(make, words):
+    with pytest.raises(ModelLoadError, match=words) as exc:
+        wrap_keras_model(make())
+    assert "\n" not in str(exc.value)
+
+
+def test_a_given_input_size_must_match_the_models_fixed_one():
+    with pytest.raises(ModelLoadError, match="takes 32 x 32"):
+        wrap_keras_model(_tiny_conv((32, 32, 3)), input_size=64)
+    assert wrap_keras_model(_tiny_conv((None, None, 3)), input_size=40).input_size == 40
+
+
+def test_list_outputs_use_the_class_output_not_the_first():
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(inp)
+    km = keras.Model(inp, [keras.layers.Dense(1)(x), keras.layers.Dense(3, activation="softmax")(x)])
+    m = wrap_keras_model(km)
+    assert m.group_output == 1 and m.class_names == ["young", "middle-aged", "old"]
+    assert m.predict(np.zeros((2, 16, 16, 3), np.uint8))["probabilities"].shape == (2, 3)
+
+
+def test_a_long_keras_error_is_cut_after_a_sentence_not_mid_word(tmp_path):
+    path = tmp_path / "lambda.keras"
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Lambda(lambda t: t * 2)]).save(path)
+    with pytest.raises(ModelLoadError, match="Lambda") as exc:
+        load_model(path)  # safe_mode refuses the Python lambda
+    msg = str(exc.value)
+    assert msg.endswith(".)") and "\n" not in msg, msg
+
+
+def _train_small(faces, **kw):
+    n = 24
+    return train(
+        faces.images[:n],
+        faces.labels[:n],
+        faces.images[n:32],
+        faces.labels[n:32],
+        ages_train=faces.ages[:n],
+        ages_val=faces.ages[n:32],
+        model_config=TINY,
+        config=TrainConfig(epochs=kw.pop("epochs", 1), batch_size=8, augment=1.0, seed=5),
+        verbose=0,
+        **kw,
+    )
+
+
+def test_the_same_seed_trains_the_same_weights(trained):
+    faces = trained[2]
+    a, b = _train_small(faces), _train_small(faces)
+    for wa, wb in zip(a.model.keras_model.get_weights(), b.model.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)  # parallel augmentation used to race on the seed
+
+
+def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
+    from agelens.model.io import write_metadata
+
+    _, path, faces = trained
+    start = tmp_path / "start.keras"
+    start.write_bytes(path.read_bytes())
+    meta = read_metadata(start)
+    meta["training"]["history"][0].update(val_accuracy=1.0, val_macro_f1=1.0)  # cannot be beaten
+    write_metadata(start, meta)
+    before = load_model(start).keras_model.get_weights()
+    res = _train_small(faces, epochs=2, resume=start)
+    assert res.best_epoch == 1 and len(res.model.metadata["training"]["history"]) == 2
+    for wa, wb in zip(before, res.model.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    meta["training"]["history"][0].update(val_accuracy=-1.0, val_macro_f1=-1.0)  # any epoch beats it
+    write_metadata(start, meta)
+    ckpt = tmp_path / "ckpt.keras"
+    res = _train_small(faces, epochs=2, resume=start, checkpoint=ckpt)
+    assert res.best_epoch == 2
+    assert [r["epoch"] for r in read_metadata(ckpt)["training"]["history"]] == [1, 2]  # earlier kept
+
+
+def test_classes_that_are_not_age_bins_record_no_bin_edges_and_must_fit_the_head(trained):
+    faces = trained[2]
+    labels = (faces.labels > 0).astype(int)  # two classes named by the user
+    kw = dict(class_names=["child", "adult"], config=TrainConfig(epochs=1, batch_size=8), verbose=0)
+    with pytest.raises(ValueError, match="3 classes, the data 2"):  # not Keras' shape mismatch mid-fit
+        train(faces.images[:16], labels[:16], faces.images[16:24], labels[16:24], model_config=TINY, **kw)
+    two = ModelConfig(input_size=48, alpha=0.35, num_classes=2, age_head=False)
+    res = train(faces.images[:16], labels[:16], faces.images[16:24], labels[16:24], model_config=two, **kw)
+    assert res.model.class_names == ["child", "adult"] and res.model.bins is None

@@ -17,6 +17,9 @@ ModelOpt = Annotated[
 ]
 
 
+# What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
+EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png")
+
 # Converting to TFLite took 6.6 s and then saves 1.55 ms a photo (378 vs 915 photos/s,
 # benchmarks/predict_engines.py): it pays within one run from ~4,000 photos, within two
 # (the conversion is cached) from ~2,000.
@@ -73,6 +76,9 @@ def train_command(
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint .keras.")] = None,
     tensorboard: Annotated[Path | None, typer.Option(help="Write TensorBoard logs here.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out model (and its _split.json, _eval/).")
+    ] = False,
 ) -> None:
     """Train a MobileNetV2 age classifier from scratch, keep the best epoch, evaluate on the test split.
 
@@ -88,6 +94,11 @@ def train_command(
 
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
+    if not force and not (resume is not None and resume.resolve() == out.resolve()):
+        # Checked before any work: finding out after an hour of training is too late.
+        taken = [p for p in _train_outputs(out) if p.exists()]
+        if taken:
+            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
     if lr <= 0:
         fail(f"--lr must be positive, got {lr}")
     if tensorboard is not None:
@@ -127,13 +138,9 @@ def train_command(
             np.array(yva),
             ages_train=np.array(atr, dtype=np.float32) if has_ages else None,
             ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
-            model_config=ModelConfig(
-                size,
-                alpha,
-                dropout,
-                age_bins.num_classes if ds.format != "folders" else len(ds.class_names),
-                has_ages,
-            ),
+            # CSV labels and class folders name their own classes: size the head to them, and
+            # record bin edges only where the classes are the age bins.
+            model_config=ModelConfig(size, alpha, dropout, len(ds.class_names), has_ages),
             config=TrainConfig(
                 epochs=epochs,
                 batch_size=batch_size,
@@ -145,11 +152,12 @@ def train_command(
                 patience=patience,
                 seed=seed,
             ),
-            bins=age_bins if ds.format != "folders" else None,
+            bins=age_bins if list(ds.class_names) == list(age_bins.names) else None,
             class_names=ds.class_names,
             checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
             resume=resume,
             tensorboard=tensorboard,
+            verbose=2 if _progress_bar() else 1,
             data_summary={
                 "source": str(data),
                 "format": ds.format,
@@ -180,6 +188,20 @@ def train_command(
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
     typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
+
+
+def _progress_bar() -> bool:
+    """Keras' per-batch progress bar (loss, accuracy) in a terminal; logs get one line an epoch."""
+    return sys.stdout.isatty()
+
+
+def _train_outputs(out: Path) -> list[Path]:
+    """Every file ``train`` writes for ``--out`` (the model, its split, its test evaluation)."""
+    return [
+        out,
+        out.with_name(out.stem + "_split.json"),
+        *(out.with_name(out.stem + "_eval") / name for name in EVALUATION_FILES),
+    ]
 
 
 def _write_split(out: Path, parts: list, seed: int) -> Path:
@@ -217,6 +239,7 @@ def evaluate_command(
             help="tflite: the same weights through TensorFlow Lite, ~2x faster (Keras if unavailable)."
         ),
     ] = Engine.tflite,
+    force: Annotated[bool, typer.Option("--force", help="Replace metrics files already in --out.")] = False,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
@@ -230,24 +253,31 @@ def evaluate_command(
 
     if out is not None and out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
+    if out is not None and not force:
+        taken = [out / name for name in EVALUATION_FILES if (out / name).exists()]
+        if taken:
+            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
     names = read_holdout(holdout) if holdout is not None else None
     m_ = _load(model)
     try:
         ds = load_dataset(data, format=format.value, bins=m_.bins, check_images=False)
     except DatasetError as e:
         fail(str(e))
+    if ds.class_names != m_.class_names:  # before decoding every photo for nothing
+        fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
     records = ds.records
+    problems = list(ds.problems)
     if names is not None:
         records = [r for r in records if r.path.name in names]
+        # Only the held-out photos are evaluated, so only their problems count as skipped.
+        problems = [p for p in problems if Path(p.path).name in names]
     x, ok, bad = load_batch([r.path for r in records], m_.input_size)
-    problems = list(ds.problems) + bad
+    problems += bad
     report_problems(problems, quiet=as_json)
     label_of = {r.path: r.label for r in records}
     y = np.array([label_of[p] for p in ok])
     if not len(y):
         fail(f"{data}: no usable images")
-    if ds.class_names != m_.class_names:
-        fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
     probs = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
     m["n_skipped"] = len(problems)

@@ -194,10 +194,8 @@ def load_model(
     try:
         km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; the user needs one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(
-            path, f"not a loadable Keras model ({type(exc).__name__}: {reason[:200]})"
-        ) from None
+        reason = _first_sentences(str(exc)) or type(exc).__name__
+        raise ModelLoadError(path, f"not a loadable Keras model ({type(exc).__name__}: {reason})") from None
     meta = read_metadata(path) if path.suffix == ".keras" else {}
     return wrap_keras_model(km, metadata=meta, input_size=input_size, class_names=class_names, path=path)
 
@@ -212,10 +210,24 @@ def wrap_keras_model(
 ) -> AgeModel:
     """Wrap an in-memory Keras model, inferring what the metadata does not say."""
     meta = dict(metadata or {})
-    shape = km.inputs[0].shape
-    size = input_size or meta.get("input_size") or (shape[1] if shape[1] else None)
+    where = path or km.name
+    # agelens feeds one batch of square RGB images; any other input would fail later
+    # inside Keras with a traceback (or, for a non-square size, run on the wrong shape).
+    if len(km.inputs) != 1:
+        raise ModelLoadError(where, f"the model has {len(km.inputs)} inputs; agelens needs one image input")
+    shape = tuple(km.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3:
+        raise ModelLoadError(where, f"input shape {shape}: agelens needs RGB images, shaped (N, S, S, 3)")
+    if shape[1] and shape[2] and shape[1] != shape[2]:
+        raise ModelLoadError(where, f"input shape {shape}: agelens feeds square images (S x S), not H x W")
+    fixed = shape[1] or shape[2]
+    if input_size and fixed and int(input_size) != int(fixed):
+        raise ModelLoadError(where, f"input_size {input_size} given; the model takes {fixed} x {fixed} px")
+    size = input_size or meta.get("input_size") or fixed
     if not size:
-        raise ModelLoadError(path or km.name, "input size is not fixed in the model; pass input_size")
+        raise ModelLoadError(
+            where, f"input shape {shape} does not fix the image size; pass input_size to agelens.load_model"
+        )
     group_key: str | int = meta.get("group_output", 0)
     age_key = meta.get("age_output")
     try:
@@ -225,16 +237,37 @@ def wrap_keras_model(
     if not meta and isinstance(out, dict):
         group_key = "age_group" if "age_group" in out else next(iter(out))
         age_key = "age" if "age" in out else None
+    elif not meta and isinstance(out, list | tuple):  # e.g. [age, group]: the class output is the wide one
+        group_key = next((i for i, t in enumerate(out) if int(t.shape[-1] or 0) > 1), 0)
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
-    n_classes = int(group_tensor.shape[-1])
+    n_classes = int(group_tensor.shape[-1] or 0)
+    if len(group_tensor.shape) != 2 or n_classes < 2:
+        raise ModelLoadError(
+            where,
+            f"class output shaped {tuple(group_tensor.shape)}: agelens needs one probability per class, "
+            "shaped (N, classes) with 2 or more classes",
+        )
     names = class_names or meta.get("class_names")
     if names is None:
         names = list(AgeBins().names) if n_classes == 3 else [f"class {i}" for i in range(n_classes)]
     if len(names) != n_classes:
-        raise ModelLoadError(path or km.name, f"{len(names)} class names given for {n_classes} outputs")
+        raise ModelLoadError(where, f"{len(names)} class names given for {n_classes} outputs")
     bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
     rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
     return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+
+
+def _first_sentences(text: str, limit: int = 240) -> str:
+    """The first line of ``text``, cut after a whole sentence (or word) when longer than ``limit``.
+
+    Keras' messages run long; a cut in mid-word ("If you trust the") reads as a broken message.
+    """
+    line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    head = line[:limit]
+    end = head.rfind(". ")
+    return head[: end + 1] if end > limit // 3 else head.rsplit(" ", 1)[0] + "..."
 
 
 def _has_rescaling(km: Any) -> bool:

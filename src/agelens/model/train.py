@@ -123,7 +123,9 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
     ds = ds.batch(batch)
     ds = ds.map(lambda a, b, c: (tf.cast(a, tf.float32), b, c), num_parallel_calls=tf.data.AUTOTUNE)
     if aug is not None:
-        ds = ds.map(lambda a, b, c: (aug(a, training=True), b, c), num_parallel_calls=tf.data.AUTOTUNE)
+        # One call at a time: the random layers share a seed state, and parallel calls draw
+        # from it in a racing order, so two runs with the same --seed trained differently.
+        ds = ds.map(lambda a, b, c: (aug(a, training=True), b, c))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -153,10 +155,13 @@ def train(
     improvement, so an interrupted run still leaves its best model behind.
     """
     cfg = config or TrainConfig()
-    bins = bins or AgeBins()
+    if bins is None and (class_names is None or list(class_names) == list(AgeBins().names)):
+        bins = AgeBins()  # else the classes are not age bins (folders, CSV labels): no edges to record
     names = list(class_names or bins.names)
     k = len(names)
     mcfg = model_config or ModelConfig(input_size=int(x_train.shape[1]), num_classes=k)
+    if mcfg.num_classes != k:
+        raise ValueError(f"model_config has {mcfg.num_classes} classes, the data {k} ({', '.join(names)})")
     use_age = ages_train is not None and ages_val is not None and mcfg.age_head
     if mcfg.age_head and not use_age:
         mcfg = ModelConfig(**{**mcfg.to_dict(), "age_head": False})
@@ -164,6 +169,7 @@ def train(
     km = build_age_model(mcfg, seed=cfg.seed)
     initial_epoch = 0
     earlier_history: list = []
+    state = {"best": -1.0, "best_epoch": 0, "best_weights": None, "wait": 0}
     if resume:
         from agelens.model.io import load_model
 
@@ -177,6 +183,17 @@ def train(
             ) from None
         initial_epoch = int(prev.metadata.get("training", {}).get("epochs_done", 0))
         earlier_history = list(prev.metadata.get("training", {}).get("history", []))
+        # The file holds the best weights so far (a checkpoint, or a finished run's restored
+        # best): a resumed epoch must beat them to replace them, else resuming could end
+        # with a worse model than the one it started from.
+        best_epoch = int(prev.metadata.get("training", {}).get("best_epoch", 0))
+        best_row = next((r for r in earlier_history if r.get("epoch") == best_epoch), None)
+        if best_row is not None:
+            state.update(
+                best=float(best_row["val_accuracy"]) + float(best_row["val_macro_f1"]),
+                best_epoch=best_epoch,
+                best_weights=km.get_weights(),
+            )
         if initial_epoch >= cfg.epochs:
             raise ValueError(
                 f"{resume}: already trained {initial_epoch} epoch(s); to continue, ask for more "
@@ -215,7 +232,6 @@ def train(
         True,
         cfg.seed,
     )
-    state = {"best": -1.0, "best_epoch": 0, "best_weights": None, "wait": 0}
     history: list[dict] = []
     t0 = time.time()
 
@@ -247,7 +263,7 @@ def train(
                     wrapped.metadata["training"] = {
                         "epochs_done": epoch + 1,
                         "best_epoch": epoch + 1,
-                        "history": history,
+                        "history": earlier_history + history,  # resuming from it keeps every epoch
                         "val": m,
                     }
                     save_model(wrapped, checkpoint)
