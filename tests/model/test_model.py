@@ -166,6 +166,13 @@ def test_schedules():
         lr_at(0, TrainConfig(schedule="nope"))
 
 
+@pytest.mark.parametrize("epochs", [2, 3, 4, 5])
+def test_short_cosine_runs_still_anneal(epochs: int) -> None:
+    cfg = TrainConfig(epochs=epochs, learning_rate=1.0, warmup_epochs=2)
+    lrs = [lr_at(e, cfg) for e in range(epochs)]
+    assert max(lrs) == 1.0 and lrs[-1] <= 0.5  # before: 2 and 3 epochs ended at the peak rate
+
+
 def test_wrap_sequential_model():
     km = keras.Sequential(
         [

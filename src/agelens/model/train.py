@@ -77,7 +77,9 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
         return peak * max(0.01, 1 - (epoch - up) / max(total - up, 1))
     if cfg.schedule != "cosine":
         raise ValueError(f"unknown schedule {cfg.schedule!r} (use cosine or onecycle)")
-    warm = min(cfg.warmup_epochs, total - 1)
+    # At most half the run warms up: with --epochs 2 or 3 a warm-up capped at total - 1 left
+    # the last epoch at the peak rate, so the run never annealed.
+    warm = min(cfg.warmup_epochs, (total - 1) // 2)
     if epoch < warm:
         return peak * (epoch + 1) / (warm + 1)
     return max(peak * 0.01, 0.5 * peak * (1 + math.cos(math.pi * (epoch - warm) / max(total - warm, 1))))
