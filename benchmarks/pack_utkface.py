@@ -27,4 +27,6 @@ def main(src: str, dst: str) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+        sys.exit(__doc__.strip().splitlines()[-1].strip())
     main(sys.argv[1], sys.argv[2])
