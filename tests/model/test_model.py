@@ -271,11 +271,22 @@ def _train_small(faces, **kw):
     )
 
 
-def test_the_same_seed_trains_the_same_weights(trained):
+def test_the_same_seed_augments_the_same_batches(trained):
+    """Seeded training must repeat: parallel augmentation calls used to race on the random layers'
+    shared seed state, so two runs fed different batches (and trained different weights)."""
+    from agelens.model.train import _dataset, augmenter
+
     faces = trained[2]
-    a, b = _train_small(faces), _train_small(faces)
-    for wa, wb in zip(a.model.keras_model.get_weights(), b.model.keras_model.get_weights(), strict=True):
-        np.testing.assert_array_equal(wa, wb)  # parallel augmentation used to race on the seed
+    x, y = faces.images[:64], faces.labels[:64]
+    w = np.ones(len(x), np.float32)
+
+    def batches() -> np.ndarray:
+        ds = _dataset(x, y, w, 4, augmenter(1.0, seed=5), True, 5)
+        return np.concatenate([a.numpy() for a, *_ in ds])
+
+    first, second = batches(), batches()
+    assert not np.array_equal(first, np.asarray(x, np.float32)[: len(first)])  # augmented at all
+    np.testing.assert_array_equal(first, second)
 
 
 def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
