@@ -282,3 +282,32 @@ def test_train_on_csv_labels_sizes_the_head_to_its_own_classes(tmp_path, trained
     meta = read_metadata(out)
     assert meta["class_names"] == ["adult", "child"] and meta["bins"] is None
     assert "loss:" in res.output  # Keras' progress bar, with the running loss
+
+
+def test_a_plain_model_with_an_open_input_size_is_usable_from_every_command(
+    folder_and_model, tmp_path
+) -> None:
+    """``--input-size`` / ``--class-names`` give what a plain Keras model cannot say; before, such a
+    model could only be loaded from Python."""
+    import keras
+
+    data, _ = folder_and_model
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(keras.layers.Rescaling(1 / 255)(inp))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    path = tmp_path / "open.keras"
+    keras.Model(inp, out).save(path)
+    photo = str(next(p for p in sorted(data.iterdir()) if p.name.startswith("2")))
+
+    res = runner.invoke(app, ["predict", photo, "--model", str(path), "--no-detect"])
+    assert res.exit_code == 1 and "--input-size" in res.output and len(res.output.strip().splitlines()) == 1
+    opts = ["--model", str(path), "--input-size", "40", "--class-names", "kid, adult, senior"]
+    res = runner.invoke(app, ["predict", photo, *opts, "--no-detect", "--json"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout.strip().splitlines()[-1])["probabilities"]) == {"kid", "adult", "senior"}
+    res = runner.invoke(app, ["layers", *opts])
+    assert res.exit_code == 0 and "conv" in res.output
+    res = runner.invoke(app, ["explain", photo, *opts, "--out", str(tmp_path / "ex")])
+    assert res.exit_code == 0, res.output
+    bad = runner.invoke(app, ["predict", photo, *opts[:4], "--class-names", "a,b", "--no-detect"])
+    assert bad.exit_code == 1 and "2 class names given for 3 outputs" in bad.output

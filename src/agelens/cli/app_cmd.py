@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model
+
 
 def app_command(
-    model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="A .keras model (default: the shipped model).")
-    ] = None,
+    model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
     host: Annotated[
         str,
@@ -26,14 +27,11 @@ def app_command(
 
       agelens app --model runs/x/model.keras --port 8080
     """
-    from agelens.model.io import ModelLoadError
     from agelens.report.app import launch  # lazy: gradio and TensorFlow load only here
 
+    am = load_cli_model(model, input_size, class_names)
     try:
-        launch(model=model, port=port, host=host)
-    except ModelLoadError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        launch(model=am, port=port, host=host)
     except OSError as exc:  # port in use, cannot bind
         typer.echo(f"error: {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None

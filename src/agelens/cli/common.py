@@ -22,11 +22,58 @@ class FormatChoice(StrEnum):
 
 FormatOpt = Annotated[FormatChoice, typer.Option("--format", "-f", help="Dataset layout; auto detects it.")]
 
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A .keras or legacy .h5 model (default: the shipped agelens model).",
+        show_default=False,
+    ),
+]
+InputSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--input-size",
+        min=8,
+        help="For a plain Keras model whose input shape leaves the size open: the side photos get.",
+        show_default=False,
+    ),
+]
+ClassNamesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class-names",
+        help="For a plain Keras model: its classes in output order, comma-separated (default: the age groups "
+        "for 3 outputs, else 'class 0', 'class 1', ...).",
+        show_default=False,
+    ),
+]
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: <one line>`` to stderr and exit non-zero."""
     typer.echo(f"error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(code)
+
+
+def load_cli_model(model: Path | None, input_size: int | None = None, class_names: str | None = None):
+    """The model for a command (``--model``, ``--input-size``, ``--class-names``); a bad file is one line.
+
+    One loader for every command, so a user's plain Keras model is read the same way by
+    predict, evaluate, explain, layers, score and the app.
+    """
+    from agelens.model.io import ModelLoadError, load_model
+
+    names = [n.strip() for n in class_names.split(",")] if class_names is not None else None
+    if names is not None and not all(names):
+        fail(
+            f"--class-names {class_names!r}: an empty name (give them comma-separated, e.g. young,middle,old)"
+        )
+    try:
+        return load_model(model, input_size=input_size, class_names=names)
+    except ModelLoadError as e:
+        fail(str(e))
 
 
 def report_problems(problems: Sequence[object], quiet: bool = False) -> None:

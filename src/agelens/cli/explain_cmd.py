@@ -16,18 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model
+
 if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_OUT = Path("outputs/explain")
 CHUNK = 16  # photos explained per call: bounds memory for big folders, keeps batches efficient
-
-ModelOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--model", "-m", help="A .keras/.h5 model (default: the shipped agelens model).", show_default=False
-    ),
-]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -35,16 +30,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(model: Path | None) -> Any:
-    from agelens.model.io import ModelLoadError, load_model
-
-    try:
-        return load_model(model)
-    except ModelLoadError as e:
-        raise _fail(str(e)) from None
-
-
-def layers_command(model: ModelOpt = None) -> None:
+def layers_command(
+    model: ModelOpt = None, input_size: InputSizeOpt = None, class_names: ClassNamesOpt = None
+) -> None:
     """List the model's layers with output shapes; * marks layers a CAM can explain.
 
     Layers inside nested models are shown as outer/inner. Keywords accepted by
@@ -59,7 +47,7 @@ def layers_command(model: ModelOpt = None) -> None:
     """
     from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
 
-    am = _load(model)
+    am = load_cli_model(model, input_size, class_names)
     typer.echo(f"{'idx':>4}   {'name':40s} {'type':24s} output shape")
     for info in list_layers(am):
         typer.echo(str(info))
@@ -77,6 +65,8 @@ def layers_command(model: ModelOpt = None) -> None:
 def explain_command(
     photos: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)],
     model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
     method: Annotated[
         str, typer.Option("--method", help="Comma-separated methods (listed above), or 'all'.")
     ] = "gradcam",
@@ -138,7 +128,7 @@ def explain_command(
         raise _fail(str(e)) from None
     methods = _methods(method)
     _check_cmap(cmap)
-    am = _load(model)
+    am = load_cli_model(model, input_size, class_names)
     _check_choices(am, methods, layer, target)
     crop = _face_cropper() if detect else None
     images, sources, boxes, problems = _read_photos(paths, crop)

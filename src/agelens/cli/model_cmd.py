@@ -10,12 +10,17 @@ from typing import Annotated
 
 import typer
 
-from agelens.cli.common import FormatChoice, FormatOpt, fail, read_holdout, report_problems
-
-ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="A .keras/.h5 model (default: the shipped model).")
-]
-
+from agelens.cli.common import (
+    ClassNamesOpt,
+    FormatChoice,
+    FormatOpt,
+    InputSizeOpt,
+    ModelOpt,
+    fail,
+    load_cli_model,
+    read_holdout,
+    report_problems,
+)
 
 # What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
 EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png")
@@ -24,15 +29,6 @@ EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png")
 # benchmarks/predict_engines.py): it pays within one run from ~4,000 photos, within two
 # (the conversion is cached) from ~2,000.
 FAST_PREDICT_MIN = 2000
-
-
-def _load(model: Path | None):
-    from agelens.model.io import ModelLoadError, load_model
-
-    try:
-        return load_model(model)
-    except ModelLoadError as e:
-        fail(str(e))
 
 
 class Schedule(StrEnum):
@@ -221,6 +217,8 @@ def evaluate_command(
     data: Annotated[Path, typer.Argument(help="Labelled data: UTKFace-style folder, class folders, or CSV.")],
     format: FormatOpt = FormatChoice.auto,
     model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")
     ] = None,
@@ -258,7 +256,7 @@ def evaluate_command(
         if taken:
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
     names = read_holdout(holdout) if holdout is not None else None
-    m_ = _load(model)
+    m_ = load_cli_model(model, input_size, class_names)
     try:
         ds = load_dataset(data, format=format.value, bins=m_.bins, check_images=False)
     except DatasetError as e:
@@ -306,6 +304,8 @@ def evaluate_command(
 def predict_command(
     images: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
     flip: Annotated[
@@ -330,7 +330,7 @@ def predict_command(
     if not paths:  # before the model loads: nothing to wait for
         report_problems(missing, quiet=False)
         fail("no image could be read")
-    m = _load(model)
+    m = load_cli_model(model, input_size, class_names)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
     if engine is None:  # the conversion pays for itself only on a big batch, or once it is cached

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agelens.cli.common import fail, read_holdout, report_problems
+from agelens.cli.common import (
+    ClassNamesOpt,
+    InputSizeOpt,
+    ModelOpt,
+    fail,
+    load_cli_model,
+    read_holdout,
+    report_problems,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,9 +32,9 @@ _DEFAULT_METRICS = "deletion,insertion,average_drop,increase_in_confidence,road_
 
 def score_command(
     data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
-    model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="A .keras/.h5 model (default: the shipped model).")
-    ] = None,
+    model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
     methods: Annotated[str, typer.Option(help="Comma-separated explain methods, or 'all'.")] = "gradcam",
     metrics: Annotated[
         str,
@@ -81,7 +89,6 @@ def score_command(
     from agelens.metrics.adapters import RANDOM, available_methods
     from agelens.metrics.registry import METRICS, parse_names
     from agelens.metrics.sampling import stratified_sample
-    from agelens.model.io import ModelLoadError, load_model
 
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
@@ -100,10 +107,10 @@ def score_command(
         masks = data / "masks.npz"
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
+    am = load_cli_model(model, input_size, class_names)
     try:
-        am = load_model(model)
         ds = load_dataset(data, check_images=False)
-    except (ModelLoadError, DatasetError) as e:
+    except DatasetError as e:
         fail(str(e))
     cam_layer = _check_layer(am, layer)
     pool = list(range(len(ds)))

@@ -134,7 +134,9 @@ class ModelView:
                 seen_conv
                 and len(shape) == 3
                 and not isinstance(step.op if step else None, _SKIP_TYPES)
-                and (shape[0] or 0) * (shape[1] or 0) > 1
+                and (
+                    shape[0] is None or shape[1] is None or shape[0] * shape[1] > 1
+                )  # None: set by the input
             )
             infos.append(LayerInfo(i, name, kind, shape, bool(feature)))
         return infos
@@ -238,6 +240,9 @@ def _require_4d(info: LayerInfo) -> None:
 def _quantile_pick(candidates: list[LayerInfo], q: float) -> str:
     if not candidates:
         raise ValueError("the model has no convolutional feature layers")
+    if any(c.shape[0] is None or c.shape[1] is None for c in candidates):
+        # An open input size (None x None) leaves grid sizes unknown: pick by depth instead.
+        return candidates[round((len(candidates) - 1) * q)].name
     sizes = sorted({c.shape[0] * c.shape[1] for c in candidates}, reverse=True)
     if len(sizes) == 1:
         return candidates[round((len(candidates) - 1) * q)].name

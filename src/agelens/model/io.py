@@ -226,7 +226,9 @@ def wrap_keras_model(
     size = input_size or meta.get("input_size") or fixed
     if not size:
         raise ModelLoadError(
-            where, f"input shape {shape} does not fix the image size; pass input_size to agelens.load_model"
+            where,
+            f"input shape {shape} does not fix the image size; pass --input-size N "
+            "(agelens.load_model(..., input_size=N) in Python)",
         )
     group_key: str | int = meta.get("group_output", 0)
     age_key = meta.get("age_output")

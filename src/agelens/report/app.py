@@ -78,8 +78,8 @@ def theme() -> Any:
     )
 
 
-def build_app(model_path: str | Path | None = None) -> Any:
-    """Load the model once and lay out the app; returns an unlaunched ``gradio.Blocks``.
+def build_app(model_path: Any = None) -> Any:
+    """Load the model once (or take an AgeModel) and lay out the app; returns an unlaunched ``gradio.Blocks``.
 
     Launch it with :func:`launch` (or ``.launch(theme=theme(), css=CSS)`` for the same look).
     """
@@ -90,7 +90,8 @@ def build_app(model_path: str | Path | None = None) -> Any:
     from agelens.explain.overlay import DEFAULT_ALPHA
     from agelens.model.io import load_model
 
-    engine = build_engine(load_model(model_path), workdir)
+    model = model_path if hasattr(model_path, "keras_model") else load_model(model_path)
+    engine = build_engine(model, workdir)
     sample_images, labels = _samples(generate, max(96, engine.model.input_size))
 
     with gr.Blocks(title="agelens", analytics_enabled=False) as demo:
@@ -294,7 +295,7 @@ def _target_is_predicted(target: Any) -> bool:
     return str(target).startswith("predicted")
 
 
-def launch(model: str | Path | None = None, port: int = 7860, host: str = "127.0.0.1") -> None:
+def launch(model: Any = None, port: int = 7860, host: str = "127.0.0.1") -> None:
     """Build and serve the app (blocking) on ``host:port``; the temp folder goes when the process ends."""
     demo = build_app(model)
     _exit_on_sigterm()
