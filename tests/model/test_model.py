@@ -320,3 +320,20 @@ def test_classes_that_are_not_age_bins_record_no_bin_edges_and_must_fit_the_head
     two = ModelConfig(input_size=48, alpha=0.35, num_classes=2, age_head=False)
     res = train(faces.images[:16], labels[:16], faces.images[16:24], labels[16:24], model_config=two, **kw)
     assert res.model.class_names == ["child", "adult"] and res.model.bins is None
+
+
+def test_a_plain_model_that_outputs_logits_reports_probabilities():
+    """A model trained with from_logits=True used to have its raw scores printed as probabilities."""
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))
+    km = keras.Model(inp, keras.layers.Dense(3, name="scores")(x))
+    km.get_layer("scores").set_weights([np.random.default_rng(0).normal(0, 0.5, (768, 3)), np.zeros(3)])
+    images = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    raw = np.asarray(km(images.astype(np.float32)))
+    m = wrap_keras_model(km)
+    probs = m.predict(images)["probabilities"]
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(probs, np.asarray(keras.ops.softmax(raw)), atol=1e-5)
+    assert km.outputs[0].shape == (None, 3) and len(km.layers) == 4  # the user's model is left as it was
+    softmaxed = keras.Model(inp, keras.layers.Softmax()(km.outputs[0]))
+    assert wrap_keras_model(softmaxed).keras_model is softmaxed  # probabilities already: untouched

@@ -242,6 +242,14 @@ def wrap_keras_model(
     elif not meta and isinstance(out, list | tuple):  # e.g. [age, group]: the class output is the wide one
         group_key = next((i for i, t in enumerate(out) if int(t.shape[-1] or 0) > 1), 0)
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
+    if not meta and not isinstance(out, dict | list | tuple) and _ends_in_logits(group_tensor):
+        # A model trained with from_logits=True: every reader of "probabilities" (predict,
+        # evaluate, the metrics, TFLite) would get raw scores. A softmax on top fixes all of
+        # them at once; the explain engine still explains the logits (the softmax's input).
+        import keras
+
+        km = keras.Model(km.inputs, keras.layers.Softmax(name="agelens_softmax")(group_tensor), name=km.name)
+        group_tensor = km.outputs[0]
     n_classes = int(group_tensor.shape[-1] or 0)
     if len(group_tensor.shape) != 2 or n_classes < 2:
         raise ModelLoadError(
@@ -257,6 +265,19 @@ def wrap_keras_model(
     bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
     rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
     return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+
+
+def _ends_in_logits(tensor: Any) -> bool:
+    """Whether a plain model's class output comes straight from a linear Dense or conv layer (logits).
+
+    Conservative: anything else (a softmax, a sigmoid, a nested model, a custom layer) is
+    taken as probabilities, as before.
+    """
+    import keras
+
+    op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    linear = getattr(getattr(op, "activation", None), "__name__", None) == "linear"
+    return linear and isinstance(op, keras.layers.Dense | keras.layers.Conv1D | keras.layers.Conv2D)
 
 
 def _first_sentences(text: str, limit: int = 240) -> str:
