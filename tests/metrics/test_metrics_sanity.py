@@ -140,3 +140,30 @@ def test_a_map_blind_to_the_upper_layers_is_flagged_though_the_end_of_the_cascad
     assert scores.scores.mean() > 0.5 and scores.extra["flagged"]
     assert scores.extra["stage_layers"] == [1, 2, 3] and scores.extra["stage_spearman"].shape == (3, 8)
     np.testing.assert_allclose(scores.scores, scores.extra["stage_spearman"].mean(0))
+
+
+def test_score_tables_keep_and_plot_the_cascade(squares_model, tmp_path) -> None:
+    from agelens.metrics import score_methods
+
+    model, x, y = squares_model
+    x, y = x[:6], y[:6]
+    table = score_methods(
+        model,
+        x,
+        y,
+        ["edges", "cam"],
+        ["randomisation"],
+        explainers={
+            "edges": lambda xs, t: sobel_model_explainer(model, xs, t),
+            "cam": lambda xs, t: gradcam(model, xs, t),
+        },
+        model_explainers={"edges": sobel_model_explainer, "cam": gradcam},
+        random_baseline=False,
+        n_boot=200,
+        out_dir=tmp_path,
+    )
+    edges, cam = (table.curves[m]["randomisation"] for m in ("edges", "cam"))
+    assert edges["x"] == pytest.approx([1 / 3, 2 / 3, 1]) and min(edges["mean"]) > 0.99
+    assert max(cam["mean"]) < 0.5
+    assert table.scores["cam"]["randomisation"].mean == pytest.approx(np.mean(cam["mean"]))
+    assert (tmp_path / "curves_randomisation.png").stat().st_size > 0

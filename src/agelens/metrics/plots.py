@@ -24,6 +24,8 @@ def _figure(w: float, h: float, ncols: int = 1, nrows: int = 1) -> tuple[Any, An
 
 def plot_curves(table: ScoreTable, metric: str, path: str | Path) -> Path:
     """Mean curve per method (solid) with its matched-random baseline (dashed, same colour)."""
+    if any(m.get("name") == metric and m.get("category") == "randomisation" for m in table.metrics):
+        return _plot_cascade(table, metric, path)
     fig, axes = _figure(6.5, 4.2)
     ax = axes[0, 0]
     for i, (method, rows) in enumerate(table.curves.items()):
@@ -40,6 +42,31 @@ def plot_curves(table: ScoreTable, metric: str, path: str | Path) -> Path:
     ax.set_ylabel("target-class probability")
     ax.set_title(f"{metric} (dashed: random maps of the same smoothness)")
     ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return atomic_savefig(fig, path)
+
+
+def _plot_cascade(table: ScoreTable, metric: str, path: str | Path) -> Path:
+    """Adebayo et al.'s cascading-randomisation figure: each method's similarity to its own map as
+    more layers, from the top, get random weights. A faithful map drops early and stays low."""
+    from agelens.metrics.sanity import SPEARMAN_THRESHOLD
+
+    fig, axes = _figure(6.5, 4.2)
+    ax = axes[0, 0]
+    for i, (method, rows) in enumerate(table.curves.items()):
+        c = rows.get(metric)
+        if c:
+            score = table.scores[method][metric]
+            ax.plot(
+                c["x"], c["mean"], color=f"C{i}", lw=2, marker="o", label=f"{method} (mean {score.mean:.3f})"
+            )
+    ax.axhline(SPEARMAN_THRESHOLD, color="0.5", lw=1, ls=":", label=f"flag line ({SPEARMAN_THRESHOLD:g})")
+    ax.set_xlabel("share of the layers with random weights (from the top)")
+    ax.set_ylabel("Spearman with the trained model's map")
+    ax.set_title("cascading randomisation (lower is better)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(-0.2, 1.02)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return atomic_savefig(fig, path)

@@ -277,8 +277,9 @@ class ModelRandomisation(Metric):
     """Per image, the Spearman between its map before and after cascading randomisation, averaged over
     ``stages`` depths (default: top quarter, half, three quarters, all layers random); lower is better.
 
-    ``extra`` keeps the curve: ``stage_spearman`` (stages, N), ``stage_layers`` (how many
-    layers were random at each stage), ``final_spearman`` (every layer random) and SSIM.
+    The curve (``curve_x``: share of the layers random; ``curves``: each image's Spearman
+    per stage) is what reports plot. ``extra`` has ``stage_spearman`` (stages, N),
+    ``stage_layers`` (layers random at each stage), ``final_spearman`` (all random) and SSIM.
     Each stage re-explains every image, so the cost is ``stages`` explanations per image.
     """
 
@@ -297,11 +298,14 @@ class ModelRandomisation(Metric):
         res = randomisation_test(
             ctx.model, ctx.model_explainer, x, targets, stages=self.stages, seed=ctx.seed, original_maps=maps
         )
+        counts = [len(ls) for ls in res.layers]
         extra = {
             "stage_spearman": res.spearman,
-            "stage_layers": [len(ls) for ls in res.layers],
+            "stage_layers": counts,
             "final_spearman": res.spearman[-1],
             "ssim": res.ssim.mean(axis=0),
             "flagged": res.flagged,
         }
-        return MetricResult(res.cascade_spearman, extra=extra)
+        # The cascade as a curve (x: share of the layers random), so reports can plot it like Adebayo et al.
+        x_frac = np.asarray(counts, dtype=np.float64) / counts[-1]
+        return MetricResult(res.cascade_spearman, curve_x=x_frac, curves=res.spearman.T, extra=extra)

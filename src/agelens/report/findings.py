@@ -235,8 +235,9 @@ def sanity_findings(verdicts: dict[str, str | None], threshold: float) -> Said:
         )
     if groups["fail"]:
         sentences.append(
-            f"{join(groups['fail'])}: flagged, the similarity stays above {t} with randomised weights, "
-            "so the map hardly depends on what the model learned."
+            f"{join(groups['fail'])}: flagged, the similarity stays above {t} on average while the "
+            "weights are randomised from the top layer down, so the map shows more of what the lower "
+            "layers respond to than of what decides the class."
         )
     parts = [
         f"{join(groups[k])} {w}"
