@@ -50,7 +50,7 @@ def test_all_sections_and_their_content(run_dir: Path) -> None:
     assert "true \\ predicted" in html  # confusion matrix as a table
     assert 'deletion <span class="arrow"' in html and "↓" in html and "↑" in html  # direction arrows
     assert "mean rank" in html
-    assert "flagged: map ignores the weights" in html  # scorecam's randomisation correlation 0.9 > 0.5
+    assert "flagged: map survives the randomisation" in html  # scorecam's randomisation correlation 0.9 > 0.5
     assert "area share" in html  # region matrix from scores.json
     assert "accuracy stamped" in html and "99.0%" in html  # shortcut story
 

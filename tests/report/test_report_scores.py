@@ -128,7 +128,7 @@ def test_a_ci_across_the_threshold_is_inconclusive_on_the_page(tmp_path: Path) -
     html = render_report(_run_with(tmp_path, _old_scores({"gradcam": straddles, "scorecam": score(0.9)})))
     rows = _rows(html, "scores-randomisation")
     assert "inconclusive" in rows["gradcam"] and "passes" not in rows["gradcam"]
-    assert "flagged: map ignores the weights" in rows["scorecam"]
+    assert "flagged: map survives the randomisation" in rows["scorecam"]
     text = _text(html)
     assert "✓ passes when its upper end is below 0.5" in text
     assert "⚠ flagged when its lower end is above 0.5" in text and "inconclusive when it contains 0.5" in text

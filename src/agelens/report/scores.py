@@ -77,7 +77,7 @@ weights changes, so for these *lower* is better (unless the file declares otherw
 _VERDICTS = {
     "pass": ("✓ passes", "badge good"),
     "inconclusive": ("? inconclusive: CI contains {t}", "badge unsure"),
-    "fail": ("⚠ flagged: map ignores the weights", "badge bad"),
+    "fail": ("⚠ flagged: map survives the randomisation", "badge bad"),
 }
 
 
