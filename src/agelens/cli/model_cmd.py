@@ -148,7 +148,7 @@ def train_command(
                 patience=patience,
                 seed=seed,
             ),
-            bins=age_bins if list(ds.class_names) == list(age_bins.names) else None,
+            bins=age_bins,  # recorded only when the data's classes are these bins
             class_names=ds.class_names,
             checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
             resume=resume,

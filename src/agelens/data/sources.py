@@ -169,19 +169,25 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
 
+def _scan(folder: Path, recursive: bool = False) -> tuple[list[Path], list[Problem]]:
+    """Image files in (or under) ``folder``, and image-named links whose target is gone, in one walk.
+
+    The broken links are reported where ``is_file()`` alone would skip them silently.
+    """
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    images, broken = [], []
+    for p in it:
+        if not _is_image(p) or not _visible(p.relative_to(folder)):
+            continue
+        if p.is_file():
+            images.append(p)
+        elif p.is_symlink() and not p.exists():
+            broken.append(p)
+    return sorted(images), [Problem(p, "broken link (its target does not exist)") for p in sorted(broken)]
+
+
 def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if _is_image(p) and p.is_file() and _visible(p.relative_to(folder)))
-
-
-def _broken_links(folder: Path, recursive: bool = False) -> list[Problem]:
-    """Image-named links whose target is gone: reported, where ``is_file()`` would skip them silently."""
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return [
-        Problem(p, "broken link (its target does not exist)")
-        for p in sorted(it)
-        if _is_image(p) and p.is_symlink() and not p.exists() and _visible(p.relative_to(folder))
-    ]
+    return _scan(folder, recursive)[0]
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -303,12 +309,12 @@ def _read_utkface(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str],
     Images in sub-folders of a folder that has its own are reported, not read: they are
     often copies or other outputs, and silently skipping them hid them from the user.
     """
-    top = _image_files(folder)
-    below = _image_files(folder, recursive=True)
+    below, broken = _scan(folder, recursive=True)  # one walk: a flat UTKFace folder has 20k+ files
+    top = [p for p in below if p.parent == folder]
     files = top or below
     if not files:
         raise DatasetError(folder, "empty folder (no images found)")
-    problems = _broken_links(folder, recursive=not top)
+    problems = [q for q in broken if Path(q.path).parent == folder] if top else broken
     if top:
         reason = "image in a sub-folder (not read: images sit at this dataset's top level)"
         problems += [Problem(p, reason) for p in below if p.parent != folder]
@@ -328,9 +334,13 @@ def _read_folders(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str],
     if not dirs:
         raise DatasetError(folder, "no class sub-folders with images found")
     names = _order_classes([d.name for d in dirs], bins)
-    records = [Record(p, names.index(d.name)) for d in dirs for p in _image_files(d, recursive=True)]
-    problems = [Problem(p, "image outside any class sub-folder (ignored)") for p in _image_files(folder)]
-    problems += _broken_links(folder) + [q for d in dirs for q in _broken_links(d, recursive=True)]
+    loose, problems = _scan(folder)
+    problems += [Problem(p, "image outside any class sub-folder (ignored)") for p in loose]
+    records = []
+    for d in dirs:
+        images, broken = _scan(d, recursive=True)
+        records += [Record(p, names.index(d.name)) for p in images]
+        problems += broken
     return records, names, problems
 
 

@@ -131,6 +131,11 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _selection_score(row: dict) -> float:
+    """What picks the best epoch (and early-stops): validation accuracy plus macro-F1."""
+    return float(row["val_accuracy"]) + float(row["val_macro_f1"])
+
+
 def train(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -157,8 +162,9 @@ def train(
     improvement, so an interrupted run still leaves its best model behind.
     """
     cfg = config or TrainConfig()
-    if bins is None and (class_names is None or list(class_names) == list(AgeBins().names)):
-        bins = AgeBins()  # else the classes are not age bins (folders, CSV labels): no edges to record
+    bins = bins or AgeBins()
+    if class_names is not None and list(class_names) != list(bins.names):
+        bins = None  # the classes are not age bins (folders, CSV labels): no edges to record
     names = list(class_names or bins.names)
     k = len(names)
     mcfg = model_config or ModelConfig(input_size=int(x_train.shape[1]), num_classes=k)
@@ -192,7 +198,7 @@ def train(
         best_row = next((r for r in earlier_history if r.get("epoch") == best_epoch), None)
         if best_row is not None:
             state.update(
-                best=float(best_row["val_accuracy"]) + float(best_row["val_macro_f1"]),
+                best=_selection_score(best_row),
                 best_epoch=best_epoch,
                 best_weights=km.get_weights(),
             )
@@ -258,7 +264,7 @@ def train(
                 "seconds": time.time() - t0,
             }
             history.append(row)
-            score = m["accuracy"] + m["macro_f1"]
+            score = _selection_score(row)
             if score > state["best"]:
                 state.update(best=score, best_epoch=epoch + 1, best_weights=km.get_weights(), wait=0)
                 if checkpoint:
