@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agelens.report.app_logic import MAX_UPLOAD_BYTES, UploadError, build_engine, check_upload
+from agelens.report.app_logic import (
+    MAX_UPLOAD_BYTES,
+    UploadError,
+    blend,
+    build_engine,
+    check_upload,
+    is_predicted,
+    square,
+)
 
 
 def test_upload_checks(tmp_path: Path) -> None:
@@ -69,7 +77,8 @@ def test_explain_view_grid_and_zip(engine, photo: np.ndarray) -> None:
     assert np.asarray(exp.maps).shape == (1, 96, 96)
     probs = engine.probabilities(exp)
     assert list(probs) == ["young", "middle-aged", "old"] and abs(sum(probs.values()) - 1) < 1e-4
-    shown, heat = engine.view(photo, np.asarray(exp.maps[0]))
+    shown = square(photo)
+    heat = blend(shown, square(np.asarray(exp.maps[0], np.float32)))
     assert shown.shape == heat.shape == (320, 320, 3) and not np.array_equal(shown, heat)
     grid = engine.filter_grid(photo, "out_relu")
     assert grid.ndim == 3 and grid.shape[2] == 3 and grid.std() > 0
@@ -108,15 +117,27 @@ def test_huge_photo_is_shrunk_before_explaining(engine) -> None:
     assert out is small and note == "face only 25 px: unreliable below 32"  # judged before any resize
 
 
-def test_overlay_opacity(engine, photo: np.ndarray) -> None:
-    heat_map = np.linspace(0, 1, 96 * 96, dtype=np.float32).reshape(96, 96)
-    shown, photo_only = engine.view(photo, heat_map, alpha=0.0)
-    assert np.array_equal(shown, photo_only)
-    default = engine.view(photo, heat_map)[1]
-    assert np.array_equal(default, engine.view(photo, heat_map, alpha=0.45)[1])
-    map_only = engine.view(photo, heat_map, alpha=1.0)[1]
+def test_overlay_opacity(photo: np.ndarray) -> None:
+    shown, heat_map = square(photo), square(np.linspace(0, 1, 96 * 96, dtype=np.float32).reshape(96, 96))
+    assert np.array_equal(shown, blend(shown, heat_map, alpha=0.0))
+    default = blend(shown, heat_map)
+    assert np.array_equal(default, blend(shown, heat_map, alpha=0.45))
+    map_only = blend(shown, heat_map, alpha=1.0)
     assert not np.array_equal(map_only, default) and not np.array_equal(map_only, shown)
-    assert np.array_equal(engine.view(photo, heat_map, alpha=7)[1], map_only)  # clipped, never an error
+    assert np.array_equal(blend(shown, heat_map, alpha=7), map_only)  # clipped, never an error
+
+
+@pytest.mark.parametrize(
+    ("target", "predicted"),
+    [("predicted class", True), ("", True), (None, True), ("old", False), ("old minus young", False)],
+)
+def test_one_rule_for_the_predicted_target(target: object, predicted: bool) -> None:
+    """The dropdown's choice going in and ``Explanation.target`` coming out are read the same way."""
+    from agelens.report.app_logic import _target
+
+    assert is_predicted(target) is predicted
+    if target is not None:
+        assert (_target(target) is None) is predicted
 
 
 def test_explain_click_status_names_the_predicted_class(engine, photo: np.ndarray) -> None:
@@ -149,9 +170,20 @@ def test_app_layout_opacity_slider_and_no_dead_share_button(
     assert len(sliders) == 1 and sliders[0].value == 0.45
 
     fns = {f.name: f.fn for f in demo.fns.values()}
-    triggers = next(f.targets for f in demo.fns.values() if f.name == "on_opacity")
-    assert triggers == [(sliders[0]._id, "change")]  # typing a value in its box fires no "release"
-    *_, last = app._explain(demo.agelens_engine, photo, False, "gradcam", "last-conv", "old", "out_relu")
-    heat, archive, kept = fns["on_opacity"](last, 1.0)
-    assert np.array_equal(heat, app.blend(last[0], last[1], 1.0)) and kept is last
-    assert Path(archive).suffix == ".zip" and Path(archive).is_relative_to(tmp_path)
+    opacity_fn = next(f for f in demo.fns.values() if f.name == "on_opacity")
+    assert opacity_fn.targets == [(sliders[0]._id, "change")]  # typing a value in its box fires no "release"
+    assert [b.elem_id for b in opacity_fn.outputs] == ["al-map"]  # only the overlay: no download, no state
+    engine = demo.agelens_engine
+    explained = [
+        app._explain(engine, photo, False, "gradcam", "last-conv", t, "out_relu") for t in ("old", "young")
+    ]
+    for *_, last in explained:
+        heat = fns["on_opacity"](last, 1.0)
+        assert np.array_equal(heat, app.blend(last[0], last[1], 1.0))
+
+    # Each slider step used to write one more zip into the temp folder, never deleted.
+    for step in range(12):
+        for *_, last in explained:
+            fns["on_opacity"](last, step / 11)
+    archives = sorted((tmp_path / "outputs").rglob("*.zip"))
+    assert archives == sorted(Path(out[4]) for out in explained)  # one per explanation, still there

@@ -102,6 +102,55 @@ def test_vs_random_groups_methods_with_the_same_verdict() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("direction", "v", "side", "mark"),
+    [
+        ("higher", stat(0.2, 0.1, 0.3), BEATS, "✓ +0.200"),
+        ("higher", stat(-0.2, -0.3, -0.1), WORSE, "⚠ -0.200"),
+        ("lower", stat(-0.2, -0.3, -0.1), BEATS, "✓ -0.200"),
+        ("lower", stat(0.2, 0.1, 0.3), WORSE, "⚠ +0.200"),
+        ("higher", stat(0.0, -0.1, 0.1), UNCLEAR, "+0.000"),
+        (None, stat(0.2, 0.1, 0.3), None, "+0.200"),  # no stated direction: no claim either way
+        (None, stat(-0.2, -0.3, -0.1), None, "-0.200"),
+    ],
+)
+def test_vs_random_table_and_sentences_agree_on_direction(
+    direction: str | None, v: dict, side: str | None, mark: str
+) -> None:
+    """One rule (``directed_side``) for the table's ✓/⚠ and the sentences; the table used to
+    read a metric with no stated direction as higher-is-better and mark it."""
+    from agelens.report.findings import directed_side
+    from agelens.report.scores import _vs_random
+
+    stated = {"m": direction} if direction else {}
+    assert directed_side(v, direction) == side
+    sides = vs_random_sides({"a": {"m": v}}, ["m"], stated)
+    assert sides == ({"a": {k: ["m"] if k == side else [] for k in (BEATS, UNCLEAR, WORSE)}} if side else {})
+    c = _vs_random({"a": {"m": v}}, stated).rows[0][1]
+    assert c.text == mark
+    assert ("badge good" in c.cls, "badge bad" in c.cls) == (side == BEATS, side == WORSE)
+
+
+@pytest.mark.parametrize(
+    ("v", "expected"),
+    [
+        (stat(0.3, 0.2, 0.4), "pass"),
+        (stat(0.6, 0.55, 0.7), "fail"),
+        (stat(0.45, 0.3, 0.6), "inconclusive"),
+        ({"mean": 0.3, "n": 5}, "pass"),  # no CI: the mean decides
+        (0.7, "fail"),
+        ({"mean": None, "ci_low": None, "ci_high": None, "n": 0}, None),
+    ],
+)
+def test_sanity_verdict_is_the_ci_rule_with_lower_better(v: object, expected: str | None) -> None:
+    from agelens.report.scores import SPEARMAN_FLAG, verdict
+
+    assert verdict(v) == expected
+    if ci_side(v, False, zero=SPEARMAN_FLAG) is not None:
+        names = {BEATS: "pass", UNCLEAR: "inconclusive", WORSE: "fail"}
+        assert verdict(v) == names[ci_side(v, False, zero=SPEARMAN_FLAG)]
+
+
 @pytest.mark.parametrize("diff", [None, {}, {"a": {"deletion": {"mean": -0.2}}}, {"a": "oops"}])
 def test_vs_random_says_nothing_without_cis(diff: object) -> None:
     assert not vs_random_findings(diff, ["deletion"], DIRS, "Faithfulness")

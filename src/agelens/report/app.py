@@ -25,10 +25,15 @@ from agelens.report.app_logic import (
     blend,
     build_engine,
     check_upload,
+    is_predicted,
+    shrink,
     square,
 )
 
 N_SAMPLES = 6
+CACHE_MAX_AGE_S = 6 * 3600
+PREVIEW_SIDE = 512
+"""Longest side of the "Model input" preview shown right after an upload or a sample pick."""
 IMAGE_BUTTONS = ["download", "fullscreen"]
 """Gradio's default "share" button only works on Hugging Face Spaces; locally it is a dead button."""
 TITLE = "agelens · what does the age model look at?"
@@ -94,7 +99,9 @@ def build_app(model_path: Any = None) -> Any:
     engine = build_engine(model, workdir)
     sample_images, labels = _samples(generate, max(96, engine.model.input_size))
 
-    with gr.Blocks(title="agelens", analytics_enabled=False) as demo:
+    # Gradio keeps a copy of every image and zip it serves; a long session would fill the
+    # temp folder, so its cache is swept hourly of files older than CACHE_MAX_AGE_S.
+    with gr.Blocks(title="agelens", analytics_enabled=False, delete_cache=(3600, CACHE_MAX_AGE_S)) as demo:
         gr.Markdown(
             f"# {TITLE}\nUpload a face photo (or pick a synthetic face), then **Explain**. "
             f"Model: `{getattr(engine.model.path, 'name', 'in memory')}`, classes: "
@@ -179,7 +186,11 @@ def build_app(model_path: Any = None) -> Any:
                         interactive=False,
                         buttons=IMAGE_BUTTONS,
                     )
-                download = gr.File(label="Download outputs (.zip)", elem_id="al-download", interactive=False)
+                download = gr.File(
+                    label="Download outputs (.zip; overlays at the opacity of the last Explain)",
+                    elem_id="al-download",
+                    interactive=False,
+                )
 
         def on_upload(path: str | None) -> tuple[Any, Any, Any, str]:
             """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
@@ -189,7 +200,7 @@ def build_app(model_path: Any = None) -> Any:
                 img = check_upload(path)
             except UploadError as exc:
                 return None, None, None, f"⚠️ {exc}"
-            return gr.skip(), img, _preview(img), "Photo loaded. Press **Explain**."
+            return gr.skip(), img, shrink(img, PREVIEW_SIDE), "Photo loaded. Press **Explain**."
 
         def on_clear() -> tuple[Any, Any, str]:
             return None, None, "Upload a photo or pick a sample."
@@ -199,7 +210,7 @@ def build_app(model_path: Any = None) -> Any:
             return (
                 None,  # the drop zone empties so it is clear which picture will be explained
                 img,
-                _preview(img),
+                shrink(img, PREVIEW_SIDE),
                 f"Synthetic sample {evt.index + 1} ({labels[evt.index]}). Press **Explain**.",
             )
 
@@ -208,12 +219,8 @@ def build_app(model_path: Any = None) -> Any:
                 return None, None, None, None, None, "⚠️ No photo yet: upload one or pick a sample.", None
             return _explain(engine, np.asarray(img), det, m, ly, t, fl, a)
 
-        def on_opacity(last: Any, a: float) -> tuple[Any, Any, Any]:
-            """Re-blend the last map at the new opacity (no re-explaining) and re-zip to match."""
-            if last is None:
-                return gr.skip(), gr.skip(), gr.skip()
-            shown, heat_sq, exp = last
-            return blend(shown, heat_sq, a), str(engine.save_zip(exp, alpha=a)), last
+        def on_opacity(last: Any, a: float) -> Any:
+            return _reblend(last, a) if last is not None else gr.skip()
 
         def on_filter(img: Any, det: bool, fl: str) -> Any:
             if img is None:
@@ -231,9 +238,7 @@ def build_app(model_path: Any = None) -> Any:
         run.click(on_explain, inputs, [face, heat, probs, grid, download, status, shown_map])
         # change, not release: typing a value in the slider's box fires no release event;
         # always_last drops the intermediate values of a drag
-        opacity.change(
-            on_opacity, [shown_map, opacity], [heat, download, shown_map], trigger_mode="always_last"
-        )
+        opacity.change(on_opacity, [shown_map, opacity], heat, trigger_mode="always_last")
         filter_layer.change(on_filter, [photo, detect, filter_layer], grid)
     demo.agelens_engine = engine  # for tests and callers that want the loaded model
     return demo
@@ -246,14 +251,6 @@ def _samples(generate: Any, size: int) -> tuple[list[np.ndarray], list[str]]:
     picked = [i for k in range(len(pool.class_names)) for i in np.flatnonzero(pool.labels == k)[:per_class]]
     picked = picked[:N_SAMPLES]
     return [pool.images[i] for i in picked], [pool.class_names[pool.labels[i]] for i in picked]
-
-
-def _preview(img: np.ndarray, side: int = 512) -> np.ndarray:
-    import cv2
-
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    return img if s >= 1 else cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
 def _explain(
@@ -285,14 +282,20 @@ def _explain(
     top = max(probs, key=probs.__getitem__)
     ages = getattr(exp, "ages", None)
     age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
-    aim = f"{top} (predicted)" if _target_is_predicted(exp.target) else exp.target
+    aim = f"{top} (predicted)" if is_predicted(exp.target) else exp.target
     msg = f"**{top}** ({probs[top]:.0%}{age}) · {exp.method} on `{exp.layer}` · target: {aim}"
     return shown, heat, probs, grid, str(archive), msg + (f" · {note}" if note else ""), (shown, heat_sq, exp)
 
 
-def _target_is_predicted(target: Any) -> bool:
-    """Whether the map explains the predicted class (the status then names that class)."""
-    return str(target).startswith("predicted")
+def _reblend(last: tuple[np.ndarray, np.ndarray, Any], alpha: float) -> np.ndarray:
+    """The last Explain's map over its photo at a new opacity: the slider's whole job.
+
+    Nothing is explained or written again: re-zipping on every slider step left one more
+    archive in the temp folder per step (and Gradio a cached copy of each), without bound.
+    The download keeps the overlays at the opacity the Explain click used.
+    """
+    shown, heat_sq, _ = last
+    return blend(shown, heat_sq, alpha)
 
 
 def launch(model: Any = None, port: int = 7860, host: str = "127.0.0.1") -> None:

@@ -126,13 +126,6 @@ class Engine:
         probs = np.asarray(exp.probabilities)[0]
         return {str(n): float(p) for n, p in zip(exp.class_names, probs, strict=True)}
 
-    def view(
-        self, photo: np.ndarray, heat: np.ndarray, alpha: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Screen-sized model view of the photo and the map overlaid on it at opacity ``alpha``."""
-        shown = square(photo)
-        return shown, blend(shown, square(np.asarray(heat, np.float32)), alpha)
-
     def filter_grid(self, photo: np.ndarray, layer: str, k: int = 7) -> np.ndarray:
         """The ``k`` most active filters of ``layer`` on the model input, as one labelled image."""
         from agelens.explain.filters import filter_grid, filter_maps
@@ -166,8 +159,15 @@ def _alpha(alpha: float | None) -> float:
     return DEFAULT_ALPHA if alpha is None else float(np.clip(alpha, 0.0, 1.0))
 
 
+def is_predicted(target: Any) -> bool:
+    """Whether a target means the predicted class: the dropdown's "predicted class" (or nothing
+    chosen) going in, an ``Explanation.target`` of "predicted class" coming out."""
+    return not target or str(target).startswith("predicted")
+
+
 def _target(value: str) -> str | None:
-    return None if not value or value.startswith("predicted") else value
+    """The dropdown's choice as ``agelens.explain``'s ``target`` (None: the predicted class)."""
+    return None if is_predicted(value) else value
 
 
 def list_layer_choices(model: Any) -> list[str]:

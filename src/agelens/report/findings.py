@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agelens.report.tables import fmt, is_baseline, number, rank_text
+from agelens.report.tables import is_baseline, number, pct, rank_text
 
 BEATS, UNCLEAR, WORSE = "beats", "unclear", "worse"
 
@@ -46,9 +46,11 @@ def ci_side(v: Any, higher_is_better: bool, zero: float = 0.0) -> str | None:
     None without a CI: no claim is made from a mean alone.
     """
     c = ci(v)
-    if c is None:
-        return None
-    _, lo, hi = c
+    return None if c is None else bounds_side(c[1], c[2], higher_is_better, zero)
+
+
+def bounds_side(lo: float, hi: float, higher_is_better: bool, zero: float = 0.0) -> str:
+    """The rule behind :func:`ci_side`, for an interval ``[lo, hi]`` already at hand."""
     if (lo > zero) if higher_is_better else (hi < zero):
         return BEATS
     if (hi < zero) if higher_is_better else (lo > zero):
@@ -56,14 +58,19 @@ def ci_side(v: Any, higher_is_better: bool, zero: float = 0.0) -> str | None:
     return UNCLEAR
 
 
+def directed_side(v: Any, direction: str | None, zero: float = 0.0) -> str | None:
+    """:func:`ci_side` for a metric whose stated direction is ``"higher"`` or ``"lower"``.
+
+    None when the direction is missing (or anything else): which side is good is then
+    unknown, so neither the sentences nor the tables claim better or worse than ``zero``.
+    """
+    return ci_side(v, direction == "higher", zero) if direction in ("higher", "lower") else None
+
+
 def join(items: Iterable[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
-
-
-def _pct(v: float) -> str:
-    return f"{v:.1%}" if 0 <= v <= 1 else fmt(v)
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -74,7 +81,7 @@ def evaluation_findings(m: Any) -> Said:
     if not isinstance(m, dict):
         return Said()
     parts = [
-        f"{label} {_pct(v)}"
+        f"{label} {pct(v)}"
         for key, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))
         if (v := number(m.get(key))) is not None
     ]
@@ -110,8 +117,7 @@ def vs_random_sides(diff: Any, metrics: list[str], stated: dict[str, str]) -> di
             continue
         sides: dict[str, list[str]] = {BEATS: [], UNCLEAR: [], WORSE: []}
         for metric in metrics:
-            d = stated.get(metric)
-            side = ci_side(row.get(metric), d == "higher") if d in ("higher", "lower") else None
+            side = directed_side(row.get(metric), stated.get(metric))
             if side is not None:
                 sides[side].append(metric)
         if any(sides.values()):

@@ -19,7 +19,7 @@ from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, build_gallery
 from agelens.report.page import Figure, Section
 from agelens.report.scores import scores_section, shortcut_section
-from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, rank_text, tables_from_json
+from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, pct, rank_text, tables_from_json
 
 TEMPLATE = "report.html.j2"
 _HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
@@ -210,7 +210,7 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
     sec.key = evaluation_findings(m).short
     for key, label in _HEADLINE:
         if (v := number(m.get(key))) is not None:
-            sec.stats.append((label, f"{v:.1%}" if 0 <= v <= 1 else fmt(v)))
+            sec.stats.append((label, pct(v)))
     for key, label in (("n_images", "Images"), ("n_skipped", "Skipped")):
         if (v := number(m.get(key))) is not None:
             sec.stats.append((label, fmt(int(v))))
@@ -265,8 +265,7 @@ def _confusion(m: dict) -> Table | None:
 
 def _gallery_section(run_dir: Path, run_manifest: Any, notes: Notes) -> Section | None:
     ex = run_dir / "explain"
-    lists_images = isinstance(run_manifest, dict) and isinstance(run_manifest.get("images"), list)
-    if lists_images and not (ex / "manifest.json").exists():
+    if _is_explain_folder(run_dir, run_manifest):
         # ``agelens report X`` on what ``agelens explain --out X`` wrote: the run is the explanation.
         ex, manifest = run_dir, run_manifest
     else:

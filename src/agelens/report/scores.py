@@ -16,8 +16,14 @@ from typing import Any
 
 from agelens.report.assets import Notes, image_uri, read_json
 from agelens.report.findings import (
+    BEATS,
     SHORTCUT_COLUMNS,
+    UNCLEAR,
+    WORSE,
     Said,
+    bounds_side,
+    directed_side,
+    join,
     ranking_findings,
     sanity_findings,
     shortcut_findings,
@@ -35,10 +41,12 @@ from agelens.report.tables import (
     is_leaf,
     mark_baseline,
     number,
+    pct,
     rank_text,
     stat,
     stated_directions,
     tables_from_json,
+    tie_rank,
 )
 
 SPEARMAN_FLAG = 0.5
@@ -79,6 +87,8 @@ _VERDICTS = {
     "inconclusive": ("? inconclusive: CI contains {t}", "badge unsure"),
     "fail": ("⚠ flagged: map survives the randomisation", "badge bad"),
 }
+_SANITY = {BEATS: "pass", UNCLEAR: "inconclusive", WORSE: "fail"}
+"""Sanity verdicts are the CI sides of a lower-is-better score against the threshold."""
 
 
 def scores_dir(run_dir: Path) -> Path:
@@ -294,16 +304,18 @@ def _method_verdicts(rows: dict[str, dict]) -> dict[str, str | None]:
 
 
 def verdict(v: Any, threshold: float = SPEARMAN_FLAG) -> str | None:
-    """``"pass"`` / ``"inconclusive"`` / ``"fail"`` for one sanity score (None without a value)."""
+    """``"pass"`` / ``"inconclusive"`` / ``"fail"`` for one sanity score (None without a value).
+
+    The findings' CI rule (:func:`~agelens.report.findings.bounds_side`) with lower is better
+    and ``threshold`` for zero; a score without a CI is judged on its mean alone.
+    """
     mean = number(v)
     if mean is None:
         return None
-    lo, hi = (v.get("ci_low"), v.get("ci_high")) if isinstance(v, dict) else (None, None)
-    if number(lo) is None or number(hi) is None:
+    lo, hi = (number(v.get("ci_low")), number(v.get("ci_high"))) if isinstance(v, dict) else (None, None)
+    if lo is None or hi is None:
         lo = hi = mean
-    if hi < threshold:
-        return "pass"
-    return "fail" if lo > threshold else "inconclusive"
+    return _SANITY[bounds_side(lo, hi, False, threshold)]
 
 
 def _sanity_directions(columns: list[str], stated: dict[str, str]) -> dict[str, str]:
@@ -339,8 +351,7 @@ def _rank_methods(table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
         if d is None or len(keys) < 2:
             continue
         for m, k in keys.items():
-            better, equal = sum(x < k for x in keys.values()), sum(x == k for x in keys.values())
-            ranks[m][metric] = better + (equal + 1) / 2
+            ranks[m][metric] = tie_rank(k, list(keys.values()))
     rows = [
         {"method": m, "mean_rank": sum(r.values()) / len(r) if r else None, "ranks": r}
         for m, r in ranks.items()
@@ -393,20 +404,18 @@ def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
             st = stat(v)
             if st and isinstance(v, dict):
                 lo, hi = v.get("ci_low"), v.get("ci_high")
-                good = stated.get(m, "higher") == "higher"
                 if isinstance(lo, int | float) and isinstance(hi, int | float):
-                    beats = (lo > 0) if good else (hi < 0)
-                    loses = (hi < 0) if good else (lo > 0)
-                    c.cls += " badge good" if beats else (" badge bad" if loses else "")
-                    c.text = ("✓ " if beats else "⚠ " if loses else "") + f"{st[0]:+.3f}"
+                    side = directed_side(v, stated.get(m))  # as the section's sentences judge it
+                    c.cls += " badge good" if side == BEATS else (" badge bad" if side == WORSE else "")
+                    c.text = ("✓ " if side == BEATS else "⚠ " if side == WORSE else "") + f"{st[0]:+.3f}"
             cells.append(c)
         rows.append(cells)
-    return Table(
-        _VS_RANDOM,
-        ["method", *metrics],
-        rows,
-        note="✓ the CI excludes zero in the good direction (beats chance); ⚠ worse than chance.",
-    )
+    note = "✓ the CI excludes zero in the good direction (beats chance); ⚠ worse than chance."
+    undirected = [m for m in metrics if stated.get(m) not in ("higher", "lower")]
+    if undirected:
+        them = "it" if len(undirected) == 1 else "them"
+        note += f" No mark on {join(undirected)}: scores.json states no direction for {them}."
+    return Table(_VS_RANDOM, ["method", *metrics], rows, note=note)
 
 
 def _by_name(scores: Any) -> list[Section]:
@@ -536,7 +545,7 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
                 label = path.replace("_", " ").replace("accuracy · ", "accuracy ")
                 # a drop is a difference of two accuracies: percentage points, not a percentage
                 pp = "drop" in path.lower() and -1 <= n <= 1
-                shown = f"{n * 100:.1f} pp" if pp else f"{n:.1%}" if 0 <= n <= 1 else fmt(n)
+                shown = f"{n * 100:.1f} pp" if pp else pct(n)
                 sec.stats.append((label + (" (percentage points)" if pp else ""), shown))
         sec.stats = sec.stats[:6]
         body = (

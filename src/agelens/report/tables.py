@@ -88,6 +88,17 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def pct(value: float) -> str:
+    """A share as a percentage ("83.3%") when it lies in 0..1, else the number as :func:`fmt` shows it."""
+    return f"{value:.1%}" if 0 <= value <= 1 else fmt(value)
+
+
+def tie_rank(key: float, keys: list[float]) -> float:
+    """Rank of ``key`` among ``keys`` (lower key is better, 1 = best); tied keys share their mean rank."""
+    better, equal = sum(k < key for k in keys), sum(k == key for k in keys)
+    return better + (equal + 1) / 2
+
+
 def rank_text(value: Any) -> str:
     """A mean rank with at most 2 decimals ("1", "1.5", "1.22"): ranks are not measured to 1/1000."""
     v = number(value)
@@ -355,12 +366,12 @@ def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated
         if d is None or len(present) < 2:
             continue
         table.arrows[col] = "↑" if d == "higher" else "↓"
+        top = min(present)
         for i, key in enumerate(keys):
             if key is None:
                 continue
-            better, equal = sum(k < key for k in present), sum(k == key for k in present)
-            ranks[i].append(better + (equal + 1) / 2)
-            if better == 0:
+            ranks[i].append(tie_rank(key, present))
+            if key == top:
                 table.rows[i][j + 1].cls += " best"
     if table.arrows:
         mean = [sum(r) / len(r) if r else float("inf") for r in ranks]
