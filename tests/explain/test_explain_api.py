@@ -105,6 +105,22 @@ def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
     assert Image.open(out / img["files"][0]).size == (80, 48)
 
 
+def test_a_large_photos_map_is_stored_shrunk_with_its_size_in_the_manifest(age_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(explanation_mod, "MAP_MAX_SIDE", 60)  # stands in for 1024 with a 4000 px photo
+    e = explain(age_model, [_photo(90, 150, 3), _photo(40, 50, 4)], method="gradcam")
+    e.save(tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    big, small = manifest["images"]
+    assert big["size"] == [150, 90] and big["map_size"] == [60, 36]
+    stored = np.load(tmp_path / "out" / big["files"][2])
+    assert stored.shape == (36, 60) and stored.dtype == np.float32 and 0 <= stored.min() <= stored.max() <= 1
+    # area-averaged: the shrunk map is the full one at a coarser grain, not a different map
+    np.testing.assert_allclose(stored.mean(), e.maps[0].mean(), atol=0.02)
+    assert not stored[:, :12].any() and not stored[:, -12:].any()  # still zero outside the square
+    assert small["map_size"] == small["size"] == [50, 40]
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / small["files"][2]), e.maps[1])
+
+
 def test_save_refuses_a_non_empty_directory_unless_forced(expl, tmp_path):
     out = tmp_path / "busy"
     out.mkdir()

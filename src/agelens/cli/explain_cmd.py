@@ -101,7 +101,8 @@ def explain_command(
 
     Per photo and method: NNN_<name>_<method>_overlay.png, _panel.png (photo | heatmap |
     overlay with the top-3 probabilities) and _map.npy (float32 in [0, 1] at the photo's
-    size); with --filters K, NNN_<name>_filters.png. manifest.json lists every file.
+    size; above 1024 px, shrunk to 1024 on its longest side, its size in the manifest's
+    map_size); with --filters K, NNN_<name>_filters.png. manifest.json lists every file.
     Unreadable photos are reported (one line each) and skipped. Exit code 1 only if
     nothing could be explained.
 
