@@ -23,7 +23,15 @@ from data_factory import (
 )
 from PIL import Image, ImageFile
 
-from agelens.data.images import MAX_PIXELS, ImageError, Problem, load_batch, load_image, resize_for_model
+from agelens.data.images import (
+    MAX_PIXELS,
+    ImageError,
+    Problem,
+    load_batch,
+    load_image,
+    resize_for_model,
+    scale_unit_floats,
+)
 
 
 def _reason(excinfo: pytest.ExceptionInfo[ImageError]) -> str:
@@ -231,6 +239,23 @@ def test_array_inputs(arr: np.ndarray, expected: list[int]) -> None:
     out = load_image(arr)
     assert out.shape == (2, 2, 3) and out.dtype == np.uint8
     assert (out == expected).all()
+
+
+def test_one_rule_reads_floats_in_0_1_as_0_255_for_loader_metrics_and_explain() -> None:
+    from agelens.metrics.base import as_pixels
+
+    unit = np.full((2, 2, 3), 0.5, np.float32)
+    with pytest.warns(UserWarning, match=r"photo: float images with values in 0\.\.1 scaled to 0\.\.255"):
+        scaled = scale_unit_floats(unit, "photo")
+    assert scaled.dtype == np.float32 and (scaled == 127.5).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for same in (np.zeros((2, 2, 3), np.float32), np.full((2, 2, 3), 1.5), np.ones((2, 2, 3), np.uint8)):
+            assert scale_unit_floats(same) is same  # all black, above 1, integers: already 0..255
+    with pytest.warns(UserWarning, match="0..1 scaled"):
+        assert (load_image(unit) == 128).all()
+    with pytest.warns(UserWarning, match="0..1 scaled"):
+        assert (as_pixels(unit[None]) == 127.5).all()
 
 
 @pytest.mark.parametrize("arr", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 5)), np.full((2, 2), np.nan)])

@@ -65,6 +65,35 @@ def test_images_in_0_1_are_scaled_like_the_loader_with_a_warning() -> None:
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_score_methods_predicts_its_targets_on_scaled_images(squares_model) -> None:
+    """The targets used to be predicted on the raw input: 0..1 floats gave an almost black image's class."""
+    from agelens.metrics import score_methods
+
+    model, x, _ = squares_model
+    x = x[:12]
+    want = predict_fn_of(model)(x).argmax(1)
+    assert len(set(want.tolist())) == 2  # both classes, so a wrong scale cannot pass by luck
+    seen = {}
+
+    def record(xs, targets):
+        seen["x"], seen["targets"] = xs, targets
+        return quadrant_maps(len(xs), size=xs.shape[1])
+
+    def run(images: np.ndarray) -> None:
+        labels = np.zeros(len(images), int)
+        explainers = {"rec": record}
+        score_methods(
+            model, images, labels, ["rec"], ["average_drop"], explainers=explainers, random_baseline=False
+        )
+
+    run(x)
+    np.testing.assert_array_equal(seen["targets"], want)
+    with pytest.warns(UserWarning, match=r"images: float images with values in 0\.\.1 scaled"):
+        run(x / 255.0)
+    np.testing.assert_array_equal(seen["targets"], want)
+    np.testing.assert_allclose(seen["x"], x, rtol=1e-5)  # explainers see 0..255 too
+
+
 def test_images_in_0_255_raise_no_warning() -> None:
     x, maps, t = _inputs()
     with warnings.catch_warnings():
@@ -181,11 +210,25 @@ def test_explanation_inputs_undo_the_photo_upsampling() -> None:
     assert np.abs(maps[0] - small).mean() < 0.05 and maps[0][small > 0].mean() > 0.9
 
 
-def test_the_traced_forward_pass_is_kept_per_model_and_batch_size():
+def test_one_traced_forward_pass_per_keras_model_serves_every_wrapper_and_batch_size():
+    """A plain keras.Model is wrapped anew on every metric call: the trace must outlive the wrapper."""
+    import gc
+    import weakref
+
     from agelens.metrics import predict_fn_of
     from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import wrap_keras_model
 
-    m = wrap_keras_model(build_age_model(ModelConfig(input_size=32, alpha=0.35), seed=0))
-    assert predict_fn_of(m) is predict_fn_of(m)  # each metric call used to trace the model again
-    assert predict_fn_of(m, batch_size=8) is not predict_fn_of(m)
+    km = build_age_model(ModelConfig(input_size=32, alpha=0.35), seed=0)
+    fns = [predict_fn_of(km), predict_fn_of(km, batch_size=3), predict_fn_of(wrap_keras_model(km), 8)]
+    forward = fns[0].forward
+    assert all(f.forward is forward for f in fns)
+    x = np.random.default_rng(0).uniform(0, 255, (7, 32, 32, 3)).astype(np.float32)
+    outs = [f(x) for f in fns]
+    assert forward.experimental_get_tracing_count() == 1  # every wrapper, chunk and batch size
+    for out in outs[1:]:
+        np.testing.assert_allclose(out, outs[0], atol=1e-6)
+    gone = weakref.ref(km)
+    del km, fns, forward
+    gc.collect()
+    assert gone() is None  # the cache keyed by the model does not keep it alive

@@ -30,22 +30,67 @@ def test_gradcam_passes_and_edge_detector_is_flagged(squares_model, which: str) 
     assert cam.summary()["flagged"] is False and len(cam.summary()["stages"]) == 3
 
 
-def test_methods_that_cache_weight_copies_per_model_still_see_the_randomisation(squares_model) -> None:
-    """Like guided backprop in agelens.explain: the first call on a model snapshots its weights."""
-    model, x, _ = squares_model
-    x = x[:8]
-    snapshots: dict[int, object] = {}
+# Per stage mean Spearman and SSIM of randomisation_test(seed=3) on an untrained tiny_convnet(seed=0),
+# computed with the clone-per-stage implementation this one replaced (one clone, randomised in place).
+OLD_NUMBERS = {
+    ("stand-in", "cascading"): ([0.1626918, -0.0293245, -0.0809147], [0.0861814, 0.0176596, -0.0083294]),
+    ("stand-in", "independent"): ([0.1626918, -0.0168206, 0.227704], [0.0861814, -0.0449281, 0.0970233]),
+    ("guided-backprop", "cascading"): ([0.479873, 0.36024, 0.1568736], [0.4623813, 0.3561728, 0.1333128]),
+    ("guided-backprop", "independent"): ([0.479873, 0.4488784, 0.1833801], [0.4623813, 0.4338746, 0.1196758]),
+}
 
-    def caching_gradcam(m, xs, targets):
-        from agelens.metrics.sanity import clone_model
 
-        key = id(m.keras_model)
-        if key not in snapshots:
-            snapshots[key] = clone_model(m)
-        return gradcam(snapshots[key], xs, targets)
+@pytest.mark.parametrize(("which", "mode"), list(OLD_NUMBERS))
+def test_one_randomised_clone_gives_the_numbers_of_a_fresh_clone_per_stage(which: str, mode: str) -> None:
+    """Guided backprop keeps copies of the fused conv layers: they must follow the in-place randomisation."""
+    from metric_toys import tiny_convnet
 
-    res = randomisation_test(model, caching_gradcam, x)
-    assert res.final_spearman < 0.3 and not res.flagged
+    from agelens.model.io import wrap_keras_model
+
+    if which == "guided-backprop":
+        pytest.importorskip("agelens.explain")
+        from agelens.metrics.adapters import method_model_explainer
+
+        explain = method_model_explainer("guided-backprop")
+    else:
+        explain = gradcam
+    model = wrap_keras_model(tiny_convnet(seed=0), class_names=["a", "b"])
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    res = randomisation_test(model, explain, x, np.array([0, 1, 0, 1]), mode=mode, seed=3)
+    spearman, ssim = OLD_NUMBERS[(which, mode)]
+    np.testing.assert_allclose(res.spearman.mean(1), spearman, atol=1e-6)
+    np.testing.assert_allclose(res.ssim.mean(1), ssim, atol=1e-6)
+
+
+def _weights(model, names: list[str]) -> dict[str, list[np.ndarray]]:
+    return {n: [w.numpy().copy() for w in model.keras_model.get_layer(n).trainable_weights] for n in names}
+
+
+def _changed(model, trained: dict[str, list[np.ndarray]]) -> list[str]:
+    now = _weights(model, list(trained))
+    return sorted(n for n, ws in trained.items() if not all(map(np.array_equal, now[n], ws)))
+
+
+@pytest.mark.parametrize("mode", ["cascading", "independent"])
+def test_the_model_is_cloned_once_and_randomised_in_place(squares_model, monkeypatch, mode: str) -> None:
+    from agelens.metrics import sanity
+
+    model, x, y = squares_model
+    trained = _weights(model, randomisable_layers(model))
+    clones, seen = [], []
+    real_clone = sanity.clone_model
+    monkeypatch.setattr(sanity, "clone_model", lambda m: clones.append(real_clone(m)) or clones[-1])
+
+    def explain(m, xs, targets):
+        seen.append((m, _changed(m, trained)))
+        return gradcam(m, xs, targets)
+
+    res = randomisation_test(model, explain, x[:4], y[:4], mode=mode)
+    assert len(clones) == 1 and all(m is clones[0] for m, _ in seen)
+    # Original maps first; then cascading stages nest, independent ones randomise one layer each.
+    assert [c for _, c in seen] == [[]] + [sorted(ls) for ls in res.layers]
+    if mode == "independent":  # and each layer's trained weights came back after its stage
+        assert _changed(clones[0], trained) == []
 
 
 def test_randomisation_never_touches_the_callers_model(squares_model) -> None:

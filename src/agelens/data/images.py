@@ -222,15 +222,31 @@ def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise ImageError(name, "array holds NaN or infinite values")
-        if 0 < arr.max() <= 1.0 and arr.min() >= 0:
-            # Read as 0..255 this would be a black photo; it is the other common convention.
-            warnings.warn(
-                f"{name}: float image with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
-                stacklevel=3,
-            )
-            arr = arr * 255.0
+        arr = scale_unit_floats(arr, name, stacklevel=3)
         return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     raise ImageError(name, f"unsupported array dtype {arr.dtype}")
+
+
+def scale_unit_floats(arr: np.ndarray, name: str = "x", stacklevel: int = 2) -> np.ndarray:
+    """The one "0..1 or 0..255?" rule: a float array whose values all lie in 0..1 (not all 0) times 255.
+
+    agelens reads float pixels as 0..255 (:func:`load_image`, ``explain.attribute``, the
+    metrics all call this). A float array all in 0..1 is the other common convention
+    (captum, Quantus, ``tf.image``); read as 0..255 it is an almost black image, so it is
+    scaled, with a warning naming ``name``. Anything else (integers, floats reaching above
+    1 or below 0, all zeros, empty) comes back unchanged. ``stacklevel`` is the caller's,
+    as for :func:`warnings.warn`.
+    """
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return arr
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= 0 and 0 < hi <= 1.0:
+        warnings.warn(
+            f"{name}: float images with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
+            stacklevel=stacklevel + 1,
+        )
+        return arr * arr.dtype.type(255.0)
+    return arr
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ function in a loop compiles each step once.
 from __future__ import annotations
 
 import inspect
-import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from agelens.data.images import scale_unit_floats
 from agelens.explain.base import Method
 from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from agelens.explain.explanation import Explanation
@@ -173,9 +173,8 @@ def attribute(
     A float array all in 0..1 is scaled to 0..255 with a warning, as :func:`explain` does:
     read as 0..255 it is a black image and its map is wrong, not just scaled.
     """
-    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size and x.min() >= 0 and 0 < x.max() <= 1.0:
-        warnings.warn("x: float images in 0..1 scaled to 0..255 (models expect 0..255)", stacklevel=2)
-        x = x * np.float32(255.0)
+    if isinstance(x, np.ndarray):
+        x = scale_unit_floats(x, "x", stacklevel=2)
     return make_method(model, method, layer, **options).attribute(x, target)
 
 

@@ -240,11 +240,10 @@ def _require_4d(info: LayerInfo) -> None:
 def _quantile_pick(candidates: list[LayerInfo], q: float) -> str:
     if not candidates:
         raise ValueError("the model has no convolutional feature layers")
-    if any(c.shape[0] is None or c.shape[1] is None for c in candidates):
-        # An open input size (None x None) leaves grid sizes unknown: pick by depth instead.
-        return candidates[round((len(candidates) - 1) * q)].name
-    sizes = sorted({c.shape[0] * c.shape[1] for c in candidates}, reverse=True)
-    if len(sizes) == 1:
+    open_size = any(c.shape[0] is None or c.shape[1] is None for c in candidates)
+    sizes = [] if open_size else sorted({c.shape[0] * c.shape[1] for c in candidates}, reverse=True)
+    if len(sizes) <= 1:
+        # Grid sizes unknown (an open None x None input) or all alike: pick by depth instead.
         return candidates[round((len(candidates) - 1) * q)].name
     size = sizes[round((len(sizes) - 1) * q)]
     return [c for c in candidates if c.shape[0] * c.shape[1] == size][-1].name

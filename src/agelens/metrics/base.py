@@ -164,8 +164,8 @@ class Metric(ABC):
             from agelens.metrics.adapters import resolve_predict_fn  # adapters import this module
 
             ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
-        elif ctx.model is not None and hasattr(ctx.model, "class_names"):
-            n_classes = len(ctx.model.class_names)
+        elif ctx.model is not None:
+            n_classes = n_classes_of(ctx.model)
         x, maps, targets = check_inputs(x, maps, targets, n_classes)
         if ctx.masks is not None:
             if np.shape(ctx.masks) != maps.shape:
@@ -221,28 +221,37 @@ def check_finite(name: str, a: np.ndarray) -> None:
         )
 
 
-def as_pixels(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """``x`` as float RGB 0..255: values all in 0..1 are scaled by 255 with a warning (the loader's rule).
+def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4) -> np.ndarray:
+    """``x`` as float RGB 0..255: values all in 0..1 are scaled by 255 with a warning (the loader's rule,
+    :func:`agelens.data.images.scale_unit_floats`); values outside 0..255 only warn.
 
     Why scale rather than refuse: 0..1 floats are the other common convention (captum,
     Quantus), and read as 0..255 they are an almost black image on which every map scores
     the same; the image loader already scales them, so the metrics do too.
     """
+    from agelens.data.images import scale_unit_floats  # the rule's one home (cv2: imported on first use)
+
     if x.size == 0:
         return x
+    scaled = scale_unit_floats(x, name, stacklevel=stacklevel)
+    if scaled is not x:
+        return scaled
     lo, hi = float(x.min()), float(x.max())
-    if lo >= 0 and 0 < hi <= 1.0:
-        warnings.warn(
-            f"{name}: float images with values in 0..1 scaled to 0..255 (agelens models expect 0..255)",
-            stacklevel=4,
-        )
-        return x * np.float32(255.0)
     if lo < 0 or hi > 255.0 + 1e-3:
         warnings.warn(
             f"{name}: values span [{lo:.3g}, {hi:.3g}], outside 0..255; agelens models expect RGB 0..255",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return x
+
+
+def n_classes_of(model: Any) -> int | None:
+    """How many classes ``model`` declares (the length of its ``class_names``); None when it declares none.
+
+    The one rule every entry point uses to range-check targets before predicting.
+    """
+    names = getattr(model, "class_names", None)
+    return (len(names) or None) if names is not None else None
 
 
 def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndarray:

@@ -30,6 +30,7 @@ from agelens.metrics.base import (
     Metric,
     ModelExplainer,
     Score,
+    as_pixels,
     paired_difference,
     random_maps,
     smoothness_sigma,
@@ -232,10 +233,12 @@ def score_methods(
     localisation, a model for randomisation) are skipped and listed in ``skipped``.
     ``labels`` group the region view and the gallery. ``layer`` is the CAM methods' layer
     (a keyword such as ``"last-conv"`` or a layer name; default: the model's declared one):
-    faithfulness depends on it, so comparing layers is one call per layer. Writes to
-    ``out_dir`` if given.
+    faithfulness depends on it, so comparing layers is one call per layer. ``images`` are
+    model-sized RGB in 0..255 (floats all in 0..1 are scaled, with a warning, before the
+    targets are predicted). Writes to ``out_dir`` if given.
     """
-    x = np.asarray(images, dtype=np.float32)
+    # Scaled first: the targets are predicted here, before any metric would scale 0..1 input.
+    x = as_pixels(np.asarray(images, dtype=np.float32), "images", stacklevel=3)
     labels = np.asarray(labels, dtype=np.int64)
     n = len(x)
     predict = predict_fn_of(model, batch_size)

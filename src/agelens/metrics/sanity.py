@@ -34,10 +34,15 @@ model the spread of the fully random model's output across photos is ~5e-7 of th
 trained one's). Gradient maps of a deeply randomised model therefore look less like the
 input than re-estimated statistics would make them, which lowers every method's score.
 
-Every stage explains a *fresh* clone carrying the stage's random weights (drawn once
-per layer, so cascading stages nest). Why not mutate one clone in place: explain
-methods may cache per-model copies of weights (guided backprop rebuilds the graph
-with copied layers), and those copies would never see the randomisation.
+One clone is made per test and randomised in place, stage after stage. Each layer's random
+weights are drawn once, so cascading stages nest: stage k redraws only the layers it adds
+on top of the earlier stages' (the same weights a fresh clone per stage would carry). In
+independent mode each layer's trained weights are put back after its stage. Why one
+clone: cloning MobileNetV2 and re-tracing the explain method on the copy cost ~5 s a
+stage, where re-explaining the same (cached, traced) model costs a fraction. The price:
+an ``explain_fn`` that keeps its own copy of a model's weights must refresh it on every
+call, as ``agelens.explain`` does (its graphs read the layers' variables; guided
+backprop's copied layers are re-synced by ``sync_guided_copies`` before each pass).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
 from agelens.metrics.base import (
+    HOW_TO_GET,
     NEEDS_MODEL,
     Context,
     Metric,
@@ -58,6 +64,7 @@ from agelens.metrics.base import (
     as_pixels,
     check_finite,
     check_targets,
+    n_classes_of,
 )
 
 SPEARMAN_THRESHOLD = 0.5
@@ -229,35 +236,41 @@ def randomisation_test(
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode is 'cascading' or 'independent', got {mode!r}")
     if not callable(explain_fn):
-        raise TypeError(
-            f"explain_fn must be a callable (model, x, targets) -> maps, got {explain_fn!r}; "
-            "build one with agelens.metrics.method_model_explainer('gradcam')"
-        )
+        raise TypeError(f"explain_fn must be a callable, got {explain_fn!r}; {HOW_TO_GET['model_explainer']}")
     x = np.asarray(x, dtype=np.float32)
     check_finite("x", x)
     x = as_pixels(x)
     if targets is None:
         targets = _predict(model, x).argmax(axis=1)
-    names_ = getattr(model, "class_names", None)
-    targets = check_targets(targets, len(x), len(names_) if names_ is not None else None)
+    targets = check_targets(targets, len(x), n_classes_of(model))
     names = layers if layers is not None else randomisable_layers(model)
     if not names:
         raise ValueError("the model has no layer with a trainable kernel to randomise")
     rng = np.random.default_rng(seed)
     km = _keras(model)
     draws = {name: random_weights(_find_layer(km, name), rng) for name in names}  # one draw per layer
-    original = np.asarray(
-        explain_fn(clone_model(model), x, targets) if original_maps is None else original_maps, np.float32
-    )
+    twin = clone_model(model)  # the one copy randomised in place: the caller's model is never touched
+    tk = _keras(twin)
+    original = explain_fn(twin, x, targets) if original_maps is None else original_maps
+    original = np.asarray(original, np.float32)
     stage_layers, sp, ss = [], [], []
-    last = original
+    last, done = original, 0
     for k in _stage_points(len(names), stages):
-        chosen = names[:k] if mode == "cascading" else [names[k - 1]]
-        twin = clone_model(model)  # fresh per stage: explain methods may cache weight copies per model
-        for name in chosen:
-            _assign(_find_layer(_keras(twin), name), draws[name])
-        last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
-        del twin
+        if mode == "cascading":
+            chosen = names[:k]
+            for name in names[done:k]:  # on top of the earlier stages' random layers
+                _assign(_find_layer(tk, name), draws[name])
+            done = k
+            last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
+        else:
+            chosen = [names[k - 1]]
+            layer = _find_layer(tk, chosen[0])
+            trained = [np.array(w.numpy()) for w in layer.trainable_weights]
+            _assign(layer, draws[chosen[0]])
+            try:
+                last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
+            finally:
+                _assign(layer, trained)  # trained again before the next layer is tested alone
         stage_layers.append(list(chosen))
         sp.append(spearman_rows(original, last))
         ss.append(ssim_rows(original, last))
