@@ -311,6 +311,36 @@ def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
     assert [r["epoch"] for r in read_metadata(ckpt)["training"]["history"]] == [1, 2]  # earlier kept
 
 
+def test_resuming_a_checkpoint_restores_its_optimizer_state(tmp_path, trained):
+    from agelens.model.train import optimizer_state_path
+
+    faces = trained[2]
+    ckpt = tmp_path / "run.checkpoint.keras"
+    _train_small(faces, epochs=1, checkpoint=ckpt)
+    side = optimizer_state_path(ckpt)
+    with np.load(side) as z:
+        saved = [z[f"arr_{i}"] for i in range(len(z.files))]
+    assert int(saved[0]) == 3  # AdamW's step count after one epoch of 24 photos in batches of 8
+    assert any(a.ndim and np.abs(a).sum() > 0 for a in saved[1:])  # moments, not zeros
+
+    restored = {}
+    real = keras.Model.fit
+
+    def spy(self, *a, **kw):  # the optimizer as fit() first sees it
+        restored["iterations"] = int(self.optimizer.iterations.numpy())
+        return real(self, *a, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "fit", spy)
+        res = _train_small(faces, epochs=2, resume=ckpt)
+    assert restored["iterations"] == 3 and res.model.metadata["training"]["optimizer_restored"] is True
+    side.unlink()  # a file without its state (a finished model) resumes with a fresh optimizer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "fit", spy)
+        res = _train_small(faces, epochs=2, resume=ckpt)
+    assert restored["iterations"] == 0 and res.model.metadata["training"]["optimizer_restored"] is False
+
+
 def test_classes_that_are_not_age_bins_record_no_bin_edges_and_must_fit_the_head(trained):
     faces = trained[2]
     labels = (faces.labels > 0).astype(int)  # two classes named by the user

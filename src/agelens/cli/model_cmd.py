@@ -70,7 +70,10 @@ def train_command(
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs (0: off).")] = 8,
     age_head: Annotated[bool, typer.Option(help="Also learn age in years where the data has ages.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint .keras.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue from a checkpoint .keras (and its optimizer state, kept beside it)."),
+    ] = None,
     tensorboard: Annotated[Path | None, typer.Option(help="Write TensorBoard logs here.")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out model (and its _split.json, _eval/).")
@@ -86,7 +89,7 @@ def train_command(
     from agelens.model.builder import ModelConfig
     from agelens.model.evaluate import classification_metrics, write_evaluation
     from agelens.model.io import save_model
-    from agelens.model.train import TrainConfig, train
+    from agelens.model.train import TrainConfig, optimizer_state_path, train
 
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
@@ -178,7 +181,9 @@ def train_command(
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
     split_file = _write_split(out, parts, seed)
-    out.with_name(out.stem + ".checkpoint.keras").unlink(missing_ok=True)
+    ckpt = out.with_name(out.stem + ".checkpoint.keras")
+    ckpt.unlink(missing_ok=True)
+    optimizer_state_path(ckpt).unlink(missing_ok=True)
     if m:
         files = write_evaluation(m, out.with_name(out.stem + "_eval"))
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")

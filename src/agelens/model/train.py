@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,6 +134,47 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def optimizer_state_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's optimizer state (AdamW step count and moments) is kept: beside it.
+
+    Not inside the ``.keras`` file: that file is also the model users load and ship, and
+    the moments would triple its size for nothing but resuming.
+    """
+    p = Path(checkpoint)
+    return p.with_name(p.name + ".optimizer.npz")
+
+
+def _save_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
+    """Written to a temp file and renamed, like the checkpoint it belongs to."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, *[np.asarray(v.numpy()) for v in optimizer.variables])
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _restore_optimizer_state(model: keras.Model, path: Path) -> bool:
+    """Put a checkpoint's optimizer state back; False (and the optimizer starts fresh) when
+    there is none or it does not fit this run's variables."""
+    if not path.is_file():
+        return False
+    with np.load(path) as z:
+        arrays = [z[f"arr_{i}"] for i in range(len(z.files))]
+    opt = model.optimizer
+    opt.build(model.trainable_variables)
+    if len(arrays) != len(opt.variables) or any(
+        tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, opt.variables, strict=True)
+    ):
+        warnings.warn(f"{path}: optimizer state does not fit this run; it starts fresh", stacklevel=3)
+        return False
+    for a, v in zip(arrays, opt.variables, strict=True):
+        v.assign(a)
+    return True
+
+
 def _selection_score(row: dict) -> float:
     """What picks the best epoch (and early-stops): validation accuracy plus macro-F1."""
     return float(row["val_accuracy"]) + float(row["val_macro_f1"])
@@ -229,6 +273,9 @@ def train(
         loss_weights=weights,
         metrics={GROUP_OUTPUT: ["accuracy"]},
     )
+    # AdamW's moments and step count come back with the weights when the checkpoint left them
+    # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
+    optimizer_restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
     cw = class_weights(y_train, k, cfg.class_weight_power) if cfg.class_weight_power else np.ones(k)
     w = cw[y_train].astype(np.float32)
     ds = _dataset(
@@ -275,6 +322,7 @@ def train(
                         "val": m,
                     }
                     save_model(wrapped, checkpoint)
+                    _save_optimizer_state(self.model.optimizer, optimizer_state_path(checkpoint))
             else:
                 state["wait"] += 1
                 if cfg.patience and state["wait"] >= cfg.patience:
@@ -309,6 +357,8 @@ def train(
         "history": earlier_history + history,  # a resumed run keeps the epochs before it
         "seconds": time.time() - t0,
     }
+    if resume:
+        wrapped.metadata["training"]["optimizer_restored"] = optimizer_restored
     return TrainResult(wrapped, history, state["best_epoch"], time.time() - t0)
 
 
