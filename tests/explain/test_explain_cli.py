@@ -54,7 +54,7 @@ def test_explain_writes_overlays_maps_filters_and_a_complete_manifest(model_file
     assert manifest["runs"][0]["target"] == "old" and manifest["model"] == str(model_file)
     assert len(manifest["images"]) == 2 and len(manifest["problems"]) == 1
     first = manifest["images"][0]
-    assert first["size"] == [60, 80] and first["source"].endswith("a face.jpg")
+    assert first["size"] == first["map_size"] == [60, 80] and first["source"].endswith("a face.jpg")
     assert (
         "000_a_face_gradcam_map.npy" in first["files"]
         and "000_a_face_gradcampp_overlay.png" in first["files"]

@@ -278,6 +278,7 @@ def _run(
                     rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
                     records[lo + j]["files"] += rec["files"]
                     records[lo + j].setdefault("prediction", rec["prediction"])
+                    records[lo + j].setdefault("map_size", rec["map_size"])  # every method's map: same size
             runs.append(e.describe())
             typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
             if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank

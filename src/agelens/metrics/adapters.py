@@ -101,12 +101,13 @@ def _trace_forward(km: Any, size: int, group_output: str | int, rescales_input: 
     """
     import tensorflow as tf
 
+    from agelens.model.io import AgeModel
+
     model_ref, scale = weakref.ref(km), 1.0 if rescales_input else 1.0 / 255.0
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def forward(x: Any) -> Any:
-        out = model_ref()(x * scale, training=False)
-        return out[group_output] if isinstance(out, dict | list | tuple) else out  # as AgeModel._pick
+        return AgeModel._pick(model_ref()(x * scale, training=False), group_output)
 
     return forward
 

@@ -60,12 +60,10 @@ class AgeModel:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def _pick(self, outputs: Any, key: str | int) -> Any:
-        if isinstance(outputs, dict):
-            return outputs[key]
-        if isinstance(outputs, list | tuple):
-            return outputs[key]
-        return outputs
+    @staticmethod
+    def _pick(outputs: Any, key: str | int) -> Any:
+        """One output of a multi-output model (dict or list), or the only one."""
+        return outputs[key] if isinstance(outputs, dict | list | tuple) else outputs
 
     @property
     def test_time_flip(self) -> bool:
