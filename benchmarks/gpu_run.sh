@@ -3,6 +3,7 @@
 # Each run is launch-bound (small model, small images), so three share the GPU well.
 # Needs the pack from gpu_pack.py carried in .devdata/gpu; results go to $OUT.
 #   BUDGET=420 bash benchmarks/gpu_run.sh
+#   STAGE=3 BUDGET=380 bash benchmarks/gpu_run.sh
 set -u
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -20,14 +21,23 @@ if [ "${STAGE:-1}" = 1 ]; then  # three recipes from scratch
   run A96 --size 96 --seed 0 ${EXTRA:-}
   run B112 --size 112 --seed 1 ${EXTRA:-}
   run C96m --size 96 --seed 2 --mixup 0.2 --erase 0.25 ${EXTRA:-}
-else  # three seeds continuing stage 1's best (C96m) at 112 px, for a weight soup
+elif [ "${STAGE}" = 2 ]; then  # three seeds continuing stage 1's best (C96m) at 112 px, for a weight soup
   for s in 10 11 12; do
     run D112s$s --size 112 --seed $s --mixup 0.2 --erase 0.25 --init .devdata/gpu/C96m.best.npz \
       --lr 1e-3 --warmup 1 --ema 0.999 ${EXTRA:-}
   done
+else  # stage 3: three seeds continuing the shipped model (keras_to_npz.py -> shipped.npz), lower lr
+  for s in 20 21 22; do
+    run E112s$s --size 112 --seed $s --mixup 0.2 --erase 0.25 --init .devdata/gpu/shipped.npz \
+      --lr 5e-4 --warmup 1 --ema 0.999 ${EXTRA:-}
+  done
 fi
 wait
 for f in "$W"/*.log; do echo "== $f"; cat "$f"; done | tee "$OUT/logs.txt" | grep -v '"epoch"' || true
-if [ "${STAGE:-1}" = 1 ]; then keep=best; else keep=final; fi
-cp "$W"/*.$keep.npz "$W"/*.json "$OUT"/ 2>/dev/null
+case "${STAGE:-1}" in
+  1) cp "$W"/*.best.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
+  2) cp "$W"/*.final.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
+  *) cp "$W"/*.best.npz "$W"/*.final.npz "$OUT"/ 2>/dev/null  # 8 files at most come back
+     $PY -c "import glob, json, sys; json.dump([json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + '/*.json'))], open(sys.argv[2], 'w'), indent=1)" "$W" "$OUT/summaries.json" ;;
+esac
 ls -la "$OUT"

@@ -192,6 +192,42 @@ def calibration_section(path: str) -> str:
     )
 
 
+def continuation_section(candidates: str, summaries: str) -> str:
+    """Card text from a third GPU stage (``STAGE=3 gpu_run.sh``): does longer training help?"""
+    if not candidates:
+        return ""
+    c = json.loads(Path(candidates).read_text())
+    runs = json.loads(Path(summaries).read_text())
+    shipped = next(v for k, v in c.items() if k.endswith("agelens-utkface.keras"))
+    seeds = [v for k, v in c.items() if "soup" not in k and not k.endswith("agelens-utkface.keras")]
+    best = max(seeds, key=lambda r: r["val"]["head"]["acc"] + r["val"]["head"]["f1"])
+    soup = next((v for k, v in c.items() if "soup" in k), None)
+    peaks = []
+    for r in runs:
+        scored = [h for h in r["history"] if "val_acc" in h]
+        top = max(scored, key=lambda h: h["val_acc"] + h["val_f1"])
+        peaks.append((top["epoch"], scored[-1]["val_acc"]))
+    a = runs[0]["args"]
+
+    def pair(r: dict, split: str) -> str:
+        return f"{r[split]['head']['acc']:.3f} / {r[split]['head']['f1']:.3f}"
+
+    return (
+        "\nNor does more training. Continuing the shipped weights on the GPU for "
+        f"{min(r['epochs'] for r in runs)}-{max(r['epochs'] for r in runs)} more epochs "
+        f"({len(runs)} seeds; lr {a['lr']:g} after {a['warmup']} epoch of warm-up, cosine to zero, "
+        "the stage-2 recipe otherwise), validation accuracy + macro-F1 peaks by epoch "
+        f"{max(e for e, _ in peaks)} and falls as the learning rate runs out (final accuracy "
+        f"{min(v for _, v in peaks):.3f}-{max(v for _, v in peaks):.3f}). "
+        "The best checkpoint (second half, by validation) scores "
+        f"{pair(best, 'val')} on validation and {pair(best, 'test')} on the test split, against the "
+        f"shipped model's {pair(shipped, 'val')} and {pair(shipped, 'test')}"
+        + (f"; the average of the three checkpoints {pair(soup, 'val')} on validation" if soup else "")
+        + ". The shipped model stays (`STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh`, "
+        "`benchmarks/results/gpu/stage3_candidates.json`).\n"
+    )
+
+
 def wild_section(path: str) -> str:
     """Card text from ``face_crop_eval.py``: faces found and cropped back out of larger canvases."""
     if not path:
@@ -234,6 +270,8 @@ def main() -> None:
     ap.add_argument("--ceiling", default="", help="accuracy_ceiling.py JSON")
     ap.add_argument("--wild", default="", help="face_crop_eval.py JSON")
     ap.add_argument("--calibration", default="", help="decision_calibration.py JSON")
+    ap.add_argument("--continuation", default="", help="eval_candidates.py JSON of a STAGE=3 gpu_run")
+    ap.add_argument("--continuation-runs", default="", help="that run's summaries.json")
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
     stages = [json.loads(Path(p).read_text()) for p in a.stage2]
@@ -357,6 +395,7 @@ def main() -> None:
             f"|---|---:|---|---|\n{rows}"
         )
     commands = "\n".join(f"    {c}" for c in a.train_command)
+    continuation = continuation_section(a.continuation, a.continuation_runs)
     text = f"""# Model card: agelens-utkface
 
 **What it is.** A MobileNetV2 (width {c["alpha"]}, input {c["input_size"]}x{c["input_size"]} RGB, trained from
@@ -397,7 +436,7 @@ explain the single, unflipped pass): utkface-64 held-out accuracy {f64["accuracy
 Evaluating all 8,806 utkface-200 photos (decode + predict) took {full200_s:.1f} s on this 2-core machine.
 
 {target_line}
-{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{wild_section(a.wild)}
+{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{continuation}{wild_section(a.wild)}
 ## License and intended use
 
 UTKFace is released for non-commercial research purposes only; this model is derived from it and
