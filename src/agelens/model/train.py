@@ -175,6 +175,21 @@ def _restore_optimizer_state(model: keras.Model, path: Path) -> bool:
     return True
 
 
+def _build_state_before_tracing(model: keras.Model, ds: tf.data.Dataset) -> None:
+    """Create the optimizer's, the losses' and the metrics' variables before ``fit`` traces its step.
+
+    Why: without a distribution strategy, Keras 3's TensorFlow trainer creates them inside the
+    first trace of the train step, and ``tf.function`` must then trace the whole step again
+    (variables may only be created on the first trace). Building them from the dataset's
+    element spec first halves the start-up (a tiny model's 2-epoch run 47 s -> 26 s here) and
+    changes no number: nothing is drawn from the dataset, so its seeded stream is untouched.
+    A Keras without this (private) hook still trains, only slower to start.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=ds.element_spec)
+
+
 def _selection_score(row: dict) -> float:
     """What picks the best epoch (and early-stops): validation accuracy plus macro-F1."""
     return float(row["val_accuracy"]) + float(row["val_macro_f1"])
@@ -338,6 +353,7 @@ def train(
             if on_epoch:
                 on_epoch(row)
 
+    _build_state_before_tracing(train_model, ds)
     callbacks: list = [_Loop()]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard)))
