@@ -23,6 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from agelens.model.builder import AGE_OUTPUT  # noqa: E402
 
 
+def export(model, dtype=np.float32) -> dict[str, np.ndarray]:
+    """``layer/index`` -> weight in Keras layout, every layer but the frozen expected-age one."""
+    return {
+        f"{layer.name}/{i}": w.astype(dtype)
+        for layer in model.layers
+        if layer.name != AGE_OUTPUT  # rebuilt from the bins, not trained
+        for i, w in enumerate(layer.get_weights())
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -32,12 +42,7 @@ def main() -> None:
     import keras
 
     model = keras.saving.load_model(a.model, compile=False, safe_mode=True)
-    arrays: dict[str, np.ndarray] = {}
-    for layer in model.layers:
-        if layer.name == AGE_OUTPUT:  # frozen expected-age layer: rebuilt, not trained
-            continue
-        for i, w in enumerate(layer.get_weights()):
-            arrays[f"{layer.name}/{i}"] = w.astype(np.float16 if a.half else np.float32)
+    arrays = export(model, np.float16 if a.half else np.float32)
     np.savez(a.out, **arrays)
     print(f"{len(arrays)} arrays from {a.model} -> {a.out}")
 

@@ -223,8 +223,17 @@ def continuation_section(candidates: str, summaries: str) -> str:
         f"{pair(best, 'val')} on validation and {pair(best, 'test')} on the test split, against the "
         f"shipped model's {pair(shipped, 'val')} and {pair(shipped, 'test')}"
         + (f"; the average of the three checkpoints {pair(soup, 'val')} on validation" if soup else "")
-        + ". The shipped model stays (`STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh`, "
-        "`benchmarks/results/gpu/stage3_candidates.json`).\n"
+        + ". The shipped model stays (`benchmarks/results/gpu/stage3_candidates.json`). Commands:\n\n"
+        "    python benchmarks/keras_to_npz.py src/agelens/assets/agelens-utkface.keras "
+        ".devdata/gpu/shipped.npz --half\n"
+        "    STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh   # on the GPU machine, .devdata/gpu carried\n"
+        "    python benchmarks/torch_to_keras.py E112s20.best.npz /tmp/gc3/E112s20.best.keras --size 112"
+        "   # and s21, s22\n"
+        "    python benchmarks/torch_to_keras.py E112s2?.best.npz /tmp/gc3/soupE112.best.keras --size 112"
+        "   # their average\n"
+        "    python benchmarks/eval_candidates.py /tmp/gc3/*.keras src/agelens/assets/agelens-utkface.keras "
+        "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
+        "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage3_candidates.json\n"
     )
 
 

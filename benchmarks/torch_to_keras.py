@@ -7,6 +7,7 @@ With ``--reference REF.npz`` (written by ``torch_train.py``'s ``--self-check``) 
 Keras model's outputs are compared with PyTorch's on the same images.
 
     python benchmarks/torch_to_keras.py /tmp/gpu/A.best.npz /tmp/gpu/A.keras --size 96
+    python benchmarks/torch_to_keras.py E112s2?.best.npz /tmp/gc3/soupE112.best.keras --size 112  # average
 """
 
 from __future__ import annotations
@@ -22,9 +23,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from agelens.model.builder import AGE_DIST, AGE_OUTPUT, GROUP_LOGITS, ModelConfig, build_age_model  # noqa: E402
 
 
-def convert(npz: str | Path, size: int, dropout: float = 0.2, bn_momentum: float = 0.99):
-    """Return the Keras model holding the weights of ``npz``."""
-    z = np.load(npz)
+def average(paths: list[str | Path]) -> dict[str, np.ndarray]:
+    """The uniform average of several exported runs ("weight soup"), BatchNorm statistics included.
+
+    Only meaningful for runs that share an ancestor (seeds continuing the same weights); the
+    card's stage-3 soup is ``average`` of the three seeds' best checkpoints.
+    """
+    zs = [np.load(p) for p in paths]
+    keys = set(zs[0].files)
+    for p, z in zip(paths, zs, strict=True):
+        if set(z.files) != keys:
+            raise SystemExit(f"{p}: its arrays differ from {paths[0]}'s; only one architecture averages")
+    return {k: np.mean([z[k].astype(np.float64) for z in zs], 0).astype(np.float32) for k in sorted(keys)}
+
+
+def convert(npz: str | Path | list, size: int, dropout: float = 0.2, bn_momentum: float = 0.99):
+    """Return the Keras model holding the weights of ``npz`` (several files: their average)."""
+    z = (
+        _Arrays(average(npz))
+        if isinstance(npz, list) and len(npz) > 1
+        else np.load(npz[0] if isinstance(npz, list) else npz)
+    )
     model = build_age_model(ModelConfig(size, 1.0, dropout, 3, True, bn_momentum))
     used: set[str] = set()
     for layer in model.layers:
@@ -47,9 +66,17 @@ def convert(npz: str | Path, size: int, dropout: float = 0.2, bn_momentum: float
     return model
 
 
+class _Arrays(dict):
+    """A dict that answers ``.files`` like the NpzFile ``convert`` otherwise reads."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("npz")
+    ap.add_argument("npz", nargs="+", help="one export, or several to average (runs from the same weights)")
     ap.add_argument("out")
     ap.add_argument("--size", type=int, required=True)
     ap.add_argument("--reference", default="", help="npz with 'images', 'logits', 'age_logits' from PyTorch")

@@ -63,6 +63,32 @@ def test_exported_weights_round_trip_exactly(bridge, source, tmp_path):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
 
 
+def test_shipped_weights_go_back_to_the_gpu_in_the_same_layout(source):
+    """keras_to_npz.py (what continues the shipped model on a GPU) writes what the converter reads."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import keras_to_npz
+    finally:
+        sys.path.remove(str(BENCH))
+    got, want = keras_to_npz.export(source), _export(source)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_several_exports_average_into_one_model(bridge, source, tmp_path):
+    a = _export(source)
+    b = {k: v * 3.0 for k, v in a.items()}
+    np.savez(tmp_path / "a.npz", **a)
+    np.savez(tmp_path / "b.npz", **b)
+    model = bridge.convert([tmp_path / "a.npz", tmp_path / "b.npz"], 32)
+    conv = model.get_layer("Conv1").get_weights()[0]
+    np.testing.assert_allclose(conv, 2.0 * a["Conv1/0"], rtol=1e-6)
+    np.savez(tmp_path / "c.npz", **{k: v for k, v in a.items() if k != "Conv1/0"})
+    with pytest.raises(SystemExit, match="c.npz: its arrays differ"):
+        bridge.convert([tmp_path / "a.npz", tmp_path / "c.npz"], 32)
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
