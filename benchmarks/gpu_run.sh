@@ -3,7 +3,7 @@
 # Each run is launch-bound (small model, small images), so three share the GPU well.
 # Needs the pack from gpu_pack.py carried in .devdata/gpu; results go to $OUT.
 #   BUDGET=420 bash benchmarks/gpu_run.sh
-#   STAGE=3 BUDGET=380 bash benchmarks/gpu_run.sh
+#   STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh   # after keras_to_npz.py wrote .devdata/gpu/shipped.npz
 set -u
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
