@@ -24,10 +24,11 @@ from agelens.model.builder import AGE_DIST, AGE_OUTPUT, GROUP_LOGITS, ModelConfi
 
 
 def average(paths: list[str | Path]) -> dict[str, np.ndarray]:
-    """The uniform average of several exported runs ("weight soup"), BatchNorm statistics included.
+    """The arrays of one export, or the uniform average of several ("weight soup", BatchNorm
+    statistics included), as float32.
 
-    Only meaningful for runs that share an ancestor (seeds continuing the same weights); the
-    card's stage-3 soup is ``average`` of the three seeds' best checkpoints.
+    Averaging is only meaningful for runs that share an ancestor (seeds continuing the same
+    weights); the card's stage-3 soup is the average of the three seeds' best checkpoints.
     """
     zs = [np.load(p) for p in paths]
     keys = set(zs[0].files)
@@ -38,12 +39,10 @@ def average(paths: list[str | Path]) -> dict[str, np.ndarray]:
 
 
 def convert(npz: str | Path | list, size: int, dropout: float = 0.2, bn_momentum: float = 0.99):
-    """Return the Keras model holding the weights of ``npz`` (several files: their average)."""
-    z = (
-        _Arrays(average(npz))
-        if isinstance(npz, list) and len(npz) > 1
-        else np.load(npz[0] if isinstance(npz, list) else npz)
-    )
+    """Return the Keras model holding the weights of ``npz`` (a list of several files: their average)."""
+    paths = list(npz) if isinstance(npz, list | tuple) else [npz]
+    z = average(paths)
+    name = str(paths[0]) if len(paths) == 1 else f"the average of {len(paths)} files"
     model = build_age_model(ModelConfig(size, 1.0, dropout, 3, True, bn_momentum))
     used: set[str] = set()
     for layer in model.layers:
@@ -51,27 +50,19 @@ def convert(npz: str | Path | list, size: int, dropout: float = 0.2, bn_momentum
         if not current or layer.name == AGE_OUTPUT:
             continue
         keys = [f"{layer.name}/{i}" for i in range(len(current))]
-        missing = [k for k in keys if k not in z.files]
+        missing = [k for k in keys if k not in z]
         if missing:
-            raise SystemExit(f"{npz}: no weights for Keras layer {layer.name} ({missing[0]})")
+            raise SystemExit(f"{name}: no weights for Keras layer {layer.name} ({missing[0]})")
         new = [z[k] for k in keys]
         for k, old, arr in zip(keys, current, new, strict=True):
             if old.shape != arr.shape:
-                raise SystemExit(f"{npz}: {k} has shape {arr.shape}, Keras expects {old.shape}")
+                raise SystemExit(f"{name}: {k} has shape {arr.shape}, Keras expects {old.shape}")
         layer.set_weights(new)
         used.update(keys)
-    unused = sorted(set(z.files) - used)
+    unused = sorted(set(z) - used)
     if unused:
-        raise SystemExit(f"{npz}: {len(unused)} arrays match no Keras layer, e.g. {unused[0]}")
+        raise SystemExit(f"{name}: {len(unused)} arrays match no Keras layer, e.g. {unused[0]}")
     return model
-
-
-class _Arrays(dict):
-    """A dict that answers ``.files`` like the NpzFile ``convert`` otherwise reads."""
-
-    @property
-    def files(self) -> list[str]:
-        return list(self)
 
 
 def main() -> None:
