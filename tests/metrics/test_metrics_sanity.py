@@ -160,7 +160,7 @@ def _bottom_layer_energy(model, x: np.ndarray, targets: np.ndarray) -> np.ndarra
     import keras
 
     km = getattr(model, "keras_model", model)
-    act = np.asarray(keras.Model(km.inputs, km.get_layer("c1").output)(np.asarray(x, np.float32)))
+    act = np.asarray(keras.Model(km.input, km.get_layer("c1").output)(np.asarray(x, np.float32)))
     energy = np.abs(act).sum(-1)
     from scipy.ndimage import zoom
 

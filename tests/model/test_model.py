@@ -20,8 +20,11 @@ TINY = ModelConfig(input_size=48, alpha=0.35, dropout=0.1, num_classes=3, age_he
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """One epoch on 72 faces; its checkpoint (:func:`_checkpoint_of`) keeps the optimizer state too,
+    so the resume tests start from it instead of training again (each training costs ~25 s of tracing)."""
     faces = generate(96, size=48, seed=3)
     n = 72
+    folder = tmp_path_factory.mktemp("m")
     res = train(
         faces.images[:n],
         faces.labels[:n],
@@ -32,9 +35,14 @@ def trained(tmp_path_factory):
         model_config=TINY,
         config=TrainConfig(epochs=1, batch_size=24, augment=0.5),
         verbose=0,
+        checkpoint=_checkpoint_of(folder / "tiny.keras"),
     )
-    path = save_model(res.model, tmp_path_factory.mktemp("m") / "tiny.keras")
+    path = save_model(res.model, folder / "tiny.keras")
     return res, path, faces
+
+
+def _checkpoint_of(path):
+    return path.with_name("tiny.checkpoint.keras")
 
 
 def test_train_one_epoch_records_history(trained):
@@ -303,47 +311,45 @@ def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
     assert res.best_epoch == 1 and len(res.model.metadata["training"]["history"]) == 2
     for wa, wb in zip(before, res.model.keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
-    meta["training"]["history"][0].update(val_accuracy=-1.0, val_macro_f1=-1.0)  # any epoch beats it
-    write_metadata(start, meta)
-    ckpt = tmp_path / "ckpt.keras"
-    res = _train_small(faces, epochs=2, resume=start, checkpoint=ckpt)
-    assert res.best_epoch == 2
-    assert [r["epoch"] for r in read_metadata(ckpt)["training"]["history"]] == [1, 2]  # earlier kept
+    assert res.model.metadata["training"]["optimizer_restored"] is False  # a finished model: no state
 
 
-def test_resuming_a_checkpoint_restores_its_optimizer_state(tmp_path, trained):
+def test_resuming_a_checkpoint_restores_its_optimizer_state_and_keeps_every_epoch(tmp_path, trained):
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
-    from agelens.model.train import optimizer_state_path
+    from agelens.model.io import write_metadata
+    from agelens.model.train import _restore_optimizer_state, optimizer_state_path
 
-    faces = trained[2]
-    ckpt = tmp_path / "run.checkpoint.keras"
-    traces = []
-    real_step = TensorFlowTrainer.train_step
-    with pytest.MonkeyPatch.context() as mp:  # optimizer/metric variables made before fit: one trace, not two
-        mp.setattr(TensorFlowTrainer, "train_step", lambda self, d: traces.append(1) or real_step(self, d))
-        _train_small(faces, epochs=1, checkpoint=ckpt)
-    assert len(traces) == 1
-    side = optimizer_state_path(ckpt)
+    _, path, faces = trained
+    start = tmp_path / "run.checkpoint.keras"
+    start.write_bytes(_checkpoint_of(path).read_bytes())
+    side = optimizer_state_path(start)
+    side.write_bytes(optimizer_state_path(_checkpoint_of(path)).read_bytes())
     with np.load(side) as z:
         saved = [z[f"arr_{i}"] for i in range(len(z.files))]
-    assert int(saved[0]) == 3  # AdamW's step count after one epoch of 24 photos in batches of 8
+    assert int(saved[0]) == 3  # AdamW's step count after one epoch of 72 photos in batches of 24
     assert any(a.ndim and np.abs(a).sum() > 0 for a in saved[1:])  # moments, not zeros
+    meta = read_metadata(start)
+    meta["training"]["history"][0].update(val_accuracy=-1.0, val_macro_f1=-1.0)  # any epoch beats it
+    write_metadata(start, meta)
 
-    restored = {}
-    real = keras.Model.fit
+    traces, restored = [], {}
+    real_step, real_fit = TensorFlowTrainer.train_step, keras.Model.fit
 
-    def spy(self, *a, **kw):  # the optimizer as fit() first sees it
+    def fit_spy(self, *a, **kw):  # the optimizer as fit() first sees it
         restored["iterations"] = int(self.optimizer.iterations.numpy())
-        return real(self, *a, **kw)
+        return real_fit(self, *a, **kw)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(keras.Model, "fit", spy)
-        res = _train_small(faces, epochs=2, resume=ckpt)
+    ckpt = tmp_path / "next.keras"
+    with pytest.MonkeyPatch.context() as mp:  # optimizer/metric variables made before fit: one trace, not two
+        mp.setattr(TensorFlowTrainer, "train_step", lambda self, d: traces.append(1) or real_step(self, d))
+        mp.setattr(keras.Model, "fit", fit_spy)
+        res = _train_small(faces, epochs=2, resume=start, checkpoint=ckpt)
+    assert len(traces) == 1
     assert restored["iterations"] == 3 and res.model.metadata["training"]["optimizer_restored"] is True
+    assert res.best_epoch == 2
+    assert [r["epoch"] for r in read_metadata(ckpt)["training"]["history"]] == [1, 2]  # earlier kept
     # a file without its state (a finished model) or with another run's resumes with a fresh optimizer
-    from agelens.model.train import _restore_optimizer_state
-
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     other.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="mse")
     assert not _restore_optimizer_state(other, tmp_path / "missing.npz")
@@ -352,15 +358,13 @@ def test_resuming_a_checkpoint_restores_its_optimizer_state(tmp_path, trained):
     assert int(other.optimizer.iterations.numpy()) == 0
 
 
-def test_classes_that_are_not_age_bins_record_no_bin_edges_and_must_fit_the_head(trained):
+def test_classes_that_are_not_age_bins_must_fit_the_head(trained):
     faces = trained[2]
     labels = (faces.labels > 0).astype(int)  # two classes named by the user
     kw = dict(class_names=["child", "adult"], config=TrainConfig(epochs=1, batch_size=8), verbose=0)
     with pytest.raises(ValueError, match="3 classes, the data 2"):  # not Keras' shape mismatch mid-fit
         train(faces.images[:16], labels[:16], faces.images[16:24], labels[16:24], model_config=TINY, **kw)
-    two = ModelConfig(input_size=48, alpha=0.35, num_classes=2, age_head=False)
-    res = train(faces.images[:16], labels[:16], faces.images[16:24], labels[16:24], model_config=two, **kw)
-    assert res.model.class_names == ["child", "adult"] and res.model.bins is None
+    # Training such a head and what its file records (names, no bin edges): the CLI's CSV test.
 
 
 def test_a_plain_model_that_outputs_logits_reports_probabilities():
