@@ -237,6 +237,46 @@ def continuation_section(candidates: str, summaries: str) -> str:
     )
 
 
+def fit_gap_section(path: str, ceiling: str) -> str:
+    """Card text from ``fit_gap.py``: the shipped model on the photos it trained on, against the
+    held-out ones, and the held-out age error the target needs (``accuracy_ceiling.py``)."""
+    if not path:
+        return ""
+    parts = json.loads(Path(path).read_text())["parts"]
+    tr, va, te = parts["train"], parts["val"], parts["test"]
+    need = ""
+    if ceiling:
+        c = json.loads(Path(ceiling).read_text())
+        curve, hit = c["scaled_residuals"], c["needed_for_target"]
+        if hit and curve.index(hit):
+            need = f"{hit['age_mae']}-{curve[curve.index(hit) - 1]['age_mae']} y"
+
+    def row(r: dict) -> str:
+        return f"{r['accuracy']:.3f} / {r['macro_f1']:.3f}, age MAE {r['age_mae']:.2f} y"
+
+    return (
+        "\nWhat the target asks of the model. On its own "
+        f"{tr['n']:,} training photos (64 px, one unflipped pass, no augmentation) the shipped model "
+        f"scores {row(tr)}; on validation {row(va)}; on the test split {row(te)}. "
+        + (
+            f"The target needs a held-out age MAE of {need}: below the error the model makes on the "
+            "photos it learned from. "
+            if need
+            else ""
+        )
+        + f"Even among training photos, {1 - tr['accuracy_near_boundary']:.0%} of those within 5 years "
+        f"of 30 or 60 ({tr['share_near_boundary']:.0%} of the photos) land in the wrong group, against "
+        f"{1 - tr['accuracy_far_from_boundary']:.0%} of the others. "
+        "So the next regime must fit the training photos better (more capacity, or less of the "
+        "regularisation: mixup, label smoothing, erasing, weight decay 0.05) without widening the "
+        f"{te['age_mae'] - tr['age_mae']:.1f} y gap to held-out photos; more epochs of the same recipe "
+        "did not help held-out photos (above). "
+        "(`python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
+        "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json`, "
+        "`benchmarks/results/fit_gap.json`.)\n"
+    )
+
+
 def wild_section(path: str) -> str:
     """Card text from ``face_crop_eval.py``: faces found and cropped back out of larger canvases."""
     if not path:
@@ -281,6 +321,7 @@ def main() -> None:
     ap.add_argument("--calibration", default="", help="decision_calibration.py JSON")
     ap.add_argument("--continuation", default="", help="eval_candidates.py JSON of a STAGE=3 gpu_run")
     ap.add_argument("--continuation-runs", default="", help="that run's summaries.json")
+    ap.add_argument("--fit-gap", default="", help="fit_gap.py JSON (with --ceiling: the MAE needed)")
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
     stages = [json.loads(Path(p).read_text()) for p in a.stage2]
@@ -405,6 +446,7 @@ def main() -> None:
         )
     commands = "\n".join(f"    {c}" for c in a.train_command)
     continuation = continuation_section(a.continuation, a.continuation_runs)
+    fit_gap = fit_gap_section(a.fit_gap, a.ceiling)
     text = f"""# Model card: agelens-utkface
 
 **What it is.** A MobileNetV2 (width {c["alpha"]}, input {c["input_size"]}x{c["input_size"]} RGB, trained from
@@ -445,7 +487,7 @@ explain the single, unflipped pass): utkface-64 held-out accuracy {f64["accuracy
 Evaluating all 8,806 utkface-200 photos (decode + predict) took {full200_s:.1f} s on this 2-core machine.
 
 {target_line}
-{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{continuation}{wild_section(a.wild)}
+{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{continuation}{fit_gap}{wild_section(a.wild)}
 ## License and intended use
 
 UTKFace is released for non-commercial research purposes only; this model is derived from it and
