@@ -4,6 +4,7 @@
 # Needs the pack from gpu_pack.py carried in .devdata/gpu; results go to $OUT.
 #   BUDGET=420 bash benchmarks/gpu_run.sh
 #   STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh   # after keras_to_npz.py wrote .devdata/gpu/shipped.npz
+#   STAGE=4 BUDGET=520 EPOCHS=70 bash benchmarks/gpu_run.sh   # width 1.4 vs 1.0 from scratch (not run yet)
 set -u
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -26,18 +27,25 @@ elif [ "${STAGE}" = 2 ]; then  # three seeds continuing stage 1's best (C96m) at
     run D112s$s --size 112 --seed $s --mixup 0.2 --erase 0.25 --init .devdata/gpu/C96m.best.npz \
       --lr 1e-3 --warmup 1 --ema 0.999 ${EXTRA:-}
   done
-else  # stage 3: three seeds continuing the shipped model (keras_to_npz.py -> shipped.npz), lower lr
+elif [ "${STAGE}" = 3 ]; then  # three seeds continuing the shipped model (keras_to_npz.py -> shipped.npz)
   for s in 20 21 22; do
     run E112s$s --size 112 --seed $s --mixup 0.2 --erase 0.25 --init .devdata/gpu/shipped.npz \
       --lr 5e-4 --warmup 1 --ema 0.999 ${EXTRA:-}
   done
+else  # stage 4, capacity (fit_gap.py: the shipped model fits its own training photos at 0.870 only):
+  # width 1.4 against 1.0 from scratch, stage 1's C96m recipe, the same epochs; and 1.4 with less
+  # regularisation. Convert with torch_to_keras.py --alpha 1.4.
+  E=${EPOCHS:-70}
+  run F96a10 --size 96 --seed 2 --mixup 0.2 --erase 0.25 --max-epochs "$E" ${EXTRA:-}
+  run F96a14 --size 96 --seed 2 --mixup 0.2 --erase 0.25 --alpha 1.4 --max-epochs "$E" ${EXTRA:-}
+  run F96a14l --size 96 --seed 2 --smoothing 0.05 --alpha 1.4 --max-epochs "$E" ${EXTRA:-}
 fi
 wait
 for f in "$W"/*.log; do echo "== $f"; cat "$f"; done | tee "$OUT/logs.txt" | grep -v '"epoch"' || true
 case "${STAGE:-1}" in
   1) cp "$W"/*.best.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
   2) cp "$W"/*.final.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
-  *) cp "$W"/*.best.npz "$W"/*.final.npz "$OUT"/ 2>/dev/null  # 8 files at most come back
+  *) cp "$W"/*.best.npz "$W"/*.final.npz "$OUT"/ 2>/dev/null  # 8 files at most come back (3 runs: 7)
      $PY -c "import glob, json, sys; json.dump([json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + '/*.json'))], open(sys.argv[2], 'w'), indent=1)" "$W" "$OUT/summaries.json" ;;
 esac
 ls -la "$OUT"

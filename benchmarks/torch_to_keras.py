@@ -38,12 +38,14 @@ def average(paths: list[str | Path]) -> dict[str, np.ndarray]:
     return {k: np.mean([z[k].astype(np.float64) for z in zs], 0).astype(np.float32) for k in sorted(keys)}
 
 
-def convert(npz: str | Path | list, size: int, dropout: float = 0.2, bn_momentum: float = 0.99):
+def convert(
+    npz: str | Path | list, size: int, dropout: float = 0.2, bn_momentum: float = 0.99, alpha: float = 1.0
+):
     """Return the Keras model holding the weights of ``npz`` (a list of several files: their average)."""
     paths = list(npz) if isinstance(npz, list | tuple) else [npz]
     z = average(paths)
     name = str(paths[0]) if len(paths) == 1 else f"the average of {len(paths)} files"
-    model = build_age_model(ModelConfig(size, 1.0, dropout, 3, True, bn_momentum))
+    model = build_age_model(ModelConfig(size, alpha, dropout, 3, True, bn_momentum))
     used: set[str] = set()
     for layer in model.layers:
         current = layer.get_weights()
@@ -70,9 +72,10 @@ def main() -> None:
     ap.add_argument("npz", nargs="+", help="one export, or several to average (runs from the same weights)")
     ap.add_argument("out")
     ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--alpha", type=float, default=1.0, help="the width torch_train.py trained (--alpha)")
     ap.add_argument("--reference", default="", help="npz with 'images', 'logits', 'age_logits' from PyTorch")
     a = ap.parse_args()
-    model = convert(a.npz, a.size)
+    model = convert(a.npz, a.size, alpha=a.alpha)
     if a.reference:
         import keras
 

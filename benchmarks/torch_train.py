@@ -2,7 +2,7 @@
 
 Why PyTorch: the lent GPU machine has PyTorch but no TensorFlow, and Keras's JAX backend
 spent the whole of an earlier device slot autotuning its first compile. This file
-rebuilds ``keras.applications.MobileNetV2(alpha=1.0)`` plus agelens's two heads layer for
+rebuilds ``keras.applications.MobileNetV2(alpha=...)`` plus agelens's two heads layer for
 layer -- TensorFlow's asymmetric "same" padding, BatchNorm epsilon 1e-3, ReLU6, the
 same layer names -- so the weights it writes (``.npz``, one key per Keras weight) load
 into ``agelens.model.builder.build_age_model`` unchanged (``benchmarks/torch_to_keras.py``
@@ -94,22 +94,33 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class AgeNet(nn.Module):
-    """MobileNetV2 (width 1.0) + dropout + group logits + age-distribution logits."""
+def divisible(v: float, divisor: int = 8) -> int:
+    """Keras MobileNetV2's channel rounding: nearest multiple of 8, never more than 10% down."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
 
-    def __init__(self, num_classes: int = 3, dropout: float = 0.2, bn_momentum: float = 0.01):
+
+class AgeNet(nn.Module):
+    """MobileNetV2 (width ``alpha``, Keras's channel rules) + dropout + group logits + age-distribution
+    logits."""
+
+    def __init__(
+        self, num_classes: int = 3, dropout: float = 0.2, bn_momentum: float = 0.01, alpha: float = 1.0
+    ):
         super().__init__()
-        layers: list[nn.Module] = [ConvBN(3, 32, 3, 2, False, True, "Conv1", "bn_Conv1")]
-        cin, block_id = 32, 0
+        cin, block_id = divisible(32 * alpha), 0
+        layers: list[nn.Module] = [ConvBN(3, cin, 3, 2, False, True, "Conv1", "bn_Conv1")]
         for t, c, n, s in STAGES:
+            cout = divisible(int(c * alpha))
             for i in range(n):
-                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t, block_id))
-                cin, block_id = c, block_id + 1
-        layers.append(ConvBN(cin, 1280, 1, 1, False, True, "Conv_1", "Conv_1_bn"))
+                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t, block_id))
+                cin, block_id = cout, block_id + 1
+        last = divisible(1280 * alpha) if alpha > 1.0 else 1280  # Keras widens the last conv only above 1
+        layers.append(ConvBN(cin, last, 1, 1, False, True, "Conv_1", "Conv_1_bn"))
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
-        self.group = nn.Linear(1280, num_classes)
-        self.age = nn.Linear(1280, MAX_AGE + 1)
+        self.group = nn.Linear(last, num_classes)
+        self.age = nn.Linear(last, MAX_AGE + 1)
         for m in self.modules():  # torchvision's from-scratch initialisation for MobileNetV2
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -268,13 +279,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: np.ndarray, amp: bool) -> tup
     return float(np.mean(p == y)), macro_f1(y, p)
 
 
-def self_check(out: Path, size: int) -> None:
+def self_check(out: Path, size: int, alpha: float = 1.0) -> None:
     """Write random weights (with non-trivial BatchNorm statistics) and their outputs.
 
     ``torch_to_keras.py --reference`` loads both and checks Keras computes the same thing.
     """
     torch.manual_seed(0)
-    model = AgeNet()
+    model = AgeNet(alpha=alpha)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -318,6 +329,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--name", default="A")
     ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--alpha", type=float, default=1.0, help="width multiplier (torch_to_keras.py --alpha)")
     ap.add_argument("--budget", type=float, default=300, help="seconds of training; epochs are fitted to it")
     ap.add_argument("--max-epochs", type=int, default=400)
     ap.add_argument("--warmup", type=int, default=3, help="epochs of linear warm-up")
@@ -349,7 +361,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     if a.self_check:
-        self_check(out, a.size)
+        self_check(out, a.size, a.alpha)
         return
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -376,7 +388,8 @@ def main() -> None:
         flush=True,
     )
 
-    model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum).to(dev).to(memory_format=torch.channels_last)
+    model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum, alpha=a.alpha)
+    model = model.to(dev).to(memory_format=torch.channels_last)
     if a.init:
         load_keras_weights(model, a.init)
     ema = copy.deepcopy(model).eval()

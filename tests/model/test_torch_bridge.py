@@ -98,9 +98,10 @@ def test_mismatched_files_fail_naming_the_layer(bridge, source, tmp_path, edit, 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed (GPU dev tool)")
 def test_pytorch_mirror_computes_what_keras_computes(tmp_path):
-    """Random PyTorch weights, converted, give the same features and logits in Keras."""
-    for size in (96, 97):
-        out = tmp_path / str(size)
+    """Random PyTorch weights, converted, give the same features and logits in Keras, at the
+    shipped width and at a wider one (Keras rounds the channels and widens the last conv)."""
+    for size, alpha in ((96, "1.0"), (97, "1.0"), (64, "1.4")):
+        out = tmp_path / f"{size}-{alpha}"
         run = [
             sys.executable,
             str(BENCH / "torch_train.py"),
@@ -109,6 +110,8 @@ def test_pytorch_mirror_computes_what_keras_computes(tmp_path):
             "--self-check",
             "--size",
             str(size),
+            "--alpha",
+            alpha,
         ]
         subprocess.run(run, check=True)
         check = [
@@ -118,6 +121,8 @@ def test_pytorch_mirror_computes_what_keras_computes(tmp_path):
             str(out / "check.keras"),
             "--size",
             str(size),
+            "--alpha",
+            alpha,
             "--reference",
             str(out / "check_ref.npz"),
         ]
