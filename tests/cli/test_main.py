@@ -82,3 +82,21 @@ def test_explain_help_at_80_columns_is_not_ragged():
     assert "heatmap | overlay with the top-3 probabilities" in " ".join(text)
     short = [a for a, b in zip(text, text[1:], strict=False) if a and b and len(a) < 50]
     assert not short, short
+
+
+def test_top_level_help_leads_with_the_first_steps():
+    """``agelens --help`` groups the commands by task, the demo and explain first, and every command
+    is listed once; its examples start with the README's main command."""
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(main.app, ["--help"], env={"COLUMNS": "120"}).output
+    panels = [p for p in ("Start here", "Train and evaluate", "Faithfulness and reports", "Data") if p in out]
+    assert panels == ["Start here", "Train and evaluate", "Faithfulness and reports", "Data"]
+    assert [out.index(p) for p in panels] == sorted(out.index(p) for p in panels)
+    start = out[out.index("Start here") : out.index("Train and evaluate")]
+    assert all(f"│ {cmd} " in start for cmd in ("demo", "explain", "predict", "app"))
+    rows = [line.split() for line in out.splitlines() if line.startswith("│ ")]
+    listed = [r[1] for r in rows if len(r) > 1]  # a command's row, or a wrapped description's
+    commands = ["demo", "explain", "predict", "app", "train", "evaluate", "layers", "score", "report", "data"]
+    assert [c for c in listed if c in commands] == commands
+    assert out.index("agelens demo") < out.index("agelens explain")

@@ -20,8 +20,10 @@ app = typer.Typer(
         "See what an age-detection CNN looks at: check data, train, evaluate and explain a "
         "MobileNetV2 age-group classifier (young < 30 <= middle-aged < 60 <= old).\n\n"
         "Examples:\n\n"
-        "  agelens data inspect ../shared/data/utkface-200\n\n"
-        "  agelens data synth /tmp/synth --n 300"
+        "  agelens demo\n\n"
+        "  agelens explain face.jpg --method gradcam,scorecam\n\n"
+        "  agelens predict photos/ --json\n\n"
+        "  agelens evaluate ../shared/data/utkface-200 --json"
     ),
 )
 
@@ -42,22 +44,21 @@ def main(
     """Entry point; the sub-commands do the work."""
 
 
-app.add_typer(data_app, name="data")
+# --help groups the commands by what a user came to do, the first steps first.
+_START, _MODEL, _FAITH, _DATA = "Start here", "Train and evaluate", "Faithfulness and reports", "Data"
 
 
 def _register() -> None:
     """Attach the command groups; each imports its heavy modules only when it runs."""
-    from agelens.cli import model_cmd
-
-    app.command("train")(model_cmd.train_command)
-    app.command("evaluate")(model_cmd.evaluate_command)
-    app.command("predict")(model_cmd.predict_command)
     for module, names in (
-        ("explain_cmd", (("explain", "explain_command"), ("layers", "layers_command"))),
-        ("score_cmd", (("score", "score_command"),)),
-        ("report_cmd", (("report", "report_command"),)),
-        ("demo_cmd", (("demo", "demo_command"),)),
-        ("app_cmd", (("app", "app_command"),)),
+        ("demo_cmd", (("demo", "demo_command", _START),)),
+        ("explain_cmd", (("explain", "explain_command", _START),)),
+        ("model_cmd", (("predict", "predict_command", _START),)),
+        ("app_cmd", (("app", "app_command", _START),)),
+        ("model_cmd", (("train", "train_command", _MODEL), ("evaluate", "evaluate_command", _MODEL))),
+        ("explain_cmd", (("layers", "layers_command", _MODEL),)),
+        ("score_cmd", (("score", "score_command", _FAITH),)),
+        ("report_cmd", (("report", "report_command", _FAITH),)),
     ):
         try:
             mod = __import__(f"agelens.cli.{module}", fromlist=["_"])
@@ -65,9 +66,10 @@ def _register() -> None:
             if e.name != f"agelens.cli.{module}":
                 raise
             continue
-        for cmd, attr in names:
+        for cmd, attr, panel in names:
             if hasattr(mod, attr):
-                app.command(cmd)(getattr(mod, attr))
+                app.command(cmd, rich_help_panel=panel)(getattr(mod, attr))
+    app.add_typer(data_app, name="data", rich_help_panel=_DATA)
 
 
 _register()
