@@ -15,7 +15,7 @@ from agelens.explain.gradients import GuidedBackprop, Saliency
 
 ALL = [*METHODS, "smooth-gradcam++"]
 PER_PIXEL = ["hirescam", "layercam", "saliency", "smoothgrad", "integrated-gradients", "guided-backprop",
-             "guided-gradcam"]  # fmt: skip
+             "guided-gradcam", "occlusion"]  # fmt: skip
 
 
 def _options(name: str) -> dict:

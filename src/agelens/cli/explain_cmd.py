@@ -108,7 +108,7 @@ def explain_command(
 
     Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
     eigencam, saliency, smoothgrad, integrated-gradients, guided-backprop, guided-gradcam,
-    or smooth-<method>.
+    occlusion, or smooth-<method>.
 
     Examples:
 

@@ -35,6 +35,7 @@ from agelens.explain.gradients import (
     Saliency,
     SmoothGrad,
 )
+from agelens.explain.occlusion import Occlusion
 from agelens.explain.perturb import AblationCAM, ScoreCAM
 
 METHODS: dict[str, type[Method]] = {
@@ -51,6 +52,7 @@ METHODS: dict[str, type[Method]] = {
     "integrated-gradients": IntegratedGradients,
     "guided-backprop": GuidedBackprop,
     "guided-gradcam": GuidedGradCAM,
+    "occlusion": Occlusion,
 }
 """Every method by name; ``smooth-<name>`` wraps any in SmoothGrad (``smoothgrad`` = ``smooth-saliency``)."""
 
@@ -68,6 +70,7 @@ ALIASES = {
     "guided": "guided-backprop",
     "guided-backpropagation": "guided-backprop",
     "guided-grad-cam": "guided-gradcam",
+    "occlusion-sensitivity": "occlusion",
 }
 SMOOTH_OPTIONS = ("n", "sigma", "seed")
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
