@@ -7,8 +7,9 @@ held-out ones needs more capacity or training; one that fits them far better nee
 or regularisation, and longer training would only widen the gap. Class head, one unflipped
 pass, 64 px photos resized to the model's input as `agelens evaluate` does.
 
-    python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras --pack .devdata/utk64.npz \
-        --split benchmarks/results/shipped_split.json --out benchmarks/results/fit_gap.json
+    python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras [OTHER.keras...] \
+        --pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json \
+        --out benchmarks/results/fit_gap.json
 """
 
 from __future__ import annotations
@@ -58,34 +59,35 @@ def part_scores(model: keras.Model, x64: np.ndarray, ages: np.ndarray, size: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model")
+    ap.add_argument("models", nargs="+", help="the shipped model first, then others to compare")
     ap.add_argument("--pack", required=True, help="utkface-64 packed by pack_utkface.py")
-    ap.add_argument("--split", required=True, help="val and test names; the rest trained the model")
+    ap.add_argument("--split", required=True, help="val and test names; the rest trained the models")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     t0 = time.time()
     x64, ages, names = decode_pack(a.pack)
     split = json.loads(Path(a.split).read_text())
-    model = keras.models.load_model(a.model, compile=False)
-    size = int(model.input_shape[1])
-    rows = {}
     held = {part: np.isin(names, split[part]) for part in ("val", "test")}
     parts = {"train": ~(held["val"] | held["test"]), **held}  # train: every photo the split does not name
-    for part, m in parts.items():
-        rows[part] = part_scores(model, x64[m], ages[m], size)
-    cols = list(rows["train"])
-    print(f"{a.model} ({size} px), utkface-64 parts of {a.split}")
-    short = ["n", "acc", "macro-F1", "age MAE", "acc near", "acc far", "near share"]  # near: < 5 y off 30/60
-    print(f"{'part':<7}" + "".join(f"{c:>11}" for c in short))
-    for part, r in rows.items():
-        cells = (f"{r[c]:>11.4f}" if isinstance(r[c], float) else f"{r[c]:>11}" for c in cols)
-        print(f"{part:<7}" + "".join(cells))
-    gap = rows["train"]["accuracy"] - rows["test"]["accuracy"]
-    print(f"train - test accuracy: {gap:+.4f}; {time.time() - t0:.0f} s")
+    results = {}
+    for path in a.models:
+        model = keras.models.load_model(path, compile=False)
+        size = int(model.input_shape[1])
+        rows = {part: part_scores(model, x64[m], ages[m], size) for part, m in parts.items()}
+        results[path] = {"input_size": size, "parts": rows}
+        cols = list(rows["train"])
+        print(f"\n{path} ({size} px), utkface-64 parts of {a.split}")
+        # near: within 5 years of 30 or 60
+        short = ["n", "acc", "macro-F1", "age MAE", "acc near", "acc far", "near share"]
+        print(f"{'part':<7}" + "".join(f"{c:>11}" for c in short))
+        for part, r in rows.items():
+            cells = (f"{r[c]:>11.4f}" if isinstance(r[c], float) else f"{r[c]:>11}" for c in cols)
+            print(f"{part:<7}" + "".join(cells))
+        gap = rows["train"]["accuracy"] - rows["test"]["accuracy"]
+        print(f"train - test accuracy: {gap:+.4f}; {time.time() - t0:.0f} s", flush=True)
     if a.out:
-        result = {"model": a.model, "split": a.split, "input_size": size, "parts": rows}
-        result["seconds"] = time.time() - t0
-        Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+        out = {"split": a.split, "models": results, "seconds": time.time() - t0}
+        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
