@@ -41,8 +41,9 @@ class DemoSettings:
         "scorecam",
         "integrated-gradients",
         "guided-gradcam",
+        "occlusion",
     )
-    score_methods: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "scorecam", "saliency")
+    score_methods: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "scorecam", "saliency", "occlusion")
     filters: int = 16
     shortcut_epochs: int = 4
     shortcut_faces: int = 1200
