@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -30,6 +29,7 @@ import keras  # noqa: E402
 from train_shipped import decode_pack, macro_f1  # noqa: E402
 
 from agelens.data.bins import AgeBins  # noqa: E402
+from agelens.data.images import resize_for_model  # noqa: E402
 from agelens.model.builder import AGE_OUTPUT, GROUP_OUTPUT  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def part_scores(model: keras.Model, x64: np.ndarray, ages: np.ndarray, size: int
     pred, age = [], []
     for i in range(0, len(x64), 512):  # resize per chunk: all 17k photos at 112 px would be 640 MB
         chunk = x64[i : i + 512]
-        xs = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in chunk])
+        xs = np.stack([resize_for_model(im, size) for im in chunk])
         out = model.predict(xs, batch_size=256, verbose=0)
         pred.append(out[GROUP_OUTPUT].argmax(1))
         age.append(out[AGE_OUTPUT].reshape(-1))
