@@ -13,6 +13,7 @@ from agelens.metrics import (
     METRICS,
     NEEDS_MASK,
     NEEDS_MODEL,
+    NEEDS_MODEL_NOISY,
     Score,
     bootstrap_ci,
     get_metric,
@@ -34,6 +35,8 @@ EXPECTED_DIRECTIONS = {
     "pointing_game": True,
     "energy_in_mask": True,
     "randomisation": False,
+    "max_sensitivity": False,
+    "sparseness": True,
 }
 
 
@@ -42,10 +45,12 @@ def test_every_metric_declares_direction_and_scope() -> None:
     for name, cls in METRICS.items():
         assert cls.name == name
         assert cls.higher_is_better is EXPECTED_DIRECTIONS[name], name
-        assert cls.applies_to in {ANY_ATTRIBUTION, NEEDS_MASK, NEEDS_MODEL}
+        assert cls.applies_to in {ANY_ATTRIBUTION, NEEDS_MASK, NEEDS_MODEL, NEEDS_MODEL_NOISY}
     assert METRICS["pointing_game"].applies_to == NEEDS_MASK
     assert METRICS["deletion"].applies_to == ANY_ATTRIBUTION
     assert METRICS["randomisation"].applies_to == NEEDS_MODEL
+    assert METRICS["max_sensitivity"].applies_to == NEEDS_MODEL_NOISY
+    assert METRICS["sparseness"].applies_to == ANY_ATTRIBUTION and not METRICS["sparseness"].ranked
 
 
 def test_metric_refuses_missing_needs_and_bad_shapes() -> None:

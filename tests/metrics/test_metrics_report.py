@@ -94,6 +94,7 @@ def test_write_outputs_json_markdown_and_plots(table, tmp_path) -> None:
         "higher_is_better": False,
         "applies_to": "any attribution",
         "category": "faithfulness",
+        "ranked": True,
     }
     md = paths["markdown"].read_text()
     assert "deletion ↓" in md and "insertion ↑" in md and "| on |" in md and "✓" in md

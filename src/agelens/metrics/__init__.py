@@ -1,4 +1,4 @@
-"""Prove the maps: faithfulness, sanity, localisation and dataset-level metrics for attribution maps.
+"""Prove the maps: faithfulness, sanity, localisation, robustness, complexity and dataset-level metrics.
 
 Metrics take plain arrays and callables (``predict_fn(x) -> probs``, ``maps (N,S,S)``,
 ``explainer(x, targets) -> maps``) so they score any model and any method; see
@@ -21,6 +21,7 @@ from agelens.metrics.base import (
     ANY_ATTRIBUTION,
     NEEDS_MASK,
     NEEDS_MODEL,
+    NEEDS_MODEL_NOISY,
     Explainer,
     Metric,
     MetricResult,
@@ -33,6 +34,7 @@ from agelens.metrics.base import (
     random_maps,
     smoothness_sigma,
 )
+from agelens.metrics.complexity import Sparseness, gini
 from agelens.metrics.faithfulness import (
     AverageDrop,
     Deletion,
@@ -44,6 +46,7 @@ from agelens.metrics.faithfulness import (
 from agelens.metrics.localisation import EnergyInMask, PointingGame, energy_in_mask, pointing_hits
 from agelens.metrics.registry import DEFAULT_METRICS, METRICS, get_metric
 from agelens.metrics.report import ScoreTable, score_methods
+from agelens.metrics.robustness import MaxSensitivity
 from agelens.metrics.sanity import ModelRandomisation, RandomisationResult, randomisation_test
 
 __all__ = [
@@ -52,11 +55,13 @@ __all__ = [
     "METRICS",
     "NEEDS_MASK",
     "NEEDS_MODEL",
+    "NEEDS_MODEL_NOISY",
     "AverageDrop",
     "Deletion",
     "EnergyInMask",
     "Explainer",
     "IncreaseInConfidence",
+    "MaxSensitivity",
     "Insertion",
     "Metric",
     "MetricResult",
@@ -69,11 +74,13 @@ __all__ = [
     "RoadMoRF",
     "Score",
     "ScoreTable",
+    "Sparseness",
     "attribute_by_target",
     "bootstrap_ci",
     "energy_in_mask",
     "explanation_inputs",
     "get_metric",
+    "gini",
     "method_explainer",
     "method_model_explainer",
     "normalise_maps",

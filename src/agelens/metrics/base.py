@@ -32,6 +32,7 @@ ModelExplainer = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
 ANY_ATTRIBUTION = "any attribution"
 NEEDS_MASK = "needs ground-truth mask"
 NEEDS_MODEL = "needs the model (re-explains randomised copies)"
+NEEDS_MODEL_NOISY = "needs the model (re-explains noisy copies)"
 
 CONTEXT_KEYS = ("predict_fn", "masks", "model", "model_explainer", "batch_size", "seed")
 
@@ -144,6 +145,8 @@ class Metric(ABC):
     applies_to: ClassVar[str] = ANY_ATTRIBUTION
     category: ClassVar[str] = "faithfulness"
     requires: ClassVar[tuple[str, ...]] = ()
+    ranked: ClassVar[bool] = True
+    """False for a metric that describes maps without judging them (complexity): shown, not ranked on."""
 
     def __call__(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, **context: Any) -> np.ndarray:
         return self.evaluate(x, maps, targets, **context).scores
@@ -188,6 +191,7 @@ class Metric(ABC):
             "higher_is_better": self.higher_is_better,
             "applies_to": self.applies_to,
             "category": self.category,
+            "ranked": self.ranked,
         }
 
 

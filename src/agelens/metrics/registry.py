@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agelens.metrics.base import Metric
+from agelens.metrics.complexity import Sparseness
 from agelens.metrics.faithfulness import (
     AverageDrop,
     Deletion,
@@ -14,6 +15,7 @@ from agelens.metrics.faithfulness import (
     RoadMoRF,
 )
 from agelens.metrics.localisation import EnergyInMask, PointingGame
+from agelens.metrics.robustness import MaxSensitivity
 from agelens.metrics.sanity import ModelRandomisation
 
 METRICS: dict[str, type[Metric]] = {
@@ -28,6 +30,8 @@ METRICS: dict[str, type[Metric]] = {
         PointingGame,
         EnergyInMask,
         ModelRandomisation,
+        MaxSensitivity,
+        Sparseness,
     )
 }
 DEFAULT_METRICS: tuple[str, ...] = (

@@ -73,7 +73,7 @@ class ScoreTable:
         return [m for m in self.methods if m != RANDOM]
 
     def ranking(self) -> list[dict[str, Any]]:
-        """Methods by mean rank over metrics (1 = best), each metric ranked in its own direction.
+        """Methods by mean rank over the ranked metrics (1 = best), each in its own direction.
 
         The ``random`` baseline is left out: it is the reference each method should beat
         (see ``difference_vs_matched_random``), not a method to recommend.
@@ -81,6 +81,8 @@ class ScoreTable:
         ranks: dict[str, dict[str, float]] = {m: {} for m in self.contenders}
         for info in self.metrics:
             name = info["name"]
+            if not info.get("ranked", True):  # e.g. sparseness: a lone bright pixel would win it
+                continue
             have = [m for m in self.contenders if np.isfinite(self.scores[m][name].mean)]
             if len(have) < 2:
                 continue
@@ -306,7 +308,7 @@ def _score_method(
     metrics: list[Metric],
     ctx: dict[str, Any],
     random_baseline: bool,
-    skip_randomisation: bool,
+    skip_reexplain: bool,
     n_boot: int,
     say: Callable[[str], None],
 ) -> None:
@@ -321,13 +323,14 @@ def _score_method(
     for metric in metrics:
         say(f"{name}: {metric.name}")
         hib = metric.higher_is_better
-        if metric.category == "randomisation" and skip_randomisation:
+        reexplains = "model_explainer" in metric.requires  # randomisation, robustness: maps of other inputs
+        if reexplains and skip_reexplain:
             table.scores[name][metric.name] = Score.from_values(np.full(len(x), np.nan), hib)
             continue
         res = metric.evaluate(x, maps, targets, **ctx)
         table.scores[name][metric.name] = Score.from_values(res.scores, hib, n_boot, seed)
         curve = {"x": res.curve_x, "mean": res.mean_curve()} if res.curves is not None else None
-        if base is not None and metric.category != "randomisation":
+        if base is not None and not reexplains:  # a random map cannot be re-explained
             bres = metric.evaluate(x, base, targets, **ctx)
             table.baselines[name][metric.name] = Score.from_values(bres.scores, hib, n_boot, seed)
             table.vs_random[name][metric.name] = paired_difference(res.scores, bres.scores, n_boot, seed)
@@ -348,7 +351,8 @@ def _usable_metrics(
         if "masks" in m.requires and masks is None:
             skipped[m.name] = "no ground-truth masks given"
         elif "model" in m.requires and not hasattr(model, "keras_model"):
-            skipped[m.name] = "needs an AgeModel to randomise"
+            verb = "randomise" if m.category == "randomisation" else "re-explain"
+            skipped[m.name] = f"needs an AgeModel to {verb}"
         else:
             objs.append(m)
     return objs, skipped

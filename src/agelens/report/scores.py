@@ -62,11 +62,20 @@ _CATEGORIES = (
     ),
     ("randomisation", "Sanity checks", "Maps must change when the model's weights are randomised.", True),
     ("localisation", "Localisation", "Does the map land on the ground-truth age cues?", True),
+    ("robustness", "Robustness", "Does the map stay put under noise nobody can see?", True),
+    (
+        "complexity",
+        "Complexity",
+        "How concentrated is the map? Not ranked on: one bright pixel is sparse and explains nothing.",
+        False,
+    ),
 )
 _NAME_GROUPS = (  # fallback for files without per-metric categories
     ("faithfulness", ("faith", "deletion", "insertion", "drop", "road")),
     ("randomisation", ("sanity", "random", "cascad")),
     ("localisation", ("local", "pointing", "energy", "mask")),
+    ("robustness", ("sensitiv", "robust", "lipschitz")),
+    ("complexity", ("sparse", "gini", "complex")),
 )
 _NOT_TABLES = (
     "curves",
