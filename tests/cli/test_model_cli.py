@@ -64,6 +64,13 @@ def test_predict_folder_and_glob_give_one_row_per_readable_photo(folder_and_mode
     assert n == sum(line.startswith("{") for line in glob.stdout.splitlines())
 
 
+def test_predict_names_the_folder_it_found_empty(tmp_path, folder_and_model) -> None:
+    _, model = folder_and_model
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["predict", str(tmp_path / "empty"), "--model", str(model)])
+    assert res.exit_code == 1 and f"no images found in {tmp_path / 'empty'}" in res.output
+
+
 def test_predict_engines_agree_and_the_default_uses_tflite_once_converted(
     folder_and_model, tmp_path, monkeypatch
 ) -> None:

@@ -52,6 +52,9 @@ def test_explain_writes_overlays_maps_filters_and_a_complete_manifest(model_file
     assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
     assert [r["method"] for r in manifest["runs"]] == ["gradcam", "gradcam++"]
     assert manifest["runs"][0]["target"] == "old" and manifest["model"] == str(model_file)
+    assert manifest["conventions"]["size"].startswith("[width, height]")  # the fields say their order
+    assert "(height, width)" in manifest["conventions"]["map_size"]
+    assert np.load(out / "000_a_face_gradcam_map.npy").shape == tuple(manifest["images"][0]["map_size"][::-1])
     assert len(manifest["images"]) == 2 and len(manifest["problems"]) == 1
     first = manifest["images"][0]
     assert first["size"] == first["map_size"] == [60, 80] and first["source"].endswith("a face.jpg")
@@ -164,3 +167,59 @@ def test_detect_falls_back_to_the_whole_photo_when_no_face_is_found(model_file, 
     (image,) = json.loads((out / "manifest.json").read_text())["images"]
     assert image["size"] == [64, 64] and "face_box_xywh" not in image  # noise has no face: photo as given
     assert "b.png: no face found: whole image used" in result.output
+
+
+def test_explain_crops_the_face_like_predict_by_default_and_prints_the_same_prediction(
+    model_file, tmp_path, monkeypatch
+):
+    """A user ran predict and explain on one holiday photo and got opposite answers: predict cropped
+    the face by default, explain read the whole canvas, and explain printed no prediction at all."""
+    import agelens.model.faces as faces
+    from agelens.cli.model_cmd import predict_command
+
+    photo = tmp_path / "holiday.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(photo)
+    monkeypatch.setattr(faces, "detect_faces", lambda img, cascade="alt2": [(120, 60, 40, 40)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(photo), "--model", str(model_file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    (image,) = json.loads((out / "manifest.json").read_text())["images"]
+    assert image["face_box_xywh"] == [120, 60, 40, 40] and image["size"][0] < 100  # the crop, not 300 px
+    said = [ln for ln in result.stdout.splitlines() if ln.startswith(f"{photo}: ")]
+
+    predict_app = typer.Typer()
+    predict_app.command("predict")(predict_command)
+    predicted = runner.invoke(
+        predict_app, ["predict", str(photo), "--model", str(model_file), "--engine", "keras"]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert said == [ln for ln in predicted.stdout.splitlines() if ln.startswith(f"{photo}: ")]
+    assert len(said) == 1 and "[young " in said[0]
+
+    whole = runner.invoke(app, ["explain", str(photo), "--model", str(model_file), "--no-detect",
+                                "-o", str(tmp_path / "whole")])  # fmt: skip
+    (image,) = json.loads((tmp_path / "whole" / "manifest.json").read_text())["images"]
+    assert whole.exit_code == 0 and image["size"] == [300, 200] and "face_box_xywh" not in image
+
+
+def test_an_unknown_method_is_reported_before_a_full_output_folder(model_file, photos, tmp_path):
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["explain", str(photos), "--model", str(model_file), "--method", "bogus",
+                                 "-o", str(out)])  # fmt: skip
+    assert result.exit_code != 0 and "bogus" in result.output and "not empty" not in result.output
+    result = runner.invoke(app, ["explain", str(photos), "--model", str(model_file), "-o", str(out)])
+    assert result.exit_code == 1 and "not empty (pass --force to write into it)" in result.output
+    assert "force=True" not in result.output
+
+
+def test_nothing_readable_is_one_clear_line_and_exit_1(model_file, photos, tmp_path):
+    one = runner.invoke(app, ["explain", str(photos / "broken.jpg"), "--model", str(model_file),
+                              "-o", str(tmp_path / "a")])  # fmt: skip
+    assert one.exit_code == 1 and "nothing to explain: the only photo was unreadable" in one.output
+    (photos / "also broken.png").write_bytes(b"nope")
+    two = runner.invoke(app, ["explain", str(photos / "broken.jpg"), str(photos / "also broken.png"),
+                              "--model", str(model_file), "-o", str(tmp_path / "b")])  # fmt: skip
+    assert two.exit_code == 1 and "nothing to explain: all 2 photos were unreadable" in two.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

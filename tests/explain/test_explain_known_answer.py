@@ -152,3 +152,42 @@ def test_smoothgrad_is_named_as_asked_in_explanations(asked, named):
     x = np.random.default_rng(3).uniform(0, 255, (1, 24, 24, 3)).astype(np.uint8)
     assert make_method(model, asked, n=2).name == named
     assert agelens.explain(model, x, method=asked, n=2).method == named
+
+
+@pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
+@pytest.mark.parametrize("inner", ["saliency", "gradcam"])
+def test_noise_tunnel_types_keep_the_mean_the_mean_square_or_the_variance(inner, nt_type):
+    """captum's NoiseTunnel types, checked against the inner method run by hand on the same noisy copies."""
+    import tensorflow as tf
+
+    from agelens.explain.base import normalize_maps
+    from agelens.explain.targets import resolve_target
+
+    model = small_convnet(seed=5)
+    x = np.random.default_rng(3).uniform(0, 255, (2, 24, 24, 3)).astype(np.float32)
+    method = make_method(model, f"smooth-{inner}", n=3, nt_type=nt_type)
+    got = method.attribute(x, [0, 2])
+    plain = make_method(model, inner)
+    target = resolve_target([0, 2], plain.model)
+    raw = np.stack(
+        [
+            np.asarray(plain._raw(tf.constant(x) + method._noise[k][None], tf.constant([0, 2]), target)[0])
+            for k in range(3)
+        ]
+    ).astype(np.float64)
+    kept = {"smoothgrad": raw.mean(0), "smoothgrad_sq": (raw**2).mean(0), "vargrad": raw.var(0)}[nt_type]
+    want = np.asarray(normalize_maps(tf.constant(kept, tf.float32)))
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    assert not np.allclose(got, make_method(model, f"smooth-{inner}", n=3).attribute(x, [0, 2])) or (
+        nt_type == "smoothgrad"
+    )
+
+
+def test_noise_tunnel_type_is_checked():
+    model = small_convnet(seed=5)
+    with pytest.raises(ValueError, match="nt_type must be one of smoothgrad, smoothgrad_sq, vargrad"):
+        make_method(model, "smoothgrad", nt_type="var")
+    with pytest.raises(ValueError, match="vargrad needs n >= 2"):
+        make_method(model, "smoothgrad", nt_type="vargrad", n=1)
+    with pytest.raises(TypeError, match="nt_type"):
+        make_method(model, "gradcam", nt_type="vargrad")  # only smooth-* methods take it

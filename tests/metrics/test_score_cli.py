@@ -134,6 +134,9 @@ def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(f
     ranking = json.loads((tmp_path / "s" / "scores.json").read_text())["ranking"]
     assert [r["method"] for r in ranking] == ["gradcam"]
     assert "nan" not in rows["gradcam"]  # a lone method has no rank to show, not "nan"
+    caption = " ".join(res.stdout.split())  # the caption wraps at 80 columns
+    assert "✓ = beats random maps as smooth as the method's own" in caption
+    assert "random (baseline) row is pixel noise" in caption and "not what the marks compare with" in caption
 
 
 def test_masks_npz_beside_the_photos_feed_the_localisation_metrics(folder_and_model, tmp_path) -> None:

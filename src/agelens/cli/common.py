@@ -115,3 +115,11 @@ def reflow_help(app: typer.Typer) -> None:
     for group in app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)
+
+
+def prediction_line(predicted: str, probabilities: dict[str, float], age: float | None = None) -> str:
+    """``old  ~68 y  [young 3%  middle-aged 20%  old 77%]``: one photo's prediction, as predict and
+    explain print it (the same words in both, so the two commands can be compared at a glance)."""
+    probs = "  ".join(f"{k} {v:.0%}" for k, v in probabilities.items())
+    years = f"  ~{age:.0f} y" if age is not None else ""
+    return f"{predicted}{years}  [{probs}]"

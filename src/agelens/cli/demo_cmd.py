@@ -14,7 +14,9 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (report.html lands here).")] = Path(
         "outputs/demo"
     ),
-    quick: Annotated[bool, typer.Option(help="About a minute: fewer faces, epochs and methods.")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="About 1-2 minutes on 2 cores: fewer faces, epochs and methods.")
+    ] = False,
     real: Annotated[
         list[str] | None,
         typer.Option(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model
+from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model, prediction_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,8 +92,13 @@ def explain_command(
     ] = DEFAULT_OUT,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out folder.")] = False,
     detect: Annotated[
-        bool, typer.Option("--detect/--no-detect", help="Crop the largest face before explaining.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="Crop the largest face first, as predict does (a face crop is kept whole); "
+            "--no-detect explains the image as given.",
+        ),
+    ] = True,
     cmap: Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")] = "jet",
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap opacity.")] = 0.45,
 ) -> None:
@@ -120,15 +125,21 @@ def explain_command(
     """
     from agelens.explain.explanation import check_output_dir
 
-    paths = expand_photos(photos)
+    paths = expand_photos(photos)  # cheap checks first: TensorFlow takes seconds to load
     if not paths:
         raise _fail("no photos found in " + ", ".join(photos))
+    if not any(p.exists() for p in paths):
+        which = f"{paths[0]}: file not found" if len(paths) == 1 else f"none of the {len(paths)} files exist"
+        raise _fail(f"nothing to explain: {which}")
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
+    methods = _methods(method)  # a typo in an option is reported before the output folder's state
+    _check_cmap(cmap)
     try:
-        check_output_dir(out, force)
+        check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
         raise _fail(str(e)) from None
-    methods = _methods(method)
-    _check_cmap(cmap)
     am = load_cli_model(model, input_size, class_names)
     _check_choices(am, methods, layer, target)
     crop = _face_cropper() if detect else None
@@ -145,10 +156,15 @@ def explain_command(
         for note in quality_notes(img):
             typer.echo(f"{src}: {note}", err=True)
     if not images:
-        raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
-    files = _run(
+        which = "the only photo was" if len(paths) == 1 else f"all {len(paths)} photos were"
+        raise _fail(f"nothing to explain: {which} unreadable")
+    files, predictions = _run(
         am, images, sources, boxes, problems, methods, layer, target, filters, out, force, cmap, alpha
     )
+    for src, pred in list(zip(sources, predictions, strict=True))[:SHOWN_PREDICTIONS]:
+        typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}")
+    if len(sources) > SHOWN_PREDICTIONS:
+        typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
     typer.echo(
         f"explained {len(images)} photo(s) with {', '.join(methods)}: {len(files)} files in {out}"
         + (f" ({len(problems)} skipped)" if problems else "")
@@ -245,8 +261,11 @@ def _run(
     force: bool,
     cmap: str,
     alpha: float,
-) -> list[str]:
-    """Explain in chunks and write everything through one all-or-nothing output directory."""
+) -> tuple[list[str], list[dict]]:
+    """Explain in chunks and write everything through one all-or-nothing output directory.
+
+    Returns the files written and, per photo, the model's prediction (as the manifest has it).
+    """
     import numpy as np
 
     from agelens.explain.api import explain, takes_layer
@@ -298,7 +317,11 @@ def _run(
                 typer.echo(f"filters: drawn for {filter_layer}, the first layer of --layer {layer}", err=True)
         files = [f for r in records for f in r["files"]]
         write_manifest(tmp, header, runs, records, files, problems)
-    return [*files, "manifest.json"]
+    return [*files, "manifest.json"], [r["prediction"] for r in records]
+
+
+SHOWN_PREDICTIONS = 20
+"""Photos whose prediction is printed; the manifest has every one."""
 
 
 def _filter_grid(

@@ -76,7 +76,9 @@ _register()
 reflow_help(app)
 
 # Commands that load a model; TensorFlow is imported up front for them, quietly.
-_TF_COMMANDS = {"train", "evaluate", "predict", "explain", "layers", "score", "demo", "app"}
+_TF_COMMANDS = {"train", "evaluate", "layers", "score", "demo", "app"}
+"""Commands that load TensorFlow (quietly) before they start. ``explain`` and ``predict`` do it
+themselves once their inputs pass the cheap checks, so a typo in a path fails in a second, not ten."""
 
 
 class _Stopped(KeyboardInterrupt):

@@ -18,6 +18,7 @@ from agelens.cli.common import (
     ModelOpt,
     fail,
     load_cli_model,
+    prediction_line,
     read_holdout,
     report_problems,
 )
@@ -334,7 +335,10 @@ def predict_command(
     paths, missing = collect_inputs(images)
     if not paths:  # before the model loads: nothing to wait for
         report_problems(missing, quiet=False)
-        fail("no image could be read")
+        fail("no image could be read" if missing else "no images found in " + ", ".join(images))
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # only now: a path typo fails in a second, not after TensorFlow's start
     m = load_cli_model(model, input_size, class_names)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
@@ -351,8 +355,7 @@ def predict_command(
         if as_json:
             sys.stdout.write(json.dumps(row) + "\n")
         else:
-            probs = "  ".join(f"{k} {v:.0%}" for k, v in row["probabilities"].items())
-            age = f"  ~{row['age']:.0f} y" if "age" in row else ""
             face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
             face += "".join(f"  ({note})" for note in row.get("notes", []))
-            typer.echo(f"{row['file']}: {row['predicted']}{age}  [{probs}]{face}")
+            line = prediction_line(row["predicted"], row["probabilities"], row.get("age"))
+            typer.echo(f"{row['file']}: {line}{face}")

@@ -76,7 +76,7 @@ def score_command(
 
     Writes scores.json, scores.md, curve plots and region-share plots (fixed face layout)
     to --out, and prints the table. Every method is compared, image by image, with random
-    maps of the same smoothness; a ✓ marks a 95% CI that excludes chance.
+    maps of the same smoothness; a ✓ marks a 95% CI that excludes chance, a ⚠ one worse than chance.
 
     Examples:
       agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
@@ -280,11 +280,15 @@ def _rich_table(table: ScoreTable) -> Table:
     from rich.table import Table
 
     from agelens.metrics.adapters import RANDOM
-    from agelens.metrics.report import arrow, rank_cell
+    from agelens.metrics.report import CHANCE_LEGEND, arrow, chance_mark, rank_cell
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
-    t = Table(title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])")
+    t = Table(
+        title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])",
+        caption=CHANCE_LEGEND + " The random (baseline) row is pixel noise, shown for reference: "
+        "not what the marks compare with.",
+    )
     rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
     labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
     # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
@@ -298,8 +302,7 @@ def _rich_table(table: ScoreTable) -> Table:
         cells = []
         for name in names:
             s, d = table.scores[m][name], table.vs_random.get(m, {}).get(name)
-            good = d is not None and (d.ci_low > 0 if table.direction(name) else d.ci_high < 0)
-            cells.append(f"{s}{' ✓' if good else ''}")
+            cells.append(f"{s}{chance_mark(d, bool(table.direction(name)))}")
         if m == RANDOM:  # the reference every method should beat, not a contender
             t.add_row(labels[m], *cells, "–", style="dim")
         else:

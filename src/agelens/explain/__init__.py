@@ -7,13 +7,54 @@ convenience functions are :func:`explain` (photos of any size -> :class:`Explana
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
+from typing import TYPE_CHECKING, Any
 
-from agelens.explain.api import METHODS, attribute, explain, list_methods, make_method
-from agelens.explain.explanation import Explanation
-from agelens.explain.layers import list_layers, resolve_layer
-from agelens.explain.targets import AgeTarget, CallableTarget, ClassTarget, ContrastTarget, resolve_target
+if TYPE_CHECKING:
+    from agelens.explain.api import METHODS, attribute, explain, list_methods, make_method
+    from agelens.explain.explanation import Explanation
+    from agelens.explain.layers import list_layers, resolve_layer
+    from agelens.explain.targets import (
+        AgeTarget,
+        CallableTarget,
+        ClassTarget,
+        ContrastTarget,
+        resolve_target,
+    )
+
+_HOME = {
+    "METHODS": "api",
+    "attribute": "api",
+    "explain": "api",
+    "list_methods": "api",
+    "make_method": "api",
+    "Explanation": "explanation",
+    "list_layers": "layers",
+    "resolve_layer": "layers",
+    "AgeTarget": "targets",
+    "CallableTarget": "targets",
+    "ClassTarget": "targets",
+    "ContrastTarget": "targets",
+    "resolve_target": "targets",
+}
+"""Where each public name lives. Loaded on first use (PEP 562): importing a light submodule such as
+``agelens.explain.explanation`` (output folders, manifests) must not load TensorFlow, so the CLI
+can refuse a bad path or a full output folder in a fraction of a second."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "METHODS",
@@ -41,6 +82,8 @@ class _CallablePackage(types.ModuleType):
     """
 
     def __call__(self, *args: object, **kwargs: object) -> Explanation:
+        from agelens.explain.api import explain
+
         return explain(*args, **kwargs)
 
 

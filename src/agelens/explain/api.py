@@ -72,7 +72,7 @@ ALIASES = {
     "guided-grad-cam": "guided-gradcam",
     "occlusion-sensitivity": "occlusion",
 }
-SMOOTH_OPTIONS = ("n", "sigma", "seed")
+SMOOTH_OPTIONS = ("n", "sigma", "seed", "nt_type")
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

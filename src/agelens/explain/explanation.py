@@ -191,11 +191,26 @@ def manifest_header(model_path: str | None) -> dict[str, Any]:
     }
 
 
+CONVENTIONS = {
+    "size": "[width, height] of the photo in pixels",
+    "map_size": "[width, height] of the stored map; the .npy arrays are indexed [row, column], "
+    "so their shape is (height, width)",
+    "face_box_xywh": "[x, y, width, height] of the detected face in the original photo",
+    "maps": "float32 in [0, 1]; 0 outside the centred square the model saw",
+}
+"""What the manifest's size fields mean: [width, height] and a NumPy shape are easy to confuse."""
+
+
 def write_manifest(
     directory: Path, header: dict, runs: list[dict], images: list[dict], files: list[str], problems: Any = ()
 ) -> Path:
     data = dict(
-        header, runs=runs, images=images, problems=[str(p) for p in problems], files=[*files, MANIFEST]
+        header,
+        conventions=CONVENTIONS,
+        runs=runs,
+        images=images,
+        problems=[str(p) for p in problems],
+        files=[*files, MANIFEST],
     )
     path = directory / MANIFEST
     path.write_text(json.dumps(data, indent=1, default=_json_default))
@@ -210,15 +225,18 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def check_output_dir(directory: str | Path, force: bool) -> Path:
-    """Raise ``FileExistsError`` for a non-empty directory (or a file) unless ``force``."""
+def check_output_dir(
+    directory: str | Path, force: bool, hint: str = "pass force=True to write into it"
+) -> Path:
+    """Raise ``FileExistsError`` for a non-empty directory (or a file) unless ``force``.
+
+    ``hint`` says how to overrule the refusal in the caller's terms (the CLI's ``--force``).
+    """
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise FileExistsError(
-            f"{path}: directory is not empty (pass --force, or force=True in Python, to write into it)"
-        )
+        raise FileExistsError(f"{path}: directory is not empty ({hint})")
     return path
 
 

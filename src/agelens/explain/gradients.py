@@ -236,6 +236,10 @@ class GuidedGradCAM(Method):
         return guided * normalize_maps(cam), probs, age
 
 
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+"""What SmoothGrad keeps of the noisy maps (captum's NoiseTunnel ``nt_type`` names)."""
+
+
 class SmoothGrad(Method):
     """SmoothGrad (Smilkov et al. 2017) around *any* method: average its raw maps over noisy copies.
 
@@ -243,11 +247,23 @@ class SmoothGrad(Method):
     target class is fixed on the clean image first, so noise never changes what is explained.
     The ``n`` noise images are drawn once from ``seed`` and every image gets the same ones,
     so an image's map does not depend on the batch it is in, its position there, or the run.
+
+    ``nt_type`` picks what is kept of the noisy maps, with captum's NoiseTunnel names:
+    ``"smoothgrad"`` their mean, ``"smoothgrad_sq"`` the mean of their squares (SmoothGrad²,
+    Hooker et al. 2019: sharper, as large values dominate) and ``"vargrad"`` their variance
+    (Adebayo et al. 2018: where the method is unsure, not where it points).
     """
 
-    def __init__(self, method: Method, *, n: int = 25, sigma: float = 0.15, seed: int = 0) -> None:
+    def __init__(
+        self, method: Method, *, n: int = 25, sigma: float = 0.15, seed: int = 0, nt_type: str = "smoothgrad"
+    ) -> None:
         if n < 1 or sigma < 0:
             raise ValueError("SmoothGrad needs n >= 1 and sigma >= 0")
+        if nt_type not in NT_TYPES:
+            raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}, got {nt_type!r}")
+        if nt_type == "vargrad" and n < 2:
+            raise ValueError("vargrad needs n >= 2 noisy copies (a variance of one copy is 0)")
+        self.nt_type = nt_type
         self.inner = method
         self.class_agnostic = method.class_agnostic
         self.view, self.model, self.size, self._fast = method.view, method.model, method.size, method._fast
@@ -263,9 +279,16 @@ class SmoothGrad(Method):
         if self._noise is None:
             rng = tf.random.Generator.from_seed(self.seed)
             self._noise = rng.normal((self.n, self.size, self.size, 3), stddev=self.sigma * 255.0)
-        total = None
+        total = squares = None
         for k in range(self.n):
             noisy = x + self._noise[k][None]
             m, _, _ = self.inner._raw(noisy, fixed, target)
             total = m if total is None else total + m
-        return total / self.n, probs, age
+            if self.nt_type != "smoothgrad":
+                squares = m * m if squares is None else squares + m * m
+        mean = total / self.n
+        if self.nt_type == "smoothgrad":
+            return mean, probs, age
+        if self.nt_type == "smoothgrad_sq":
+            return squares / self.n, probs, age
+        return tf.nn.relu(squares / self.n - mean * mean), probs, age  # float error can dip below 0

@@ -139,7 +139,7 @@ class ScoreTable:
                 "",
                 "## Method minus random maps of the same smoothness (paired, same images)",
                 "",
-                "✓ = the 95% CI of the difference excludes 0 on the good side.",
+                CHANCE_LEGEND,
                 "",
                 "| method | " + " | ".join(f"Δ {n} {arrow(self.direction(n))}" for n in names) + " |",
                 "|---" * (len(names) + 1) + "|",
@@ -199,11 +199,25 @@ def _earlier_outputs(out: Path) -> set[str]:
     return {name for name in ours if (out / name).is_file()}
 
 
+def chance_mark(d: Score | None, higher_is_better: bool) -> str:
+    """`` ✓`` when the paired difference with matched random maps has its 95% CI on the good side of 0,
+    `` ⚠`` on the bad side (worse than chance), else nothing."""
+    if d is None or not d.n:
+        return ""
+    good, bad = (d.ci_low > 0, d.ci_high < 0) if higher_is_better else (d.ci_high < 0, d.ci_low > 0)
+    return " ✓" if good else " ⚠" if bad else ""
+
+
+CHANCE_LEGEND = (
+    "✓ = beats random maps as smooth as the method's own (the 95% CI of the paired difference excludes 0 "
+    "on the good side); ⚠ = worse than them."
+)
+
+
 def _delta_cell(s: Score | None, higher_is_better: bool) -> str:
     if s is None:
         return "n/a"
-    good = s.ci_low > 0 if higher_is_better else s.ci_high < 0
-    return f"{s.mean:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}]" + (" ✓" if good else "")
+    return f"{s.mean:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}]" + chance_mark(s, higher_is_better)
 
 
 def score_methods(

@@ -128,7 +128,7 @@ def build_app(model_path: Any = None) -> Any:
                     buttons=[],
                     elem_id="al-samples",
                 )
-                detect = gr.Checkbox(label="Detect and crop the largest face first", value=False)
+                detect = gr.Checkbox(label="Detect and crop the largest face first", value=True)
                 with gr.Row():
                     method = gr.Dropdown(
                         engine.methods, value=engine.methods[0], label="Method", elem_id="al-method"

@@ -32,7 +32,9 @@ RANK_HERE = "mean rank, these metrics"
 RANK_ALL = "mean rank, all metrics"
 """Two different numbers share the words "mean rank"; these labels keep them apart on the page."""
 BASELINE_NOTE = (
-    "random (baseline): uniform pixel-noise maps, a reference that is never ranked or marked best."
+    "random (baseline): uniform pixel-noise maps, a reference that is never ranked or marked best. "
+    "Whether a method beats chance is judged against noise as smooth as its own maps, image by image "
+    "(the table of differences with matched random maps), not against this row."
 )
 
 
