@@ -2,7 +2,7 @@
 
 Synthetic faces (whose age cues and their locations are known) → a small MobileNetV2
 trained from scratch → evaluation → maps from several methods and per-filter grids →
-faithfulness, sanity, localisation, region shares and the shortcut story → one
+faithfulness, sanity, localisation, robustness, complexity, region shares and the shortcut story → one
 self-contained HTML report. Every step writes into one run folder with a manifest.
 """
 
@@ -261,7 +261,7 @@ def _run_steps(
 
     score_idx = test_idx[: settings.n_score]
     steps.run(
-        "score the maps: faithfulness, sanity, localisation, region shares",
+        "score the maps: faithfulness, sanity, localisation, robustness, complexity, region shares",
         lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
     )
     steps.run(
@@ -399,7 +399,8 @@ def merge_explain_runs(main: Path, extra: list[Path]) -> dict:
 
 
 def _score(model, faces, idx, settings: DemoSettings, out: Path, region_names, seed: int) -> None:
-    """Faithfulness, sanity and localisation against the generator's cue masks, plus region shares."""
+    """Every metric: faithfulness, sanity, localisation against the generator's cue masks, robustness
+    and complexity, plus region shares."""
     from agelens.metrics.registry import METRICS
     from agelens.metrics.report import score_methods
 

@@ -157,3 +157,8 @@ def test_score_methods_reports_robustness_without_a_random_comparison_and_sparse
     sections = {s.id: s for s in _structured(doc)}
     assert {"scores-faithfulness", "scores-robustness", "scores-complexity"} <= set(sections)
     assert sections["scores-robustness"].title == "Robustness"
+    (complexity,) = sections["scores-complexity"].tables
+    assert (
+        complexity.arrows == {"sparseness": "↑"} and "not ranked" in complexity.note
+    )  # direction, no ranking
+    assert not any("best" in c.cls for row in complexity.rows for c in row)

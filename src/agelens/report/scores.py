@@ -231,7 +231,7 @@ def _structured(scores: dict) -> list[Section]:
         rows = {meth: {c: r[c] for c in cols if c in r} for meth, r in table.items()}
         sub = Section(f"scores-{cat}", title, lead)
         directions = _sanity_directions(cols, stated) if cat == "randomisation" else stated
-        t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions)
+        t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions, arrows=True)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
             _say(sub, sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG))

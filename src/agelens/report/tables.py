@@ -293,14 +293,18 @@ def tables_from_json(
     rank: bool = False,
     stated: dict[str, str] | None = None,
     depth: int = 0,
+    arrows: bool = False,
 ) -> list[Table]:
-    """Best-effort tables for any JSON value; never raises on odd shapes."""
+    """Best-effort tables for any JSON value; never raises on odd shapes.
+
+    ``rank`` arrows, bolds and orders metric columns; ``arrows`` alone marks their direction only.
+    """
     stated = stated if stated is not None else stated_directions(obj)
     if isinstance(obj, dict):
         obj = {k: v for k, v in obj.items() if not _is_meta(str(k))}
     shaped = _rows_of(obj)
     if shaped and _flat_enough(shaped[1]):
-        return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated)]
+        return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated, arrows=arrows)]
     if isinstance(obj, dict):
         scalars = {k: v for k, v in obj.items() if is_leaf(v)}
         out = [_key_value(title, scalars)] if scalars else []
@@ -311,11 +315,15 @@ def tables_from_json(
             if depth >= MAX_DEPTH:
                 out.append(_key_value(sub, {"value": v}))
             else:
-                out.extend(tables_from_json(v, sub, heat=heat, rank=rank, stated=stated, depth=depth + 1))
+                out.extend(
+                    tables_from_json(
+                        v, sub, heat=heat, rank=rank, stated=stated, depth=depth + 1, arrows=arrows
+                    )
+                )
         return out
     if isinstance(obj, list):
         if shaped:  # list of dicts with nested values: one row each, nested cells as JSON
-            return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated)]
+            return [_grid(title, shaped[0], shaped[1], heat=heat, rank=rank, stated=stated, arrows=arrows)]
         return [_key_value(title, {"values": obj})]
     return [_key_value(title, {"value": obj})]
 
@@ -326,7 +334,14 @@ def _key_value(title: str, items: dict) -> Table:
 
 
 def _grid(
-    title: str, label: str, rows: list[tuple[str, dict]], *, heat: bool, rank: bool, stated: dict[str, str]
+    title: str,
+    label: str,
+    rows: list[tuple[str, dict]],
+    *,
+    heat: bool,
+    rank: bool,
+    stated: dict[str, str],
+    arrows: bool = False,
 ) -> Table:
     columns: list[str] = []
     for _, r in rows:
@@ -339,6 +354,15 @@ def _grid(
                 mark_baseline(row)
     if rank and len(rows) > 1:
         _rank(table, rows, columns, stated)
+    elif arrows:  # still say which way is better: an unranked column is not an undirected one
+        for col in columns:
+            d = direction(col, stated)
+            if d is not None:
+                table.arrows[col] = "↑" if d == "higher" else "↓"
+        if table.arrows:
+            table.note = "↑ higher is better, ↓ lower is better; shown, not ranked on."
+        if any(is_baseline(name) for name, _ in rows):
+            table.note = f"{table.note} {BASELINE_NOTE}".strip()
     return table
 
 
