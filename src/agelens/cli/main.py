@@ -75,7 +75,6 @@ def _register() -> None:
 _register()
 reflow_help(app)
 
-# Commands that load a model; TensorFlow is imported up front for them, quietly.
 _TF_COMMANDS = {"train", "evaluate", "layers", "score", "demo", "app"}
 """Commands that load TensorFlow (quietly) before they start. ``explain`` and ``predict`` do it
 themselves once their inputs pass the cheap checks, so a typo in a path fails in a second, not ten."""

@@ -202,10 +202,12 @@ def _earlier_outputs(out: Path) -> set[str]:
 def chance_mark(d: Score | None, higher_is_better: bool) -> str:
     """`` ✓`` when the paired difference with matched random maps has its 95% CI on the good side of 0,
     `` ⚠`` on the bad side (worse than chance), else nothing."""
+    from agelens.report.findings import BEATS, WORSE, bounds_side  # the report's rule, one home
+
     if d is None or not d.n:
         return ""
-    good, bad = (d.ci_low > 0, d.ci_high < 0) if higher_is_better else (d.ci_high < 0, d.ci_low > 0)
-    return " ✓" if good else " ⚠" if bad else ""
+    side = bounds_side(d.ci_low, d.ci_high, higher_is_better)
+    return " ✓" if side == BEATS else " ⚠" if side == WORSE else ""
 
 
 CHANCE_LEGEND = (

@@ -354,13 +354,14 @@ def _grid(
                 mark_baseline(row)
     if rank and len(rows) > 1:
         _rank(table, rows, columns, stated)
-    elif arrows:  # still say which way is better: an unranked column is not an undirected one
+    elif arrows:  # still say which way is better: an unranked (or one-row) column is not undirected
         for col in columns:
             d = direction(col, stated)
             if d is not None:
                 table.arrows[col] = "↑" if d == "higher" else "↓"
         if table.arrows:
-            table.note = "↑ higher is better, ↓ lower is better; shown, not ranked on."
+            ranked = "." if rank else "; shown, not ranked on."
+            table.note = "↑ higher is better, ↓ lower is better" + ranked
         if any(is_baseline(name) for name, _ in rows):
             table.note = f"{table.note} {BASELINE_NOTE}".strip()
     return table
