@@ -516,6 +516,7 @@ def run_real_demo(
     echo: Callable[[str], None] = print,
 ) -> Path:
     """``agelens demo --real PHOTOS``: the shipped model on the user's photos, maps, scores, report."""
+    from agelens.cli.common import counted
     from agelens.cli.explain_cmd import expand_photos, explain_command
     from agelens.model.io import load_model
 
@@ -527,7 +528,8 @@ def run_real_demo(
     steps = Steps(echo)
     settings = DemoSettings()
     steps.run(
-        f"explain {len(paths)} photo(s) with {len(settings.methods)} methods (faces detected)",
+        f"explain {counted(len(paths), 'photo')} with {counted(len(settings.methods), 'method')}"
+        " (faces detected)",
         lambda: explain_command(
             photos=[str(p) for p in paths],
             model=model.path,

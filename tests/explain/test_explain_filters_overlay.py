@@ -74,6 +74,52 @@ def test_colorize_and_overlay():
         overlay(photo, m, alpha=1.5)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float32, (6, 7), elements=st.floats(-0.5, 1.5, width=32)),
+    st.sampled_from(["jet", "inferno", "viridis", "turbo", "gray"]),
+)
+def test_colorize_gives_matplotlibs_own_colours(m, cmap):
+    """The table lookup must be the colormap itself: same bins at 0, 1 and every edge between."""
+    import matplotlib
+
+    expected = np.round(matplotlib.colormaps[cmap](np.clip(m, 0, 1))[..., :3] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(colorize(m, cmap), expected)
+
+
+def test_overlay_blends_within_one_grey_level():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    m = rng.random((30, 40)).astype(np.float32)
+    for alpha in (0.2, 0.45, 0.8):
+        exact = (1 - alpha) * photo + alpha * colorize(m).astype(np.float64)
+        assert np.abs(overlay(photo, m, alpha).astype(np.float64) - exact).max() <= 0.5 + 1e-6
+
+
+def test_colouring_a_phone_photo_allocates_a_few_bytes_a_pixel():
+    """A 12-megapixel map once cost 32 bytes a pixel in float64 RGBA; colours and blend stay small."""
+    import tracemalloc
+
+    h, w = 1200, 1600
+    m = np.random.default_rng(1).random((h, w)).astype(np.float32)
+    photo = np.zeros((h, w, 3), np.uint8)
+    colorize(m[:2, :2])  # build the colour table outside the measurement
+    tracemalloc.start()
+    overlay(photo, m)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # the output (3 bytes a pixel), the colours (3), the clipped map (4) and the bin indices (4)
+    assert peak / (h * w) < 16
+
+
+def test_panel_of_a_large_photo_shows_it_shrunk():
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    fig = panel_figure(big, np.random.rand(30, 40))
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert max(shown.shape[:2]) <= 640 and shown.shape[1] / shown.shape[0] == pytest.approx(4 / 3, rel=0.01)
+    assert fig.get_size_inches().tolist() == [9.6, 3.6]
+
+
 def test_caption_and_panel():
     text = caption([0.1, 0.2, 0.7], ["young", "middle-aged", "old"], age=71.4)
     assert text == "old 70% · middle-aged 20% · young 10% · age ≈ 71"

@@ -136,7 +136,7 @@ def test_empty_folder_and_broken_gallery_entries(tmp_path: Path) -> None:
     manifest["images"].append("not a dict")
     (run / "explain/manifest.json").write_text(json.dumps(manifest))
     html = render_report(run)
-    assert "overlay file(s) listed in the manifest were not found" in html
+    assert "1 overlay file listed in the manifest was not found" in html
     assert "photo not found" in html
 
 

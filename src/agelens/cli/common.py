@@ -117,6 +117,11 @@ def reflow_help(app: typer.Typer) -> None:
             reflow_help(group.typer_instance)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 photo``, ``3 photos`` (``plural`` for irregular nouns): messages read as sentences."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def prediction_line(predicted: str, probabilities: dict[str, float], age: float | None = None) -> str:
     """``old  ~68 y  [young 3%  middle-aged 20%  old 77%]``: one photo's prediction, as predict and
     explain print it (the same words in both, so the two commands can be compared at a glance)."""

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model, prediction_line
+from agelens.cli.common import (
+    ClassNamesOpt,
+    InputSizeOpt,
+    ModelOpt,
+    counted,
+    load_cli_model,
+    prediction_line,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,8 +173,8 @@ def explain_command(
     if len(sources) > SHOWN_PREDICTIONS:
         typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
     typer.echo(
-        f"explained {len(images)} photo(s) with {', '.join(methods)}: {len(files)} files in {out}"
-        + (f" ({len(problems)} skipped)" if problems else "")
+        f"explained {counted(len(images), 'photo')} with {', '.join(methods)}: "
+        f"{counted(len(files), 'file')} in {out}" + (f" ({len(problems)} skipped)" if problems else "")
     )
 
 

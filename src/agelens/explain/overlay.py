@@ -11,6 +11,7 @@ works in threads and servers without a display or global state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,14 +23,18 @@ from matplotlib.figure import Figure
 
 DEFAULT_CMAP = "jet"
 DEFAULT_ALPHA = 0.45
+PANEL_MAX_SIDE = 640
+"""Longest side a photo is drawn at in a panel (each of its three plots is about 300 px wide)."""
 
 
 def _unit(heatmap: np.ndarray, normalize: bool) -> np.ndarray:
+    """``heatmap`` in [0, 1] as a new float32 array (never the caller's)."""
     m = np.asarray(heatmap, np.float32)
     if normalize:
         lo, hi = float(m.min()), float(m.max())
         return (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
-    return np.clip(np.nan_to_num(m), 0.0, 1.0)
+    out = np.nan_to_num(m)  # a copy
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def check_cmap(cmap: str) -> str:
@@ -40,9 +45,27 @@ def check_cmap(cmap: str) -> str:
 
 
 def colorize(heatmap: np.ndarray, cmap: str = DEFAULT_CMAP, normalize: bool = False) -> np.ndarray:
-    """``H x W`` map -> ``H x W x 3`` uint8 RGB through a matplotlib colormap (e.g. 'jet', 'inferno')."""
-    colours = matplotlib.colormaps[check_cmap(cmap)](_unit(heatmap, normalize))[..., :3]
-    return np.round(colours * 255).astype(np.uint8)
+    """``H x W`` map -> ``H x W x 3`` uint8 RGB through a matplotlib colormap (e.g. 'jet', 'inferno').
+
+    Looks colours up in the colormap's own table (what ``cmap(x)`` does, same bins, same colours)
+    instead of calling it on the map: that call builds a float64 RGBA copy, 32 bytes a pixel, which
+    is 400 MB for a 12-megapixel phone photo; the table lookup needs one byte a pixel besides the output.
+    """
+    table = _colour_table(check_cmap(cmap))
+    n = len(table)
+    scaled = _unit(heatmap, normalize)  # always a new array, so scaling it in place is safe
+    scaled *= n
+    index = scaled.astype(np.int32)
+    np.minimum(index, n - 1, out=index)
+    return table[index]
+
+
+@functools.lru_cache(maxsize=16)
+def _colour_table(cmap: str) -> np.ndarray:
+    colormap = matplotlib.colormaps[cmap]
+    table = np.round(colormap(np.arange(colormap.N))[:, :3] * 255).astype(np.uint8)
+    table.flags.writeable = False
+    return table
 
 
 def overlay(
@@ -62,8 +85,8 @@ def overlay(
     m = np.asarray(heatmap, np.float32)
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colour = colorize(m, cmap, normalize).astype(np.float32)
-    return np.round((1.0 - alpha) * img + alpha * colour).astype(np.uint8)
+    # uint8 blend with rounding (OpenCV saturates), not a float32 copy of a photo that may be 12 MP
+    return cv2.addWeighted(img, 1.0 - alpha, colorize(m, cmap, normalize), alpha, 0.0)
 
 
 def caption(probabilities: Sequence[float], class_names: Sequence[str], age: float | None = None) -> str:
@@ -81,10 +104,16 @@ def panel_figure(
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
 ) -> Figure:
-    """Photo | heatmap | overlay side by side, with ``title`` (e.g. a :func:`caption`) on top."""
+    """Photo | heatmap | overlay side by side, with ``title`` (e.g. a :func:`caption`) on top.
+
+    Each third of the 960 x 360 px figure shows a few hundred pixels, so a larger photo is
+    shrunk to :data:`PANEL_MAX_SIDE` first: the same picture, without matplotlib resampling
+    (and holding copies of) a full-size phone photo three times.
+    """
     fig = Figure(figsize=(9.6, 3.6), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
+    image, heatmap = _shrunk(image, heatmap, PANEL_MAX_SIDE)
     shown = [image, colorize(_resized(heatmap, image), cmap), overlay(image, heatmap, alpha, cmap)]
     for ax, pic, label in zip(axes, shown, ("photo", "heatmap", "overlay"), strict=True):
         ax.imshow(pic)
@@ -94,6 +123,17 @@ def panel_figure(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _shrunk(image: np.ndarray, heatmap: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (area-averaged) and ``heatmap`` at the same new size, longest side at most ``max_side``."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, heatmap
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(np.asarray(image, np.uint8), size, interpolation=cv2.INTER_AREA)
+    return small, cv2.resize(np.asarray(heatmap, np.float32), size, interpolation=cv2.INTER_AREA)
 
 
 def _resized(heatmap: np.ndarray, image: np.ndarray) -> np.ndarray:

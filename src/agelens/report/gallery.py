@@ -151,7 +151,12 @@ def build_gallery(
         notes.add(f"Explanations: showing the first {MAX_IMAGES} of {len(images)} images.")
     missing = sum(1 for it in items for m in it.maps.values() if m == "")
     if missing:
-        notes.add(f"Explanations: {missing} overlay file(s) listed in the manifest were not found.")
+        were = (
+            "overlay file listed in the manifest was"
+            if missing == 1
+            else "overlay files listed in the manifest were"
+        )
+        notes.add(f"Explanations: {missing} {were} not found.")
     keys = [k for it in items for k, v in it.maps.items() if v]
     default = min(keys, key=lambda k: tuple(int(x) for x in k.split("-"))) if keys else "0-0-0"
     classes = list(bins[1]) if bins else list(dict.fromkeys(n for it in items for n, _ in it.probabilities))
