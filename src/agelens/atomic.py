@@ -14,10 +14,24 @@ from typing import Any
 
 def _temp_beside(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # e.g. a read-only folder: name the file asked for, not the temp one
+        raise _named_for(exc, path) from None
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; reports and tables are meant to be shared
     return tmp
+
+
+def _named_for(exc: OSError, path: Path) -> OSError:
+    """The same error, naming ``path``: the temp file is ours, and its name means nothing to a user.
+
+    ``os.replace`` onto a folder raises "Is a directory" for the temp file's name, so an
+    error printed as ``<filename>: <reason>`` would send the user looking for a file they never asked for.
+    """
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -26,6 +40,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         Path(tmp).write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _named_for(exc, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -41,6 +57,8 @@ def atomic_savefig(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     try:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _named_for(exc, path) from None
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

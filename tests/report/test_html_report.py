@@ -127,8 +127,7 @@ def test_missing_sections_are_noted_not_fatal(run_dir: Path) -> None:
 def test_empty_folder_and_broken_gallery_entries(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    html = write_report(empty, tmp_path / "out" / "r.html").read_text()
-    assert "Nothing to show yet" in html
+    assert "Nothing to show yet" in render_report(empty)  # write_report refuses it: see test_report_command
     run = make_run(tmp_path / "x", n_images=2)
     manifest = json.loads((run / "explain/manifest.json").read_text())
     manifest["images"][0]["maps"][0]["overlay"] = "../../../../etc/passwd"  # escapes the run folder
@@ -157,6 +156,7 @@ def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
 
     app = typer.Typer()
     app.command()(report_command)
+    (tmp_path / "elsewhere").mkdir()
     out = tmp_path / "elsewhere" / "page.html"
     result = CliRunner().invoke(app, [str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -167,7 +167,8 @@ def test_cli_command(run_dir: Path, tmp_path: Path) -> None:
     models.mkdir()
     (models / "m.keras").write_bytes(b"x")
     empty = CliRunner().invoke(app, [str(models)])
-    assert empty.exit_code == 0 and "none of a run's parts" in empty.output
+    assert empty.exit_code == 1 and "nothing to report" in empty.output
+    assert not (models / "report.html").exists()
     score_dir = tmp_path / "score"  # what `agelens score --out score` writes is a part on its own
     score_dir.mkdir()
     (score_dir / "scores.json").write_text((run_dir / "scores" / "scores.json").read_text())

@@ -7,53 +7,53 @@ from typing import Annotated
 
 import typer
 
+from agelens.cli.common import fail
+
 
 def report_command(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            help="Run folder (with manifest.json, evaluation/, explain/, scores/).", show_default=False
+            help="Run folder (with manifest.json, evaluation/, explain/, scores/), or the --out folder of "
+            "explain, evaluate or score.",
+            show_default=False,
         ),
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Where to write the page (default: RUN_DIR/report.html)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write the page; a folder gets report.html inside it "
+            "(default: RUN_DIR/report.html).",
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing report.html.")] = False,
 ) -> None:
     """Write a single offline report.html (images embedded) from a run folder.
 
-    Every part of the run folder is optional; a missing part is noted on the page.
+    Every part of the run folder is optional; a missing part is noted on the page. A folder
+    with no part at all is an error, and nothing is written.
 
     Examples:
 
       agelens report runs/2024-06-01
 
-      agelens report runs/2024-06-01 --out /tmp/run.html
-    """
-    from agelens.report.html import write_report  # lazy: keeps `agelens --help` fast
+      agelens evaluate photos --out ev1 && agelens report ev1
 
-    if not run_dir.is_dir():
-        typer.echo(f"error: {run_dir}: not a folder (expected a run folder)", err=True)
-        raise typer.Exit(1)
+      agelens report runs/2024-06-01 --out /tmp/run.html --force
+    """
+    from agelens.report.html import NothingToReport, write_report  # lazy: keeps `agelens --help` fast
+
     try:
-        path = write_report(run_dir, out)
-    except OSError as exc:
-        typer.echo(f"error: {exc.filename or out or run_dir}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(1) from None
+        path = write_report(run_dir, out, force=force)
+    except (OSError, NothingToReport) as exc:
+        fail(_one_line(exc, out or run_dir))
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    # A run folder's parts, or a single part's own folder (score's --out holds scores.json).
-    parts = (
-        "manifest.json",
-        "evaluation",
-        "explain",
-        "scores",
-        "scores.json",
-        "shortcut.json",
-        "model_card.md",
-        "model_card.json",
-    )
-    if not any((run_dir / p).exists() for p in parts):
-        typer.echo(
-            f"warning: {run_dir} has none of a run's parts ({', '.join(parts)}): the page is nearly empty",
-            err=True,
-        )
+
+
+def _one_line(exc: Exception, fallback: Path) -> str:
+    """``<path>: <reason>``: our own checks carry the whole line; an OS error names its file apart."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or fallback}: {exc.strerror}"
+    return str(exc)

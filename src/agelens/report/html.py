@@ -18,23 +18,77 @@ from agelens.report.assets import Notes, image_uri, inside, read_json, render_ma
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, build_gallery
 from agelens.report.page import Figure, Section
-from agelens.report.scores import scores_section, shortcut_section
+from agelens.report.scores import scores_dir, scores_section, shortcut_section
 from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, pct, rank_text, tables_from_json
 
 TEMPLATE = "report.html.j2"
 _HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
+REPORT_NAME = "report.html"
+# What a report can show, at the top of a folder: a run's parts, or one command's own --out
+# folder (explain's manifest.json, evaluate's metrics.json, score's scores.json).
+PARTS = (
+    "manifest.json",
+    "metrics.json",
+    "confusion_matrix.png",
+    "scores.json",
+    "shortcut.json",
+    "regions.json",
+    "evaluation",
+    "explain",
+    "scores",
+    "model_card.md",
+    "model_card.json",
+)
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Render ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically; return the path."""
+class NothingToReport(ValueError):
+    """A folder with no part a page could show: a near-empty page would hide a wrong path."""
+
+
+def write_report(run_dir: Path, out: Path | None = None, force: bool = False) -> Path:
+    """Render ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically; return the path.
+
+    An existing folder as ``out`` gets ``report.html`` inside it, as ``cp`` would. An existing
+    page is replaced only with ``force``, like every other command's output. All checks run
+    before rendering, so a refused call writes nothing.
+    """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
-    out = Path(out) if out is not None else run_dir / "report.html"
+    check_reportable(run_dir)
+    out = report_path(run_dir, out, force)
     html = render_report(run_dir)
     from agelens.atomic import atomic_write_text
 
     return atomic_write_text(out, html)
+
+
+def check_reportable(run_dir: Path) -> None:
+    """Raise unless ``run_dir`` is a folder holding at least one part the page can show."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
+    if not any((run_dir / part).exists() for part in PARTS):
+        raise NothingToReport(
+            f"{run_dir}: nothing to report (no manifest.json, metrics.json or scores.json found; "
+            "pass a run folder from demo, explain, evaluate or score)"
+        )
+
+
+def report_path(run_dir: Path, out: Path | None, force: bool = False) -> Path:
+    """Where the page goes, or a one-line error naming the path the user gave.
+
+    The parent must exist: a typo in ``--out`` should not quietly create a tree of folders.
+    """
+    if out is None:
+        path = run_dir / REPORT_NAME
+    else:
+        path = Path(out) / REPORT_NAME if Path(out).is_dir() else Path(out)
+        if not path.parent.is_dir():
+            reason = "is not a folder" if path.parent.exists() else "does not exist (create it first)"
+            raise FileNotFoundError(f"{out}: {path.parent} {reason}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder (choose another --out)")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path}: exists; use --force to overwrite it (or choose another --out)")
+    return path
 
 
 def render_report(run_dir: Path) -> str:
@@ -44,18 +98,16 @@ def render_report(run_dir: Path) -> str:
 
     notes = Notes()
     manifest = read_json(run_dir / "manifest.json", notes, "Run")
-    # An explain folder has no evaluation or scores by design: their absence is not news.
-    explain_only = _is_explain_folder(run_dir, manifest)
-    quiet = Notes() if explain_only else notes
+    told = _notes_by_part(run_dir, manifest, notes)
     sections = [
         s
         for s in (
-            _overview(manifest, notes),
-            _model_card(run_dir, notes, manifest),
-            _evaluation(run_dir, quiet if not (run_dir / "evaluation").exists() else notes),
-            _gallery_section(run_dir, manifest, notes),
-            scores_section(run_dir, quiet if not (run_dir / "scores").exists() else notes),
-            shortcut_section(run_dir, quiet if not (run_dir / "scores").exists() else notes),
+            _overview(manifest, told["run"]),
+            _model_card(run_dir, told["run"], manifest),
+            _evaluation(run_dir, told["evaluation"]),
+            _gallery_section(run_dir, manifest, told["explain"]),
+            scores_section(run_dir, told["scores"]),
+            shortcut_section(run_dir, told["scores"]),
         )
         if s is not None
     ]
@@ -153,6 +205,40 @@ def _prune(value: Any) -> Any:
     return value
 
 
+def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Notes]:
+    """Where each part's notes go: the page's list, or nowhere when the part is absent by design.
+
+    One command's own --out folder holds that command's part alone: an explain folder has
+    no evaluation or scores, an evaluate folder no run manifest, model card, maps or scores.
+    Their absence is not news, but a broken file in a part that is there always is.
+    """
+    silent = Notes()
+    evaluation_here = (run_dir / "evaluation").exists() or evaluation_dir(run_dir) == run_dir
+    scores_here = (run_dir / "scores").exists() or scores_dir(run_dir) == run_dir
+    explain_only = _is_explain_folder(run_dir, manifest)
+    run_parts = ("manifest.json", "model_card.md", "model_card.json")
+    evaluation_only = evaluation_dir(run_dir) == run_dir and not any(
+        (run_dir / p).exists() for p in run_parts
+    )
+    return {
+        "run": silent if evaluation_only else notes,
+        "evaluation": silent if explain_only and not evaluation_here else notes,
+        "explain": silent if evaluation_only else notes,
+        "scores": silent if (explain_only or evaluation_only) and not scores_here else notes,
+    }
+
+
+def evaluation_dir(run_dir: Path) -> Path:
+    """The folder holding the evaluation: a run's evaluation/, or the folder itself.
+
+    ``agelens evaluate --out X`` (and train's NAME_eval/) write metrics.json and the
+    confusion-matrix plot straight into X, as ``agelens score --out`` does with scores.json.
+    """
+    ev = run_dir / "evaluation"
+    own = any((run_dir / f).is_file() for f in ("metrics.json", "confusion_matrix.png"))
+    return run_dir if own and not (ev / "metrics.json").is_file() else ev
+
+
 def _is_explain_folder(run_dir: Path, manifest: Any) -> bool:
     """What ``agelens explain --out X`` wrote: a manifest listing images, no explain/ inside."""
     lists_images = isinstance(manifest, dict) and isinstance(manifest.get("images"), list)
@@ -195,9 +281,9 @@ def _card_beside_model(manifest: Any) -> Path | None:
 
 
 def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
-    ev = run_dir / "evaluation"
+    ev = evaluation_dir(run_dir)
     m = read_json(ev / "metrics.json", notes, "Evaluation")
-    png = image_uri(inside(run_dir, "evaluation/confusion_matrix.png"))
+    png = image_uri(inside(run_dir, (ev / "confusion_matrix.png").relative_to(run_dir)))
     if m is None and png is None:
         notes.add("Evaluation: no evaluation/metrics.json.")
         return None

@@ -1,0 +1,158 @@
+"""``agelens report``: where the page goes, which folders it reads, and when it refuses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from report_factory import CLASSES, png, write_json
+from typer.testing import CliRunner
+
+from agelens.atomic import atomic_write_text
+from agelens.cli.report_cmd import report_command
+from agelens.report.html import NothingToReport, evaluation_dir, render_report, write_report
+
+NOTHING = "nothing to report (no manifest.json, metrics.json or scores.json found; "
+
+
+def _report(*args: str | Path):
+    app = typer.Typer()
+    app.command()(report_command)
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _ids(html: str) -> set[str]:
+    return set(re.findall(r'<section class="[^"]*" id="([^"]+)"', html))
+
+
+def _evaluate_out(folder: Path) -> Path:
+    """What ``agelens evaluate --out folder`` writes, by evaluate's own writer."""
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+
+    m = classification_metrics([0, 0, 1, 2, 2], [0, 1, 1, 2, 2], CLASSES)
+    m |= {"n_skipped": 0, "evaluated_on": "every labelled photo in small"}
+    write_evaluation(m, folder)
+    return folder
+
+
+def _temp_files(folder: Path) -> list[Path]:
+    return list(folder.rglob(".*.tmp"))
+
+
+def test_out_an_existing_folder_writes_report_html_inside_it(run_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    result = _report(run_dir, "--out", folder)
+    assert result.exit_code == 0, result.output
+    assert (folder / "report.html").is_file() and f"wrote {folder / 'report.html'}" in result.output
+    assert not _temp_files(tmp_path)
+
+
+def test_out_in_a_missing_folder_is_one_line_naming_out(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "nodir" / "sub" / "page.html"
+    result = _report(run_dir, "--out", out)
+    assert result.exit_code == 1
+    assert result.output == f"error: {out}: {out.parent} does not exist (create it first)\n"
+    assert not (tmp_path / "nodir").exists()
+    not_a_folder = _report(run_dir, "--out", run_dir / "model_card.md" / "page.html")
+    assert not_a_folder.exit_code == 1 and "model_card.md is not a folder" in not_a_folder.output
+
+
+def test_an_os_error_names_the_target_never_the_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "keep").write_text("x")  # os.replace onto a non-empty folder fails
+    with pytest.raises(OSError) as e:
+        atomic_write_text(target, "<html>")
+    assert e.value.filename == str(target) and ".tmp" not in str(e.value)
+    assert not _temp_files(tmp_path)
+
+
+def test_an_existing_page_is_replaced_only_with_force(run_dir: Path) -> None:
+    page = run_dir / "report.html"
+    page.write_text("mine")
+    refused = _report(run_dir)
+    assert refused.exit_code == 1
+    assert refused.output == f"error: {page}: exists; use --force to overwrite it (or choose another --out)\n"
+    assert page.read_text() == "mine"
+    forced = _report(run_dir, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert page.read_text().lower().startswith("<!doctype html>")
+
+
+def test_write_report_refuses_to_overwrite_unless_forced(run_dir: Path) -> None:
+    page = write_report(run_dir)
+    with pytest.raises(FileExistsError):
+        write_report(run_dir)
+    page.write_text("old")
+    assert write_report(run_dir, force=True).read_text() != "old"
+
+
+@pytest.mark.parametrize("name", ["ev1", "t_eval"])  # evaluate --out ev1; train --out t.keras writes t_eval/
+def test_an_evaluate_output_folder_is_a_run_of_its_own(tmp_path: Path, name: str) -> None:
+    folder = _evaluate_out(tmp_path / name)
+    assert evaluation_dir(folder) == folder
+    result = _report(folder)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    html = (folder / "report.html").read_text()
+    assert _ids(html) == {"key-findings", "evaluation"}
+    assert "80.0%" in html and "Balanced accuracy" in html and "true \\ predicted" in html
+    assert "Confusion matrix (plot)" in html and "Evaluated on every labelled photo in small" in html
+    # the other parts of a run are absent by design here: not a list of notes
+    assert 'id="notes"' not in html and "no explain/manifest.json" not in html
+
+
+def test_a_broken_metrics_file_in_an_evaluate_folder_is_still_noted(tmp_path: Path) -> None:
+    folder = _evaluate_out(tmp_path / "ev1")
+    (folder / "metrics.json").write_text("{not json")
+    html = render_report(folder)
+    assert "could not read metrics.json" in html and "evaluation" in _ids(html)  # the plot still shows
+
+
+def test_a_run_folders_own_evaluation_wins_over_a_stray_metrics_file(run_dir: Path) -> None:
+    write_json(run_dir / "metrics.json", {"accuracy": 0.123})
+    assert evaluation_dir(run_dir) == run_dir / "evaluation"
+    html = render_report(run_dir)
+    assert "80.0%" in html and "12.3%" not in html
+
+
+@pytest.mark.parametrize("kind", ["photos", "empty"])
+def test_a_folder_with_nothing_to_show_is_an_error_and_writes_nothing(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if kind == "photos":
+        png(folder / "25_0_0_x.jpg.chip.png", 1)
+        (folder / "model.keras").write_bytes(b"x")
+    result = _report(folder)
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"error: {folder}: {NOTHING}pass a run folder from demo, explain, evaluate or score)\n"
+    )
+    assert not (folder / "report.html").exists() and not _temp_files(tmp_path)
+    with pytest.raises(NothingToReport):
+        write_report(folder)
+
+
+def test_a_missing_run_folder_is_one_line(tmp_path: Path) -> None:
+    result = _report(tmp_path / "nope")
+    assert (
+        result.exit_code == 1
+        and result.output == f"error: {tmp_path / 'nope'}: not a folder (expected a run folder)\n"
+    )
+
+
+def test_a_demo_run_folder_never_holds_a_page_when_its_report_is_written(tmp_path: Path) -> None:
+    """The demo writes its page once, into a folder that prepare_out emptied: no force needed."""
+    from agelens.demo import RUN_ENTRIES, prepare_out
+
+    assert "report.html" in RUN_ENTRIES
+    out = tmp_path / "run"
+    prepare_out(out, force=False)
+    write_report(out)
+    prepare_out(out, force=True)  # demo --force: the earlier page goes with the earlier run
+    assert not (out / "report.html").exists()
+    assert write_report(out) == out / "report.html"
