@@ -318,3 +318,76 @@ def test_a_plain_model_with_an_open_input_size_is_usable_from_every_command(
     assert res.exit_code == 0, res.output
     bad = runner.invoke(app, ["predict", photo, *opts[:4], "--class-names", "a,b", "--no-detect"])
     assert bad.exit_code == 1 and "2 class names given for 3 outputs" in bad.output
+
+
+def test_evaluate_holdout_says_how_many_photos_it_left_out(tmp_path, folder_and_model) -> None:
+    """A split from other data used to give "no usable images" (false: none was in its list), and a
+    partial overlap evaluated a few photos without a word about the rest."""
+    data, model = folder_and_model
+    labelled = len(list(data.glob("*.jpg")))  # the broken photo is labelled too: its name has an age
+    other = tmp_path / "other_split.json"
+    other.write_text(json.dumps({"test": ["somewhere_else.jpg"]}))
+    args = ["evaluate", str(data), "--model", str(model), "--engine", "keras"]
+    res = runner.invoke(app, [*args, "--holdout", str(other)])
+    assert res.exit_code == 1 and "no usable images" not in res.output
+    assert f"{data}: none of its {labelled} labelled photos is in the test list of {other}" in res.output
+    some = tmp_path / "split.json"
+    test = sorted(p.name for p in data.glob("*.jpg") if not p.name.startswith("40_1_0"))[:3]
+    some.write_text(json.dumps({"test": test}))
+    res = runner.invoke(app, [*args, "--holdout", str(some), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n_outside_holdout"] == labelled - 3
+    assert f"{labelled - 3} of {labelled} labelled photos in {data} are not in the test list" in res.stderr
+    res = runner.invoke(app, [*args, "--holdout", str(some)])
+    assert f"3 images evaluated, 0 skipped, {labelled - 3} not in the holdout list" in res.stdout
+    assert "n_outside_holdout" not in runner.invoke(app, [*args, "--json"]).stdout  # no holdout, no count
+
+
+def test_predict_prints_the_age_rounded_once_as_explain_does(folder_and_model, monkeypatch) -> None:
+    """56.54 y was rounded to 56.5 and then, half to even, printed as ~56 y; explain printed ~57 y."""
+    from agelens.model.io import AgeModel
+
+    data, model = folder_and_model
+
+    def fixed(self, images, *args, **kw):
+        n = len(images)
+        return {"probabilities": np.tile([[0.1, 0.3, 0.6]], (n, 1)), "age": np.full(n, 56.54)}
+
+    monkeypatch.setattr(AgeModel, "predict", fixed)
+    photo = str(sorted(data.glob("1*.jpg"))[0])
+    base = ["predict", photo, "--model", str(model), "--no-detect", "--engine", "keras"]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0 and "~57 y" in res.stdout, res.output
+    row = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    assert row["age"] == 56.5 and row["probabilities"] == {"young": 0.1, "middle-aged": 0.3, "old": 0.6}
+
+
+def test_train_names_the_classes_of_its_bins_as_data_inspect_does(tmp_path, monkeypatch) -> None:
+    """``--bins 20,40,60`` alone used to fail (after TensorFlow's start) for want of four --names."""
+    import agelens.model.train as train_module
+
+    data = write_utk_folder(tmp_path / "utk", 20, seed=6, size=32)
+    seen: dict = {}
+
+    def stop(*args, class_names, bins, **kw):
+        seen.update(class_names=class_names, bins=bins)
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(train_module, "train", stop)
+    args = ["train", str(data), "--out", str(tmp_path / "m.keras"), "--size", "32", "--bins", "20,40,60"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "stopped before training" in res.output, res.output
+    assert seen["bins"].names == ("0-20", "20-40", "40-60", "60+")
+    res = runner.invoke(app, [*args, "--names", "kid,adult,senior"])
+    assert res.exit_code == 1
+    assert "error: --names: 3 names for 4 classes (--bins 20,40,60 makes 4)" in res.output
+
+
+def test_train_and_evaluate_help_explain_every_option() -> None:
+    """Each option says what it does (--dropout, --seed, ... had no help text at all)."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    for name in ("train", "evaluate", "predict"):
+        bare = [p.name for p in commands[name].params if p.param_type_name == "option" and not p.help]
+        assert not bare, (name, bare)

@@ -133,6 +133,46 @@ def test_corrupt_model_file_gives_one_line_error(tmp_path, content):
     assert msg.startswith(str(path)) and "\n" not in msg
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [("text.keras", b"just some text\n", "(a .keras file is a zip archive; this one is not)"),
+     ("cut.keras", b"PK\x03\x04 cut", "(a .keras file is a zip archive; this one is damaged or incomplete)"),
+     ("text.h5", b"just some text\n", "(a .h5 file is HDF5; this one is not)"),
+     ("empty.keras", b"", "(the file is empty)")],
+)  # fmt: skip
+def test_a_file_that_is_no_model_is_called_that_not_file_not_found(tmp_path, name, content, words):
+    """Keras said "File not found" for a text file named .keras; the container format says why."""
+    from agelens.model.io import check_model_file
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    for check in (check_model_file, load_model):
+        with pytest.raises(ModelLoadError) as exc:
+            check(path)
+        assert str(exc.value) == f"{path}: not a Keras model file {words}"
+
+
+def test_real_model_files_pass_the_cheap_check_and_their_bins_read_without_keras(tmp_path):
+    from agelens.data.bins import AgeBins
+    from agelens.model.io import bins_in_file, check_model_file
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))
+    km = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x))
+    km.save(tmp_path / "plain.keras")
+    km.save(tmp_path / "plain.h5")
+    bins = AgeBins.parse("20,40,60")
+    ours = wrap_keras_model(km, class_names=list(bins.names))
+    ours.bins = bins
+    save_model(ours, tmp_path / "ours.keras")
+    for name in ("plain.keras", "plain.h5", "ours.keras"):
+        assert check_model_file(tmp_path / name) == tmp_path / name
+    assert bins_in_file(tmp_path / "ours.keras") == bins
+    assert bins_in_file(tmp_path / "plain.keras") is None and bins_in_file(tmp_path / "plain.h5") is None
+    with pytest.raises(ModelLoadError, match="is a folder"):
+        check_model_file(tmp_path)
+
+
 def test_missing_model_and_wrong_suffix(tmp_path):
     with pytest.raises(ModelLoadError, match="no such file"):
         load_model(tmp_path / "nope.keras")

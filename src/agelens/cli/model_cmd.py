@@ -16,6 +16,8 @@ from agelens.cli.common import (
     FormatOpt,
     InputSizeOpt,
     ModelOpt,
+    check_model_path,
+    counted,
     fail,
     load_cli_model,
     prediction_line,
@@ -52,25 +54,53 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (.keras).")] = Path(
         "models/agelens.keras"
     ),
-    bins: Annotated[str, typer.Option(help="Age bin edges in years.")] = "30,60",
-    names: Annotated[str, typer.Option(help="Class names, one more than edges.")] = "young,middle-aged,old",
+    bins: Annotated[str, typer.Option(help="Age bin edges in years, comma-separated.")] = "30,60",
+    names: Annotated[
+        str | None,
+        typer.Option(
+            help="Class names, comma-separated, one more than --bins edges (default: young,middle-aged,old "
+            "for two edges, else 0-20, 20-40, ... as data inspect names them).",
+            show_default=False,
+        ),
+    ] = None,
     size: Annotated[int, typer.Option(min=32, help="Input size in pixels (MobileNetV2: 32 or more).")] = 64,
     alpha: Annotated[float, typer.Option(min=0.1, help="MobileNetV2 width multiplier.")] = 1.0,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
+    dropout: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.9, help="Dropout before the class head; raise it if a small data set over-fits."
+        ),
+    ] = 0.2,
     epochs: Annotated[
         int, typer.Option(min=1, help="Epochs in all (a resumed run counts the earlier ones).")
     ] = 30,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Photos per training step; lower it if memory runs out.")
+    ] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
     schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.cosine,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    label_smoothing: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Soften the one-hot targets (0: off); neighbouring age groups overlap, so a little "
+            "keeps the model from over-confidence.",
+        ),
+    ] = 0.1,
     class_weights: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="0 none, 0.5 sqrt-balanced, 1 balanced.")
     ] = 0.0,
     augment: Annotated[float, typer.Option(min=0.0, max=1.0, help="Augmentation strength 0..1.")] = 1.0,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs (0: off).")] = 8,
     age_head: Annotated[bool, typer.Option(help="Also learn age in years where the data has ages.")] = True,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seeds the train/val/test split and the training; change it to see how much a score "
+            "depends on the split."
+        ),
+    ] = 0,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue from a checkpoint .keras (and its optimizer state, kept beside it)."),
@@ -84,30 +114,13 @@ def train_command(
 
     Example: agelens train ../shared/data/utkface-64 --out models/utk.keras --epochs 40
     """
-    from agelens.data.bins import AgeBins
+    from agelens.data.bins import bins_from_options
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
-    from agelens.model.builder import ModelConfig
-    from agelens.model.evaluate import classification_metrics, write_evaluation
-    from agelens.model.io import save_model
-    from agelens.model.train import TrainConfig, optimizer_state_path, train
 
-    if out.suffix != ".keras":
-        fail(f"{out}: the model file must end in .keras")
-    if not force and not (resume is not None and resume.resolve() == out.resolve()):
-        # Checked before any work: finding out after an hour of training is too late.
-        taken = [p for p in _train_outputs(out) if p.exists()]
-        if taken:
-            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
-    if lr <= 0:
-        fail(f"--lr must be positive, got {lr}")
-    if tensorboard is not None:
-        try:
-            import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
-        except ImportError:
-            fail("--tensorboard needs the tensorboard package: pip install tensorboard")
+    _check_train_options(out, force, resume, lr, tensorboard)
     try:
-        age_bins = AgeBins.parse(bins, names)
+        age_bins = bins_from_options(bins, names)
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
     except (DatasetError, ValueError) as e:
         fail(str(e))
@@ -124,7 +137,15 @@ def train_command(
     (xtr, ytr, atr), (xva, yva, ava), (xte, yte, ate) = arrays
     if len(xtr) == 0 or len(xva) == 0:
         fail(f"{data}: not enough usable images to train ({len(xtr)} train, {len(xva)} val)")
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # only now: a typo in a path or an option fails in a second, not ten
     import numpy as np
+
+    from agelens.model.builder import ModelConfig
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+    from agelens.model.io import save_model
+    from agelens.model.train import TrainConfig, optimizer_state_path, train
 
     has_ages = ds.has_ages and age_head
     typer.echo(
@@ -192,6 +213,28 @@ def train_command(
     typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
 
 
+def _check_train_options(
+    out: Path, force: bool, resume: Path | None, lr: float, tensorboard: Path | None
+) -> None:
+    """Refuse options that would fail later, before any work: finding out after TensorFlow's start
+    (seconds), let alone an hour of training, is too late."""
+    if out.suffix != ".keras":
+        fail(f"{out}: the model file must end in .keras")
+    if not force and not (resume is not None and resume.resolve() == out.resolve()):
+        taken = [p for p in _train_outputs(out) if p.exists()]
+        if taken:
+            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
+    if lr <= 0:
+        fail(f"--lr must be positive, got {lr}")
+    if resume is not None:
+        check_model_path(resume, "resume")
+    if tensorboard is not None:
+        try:
+            import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
+        except ImportError:
+            fail("--tensorboard needs the tensorboard package: pip install tensorboard")
+
+
 def _progress_bar() -> bool:
     """Keras' per-batch progress bar (loss, accuracy) in a terminal; logs get one line an epoch."""
     return sys.stdout.isatty()
@@ -232,7 +275,12 @@ def evaluate_command(
     holdout: Annotated[
         Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Photos per forward pass; lower it if memory runs out (scores do not change)."
+        ),
+    ] = 256,
     flip: Annotated[
         bool | None,
         typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
@@ -249,32 +297,28 @@ def evaluate_command(
 
     Example: agelens evaluate ../shared/data/utkface-200 --json
     """
-    import numpy as np
-
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
-    from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
+    from agelens.model.io import bins_in_file
 
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"{out}: exists and is not a directory")
-    if out is not None and not force:
-        taken = [out / name for name in EVALUATION_FILES if (out / name).exists()]
-        if taken:
-            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
+    _check_evaluation_out(out, force)
     names = read_holdout(holdout) if holdout is not None else None
-    m_ = load_cli_model(model, input_size, class_names)
-    try:
-        ds = load_dataset(data, format=format.value, bins=m_.bins, check_images=False)
+    check_model_path(model)
+    try:  # read with the bins the model file records, so a bad DATA fails before TensorFlow starts
+        ds = load_dataset(data, format=format.value, bins=bins_in_file(model), check_images=False)
     except DatasetError as e:
         fail(str(e))
+    records, problems, outside = _held_out(ds, names, data, holdout)
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # only now: a typo in a path fails in a second, not ten
+    import numpy as np
+
+    from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
+
+    m_ = load_cli_model(model, input_size, class_names)
     if ds.class_names != m_.class_names:  # before decoding every photo for nothing
         fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
-    records = ds.records
-    problems = list(ds.problems)
-    if names is not None:
-        records = [r for r in records if r.path.name in names]
-        # Only the held-out photos are evaluated, so only their problems count as skipped.
-        problems = [p for p in problems if Path(p.path).name in names]
     x, ok, bad = load_batch([r.path for r in records], m_.input_size)
     problems += bad
     report_problems(problems, quiet=as_json)
@@ -285,6 +329,8 @@ def evaluate_command(
     probs = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
     m["n_skipped"] = len(problems)
+    if holdout is not None:
+        m["n_outside_holdout"] = outside
     m["evaluated_on"] = (
         f"photos of {data} listed in {holdout}"
         if holdout is not None
@@ -304,7 +350,42 @@ def evaluate_command(
         sys.stdout.write(json.dumps(m) + "\n")
     else:
         typer.echo(markdown_table(m))
-        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped")
+        left_out = f", {outside} not in the holdout list" if holdout is not None else ""
+        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}")
+
+
+def _check_evaluation_out(out: Path | None, force: bool) -> None:
+    """Refuse an ``--out`` that cannot take the metrics files before any work is done."""
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"{out}: exists and is not a directory")
+    if out is not None and not force:
+        taken = [out / name for name in EVALUATION_FILES if (out / name).exists()]
+        if taken:
+            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
+
+
+def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> tuple[list, list, int]:
+    """The records and problems ``--holdout`` keeps, and how many labelled photos it leaves out.
+
+    A split from another data set (or another copy of it) matches few of DATA's photos, or
+    none: the user must hear how many were left out, not that the photos are unusable.
+    """
+    if names is None:
+        return ds.records, list(ds.problems), 0
+    records = [r for r in ds.records if r.path.name in names]
+    outside = len(ds.records) - len(records)
+    if ds.records and not records:
+        photos = counted(len(ds.records), "labelled photo")
+        fail(f"{data}: none of its {photos} is in the test list of {holdout}")
+    if outside:
+        verb = "is" if outside == 1 else "are"
+        typer.echo(
+            f"{outside} of {len(ds.records)} labelled photos in {data} {verb} not in the test list of "
+            f"{holdout}: left out",
+            err=True,
+        )
+    # Only the held-out photos are evaluated, so only their problems count as skipped.
+    return records, [p for p in ds.problems if Path(p.path).name in names], outside
 
 
 def predict_command(
@@ -330,12 +411,13 @@ def predict_command(
 
     Example: agelens predict photos/ --json
     """
-    from agelens.model.predict import collect_inputs, predict_images, prepare
+    from agelens.model.predict import collect_inputs, predict_images, prepare, rounded_row
 
     paths, missing = collect_inputs(images)
     if not paths:  # before the model loads: nothing to wait for
         report_problems(missing, quiet=False)
         fail("no image could be read" if missing else "no images found in " + ", ".join(images))
+    check_model_path(model)
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # only now: a path typo fails in a second, not after TensorFlow's start
@@ -353,7 +435,7 @@ def predict_command(
         fail("no image could be read")
     for row in rows:
         if as_json:
-            sys.stdout.write(json.dumps(row) + "\n")
+            sys.stdout.write(json.dumps(rounded_row(row)) + "\n")
         else:
             face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
             face += "".join(f"  ({note})" for note in row.get("notes", []))

@@ -63,6 +63,31 @@ class AgeBins:
         return {"edges": list(self.edges), "names": list(self.names)}
 
 
+def bins_from_options(bins: str, names: str | None = None) -> AgeBins:
+    """Age bins from the ``--bins``/``--names`` strings of a command; a ``ValueError`` names the option.
+
+    Without ``names`` the classes are named as :meth:`AgeBins.parse` names them (``young,middle-aged,old``
+    for two edges, else ``0-20``, ``20-40``, ...), so every command that takes ``--bins`` accepts the
+    same bins alone. The messages name the options, since the user typed those, not edges and names.
+    """
+    try:
+        edges = tuple(float(x) for x in bins.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--bins {bins}: give ages in years, comma-separated (e.g. 30,60)") from None
+    if not edges:
+        raise ValueError(f"--bins {bins!r}: give at least one age in years (e.g. 30,60)")
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"--bins {bins}: the ages must increase (e.g. 30,60)")
+    if names is not None:
+        given = [n for n in (x.strip() for x in names.split(",")) if n]
+        if len(given) != len(edges) + 1:
+            raise ValueError(
+                f"--names: {len(given)} names for {len(edges) + 1} classes "
+                f"(--bins {bins} makes {len(edges) + 1})"
+            )
+    return AgeBins.parse(edges, names)
+
+
 def _default_name(edges: tuple[float, ...], i: int) -> str:
     lo = "0" if i == 0 else f"{edges[i - 1]:g}"
     hi = "" if i == len(edges) else f"{edges[i]:g}"

@@ -139,6 +139,19 @@ def read_metadata(path: str | Path) -> dict:
         return {}
 
 
+def bins_in_file(path: str | Path | None) -> AgeBins | None:
+    """The age bins saved in a model file's metadata (default: the shipped model's), read without Keras.
+
+    A data set can then be read (and refused) before TensorFlow's start-up; ``None`` where the
+    file records none, as for a plain Keras model, which is read with the default bins.
+    """
+    saved = read_metadata(path if path is not None else SHIPPED_MODEL).get("bins")
+    try:
+        return AgeBins(**saved) if saved else None
+    except (TypeError, ValueError):  # damaged metadata: loading the model reports it
+        return None
+
+
 def save_model(model: AgeModel, path: str | Path, extra: dict | None = None) -> Path:
     """Save as ``.keras`` with metadata; written to a temp file and renamed (atomic)."""
     path = Path(path)
@@ -181,14 +194,12 @@ def load_model(
     the output width (the default age groups when it has three units). A file that
     does not load raises :class:`ModelLoadError` with a one-line reason.
     """
+    path = check_model_file(path)
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # only after the cheap checks: a typo in a path fails in a second
     import keras
 
-    path = Path(path) if path is not None else SHIPPED_MODEL
-    if not path.exists():
-        hint = " (the shipped model is missing from this install)" if path == SHIPPED_MODEL else ""
-        raise ModelLoadError(path, f"no such file{hint}")
-    if path.suffix not in {".keras", ".h5", ".hdf5"}:
-        raise ModelLoadError(path, f"unsupported model format {path.suffix!r} (use .keras or legacy .h5)")
     try:
         km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; the user needs one line
@@ -196,6 +207,61 @@ def load_model(
         raise ModelLoadError(path, f"not a loadable Keras model ({type(exc).__name__}: {reason})") from None
     meta = read_metadata(path) if path.suffix == ".keras" else {}
     return wrap_keras_model(km, metadata=meta, input_size=input_size, class_names=class_names, path=path)
+
+
+def check_model_file(path: str | Path | None) -> Path:
+    """The model file to load (default: the shipped one), refused now if it cannot be a Keras model.
+
+    These checks read a few bytes, so a command can run them before TensorFlow's start-up
+    (seconds). They also replace Keras' own text for a file that is not a model, which is
+    misleading: a text file named ``.keras`` was reported as "File not found".
+    """
+    path = Path(path) if path is not None else SHIPPED_MODEL
+    if not path.exists():
+        hint = " (the shipped model is missing from this install)" if path == SHIPPED_MODEL else ""
+        raise ModelLoadError(path, f"no such file{hint}")
+    if path.is_dir():
+        raise ModelLoadError(path, "is a folder; give the model file (.keras or legacy .h5)")
+    if path.suffix not in {".keras", ".h5", ".hdf5"}:
+        raise ModelLoadError(path, f"unsupported model format {path.suffix!r} (use .keras or legacy .h5)")
+    try:
+        reason = _not_a_model_file(path)
+    except OSError as e:
+        raise ModelLoadError(path, f"cannot read it ({e.strerror or e})") from None
+    if reason:
+        raise ModelLoadError(path, f"not a Keras model file ({reason})")
+    return path
+
+
+# An HDF5 file starts with this signature, at byte 0 or after a user block of 512, 1024, 2048, ... bytes.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _not_a_model_file(path: Path) -> str | None:
+    """Why ``path`` cannot hold a Keras model, judged by its container format; ``None`` if it may."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    with path.open("rb") as f:
+        if path.suffix != ".keras":
+            return None if _has_hdf5_signature(f, size) else f"a {path.suffix} file is HDF5; this one is not"
+        if zipfile.is_zipfile(f):
+            return None
+        f.seek(0)
+        if f.read(4) == b"PK\x03\x04":  # a zip's start without its end: cut off
+            return "a .keras file is a zip archive; this one is damaged or incomplete"
+        return "a .keras file is a zip archive; this one is not"
+
+
+def _has_hdf5_signature(f: Any, size: int) -> bool:
+    """Whether the open binary file ``f`` carries the HDF5 signature where the format allows it."""
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size:
+        f.seek(offset)
+        if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else offset * 2
+    return False
 
 
 def wrap_keras_model(

@@ -99,6 +99,9 @@ def predict_images(
 
     ``flip`` averages each image with its mirror (``None``: the model's metadata decides);
     ``fast`` runs the same weights through TensorFlow Lite (see :meth:`AgeModel.predict`).
+    Numbers are kept unrounded, so a printed line rounds once, as explain's does (rounding to
+    0.1 y first turned 56.54 into 56.5 and then "~56 y", where explain said "~57 y");
+    :func:`rounded_row` rounds them for JSON.
     """
     if not len(prepared.batch):
         return []
@@ -109,10 +112,10 @@ def predict_images(
         row = {
             "file": str(path),
             "predicted": model.class_names[int(probs.argmax())],
-            "probabilities": {n: round(float(p), 4) for n, p in zip(model.class_names, probs, strict=True)},
+            "probabilities": {n: float(p) for n, p in zip(model.class_names, probs, strict=True)},
         }
         if "age" in out:
-            row["age"] = round(float(out["age"][i]), 1)
+            row["age"] = float(out["age"][i])
         if prepared.face_found[i] is not None:
             row["face_found"] = prepared.face_found[i]
         row["face_px"] = int(min(prepared.crops[i].shape[:2]))  # the side the model's input came from
@@ -120,3 +123,15 @@ def predict_images(
             row["notes"] = notes
         rows.append(row)
     return rows
+
+
+def rounded_row(row: dict) -> dict:
+    """``row`` as ``predict --json`` prints it: probabilities to 4 decimals, the age to 0.1 y.
+
+    More digits would be noise (the TFLite and Keras engines differ in the 5th), and short
+    numbers keep JSON lines readable.
+    """
+    out = dict(row, probabilities={k: round(v, 4) for k, v in row["probabilities"].items()})
+    if "age" in row:
+        out["age"] = round(row["age"], 1)
+    return out
