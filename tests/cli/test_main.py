@@ -120,6 +120,10 @@ except SystemExit as e:
         (["explain", "{tmp}/missing.jpg"], "missing.jpg: file not found"),
         (["predict", "{tmp}/missing.jpg"], "no image could be read"),
         (["predict", "{tmp}/empty"], "no images found in"),
+        (["layers", "--model", "{tmp}/missing.keras"], "missing.keras: file not found (--model)"),
+        (["score", "{tmp}/missing"], "missing: not found"),
+        (["score", "{tmp}/empty", "--model", "{tmp}/m.keras"], "m.keras: file not found (--model)"),
+        (["score", "{tmp}/empty", "--holdout", "{tmp}/split.json"], "split.json: file not found (--holdout)"),
     ],
 )
 def test_a_bad_path_is_refused_before_tensorflow_loads(tmp_path, args, words):

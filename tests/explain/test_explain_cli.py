@@ -166,6 +166,7 @@ def test_detect_falls_back_to_the_whole_photo_when_no_face_is_found(model_file, 
     assert result.exit_code == 0, result.output
     (image,) = json.loads((out / "manifest.json").read_text())["images"]
     assert image["size"] == [64, 64] and "face_box_xywh" not in image  # noise has no face: photo as given
+    assert image["face_found"] is False and image["photo_size"] == [64, 64]
     assert "b.png: no face found: whole image used" in result.output
 
 
@@ -185,6 +186,7 @@ def test_explain_crops_the_face_like_predict_by_default_and_prints_the_same_pred
     assert result.exit_code == 0, result.output
     (image,) = json.loads((out / "manifest.json").read_text())["images"]
     assert image["face_box_xywh"] == [120, 60, 40, 40] and image["size"][0] < 100  # the crop, not 300 px
+    assert image["face_found"] is True and image["photo_size"] == [300, 200]  # and the photo it came from
     said = [ln for ln in result.stdout.splitlines() if ln.startswith(f"{photo}: ")]
 
     predict_app = typer.Typer()
@@ -200,6 +202,7 @@ def test_explain_crops_the_face_like_predict_by_default_and_prints_the_same_pred
                                 "-o", str(tmp_path / "whole")])  # fmt: skip
     (image,) = json.loads((tmp_path / "whole" / "manifest.json").read_text())["images"]
     assert whole.exit_code == 0 and image["size"] == [300, 200] and "face_box_xywh" not in image
+    assert "face_found" not in image  # no detector ran: neither found nor missed
 
 
 def test_an_unknown_method_is_reported_before_a_full_output_folder(model_file, photos, tmp_path):

@@ -42,6 +42,8 @@ def test_padding_layers_are_never_feature_layers():
     infos = list_layers(km)
     assert not [i.name for i in infos if i.is_feature and i.kind in ("ZeroPadding2D", "Cropping2D")]
     assert resolve_layer(km, "last-conv") == ["block_13_expand_relu"]
+    with pytest.raises(ValueError, match="1x1 grid"):  # asked for by name, a 1x1 map is refused too
+        resolve_layer(km, "out_relu")
 
 
 def test_a_model_may_declare_its_default_layer(age_model, faces64):

@@ -128,7 +128,7 @@ def test_a_second_write_removes_the_first_runs_files_it_did_not_rewrite(table, t
 
 def test_chance_marks_say_better_worse_or_nothing_in_each_direction() -> None:
     from agelens.metrics.base import Score
-    from agelens.metrics.report import _delta_cell, chance_mark
+    from agelens.metrics.report import chance_mark, delta_cell
 
     above, below, across = (
         Score(m, lo, hi, 10) for m, lo, hi in ((0.2, 0.1, 0.3), (-0.2, -0.3, -0.1), (0, -0.1, 0.1))
@@ -139,4 +139,4 @@ def test_chance_marks_say_better_worse_or_nothing_in_each_direction() -> None:
         chance_mark(None, True) == ""
         and chance_mark(Score(float("nan"), float("nan"), float("nan"), 0), True) == ""
     )
-    assert _delta_cell(above, False).endswith("⚠")  # e.g. average drop higher than chance: worse
+    assert delta_cell(above, False).endswith("⚠")  # e.g. average drop higher than chance: worse

@@ -134,9 +134,14 @@ def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(f
     ranking = json.loads((tmp_path / "s" / "scores.json").read_text())["ranking"]
     assert [r["method"] for r in ranking] == ["gradcam"]
     assert "nan" not in rows["gradcam"]  # a lone method has no rank to show, not "nan"
-    caption = " ".join(res.stdout.split())  # the caption wraps at 80 columns
-    assert "✓ = beats random maps as smooth as the method's own" in caption
-    assert "random (baseline) row is pixel noise" in caption and "not what the marks compare with" in caption
+    text = " ".join(res.stdout.split())  # captions wrap at 80 columns
+    assert "random (baseline) row is pixel noise" in text
+    scores, diff = res.stdout.split("Method minus random maps")
+    assert "✓" not in scores and "⚠" not in scores  # the marks judge differences, so they sit on those
+    assert "✓ = beats random maps as smooth as the method's own" in " ".join(diff.split())
+    diff_rows = [line for line in diff.splitlines() if line.count("│") > 3]
+    assert any("gradcam" in line and "[" in line for line in diff_rows)
+    assert not any("random" in line.split("│")[1] for line in diff_rows)  # noise is not compared with itself
 
 
 def test_masks_npz_beside_the_photos_feed_the_localisation_metrics(folder_and_model, tmp_path) -> None:

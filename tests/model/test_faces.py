@@ -78,6 +78,26 @@ def test_face_crop_and_faceless_photo_pass_through(monkeypatch) -> None:
     assert box is None and crop is img
 
 
+def test_a_tight_face_crop_found_only_with_a_border_is_kept_whole_and_reported_found(monkeypatch) -> None:
+    """The cascade missed about half of UTKFace's own chips (the face fills the frame), so predict
+    and explain said "no face found" for a face crop; with a border added it finds them."""
+    img = _coords(100, 80)  # H 100, W 80: the border is 0.3 x 100 = 30 px each side
+    seen: list[tuple[int, ...]] = []
+
+    def fake(im):
+        seen.append(im.shape)
+        return [] if len(seen) == 1 else [(25, 28, 90, 96)]  # in the bordered frame
+
+    monkeypatch.setattr(faces, "detect_faces", fake)
+    crop, box = faces.crop_largest_face(img)
+    assert crop is img and seen[1][:2] == (160, 140)
+    assert box == (0, 0, 80, 94)  # clipped to the photo: x 25-30 -> 0, y to 28 - 30 + 96 = 94
+    calls = iter([[], [(40, 40, 30, 30)]])
+    monkeypatch.setattr(faces, "detect_faces", lambda im: next(calls))
+    crop, box = faces.crop_largest_face(img)
+    assert crop is img and box is None  # a small face seen only with a border: not a face crop, no crop
+
+
 @pytest.mark.realdata
 @pytest.mark.skipif(not (SHARED / "utkface-200").is_dir(), reason=f"real data not found at {SHARED}")
 def test_real_chips_in_canvases_are_cropped_back_to_their_framing() -> None:
@@ -101,3 +121,5 @@ def test_real_chips_in_canvases_are_cropped_back_to_their_framing() -> None:
     assert len(ious) > 0.7 * len(paths)
     assert np.median(ious) > 0.5  # the old 1.8x loose crop gave 0.29
     assert untouched > 0.85 * len(paths)  # a face crop stays as it is
+    found = sum(faces.crop_largest_face(load_image(p))[1] is not None for p in paths)
+    assert found > 0.9 * len(paths)  # and its face is found (with a border when it fills the frame)

@@ -57,6 +57,28 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def check_paths_exist(**paths: Path | None) -> None:
+    """Fail on the first given path that does not exist, as ``<path>: file not found (--option)``.
+
+    Called before TensorFlow loads: a typo in a path must cost a second, not ten.
+    """
+    for option, path in paths.items():
+        if path is not None and not Path(path).exists():
+            flag = "" if option == "data" else f" (--{option.replace('_', '-')})"
+            fail(f"{path}: {'not found' if option == 'data' else 'file not found'}{flag}")
+
+
+def check_model_path(path: Path | None, option: str = "model") -> None:
+    """A missing or non-model ``--model`` (or ``--resume``) file fails here, before TensorFlow starts."""
+    from agelens.model.io import ModelLoadError, check_model_file
+
+    check_paths_exist(**{option: path})
+    try:
+        check_model_file(path)
+    except ModelLoadError as e:
+        fail(str(e))
+
+
 def load_cli_model(model: Path | None, input_size: int | None = None, class_names: str | None = None):
     """The model for a command (``--model``, ``--input-size``, ``--class-names``); a bad file is one line.
 
@@ -81,7 +103,7 @@ def report_problems(problems: Sequence[object], quiet: bool = False) -> None:
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
     if problems and not quiet:
-        typer.echo(f"{len(problems)} input(s) skipped", err=True)
+        typer.echo(f"{counted(len(problems), 'input')} skipped", err=True)
 
 
 def read_holdout(path: Path) -> set[str]:
@@ -115,6 +137,34 @@ def reflow_help(app: typer.Typer) -> None:
     for group in app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)
+
+
+def fresh_out(out: Path | None, default: Path, force: bool, marker: str | None = None) -> Path:
+    """``--out`` as given; without one, ``default``, or ``default-2``, ``-3``... while those hold a run.
+
+    Why: running ``agelens explain a.jpg`` and then ``agelens explain b.jpg`` must not stop on
+    the first run's folder; an explicit ``--out`` keeps the strict rule (new or empty, or
+    ``--force``), and ``--force`` without ``--out`` reuses ``default``. A folder holds a run when
+    it has any file, or the ``marker`` file when one is named (score writes beside other files).
+    """
+    if out is not None:
+        return out
+
+    def holds_run(p: Path) -> bool:
+        if marker is not None:
+            return (p / marker).exists() or (p.exists() and not p.is_dir())
+        return p.exists() and (not p.is_dir() or any(p.iterdir()))
+
+    if force or not holds_run(default):
+        return default
+    k = 2
+    while holds_run(chosen := default.with_name(f"{default.name}-{k}")):
+        k += 1
+    typer.echo(
+        f"{default} holds an earlier run: writing to {chosen} (--out to choose, --force to reuse it)",
+        err=True,
+    )
+    return chosen
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

@@ -20,7 +20,9 @@ from agelens.cli.common import (
     ClassNamesOpt,
     InputSizeOpt,
     ModelOpt,
+    check_model_path,
     counted,
+    fresh_out,
     load_cli_model,
     prediction_line,
 )
@@ -52,6 +54,10 @@ def layers_command(
 
       agelens layers --model my_model.keras
     """
+    from agelens.quiet import import_tensorflow_quietly
+
+    check_model_path(model)
+    import_tensorflow_quietly()
     from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
 
     am = load_cli_model(model, input_size, class_names)
@@ -75,7 +81,7 @@ def explain_command(
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
     method: Annotated[
-        str, typer.Option("--method", help="Comma-separated methods (listed above), or 'all'.")
+        str, typer.Option("--method", "--methods", help="Comma-separated methods (listed above), or 'all'.")
     ] = "gradcam",
     layer: Annotated[
         str | None,
@@ -92,12 +98,25 @@ def explain_command(
         ),
     ] = None,
     filters: Annotated[
-        int, typer.Option("--filters", min=0, help="Also draw the K most active filters.")
+        int,
+        typer.Option(
+            "--filters", min=0, max=64, help="Also draw the K most active filters (a grid; at most 64)."
+        ),
     ] = 0,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (must be empty or new).")
-    ] = DEFAULT_OUT,
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out folder.")] = False,
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help=f"Output folder, empty or new (default: {DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3... "
+            "when it holds an earlier run).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty --out folder (the earlier run's files go)."),
+    ] = False,
     detect: Annotated[
         bool,
         typer.Option(
@@ -138,11 +157,13 @@ def explain_command(
     if not any(p.exists() for p in paths):
         which = f"{paths[0]}: file not found" if len(paths) == 1 else f"none of the {len(paths)} files exist"
         raise _fail(f"nothing to explain: {which}")
+    check_model_path(model)
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
     methods = _methods(method)  # a typo in an option is reported before the output folder's state
     _check_cmap(cmap)
+    out = fresh_out(out, DEFAULT_OUT, force)
     try:
         check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
@@ -150,12 +171,12 @@ def explain_command(
     am = load_cli_model(model, input_size, class_names)
     _check_choices(am, methods, layer, target)
     crop = _face_cropper() if detect else None
-    images, sources, boxes, problems = _read_photos(paths, crop)
+    images, sources, faces, problems = _read_photos(paths, crop)
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
     if detect:
-        for src, box in zip(sources, boxes, strict=True):
-            if box is None:
+        for src, face in zip(sources, faces, strict=True):
+            if not face["face_found"]:
                 typer.echo(f"{src}: no face found: whole image used", err=True)
     from agelens.model.predict import quality_notes
 
@@ -166,7 +187,7 @@ def explain_command(
         which = "the only photo was" if len(paths) == 1 else f"all {len(paths)} photos were"
         raise _fail(f"nothing to explain: {which} unreadable")
     files, predictions = _run(
-        am, images, sources, boxes, problems, methods, layer, target, filters, out, force, cmap, alpha
+        am, images, sources, faces, problems, methods, layer, target, filters, out, force, cmap, alpha
     )
     for src, pred in list(zip(sources, predictions, strict=True))[:SHOWN_PREDICTIONS]:
         typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}")
@@ -235,30 +256,37 @@ def _face_cropper() -> Any:
     return crop_largest_face
 
 
-def _read_photos(paths: list[Path], crop: Any) -> tuple[list[np.ndarray], list[str], list[Any], list[Any]]:
+def _read_photos(
+    paths: list[Path], crop: Any
+) -> tuple[list[np.ndarray], list[str], list[dict[str, Any]], list[Any]]:
+    """Decoded photos (face crops when ``crop`` is given), their sources, per photo what the
+    manifest says of the photo and its face (size, found, box), and the unreadable files."""
     from agelens.data.images import ImageError, Problem, load_image
 
-    images, sources, boxes, problems = [], [], [], []
+    images, sources, faces, problems = [], [], [], []
     for p in paths:
         try:
             img = load_image(p)
         except ImageError as e:
             problems.append(Problem(p, e.reason))
             continue
-        box = None
+        face: dict[str, Any] = {"photo_size": [int(img.shape[1]), int(img.shape[0])]}
         if crop is not None:
             img, box = crop(img)
+            face["face_found"] = box is not None
+            if box is not None:
+                face["face_box_xywh"] = [int(v) for v in box]
         images.append(img)
         sources.append(str(p))
-        boxes.append(box)
-    return images, sources, boxes, problems
+        faces.append(face)
+    return images, sources, faces, problems
 
 
 def _run(
     am: Any,
     images: list[np.ndarray],
     sources: list[str],
-    boxes: list[Any],
+    faces: list[dict[str, Any]],
     problems: list[Any],
     methods: list[str],
     layer: str | None,
@@ -289,9 +317,8 @@ def _run(
         {"source": s, "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
         for s, i in zip(sources, images, strict=True)
     ]
-    for r, box in zip(records, boxes, strict=True):
-        if box is not None:
-            r["face_box_xywh"] = list(box)
+    for r, face in zip(records, faces, strict=True):
+        r.update(face)
     runs: list[dict] = []
     with output_dir(out, force) as tmp:
         for m in methods:
@@ -308,9 +335,14 @@ def _run(
             runs.append(e.describe())
             typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
             if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank
+                advice = (
+                    " at this layer; try another --layer or method"
+                    if takes_layer(m)
+                    else "; try another method"
+                )
                 typer.echo(
-                    f"{m}: warning: {blank} of {len(images)} maps are all zero (no positive evidence "
-                    "for the target at this layer; try another --layer or method)",
+                    f"{m}: warning: {blank} of {len(images)} maps are all zero "
+                    f"(no positive evidence for the target{advice})",
                     err=True,
                 )
         header = manifest_header(str(am.path) if am.path else None)

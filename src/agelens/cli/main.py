@@ -75,9 +75,10 @@ def _register() -> None:
 _register()
 reflow_help(app)
 
-_TF_COMMANDS = {"train", "evaluate", "layers", "score", "demo", "app"}
-"""Commands that load TensorFlow (quietly) before they start. ``explain`` and ``predict`` do it
-themselves once their inputs pass the cheap checks, so a typo in a path fails in a second, not ten."""
+_TF_COMMANDS = {"demo", "app"}
+"""Commands that load TensorFlow (quietly) before they start. The others (explain, predict, train,
+evaluate, layers, score) do it themselves once their arguments pass the cheap checks, so a typo in
+a path fails in a second, not ten."""
 
 
 class _Stopped(KeyboardInterrupt):

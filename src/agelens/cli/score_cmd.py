@@ -13,7 +13,10 @@ from agelens.cli.common import (
     ClassNamesOpt,
     InputSizeOpt,
     ModelOpt,
+    check_model_path,
+    check_paths_exist,
     fail,
+    fresh_out,
     load_cli_model,
     read_holdout,
     report_problems,
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from agelens.metrics.report import ScoreTable
     from agelens.model.io import AgeModel
 
+DEFAULT_OUT = Path("outputs/score")
 _DEFAULT_METRICS = "deletion,insertion,average_drop,increase_in_confidence,road_morf,road_lerf"
 
 
@@ -35,7 +39,9 @@ def score_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
-    methods: Annotated[str, typer.Option(help="Comma-separated explain methods, or 'all'.")] = "gradcam",
+    methods: Annotated[
+        str, typer.Option("--methods", "--method", help="Comma-separated explain methods, or 'all'.")
+    ] = "gradcam",
     metrics: Annotated[
         str,
         typer.Option(
@@ -45,7 +51,15 @@ def score_command(
         ),
     ] = _DEFAULT_METRICS,
     n: Annotated[int, typer.Option("--n", help="Images to score (stratified, seeded sample).")] = 500,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("outputs/score"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help=f"Output folder (default: {DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3... when it holds scores).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample, tie-breaks, noise and bootstrap.")] = 0,
     force: Annotated[
         bool, typer.Option(help="Replace an earlier run in --out (its files; others are left alone).")
@@ -92,10 +106,16 @@ def score_command(
 
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
+    out = fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
     if (out / "scores.json").exists() and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")
+    check_paths_exist(data=data, holdout=holdout, masks=masks)
+    check_model_path(model)
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
     try:
         method_names = parse_names(_canonical(methods), [*available_methods(), RANDOM], "method")
         metric_names = parse_names(metrics, list(METRICS), "metric")
@@ -149,7 +169,8 @@ def score_command(
     console = Console()
     if not console.is_terminal:  # a log or a pipe: no 80-column limit to cut the table to
         console = Console(width=max(console.width, 200))
-    console.print(_rich_table(table))
+    for i, shown in enumerate(_rich_tables(table)):
+        console.print(*([""] if i else []), shown)
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
@@ -274,37 +295,46 @@ def _score(
     )
 
 
-def _rich_table(table: ScoreTable) -> Table:
+def _rich_tables(table: ScoreTable) -> list[Table]:
+    """The scores, then each method minus its matched random maps: the marks sit on the numbers they judge."""
     import re
 
     from rich.table import Table
 
     from agelens.metrics.adapters import RANDOM
-    from agelens.metrics.report import CHANCE_LEGEND, arrow, chance_mark, rank_cell
+    from agelens.metrics.report import CHANCE_LEGEND, arrow, delta_cell, rank_cell
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
-    t = Table(
+    scores = Table(
         title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])",
-        caption=CHANCE_LEGEND + " The random (baseline) row is pixel noise, shown for reference: "
-        "not what the marks compare with.",
+        caption="The random (baseline) row is pixel noise, shown for reference.",
     )
     rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
     labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
     # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
-    t.add_column("method", min_width=max(len(w) for v in labels.values() for w in re.split(r"[ -]", v)))
-    for name in names:
-        header = f"{name.replace('_', ' ')} {arrow(table.direction(name))}"
-        # Headers wrap at spaces rather than being cut to "deleti…" on an 80-column terminal.
-        t.add_column(header, justify="right", min_width=max(len(w) for w in header.split()))
-    t.add_column("mean rank", justify="right")
+    name_width = max(len(w) for v in labels.values() for w in re.split(r"[ -]", v))
+    headers = [f"{name.replace('_', ' ')} {arrow(table.direction(name))}" for name in names]
+    scores.add_column("method", min_width=name_width)
+    for header in headers:  # wrapped at spaces rather than cut to "deleti…" on an 80-column terminal
+        scores.add_column(header, justify="right", min_width=max(len(w) for w in header.split()))
+    scores.add_column("mean rank", justify="right")
     for m in rows:
-        cells = []
-        for name in names:
-            s, d = table.scores[m][name], table.vs_random.get(m, {}).get(name)
-            cells.append(f"{s}{chance_mark(d, bool(table.direction(name)))}")
+        cells = [str(table.scores[m][name]) for name in names]
         if m == RANDOM:  # the reference every method should beat, not a contender
-            t.add_row(labels[m], *cells, "–", style="dim")
+            scores.add_row(labels[m], *cells, "–", style="dim")
         else:
-            t.add_row(labels[m], *cells, rank_cell(rank[m]))
-    return t
+            scores.add_row(labels[m], *cells, rank_cell(rank[m]))
+    compared = [m for m in rows if table.vs_random.get(m)]
+    if not compared:
+        return [scores]
+    diff = Table(
+        title="Method minus random maps as smooth as its own (paired, same images)", caption=CHANCE_LEGEND
+    )
+    diff.add_column("method", min_width=name_width)
+    for header in headers:
+        diff.add_column(f"Δ {header}", justify="right", min_width=max(len(w) for w in header.split()))
+    for m in compared:
+        row = table.vs_random[m]
+        diff.add_row(m, *(delta_cell(row.get(name), bool(table.direction(name))) for name in names))
+    return [scores, diff]

@@ -192,7 +192,10 @@ def manifest_header(model_path: str | None) -> dict[str, Any]:
 
 
 CONVENTIONS = {
-    "size": "[width, height] of the photo in pixels",
+    "size": "[width, height] of the image explained, in pixels: the face crop when a face was found, "
+    "else the photo",
+    "photo_size": "[width, height] of the photo as decoded (EXIF orientation applied)",
+    "face_found": "whether the face detector found a face (absent with --no-detect)",
     "map_size": "[width, height] of the stored map; the .npy arrays are indexed [row, column], "
     "so their shape is (height, width)",
     "face_box_xywh": "[x, y, width, height] of the detected face in the original photo",

@@ -233,8 +233,19 @@ def _is_activation(op: Any) -> bool:
 
 
 def _require_4d(info: LayerInfo) -> None:
+    """A CAM needs a spatial grid: a 4-D output whose grid is more than one cell (where it is known).
+
+    A 1x1 layer (``out_relu`` of a 32 px MobileNetV2) gives one number per channel, so its
+    map is a flat square that says nothing about where; refusing it names the reason.
+    """
     if len(info.shape) != 3:
         raise ValueError(f"layer {info.name!r} has output shape {info.shape}; CAMs need a 4-D feature map")
+    h, w = info.shape[:2]
+    if h == 1 and w == 1:
+        raise ValueError(
+            f"layer {info.name!r} has a 1x1 grid (output shape {info.shape}): a CAM there has no "
+            "'where'; pick a larger layer (`agelens layers` marks them with *)"
+        )
 
 
 def _quantile_pick(candidates: list[LayerInfo], q: float) -> str:

@@ -146,7 +146,7 @@ class ScoreTable:
             ]
             for m, row in self.vs_random.items():
                 lines.append(
-                    f"| {m} | " + " | ".join(_delta_cell(row.get(n), self.direction(n)) for n in names) + " |"
+                    f"| {m} | " + " | ".join(delta_cell(row.get(n), self.direction(n)) for n in names) + " |"
                 )
         if self.skipped:
             lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())]
@@ -216,7 +216,8 @@ CHANCE_LEGEND = (
 )
 
 
-def _delta_cell(s: Score | None, higher_is_better: bool) -> str:
+def delta_cell(s: Score | None, higher_is_better: bool) -> str:
+    """A paired difference as ``+0.012 [-0.027, +0.048]`` with its chance mark; ``n/a`` when not compared."""
     if s is None:
         return "n/a"
     return f"{s.mean:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}]" + chance_mark(s, higher_is_better)

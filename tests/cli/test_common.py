@@ -1,0 +1,42 @@
+"""Small CLI helpers: where a run writes when no --out is given, and how counts read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agelens.cli.common import counted, fresh_out
+
+
+def test_without_out_a_second_run_gets_the_next_free_folder(tmp_path: Path, capsys) -> None:
+    default = tmp_path / "outputs" / "explain"
+    assert fresh_out(None, default, force=False) == default  # nothing there yet
+    default.mkdir(parents=True)
+    assert fresh_out(None, default, force=False) == default  # an empty folder is free
+    (default / "manifest.json").write_text("{}")
+    assert fresh_out(None, default, force=False) == tmp_path / "outputs" / "explain-2"
+    assert "outputs/explain holds an earlier run" in capsys.readouterr().err.replace("\\", "/")
+    (tmp_path / "outputs" / "explain-2").mkdir()
+    (tmp_path / "outputs" / "explain-2" / "x.png").write_bytes(b"")
+    assert fresh_out(None, default, force=False) == tmp_path / "outputs" / "explain-3"
+
+
+def test_force_reuses_the_default_and_an_explicit_out_is_kept(tmp_path: Path) -> None:
+    default = tmp_path / "explain"
+    default.mkdir()
+    (default / "old.png").write_bytes(b"")
+    assert fresh_out(None, default, force=True) == default
+    assert fresh_out(default, default, force=False) == default  # --out given: the strict check decides
+
+
+def test_a_marker_file_decides_when_runs_share_a_folder(tmp_path: Path) -> None:
+    default = tmp_path / "score"
+    default.mkdir()
+    (default / "notes.txt").write_text("mine")
+    assert fresh_out(None, default, force=False, marker="scores.json") == default
+    (default / "scores.json").write_text("{}")
+    assert fresh_out(None, default, force=False, marker="scores.json") == tmp_path / "score-2"
+
+
+def test_counts_read_as_words() -> None:
+    assert [counted(n, "photo") for n in (1, 0, 3)] == ["1 photo", "0 photos", "3 photos"]
+    assert counted(2, "copy", "copies") == "2 copies"
