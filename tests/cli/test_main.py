@@ -121,7 +121,7 @@ except SystemExit as e:
         (["predict", "{tmp}/missing.jpg"], "no image could be read"),
         (["predict", "{tmp}/empty"], "no images found in"),
         (["layers", "--model", "{tmp}/missing.keras"], "missing.keras: file not found (--model)"),
-        (["score", "{tmp}/missing"], "missing: not found"),
+        (["score", "{tmp}/missing"], "missing: no such file or folder"),
         (["score", "{tmp}/empty", "--model", "{tmp}/m.keras"], "m.keras: file not found (--model)"),
         (["score", "{tmp}/empty", "--holdout", "{tmp}/split.json"], "split.json: file not found (--holdout)"),
     ],

@@ -58,14 +58,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def check_paths_exist(**paths: Path | None) -> None:
-    """Fail on the first given path that does not exist, as ``<path>: file not found (--option)``.
+    """Fail on the first given path that does not exist: ``<path>: file not found (--option)``, or
+    ``<path>: no such file or folder`` for the ``data`` argument (as evaluate says it).
 
     Called before TensorFlow loads: a typo in a path must cost a second, not ten.
     """
     for option, path in paths.items():
         if path is not None and not Path(path).exists():
-            flag = "" if option == "data" else f" (--{option.replace('_', '-')})"
-            fail(f"{path}: {'not found' if option == 'data' else 'file not found'}{flag}")
+            if option == "data":
+                fail(f"{path}: no such file or folder")
+            fail(f"{path}: file not found (--{option.replace('_', '-')})")
 
 
 def check_model_path(path: Path | None, option: str = "model") -> None:

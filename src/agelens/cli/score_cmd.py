@@ -106,13 +106,13 @@ def score_command(
 
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
+    check_paths_exist(data=data, holdout=holdout, masks=masks)
+    check_model_path(model)
     out = fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
     if (out / "scores.json").exists() and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")
-    check_paths_exist(data=data, holdout=holdout, masks=masks)
-    check_model_path(model)
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
