@@ -94,8 +94,9 @@ def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
     assert sorted(manifest["files"]) == on_disk == sorted(p.name for p in written)
     assert len(on_disk) == 2 * 3 + 1
     assert all("_gradcampp_" in n for n in on_disk if n != "manifest.json")  # the method is in the name
+    ran = {"fuse": "mean", "upsample": True, "batch_size": 32, "detect": False}  # defaults said, not {}
     assert manifest["runs"][0] == {"method": "gradcam++", "layer": "out_relu", "target": "old minus young",
-                                   "settings": {}}  # fmt: skip
+                                   "settings": ran}  # fmt: skip
     assert {"agelens_version", "keras_version", "tensorflow_version"} <= set(manifest)
     img = manifest["images"][1]
     assert img["size"] == [80, 48] and set(img["prediction"]["probabilities"]) == set(expl.class_names)
@@ -181,9 +182,32 @@ def test_detect_explains_the_largest_face_crop(age_model, monkeypatch):
     e = explain(age_model, photo, method="gradcam", detect=True)
     side = round(40 * faces.SIDE_PER_WIDTH)
     assert e.maps.shape == (1, side, side) and e.images[0].shape == (side, side, 3)
-    assert e.settings["detect"] is True
+    assert e.settings["detect"] is True and e.settings["batch_size"] == 32  # defaults are recorded too
+    assert e.faces == [{"photo_size": [300, 200], "face_found": True, "face_box_xywh": [120, 60, 40, 40]}]
     plain = explain(age_model, photo, method="gradcam")
-    assert plain.maps.shape == (1, 200, 300) and "detect" not in plain.settings
+    assert plain.maps.shape == (1, 200, 300) and plain.settings["detect"] is False and plain.faces is None
+    monkeypatch.setattr(faces, "detect_faces", lambda im: [])
+    with pytest.warns(UserWarning, match="no face found: whole image used"):
+        missed = explain(age_model, photo, method="gradcam", detect=True)
+    assert missed.maps.shape == (1, 200, 300) and missed.faces[0]["face_found"] is False
+
+
+def test_the_settings_say_what_ran_defaults_included(age_model, faces64):
+    """A manifest's settings were {} for the defaults: a reader could not tell steps or channel caps."""
+    e = explain(age_model, faces64[:1], method="integrated-gradients", steps=8)
+    assert e.settings["steps"] == 8 and e.settings["baseline"] == "black"
+    occ = explain(age_model, faces64[:1], method="occlusion")
+    assert occ.settings["window"] == max(2, round(age_model.input_size / 7)) and occ.settings["stride"] >= 1
+    smooth = explain(age_model, faces64[:1], method="smooth-gradcam", n=2)
+    assert (
+        smooth.settings["n"] == 2
+        and smooth.settings["sigma"] == 0.15
+        and smooth.settings["nt_type"] == "smoothgrad"
+    )
+    with pytest.raises(ValueError, match="baseline 'blur'"):
+        explain(age_model, faces64[:1], method="integrated-gradients", baseline="blur")
+    with pytest.raises(ValueError, match="fraction of the 0..255 range"):
+        explain(age_model, faces64[:1], method="smoothgrad", sigma=25)
 
 
 def test_api_mistakes_are_plain_errors(age_model, faces64):

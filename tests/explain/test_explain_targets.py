@@ -74,6 +74,20 @@ def test_callables_become_targets():
     assert resolve_target(mine, OURS) == CallableTarget(mine)
 
 
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda logits, probs, age: logits, r"got shape \(2, 3\)"),  # every class at once, summed
+        (lambda logits, probs, age: 1.0, "got shape a scalar"),
+        (lambda logits, probs, age: logits[:, 7], "failed on dummy inputs"),  # no class 7
+    ],
+)
+def test_a_callable_must_give_one_score_per_image(fn, message):
+    """A reviewer's (N, classes) target was silently explained as the sum of all logits."""
+    with pytest.raises(ValueError, match=message):
+        resolve_target(fn, OURS)
+
+
 def test_scores():
     logits = np.array([[1.0, 5.0, 2.0], [4.0, 0.0, -1.0]], np.float32)
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)

@@ -131,7 +131,12 @@ def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(f
     rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 3}
     assert "random (baseline)" in rows and rows["random (baseline)"].rstrip(" │").endswith("–")
     assert "…" not in res.stdout and "mean rank" in res.stdout  # a log keeps every column, uncut
-    ranking = json.loads((tmp_path / "s" / "scores.json").read_text())["ranking"]
+    saved = json.loads((tmp_path / "s" / "scores.json").read_text())
+    assert saved["meta"]["method_options"]["gradcam"]["batch_size"] == 32  # what ran, defaults included
+    assert {"agelens", "tensorflow", "keras"} <= set(saved["meta"]["versions"])
+    md = (tmp_path / "s" / "scores.md").read_text()
+    assert f"Scored: model `{model}`" in md and "target: each image's predicted class" in md
+    ranking = saved["ranking"]
     assert [r["method"] for r in ranking] == ["gradcam"]
     assert "nan" not in rows["gradcam"]  # a lone method has no rank to show, not "nan"
     text = " ".join(res.stdout.split())  # captions wrap at 80 columns

@@ -164,6 +164,19 @@ def test_ranking_names_the_top_method_never_random() -> None:
     ]
     said = ranking_findings(ranking)
     assert said.short == "Overall ranking: a comes first (mean rank 1.5 over 2 metrics; next: b, 2.5)."
+    ci = {
+        "deletion": {"mean": 0.4, "ci_low": 0.3, "ci_high": 0.5},
+        "insertion": {"mean": 0.6, "ci_low": 0.5, "ci_high": 0.7},
+    }
+    shifted = {k: dict(v, ci_low=v["ci_low"] + 0.05, ci_high=v["ci_high"] + 0.05) for k, v in ci.items()}
+    close = ranking_findings(ranking, {"a": ci, "b": shifted})  # a reviewer saw a "winner" on 6 photos
+    assert close.short.startswith("Overall ranking: no method clearly leads: a has the best mean rank")
+    assert "CIs overlap b's on every metric" in close.short and "comes first" not in close.short
+    apart = {
+        "a": ci,
+        "b": {"deletion": dict(ci["deletion"], ci_low=0.6, ci_high=0.7), "insertion": ci["insertion"]},
+    }
+    assert ranking_findings(ranking, apart).short.startswith("Overall ranking: a comes first")
     tie = ranking_findings([{"method": "a", "mean_rank": 2}, {"method": "b", "mean_rank": 2}])
     assert tie.short.startswith("Overall ranking: a and b share first place")
     for bad in (None, [], [{"method": "a", "mean_rank": 1}], [{"method": "a"}, {"method": "b"}]):
@@ -271,7 +284,7 @@ def test_key_findings_box_for_a_fixture_run(tmp_path: Path) -> None:
     ]
     text = dict((h, t) for t, h in found)
     assert text["evaluation"].startswith("Evaluation: accuracy 80.0% and macro-F1 74.0% on 30 images")
-    assert "gradcam comes first" in text["scores-ranking"]
+    assert "no method clearly leads: gradcam has the best mean rank" in text["scores-ranking"]  # CIs overlap
     assert text["scores-faithfulness"].startswith(
         "Faithfulness: gradcam beats matched random maps on 2 of 2 metrics (95% CI); scorecam on none"
     )

@@ -16,6 +16,7 @@ function in a loop compiles each step once.
 from __future__ import annotations
 
 import inspect
+import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -142,6 +143,40 @@ def _build(am: Any, name: str, layer: Any, options: dict[str, Any]) -> Method:
     return SmoothGrad(method, **smooth_opts) if smooth else method
 
 
+def effective_options(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every option ``method`` runs with: its defaults, overridden by ``options`` (layer aside).
+
+    Why: a saved explanation must say what ran. ``{}`` for "the defaults" would not survive a
+    change of default (Integrated Gradients' steps, Score-CAM's channel cap), and a reader
+    comparing with another library needs the numbers (e.g. ``max_channels=64``).
+    """
+    name = canonical(method)
+    smooth = name.startswith("smooth-") or name == "smoothgrad"
+    out = _defaults(METHODS[name.removeprefix("smooth-")])
+    if smooth:
+        from agelens.explain.gradients import SmoothGrad
+
+        out |= _defaults(SmoothGrad)
+    out.pop("layer", None)
+    return out | {k: v for k, v in (options or {}).items() if k != "layer"}
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """Keyword defaults of ``cls.__init__`` up its MRO while each passes ``**kwargs`` on."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        for p, v in params.items():
+            if v.default is not v.empty and p not in ("self", "model", "method"):
+                out.setdefault(p, v.default)
+        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            break
+    return out
+
+
 def _accepted(cls: type) -> set[str]:
     names: set[str] = set()
     for klass in cls.__mro__:
@@ -206,10 +241,9 @@ def explain(
 
     m = make_method(model, method, layer, **options)
     photos, sources = load_photos(images)
+    faces = None
     if detect:
-        from agelens.model.faces import crop_largest_face
-
-        photos = [crop_largest_face(p)[0] for p in photos]
+        photos, faces = _crop_faces(photos, sources)
     size = m.size
     x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
     res = m.run(x, target)
@@ -228,8 +262,41 @@ def explain(
         ages=res.ages,
         sources=sources,
         model_path=str(m.model.path) if m.model.path else None,
-        settings={k: _jsonable(v) for k, v in options.items()} | ({"detect": True} if detect else {}),
+        settings=_settings(m, options, detect),
+        faces=faces,
     )
+
+
+def _crop_faces(
+    photos: list[np.ndarray], sources: list[str]
+) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Each photo's largest face, framed like the training chips, and what was found; a photo
+    with no face is explained whole, with a warning (as the CLI prints it), never silently."""
+    from agelens.model.faces import crop_largest_face
+
+    crops, faces = [], []
+    for photo, source in zip(photos, sources, strict=True):
+        crop, box = crop_largest_face(photo)
+        face: dict[str, Any] = {
+            "photo_size": [int(photo.shape[1]), int(photo.shape[0])],
+            "face_found": box is not None,
+        }
+        if box is None:
+            warnings.warn(f"{source}: no face found: whole image used", stacklevel=3)
+        else:
+            face["face_box_xywh"] = [int(v) for v in box]
+        crops.append(crop)
+        faces.append(face)
+    return crops, faces
+
+
+def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any]:
+    """What ran, for the manifest: every option, with a default left open (``window=None``) as resolved."""
+    ran = effective_options(m.name, options)
+    for k, v in ran.items():
+        if v is None:
+            ran[k] = getattr(m, k, getattr(getattr(m, "inner", None), k, None))
+    return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect}
 
 
 def _describe(target: Any, names: list[str]) -> str:

@@ -50,7 +50,9 @@ class Explanation:
 
     ``maps`` is an ``(N, H, W)`` float32 array when all images share a size, else a list of
     ``(H_i, W_i)`` arrays, values in [0, 1] (per-image min-max; 0 outside the centred
-    square the model saw). ``images`` are the RGB uint8 photos as given.
+    square the model saw). ``images`` are the RGB uint8 photos as given (the face crops with
+    ``detect=True``); ``faces`` then says per photo whether a face was found, and where
+    (``face_found``, ``face_box_xywh`` in the photo, ``photo_size``), as the CLI's manifest does.
     """
 
     maps: np.ndarray | list[np.ndarray]
@@ -64,6 +66,7 @@ class Explanation:
     sources: list[str] = field(default_factory=list)
     model_path: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    faces: list[dict[str, Any]] | None = None
 
     @property
     def predicted(self) -> np.ndarray:

@@ -191,7 +191,11 @@ class IntegratedGradients(_InputGradient):
             raise ValueError("steps must be at least 1")
         self.steps = int(steps)
         named = {"black": 0.0, "white": 255.0}
-        self.baseline = np.asarray(named.get(baseline, baseline) if isinstance(baseline, str) else baseline)
+        if isinstance(baseline, str) and baseline not in named:
+            raise ValueError(
+                f"baseline {baseline!r}: use 'black', 'white', a grey level 0..255 or an image-shaped array"
+            )
+        self.baseline = np.asarray(named[baseline] if isinstance(baseline, str) else baseline, np.float32)
         self._chunks: dict = {}
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
@@ -257,8 +261,11 @@ class SmoothGrad(Method):
     def __init__(
         self, method: Method, *, n: int = 25, sigma: float = 0.15, seed: int = 0, nt_type: str = "smoothgrad"
     ) -> None:
-        if n < 1 or sigma < 0:
-            raise ValueError("SmoothGrad needs n >= 1 and sigma >= 0")
+        if n < 1 or not 0 <= sigma <= 1:
+            raise ValueError(
+                f"SmoothGrad needs n >= 1 and 0 <= sigma <= 1 (a fraction of the 0..255 range: "
+                f"0.15 is 38 grey levels), got n={n}, sigma={sigma}"
+            )
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}, got {nt_type!r}")
         if nt_type == "vargrad" and n < 2:

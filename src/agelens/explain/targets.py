@@ -113,12 +113,40 @@ class AgeTarget:
 
 @dataclass(frozen=True)
 class CallableTarget:
-    """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops."""
+    """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops.
+
+    The result must be one score per image: a ``(N, classes)`` result would otherwise be summed
+    by the gradient, explaining every class at once without a word, so its shape is checked
+    (when the graph is traced) and a wrong one is a ``ValueError`` naming the function.
+    """
 
     fn: Callable[..., Any]
 
     def __call__(self, logits: Any, probs: Any, age: Any = None) -> Any:
         return self.fn(logits, probs, age)
+
+    def checked(self, n_classes: int) -> CallableTarget:
+        """``self`` once the function, run eagerly on two dummy images, returns one score per image.
+
+        A ``(N, classes)`` result would be summed by the gradient, explaining every class at once
+        without a word; checked here, before any graph is traced, the error is one plain line.
+        """
+        import tensorflow as tf
+
+        logits = tf.zeros((2, n_classes))
+        try:
+            out = self.fn(logits, tf.nn.softmax(logits), tf.zeros((2,)))
+        except Exception as e:  # noqa: BLE001 - the user's code: any failure is reported as theirs
+            raise ValueError(
+                f"target {self.describe([])} failed on dummy inputs: {type(e).__name__}: {e}"
+            ) from None
+        shape = tuple(getattr(out, "shape", ()))
+        if shape != (2,):
+            raise ValueError(
+                f"target {self.describe([])}: must return one score per image, shape (N,); got shape "
+                f"{shape or 'a scalar'} for N = 2 (pick a column, e.g. logits[:, 2])"
+            )
+        return self
 
     def describe(self, class_names: Sequence[str]) -> str:
         return getattr(self.fn, "__name__", "custom")
@@ -141,7 +169,7 @@ def resolve_target(spec: Any, model: Any) -> Target:
     if isinstance(spec, AgeTarget):
         return _check_age(spec, model)
     if isinstance(spec, CallableTarget):
-        return spec
+        return spec.checked(len(names))
     if spec is None:
         return ClassTarget(None)
     if isinstance(spec, list | tuple | np.ndarray):
@@ -149,7 +177,7 @@ def resolve_target(spec: Any, model: Any) -> Target:
     if isinstance(spec, int | np.integer):
         return ClassTarget(int(spec)).resolved(names)
     if callable(spec):
-        return CallableTarget(spec)
+        return CallableTarget(spec).checked(len(names))
     if not isinstance(spec, str):
         raise TypeError(f"target must be a class, a list, a string or a callable, not {type(spec).__name__}")
     text = spec.strip()

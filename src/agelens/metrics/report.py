@@ -116,6 +116,25 @@ class ScoreTable:
             "skipped": self.skipped,
         }
 
+    def _what_was_scored(self) -> list[str]:
+        """One line naming what the numbers are about (model, data, layer, target), when known."""
+        m = self.meta
+        parts = [
+            f"model `{m['model']}`" if m.get("model") else None,
+            f"data `{m['data']}`" + (f" (held-out photos of `{m['holdout']}`)" if m.get("holdout") else "")
+            if m.get("data")
+            else None,
+            f"CAM layer `{m['cam_layer']}`" if m.get("cam_layer") else None,
+            f"target: each image's {m['explained']}" if m.get("explained") else None,
+            f"seed {m['seed']}" if "seed" in m else None,
+        ]
+        said = [p for p in parts if p]
+        return (
+            ["Scored: " + "; ".join(said) + ". Method options and versions are in scores.json.", ""]
+            if said
+            else []
+        )
+
     def to_markdown(self) -> str:
         names = [m["name"] for m in self.metrics]
         head = "| method | " + " | ".join(f"{n} {arrow(self.direction(n))}" for n in names) + " | mean rank |"
@@ -127,6 +146,7 @@ class ScoreTable:
             f"{self.meta.get('n_images', '?')} images; mean [95% bootstrap CI]; ↑ higher is better, "
             "↓ lower is better. `random (baseline)` = uniform pixel-noise maps, for reference: not ranked.",
             "",
+            *self._what_was_scored(),
             head,
             sep,
         ]
@@ -295,11 +315,43 @@ def score_methods(
     table.baselines = {k: v for k, v in table.baselines.items() if v}
     table.gallery = extreme_cases(probs, labels)
     table.meta.update(
-        n_images=n, size=x.shape[1], seed=seed, n_boot=n_boot, explained=explained, class_names=class_names
+        n_images=n,
+        size=x.shape[1],
+        seed=seed,
+        n_boot=n_boot,
+        explained=explained,
+        class_names=class_names,
+        method_options={name: _ran_with(name, seed, layer) for name in names},
+        versions=_versions(),
     )
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _ran_with(name: str, seed: int, layer: Any) -> dict[str, Any] | None:
+    """Every option a registered method ran with, defaults included (None for a custom explainer)."""
+    from agelens.explain.api import effective_options
+
+    opts = _method_options(name, seed, layer)
+    try:
+        return {
+            k: v for k, v in effective_options(name, opts).items() if isinstance(v, str | int | float | bool)
+        }
+    except (KeyError, ValueError):  # random maps, or a custom explainer's name
+        return {k: v for k, v in opts.items() if k != "layer"} if name == RANDOM else None
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    from agelens import __version__
+
+    return {"agelens": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version()}  # fmt: skip
 
 
 def _method_options(name: str, seed: int, layer: Any) -> dict[str, Any]:

@@ -188,8 +188,13 @@ def vs_random_findings(
 # --- overall ranking ------------------------------------------------------------------------------
 
 
-def ranking_findings(ranking: Any) -> Said:
-    """The top of the overall ranking (never the random baseline), with its mean rank."""
+def ranking_findings(ranking: Any, scores: Any = None) -> Said:
+    """The top of the overall ranking (never the random baseline), with its mean rank.
+
+    A mean rank orders means; it is not a test. With ``scores`` (method -> metric -> mean and CI),
+    a lone leader is checked against the runner-up: when their 95% CIs overlap on every ranked
+    metric, the finding says the order is not established rather than naming a winner.
+    """
     rows = [
         r
         for r in (ranking if isinstance(ranking, list) else [])
@@ -212,8 +217,33 @@ def ranking_findings(ranking: Any) -> Said:
         detail = (
             f"(mean rank {rank_text(best)} {over}; next: {nxt.get('method')}, {rank_text(nxt['mean_rank'])})"
         )
+        apart = _separated(scores, top[0], str(nxt.get("method")), rows[0].get("ranks"))
+        if apart is not None and not apart:
+            said = f"no method clearly leads: {top[0]} has the best mean rank"
+            detail += f", but its 95% CIs overlap {nxt.get('method')}'s on every metric"
     sentence = f"{said} in the overall ranking {detail}; 1 = best on a metric, random maps are not ranked."
     return Said([sentence], f"Overall ranking: {said} {detail}.")
+
+
+def _separated(scores: Any, a: str, b: str, ranks: Any) -> list[str] | None:
+    """The ranked metrics on which ``a``'s and ``b``'s 95% CIs do not overlap; None if unknown."""
+    if not isinstance(scores, dict) or not isinstance(ranks, dict):
+        return None
+    sa, sb = scores.get(a), scores.get(b)
+    if not isinstance(sa, dict) or not isinstance(sb, dict):
+        return None
+    out = []
+    for metric in ranks:
+        x, y = sa.get(metric), sb.get(metric)
+        bounds = [
+            number(v.get(k)) if isinstance(v, dict) else None for v in (x, y) for k in ("ci_low", "ci_high")
+        ]
+        if any(v is None for v in bounds):
+            return None
+        lo_a, hi_a, lo_b, hi_b = bounds
+        if hi_a < lo_b or hi_b < lo_a:
+            out.append(metric)
+    return out
 
 
 # --- sanity ---------------------------------------------------------------------------------------

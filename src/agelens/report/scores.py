@@ -255,7 +255,7 @@ def _structured(scores: dict) -> list[Section]:
     if ranking and out:
         overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
         out.insert(0, _ranking_section(overall))
-        _say(out[0], ranking_findings(ranking))
+        _say(out[0], ranking_findings(ranking, scores.get("scores")))
     extra = {
         k: v
         for k, v in scores.items()
