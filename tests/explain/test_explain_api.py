@@ -48,6 +48,11 @@ def test_same_sized_photos_give_an_array_and_match_attribute(age_model):
 def test_agelens_explain_is_callable_both_ways(age_model):
     e = agelens.explain(age_model, _photo(64, 64, 0))
     assert isinstance(e, Explanation) and e.maps.shape == (1, 64, 64)
+    import inspect
+
+    import agelens.explain as package  # once imported, the attribute is the package: same signature
+
+    assert list(inspect.signature(package).parameters)[:3] == ["model", "images", "method"]
 
 
 def test_to_photo_inverts_the_centre_crop():

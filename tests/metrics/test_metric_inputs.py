@@ -155,6 +155,19 @@ def test_targets_are_range_checked_before_predicting_when_the_model_says_its_cla
         Deletion()(x[:2], quadrant_maps(2), [0, 2], predict_fn=model)
 
 
+def test_a_class_name_or_one_index_means_every_image_as_in_explain(squares_model) -> None:
+    """explain takes target="old"; the metrics refused names and wanted one index per image."""
+    model, x, _ = squares_model
+    maps = quadrant_maps(3)
+    name = model.class_names[1]
+    by_index = Deletion()(x[:3], maps, [1, 1, 1], predict_fn=model)
+    np.testing.assert_allclose(Deletion()(x[:3], maps, name, predict_fn=model), by_index)
+    np.testing.assert_allclose(Deletion()(x[:3], maps, [name] * 3, predict_fn=model), by_index)
+    np.testing.assert_allclose(Deletion()(x[:3], maps, 1, predict_fn=model), by_index)
+    with pytest.raises(ValueError, match="unknown class 'nope'; the model's classes are"):
+        Deletion()(x[:3], maps, "nope", predict_fn=model)
+
+
 # ----------------------------------------------------------------------------- 5. probabilities
 
 

@@ -8,6 +8,7 @@ convenience functions are :func:`explain` (photos of any size -> :class:`Explana
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,13 @@ class _CallablePackage(types.ModuleType):
         from agelens.explain.api import explain
 
         return explain(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """:func:`explain`'s, so IDE and notebook tooltips show its parameters on either spelling."""
+        from agelens.explain.api import explain
+
+        return inspect.signature(explain)
 
 
 sys.modules[__name__].__class__ = _CallablePackage

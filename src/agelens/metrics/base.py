@@ -163,6 +163,7 @@ class Metric(ABC):
                 + "; ".join(HOW_TO_GET[k] for k in missing)
             )
         n_classes = None
+        targets = class_indices(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
         if ctx.predict_fn is not None:
             from agelens.metrics.adapters import resolve_predict_fn  # adapters import this module
 
@@ -258,6 +259,22 @@ def n_classes_of(model: Any) -> int | None:
     return (len(names) or None) if names is not None else None
 
 
+def class_indices(targets: Any, class_names: Any) -> Any:
+    """Class names in ``targets`` (one, or one per image) as indices into ``class_names``.
+
+    ``explain`` takes ``target="old"``; the metrics take the same, given a model that names its
+    classes. Anything else is returned as it is, for :func:`check_targets` to judge.
+    """
+    t = np.asarray(targets)
+    if class_names is None or t.dtype.kind not in "U" or not t.size:
+        return targets
+    names = [str(n) for n in class_names]
+    unknown = sorted({str(v) for v in t.reshape(-1)} - set(names))
+    if unknown:
+        raise ValueError(f"targets: unknown class {unknown[0]!r}; the model's classes are {', '.join(names)}")
+    return np.vectorize(names.index, otypes=[np.int64])(t)
+
+
 def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndarray:
     """``(n,)`` int64 class indices in ``[0, n_classes)``; a clear ValueError otherwise.
 
@@ -276,6 +293,8 @@ def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndar
     if t.dtype.kind == "f" and (not np.all(np.isfinite(t)) or np.any(t != np.round(t))):
         raise ValueError("targets must be integer class indices, got non-integer values")
     t = t.astype(np.int64)
+    if t.shape[0] == 1 and n > 1:  # one class for every image, as explain's target="old" means
+        t = np.repeat(t, n)
     if t.shape[0] != n:
         raise ValueError(f"{t.shape[0]} targets for {n} images")
     if t.size and t.min() < 0:
