@@ -191,3 +191,21 @@ def test_noise_tunnel_type_is_checked():
         make_method(model, "smoothgrad", nt_type="vargrad", n=1)
     with pytest.raises(TypeError, match="nt_type"):
         make_method(model, "gradcam", nt_type="vargrad")  # only smooth-* methods take it
+
+
+def test_integrated_gradients_signed_attributions_are_exact_on_a_linear_model():
+    """For a linear logit, IG is (x - baseline) x weight exactly: signs kept, completeness delta ~0."""
+    inp = keras.Input((8, 8, 3))
+    dense = keras.layers.Dense(2, name="logits")
+    out = keras.layers.Activation("softmax")(dense(keras.layers.Flatten()(inp)))
+    model = keras.Model(inp, out)
+    w = np.random.default_rng(0).normal(size=(8 * 8 * 3,)).astype(np.float32) / 100
+    dense.set_weights([np.stack([-w, w], axis=1), np.zeros(2, np.float32)])
+    x = np.random.default_rng(1).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
+    ig = make_method(model, "integrated-gradients", steps=4)
+    attr = ig.signed(x, "class 1")
+    # no Rescaling layer: agelens feeds such a plain model x / 255, so the logit is w . x / 255
+    np.testing.assert_allclose(attr, x * w.reshape(8, 8, 3) / 255, rtol=1e-4, atol=1e-6)
+    assert (attr < 0).any() and (attr > 0).any()  # the [0, 1] maps hide this direction
+    np.testing.assert_allclose(ig.convergence_delta(x, "class 1"), 0.0, atol=1e-4)
+    np.testing.assert_allclose(ig.signed(x, "class 0"), -attr, rtol=1e-4, atol=1e-6)

@@ -56,6 +56,12 @@ def test_engine_options(engine) -> None:
     assert engine.methods[0] == "gradcam" and "scorecam" in engine.methods
     assert engine.layers[:4] == ["last-conv", "early", "mid", "late"] and "out_relu" in engine.layers
     assert engine.targets[0] == "predicted class" and engine.targets[1:4] == ["young", "middle-aged", "old"]
+    assert engine.targets[4:6] == ["old-young", "young-old"]  # the CLI's contrast, offered in the app too
+
+
+def test_a_contrast_target_explains_the_difference(engine, photo) -> None:
+    exp = engine.explain(photo, "gradcam", "last-conv", "old-young")
+    assert exp.target == "old minus young" and np.isfinite(np.asarray(exp.maps)).all()
 
 
 def test_layer_choices_are_the_activation_outputs_and_other_names_still_work(engine, photo) -> None:

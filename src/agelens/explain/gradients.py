@@ -27,6 +27,7 @@ from keras import ops
 from agelens.explain.base import (
     CLASS_SPEC,
     Method,
+    _as_batch,
     as_list,
     compiled,
     image_spec,
@@ -199,6 +200,11 @@ class IntegratedGradients(_InputGradient):
         self._chunks: dict = {}
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        attr, _, (_, probs, age) = self._signed(x, classes, target)
+        return ops.abs(ops.sum(attr, axis=-1)), probs, age
+
+    def _signed(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, tuple[Any, Any, Any]]:
+        """``(attributions (n, S, S, 3), the classes explained, clean outputs)`` for one batch."""
         logits, probs, age = self.outputs(x)
         fixed = resolve_classes(classes, logits)
         base = tf.broadcast_to(tf.constant(self.baseline, tf.float32), tf.shape(x))
@@ -206,8 +212,42 @@ class IntegratedGradients(_InputGradient):
         chunk = max(1, self.max_batch // int(x.shape[0]))
         step = self.cached_step(self._chunks, target, self._chunk_step)
         total = tf.add_n([step(x, base, alphas[c : c + chunk], fixed) for c in range(0, self.steps, chunk)])
-        attr = (x - base) * total / self.steps
-        return ops.abs(ops.sum(attr, axis=-1)), probs, age
+        return (x - base) * total / self.steps, fixed, (logits, probs, age)
+
+    def signed(self, images: Any, target: Any = None) -> np.ndarray:
+        """Signed, unnormalised attributions ``(N, S, S, 3)`` in units of the target's score.
+
+        The maps from :meth:`attribute` are ``|channel sum|`` scaled to [0, 1] per image, which
+        hides direction: pixels that lower an ``age`` or ``old-young`` score look like pixels that
+        raise it. These are ``(x - baseline) x mean path gradient`` as the paper defines them;
+        their sum over an image approximates ``score(x) - score(baseline)`` (completeness, checked
+        by :meth:`convergence_delta`). ``images``: model-sized RGB in 0..255, as for ``attribute``.
+        """
+        return self._batched(images, target)[0]
+
+    def convergence_delta(self, images: Any, target: Any = None) -> np.ndarray:
+        """``sum(signed attributions) - (score(x) - score(baseline))`` per image (captum's
+        ``return_convergence_delta``): near 0 when ``steps`` is enough; raise ``steps`` if not."""
+        return self._batched(images, target)[1]
+
+    def _batched(self, images: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = _as_batch(images, self.size)
+        resolved = resolve_target(target, self.model)
+        n = int(x.shape[0])
+        classes = resolved.class_vector(n) if isinstance(resolved, ClassTarget) else np.zeros(n, np.int32)
+        attrs, deltas = [], []
+        for lo in range(0, n, self.batch_size):
+            xb = x[lo : lo + self.batch_size]
+            attr, fixed, (logits, probs, age) = self._signed(
+                xb, tf.constant(classes[lo : lo + len(xb)]), resolved
+            )
+            base = tf.broadcast_to(tf.constant(self.baseline, tf.float32), tf.shape(xb))
+            want = score(resolved, logits, probs, age, fixed) - score(resolved, *self.outputs(base), fixed)
+            attrs.append(np.asarray(attr, np.float32))
+            deltas.append(np.asarray(tf.reduce_sum(attr, axis=(1, 2, 3)) - want, np.float32))
+        if not attrs:
+            return np.zeros((0, self.size, self.size, 3), np.float32), np.zeros((0,), np.float32)
+        return np.concatenate(attrs), np.concatenate(deltas)
 
     def _chunk_step(self, target: Target) -> Any:
         grad = self._grad_step(target)

@@ -191,6 +191,9 @@ def build_engine(model: Any, workdir: Path) -> Engine:
 
     methods = sorted(list_methods(), key=lambda n: n != "gradcam")  # the default first, order kept
     targets = ["predicted class", *model.class_names]
+    names = list(model.class_names)
+    if len(names) >= 2:  # the contrast the CLI's --target old-young gives: what separates the extremes
+        targets += [f"{names[-1]}-{names[0]}", f"{names[0]}-{names[-1]}"]
     if getattr(model, "has_age", False):
         targets.append("age")
     from agelens.explain.layers import default_layer_spec
