@@ -156,3 +156,23 @@ def test_a_demo_run_folder_never_holds_a_page_when_its_report_is_written(tmp_pat
     prepare_out(out, force=True)  # demo --force: the earlier page goes with the earlier run
     assert not (out / "report.html").exists()
     assert write_report(out) == out / "report.html"
+
+
+def test_a_score_or_evaluate_folder_shows_the_card_of_the_model_it_names(tmp_path: Path) -> None:
+    """An explain folder's page showed the model card; a score folder's said "no model card"."""
+    from report_factory import scores_json
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "MODEL_CARD.md").write_text("# Model card: mine\n\nTrained on my photos.\n")
+    scores = scores_json()
+    scores.setdefault("meta", {})["model"] = str(models / "mine.keras")
+    write_json(tmp_path / "sc" / "scores.json", scores)
+    html = render_report(tmp_path / "sc")
+    assert "model-card" in _ids(html) and "Trained on my photos." in html
+    ev = _evaluate_out(tmp_path / "ev")
+    metrics = ev / "metrics.json"
+    metrics.write_text(
+        metrics.read_text().replace("{", '{"model": "' + str(models / "mine.keras") + '", ', 1)
+    )
+    assert "Trained on my photos." in render_report(ev)

@@ -103,7 +103,7 @@ def render_report(run_dir: Path) -> str:
         s
         for s in (
             _overview(manifest, told["run"]),
-            _model_card(run_dir, told["run"], manifest),
+            _model_card(run_dir, told["run"], manifest or _model_named_in(run_dir)),
             _evaluation(run_dir, told["evaluation"]),
             _gallery_section(run_dir, manifest, told["explain"]),
             scores_section(run_dir, told["scores"]),
@@ -262,6 +262,28 @@ def _model_card(run_dir: Path, notes: Notes, manifest: Any = None) -> Section | 
         notes.add("Model card: no model_card.md or model_card.json.")
         return None
     return Section("model-card", "Model card", tables=tables_from_json(card, ""))
+
+
+def _model_named_in(run_dir: Path) -> dict[str, Any] | None:
+    """``{"model": path}`` from a score (``scores.json`` meta) or evaluate (``metrics.json``) folder.
+
+    Those folders have no run manifest, but they name their model; its card belongs on their
+    page as much as on an explain folder's. Unreadable files are left to their own sections.
+    """
+    import json
+
+    for name, keys in (("scores.json", ("meta", "model")), ("metrics.json", ("model",))):
+        try:
+            value: Any = json.loads(
+                (evaluation_dir(run_dir) if name == "metrics.json" else run_dir).joinpath(name).read_text()
+            )
+        except (OSError, ValueError):
+            continue
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return {"model": value}
+    return None
 
 
 def _card_beside_model(manifest: Any) -> Path | None:
