@@ -100,38 +100,3 @@ def test_top_level_help_leads_with_the_first_steps():
     commands = ["demo", "explain", "predict", "app", "train", "evaluate", "layers", "score", "report", "data"]
     assert [c for c in listed if c in commands] == commands
     assert out.index("agelens demo") < out.index("agelens explain")
-
-
-_PROBE = """
-import sys
-from agelens.cli.main import run
-sys.argv = ["agelens", *sys.argv[1:]]
-try:
-    run()
-except SystemExit as e:
-    print("exit", e.code, "tensorflow loaded:", "tensorflow" in sys.modules)
-"""
-
-
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (["explain", "{tmp}/empty"], "no photos found in"),
-        (["explain", "{tmp}/missing.jpg"], "missing.jpg: file not found"),
-        (["predict", "{tmp}/missing.jpg"], "no image could be read"),
-        (["predict", "{tmp}/empty"], "no images found in"),
-        (["layers", "--model", "{tmp}/missing.keras"], "missing.keras: file not found (--model)"),
-        (["score", "{tmp}/missing"], "missing: no such file or folder"),
-        (["score", "{tmp}/empty", "--model", "{tmp}/m.keras"], "m.keras: file not found (--model)"),
-        (["score", "{tmp}/empty", "--holdout", "{tmp}/split.json"], "split.json: file not found (--holdout)"),
-    ],
-)
-def test_a_bad_path_is_refused_before_tensorflow_loads(tmp_path, args, words):
-    """TensorFlow takes seconds to start: a typo in a path must not wait for it (it took 18 s)."""
-    import subprocess
-
-    (tmp_path / "empty").mkdir()
-    argv = [a.format(tmp=tmp_path) for a in args]
-    res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120)
-    assert words in res.stderr, res.stderr
-    assert res.stdout.strip() == "exit 1 tensorflow loaded: False", res.stdout + res.stderr
