@@ -23,7 +23,7 @@ def demo_command(
             "--real", help="Your photos (files, folders, globs): explain them with the shipped model."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for faces, split and training.")] = 0,
 ) -> None:
     """Run the whole pipeline and write one self-contained HTML report.

@@ -62,7 +62,8 @@ def score_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample, tie-breaks, noise and bootstrap.")] = 0,
     force: Annotated[
-        bool, typer.Option(help="Replace an earlier run in --out (its files; others are left alone).")
+        bool,
+        typer.Option("--force", help="Replace an earlier run in --out (its files; others are left alone)."),
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
     holdout: Annotated[
