@@ -34,8 +34,8 @@ def completeness_gaps(model, x: np.ndarray, steps: int) -> np.ndarray:
     from agelens.explain.api import make_method
 
     ig = make_method(model, "integrated-gradients", steps=steps)
-    delta = ig.convergence_delta(x)  # sum(attributions) - (score(x) - score(black))
-    want = ig.signed(x).sum(axis=(1, 2, 3)) - delta
+    attr, delta = ig.signed(x, return_convergence_delta=True)  # delta: sum(attr) - (score(x) - score(black))
+    want = attr.sum(axis=(1, 2, 3)) - delta
     return np.abs(delta) / np.maximum(np.abs(want), 1e-6)
 
 

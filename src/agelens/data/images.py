@@ -288,6 +288,19 @@ def fit_square(a: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interp)
 
 
+def fit_longest_side(a: np.ndarray, max_side: int, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """``a`` (H x W or H x W x C) resized so its longest side is at most ``max_side``; as is when it fits.
+
+    The one rule for "small enough to draw, store or search": panels, stored maps, the app's
+    working copy and the face detector's retry all shrink this way (area-averaged by default).
+    """
+    h, w = a.shape[:2]
+    if max(h, w) <= max_side:
+        return a
+    s = max_side / max(h, w)
+    return cv2.resize(a, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interpolation)
+
+
 def load_batch(
     paths: Iterable[str | Path], size: int, workers: int | None = None
 ) -> tuple[np.ndarray, list[Path], list[Problem]]:

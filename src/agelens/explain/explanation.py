@@ -171,27 +171,28 @@ def fit_map(m: np.ndarray, max_side: int) -> np.ndarray:
 
     Resize it back with ``cv2.resize(stored, size)`` to lay it over the full photo.
     """
-    h, w = m.shape[:2]
-    if max(h, w) <= max_side:
+    from agelens.data.images import fit_longest_side
+
+    if max(m.shape[:2]) <= max_side:
         return m
-    import cv2
-
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.clip(cv2.resize(m, size, interpolation=cv2.INTER_AREA), 0.0, 1.0).astype(np.float32)
+    return np.clip(fit_longest_side(m, max_side), 0.0, 1.0).astype(np.float32)
 
 
-def manifest_header(model_path: str | None) -> dict[str, Any]:
+def versions() -> dict[str, str]:
+    """agelens, Keras, TensorFlow and Python versions: what every saved result records."""
     import keras
     import tensorflow as tf
 
     return {
-        "agelens_version": __version__,
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "python_version": platform.python_version(),
-        "model": model_path,
+        "agelens": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
     }
+
+
+def manifest_header(model_path: str | None) -> dict[str, Any]:
+    return {f"{k}_version": v for k, v in versions().items()} | {"model": model_path}
 
 
 CONVENTIONS = {

@@ -214,7 +214,9 @@ class IntegratedGradients(_InputGradient):
         total = tf.add_n([step(x, base, alphas[c : c + chunk], fixed) for c in range(0, self.steps, chunk)])
         return (x - base) * total / self.steps, fixed, (logits, probs, age)
 
-    def signed(self, images: Any, target: Any = None) -> np.ndarray:
+    def signed(
+        self, images: Any, target: Any = None, return_convergence_delta: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Signed, unnormalised attributions ``(N, S, S, 3)`` in units of the target's score.
 
         The maps from :meth:`attribute` are ``|channel sum|`` scaled to [0, 1] per image, which
@@ -222,8 +224,10 @@ class IntegratedGradients(_InputGradient):
         raise it. These are ``(x - baseline) x mean path gradient`` as the paper defines them;
         their sum over an image approximates ``score(x) - score(baseline)`` (completeness, checked
         by :meth:`convergence_delta`). ``images``: model-sized RGB in 0..255, as for ``attribute``.
+        ``return_convergence_delta`` (captum's name) returns ``(attributions, delta)`` from one pass.
         """
-        return self._batched(images, target)[0]
+        attr, delta = self._batched(images, target)
+        return (attr, delta) if return_convergence_delta else attr
 
     def convergence_delta(self, images: Any, target: Any = None) -> np.ndarray:
         """``sum(signed attributions) - (score(x) - score(baseline))`` per image (captum's

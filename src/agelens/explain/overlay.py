@@ -127,12 +127,12 @@ def panel_figure(
 
 def _shrunk(image: np.ndarray, heatmap: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (area-averaged) and ``heatmap`` at the same new size, longest side at most ``max_side``."""
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
+    from agelens.data.images import fit_longest_side
+
+    small = fit_longest_side(np.asarray(image, np.uint8), max_side)
+    if small.shape == image.shape:
         return image, heatmap
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    small = cv2.resize(np.asarray(image, np.uint8), size, interpolation=cv2.INTER_AREA)
+    size = (small.shape[1], small.shape[0])
     return small, cv2.resize(np.asarray(heatmap, np.float32), size, interpolation=cv2.INTER_AREA)
 
 

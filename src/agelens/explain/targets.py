@@ -113,12 +113,8 @@ class AgeTarget:
 
 @dataclass(frozen=True)
 class CallableTarget:
-    """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops.
-
-    The result must be one score per image: a ``(N, classes)`` result would otherwise be summed
-    by the gradient, explaining every class at once without a word, so its shape is checked
-    (when the graph is traced) and a wrong one is a ``ValueError`` naming the function.
-    """
+    """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops; :meth:`checked`
+    refuses one that does not give one score per image."""
 
     fn: Callable[..., Any]
 

@@ -266,7 +266,7 @@ def class_indices(targets: Any, class_names: Any) -> Any:
     classes. Anything else is returned as it is, for :func:`check_targets` to judge.
     """
     t = np.asarray(targets)
-    if class_names is None or t.dtype.kind not in "U" or not t.size:
+    if class_names is None or t.dtype.kind != "U" or not t.size:
         return targets
     names = [str(n) for n in class_names]
     unknown = sorted({str(v) for v in t.reshape(-1)} - set(names))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from agelens.explain.explanation import versions
 from agelens.metrics._io import atomic_write_text, dumps
 from agelens.metrics.adapters import RANDOM, method_explainer, method_model_explainer, predict_fn_of
 from agelens.metrics.base import (
@@ -322,7 +323,7 @@ def score_methods(
         explained=explained,
         class_names=class_names,
         method_options={name: _ran_with(name, seed, layer) for name in names},
-        versions=_versions(),
+        versions=versions(),
     )
     if out_dir is not None:
         table.write(out_dir)
@@ -340,18 +341,6 @@ def _ran_with(name: str, seed: int, layer: Any) -> dict[str, Any] | None:
         }
     except (KeyError, ValueError):  # random maps, or a custom explainer's name
         return {k: v for k, v in opts.items() if k != "layer"} if name == RANDOM else None
-
-
-def _versions() -> dict[str, str]:
-    import platform
-
-    import keras
-    import tensorflow as tf
-
-    from agelens import __version__
-
-    return {"agelens": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version()}  # fmt: skip
 
 
 def _method_options(name: str, seed: int, layer: Any) -> dict[str, Any]:

@@ -66,14 +66,9 @@ def square(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
 
 def shrink(image: np.ndarray, side: int = MAX_WORK_SIDE) -> np.ndarray:
     """``image`` with its longest side at most ``side`` px (area-averaged); smaller ones untouched."""
-    import cv2
+    from agelens.data.images import fit_longest_side
 
-    h, w = image.shape[:2]
-    s = side / max(h, w)
-    if s >= 1:
-        return image
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return fit_longest_side(image, side)
 
 
 def figure_to_array(fig: Any) -> np.ndarray:

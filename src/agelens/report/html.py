@@ -268,17 +268,12 @@ def _model_named_in(run_dir: Path) -> dict[str, Any] | None:
     """``{"model": path}`` from a score (``scores.json`` meta) or evaluate (``metrics.json``) folder.
 
     Those folders have no run manifest, but they name their model; its card belongs on their
-    page as much as on an explain folder's. Unreadable files are left to their own sections.
+    page as much as on an explain folder's. Unreadable files are noted by their own sections.
     """
-    import json
-
-    for name, keys in (("scores.json", ("meta", "model")), ("metrics.json", ("model",))):
-        try:
-            value: Any = json.loads(
-                (evaluation_dir(run_dir) if name == "metrics.json" else run_dir).joinpath(name).read_text()
-            )
-        except (OSError, ValueError):
-            continue
+    sources = ((scores_dir(run_dir) / "scores.json", ("meta", "model")),
+               (evaluation_dir(run_dir) / "metrics.json", ("model",)))  # fmt: skip
+    for path, keys in sources:
+        value = read_json(path, Notes(), "")
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, str) and value:
