@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agelens.cli.common import counted, fresh_out
+from agelens.cli.common import counted, fresh_out, say_fresh_out
 
 
 def test_without_out_a_second_run_gets_the_next_free_folder(tmp_path: Path, capsys) -> None:
@@ -13,8 +13,13 @@ def test_without_out_a_second_run_gets_the_next_free_folder(tmp_path: Path, caps
     default.mkdir(parents=True)
     assert fresh_out(None, default, force=False) == default  # an empty folder is free
     (default / "manifest.json").write_text("{}")
-    assert fresh_out(None, default, force=False) == tmp_path / "outputs" / "explain-2"
+    chosen = fresh_out(None, default, force=False)
+    assert chosen == tmp_path / "outputs" / "explain-2"
+    assert capsys.readouterr().err == ""  # said only once the run's inputs proved usable
+    say_fresh_out(None, chosen, default)
     assert "outputs/explain holds an earlier run" in capsys.readouterr().err.replace("\\", "/")
+    say_fresh_out(chosen, chosen, default)  # --out named it: nothing to explain
+    assert capsys.readouterr().err == ""
     (tmp_path / "outputs" / "explain-2").mkdir()
     (tmp_path / "outputs" / "explain-2" / "x.png").write_bytes(b"")
     assert fresh_out(None, default, force=False) == tmp_path / "outputs" / "explain-3"

@@ -226,3 +226,17 @@ def test_nothing_readable_is_one_clear_line_and_exit_1(model_file, photos, tmp_p
                               "--model", str(model_file), "-o", str(tmp_path / "b")])  # fmt: skip
     assert two.exit_code == 1 and "nothing to explain: all 2 photos were unreadable" in two.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_failed_run_announces_no_fresh_folder(model_file, photos, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    earlier = tmp_path / "outputs" / "explain"
+    earlier.mkdir(parents=True)
+    (earlier / "manifest.json").write_text("{}")
+    result = runner.invoke(app, ["explain", str(photos / "broken.jpg"), "--model", str(model_file)])
+    assert result.exit_code == 1 and "nothing to explain" in result.output
+    assert "explain-2" not in result.output and not (tmp_path / "outputs" / "explain-2").exists()
+    ok = runner.invoke(app, ["explain", str(photos / "b.png"), "--model", str(model_file)])
+    assert ok.exit_code == 0, ok.output
+    assert "writing to outputs/explain-2" in ok.output.replace("\\", "/")
+    assert (tmp_path / "outputs" / "explain-2" / "manifest.json").is_file()

@@ -148,6 +148,8 @@ def fresh_out(out: Path | None, default: Path, force: bool, marker: str | None =
     the first run's folder; an explicit ``--out`` keeps the strict rule (new or empty, or
     ``--force``), and ``--force`` without ``--out`` reuses ``default``. A folder holds a run when
     it has any file, or the ``marker`` file when one is named (score writes beside other files).
+    Silent: the caller says where it writes (:func:`say_fresh_out`) once the inputs proved
+    usable, so a run that fails on its photos never announces a folder it will not write.
     """
     if out is not None:
         return out
@@ -162,11 +164,16 @@ def fresh_out(out: Path | None, default: Path, force: bool, marker: str | None =
     k = 2
     while holds_run(chosen := default.with_name(f"{default.name}-{k}")):
         k += 1
-    typer.echo(
-        f"{default} holds an earlier run: writing to {chosen} (--out to choose, --force to reuse it)",
-        err=True,
-    )
     return chosen
+
+
+def say_fresh_out(given: Path | None, out: Path, default: Path) -> None:
+    """Tell the user when :func:`fresh_out` chose ``default-2``... because no ``--out`` was ``given``."""
+    if given is None and out != default:
+        typer.echo(
+            f"{default} holds an earlier run: writing to {out} (--out to choose, --force to reuse it)",
+            err=True,
+        )
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

@@ -23,6 +23,7 @@ from agelens.cli.common import (
     check_model_path,
     counted,
     fresh_out,
+    say_fresh_out,
     load_cli_model,
     prediction_line,
 )
@@ -163,7 +164,7 @@ def explain_command(
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
     methods = _methods(method)  # a typo in an option is reported before the output folder's state
     _check_cmap(cmap)
-    out = fresh_out(out, DEFAULT_OUT, force)
+    given, out = out, fresh_out(out, DEFAULT_OUT, force)
     try:
         check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
@@ -186,6 +187,7 @@ def explain_command(
     if not images:
         which = "the only photo was" if len(paths) == 1 else f"all {len(paths)} photos were"
         raise _fail(f"nothing to explain: {which} unreadable")
+    say_fresh_out(given, out, DEFAULT_OUT)
     files, predictions = _run(
         am, images, sources, faces, problems, methods, layer, target, filters, out, force, cmap, alpha
     )

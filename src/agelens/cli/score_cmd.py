@@ -20,6 +20,7 @@ from agelens.cli.common import (
     load_cli_model,
     read_holdout,
     report_problems,
+    say_fresh_out,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def score_command(
         fail(f"--n must be at least 1, got {n}")
     check_paths_exist(data=data, holdout=holdout, masks=masks)
     check_model_path(model)
-    out = fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
+    given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
     if (out / "scores.json").exists() and not force:
@@ -147,6 +148,7 @@ def score_command(
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
     cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
+    say_fresh_out(given, out, DEFAULT_OUT)
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(
