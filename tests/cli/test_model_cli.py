@@ -102,8 +102,15 @@ def test_predict_engines_agree_and_the_default_uses_tflite_once_converted(
         assert a["age"] == pytest.approx(b["age"], abs=0.11)
     rows()  # 9 photos, but the model is converted (cached) now: no reason to take the slow path
     assert seen[-1] is True
+    from agelens.model import light
+
     monkeypatch.setenv("AGELENS_CACHE", str(tmp_path / "empty"))
-    rows()  # a few photos and no converted copy: Keras, no conversion wait
+    if light.litert_installed():
+        rows()  # LiteRT: converting now lets every later run skip TensorFlow (test_light.py)
+        assert seen[-1] is True
+        monkeypatch.setenv("AGELENS_CACHE", str(tmp_path / "empty-too"))
+    monkeypatch.setattr(light, "_litert_interpreter", lambda: None)
+    rows()  # a few photos, no converted copy and no LiteRT: Keras, no conversion wait
     assert seen[-1] is False
 
 

@@ -81,6 +81,11 @@ def check_model_path(path: Path | None, option: str = "model") -> None:
         fail(str(e))
 
 
+def class_name_list(class_names: str | None) -> list[str] | None:
+    """``--class-names a,b,c`` as a list (names stripped); ``None`` when not given."""
+    return [n.strip() for n in class_names.split(",")] if class_names is not None else None
+
+
 def load_cli_model(model: Path | None, input_size: int | None = None, class_names: str | None = None):
     """The model for a command (``--model``, ``--input-size``, ``--class-names``); a bad file is one line.
 
@@ -89,7 +94,7 @@ def load_cli_model(model: Path | None, input_size: int | None = None, class_name
     """
     from agelens.model.io import ModelLoadError, load_model
 
-    names = [n.strip() for n in class_names.split(",")] if class_names is not None else None
+    names = class_name_list(class_names)
     if names is not None and not all(names):
         fail(
             f"--class-names {class_names!r}: an empty name (give them comma-separated, e.g. young,middle,old)"

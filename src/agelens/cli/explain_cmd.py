@@ -23,9 +23,9 @@ from agelens.cli.common import (
     check_model_path,
     counted,
     fresh_out,
-    say_fresh_out,
     load_cli_model,
     prediction_line,
+    say_fresh_out,
 )
 
 if TYPE_CHECKING:

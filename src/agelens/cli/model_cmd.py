@@ -17,6 +17,7 @@ from agelens.cli.common import (
     InputSizeOpt,
     ModelOpt,
     check_model_path,
+    class_name_list,
     counted,
     fail,
     load_cli_model,
@@ -30,7 +31,8 @@ EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png")
 
 # Converting to TFLite took 6.6 s and then saves 1.55 ms a photo (378 vs 915 photos/s,
 # benchmarks/predict_engines.py): it pays within one run from ~4,000 photos, within two
-# (the conversion is cached) from ~2,000.
+# (the conversion is cached) from ~2,000. With LiteRT installed it pays from the second run
+# whatever its size: that run skips TensorFlow altogether (agelens.model.light).
 FAST_PREDICT_MIN = 2000
 
 
@@ -309,14 +311,11 @@ def evaluate_command(
     except DatasetError as e:
         fail(str(e))
     records, problems, outside = _held_out(ds, names, data, holdout)
-    from agelens.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # only now: a typo in a path fails in a second, not ten
     import numpy as np
 
     from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
 
-    m_ = load_cli_model(model, input_size, class_names)
+    m_ = _forward_model(model, input_size, class_names, light=engine == "tflite")
     if ds.class_names != m_.class_names:  # before decoding every photo for nothing
         fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
     x, ok, bad = load_batch([r.path for r in records], m_.input_size)
@@ -340,8 +339,11 @@ def evaluate_command(
     m["test_time_flip"] = m_.test_time_flip if flip is None else flip
     if engine == "tflite":
         from agelens.model.fast import fast_predictor
+        from agelens.model.light import remember
 
         m["engine"] = "tflite" if fast_predictor(m_) is not None else "keras (TensorFlow Lite unavailable)"
+        if m_.keras_model is not None:
+            remember(m_, input_size, class_name_list(class_names))  # the next run skips TensorFlow
     else:
         m["engine"] = "keras"
     if out is not None:
@@ -352,6 +354,22 @@ def evaluate_command(
         typer.echo(markdown_table(m))
         left_out = f", {outside} not in the holdout list" if holdout is not None else ""
         typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}")
+
+
+def _forward_model(model: Path | None, input_size: int | None, class_names: str | None, light: bool):
+    """The model for forward passes only: its TFLite copy without TensorFlow where a run with this
+    file and these options recorded one (``light``; see :mod:`agelens.model.light`), else loaded by
+    Keras, TensorFlow imported only now (a path typo has failed in a second, not after its start)."""
+    if light:
+        from agelens.model.light import light_model
+
+        found = light_model(model, input_size, class_name_list(class_names))
+        if found is not None:
+            return found
+    from agelens.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    return load_cli_model(model, input_size, class_names)
 
 
 def _check_evaluation_out(out: Path | None, force: bool) -> None:
@@ -403,7 +421,9 @@ def predict_command(
         Engine | None,
         typer.Option(
             help="tflite: ~2x faster, same weights; its first use converts the model (a few "
-            f"seconds, then cached). Default: tflite once converted or from {FAST_PREDICT_MIN} photos."
+            "seconds, then cached), and later runs with the same model file need no TensorFlow. "
+            "Default: tflite (keras where LiteRT is missing, unless converted or "
+            f"{FAST_PREDICT_MIN}+ photos)."
         ),
     ] = None,
 ) -> None:
@@ -411,6 +431,8 @@ def predict_command(
 
     Example: agelens predict photos/ --json
     """
+    from agelens.model.fast import is_converted
+    from agelens.model.light import litert_installed, remember
     from agelens.model.predict import collect_inputs, predict_images, prepare, rounded_row
 
     paths, missing = collect_inputs(images)
@@ -418,19 +440,21 @@ def predict_command(
         report_problems(missing, quiet=False)
         fail("no image could be read" if missing else "no images found in " + ", ".join(images))
     check_model_path(model)
-    from agelens.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # only now: a path typo fails in a second, not after TensorFlow's start
-    m = load_cli_model(model, input_size, class_names)
+    names = class_name_list(class_names)
+    m = _forward_model(model, input_size, class_names, light=engine != Engine.keras)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
-    if engine is None:  # the conversion pays for itself only on a big batch, or once it is cached
-        from agelens.model.fast import is_converted
-
-        fast = len(prepared.batch) >= FAST_PREDICT_MIN or is_converted(m)
+    if m.keras_model is None:  # the light model: its TFLite copy is all it has
+        fast = True
+    elif engine is None:  # the conversion pays for itself from the next run, or on a big batch
+        fast = litert_installed() or len(prepared.batch) >= FAST_PREDICT_MIN or is_converted(m)
     else:
         fast = engine == Engine.tflite
+    if fast and m.keras_model is not None and not is_converted(m):
+        typer.echo("converting the model to TFLite (once: later runs start in about a second)", err=True)
     rows = predict_images(m, prepared, flip=flip, fast=fast)
+    if fast and m.keras_model is not None:
+        remember(m, input_size, names)  # the next run with this file skips TensorFlow
     if not rows:
         fail("no image could be read")
     for row in rows:
