@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "explain", "load_model"]
+__all__ = ["__version__", "explain", "load_model", "wrap_keras_model"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
         from agelens.model.io import load_model
 
         return load_model
+    if name == "wrap_keras_model":
+        from agelens.model.io import wrap_keras_model
+
+        return wrap_keras_model
     if name == "explain":
         from agelens.explain.api import explain
 

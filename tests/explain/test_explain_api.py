@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -246,3 +247,47 @@ def test_a_class_agnostic_method_does_not_claim_a_target(age_model, faces64):
 
     e = agelens.explain(age_model, faces64[:1], method="eigencam", target="old")
     assert "class-agnostic" in e.target
+
+
+def _logits_model() -> keras.Model:
+    inp = keras.Input((32, 32, 3))
+    c = keras.layers.Conv2D(4, 3, activation="relu", name="c2")(keras.layers.Rescaling(1 / 255)(inp))
+    return keras.Model(inp, keras.layers.Dense(5, name="logits")(keras.layers.GlobalAveragePooling2D()(c)))
+
+
+def test_a_raw_keras_model_is_wrapped_once_and_left_as_it_was():
+    """Each call wrapped a logits model anew: a new softmax graph and 3 more nodes on the user's layers."""
+    from agelens.explain.layers import as_age_model
+
+    km = _logits_model()
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    first = agelens.explain(km, img)
+    nodes = len(km.get_layer("c2")._inbound_nodes)  # the first call's graphs, built once
+    for _ in range(3):
+        again = agelens.explain(km, img)
+    assert as_age_model(km) is as_age_model(km)
+    assert len(km.get_layer("c2")._inbound_nodes) == nodes  # not 3 more a call, as before
+    np.testing.assert_array_equal(first.maps, again.maps)
+    np.testing.assert_allclose(first.probabilities.sum(1), 1, atol=1e-5)
+
+
+def test_a_sequential_model_in_logits_gets_probabilities_too():
+    seq = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    seq.layers[-1].set_weights([np.random.default_rng(0).normal(0, 0.1, (768, 3)), np.zeros(3)])
+    x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
+    exp = agelens.explain(seq, x, method="saliency")
+    np.testing.assert_allclose(exp.probabilities.sum(1), 1, atol=1e-5)
+    assert (exp.probabilities > 0).all()
+
+
+def test_a_subclassed_model_gets_the_one_line_reason():
+    class Sub(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.d = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.d(keras.ops.mean(x, axis=(1, 2)))
+
+    with pytest.raises(ValueError, match="no static graph .*rebuild it with keras.Input"):
+        agelens.explain(Sub(), np.zeros((16, 16, 3), np.uint8))

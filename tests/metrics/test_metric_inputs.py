@@ -245,3 +245,27 @@ def test_one_traced_forward_pass_per_keras_model_serves_every_wrapper_and_batch_
     del km, fns, forward
     gc.collect()
     assert gone() is None  # the cache keyed by the model does not keep it alive
+
+
+def test_a_users_logits_model_works_as_predict_fn_and_for_explanation_inputs():
+    """``predict_fn=keras_model`` crashed ('NoneType' is not callable): the traced forward pass
+    held the softmax-wrapped copy weakly, and that copy was gone by the time it ran."""
+    import gc
+
+    import keras
+
+    import agelens
+
+    inp = keras.Input((SIZE, SIZE, 3))
+    c = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inp))
+    km = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(c)))
+    x, maps, targets = _inputs()
+    gc.collect()
+    probs = predict_fn_of(km)(x)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    assert AverageDrop().score(x, maps, targets, predict_fn=km).n == N
+    exp = agelens.explain(km, x[:2].astype(np.uint8))
+    xi, mi = explanation_inputs(exp, km)  # the keras.Model itself says the size
+    assert xi.shape == (2, SIZE, SIZE, 3) and mi.shape == (2, SIZE, SIZE)
+    with pytest.raises(TypeError, match="size must be a pixel count or the model explained"):
+        explanation_inputs(exp, "big")

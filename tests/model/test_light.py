@@ -47,7 +47,7 @@ def recorded(tmp_path, cache) -> tuple[Path, np.ndarray, dict]:
     ramp = np.linspace(0, 1, 32)[None, None, :, None] ** np.array([1, 2, 3])  # bright on the right
     x = (np.array([40, 90, 140, 200, 255])[:, None, None, None] * ramp).repeat(32, axis=1).astype(np.uint8)
     out = model.predict(x, fast=True)
-    assert light.remember(model, None, None)
+    assert light.remember(model, {})
     return path, x, out
 
 
@@ -68,8 +68,8 @@ def test_a_recorded_file_predicts_the_same_without_keras(recorded) -> None:
 
 def test_another_file_or_other_options_find_no_record(recorded, tmp_path) -> None:
     path, _, _ = recorded
-    assert light.light_model(path, class_names=["a", "b", "c"]) is None  # options are part of the key
-    assert light.light_model(path, input_size=32) is None
+    assert light.light_model(path, {"class_names": "a,b,c"}) is None  # options are part of the key
+    assert light.light_model(path, {"input_size": 32}) is None
     moved = Path(shutil.copy(path, tmp_path / "elsewhere.keras"))
     assert light.light_model(moved) is not None  # the same bytes anywhere are the same model
     _save(path, seed=2)  # same name, new weights: the old copy must not answer for them
@@ -85,7 +85,7 @@ def test_a_damaged_record_or_a_missing_copy_means_loading_as_usual(recorded, cac
     assert light.light_model(path) is None
     model = load_model(path)
     model.predict(np.zeros((1, 32, 32, 3), np.uint8), fast=True)
-    assert light.remember(model, None, None)
+    assert light.remember(model, {})
     for copy in cache.glob("*.tflite"):
         copy.unlink()
     assert light.light_model(path) is None
@@ -93,7 +93,7 @@ def test_a_damaged_record_or_a_missing_copy_means_loading_as_usual(recorded, cac
 
 def test_a_model_never_converted_is_not_recorded(tmp_path, cache) -> None:
     model = load_model(_save(tmp_path / "m.keras", seed=1))
-    assert not light.remember(model, None, None)  # no TFLite copy yet: nothing to point at
+    assert not light.remember(model, {})  # no TFLite copy yet: nothing to point at
     assert not list(cache.glob("*.light.json"))
 
 

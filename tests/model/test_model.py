@@ -422,3 +422,63 @@ def test_a_plain_model_that_outputs_logits_reports_probabilities():
     assert km.outputs[0].shape == (None, 3) and len(km.layers) == 4  # the user's model is left as it was
     softmaxed = keras.Model(inp, keras.layers.Softmax()(km.outputs[0]))
     assert wrap_keras_model(softmaxed).keras_model is softmaxed  # probabilities already: untouched
+
+
+def _two_heads(outputs: str, logits: bool = True) -> keras.Model:
+    """A 16 px model with an age (1 unit) and a 4-class head, as a list or a dict."""
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))
+    age = keras.layers.Dense(1, name="years")(x)
+    group = keras.layers.Dense(4, activation=None if logits else "softmax", name="group")(x)
+    out = [age, group] if outputs == "list" else {"years": age, "group": group}
+    km = keras.Model(inp, out)
+    km.get_layer("group").set_weights([np.random.default_rng(0).normal(0, 0.5, (768, 4)), np.zeros(4)])
+    return km
+
+
+@pytest.mark.parametrize("outputs", ["list", "dict"])
+def test_a_multi_output_model_in_logits_reports_probabilities_from_its_class_head(outputs):
+    """A [age, logits] model printed "195% / -106%": the softmax went on single-output models only."""
+    km = _two_heads(outputs)
+    images = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
+    m = wrap_keras_model(km)
+    assert m.group_output == (1 if outputs == "list" else "group")  # the 4-unit head, not the first key
+    probs = m.predict(images)["probabilities"]
+    raw = km(images.astype(np.float32))
+    raw = raw[1] if outputs == "list" else raw["group"]
+    np.testing.assert_allclose(probs, np.asarray(keras.ops.softmax(raw)), atol=1e-5)
+
+
+def test_the_class_output_and_input_range_can_be_named():
+    km = _two_heads("dict", logits=False)
+    with pytest.raises(ModelLoadError, match="no output 'nope' to read classes from; outputs: years, group"):
+        wrap_keras_model(km, class_output="nope")
+    assert wrap_keras_model(km, class_output="group").group_output == "group"
+    with pytest.raises(ModelLoadError, match="input range '0-100'"):
+        wrap_keras_model(km, input_range="0-100")
+    assert wrap_keras_model(km).rescales_input  # a Rescaling layer: it takes 0..255
+    assert not wrap_keras_model(km, input_range="0-1").rescales_input
+
+
+@pytest.mark.parametrize(("mean", "takes_255"), [(0.5, False), (120.0, True)])
+def test_a_normalization_layer_tells_the_range_by_its_mean(mean, takes_255):
+    """A model normalising 0..1 input (mean 0.5) was fed raw 0..255 pixels and answered [1, 0]."""
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Normalization(mean=mean, variance=0.08 if mean < 1 else 3000.0)(inp)
+    km = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
+    assert wrap_keras_model(km).rescales_input is takes_255
+
+
+def test_duplicate_or_empty_class_names_are_refused():
+    km = _two_heads("dict", logits=False)
+    for names in (["a", "a", "b", "c"], ["a", "", "b", "c"]):
+        with pytest.raises(ModelLoadError, match="each must be given, and once"):
+            wrap_keras_model(km, class_names=names)
+
+
+def test_a_lambda_model_file_says_how_to_load_it(tmp_path):
+    path = tmp_path / "lambda.keras"
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Lambda(lambda t: t * 2)]).save(path)
+    with pytest.raises(ModelLoadError, match="pass the keras.Model to agelens.explain") as e:
+        load_model(path)
+    assert "\n" not in str(e.value)

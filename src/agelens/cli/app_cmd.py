@@ -6,13 +6,22 @@ from typing import Annotated
 
 import typer
 
-from agelens.cli.common import ClassNamesOpt, InputSizeOpt, ModelOpt, load_cli_model
+from agelens.cli.common import (
+    ClassNamesOpt,
+    ClassOutputOpt,
+    InputRangeOpt,
+    InputSizeOpt,
+    ModelOpt,
+    load_cli_model,
+)
 
 
 def app_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
     host: Annotated[
         str,
@@ -29,7 +38,7 @@ def app_command(
     """
     from agelens.report.app import launch  # lazy: gradio and TensorFlow load only here
 
-    am = load_cli_model(model, input_size, class_names)
+    am = load_cli_model(model, input_size, class_names, input_range, class_output)
     try:
         launch(model=am, port=port, host=host)
     except OSError as exc:  # port in use, cannot bind

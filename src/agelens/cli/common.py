@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -50,6 +50,25 @@ ClassNamesOpt = Annotated[
     ),
 ]
 
+InputRangeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-range",
+        help="For a plain Keras model: the pixel range it was trained on, 0-255 or 0-1 (default: 0-255 "
+        "when it has a Rescaling layer, or a Normalization adapted on 0-255 data; else 0-1).",
+        show_default=False,
+    ),
+]
+ClassOutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class-output",
+        help="For a plain Keras model with several outputs: the one holding the class scores, by its "
+        "name (dict outputs) or position from 0 (default: 'age_group', else the first with 2+ units).",
+        show_default=False,
+    ),
+]
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: <one line>`` to stderr and exit non-zero."""
@@ -86,8 +105,27 @@ def class_name_list(class_names: str | None) -> list[str] | None:
     return [n.strip() for n in class_names.split(",")] if class_names is not None else None
 
 
-def load_cli_model(model: Path | None, input_size: int | None = None, class_names: str | None = None):
-    """The model for a command (``--model``, ``--input-size``, ``--class-names``); a bad file is one line.
+def load_options(
+    input_size: int | None, class_names: str | None, input_range: str | None, class_output: str | None
+) -> dict[str, Any]:
+    """The model options as :func:`load_cli_model` takes them, and a record of how a model was read."""
+    return {
+        "input_size": input_size,
+        "class_names": class_names,
+        "input_range": input_range,
+        "class_output": class_output,
+    }
+
+
+def load_cli_model(
+    model: Path | None,
+    input_size: int | None = None,
+    class_names: str | None = None,
+    input_range: str | None = None,
+    class_output: str | None = None,
+):
+    """The model for a command (``--model``, ``--input-size``, ``--class-names``, ``--input-range``,
+    ``--class-output``); a bad file or option is one line.
 
     One loader for every command, so a user's plain Keras model is read the same way by
     predict, evaluate, explain, layers, score and the app.
@@ -100,7 +138,13 @@ def load_cli_model(model: Path | None, input_size: int | None = None, class_name
             f"--class-names {class_names!r}: an empty name (give them comma-separated, e.g. young,middle,old)"
         )
     try:
-        return load_model(model, input_size=input_size, class_names=names)
+        return load_model(
+            model,
+            input_size=input_size,
+            class_names=names,
+            input_range=input_range,
+            class_output=class_output,
+        )
     except ModelLoadError as e:
         fail(str(e))
 

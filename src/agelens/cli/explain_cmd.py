@@ -18,6 +18,8 @@ import typer
 
 from agelens.cli.common import (
     ClassNamesOpt,
+    ClassOutputOpt,
+    InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
     check_model_path,
@@ -41,7 +43,11 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def layers_command(
-    model: ModelOpt = None, input_size: InputSizeOpt = None, class_names: ClassNamesOpt = None
+    model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
 ) -> None:
     """List the model's layers with output shapes; * marks layers a CAM can explain.
 
@@ -61,7 +67,7 @@ def layers_command(
     import_tensorflow_quietly()
     from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
 
-    am = load_cli_model(model, input_size, class_names)
+    am = load_cli_model(model, input_size, class_names, input_range, class_output)
     typer.echo(f"{'idx':>4}   {'name':40s} {'type':24s} output shape")
     for info in list_layers(am):
         typer.echo(str(info))
@@ -81,6 +87,8 @@ def explain_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
     method: Annotated[
         str, typer.Option("--method", "--methods", help="Comma-separated methods (listed above), or 'all'.")
     ] = "gradcam",
@@ -169,7 +177,7 @@ def explain_command(
         check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
         raise _fail(str(e)) from None
-    am = load_cli_model(model, input_size, class_names)
+    am = load_cli_model(model, input_size, class_names, input_range, class_output)
     _check_choices(am, methods, layer, target)
     crop = _face_cropper() if detect else None
     images, sources, faces, problems = _read_photos(paths, crop)

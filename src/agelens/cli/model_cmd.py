@@ -12,15 +12,17 @@ import typer
 
 from agelens.cli.common import (
     ClassNamesOpt,
+    ClassOutputOpt,
     FormatChoice,
     FormatOpt,
+    InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
     check_model_path,
-    class_name_list,
     counted,
     fail,
     load_cli_model,
+    load_options,
     prediction_line,
     read_holdout,
     report_problems,
@@ -270,6 +272,8 @@ def evaluate_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")
     ] = None,
@@ -315,13 +319,16 @@ def evaluate_command(
 
     from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
 
-    m_ = _forward_model(model, input_size, class_names, light=engine == "tflite")
-    if ds.class_names != m_.class_names:  # before decoding every photo for nothing
-        fail(f"{data}: classes {ds.class_names} do not match the model's {m_.class_names}")
+    options = load_options(input_size, class_names, input_range, class_output)
+    m_ = _forward_model(model, options, light=engine == "tflite")
+    try:  # before decoding every photo for nothing; labels must index the model's outputs by name
+        ds = ds.in_class_order(m_.class_names)
+    except DatasetError as e:
+        fail(str(e))
     x, ok, bad = load_batch([r.path for r in records], m_.input_size)
     problems += bad
     report_problems(problems, quiet=as_json)
-    label_of = {r.path: r.label for r in records}
+    label_of = {r.path: r.label for r in ds.records}  # in the model's class order
     y = np.array([label_of[p] for p in ok])
     if not len(y):
         fail(f"{data}: no usable images")
@@ -343,7 +350,7 @@ def evaluate_command(
 
         m["engine"] = "tflite" if fast_predictor(m_) is not None else "keras (TensorFlow Lite unavailable)"
         if m_.keras_model is not None:
-            remember(m_, input_size, class_name_list(class_names))  # the next run skips TensorFlow
+            remember(m_, options)  # the next run skips TensorFlow
     else:
         m["engine"] = "keras"
     if out is not None:
@@ -356,20 +363,20 @@ def evaluate_command(
         typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}")
 
 
-def _forward_model(model: Path | None, input_size: int | None, class_names: str | None, light: bool):
+def _forward_model(model: Path | None, options: dict, light: bool):
     """The model for forward passes only: its TFLite copy without TensorFlow where a run with this
     file and these options recorded one (``light``; see :mod:`agelens.model.light`), else loaded by
     Keras, TensorFlow imported only now (a path typo has failed in a second, not after its start)."""
     if light:
         from agelens.model.light import light_model
 
-        found = light_model(model, input_size, class_name_list(class_names))
+        found = light_model(model, options)
         if found is not None:
             return found
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    return load_cli_model(model, input_size, class_names)
+    return load_cli_model(model, **options)
 
 
 def _check_evaluation_out(out: Path | None, force: bool) -> None:
@@ -411,6 +418,8 @@ def predict_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
     flip: Annotated[
@@ -440,8 +449,8 @@ def predict_command(
         report_problems(missing, quiet=False)
         fail("no image could be read" if missing else "no images found in " + ", ".join(images))
     check_model_path(model)
-    names = class_name_list(class_names)
-    m = _forward_model(model, input_size, class_names, light=engine != Engine.keras)
+    options = load_options(input_size, class_names, input_range, class_output)
+    m = _forward_model(model, options, light=engine != Engine.keras)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
     if m.keras_model is None:  # the light model: its TFLite copy is all it has
@@ -454,7 +463,7 @@ def predict_command(
         typer.echo("converting the model to TFLite (once: later runs start in about a second)", err=True)
     rows = predict_images(m, prepared, flip=flip, fast=fast)
     if fast and m.keras_model is not None:
-        remember(m, input_size, names)  # the next run with this file skips TensorFlow
+        remember(m, options)  # the next run with this file skips TensorFlow
     if not rows:
         fail("no image could be read")
     for row in rows:

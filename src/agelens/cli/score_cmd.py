@@ -11,6 +11,8 @@ import typer
 
 from agelens.cli.common import (
     ClassNamesOpt,
+    ClassOutputOpt,
+    InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
     check_model_path,
@@ -40,6 +42,8 @@ def score_command(
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
+    input_range: InputRangeOpt = None,
+    class_output: ClassOutputOpt = None,
     methods: Annotated[
         str, typer.Option("--methods", "--method", help="Comma-separated explain methods, or 'all'.")
     ] = "gradcam",
@@ -105,6 +109,7 @@ def score_command(
     from agelens.metrics.adapters import RANDOM, available_methods
     from agelens.metrics.registry import METRICS, parse_names
     from agelens.metrics.sampling import stratified_sample
+    from agelens.model.io import bins_in_file
 
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
@@ -129,9 +134,10 @@ def score_command(
         masks = data / "masks.npz"
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
-    am = load_cli_model(model, input_size, class_names)
-    try:
-        ds = load_dataset(data, check_images=False)
+    am = load_cli_model(model, input_size, class_names, input_range, class_output)
+    try:  # labelled with the bins the model file records, as evaluate does
+        ds = load_dataset(data, bins=bins_in_file(model), check_images=False)
+        ds = ds.in_class_order(am.class_names)  # labels index the model's outputs: by name, not position
     except DatasetError as e:
         fail(str(e))
     cam_layer = _check_layer(am, layer)

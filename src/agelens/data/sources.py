@@ -98,6 +98,23 @@ class Dataset:
     def has_ages(self) -> bool:
         return bool(self.records) and all(r.age is not None for r in self.records)
 
+    def in_class_order(self, class_names: list[str]) -> Dataset:
+        """This data with labels indexing ``class_names`` (a model's output order), by name.
+
+        Why: class folders are read in sorted order, a model's outputs are in its own; a label
+        that meant "bright_left" here and "bright_right" to the model scored every photo
+        against the wrong class without a word. Raises ``DatasetError`` when the names differ.
+        """
+        if list(class_names) == self.class_names:
+            return self
+        if sorted(class_names) != sorted(self.class_names):
+            raise DatasetError(
+                f"{self.root}: classes {self.class_names} do not match the model's {list(class_names)}"
+            )
+        to_model = {i: list(class_names).index(n) for i, n in enumerate(self.class_names)}
+        records = [replace(r, label=to_model[r.label]) for r in self.records]
+        return replace(self, records=records, class_names=list(class_names))
+
     def counts(self) -> dict[str, int]:
         """Records per class, in class order, zeros included."""
         n = (

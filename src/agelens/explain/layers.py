@@ -35,7 +35,7 @@ import keras
 from keras import ops
 
 from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten, functional_of
-from agelens.model.io import AgeModel, wrap_keras_model
+from agelens.model.io import SOFTMAX_ADDED, AgeModel, wrap_keras_model
 
 KEYWORDS = ("last-conv", "early", "mid", "late")
 _QUANTILE = {"early": 0.25, "mid": 0.5, "late": 0.75}
@@ -347,10 +347,24 @@ def as_age_model(model: AgeModel | Any) -> AgeModel:
             f"model must be an AgeModel (agelens.load_model()), a keras.Model or a path to a .keras/.h5 "
             f"file; got {type(model).__name__}"
         )
+    cached = model.__dict__.get("_agelens_age_model")
+    if cached is None:
+        cached = _wrap(model)
+        # On the model itself (not a weak-key cache, whose value would hold its key alive): each
+        # wrap of a logits model built a new softmax graph, 0.4 s a call, with 3 more nodes on the
+        # caller's layers every time; the forward-pass and gradient traces are keyed by it too.
+        object.__setattr__(model, "_agelens_age_model", cached)  # past Keras' attribute tracking
+    return cached
+
+
+def _wrap(model: Any) -> AgeModel:
+    functional_of(model)  # a subclassed model: the one-line "no static graph" error, not an AttributeError
     if isinstance(model, keras.Sequential):
         # wrap_keras_model reads ``km.output``, which Keras 3 does not define for a Sequential;
-        # wrap its functional twin for the metadata, then keep the caller's object.
-        return replace(wrap_keras_model(functional_of(model)), keras_model=model)
+        # wrap its functional twin for the metadata, then keep the caller's object, unless the
+        # wrap had to add a softmax (a Sequential ending in logits): the caller's would lack it.
+        am = wrap_keras_model(functional_of(model))
+        return am if am.keras_model.layers[-1].name == SOFTMAX_ADDED else replace(am, keras_model=model)
     return wrap_keras_model(model)
 
 

@@ -158,12 +158,17 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     :func:`agelens.data.images.resize_for_model` and upsamples the map back onto the whole
     photo; metrics must perturb what the model saw. So ``x`` is that same crop and each
     map is cut to the same square and resized back to ``size``, keeping map and image
-    pixels aligned. ``size`` is an int or a model with ``input_size``. (With model-size
-    arrays already in hand, ``agelens.explain.attribute`` gives such maps directly.)
+    pixels aligned. ``size`` is an int, an AgeModel or a keras.Model (the model explained).
+    (With model-size arrays already in hand, ``agelens.explain.attribute`` gives such maps
+    directly.)
     """
     from agelens.data.images import fit_square, resize_for_model
 
-    size = int(getattr(size, "input_size", size))
+    model = as_age_model(size)
+    size = model.input_size if model is not None else size
+    if not isinstance(size, int | np.integer) or size < 1:
+        raise TypeError(f"size must be a pixel count or the model explained, got {type(size).__name__}")
+    size = int(size)
     x = np.stack([resize_for_model(img, size) for img in explanation.images]).astype(np.float32)
     maps = [np.clip(fit_square(np.asarray(m, np.float32), size), 0.0, 1.0) for m in explanation.maps]
     return x, np.stack(maps)

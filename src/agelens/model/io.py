@@ -22,6 +22,8 @@ from agelens import __version__
 from agelens.data.bins import AgeBins
 
 META_MEMBER = "agelens.json"
+SOFTMAX_ADDED = "agelens_softmax"
+"""Name of the softmax :func:`wrap_keras_model` puts on a class output that ends in logits."""
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "agelens-utkface.keras"
 
 
@@ -187,12 +189,16 @@ def load_model(
     *,
     input_size: int | None = None,
     class_names: list[str] | None = None,
+    input_range: str | None = None,
+    class_output: str | int | None = None,
 ) -> AgeModel:
     """Load ours (default: the shipped model) or a user's plain Keras model.
 
     Unknown metadata is inferred: input size from the input shape, class names from
-    the output width (the default age groups when it has three units). A file that
-    does not load raises :class:`ModelLoadError` with a one-line reason.
+    the output width (the default age groups when it has three units), the pixel range the
+    model expects from its first scaling layer (``input_range="0-255"`` or ``"0-1"`` says it),
+    the class output of a multi-output model (``class_output``: its dict key or list index).
+    A file that does not load raises :class:`ModelLoadError` with a one-line reason.
     """
     path = check_model_file(path)
     from agelens.quiet import import_tensorflow_quietly
@@ -204,9 +210,20 @@ def load_model(
         km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types; the user needs one line
         reason = _first_sentences(str(exc)) or type(exc).__name__
-        raise ModelLoadError(path, f"not a loadable Keras model ({type(exc).__name__}: {reason})") from None
+        hint = _custom_code_hint(str(exc))
+        raise ModelLoadError(
+            path, f"not a loadable Keras model ({type(exc).__name__}: {reason}){hint}"
+        ) from None
     meta = read_metadata(path) if path.suffix == ".keras" else {}
-    return wrap_keras_model(km, metadata=meta, input_size=input_size, class_names=class_names, path=path)
+    return wrap_keras_model(
+        km,
+        metadata=meta,
+        input_size=input_size,
+        class_names=class_names,
+        path=path,
+        input_range=input_range,
+        class_output=class_output,
+    )
 
 
 def check_model_file(path: str | Path | None) -> Path:
@@ -271,10 +288,20 @@ def wrap_keras_model(
     input_size: int | None = None,
     class_names: list[str] | None = None,
     path: Path | None = None,
+    input_range: str | None = None,
+    class_output: str | int | None = None,
 ) -> AgeModel:
-    """Wrap an in-memory Keras model, inferring what the metadata does not say."""
+    """Wrap an in-memory Keras model, inferring what the metadata does not say.
+
+    ``input_range`` ("0-255" or "0-1") and ``class_output`` overrule the guesses
+    (see :func:`load_model`); our own files record both in their metadata.
+    """
     meta = dict(metadata or {})
     where = path or km.name
+    if input_range not in (None, *INPUT_RANGES):
+        raise ModelLoadError(where, f"input range {input_range!r}: use one of {', '.join(INPUT_RANGES)}")
+    if class_names is not None and (len(set(class_names)) != len(class_names) or not all(class_names)):
+        raise ModelLoadError(where, f"class names {class_names}: each must be given, and once")
     # agelens feeds one batch of square RGB images; any other input would fail later
     # inside Keras with a traceback (or, for a non-square size, run on the wrong shape).
     if len(km.inputs) != 1:
@@ -300,20 +327,29 @@ def wrap_keras_model(
         out = km.output
     except (AttributeError, ValueError):  # Keras 3 Sequential models only define .outputs
         out = km.outputs[0]
-    if not meta and isinstance(out, dict):
-        group_key = "age_group" if "age_group" in out else next(iter(out))
+    if not meta and isinstance(out, dict):  # e.g. {"age": ..., "group": ...}
+        group_key = "age_group" if "age_group" in out else _first_wide(list(out.items()))
         age_key = "age" if "age" in out else None
-    elif not meta and isinstance(out, list | tuple):  # e.g. [age, group]: the class output is the wide one
-        group_key = next((i for i, t in enumerate(out) if int(t.shape[-1] or 0) > 1), 0)
+    elif not meta and isinstance(out, list | tuple):  # e.g. [age, group]
+        group_key = _first_wide(list(enumerate(out)))
+    if class_output is not None:
+        group_key = _named_output(out, class_output, where)
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
-    if not meta and not isinstance(out, dict | list | tuple) and _ends_in_logits(group_tensor):
+    if (not meta or class_output is not None) and _ends_in_logits(group_tensor):
         # A model trained with from_logits=True: every reader of "probabilities" (predict,
         # evaluate, the metrics, TFLite) would get raw scores. A softmax on top fixes all of
         # them at once; the explain engine still explains the logits (the softmax's input).
         import keras
 
-        km = keras.Model(km.inputs, keras.layers.Softmax(name="agelens_softmax")(group_tensor), name=km.name)
-        group_tensor = km.outputs[0]
+        probs = keras.layers.Softmax(name=SOFTMAX_ADDED)(group_tensor)
+        if isinstance(out, dict):
+            new_out: Any = {k: probs if k == group_key else t for k, t in out.items()}
+        elif isinstance(out, list | tuple):
+            new_out = [probs if i == group_key else t for i, t in enumerate(out)]
+        else:
+            new_out = probs
+        km = keras.Model(km.inputs, new_out, name=km.name)
+        group_tensor = probs
     n_classes = int(group_tensor.shape[-1] or 0)
     if len(group_tensor.shape) != 2 or n_classes < 2:
         raise ModelLoadError(
@@ -328,7 +364,38 @@ def wrap_keras_model(
         raise ModelLoadError(where, f"{len(names)} class names given for {n_classes} outputs")
     bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
     rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
+    if input_range is not None:
+        rescales = input_range == "0-255"
     return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+
+
+INPUT_RANGES = ("0-255", "0-1")
+"""Pixel ranges a model may expect: raw 0..255 (it rescales inside), or 0..1 (agelens divides by 255)."""
+
+
+def _named_output(out: Any, key: str | int, where: Any) -> str | int:
+    """``key`` as an index into the model's outputs (a dict key, or a list position), checked."""
+    if isinstance(out, dict):
+        if str(key) in out:
+            return str(key)
+        names = ", ".join(map(str, out))
+    elif isinstance(out, list | tuple):
+        if str(key).isdigit() and int(key) < len(out):
+            return int(key)
+        names = f"0..{len(out) - 1}"
+    else:
+        if str(key) == "0":
+            return 0
+        names = "0 (the model has one output)"
+    raise ModelLoadError(where, f"no output {key!r} to read classes from; outputs: {names}")
+
+
+def _first_wide(outputs: list[tuple[Any, Any]]) -> Any:
+    """The key of the first output with more than one unit: class scores, not an age in years.
+
+    A model with several such outputs names its class output (``group_output=``, ``--class-output``).
+    """
+    return next((k for k, t in outputs if len(t.shape) == 2 and int(t.shape[-1] or 0) > 1), outputs[0][0])
 
 
 def _ends_in_logits(tensor: Any) -> bool:
@@ -342,6 +409,21 @@ def _ends_in_logits(tensor: Any) -> bool:
     op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
     linear = getattr(getattr(op, "activation", None), "__name__", None) == "linear"
     return linear and isinstance(op, keras.layers.Dense | keras.layers.Conv1D | keras.layers.Conv2D)
+
+
+def _custom_code_hint(message: str) -> str:
+    """The way out when Keras cannot rebuild a model without its code (custom or Lambda layers).
+
+    Such a file needs the Python that defined it; agelens takes the model object as well as a path.
+    """
+    words = ("deserializ", "custom", "lambda", "safe_mode", "unknown layer", "could not locate")
+    if not any(w in message.lower() for w in words):
+        return ""
+    return (
+        "; a model with custom or Lambda layers needs its own code: load it in Python "
+        "(keras.saving.load_model with custom_objects, or safe_mode=False for a file you trust) "
+        "and pass the keras.Model to agelens.explain (or agelens.wrap_keras_model, for its options)"
+    )
 
 
 def _first_sentences(text: str, limit: int = 240) -> str:
@@ -358,14 +440,26 @@ def _first_sentences(text: str, limit: int = 240) -> str:
 
 
 def _has_rescaling(km: Any) -> bool:
-    """Plain user models without a Rescaling layer are assumed to expect [0, 1] input."""
+    """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers.
+
+    A Rescaling layer means 0..255. A Normalization layer's own mean tells which range it was
+    adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a
+    model normalising 0..1 input was fed 255x too bright before). Neither layer: 0..1, the
+    usual convention for a model trained on scaled images. ``input_range`` overrules all this.
+    """
     import keras
 
     stack = list(km.layers)
     while stack:
         layer = stack.pop()
-        if isinstance(layer, keras.layers.Rescaling | keras.layers.Normalization):
+        if isinstance(layer, keras.layers.Rescaling):
             return True
+        if isinstance(layer, keras.layers.Normalization):
+            mean = getattr(layer, "mean", None)
+            try:
+                return float(np.max(np.abs(np.asarray(mean)))) > 2.0 if mean is not None else True
+            except (TypeError, ValueError):
+                return True
         if hasattr(layer, "layers"):
             stack.extend(layer.layers)
     return False

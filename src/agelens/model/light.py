@@ -46,13 +46,14 @@ def litert_installed() -> bool:
     return _litert_interpreter() is not None
 
 
-def light_key(path: str | Path | None, input_size: int | None, class_names: list[str] | None) -> str:
-    """What a command was given, as a cache key: the file's bytes (not its name) and the options."""
+def light_key(path: str | Path | None, options: dict[str, Any]) -> str:
+    """What a command was given, as a cache key: the file's bytes (not its name) and the load options
+    (``load_model``'s keywords: input size, class names, input range, class output)."""
     h = hashlib.sha256()
     with open(path or SHIPPED_MODEL, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    h.update(json.dumps([RECORD_FORMAT, __version__, input_size, class_names]).encode())
+    h.update(json.dumps([RECORD_FORMAT, __version__, sorted(options.items())], default=str).encode())
     return h.hexdigest()[:32]
 
 
@@ -60,11 +61,12 @@ def _record_path(key: str) -> Path:
     return cache_dir() / f"{key}.light.json"
 
 
-def remember(model: AgeModel, input_size: int | None, class_names: list[str] | None) -> bool:
+def remember(model: AgeModel, options: dict[str, Any]) -> bool:
     """Record how to rebuild ``model`` without Keras, once its TFLite copy is cached; True if written.
 
-    Call it after a prediction that went through TFLite, with the options the model was loaded
-    with; a model that was not loaded from a file, or whose conversion failed, is not recorded.
+    Call it after a prediction that went through TFLite, with the keywords the model was
+    loaded with (``options``, as :func:`agelens.model.io.load_model` takes them). A model not
+    loaded from a file, or whose conversion failed, is not recorded.
     """
     from agelens.model.fast import _cached_path
 
@@ -85,7 +87,7 @@ def remember(model: AgeModel, input_size: int | None, class_names: list[str] | N
             "rescales_input": bool(model.rescales_input),
             "metadata": model.metadata,
         }
-        target = _record_path(light_key(model.path, input_size, class_names))
+        target = _record_path(light_key(model.path, options))
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -99,10 +101,10 @@ def remember(model: AgeModel, input_size: int | None, class_names: list[str] | N
     return True
 
 
-def light_model(
-    path: str | Path | None, input_size: int | None = None, class_names: list[str] | None = None
-) -> AgeModel | None:
+def light_model(path: str | Path | None, options: dict[str, Any] | None = None) -> AgeModel | None:
     """The model at ``path`` (default: the shipped one) for TFLite prediction only, or ``None``.
+
+    ``options``: the keywords it would be loaded with (:func:`agelens.model.io.load_model`'s).
 
     ``None`` when LiteRT is not installed, the file was never predicted with these options,
     or the cached copy is gone or unreadable. The result's ``keras_model`` is ``None``: it
@@ -113,7 +115,7 @@ def light_model(
     if cls is None:
         return None
     try:
-        record = json.loads(_record_path(light_key(path, input_size, class_names)).read_text())
+        record = json.loads(_record_path(light_key(path, options or {})).read_text())
         if record.get("format") != RECORD_FORMAT:
             return None
         content = (cache_dir() / Path(record["tflite"]).name).read_bytes()
