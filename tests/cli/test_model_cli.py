@@ -398,3 +398,65 @@ def test_train_and_evaluate_help_explain_every_option() -> None:
     for name in ("train", "evaluate", "predict"):
         bare = [p.name for p in commands[name].params if p.param_type_name == "option" and not p.help]
         assert not bare, (name, bare)
+
+
+def _light_and_dark(root: Path) -> tuple[Path, Path]:
+    """Class folders dark/ and light/ (read in that order) and a model whose output 0 means light."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    for name, level in (("dark", 30), ("light", 220)):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(level - 20, level + 20, (24, 24, 3)).astype(np.uint8)).save(
+                root / name / f"{i}.png"
+            )
+    inp = keras.Input((24, 24, 3))
+    brightness = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))
+    head = keras.layers.Dense(2, activation="softmax")
+    km = keras.Model(inp, head(brightness))
+    head.set_weights([np.array([[10.0, -10.0]] * 3) / 3, np.array([-5.0, 5.0])])
+    km.save(root / "bright.keras")
+    return root, root / "bright.keras"
+
+
+def test_folder_classes_are_matched_to_the_models_by_name(tmp_path) -> None:
+    """Folders are read as [dark, light]; the model says [light, dark]. evaluate refused before,
+    and score scored every photo against the other class."""
+    data, model = _light_and_dark(tmp_path / "ld")
+    args = ["evaluate", str(data), "--model", str(model), "--class-names", "light,dark", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout.strip().splitlines()[-1])
+    assert m["accuracy"] == 1.0 and m["class_names"] == ["light", "dark"]
+    odd = runner.invoke(app, [*args[:4], "--class-names", "light,grey", "--json"])
+    assert odd.exit_code == 1 and "do not match the model's ['light', 'grey']" in odd.output
+    score = runner.invoke(app, ["score", str(data), "--model", str(model), "--class-names", "light,grey",
+                                "--n", "4", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert score.exit_code == 1 and "do not match the model's" in score.output  # not an IndexError later
+
+
+def test_class_output_and_input_range_options_reach_the_model(tmp_path) -> None:
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(inp)
+    out = {"years": keras.layers.Dense(1)(x), "group": keras.layers.Dense(4, activation="softmax")(x)}
+    keras.Model(inp, out).save(tmp_path / "two.keras")
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "p.png")
+    base = [
+        "predict",
+        str(tmp_path / "p.png"),
+        "--model",
+        str(tmp_path / "two.keras"),
+        "--no-detect",
+        "--json",
+    ]
+    res = runner.invoke(app, [*base, "--class-output", "group", "--input-range", "0-1"])
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert len(row["probabilities"]) == 4
+    bad = runner.invoke(app, [*base, "--class-output", "nope"])
+    assert bad.exit_code == 1 and "no output 'nope' to read classes from; outputs: years, group" in bad.output
+    bad = runner.invoke(app, [*base, "--input-range", "0-100"])
+    assert bad.exit_code == 1 and "input range '0-100': use one of 0-255, 0-1" in bad.output

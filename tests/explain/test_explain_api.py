@@ -100,7 +100,7 @@ def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
     assert sorted(manifest["files"]) == on_disk == sorted(p.name for p in written)
     assert len(on_disk) == 2 * 3 + 1
     assert all("_gradcampp_" in n for n in on_disk if n != "manifest.json")  # the method is in the name
-    ran = {"fuse": "mean", "upsample": True, "batch_size": 32, "detect": False}  # defaults said, not {}
+    ran = {"fuse": "mean", "upsample": True, "batch_size": 32, "detect": False, "input_range": "0-255"}
     assert manifest["runs"][0] == {"method": "gradcam++", "layer": "out_relu", "target": "old minus young",
                                    "settings": ran}  # fmt: skip
     assert {"agelens_version", "keras_version", "tensorflow_version"} <= set(manifest)
@@ -291,3 +291,11 @@ def test_a_subclassed_model_gets_the_one_line_reason():
 
     with pytest.raises(ValueError, match="no static graph .*rebuild it with keras.Input"):
         agelens.explain(Sub(), np.zeros((16, 16, 3), np.uint8))
+
+
+def test_the_pixel_range_the_model_was_fed_is_recorded():
+    km = _logits_model()  # it rescales: 0..255
+    img = np.zeros((32, 32, 3), np.uint8)
+    assert agelens.explain(km, img).settings["input_range"] == "0-255"
+    told = agelens.wrap_keras_model(_logits_model(), input_range="0-1")
+    assert agelens.explain(told, img).settings["input_range"] == "0-1"

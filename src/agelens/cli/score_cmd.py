@@ -170,6 +170,7 @@ def score_command(
         model=str(am.path) if am.path else None,
         cam_layer=cam_layer,
         class_names=am.class_names,
+        input_range="0-255" if am.rescales_input else "0-1",
         holdout=str(holdout) if holdout else None,
         masks=str(masks) if masks is not None else None,
         images=[p.name for p in ok],

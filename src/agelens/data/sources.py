@@ -109,7 +109,7 @@ class Dataset:
             return self
         if sorted(class_names) != sorted(self.class_names):
             raise DatasetError(
-                f"{self.root}: classes {self.class_names} do not match the model's {list(class_names)}"
+                self.root, f"classes {self.class_names} do not match the model's {list(class_names)}"
             )
         to_model = {i: list(class_names).index(n) for i, n in enumerate(self.class_names)}
         records = [replace(r, label=to_model[r.label]) for r in self.records]

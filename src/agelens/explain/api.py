@@ -296,7 +296,10 @@ def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any
     for k, v in ran.items():
         if v is None:
             ran[k] = getattr(m, k, getattr(getattr(m, "inner", None), k, None))
-    return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect}
+    # The pixel range the model was fed is a guess for a plain model (model.io._has_rescaling):
+    # recorded, so a map made on 255x too bright input can be told from the others.
+    input_range = "0-255" if getattr(m.model, "rescales_input", True) else "0-1"
+    return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect, "input_range": input_range}
 
 
 def _describe(target: Any, names: list[str]) -> str:
