@@ -140,3 +140,14 @@ def test_chance_marks_say_better_worse_or_nothing_in_each_direction() -> None:
         and chance_mark(Score(float("nan"), float("nan"), float("nan"), 0), True) == ""
     )
     assert delta_cell(above, False).endswith("⚠")  # e.g. average drop higher than chance: worse
+
+
+def test_a_tiny_difference_is_not_printed_as_zero():
+    from agelens.metrics.base import Score
+    from agelens.metrics.report import delta_cell
+
+    tiny = Score(mean=1.2e-4, ci_low=0.8e-4, ci_high=1.6e-4, n=10)
+    assert delta_cell(tiny, True).startswith("+1.2e-04 [+8.0e-05, +1.6e-04]")
+    assert delta_cell(Score(mean=0.0123, ci_low=-0.02, ci_high=0.04, n=10), True).startswith(
+        "+0.012 [-0.020, +0.040]"
+    )

@@ -261,7 +261,10 @@ def explain(
         images=photos,
         ages=res.ages,
         sources=sources,
-        model_path=str(m.model.path) if m.model.path else None,
+        # An in-memory model has no path; its name still tells two saved runs' models apart.
+        model_path=str(m.model.path)
+        if m.model.path
+        else f"<in-memory keras.Model {m.model.keras_model.name!r}>",
         settings=_settings(m, options, detect),
         faces=faces,
     )

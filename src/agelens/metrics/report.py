@@ -241,7 +241,15 @@ def delta_cell(s: Score | None, higher_is_better: bool) -> str:
     """A paired difference as ``+0.012 [-0.027, +0.048]`` with its chance mark; ``n/a`` when not compared."""
     if s is None:
         return "n/a"
-    return f"{s.mean:+.3f} [{s.ci_low:+.3f}, {s.ci_high:+.3f}]" + chance_mark(s, higher_is_better)
+    return f"{signed(s.mean)} [{signed(s.ci_low)}, {signed(s.ci_high)}]" + chance_mark(s, higher_is_better)
+
+
+def signed(v: float) -> str:
+    """``+0.012``; a nonzero value under 0.0005 in two significant digits (``+1.2e-04``).
+
+    Why: a CI that excludes zero printed as ``+0.000 [+0.000, +0.000] ✓`` looked like a bug.
+    """
+    return f"{v:+.3f}" if v == 0 or abs(v) >= 5e-4 or not np.isfinite(v) else f"{v:+.1e}"
 
 
 def score_methods(
