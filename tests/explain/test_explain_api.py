@@ -180,7 +180,7 @@ def test_save_stems_are_unique_and_safe():
     assert all(Path(s).name == s for s in stems)
 
 
-def test_detect_explains_the_largest_face_crop(age_model, monkeypatch):
+def test_detect_explains_the_largest_face_crop(age_model, monkeypatch, tmp_path):
     from agelens.model import faces
 
     photo = _photo(200, 300, 4)
@@ -190,6 +190,9 @@ def test_detect_explains_the_largest_face_crop(age_model, monkeypatch):
     assert e.maps.shape == (1, side, side) and e.images[0].shape == (side, side, 3)
     assert e.settings["detect"] is True and e.settings["batch_size"] == 32  # defaults are recorded too
     assert e.faces == [{"photo_size": [300, 200], "face_found": True, "face_box_xywh": [120, 60, 40, 40]}]
+    e.save(tmp_path / "saved")
+    (record,) = json.loads((tmp_path / "saved" / "manifest.json").read_text())["images"]
+    assert record["face_found"] is True and record["face_box_xywh"] == [120, 60, 40, 40]  # as the CLI's
     plain = explain(age_model, photo, method="gradcam")
     assert plain.maps.shape == (1, 200, 300) and plain.settings["detect"] is False and plain.faces is None
     monkeypatch.setattr(faces, "detect_faces", lambda im: [])

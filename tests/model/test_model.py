@@ -300,7 +300,8 @@ def test_a_long_keras_error_is_cut_after_a_sentence_not_mid_word(tmp_path):
     with pytest.raises(ModelLoadError, match="Lambda") as exc:
         load_model(path)  # safe_mode refuses the Python lambda
     msg = str(exc.value)
-    assert msg.endswith(".)") and "\n" not in msg, msg
+    keras_part, _ = msg.split("; a model with custom or Lambda layers", 1)  # the way out follows
+    assert keras_part.endswith(".)") and "\n" not in msg, msg
 
 
 def _train_small(faces, **kw):

@@ -63,6 +63,7 @@ def test_upload_explain_in_browser(app_server, page, tmp_path: Path) -> None:
     page.wait_for_function(
         "document.querySelector('#al-status').innerText.includes('Photo loaded')", timeout=60_000
     )
+    assert "as uploaded" in page.inner_text("#al-face")  # the uncropped upload is not called "Model input"
     page.click("#al-explain")
     page.wait_for_selector("#al-map img[src]", timeout=120_000)
     page.wait_for_function(
@@ -74,11 +75,17 @@ def test_upload_explain_in_browser(app_server, page, tmp_path: Path) -> None:
     probs = page.inner_text("#al-probs")
     assert all(name in probs for name in ("young", "middle-aged", "old"))
     assert page.locator("#al-download a, #al-download [download]").count() >= 1
+    assert "agelens-face-gradcam.zip" in page.inner_text("#al-download").replace("\n", "")  # the photo's name
+    assert "Model input" in page.inner_text("#al-face")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "app.png"), full_page=True)
 
     page.locator("#al-samples img").nth(4).click()  # a synthetic "old" face from the gallery
     page.wait_for_function("document.querySelector('#al-status').innerText.includes('Synthetic sample 5')")
+    # the first photo's results go with it: no stale map, probabilities or download beside the new one
+    page.wait_for_function("document.querySelectorAll('#al-map img[src]').length === 0", timeout=10_000)
+    assert page.locator("#al-download a, #al-download [download]").count() == 0
+    assert "middle-aged" not in page.inner_text("#al-probs")
     page.click("#al-explain")
     page.wait_for_function(
         "document.querySelector('#al-status').innerText.includes('gradcam')", timeout=60_000
@@ -103,7 +110,7 @@ def test_report_method_switch_in_browser(run_dir: Path, page) -> None:
     page.goto(out.as_uri())
     overlay = ".gcard img.overlay"
     before = page.get_attribute(overlay, "src")
-    assert before and before.startswith("data:image/png;base64,")
+    assert before and before.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
     assert "3 of 3 images" in page.inner_text("#gallery-status")
     page.select_option("#sel-method", label="scorecam")
     after = page.get_attribute(overlay, "src")

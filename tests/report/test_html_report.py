@@ -35,8 +35,10 @@ def test_single_self_contained_file(run_dir: Path) -> None:
     assert "@import" not in html and "url(http" not in html
     # the model card's remote link survives as text, never as a reference
     assert "example.org/utk" in html
-    # the local image in the model card and all PNGs are embedded
-    assert html.count("data:image/png;base64,") >= 10
+    # plots stay PNG (the card's local image, confusion matrix, 3 score plots, shortcut plot,
+    # 3 filter grids); photos and the 3 x 2 x 2 overlays of each of the 3 photos are JPEG
+    assert html.count("data:image/png;base64,") == 9
+    assert html.count("data:image/jpeg;base64,") >= 3 * (1 + 12)
     assert not list(run_dir.glob(".report.html.*")), "temp file left behind"
     assert (run_dir / "report.html").stat().st_mode & 0o777 == 0o644  # shareable, not mkstemp's 0600
 

@@ -176,3 +176,47 @@ def test_a_score_or_evaluate_folder_shows_the_card_of_the_model_it_names(tmp_pat
         metrics.read_text().replace("{", '{"model": "' + str(models / "mine.keras") + '", ', 1)
     )
     assert "Trained on my photos." in render_report(ev)
+
+
+def _explain_only_run(root: Path, model: str | None) -> Path:
+    """``agelens explain photos --out RUN/explain``: a run folder holding explain/ alone (run48)."""
+    run = root / "run48"
+    png(run / "explain/000_face_gradcam_overlay.png", 1)
+    write_json(
+        run / "explain/manifest.json",
+        {
+            "agelens_version": "0.1.0",
+            "model": model,
+            "runs": [{"method": "gradcam", "layer": "out_relu", "target": None, "settings": {}}],
+            "images": [{"source": "/p/face.png", "files": ["000_face_gradcam_overlay.png"]}],
+        },
+    )
+    return run
+
+
+def test_a_run_with_only_explain_shows_the_shipped_models_card(tmp_path: Path) -> None:
+    """``agelens report run48`` with run48/explain/manifest.json only: the card had vanished."""
+    from agelens.model.io import SHIPPED_MODEL
+
+    # what the explain CLI records for the shipped model: its path (null only for an in-memory model)
+    html = render_report(_explain_only_run(tmp_path, str(SHIPPED_MODEL)))
+    assert "model-card" in _ids(html) and "explanations" in _ids(html)
+    card = re.search(r'id="model-card">(.*?)</section>', html, re.S).group(1)
+    summary = card[: card.index("<details")]  # outside the fold
+    assert (
+        "License and intended use: UTKFace is released for non-commercial research purposes only" in summary
+    )
+    assert "not for making decisions about people" in summary
+    assert "Model card: no model_card" not in html
+
+
+def test_an_explain_manifest_with_a_relative_or_null_model(tmp_path: Path) -> None:
+    run = _explain_only_run(tmp_path, "../../models/mine.keras")  # relative to the explain folder
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/MODEL_CARD.md").write_text("# Mine\n\n## License\n\nCC BY 4.0. For testing.\n")
+    html = render_report(run)
+    assert "model-card" in _ids(html) and "License and intended use: CC BY 4.0. For testing." in html
+    in_memory = render_report(_explain_only_run(tmp_path / "b", None))
+    assert "model-card" not in _ids(in_memory)  # no file named: no guess at which card applies
+    named = render_report(_explain_only_run(tmp_path / "c", "<in-memory keras.Model 'mine'>"))
+    assert "model-card" not in _ids(named)  # what agelens.explain records for an in-memory model

@@ -11,11 +11,13 @@ from report_factory import make_run, score, scores_json, write_json
 
 from agelens.report.findings import (
     BEATS,
+    SMALL_SAMPLE,
     UNCLEAR,
     WORSE,
     ci_side,
     evaluation_findings,
     ranking_findings,
+    sample_sentence,
     sanity_findings,
     shortcut_findings,
     vs_random_findings,
@@ -196,8 +198,12 @@ def test_evaluation_states_what_was_evaluated_as_recorded() -> None:
     assert evaluation_findings(m).short == (
         "Evaluation: accuracy 82.0% and macro-F1 81.5% on held-out test split (600 faces)."
     )
-    assert evaluation_findings({"accuracy": 0.5, "n_images": 30}).short == (
-        "Evaluation: accuracy 50.0% on 30 images (which ones is not recorded)."
+    assert evaluation_findings({"accuracy": 0.5, "n_images": 300}).short == (
+        "Evaluation: accuracy 50.0% on 300 images (which ones is not recorded)."
+    )
+    assert evaluation_findings(m | {"n_images": 600}).short == evaluation_findings(m).short  # 600 said once
+    assert evaluation_findings(m | {"n_images": 60, "evaluated_on": "test split"}).short == (
+        "Evaluation: accuracy 82.0% and macro-F1 81.5% on test split (60 photos)."
     )
     assert "not recorded" in evaluation_findings({"macro_f1": 0.5}).short
     assert not evaluation_findings({"evaluated_on": "test"}) and not evaluation_findings(None)
@@ -326,3 +332,48 @@ def test_no_box_when_nothing_is_concluded(tmp_path: Path) -> None:
     write_json(run / "manifest.json", {"name": "bare"})
     page = render_report(run)
     assert 'id="key-findings"' not in page and 'class="verdict"' not in page
+
+
+# The usability review: "accuracy 100.0% and macro-F1 100.0%" on 10 photos, with no count, and a ranking.
+
+
+def test_a_small_evaluation_says_how_few_photos_and_what_one_photo_is_worth() -> None:
+    said = evaluation_findings(
+        {"accuracy": 1.0, "macro_f1": 1.0, "n_images": 10, "evaluated_on": "every labelled photo in small"}
+    )
+    assert said.short == (
+        "Evaluation: accuracy 100.0% and macro-F1 100.0% on every labelled photo in small (10 photos). "
+        "Only 10 photos: too few for precise percentages (one photo moves accuracy by 10.0 points); "
+        "treat them as provisional."
+    )
+    assert "too few" not in evaluation_findings({"accuracy": 0.9, "n_images": SMALL_SAMPLE}).short
+
+
+@pytest.mark.parametrize(
+    ("n", "small"), [(10, True), (SMALL_SAMPLE - 1, True), (SMALL_SAMPLE, False), (2135, False)]
+)
+def test_every_key_finding_on_scores_gives_its_sample_and_says_when_it_is_too_small(
+    tmp_path: Path, n: int, small: bool
+) -> None:
+    run = make_run(tmp_path)
+    doc = scores_json()
+    doc["meta"]["n_images"] = n
+    write_json(run / "scores/scores.json", doc)
+    write_json(run / "scores/shortcut.json", {"config": {"n_test": n}, "accuracy": {"drop": score(0.58)}})
+    found = dict((h, t) for t, h in _key_findings(render_report(run)))
+    for sid in ("scores-ranking", "scores-faithfulness", "scores-randomisation"):
+        assert f" {n} photos" in found[sid], found[sid]
+        assert ("too few to rank methods" in found[sid]) == small
+    assert f" {n} photos" in found["shortcut"] and ("too few" in found["shortcut"]) == small
+    assert "no method clearly leads" in found["scores-ranking"]  # the CI rule still decides the wording
+
+
+def test_the_sample_is_read_from_the_scores_when_meta_has_no_count() -> None:
+    from agelens.report.scores import scored_images
+
+    doc = scores_json()
+    del doc["meta"]["n_images"]
+    assert scored_images(doc) == 20  # score()'s n
+    assert scored_images({"scores": {"a": {"m": {"mean": 1.0}}}}) is None
+    assert sample_sentence(None) == "" and sample_sentence(0) == "" and sample_sentence(2.5) == ""
+    assert sample_sentence(1) == "Based on only 1 photo: too few to rank methods; treat this as provisional."

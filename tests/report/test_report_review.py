@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import html as htmllib
+import io
 import json
 import math
 import re
@@ -250,3 +253,134 @@ def test_empty_classes_are_said_and_region_cells_are_shaded_by_share_over_area(t
     doc["gallery"] = {"confident_right": cases[:3]}  # a sample of the images: counts unknown, nothing claimed
     write_json(run / "scores/scores.json", doc)
     assert "No images predicted" not in render_report(run)
+
+
+# 9. the usability review: glossary, how to read a map, the card after the maps, page size
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_the_glossary_defines_each_metric_on_the_page_with_its_declared_direction(tmp_path: Path) -> None:
+    from agelens.metrics.registry import METRICS
+
+    doc = scores_json()
+    for name in ("average_drop", "increase_in_confidence", "road_morf", "road_lerf", "sparseness"):
+        doc["metrics"].append(dict(METRICS[name]().info()))
+        for row in doc["scores"].values():
+            row[name] = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 20}
+    doc["regions"]["gradcam"]["regions"] = ["hair_background", "eyes", "mouth_chin"]
+    run = make_run(tmp_path)
+    write_json(run / "scores/scores.json", doc)
+    html = render_report(run)
+    glossary = _section(html, "glossary")
+    assert re.search(r'<details class="fold"><summary>Show the glossary</summary>', glossary)  # collapsed
+    entries = dict(re.findall(r"<dt[^>]*><code>([^<]+)</code>(.*?)</dt>", glossary, re.S))
+    for name in ("deletion", "insertion", "average_drop", "increase_in_confidence", "road_morf", "road_lerf"):
+        cls = METRICS[name]
+        assert f"{'higher' if cls.higher_is_better else 'lower'} is better" in entries[name], name
+    assert "not used to rank methods" in entries["sparseness"]  # ranked = False
+    assert "randomisation" in entries and "max_sensitivity" not in entries  # absent from the page: left out
+    for region in ("hair_background", "eyes", "mouth_chin"):
+        assert region in entries and "is better" not in entries[region]
+    text = _text(glossary)
+    assert "hair, ears, neck and background" in text and "fixed boxes" in text
+    assert "Removes the pixels the map calls most important first" in text
+    assert html.index('id="glossary"') > html.index('id="shortcut"')  # reference after the results
+
+
+def test_a_metric_without_plain_words_is_defined_by_its_docstring() -> None:
+    from agelens.metrics.base import Metric
+    from agelens.report.page import Section
+    from agelens.report.scores import glossary_section
+    from agelens.report.tables import Table, cell
+
+    class Fresh(Metric):
+        """Share of ``mass`` on the subject; higher is better."""
+
+        name, higher_is_better = "fresh_metric", True
+
+        def _evaluate(self, x, maps, targets, ctx):  # noqa: ANN001, ANN202
+            raise NotImplementedError
+
+    import agelens.metrics.registry as registry
+
+    sec = Section("scores", "Scores", tables=[Table("t", ["method", "fresh_metric"], [[cell("m", "a")]])])
+    registry.METRICS["fresh_metric"] = Fresh
+    try:
+        (term,) = [t for t in glossary_section([sec], None).terms if t.name == "fresh_metric"]
+    finally:
+        del registry.METRICS["fresh_metric"]
+    assert (term.meaning, term.reading) == (
+        "Share of mass on the subject; higher is better.",
+        "higher is better",
+    )
+    assert glossary_section([Section("run", "Run")], None) is None  # nothing to define: no section
+
+
+def test_how_to_read_a_map_sits_above_the_maps_with_the_overlays_colour_bar(run_dir: Path) -> None:
+    import matplotlib
+
+    from agelens.explain.overlay import DEFAULT_CMAP
+
+    gallery = _section(render_report(run_dir), "explanations")
+    box = re.search(r'<aside class="how-to-read".*?</aside>', gallery, re.S).group(0)
+    assert gallery.index("how-to-read") < gallery.index('class="gallery"')
+    text = _text(box)
+    assert "mattered most for the chosen target class" in text and "in this photo" in text
+    assert "not comparable across photos" in text
+    assert "not proof" in text and "occlusion" in text and "HiResCAM" in text
+    bar = re.search(r'class="colorbar"[^>]*style="background: (linear-gradient\([^"]+\))"', box).group(1)
+    lo, hi = (tuple(round(255 * c) for c in matplotlib.colormaps[DEFAULT_CMAP](t)[:3]) for t in (0.0, 1.0))
+    assert bar.startswith(f"linear-gradient(to right, rgb{lo} 0%") and bar.endswith(f"rgb{hi} 100%)")
+    assert "Red marks" in text if DEFAULT_CMAP in ("jet", "turbo") else "right-hand end" in text
+    assert ">low<" in box and ">high<" in box
+
+
+def test_the_model_card_folds_in_after_the_maps_with_its_license_line_outside(run_dir: Path) -> None:
+    (run_dir / "model_card.md").write_text(
+        "# Card\n\nA **small** model.\n\n## Recipe\n\n    python train.py --gpu\n\n"
+        "## License and intended use\n\nFor research only. Not for decisions about people. Check bias.\n"
+    )
+    html = render_report(run_dir)
+    assert html.index('id="explanations"') < html.index('id="model-card"') < html.index('id="scores"')
+    card = _section(html, "model-card")
+    outside, folded = card.split('<details class="fold">', 1)
+    assert "License and intended use: For research only. Not for decisions about people." in outside
+    assert "Check bias" not in outside and "train.py" not in outside and "train.py" in folded
+    (run_dir / "model_card.md").write_text(
+        "# Demo model\n\nMobileNetV2 on *synthetic* faces. Held out: 0.8.\n"
+    )
+    outside = _section(render_report(run_dir), "model-card").split("<details", 1)[0]
+    assert (
+        "Demo model: MobileNetV2 on synthetic faces. The card states no license or intended use." in outside
+    )
+
+
+def test_photos_and_overlays_are_jpeg_plots_stay_png(run_dir: Path, tmp_path: Path) -> None:
+    from agelens.report.assets import photo_uri
+    from agelens.report.gallery import PHOTO_SIDE
+
+    html = render_report(run_dir)
+    data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', html, re.S).group(1))
+    maps = [u for it in data["items"] for u in it["maps"].values()]
+    assert maps and all(u.startswith("data:image/jpeg;base64,") for u in maps)
+    assert all(u.startswith("data:image/png;base64,") for it in data["items"] for u in it["filters"].values())
+    photos = re.findall(r'<img class="photo" src="(data:[^;]+)', html)
+    assert photos == ["data:image/jpeg"] * 3
+    figures = re.findall(r'<figure class="figure[^"]*">.*?<img src="(data:[^;]+)', html, re.S)
+    assert figures and set(figures) == {"data:image/png"}  # plots: lettering stays sharp
+    # a big smooth overlay is shrunk to the card's size; a tiny noisy PNG stays as written
+    from agelens.data.synthetic import generate
+
+    face = Image.fromarray(generate(1, size=96, seed=3).images[0]).resize(
+        (900, 900), Image.Resampling.BICUBIC
+    )
+    face.save(tmp_path / "big.png")
+    big = photo_uri(tmp_path / "big.png", max_side=PHOTO_SIDE)
+    assert big.startswith("data:image/jpeg") and len(big) < (tmp_path / "big.png").stat().st_size / 5
+    assert Image.open(io.BytesIO(base64.b64decode(big.split(",", 1)[1]))).size == (PHOTO_SIDE, PHOTO_SIDE)
+    png(tmp_path / "noise.png", 3, size=8)
+    assert photo_uri(tmp_path / "noise.png", max_side=PHOTO_SIDE).startswith("data:image/png")
+    assert photo_uri(None) is None and photo_uri(tmp_path / "missing.png") is None

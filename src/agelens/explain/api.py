@@ -261,10 +261,7 @@ def explain(
         images=photos,
         ages=res.ages,
         sources=sources,
-        # An in-memory model has no path; its name still tells two saved runs' models apart.
-        model_path=str(m.model.path)
-        if m.model.path
-        else f"<in-memory keras.Model {m.model.keras_model.name!r}>",
+        model_path=_model_label(model, m),
         settings=_settings(m, options, detect),
         faces=faces,
     )
@@ -291,6 +288,14 @@ def _crop_faces(
         crops.append(crop)
         faces.append(face)
     return crops, faces
+
+
+def _model_label(model: Any, m: Method) -> str:
+    """The model's file, or for an in-memory model its name: two saved runs' models stay apart."""
+    if m.model.path:
+        return str(m.model.path)
+    km = getattr(model, "keras_model", model)
+    return f"<in-memory keras.Model {getattr(km, 'name', '?')!r}>"
 
 
 def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any]:

@@ -112,6 +112,8 @@ class Explanation:
                 write_image_files(self, i, tmp, alpha=alpha, cmap=cmap, tag=self.method)
                 for i in range(len(self))
             ]
+            for record, face in zip(records, self.faces or [], strict=False):
+                record.update(face)  # found or not, and where: as the CLI's manifest says it
             files = [f for r in records for f in r["files"]]
             write_manifest(tmp, manifest_header(self.model_path), [self.describe()], records, files)
         return [Path(directory) / f for f in [*files, MANIFEST]]

@@ -13,6 +13,7 @@ kept). Deep MobileNetV2 layers see most of the image, so their boxes clip to its
 from __future__ import annotations
 
 import math
+import textwrap
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -110,29 +111,58 @@ def filter_maps(
 def filter_grid(
     image: np.ndarray, fm: FilterMaps, cols: int = 4, alpha: float = DEFAULT_ALPHA, cmap: str = DEFAULT_CMAP
 ) -> Any:
-    """A matplotlib Figure: the layer summary, then one labelled overlay per filter."""
+    """A matplotlib Figure: the layer summary, then one labelled overlay per filter, and a
+    caption saying what the numbers are (a bare "filter 532 mean 1.19" meant nothing to readers)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     scale = max(float(fm.maps.max()) if fm.maps.size else 0.0, 1e-12)
-    tiles = [("layer mean (normalised)", fm.summary)] + [
-        (f"filter {i}  mean {m:.3g}", mp / scale)
+    tiles = [("layer mean (all filters)", fm.summary)] + [
+        (f"filter {i} · mean {m:.3g}", mp / scale)
         for i, m, mp in zip(fm.indices, fm.means, fm.maps, strict=True)
     ]
     # Balance the rows (5 tiles at cols=4 -> 3 + 2, not 4 + a lone panel), never wider than asked.
     rows = math.ceil(len(tiles) / max(1, min(cols, len(tiles))))
     cols = math.ceil(len(tiles) / rows)
-    fig = Figure(figsize=(2.6 * cols, 2.8 * rows), dpi=100)
+    # Laid out in inches, not by tight_layout: with square images in taller cells it packed
+    # the rows so that the second row's titles ran into the first row's images.
+    tile, gap, title, head = 2.4, 0.2, 0.35, 0.5
+    width = cols * (tile + gap)
+    caption = textwrap.wrap(_grid_caption(fm.layer), width=max(30, int(width / 0.065)))
+    foot = 0.2 + 0.14 * len(caption)
+    height = head + rows * (title + tile) + foot
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    grid = dict(
+        left=gap / 2 / width,
+        right=1 - gap / 2 / width,
+        top=1 - (head + title) / height,
+        bottom=foot / height,
+        wspace=gap / tile,
+        hspace=title / tile,
+    )
+    axes = np.atleast_1d(fig.subplots(rows, cols, gridspec_kw=grid)).ravel()
     for ax in axes:
         ax.axis("off")
     for ax, (label, m) in zip(axes, tiles, strict=False):
         ax.imshow(overlay(image, np.clip(m, 0, 1), alpha, cmap))
-        ax.set_title(label, fontsize=8)
-    fig.suptitle(f"layer {fm.layer}: most active filters", fontsize=10)
-    fig.tight_layout()
+        ax.set_title(label, fontsize=8, pad=4)
+    fig.suptitle(
+        f"layer {fm.layer}: its {len(fm.indices)} most active filters", fontsize=10, y=1 - 0.12 / height
+    )
+    fig.text(0.5, 0.08 / height, "\n".join(caption), ha="center", va="bottom", fontsize=7.5)
     return fig
+
+
+def _grid_caption(layer: str) -> str:
+    """What a filter grid shows, in words, for readers who never saw the code."""
+    return (
+        f"Each tile shows where one filter (channel) of layer {layer} responds on this photo. "
+        "'mean' is that filter's average activation over the whole photo; the tiles are the "
+        "filters with the highest means. All tiles share one colour scale (brighter = stronger); "
+        "the first averages every filter of the layer, rescaled to 0-1. Filters show what "
+        "responds, not why the model predicts a class."
+    )
 
 
 @dataclass

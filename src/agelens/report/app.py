@@ -19,21 +19,38 @@ from typing import Any
 import numpy as np
 
 from agelens.report.app_logic import (
+    HOW_TO_READ,
+    MAP_KEY,
     MAX_UPLOAD_BYTES,
     Engine,
+    Prepared,
+    Source,
     UploadError,
     blend,
     build_engine,
-    check_upload,
-    is_predicted,
+    method_note,
+    read_upload,
     shrink,
     square,
+    status_line,
+    web_message,
 )
 
 N_SAMPLES = 6
 CACHE_MAX_AGE_S = 6 * 3600
 PREVIEW_SIDE = 512
-"""Longest side of the "Model input" preview shown right after an upload or a sample pick."""
+"""Longest side of the uncropped preview shown right after an upload or a sample pick."""
+PREVIEW_LABEL = "Photo as uploaded"
+MODEL_INPUT_LABEL = "Model input"
+"""The left image's labels: it shows the upload uncropped until Explain replaces it with the
+square the model sees; both were labelled "Model input". Short, so the label clears the
+image's buttons."""
+LAYER_INFO = (
+    "CAM methods only. early / mid / late / last-conv pick a depth; "
+    "the list also names this model's layers, to pick one exactly"
+)
+READY = "Upload a photo or pick a sample."
+NO_PHOTO = "⚠️ No photo yet: upload one or pick a sample."
 IMAGE_BUTTONS = ["download", "fullscreen"]
 """Gradio's default "share" button only works on Hugging Face Spaces; locally it is a dead button."""
 TITLE = "agelens · what does the age model look at?"
@@ -109,6 +126,7 @@ def build_app(model_path: Any = None) -> Any:
             elem_id="al-head",
         )
         photo = gr.State(None)
+        source = gr.State(None)  # the photo's Source: its name (for the zip) and a read note
         shown_map = gr.State(None)  # (model view, its map, the Explanation) of the last Explain
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
@@ -136,20 +154,21 @@ def build_app(model_path: Any = None) -> Any:
                     target = gr.Dropdown(
                         engine.targets, value=engine.targets[0], label="Target", elem_id="al-target"
                     )
+                method_info = gr.Markdown(method_note(engine.methods[0]), elem_id="al-method-info")
                 layer = gr.Dropdown(
                     engine.layers,
                     value=engine.default_layer,
                     label="Layer",
-                    info="CAM methods only; type any name 'agelens layers' lists",
+                    info=LAYER_INFO,
                     allow_custom_value=True,
                     elem_id="al-layer",
                 )
                 run = gr.Button("Explain", variant="primary", elem_id="al-explain")
-                status = gr.Markdown("Upload a photo or pick a sample.", elem_id="al-status")
+                status = gr.Markdown(READY, elem_id="al-status")
             with gr.Column(scale=6, min_width=420):
                 with gr.Row():
                     face = gr.Image(
-                        label="Model input",
+                        label=MODEL_INPUT_LABEL,
                         elem_id="al-face",
                         interactive=False,
                         height=280,
@@ -170,8 +189,11 @@ def build_app(model_path: Any = None) -> Any:
                     label="Map opacity (0: photo only, 1: map only)",
                     elem_id="al-opacity",
                 )
+                gr.Markdown(MAP_KEY, elem_id="al-map-key")
+                with gr.Accordion("How to read this", open=False, elem_id="al-howto"):
+                    gr.Markdown(HOW_TO_READ)
                 probs = gr.Label(label="Class probabilities", elem_id="al-probs")
-                with gr.Accordion("Per-filter activations", open=False):
+                with gr.Accordion("Per-filter activations", open=False, elem_id="al-filters") as filters:
                     filter_layer = gr.Dropdown(
                         engine.layers,
                         value=engine.default_layer,
@@ -179,6 +201,7 @@ def build_app(model_path: Any = None) -> Any:
                         label="Layer for the filter grid",
                         elem_id="al-flayer",
                     )
+                    grid_note = gr.Markdown("", elem_id="al-grid-note")
                     grid = gr.Image(
                         label="Strongest filters",
                         show_label=False,
@@ -191,55 +214,65 @@ def build_app(model_path: Any = None) -> Any:
                     elem_id="al-download",
                     interactive=False,
                 )
+        # Every result of an Explain, and the stored map the opacity slider re-blends: all of
+        # them go blank whenever the photo changes, so no panel shows the previous photo's map.
+        results = [heat, probs, grid, grid_note, download, shown_map]
+        cleared = (None,) * len(results)
 
-        def on_upload(path: str | None) -> tuple[Any, Any, Any, str]:
+        def on_upload(path: str | None) -> tuple[Any, ...]:
             """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
             if not path:
-                return None, None, None, "Upload a photo or pick a sample."
+                return None, None, None, _face_view(None), READY, *cleared
             try:
-                img = check_upload(path)
+                img, src = read_upload(path)
             except UploadError as exc:
-                return None, None, None, f"⚠️ {exc}"
-            return gr.skip(), img, shrink(img, PREVIEW_SIDE), "Photo loaded. Press **Explain**."
+                return None, None, None, _face_view(None), f"⚠️ {exc}", *cleared
+            preview = _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL)
+            return gr.skip(), img, src, preview, _loaded(src), *cleared
 
-        def on_clear() -> tuple[Any, Any, str]:
-            return None, None, "Upload a photo or pick a sample."
+        def on_clear() -> tuple[Any, ...]:
+            return None, None, _face_view(None), READY, *cleared
 
-        def on_sample(evt: gr.SelectData) -> tuple[Any, Any, Any, str]:
-            img = sample_images[evt.index]
+        def on_sample(evt: gr.SelectData) -> tuple[Any, ...]:
+            img, i = sample_images[evt.index], evt.index
+            src = Source(f"sample-{i + 1}-{labels[i]}")
             return (
                 None,  # the drop zone empties so it is clear which picture will be explained
                 img,
-                shrink(img, PREVIEW_SIDE),
-                f"Synthetic sample {evt.index + 1} ({labels[evt.index]}). Press **Explain**.",
+                src,
+                _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL),
+                f"Synthetic sample {i + 1} ({labels[i]}). Press **Explain**.",
+                *cleared,
             )
 
-        def on_explain(img: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float) -> tuple[Any, ...]:
+        def on_explain(
+            img: Any, src: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float
+        ) -> tuple[Any, ...]:
             if img is None:
-                return None, None, None, None, None, "⚠️ No photo yet: upload one or pick a sample.", None
-            return _explain(engine, np.asarray(img), det, m, ly, t, fl, a)
+                return _face_view(None), *cleared[:-1], NO_PHOTO, None, gr.skip()
+            shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src)
+            # the grid's warning sits beside it, in an accordion usually closed: open it then
+            return _face_view(shown), *rest, gr.update(open=True) if rest[3] else gr.skip()
 
         def on_opacity(last: Any, a: float) -> Any:
             return _reblend(last, a) if last is not None else gr.skip()
 
-        def on_filter(img: Any, det: bool, fl: str) -> Any:
+        def on_filter(img: Any, det: bool, fl: str) -> tuple[Any, str]:
             if img is None:
-                return None
-            try:
-                return engine.filter_grid(engine.prepare(np.asarray(img), det)[0], fl)
-            except ValueError as exc:
-                gr.Warning(" ".join(str(exc).split()))
-                return None
+                return None, ""
+            return engine.try_filter_grid(engine.prepare(np.asarray(img), det).photo, fl)
 
-        upload.upload(on_upload, upload, [upload, photo, face, status])
-        upload.clear(on_clear, None, [photo, face, status])
-        gallery.select(on_sample, None, [upload, photo, face, status])
-        inputs = [photo, detect, method, layer, target, filter_layer, opacity]
-        run.click(on_explain, inputs, [face, heat, probs, grid, download, status, shown_map])
+        upload.upload(on_upload, upload, [upload, photo, source, face, status, *results])
+        upload.clear(on_clear, None, [photo, source, face, status, *results])
+        gallery.select(on_sample, None, [upload, photo, source, face, status, *results])
+        method.change(method_note, method, method_info)
+        inputs = [photo, source, detect, method, layer, target, filter_layer, opacity]
+        outputs = [face, heat, probs, grid, grid_note, download, status, shown_map, filters]
+        run.click(on_explain, inputs, outputs)
         # change, not release: typing a value in the slider's box fires no release event;
         # always_last drops the intermediate values of a drag
         opacity.change(on_opacity, [shown_map, opacity], heat, trigger_mode="always_last")
-        filter_layer.change(on_filter, [photo, detect, filter_layer], grid)
+        filter_layer.change(on_filter, [photo, detect, filter_layer], [grid, grid_note])
     demo.agelens_engine = engine  # for tests and callers that want the loaded model
     return demo
 
@@ -262,29 +295,49 @@ def _explain(
     t: str,
     fl: str,
     alpha: float | None = None,
+    source: Source | None = None,
 ) -> tuple[Any, ...]:
     """One click: prepare, explain, render, zip; a bad choice becomes a status line, not a crash.
 
-    Returns the outputs' values and, last, ``(model view, its map, Explanation)`` for the
-    opacity slider to re-blend without explaining again.
+    Returns the values of (model view, map, probabilities, filter grid, its warning, zip,
+    status) and, last, ``(model view, its map, Explanation)`` for the opacity slider to
+    re-blend without explaining again. The filter grid has its own layer box, so its failure
+    is its own: the map and probabilities still show, with a warning beside the grid.
     """
     try:
-        photo, note = engine.prepare(img, det)
-        exp = engine.explain(photo, m, ly, t)
-        heat_sq = square(np.asarray(exp.maps[0], np.float32))
-        shown = square(photo)
-        heat = blend(shown, heat_sq, alpha)
-        grid = engine.filter_grid(photo, fl)
+        prep = engine.prepare(img, det)
+        shown, heat_sq, exp = _map(engine, prep, m, ly, t, source)
         archive = engine.save_zip(exp, alpha=alpha)
     except (ValueError, TypeError, KeyError) as exc:
-        return None, None, None, None, None, f"⚠️ Could not explain: {' '.join(str(exc).split())}", None
+        return None, None, None, None, None, None, f"⚠️ Could not explain: {web_message(exc)}", None
+    grid, grid_warning = engine.try_filter_grid(prep.photo, fl)
     probs = engine.probabilities(exp)
-    top = max(probs, key=probs.__getitem__)
-    ages = getattr(exp, "ages", None)
-    age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
-    aim = f"{top} (predicted)" if is_predicted(exp.target) else exp.target
-    msg = f"**{top}** ({probs[top]:.0%}{age}) · {exp.method} on `{exp.layer}` · target: {aim}"
-    return shown, heat, probs, grid, str(archive), msg + (f" · {note}" if note else ""), (shown, heat_sq, exp)
+    note = "; ".join(n for n in (source.note if source else "", prep.note) if n)
+    msg = status_line(exp, probs, note, prep.no_face)
+    heat = blend(shown, heat_sq, alpha)
+    return shown, heat, probs, grid, grid_warning, str(archive), msg, (shown, heat_sq, exp)
+
+
+def _map(
+    engine: Engine, prep: Prepared, m: str, ly: str, t: str, source: Source | None
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The model's view of the prepared photo, its map on the same square, and the Explanation
+    (named after the photo and carrying what face detection found, for the zip)."""
+    exp = engine.explain(prep.photo, m, ly, t, source=source.name if source else None, face=prep.face)
+    return square(prep.photo), square(np.asarray(exp.maps[0], np.float32)), exp
+
+
+def _face_view(image: np.ndarray | None, label: str = MODEL_INPUT_LABEL) -> Any:
+    """The left image with a label that says what it is: the upload as is, or what the model saw."""
+    import gradio as gr
+
+    return gr.update(value=image, label=label)
+
+
+def _loaded(source: Source) -> str:
+    """The status after an upload: its name, and how it was read when that matters (a GIF)."""
+    extra = f" ({source.note})" if source.note else ""
+    return f"Photo loaded: {source.name}{extra}. Press **Explain** to see what the model sees."
 
 
 def _reblend(last: tuple[np.ndarray, np.ndarray, Any], alpha: float) -> np.ndarray:

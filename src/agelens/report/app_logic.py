@@ -7,6 +7,7 @@ server, and so the Gradio wiring stays a thin, readable layout file.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,55 @@ MAX_WORK_SIDE = 1024
 """Photos (or face crops) are shrunk to this longest side before explaining. The model sees
 112 px, so nothing it uses is lost; at full size a 6000 px photo took over 30 s per click
 and its download (full-size overlays and a float32 ``.npy`` map) was over 100 MB."""
+WHOLE_PHOTO_SHARE = 0.9
+"""Below this share of the photo, "using the whole photo" would mislead: the model sees only
+the centred square (a 3:2 photo loses a third), so the note says how much it sees."""
+
+MAP_KEY = (
+    "**Red = most important for the chosen target in this photo.** Each map has its own scale: "
+    "colours are not comparable across photos. See *How to read this* below."
+)
+"""One line under the map, always visible: the reading most often got wrong."""
+
+HOW_TO_READ = """\
+- **Red is a rank within this photo, not an amount.** Each map is scaled per photo to 0-1, so
+  red means "most important for the chosen target *in this photo*". Two photos' reds are not
+  comparable, and a photo where nothing matters much still has a red spot. The class
+  probabilities say how sure the model is.
+- **The target is the question the map answers.** "predicted class" asks "why this class?"; a
+  class name asks "what here speaks for that class?"; "old-young" asks what separates the two.
+- **CAM methods** (gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
+  eigencam) show *where the features the class relies on are* in the photo, on a coarse grid.
+  That is not proof the model "reads" age there.
+- **Cross-check before concluding:** run **occlusion** (hides patches and measures the change)
+  and **hirescam** too. Where they agree with gradcam, the map is more trustworthy.
+- **Outside the centred square the map is 0:** the model never saw that part of the photo.
+"""
+"""The app's "How to read this" panel: docs/explain.md's "Reading a map", for people, not the CLI."""
+
+METHOD_INFO = {
+    "gradcam": "Grad-CAM: weights each feature map of the layer by its average gradient; coarse regions.",
+    "gradcam++": "Grad-CAM++: like Grad-CAM, weighting positive gradients more finely; "
+    "better when a cue appears in several places.",
+    "xgradcam": "XGrad-CAM: Grad-CAM with gradients weighted by the activations.",
+    "hirescam": "HiResCAM: gradient x activation at each location (no averaging); "
+    "shows what each place adds to the score.",
+    "layercam": "Layer-CAM: positive gradient x activation at each location; "
+    "sharper maps, also on early layers.",
+    "scorecam": "Score-CAM: no gradients; masks the photo with each feature map and scores it (slow).",
+    "ablationcam": "Ablation-CAM: no gradients; switches each feature map off and measures the drop (slow).",
+    "eigencam": "Eigen-CAM: the main pattern in the layer's activations; the same map for every target.",
+    "saliency": "Saliency: how much each pixel's change moves the target score; sharp but noisy.",
+    "smoothgrad": "SmoothGrad: saliency averaged over noisy copies of the photo; less noise.",
+    "integrated-gradients": "Integrated Gradients: gradients summed along a fade-in from a black image; "
+    "per pixel.",
+    "guided-backprop": "Guided backprop: gradients with negative signals blocked; "
+    "edge-like, barely depends on the target.",
+    "guided-gradcam": "Guided Grad-CAM: guided backprop times Grad-CAM; sharp and target-specific.",
+    "occlusion": "Occlusion: hides one patch at a time and measures the drop in the score; "
+    "a direct test (slow).",
+}
+"""One line per method for the app's Method dropdown (a test checks it covers ``list_methods()``)."""
 
 
 class UploadError(ValueError):
@@ -48,6 +98,37 @@ def check_upload(path: str | os.PathLike[str], name: str | None = None) -> np.nd
         return load_image(path)
     except ImageError as exc:
         raise UploadError(f"{shown}: {exc.reason}") from None
+
+
+@dataclass
+class Source:
+    """Where the photo being explained came from: its name (for the status, the zip and the
+    manifest, which said ``<image 0>`` before) and what to know about how it was read."""
+
+    name: str
+    note: str = ""
+
+
+def read_upload(path: str | os.PathLike[str], name: str | None = None) -> tuple[np.ndarray, Source]:
+    """:func:`check_upload`, plus the upload's :class:`Source` (the name Gradio kept, an animation note)."""
+    shown = name or Path(path).name
+    return check_upload(path, shown), Source(shown, animation_note(path))
+
+
+def animation_note(path: str | os.PathLike[str]) -> str:
+    """ "animated image: first frame used" for a GIF/WebP/APNG with several frames, else "".
+
+    ``load_image`` decodes the first frame only, as every caller wants; only the app says so,
+    so a researcher who uploads a GIF knows which frame was judged.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            frames = int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - already decoded once by check_upload; a note is not worth failing for
+        return ""
+    return "animated image: first frame used" if frames > 1 else ""
 
 
 def square(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
@@ -91,31 +172,54 @@ class Engine:
     workdir: Path
     default_layer: str = "last-conv"
 
-    def prepare(self, photo: np.ndarray, detect: bool) -> tuple[np.ndarray, str]:
-        """The photo (or its largest face), at most :data:`MAX_WORK_SIDE` px, and a one-line note.
+    def prepare(self, photo: np.ndarray, detect: bool) -> Prepared:
+        """The photo (or its largest face), at most :data:`MAX_WORK_SIDE` px, with a one-line note
+        and what face detection found.
 
         The note says what was done and what to doubt (judged at the crop's own size).
         """
         from agelens.model.predict import quality_notes
 
         crop, note = photo, ""
+        face: dict[str, Any] = {"photo_size": [int(photo.shape[1]), int(photo.shape[0])]}
         if detect:
             try:
                 from agelens.model.faces import crop_largest_face
 
                 crop, box = crop_largest_face(photo)
-                note = "no face found; using the whole photo" if box is None else "face detected and cropped"
             except Exception as exc:  # the detector is optional: a broken OpenCV must not block explaining
-                note = f"face detection unavailable ({type(exc).__name__}); using the whole photo"
+                note = f"face detection unavailable ({type(exc).__name__}); {whole_photo_note(photo)}"
+            else:
+                face["face_found"] = box is not None
+                if box is not None:
+                    face["face_box_xywh"] = [int(v) for v in box]
+                note = face_note(photo, crop, box)
         notes = [n for n in (note, *quality_notes(crop)) if n]
-        return shrink(crop), "; ".join(notes)
+        return Prepared(shrink(crop), "; ".join(notes), face)
 
-    def explain(self, photo: np.ndarray, method: str, layer: str, target: str) -> Any:
-        """``agelens.explain`` on one photo; the layer is passed only to methods that take one."""
+    def explain(
+        self,
+        photo: np.ndarray,
+        method: str,
+        layer: str,
+        target: str,
+        source: str | None = None,
+        face: dict[str, Any] | None = None,
+    ) -> Any:
+        """``agelens.explain`` on one photo; the layer is passed only to methods that take one.
+
+        ``source`` and ``face`` go into the Explanation, so its saved files and manifest name the
+        photo and say whether a face was found (the photo arrives here cropped already).
+        """
         from agelens.explain.api import explain, takes_layer
 
         ly = layer or None if takes_layer(method) else None
-        return explain(self.model, photo, method=method, layer=ly, target=_target(target))
+        exp = explain(self.model, photo, method=method, layer=ly, target=_target(target))
+        if source:
+            exp.sources = [source]
+        if face is not None:
+            exp.faces = [face]
+        return exp
 
     def probabilities(self, exp: Any) -> dict[str, float]:
         probs = np.asarray(exp.probabilities)[0]
@@ -129,15 +233,105 @@ class Engine:
         fm = filter_maps(self.model, x, layer or None, k=k)
         return figure_to_array(filter_grid(x, fm, cols=4))
 
-    def save_zip(self, exp: Any, stem: str = "agelens-explanation", alpha: float | None = None) -> Path:
-        """``Explanation.save`` into a fresh folder under the app's temp dir, zipped (folder then removed)."""
+    def try_filter_grid(self, photo: np.ndarray, layer: str) -> tuple[np.ndarray | None, str]:
+        """The grid and "", or None and a one-line warning: a typo in the grid's layer box
+        must cost only the grid, never the map and probabilities of the same click."""
+        try:
+            return self.filter_grid(photo, layer), ""
+        except (ValueError, TypeError, KeyError) as exc:
+            return None, f"⚠️ Filter grid not drawn: {web_message(exc)}"
+
+    def save_zip(self, exp: Any, alpha: float | None = None) -> Path:
+        """``Explanation.save`` into a fresh folder under the app's temp dir, zipped (folder then removed).
+
+        The zip is named after the photo and method (``agelens-face-gradcam.zip``), so several
+        downloads stay apart in the user's Downloads folder.
+        """
+        stem = zip_stem(exp.sources[0] if exp.sources else None, exp.method)
         run = self.workdir / "outputs" / uuid.uuid4().hex[:12]
         folder = run / stem
         run.mkdir(parents=True)
-        exp.save(folder, alpha=_alpha(alpha))
+        exp.save(folder, alpha=_alpha(alpha))  # with exp.faces: the manifest says what detection found
         archive = shutil.make_archive(str(run / stem), "zip", root_dir=run, base_dir=stem)
         shutil.rmtree(folder, ignore_errors=True)
         return Path(archive)
+
+
+@dataclass
+class Prepared:
+    """A photo ready to explain: the face crop (or the photo), shrunk; a note; what detection found.
+
+    ``face`` has the manifest's keys: ``photo_size``, and with detection ``face_found`` and
+    ``face_box_xywh`` (in the photo's pixels).
+    """
+
+    photo: np.ndarray
+    note: str
+    face: dict[str, Any]
+
+    @property
+    def no_face(self) -> bool:
+        """Detection ran and found nothing: the prediction is then not about a face."""
+        return self.face.get("face_found") is False
+
+
+def whole_photo_note(photo: np.ndarray) -> str:
+    """What the model sees of a photo used uncropped: the centred square, said plainly when it
+    is clearly less than the whole (a panorama's "whole photo" was a third of it)."""
+    h, w = photo.shape[:2]
+    share = min(h, w) / max(h, w, 1)
+    if share >= WHOLE_PHOTO_SHARE:
+        return "using the whole photo"
+    return f"the model sees the centred square ({share:.0%} of the photo)"
+
+
+def face_note(photo: np.ndarray, crop: np.ndarray, box: Any) -> str:
+    """The detection note: no face, a photo that already is a face crop (nothing cut), or a crop."""
+    if box is None:
+        return f"no face found; {whole_photo_note(photo)}"
+    if crop is photo:
+        return "face found (the photo is already a face crop)"
+    return "face detected and cropped"
+
+
+def zip_stem(source: str | None, method: str) -> str:
+    """``agelens-<photo>-<method>``: a download name that says what is inside (file-system safe)."""
+    base = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", Path(source).name) if source else ""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_")[:60]
+    tag = re.sub(r"[^A-Za-z0-9_-]+", "_", method.replace("+", "p"))
+    return f"agelens-{safe}-{tag}" if safe else f"agelens-explanation-{tag}"
+
+
+NO_FACE_WARNING = "⚠️ **No face found: this is not a judgement of a face**"
+
+
+def web_message(exc: BaseException) -> str:
+    """An error as one line for the web page: the library's hints name the CLI command
+    ``agelens layers``, which a web user cannot run, so they point at the app's list instead."""
+    text = re.sub(r" ?\(`agelens layers`[^)]*\)", "", " ".join(str(exc).split()))
+    return text.replace("`agelens layers`", "the layer list")
+
+
+def status_line(exp: Any, probs: dict[str, float], note: str = "", no_face: bool = False) -> str:
+    """The one-line result: top class, its probability (and age), method, layer, target, notes.
+
+    With ``no_face`` a warning follows the numbers at once: "old (48%)" on a faceless photo
+    read as a confident judgement of a person.
+    """
+    top = max(probs, key=probs.__getitem__)
+    ages = getattr(exp, "ages", None)
+    age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
+    aim = f"{top} (predicted)" if is_predicted(exp.target) else exp.target
+    parts = [f"**{top}** ({probs[top]:.0%}{age})"]
+    if no_face:
+        parts.append(NO_FACE_WARNING)
+    parts.append(f"{exp.method} on `{exp.layer}` · target: {aim}")
+    return " · ".join(parts) + (f" · {note}" if note else "")
+
+
+def method_note(method: str) -> str:
+    """The one-line description shown beside the Method dropdown ("" for a name it does not know)."""
+    return METHOD_INFO.get(method, "")
 
 
 def blend(shown: np.ndarray, heat: np.ndarray, alpha: float | None = None) -> np.ndarray:

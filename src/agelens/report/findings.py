@@ -10,6 +10,7 @@ a missing field makes the builder say less, never guess.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,11 +74,42 @@ def join(items: Iterable[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
+# --- sample size ----------------------------------------------------------------------------------
+
+SMALL_SAMPLE = 50
+"""Below this many photos a finding says outright that it cannot rank methods: with 10 photos one
+photo moves an accuracy by 10 points, and the 95% CIs of methods overlap almost always."""
+
+
+def photos(n: int) -> str:
+    return f"{n} photo{'' if n == 1 else 's'}"
+
+
+def sample_sentence(n: Any, purpose: str = "rank methods") -> str:
+    """ "Based on N photos." and, under :data:`SMALL_SAMPLE`, that this is too few to ``purpose``.
+
+    Every key finding rests on a sample; a reader must see its size beside the verdict,
+    or "100%" on 10 photos reads like "100%" on 2,000. Nothing without a count.
+    """
+    k = _count(n)
+    if k is None:
+        return ""
+    if k < SMALL_SAMPLE:
+        return f"Based on only {photos(k)}: too few to {purpose}; treat this as provisional."
+    return f"Based on {photos(k)}."
+
+
+def with_sample(short: str, n: Any, purpose: str = "rank methods") -> str:
+    """``short`` (a key-finding line) with :func:`sample_sentence` appended; unchanged without a count."""
+    extra = sample_sentence(n, purpose)
+    return f"{short} {extra}" if short and extra else short
+
+
 # --- evaluation -------------------------------------------------------------------------------
 
 
 def evaluation_findings(m: Any) -> Said:
-    """Accuracy and macro-F1, and what they were measured on (``evaluated_on``), as recorded."""
+    """Accuracy and macro-F1, what they were measured on (``evaluated_on``) and on how many photos."""
     if not isinstance(m, dict):
         return Said()
     parts = [
@@ -88,16 +120,28 @@ def evaluation_findings(m: Any) -> Said:
     if not parts:
         return Said()
     on = m.get("evaluated_on")
-    n = number(m.get("n_images"))
+    n = _count(m.get("n_images"))
+    said = isinstance(on, str) and n is not None and re.search(rf"(?<![\d,.]){n}(?![\d,.])", on)
     where = (
-        f" on {on.strip()}"
+        f" on {on.strip()}" + (f" ({photos(n)})" if n and not said else "")
         if isinstance(on, str) and on.strip()
-        else f" on {int(n)} images (which ones is not recorded)"
-        if n is not None
+        else f" on {n} images (which ones is not recorded)"
+        if n
         else " (what it was evaluated on is not recorded)"
     )
-    text = join(parts)
-    return Said(short=f"Evaluation: {text}{where}.")
+    short = f"Evaluation: {join(parts)}{where}."
+    if n and n < SMALL_SAMPLE:  # the count is in the line already; say what it means
+        short += (
+            f" Only {photos(n)}: too few for precise percentages "
+            f"(one photo moves accuracy by {100 / n:.1f} points); treat them as provisional."
+        )
+    return Said(short=short)
+
+
+def _count(v: Any) -> int | None:
+    """A positive whole count (``n_images``), else None."""
+    x = number(v)
+    return int(x) if x is not None and x >= 1 and x == int(x) else None
 
 
 # --- faithfulness and localisation vs matched random maps -----------------------------------------

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from agelens.data.bins import AgeBins
-from agelens.report.assets import Notes, image_uri, inside
+from agelens.report.assets import Notes, image_uri, inside, photo_uri
 
 MAX_IMAGES = 48
 """Beyond this the page gets heavy; the rest stay in the explain folder."""
 PHOTO_SIDE = 384
+"""Longest side of an embedded photo or overlay: a card shows them ~150 px wide (300 on a sharp screen)."""
 PREDICTED = "(predicted class)"
 Bins = tuple[list[float], list[str]]
 """Age-bin edges in years and the class names between them (``AgeBins`` as plain lists)."""
@@ -47,6 +48,8 @@ class Gallery:
     default: str  # key of the first selection that has a map
     n_total: int
     legend: str = ""  # the age groups, said once: class names and, where known, their bin edges
+    colormap: str = ""  # the colormap the overlays were drawn with (explain's --cmap, default jet)
+    colorbar: str = ""  # that colormap as a CSS gradient, low (left) to high (right)
 
     def js_data(self) -> dict[str, Any]:
         return {
@@ -163,7 +166,33 @@ def build_gallery(
     for it in items:
         _mark_truth(it, classes, bins)
     legend = _legend(classes, bins, any(it.age is not None for it in items))
-    return Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend)
+    cmap, bar = colour_scale(manifest)
+    return Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend, cmap, bar)
+
+
+COLORBAR_STOPS = 11
+
+
+def colour_scale(manifest: Any) -> tuple[str, str]:
+    """(colormap name, CSS gradient of it): the key a reader needs to turn a colour into "more" or "less".
+
+    The explain manifest does not record ``--cmap``, so the overlays' default (explain's
+    ``DEFAULT_CMAP``) is assumed unless a ``cmap`` is recorded; the gradient is sampled from
+    matplotlib's own table, so the bar matches the overlays' colours exactly.
+    """
+    import matplotlib
+
+    from agelens.explain.overlay import DEFAULT_CMAP
+
+    recorded = manifest.get("cmap") if isinstance(manifest, dict) else None
+    name = recorded if isinstance(recorded, str) and recorded in matplotlib.colormaps else DEFAULT_CMAP
+    cm = matplotlib.colormaps[name]
+    stops = []
+    for i in range(COLORBAR_STOPS):
+        t = i / (COLORBAR_STOPS - 1)
+        r, g, b = (round(255 * c) for c in cm(t)[:3])
+        stops.append(f"rgb({r}, {g}, {b}) {t:.0%}")
+    return name, f"linear-gradient(to right, {', '.join(stops)})"
 
 
 _UTKFACE = re.compile(r"^(\d{1,3})_[01]_\d+_\d{8,}")
@@ -275,7 +304,7 @@ def _item(
     age = im.get("age")
     item = GalleryItem(
         title=Path(str(im.get("file") or im.get("source") or "image")).name,
-        photo=image_uri(photo_path, max_side=PHOTO_SIDE),
+        photo=photo_uri(photo_path, max_side=PHOTO_SIDE),
         predicted=str(im.get("predicted", "")),
         probabilities=[(str(k), float(v)) for k, v in probs.items() if isinstance(v, int | float)],
         age=float(age) if isinstance(age, int | float) else None,
@@ -287,7 +316,7 @@ def _item(
             str(opts.index(_label(m.get(k))))
             for opts, k in ((methods, "method"), (layers, "layer"), (targets, "target"))
         )
-        item.maps[key] = image_uri(inside(explain_dir, m.get("overlay"))) or ""
+        item.maps[key] = photo_uri(inside(explain_dir, m.get("overlay")), max_side=PHOTO_SIDE) or ""
     for f in im.get("filters") or []:
         if isinstance(f, dict) and (uri := image_uri(inside(explain_dir, f.get("grid")))):
             item.filters[str(filter_layers.index(_label(f.get("layer"))))] = uri

@@ -9,6 +9,7 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from agelens.report.assets import Notes, image_uri, inside, read_json, render_ma
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, build_gallery
 from agelens.report.page import Figure, Section
-from agelens.report.scores import scores_dir, scores_section, shortcut_section
+from agelens.report.scores import glossary_section, scores_dir, scores_section, shortcut_section
 from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, pct, rank_text, tables_from_json
 
 TEMPLATE = "report.html.j2"
@@ -99,18 +100,21 @@ def render_report(run_dir: Path) -> str:
     notes = Notes()
     manifest = read_json(run_dir / "manifest.json", notes, "Run")
     told = _notes_by_part(run_dir, manifest, notes)
+    # Results first; the model card (background, several screens long) folds in after the maps.
     sections = [
         s
         for s in (
             _overview(manifest, told["run"]),
-            _model_card(run_dir, told["run"], manifest or _model_named_in(run_dir)),
             _evaluation(run_dir, told["evaluation"]),
             _gallery_section(run_dir, manifest, told["explain"]),
+            _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest)),
             scores_section(run_dir, told["scores"]),
             shortcut_section(run_dir, told["scores"]),
         )
         if s is not None
     ]
+    glossary = glossary_section(sections, read_json(scores_dir(run_dir) / "scores.json", Notes(), ""))
+    sections += [glossary] if glossary else []
     env = Environment(loader=PackageLoader("agelens.report", "templates"), autoescape=True)
     env.filters["fmt"] = fmt
     env.filters["rank"] = rank_text
@@ -246,6 +250,11 @@ def _is_explain_folder(run_dir: Path, manifest: Any) -> bool:
 
 
 def _model_card(run_dir: Path, notes: Notes, manifest: Any = None) -> Section | None:
+    """The card, folded after the results; its license and intended use stay visible above the fold.
+
+    A card runs to several screens (recipe, commands, candidate tables): before the photos it
+    buried them, yet its license and intended use are what every reader of the page must see.
+    """
     md = run_dir / "model_card.md"
     if not md.is_file() and not (run_dir / "model_card.json").exists():
         md = _card_beside_model(manifest) or md
@@ -256,28 +265,102 @@ def _model_card(run_dir: Path, notes: Notes, manifest: Any = None) -> Section | 
             notes.add(f"Model card: could not read {md.name} ({type(exc).__name__}).")
             return None
         lead = "" if md.parent == run_dir else f"The card that ships with the model ({md.name} beside it)."
-        return Section("model-card", "Model card", lead, html=render_markdown(text, md.parent, md.parent))
+        sec = Section("model-card", "Model card", lead, html=render_markdown(text, md.parent, md.parent))
+        return _folded(sec, card_summary(text))
     card = read_json(run_dir / "model_card.json", notes, "Model card")
     if card is None:
         notes.add("Model card: no model_card.md or model_card.json.")
         return None
-    return Section("model-card", "Model card", tables=tables_from_json(card, ""))
+    sec = Section("model-card", "Model card", tables=tables_from_json(card, ""))
+    return _folded(sec, _json_card_summary(card))
 
 
-def _model_named_in(run_dir: Path) -> dict[str, Any] | None:
-    """``{"model": path}`` from a score (``scores.json`` meta) or evaluate (``metrics.json``) folder.
+def _folded(sec: Section, summary: str) -> Section:
+    sec.summary, sec.fold = summary, "Show the full model card (data, training, results)"
+    return sec
 
-    Those folders have no run manifest, but they name their model; its card belongs on their
-    page as much as on an explain folder's. Unreadable files are noted by their own sections.
+
+_USE_HEADING = re.compile(r"^#{1,6}\s+.*(licen[cs]e|intended use)", re.IGNORECASE)
+
+
+def card_summary(markdown: str) -> str:
+    """One line from a card: its license / intended-use paragraph, else its title and first sentence.
+
+    A card that states no license or intended use says so, rather than the page staying silent.
+    """
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        if _USE_HEADING.match(line.strip()):
+            para = _paragraph(lines[i + 1 :])
+            if para:
+                return f"License and intended use: {_sentences(para, 2)}"
+    title = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("# ")), "")
+    first = _paragraph([ln for ln in lines if not ln.startswith("#")])
+    what = ": ".join(filter(None, (_plain(title), _sentences(first, 1))))
+    return f"{what} The card states no license or intended use.".strip()
+
+
+def _paragraph(lines: list[str]) -> str:
+    """The first paragraph of prose in ``lines``: leading blanks skipped; tables and code are not prose."""
+    out: list[str] = []
+    for ln in lines:
+        if not ln.strip():
+            if out:
+                break
+            continue
+        if ln.lstrip().startswith(("#", "|", "    ", "```")):
+            if out:
+                break
+            continue
+        out.append(ln.strip())
+    return _plain(" ".join(out))
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and code marks removed: the summary is rendered as text, not markdown."""
+    return re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", text).strip()
+
+
+def _sentences(text: str, k: int) -> str:
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip())
+    return " ".join(parts[:k])
+
+
+def _json_card_summary(card: Any) -> str:
+    """A JSON card's license / intended-use strings, where it has any."""
+    if not isinstance(card, dict):
+        return ""
+    found = [
+        f"{str(k).replace('_', ' ')}: {v.strip()}"
+        for k, v in card.items()
+        if isinstance(v, str) and v.strip() and re.search(r"licen[cs]e|intended", str(k), re.IGNORECASE)
+    ]
+    return "; ".join(found)
+
+
+def _model_named_in(run_dir: Path, manifest: Any = None) -> dict[str, Any] | None:
+    """``{"model": path}`` from the run manifest, or a score, evaluate or explain folder's own record.
+
+    Those folders have no run manifest, but they name their model (``scores.json`` meta,
+    ``metrics.json``, ``explain/manifest.json``), and its card belongs on their page. A relative
+    path is read against the folder that recorded it. ``null`` or ``<in-memory ...>`` (a model
+    built in memory) names no file, so no card: guessing the shipped one could show the wrong
+    model's license.
     """
     sources = ((scores_dir(run_dir) / "scores.json", ("meta", "model")),
-               (evaluation_dir(run_dir) / "metrics.json", ("model",)))  # fmt: skip
-    for path, keys in sources:
-        value = read_json(path, Notes(), "")
+               (evaluation_dir(run_dir) / "metrics.json", ("model",)),
+               (run_dir / "explain" / "manifest.json", ("model",)))  # fmt: skip
+    found = [(manifest, run_dir)] + [(read_json(path, Notes(), ""), path.parent) for path, _ in sources]
+    for (value, base), keys in zip(found, [("model",)] + [k for _, k in sources], strict=True):
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value.startswith("<"):
+            return None
         if isinstance(value, str) and value:
-            return {"model": value}
+            path = Path(value)
+            if not path.is_absolute() and not path.exists() and (base / path).parent.is_dir():
+                path = base / path
+            return {"model": str(path)}
     return None
 
 

@@ -53,3 +53,16 @@ class Section:
     subsections: list[Section] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # what the numbers conclude, in sentences
     key: str = ""  # this section's line in the page's "Key findings" box
+    summary: str = ""  # one line shown above a folded body (e.g. a model card's license and use)
+    fold: str = ""  # when set, the body is a collapsed <details> with this label: reference, not results
+    terms: list[Term] = field(default_factory=list)  # a glossary's entries
+
+
+@dataclass
+class Term:
+    """One glossary entry: a name as the page prints it, what it means in words, how to read it."""
+
+    name: str
+    meaning: str
+    reading: str = ""  # "higher is better", "lower is better", "not ranked: ..."
+    group: str = "Metrics"

@@ -28,8 +28,9 @@ from agelens.report.findings import (
     sanity_findings,
     shortcut_findings,
     vs_random_findings,
+    with_sample,
 )
-from agelens.report.page import Figure, Section
+from agelens.report.page import Figure, Section, Term
 from agelens.report.tables import (
     RANK_ALL,
     Cell,
@@ -141,7 +142,8 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
         if sid == "regions" and regions is not None:
             sub.lead = (
                 f"Share of map energy per face region, images grouped {BY_LABEL} (n = images per group); "
-                "compare with the area share a uniform map would get."
+                "compare with the area share a uniform map would get. The Glossary at the end says what "
+                "each region covers."
             )
             sub.tables = region_tables(regions)
         for p in pngs:
@@ -256,6 +258,9 @@ def _structured(scores: dict) -> list[Section]:
         overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
         out.insert(0, _ranking_section(overall))
         _say(out[0], ranking_findings(ranking, scores.get("scores")))
+    n = scored_images(scores)
+    for sub in out:
+        sub.key = with_sample(sub.key, n)
     extra = {
         k: v
         for k, v in scores.items()
@@ -268,6 +273,27 @@ def _structured(scores: dict) -> list[Section]:
         tables = [t for k, v in extra.items() for t in tables_from_json(v, labels.get(k, str(k)))]
         out.append(Section("scores-details", "Scoring details", tables=tables))
     return out
+
+
+def scored_images(scores: Any) -> int | None:
+    """How many photos the scores rest on: ``meta.n_images``, else the largest ``n`` of any score.
+
+    A metric may drop photos it cannot score (NaN), so per-score ``n`` can be smaller than the
+    run's count; the largest is what the run scored, the count a reader needs beside a verdict.
+    """
+    meta = scores.get("meta") if isinstance(scores, dict) else None
+    n = meta.get("n_images") if isinstance(meta, dict) else None
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n
+    table = scores.get("scores") if isinstance(scores, dict) else None
+    found = [
+        v["n"]
+        for row in (table.values() if isinstance(table, dict) else [])
+        if isinstance(row, dict)
+        for v in row.values()
+        if isinstance(v, dict) and isinstance(v.get("n"), int) and not isinstance(v.get("n"), bool)
+    ]
+    return max(found) if found and max(found) > 0 else None
 
 
 def _flag(table: Table, rows: dict[str, dict]) -> Table:
@@ -576,11 +602,157 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
         else:
             sec.tables = tables_from_json(body, "", heat=True)
         _say(sec, shortcut_findings(data))
+        sec.key = with_sample(sec.key, _shortcut_count(data), "draw firm conclusions")
     sec.figures = [Figure(_caption(p), u) for p in pngs if (u := image_uri(p))]
     return sec
+
+
+def _shortcut_count(data: Any) -> int | None:
+    """Test faces the shortcut check rests on: ``config.n_test``, else the accuracies' ``n``."""
+    config = data.get("config") if isinstance(data, dict) else None
+    n = config.get("n_test") if isinstance(config, dict) else None
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n
+    acc = data.get("accuracy") if isinstance(data, dict) else None
+    ns = [v.get("n") for v in acc.values() if isinstance(v, dict)] if isinstance(acc, dict) else []
+    ns = [k for k in ns if isinstance(k, int) and not isinstance(k, bool) and k > 0]
+    return max(ns) if ns else None
 
 
 def _leaves(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(obj, dict) and stat(obj) is None:
         return [x for k, v in obj.items() for x in _leaves(v, f"{prefix} · {k}" if prefix else str(k))]
     return [(prefix, obj)]
+
+
+# --- glossary -------------------------------------------------------------------------------------
+
+_PLAIN = {
+    "deletion": "Removes the pixels the map calls most important first, step by step, and follows the "
+    "model's confidence in the explained class. If the map found what the model really uses, confidence "
+    "falls fast; the number is the area under that falling curve.",
+    "insertion": "The reverse of deletion: starts from a blurred photo and puts the most important pixels "
+    "back first. A good map brings the model's confidence back quickly; the number is the area under "
+    "that rising curve.",
+    "average_drop": "How much the model's confidence in the class falls when it sees only what the map "
+    "highlights (the photo dimmed by the map), as a share of its confidence on the whole photo.",
+    "increase_in_confidence": "Share of photos on which seeing only what the map highlights makes the "
+    "model more confident in the class than the whole photo does.",
+    "road_morf": "ROAD, most relevant first: like deletion, but removed pixels are filled in from their "
+    "neighbours, so the model reacts to missing evidence rather than to odd-looking holes.",
+    "road_lerf": "ROAD, least relevant first: removes the pixels the map calls unimportant first (filled "
+    "in from their neighbours); a faithful map leaves the model's confidence where it was.",
+    "pointing_game": "Share of photos on which the map's brightest point falls inside the region known to "
+    "carry the age cue (needs ground-truth masks, e.g. synthetic faces).",
+    "energy_in_mask": "Share of the map's total brightness that falls inside the region known to carry "
+    "the age cue (needs ground-truth masks).",
+    "randomisation": "Sanity check: the model's weights are replaced by random numbers, layer by layer "
+    "from the top, and the map is drawn again; the number is how similar the new map is to the "
+    "original (rank correlation). A map that explains the model must change when the model is destroyed.",
+    "max_sensitivity": "How much the map changes when the photo gets noise too small to see (the largest "
+    "change over several noisy copies). A trustworthy map barely moves.",
+    "sparseness": "How concentrated the map is (Gini index): high means a few small spots, low means "
+    "spread out. It describes a map; one bright pixel is very sparse and explains nothing.",
+    "stamp_energy": "Share of the map's brightness on the label-leaking corner stamp.",
+    "stamp_area": "The stamp's share of the photo: what a uniform map would put on it.",
+    "stamp_pointing": "How often the map's brightest point lands on the stamp.",
+    "cue_energy": "Share of the map's brightness on the drawn age cues (the real signal).",
+    "cue_area": "The age cues' share of the photo: what a uniform map would put on them.",
+}
+"""Plain words for the metric names the page prints; directions come from the metrics themselves."""
+
+_REGIONS = {
+    "hair_background": "Everything outside the face boxes below: hair, ears, neck and background.",
+    "hair_bg": "Everything outside the face boxes: hair, ears, neck and background.",
+    "background": "The backdrop behind the head (synthetic faces).",
+    "hair": "The hair (synthetic faces).",
+    "forehead": "The band between the hairline and the eyebrows.",
+    "eyes": "A band across the eyebrows and eyes, including the outer corners (crow's feet).",
+    "nose": "A central column from just below the eyes to just above the mouth.",
+    "cheeks": "Either side of the nose, from under the eyes down to the mouth.",
+    "mouth_chin": "Mouth, lips and chin, including the lines beside the mouth.",
+}
+_REGION_INTRO = (
+    "Face regions of “Where the maps look”. On real photos (aligned face crops) they are fixed boxes "
+    "at the usual positions in a centred face, not traced on each face, so a tilted or off-centre face "
+    "fits them only roughly; synthetic faces come with exact region masks. Compare a region's share of "
+    "the map with its area share: a big region (the background) gets much of a map by size alone."
+)
+_GENERAL = {
+    "95% CI": "95% confidence interval: the range the average would likely fall in if the scoring were "
+    "repeated on other photos like these. Two methods whose intervals overlap are not shown to differ.",
+    "matched random map": "Random noise made as smooth as a method's own maps and scored on the same "
+    "photos: the chance level a method must beat.",
+}
+
+
+def glossary_section(sections: list[Section], scores: Any) -> Section | None:
+    """A folded list defining each metric and region name printed on the page, with its direction.
+
+    Directions are the ones the tables use (stated in scores.json), else the metric's declared
+    ``higher_is_better`` in ``agelens.metrics``; unknown names get the metric's own docstring.
+    Names the page does not print are left out: a glossary of absent terms is noise.
+    """
+    shown = _names_on(sections)
+    registry = _registry()
+    stated = stated_directions(scores) if scores is not None else {}
+    terms = []
+    for name in shown:
+        key = name.removesuffix("_auc")
+        if key in _PLAIN or key in registry:
+            meaning = _PLAIN.get(key) or _doc_sentence(registry[key])
+            terms.append(Term(name, meaning, _reading(name, key, stated, registry)))
+    terms += [Term(r, _REGIONS[r], "", "Face regions") for r in shown if r in _REGIONS]
+    if not terms:
+        return None
+    if any(s.id == "scores" for s in sections):
+        terms += [Term(k, v, "", "General") for k, v in _GENERAL.items()]
+    regions = any(t.group == "Face regions" for t in terms)
+    sec = Section("glossary", "Glossary", _REGION_INTRO if regions else "", terms=terms)
+    sec.summary = (
+        f"Plain-language meanings of the {len(terms)} metric{' and region' if regions else ''} names "
+        "printed in this report's tables, each with the way it is read (higher or lower is better)."
+    )
+    sec.fold = "Show the glossary"
+    return sec
+
+
+def _names_on(sections: list[Section]) -> list[str]:
+    """Every column and row name of every table, in page order ("rank on X" read as X)."""
+    out: dict[str, None] = {}
+
+    def walk(sec: Section) -> None:
+        for t in sec.tables:
+            for name in [*t.columns, *(row[0].text for row in t.rows if row)]:
+                out.setdefault(str(name).removeprefix("rank on "), None)
+        for sub in sec.subsections:
+            walk(sub)
+
+    for s in sections:
+        walk(s)
+    return list(out)
+
+
+def _registry() -> dict[str, Any]:
+    """``agelens.metrics``' metric classes by name; {} if that package cannot load here."""
+    try:
+        from agelens.metrics.registry import METRICS
+    except ImportError:
+        return {}
+    return dict(METRICS)
+
+
+def _reading(name: str, key: str, stated: dict[str, str], registry: dict[str, Any]) -> str:
+    cls = registry.get(key)
+    if cls is not None and not getattr(cls, "ranked", True):
+        return "describes the map; not used to rank methods"
+    d = stated.get(name) or stated.get(key)
+    if d is None and cls is not None:
+        d = "higher" if cls.higher_is_better else "lower"
+    return f"{d} is better" if d else ""  # no guess from the name: stamp_energy is not "better" high
+
+
+def _doc_sentence(cls: Any) -> str:
+    """The first sentence of a metric's docstring, without reST markup."""
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(doc.replace("``", "").split())

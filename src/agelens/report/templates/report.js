@@ -22,6 +22,11 @@
     Array.prototype.forEach.call(document.querySelectorAll("details.zoom[open]"), function (d) { d.open = false; });
   });
 
+  // A printed or PDF copy has no clicks: folded reference (model card, glossary) opens for it.
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details.fold"), function (d) { d.open = true; });
+  });
+
   // A table cut off on the right says so: "scroll →" above it, only while it really overflows.
   var wraps = Array.prototype.slice.call(document.querySelectorAll(".table-wrap"));
   var hints = wraps.map(function (w) {
