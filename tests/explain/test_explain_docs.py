@@ -29,3 +29,16 @@ def test_the_quick_start_runs_as_written(tmp_path, monkeypatch) -> None:
     assert len(e.maps) == 2 and e.probabilities.shape == (2, 3)
     assert np.all((maps >= 0) & (maps <= 1)) and maps.shape[0] == 3
     assert (tmp_path / "outputs" / "run1" / "manifest.json").is_file()
+
+
+def test_the_own_model_example_runs_as_written(tmp_path, monkeypatch) -> None:
+    block = re.search(r"## Your own model.*?```python\n(.*?)```", DOC.read_text(), re.S)
+    assert block, "docs/explain.md lost its own-model example"
+    Image.fromarray(generate(1, size=120, seed=3).images[0]).save(tmp_path / "face.jpg")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block.group(1), str(DOC), "exec"), scope)
+    e = scope["e"]
+    assert e.settings["input_range"] == "0-1" and e.class_names == ["cat", "dog"]
+    assert e.target == "dog" and e.maps.shape == (1, 120, 120)
+    np.testing.assert_allclose(e.probabilities.sum(), 1, atol=1e-5)  # the logits head got its softmax
