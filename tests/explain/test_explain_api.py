@@ -302,3 +302,22 @@ def test_the_pixel_range_the_model_was_fed_is_recorded():
     assert agelens.explain(km, img).settings["input_range"] == "0-255"
     told = agelens.wrap_keras_model(_logits_model(), input_range="0-1")
     assert agelens.explain(told, img).settings["input_range"] == "0-1"
+
+
+def test_two_wraps_of_one_model_with_other_input_ranges_do_not_share_a_method():
+    km = _logits_model()
+    img = np.full((32, 32, 3), 200, np.uint8)
+    low = agelens.explain(agelens.wrap_keras_model(km, input_range="0-1"), img)
+    high = agelens.explain(agelens.wrap_keras_model(km, input_range="0-255"), img)
+    assert (low.settings["input_range"], high.settings["input_range"]) == ("0-1", "0-255")
+
+
+def test_a_sequential_changed_after_explaining_is_wrapped_again():
+    seq = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    )
+    img = np.zeros((16, 16, 3), np.uint8)
+    assert agelens.explain(seq, img, method="saliency").probabilities.shape == (1, 3)
+    seq.pop()
+    seq.add(keras.layers.Dense(5, activation="softmax"))
+    assert agelens.explain(seq, img, method="saliency").probabilities.shape == (1, 5)

@@ -133,3 +133,13 @@ def test_the_second_predict_run_never_imports_tensorflow(tmp_path) -> None:
     assert "tensorflow loaded: True" in runs[0].stderr and "tensorflow loaded: False" in runs[1].stderr
     rows = [[json.loads(line) for line in r.stdout.splitlines()] for r in runs]
     assert len(rows[0]) == 3 and rows[0] == rows[1]
+
+
+def test_a_file_replaced_after_loading_is_not_recorded(tmp_path, cache) -> None:
+    """The record must name the bytes that were converted, not whatever the file holds by then."""
+    path = _save(tmp_path / "m.keras", seed=1)
+    model = light.note_loaded(load_model(path), light.light_key(path, {}))
+    model.predict(np.zeros((1, 32, 32, 3), np.uint8), fast=True)
+    _save(path, seed=2)  # replaced while the first run was still converting and predicting
+    assert not light.remember(model, {})
+    assert light.light_model(path) is None

@@ -468,6 +468,10 @@ def test_a_normalization_layer_tells_the_range_by_its_mean(mean, takes_255):
     x = keras.layers.Normalization(mean=mean, variance=0.08 if mean < 1 else 3000.0)(inp)
     km = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
     assert wrap_keras_model(km).rescales_input is takes_255
+    scaled = keras.Model(
+        inp, km(keras.layers.Rescaling(1 / 255)(inp))
+    )  # Rescaling first: 0..255 whatever follows
+    assert wrap_keras_model(scaled).rescales_input
 
 
 def test_duplicate_or_empty_class_names_are_refused():

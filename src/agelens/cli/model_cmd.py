@@ -367,16 +367,17 @@ def _forward_model(model: Path | None, options: dict, light: bool):
     """The model for forward passes only: its TFLite copy without TensorFlow where a run with this
     file and these options recorded one (``light``; see :mod:`agelens.model.light`), else loaded by
     Keras, TensorFlow imported only now (a path typo has failed in a second, not after its start)."""
-    if light:
-        from agelens.model.light import light_model
+    from agelens.model.light import light_key, light_model, note_loaded
 
+    if light:
         found = light_model(model, options)
         if found is not None:
             return found
+    key = light_key(model, options)  # before loading: the bytes that will be converted
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    return load_cli_model(model, **options)
+    return note_loaded(load_cli_model(model, **options), key)
 
 
 def _check_evaluation_out(out: Path | None, force: bool) -> None:

@@ -118,6 +118,8 @@ def make_method(model: Any, method: str = "gradcam", layer: Any = None, **option
         tuple(am.class_names),
         am.group_output,
         am.age_output,
+        am.rescales_input,  # wrap_keras_model(km, input_range=...) twice must not share a method
+        am.input_size,
     )
     per_model = _CACHE.setdefault(am.keras_model, {})
     if key not in per_model:

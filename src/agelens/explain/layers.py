@@ -347,14 +347,16 @@ def as_age_model(model: AgeModel | Any) -> AgeModel:
             f"model must be an AgeModel (agelens.load_model()), a keras.Model or a path to a .keras/.h5 "
             f"file; got {type(model).__name__}"
         )
+    # Kept on the model itself (not a weak-key cache, whose value would hold its key alive): each
+    # wrap of a logits model built a new softmax graph, 0.4 s a call, with 3 more nodes on the
+    # caller's layers every time; the forward-pass and gradient traces are keyed by it too. The
+    # layers' identities go with it: a Sequential changed by pop()/add() is wrapped again.
+    layers = tuple(id(layer) for layer in model.layers)
     cached = model.__dict__.get("_agelens_age_model")
-    if cached is None:
-        cached = _wrap(model)
-        # On the model itself (not a weak-key cache, whose value would hold its key alive): each
-        # wrap of a logits model built a new softmax graph, 0.4 s a call, with 3 more nodes on the
-        # caller's layers every time; the forward-pass and gradient traces are keyed by it too.
+    if cached is None or cached[0] != layers:
+        cached = (layers, _wrap(model))
         object.__setattr__(model, "_agelens_age_model", cached)  # past Keras' attribute tracking
-    return cached
+    return cached[1]
 
 
 def _wrap(model: Any) -> AgeModel:

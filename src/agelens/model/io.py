@@ -442,27 +442,36 @@ def _first_sentences(text: str, limit: int = 240) -> str:
 def _has_rescaling(km: Any) -> bool:
     """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers.
 
-    A Rescaling layer means 0..255. A Normalization layer's own mean tells which range it was
-    adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a
-    model normalising 0..1 input was fed 255x too bright before). Neither layer: 0..1, the
-    usual convention for a model trained on scaled images. ``input_range`` overrules all this.
+    Any Rescaling layer means 0..255 (EfficientNet's Rescaling is followed by a Normalization
+    that only centres). Without one, a Normalization's own mean tells which range it was
+    adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a model
+    normalising 0..1 input was fed 255x too bright before); an un-adapted one (mean 0) says
+    nothing and counts as 0..255, as before. Neither layer: 0..1, the usual convention for a
+    model trained on scaled images. ``input_range`` overrules all this.
     """
     import keras
 
-    stack = list(km.layers)
+    layers, stack = [], list(km.layers)
     while stack:
         layer = stack.pop()
-        if isinstance(layer, keras.layers.Rescaling):
-            return True
-        if isinstance(layer, keras.layers.Normalization):
-            mean = getattr(layer, "mean", None)
-            try:
-                return float(np.max(np.abs(np.asarray(mean)))) > 2.0 if mean is not None else True
-            except (TypeError, ValueError):
-                return True
+        layers.append(layer)
         if hasattr(layer, "layers"):
             stack.extend(layer.layers)
-    return False
+    if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
+        return True
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]
+    if not norms:
+        return False
+    return any(_mean_says_0_255(getattr(layer, "mean", None)) for layer in norms)
+
+
+def _mean_says_0_255(mean: Any) -> bool:
+    """A Normalization mean above 2 (or none, or all zero: not adapted) reads as 0..255 input."""
+    try:
+        top = float(np.max(np.abs(np.asarray(mean)))) if mean is not None else 0.0
+    except (TypeError, ValueError):
+        return True
+    return top == 0.0 or top > 2.0
 
 
 def _json_default(o: Any) -> Any:

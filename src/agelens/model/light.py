@@ -29,7 +29,10 @@ from agelens import __version__
 from agelens.model.fast import FastPredictor, cache_dir
 from agelens.model.io import SHIPPED_MODEL, AgeModel
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+"""Part of every key, with the source of the modules that read and convert a model (:func:`light_key`):
+a record written by code that read models differently is never found again."""
+_READERS = ("io.py", "fast.py", "light.py")
 
 
 def _litert_interpreter() -> type | None:
@@ -54,6 +57,9 @@ def light_key(path: str | Path | None, options: dict[str, Any]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     h.update(json.dumps([RECORD_FORMAT, __version__, sorted(options.items())], default=str).encode())
+    here = Path(__file__).parent
+    for name in _READERS:  # how a model is read is part of what the record says about it
+        h.update((here / name).read_bytes())
     return h.hexdigest()[:32]
 
 
@@ -66,13 +72,17 @@ def remember(model: AgeModel, options: dict[str, Any]) -> bool:
 
     Call it after a prediction that went through TFLite, with the keywords the model was
     loaded with (``options``, as :func:`agelens.model.io.load_model` takes them). A model not
-    loaded from a file, or whose conversion failed, is not recorded.
+    loaded from a file, or whose conversion failed, is not recorded; nor is one whose file
+    changed after loading (:func:`note_loaded` keeps the key its bytes had then).
     """
     from agelens.model.fast import _cached_path
 
     if model.path is None or getattr(model, "_fast_predictor", None) is None:
         return False
     try:
+        key = getattr(model, "_light_key", None) or light_key(model.path, options)
+        if key != light_key(model.path, options):  # the file changed since it was loaded: its
+            return False  # bytes are no longer the weights converted, so record nothing
         flatbuffer = _cached_path(model)
         if not flatbuffer.is_file():
             return False
@@ -87,7 +97,7 @@ def remember(model: AgeModel, options: dict[str, Any]) -> bool:
             "rescales_input": bool(model.rescales_input),
             "metadata": model.metadata,
         }
-        target = _record_path(light_key(model.path, options))
+        target = _record_path(key)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -99,6 +109,12 @@ def remember(model: AgeModel, options: dict[str, Any]) -> bool:
     except (OSError, TypeError, ValueError):  # an unwritable cache costs the next run its speed only
         return False
     return True
+
+
+def note_loaded(model: AgeModel, key: str) -> AgeModel:
+    """Keep on ``model`` the :func:`light_key` its file had when it was loaded (see :func:`remember`)."""
+    object.__setattr__(model, "_light_key", key)
+    return model
 
 
 def light_model(path: str | Path | None, options: dict[str, Any] | None = None) -> AgeModel | None:
