@@ -158,14 +158,14 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     :func:`agelens.data.images.resize_for_model` and upsamples the map back onto the whole
     photo; metrics must perturb what the model saw. So ``x`` is that same crop and each
     map is cut to the same square and resized back to ``size``, keeping map and image
-    pixels aligned. ``size`` is an int, an AgeModel or a keras.Model (the model explained).
-    (With model-size arrays already in hand, ``agelens.explain.attribute`` gives such maps
-    directly.)
+    pixels aligned. ``size`` is an int, an AgeModel, a keras.Model (the model explained) or
+    anything with ``input_size``. (With model-size arrays already in hand,
+    ``agelens.explain.attribute`` gives such maps directly.)
     """
     from agelens.data.images import fit_square, resize_for_model
 
     model = as_age_model(size)
-    size = model.input_size if model is not None else size
+    size = model.input_size if model is not None else getattr(size, "input_size", size)
     if not isinstance(size, int | np.integer) or size < 1:
         raise TypeError(f"size must be a pixel count or the model explained, got {type(size).__name__}")
     size = int(size)
