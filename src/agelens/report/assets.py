@@ -71,16 +71,23 @@ def image_uri(path: Path | None, max_side: int | None = None) -> str | None:
     Small PNG/JPEG files are embedded byte for byte (exactly what the run wrote);
     big ones, unknown formats and any ``max_side`` request go through Pillow.
     """
-    if path is None:
-        return None
-    try:
-        data = path.read_bytes()
-    except OSError:
+    data = _read(path)
+    if data is None:
         return None
     mime = _mime(data)
     if mime and max_side is None and len(data) <= MAX_EMBED_BYTES:
         return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
     return _reencode(data, max_side or THUMB_SIDE)
+
+
+def _read(path: Path | None) -> bytes | None:
+    """The file's bytes, or None for no path or an unreadable file: a page shows a gap, not a crash."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def photo_uri(path: Path | None, max_side: int | None = None) -> str | None:
@@ -90,11 +97,8 @@ def photo_uri(path: Path | None, max_side: int | None = None) -> str | None:
     28 MB). The file as written is kept when it needs no shrinking and is already smaller than
     the JPEG (a JPEG photo, a tiny PNG), so re-encoding a file of the right size never grows it.
     """
-    if path is None:
-        return None
-    try:
-        data = path.read_bytes()
-    except OSError:
+    data = _read(path)
+    if data is None:
         return None
     arr = _decode(data)
     if arr is None:
