@@ -114,7 +114,13 @@ def test_face_detection_falls_back_to_whole_photo(engine) -> None:
     assert squareish.note.startswith("no face found; using the whole photo;")
     tiny = np.random.default_rng(0).integers(0, 256, (25, 40, 3), dtype=np.uint8)
     plain = engine.prepare(tiny, detect=False)
-    assert plain.note == "face only 25 px: unreliable below 32"
+    assert (
+        plain.note
+        == "the model sees the centred square (62% of the photo); face only 25 px: unreliable below 32"
+    )
+    assert (
+        engine.prepare(tiny[:, 8:33], detect=False).note == "face only 25 px: unreliable below 32"
+    )  # square
     assert plain.face == {"photo_size": [40, 25]} and not plain.no_face  # nothing looked for, nothing claimed
 
 
@@ -145,12 +151,13 @@ def test_huge_photo_is_shrunk_before_explaining(engine) -> None:
     prep = engine.prepare(big, detect=False)
     out = prep.photo
     assert out.shape == (MAX_WORK_SIDE, round(2000 * MAX_WORK_SIDE / 3000), 3) and out.dtype == np.uint8
-    assert prep.note == "" and prep.face == {"photo_size": [2000, 3000]}  # the photo's own size
+    assert prep.note == "the model sees the centred square (67% of the photo)"
+    assert prep.face == {"photo_size": [2000, 3000]}  # the photo's own size
     small = np.random.default_rng(2).integers(0, 256, (25, 40, 3), dtype=np.uint8)
     prep = engine.prepare(small, detect=False)
-    assert (
-        prep.photo is small and prep.note == "face only 25 px: unreliable below 32"
-    )  # judged before any resize
+    assert prep.photo is small and prep.note.endswith(
+        "face only 25 px: unreliable below 32"
+    )  # before any resize
 
 
 def test_overlay_opacity(photo: np.ndarray) -> None:
@@ -351,6 +358,7 @@ def test_the_download_names_the_photo_and_records_the_face(
     # a faceless photo's prediction is flagged right after its numbers, which stay
     status = out[6]
     assert re.search(r"^\*\*[a-z-]+\*\* \(\d+%[^)]*\) · ⚠️", status) and NO_FACE_WARNING in status
+    assert status.lower().count("no face found") == 1 and "centred square (67% of the photo)" in status
 
     monkeypatch.setattr(faces, "crop_largest_face", lambda img: (img[8:88, 8:88].copy(), (20, 20, 50, 50)))
     out = _explain(

@@ -194,6 +194,8 @@ class Engine:
                 if box is not None:
                     face["face_box_xywh"] = [int(v) for v in box]
                 note = face_note(photo, crop, box)
+        elif whole_photo_note(photo) != WHOLE_PHOTO:  # no detection: still say how much the model sees
+            note = whole_photo_note(photo)
         notes = [n for n in (note, *quality_notes(crop)) if n]
         return Prepared(shrink(crop), "; ".join(notes), face)
 
@@ -275,13 +277,16 @@ class Prepared:
         return self.face.get("face_found") is False
 
 
+WHOLE_PHOTO = "using the whole photo"
+
+
 def whole_photo_note(photo: np.ndarray) -> str:
     """What the model sees of a photo used uncropped: the centred square, said plainly when it
     is clearly less than the whole (a panorama's "whole photo" was a third of it)."""
     h, w = photo.shape[:2]
     share = min(h, w) / max(h, w, 1)
     if share >= WHOLE_PHOTO_SHARE:
-        return "using the whole photo"
+        return WHOLE_PHOTO
     return f"the model sees the centred square ({share:.0%} of the photo)"
 
 
@@ -325,6 +330,7 @@ def status_line(exp: Any, probs: dict[str, float], note: str = "", no_face: bool
     parts = [f"**{top}** ({probs[top]:.0%}{age})"]
     if no_face:
         parts.append(NO_FACE_WARNING)
+        note = note.removeprefix("no face found; ")  # the warning said it: once is enough
     parts.append(f"{exp.method} on `{exp.layer}` · target: {aim}")
     return " · ".join(parts) + (f" · {note}" if note else "")
 
