@@ -321,3 +321,15 @@ def test_a_sequential_changed_after_explaining_is_wrapped_again():
     seq.pop()
     seq.add(keras.layers.Dense(5, activation="softmax"))
     assert agelens.explain(seq, img, method="saliency").probabilities.shape == (1, 5)
+
+
+def test_a_signed_explanation_keeps_its_negatives_through_save(tmp_path):
+    km = _logits_model()
+    img = np.random.default_rng(3).integers(0, 256, (40, 32, 3)).astype(np.uint8)
+    e = agelens.explain(km, img, method="integrated-gradients", signed=True, steps=8)
+    assert e.signed and e.settings["signed"] is True and float(np.min(e.maps)) < 0 <= float(np.max(e.maps))
+    e.save(tmp_path / "s")
+    (record,) = json.loads((tmp_path / "s" / "manifest.json").read_text())["images"]
+    stored = np.load(tmp_path / "s" / record["files"][2])
+    np.testing.assert_array_equal(stored, e.maps[0])  # not clipped to 0..1 on the way out
+    assert not agelens.explain(km, img, method="integrated-gradients", steps=8).signed

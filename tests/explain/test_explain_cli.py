@@ -240,3 +240,17 @@ def test_a_failed_run_announces_no_fresh_folder(model_file, photos, tmp_path, mo
     assert ok.exit_code == 0, ok.output
     assert "writing to outputs/explain-2" in ok.output.replace("\\", "/")
     assert (tmp_path / "outputs" / "explain-2" / "manifest.json").is_file()
+
+
+def test_signed_runs_the_methods_that_have_a_signed_form(model_file, photos, tmp_path):
+    bad = runner.invoke(app, ["explain", str(photos / "b.png"), "--model", str(model_file), "--signed",
+                              "--method", "gradcam,layercam", "-o", str(tmp_path / "x")])  # fmt: skip
+    assert bad.exit_code != 0 and "layercam: no signed form" in bad.output and not (tmp_path / "x").exists()
+    out = tmp_path / "signed"
+    res = runner.invoke(app, ["explain", str(photos / "b.png"), "--model", str(model_file), "--signed",
+                              "--method", "all", "--target", "age", "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    ran = [r["method"] for r in manifest["runs"]]
+    assert set(ran) == {"gradcam", "xgradcam", "hirescam", "integrated-gradients", "occlusion"}
+    assert all(r["settings"]["signed"] is True for r in manifest["runs"])

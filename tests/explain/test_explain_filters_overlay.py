@@ -138,3 +138,18 @@ def test_normalised_maps_span_zero_to_one_or_are_zero(maps):
             assert o.flat[np.argmax(m)] == pytest.approx(1, abs=1e-6)
         if np.ptp(m) == 0:
             assert not o.any()  # flat (incl. all-zero) maps stay zero
+
+
+def test_a_signed_overlay_leaves_neutral_pixels_alone_and_colours_by_sign():
+    from agelens.explain.overlay import overlay
+
+    photo = np.full((4, 3, 3), 120, np.uint8)
+    m = np.array([[0.0, 1.0, -1.0]] * 4, np.float32)
+    out = overlay(photo, m, alpha=1.0, signed=True).astype(int)
+    np.testing.assert_array_equal(out[:, 0], photo[:, 0])  # 0: the photo, no white wash
+    r, _, b = out[0, 1]
+    assert r > 60 + b  # +1: red (for the target)
+    r, _, b = out[0, 2]
+    assert b > 60 + r  # -1: blue (against it)
+    half = overlay(photo, m * 0.5, alpha=1.0, signed=True).astype(int)
+    assert abs(half[0, 1] - 120).sum() < abs(out[0, 1] - 120).sum()  # weaker evidence, fainter colour

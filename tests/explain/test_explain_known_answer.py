@@ -209,3 +209,44 @@ def test_integrated_gradients_signed_attributions_are_exact_on_a_linear_model():
     assert (attr < 0).any() and (attr > 0).any()  # the [0, 1] maps hide this direction
     np.testing.assert_allclose(ig.convergence_delta(x, "class 1"), 0.0, atol=1e-4)
     np.testing.assert_allclose(ig.signed(x, "class 0"), -attr, rtol=1e-4, atol=1e-6)
+
+
+def _left_for_right_against() -> keras.Model:
+    """Class 0's logit = brightness summed over the left half minus over the right half (class 1: the
+    reverse): on an evenly bright image the left half is evidence for class 0, the right half against."""
+    inp = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inp)
+    conv = keras.layers.Conv2D(1, 1, name="bright")
+    x = keras.layers.ReLU(name="relu")(conv(x))
+    dense = keras.layers.Dense(2, name="logits")
+    out = keras.layers.Activation("softmax", name="probs")(dense(keras.layers.Flatten(name="flat")(x)))
+    conv.set_weights([np.full((1, 1, 3, 1), 1 / 3, np.float32), np.zeros(1, np.float32)])
+    side = np.where(np.arange(32 * 32) % 32 < 16, 1.0, -1.0).astype(np.float32) / 64
+    dense.set_weights([np.stack([side, -side], axis=1), np.zeros(2, np.float32)])
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("name", ["hirescam", "integrated-gradients", "occlusion"])
+def test_signed_maps_show_evidence_against_the_target_as_negative(name):
+    from agelens.explain import attribute
+
+    model = _left_for_right_against()
+    x = np.random.default_rng(0).uniform(150, 200, (2, 32, 32, 3)).astype(np.float32)
+    opts = {"hirescam": {"layer": "relu"}, "occlusion": {"fill": 0}}.get(name, {})  # black patches
+    signed = attribute(model, x, method=name, target=0, signed=True, **opts)
+    left, right = signed[:, 4:28, 2:14], signed[:, 4:28, 18:30]  # off the edges occlusion patches share
+    assert left.mean() > 0.3 and right.mean() < -0.3, (left.mean(), right.mean())
+    assert np.abs(signed).max() == pytest.approx(1.0, abs=1e-5) and signed.min() >= -1.0
+    plain = attribute(model, x, method=name, target=0, **opts)
+    assert plain.min() >= 0.0  # the unsigned map cannot say "against"
+
+
+def test_methods_without_a_signed_form_say_which_have_one():
+    from agelens.explain import attribute
+
+    model = _left_for_right_against()
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="gradcam\\+\\+ has no signed form.*hirescam, integrated-gradients"):
+        attribute(model, x, method="gradcam++", signed=True)
+    with pytest.raises(ValueError, match="fuse='mean' only"):
+        attribute(model, x, method="gradcam", layer=["relu", "bright"], fuse="max", signed=True)

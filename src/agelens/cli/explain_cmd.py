@@ -136,6 +136,15 @@ def explain_command(
     ] = True,
     cmap: Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")] = "jet",
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap opacity.")] = 0.45,
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed",
+            help="Signed maps: red for the target, blue against it (e.g. --target age: what looks older, "
+            "what younger). For gradcam, xgradcam, hirescam, integrated-gradients, occlusion "
+            "(with --method all: those).",
+        ),
+    ] = False,
 ) -> None:
     """Explain what the model looks at in each photo; write overlays, panels, raw maps and a manifest.
 
@@ -171,6 +180,8 @@ def explain_command(
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
     methods = _methods(method)  # a typo in an option is reported before the output folder's state
+    if signed:
+        methods = _signed_methods(methods, every=method.strip().lower() == "all")
     _check_cmap(cmap)
     given, out = out, fresh_out(out, DEFAULT_OUT, force)
     try:
@@ -197,7 +208,7 @@ def explain_command(
         raise _fail(f"nothing to explain: {which} unreadable")
     say_fresh_out(given, out, DEFAULT_OUT)
     files, predictions = _run(
-        am, images, sources, faces, problems, methods, layer, target, filters, out, force, cmap, alpha
+        am, images, sources, faces, problems, methods, layer, target, filters, out, force, cmap, alpha, signed
     )
     for src, pred in list(zip(sources, predictions, strict=True))[:SHOWN_PREDICTIONS]:
         typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}")
@@ -233,6 +244,24 @@ def _methods(spec: str) -> list[str]:
         return list(dict.fromkeys(canonical(n) for n in names))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--method") from None
+
+
+def _signed_methods(methods: list[str], every: bool) -> list[str]:
+    """The methods ``--signed`` can run: all of them or an error naming the ones that cannot
+    (``--method all``: just those with a signed form)."""
+    from agelens.explain.base import SIGNED_METHODS
+
+    def ok(m: str) -> bool:
+        return m.removeprefix("smooth-") in SIGNED_METHODS
+
+    if every:
+        return [m for m in methods if ok(m)]
+    if bad := [m for m in methods if not ok(m)]:
+        raise typer.BadParameter(
+            f"{', '.join(bad)}: no signed form; --signed works with {', '.join(SIGNED_METHODS)}",
+            param_hint="--method",
+        )
+    return methods
 
 
 def _check_cmap(cmap: str) -> None:
@@ -306,6 +335,7 @@ def _run(
     force: bool,
     cmap: str,
     alpha: float,
+    signed: bool = False,
 ) -> tuple[list[str], list[dict]]:
     """Explain in chunks and write everything through one all-or-nothing output directory.
 
@@ -335,8 +365,9 @@ def _run(
             ly = layer if takes_layer(m) else None
             blank = 0
             for lo in range(0, len(images), CHUNK):
-                e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target)
-                blank += sum(float(np.max(mp)) == 0.0 for mp in e.maps)
+                opts = {"signed": True} if signed else {}
+                e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
+                blank += sum(float(np.max(np.abs(mp))) == 0.0 for mp in e.maps)
                 for j in range(len(e)):
                     rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
                     records[lo + j]["files"] += rec["files"]

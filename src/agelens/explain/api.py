@@ -249,7 +249,7 @@ def explain(
     size = m.size
     x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
     res = m.run(x, target)
-    maps = [to_photo(res.maps[i], p.shape[:2]) for i, p in enumerate(photos)]
+    maps = [to_photo(res.maps[i], p.shape[:2], m.signed_maps) for i, p in enumerate(photos)]
     same = len({mp.shape for mp in maps}) == 1
     return Explanation(
         maps=np.stack(maps) if same else maps,
@@ -340,12 +340,14 @@ def load_photos(images: Any) -> tuple[list[np.ndarray], list[str]]:
     return photos, sources
 
 
-def to_photo(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Place a model-input map back on a photo of ``shape`` (inverse of the centred square crop)."""
+def to_photo(m: np.ndarray, shape: tuple[int, int], signed: bool = False) -> np.ndarray:
+    """Place a model-input map back on a photo of ``shape`` (inverse of the centred square crop).
+
+    Values are kept in [0, 1], or [-1, 1] for ``signed`` maps (bilinear resizing may overshoot)."""
     h, w = int(shape[0]), int(shape[1])
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     out = np.zeros((h, w), np.float32)
     square = m if m.shape[0] == side else cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR)
-    out[top : top + side, left : left + side] = np.clip(square, 0.0, 1.0)
+    out[top : top + side, left : left + side] = np.clip(square, -1.0 if signed else 0.0, 1.0)
     return out

@@ -47,6 +47,27 @@ def normalize_maps(maps: Any) -> Any:
     return ops.where(flat, ops.zeros_like(maps), (maps - mn) / safe)
 
 
+def normalize_signed(maps: Any) -> Any:
+    """Per-image scaling to [-1, 1] by the largest magnitude: 0 stays 0, so sign keeps its meaning
+    (a min-max scale would put a map's most negative pixel at 0 and call it "unimportant")."""
+    top = ops.max(ops.abs(maps), axis=(-2, -1), keepdims=True)
+    return ops.where(top > 0, maps / ops.where(top > 0, top, ops.ones_like(top)), ops.zeros_like(maps))
+
+
+SIGNED_METHODS = ("gradcam", "xgradcam", "hirescam", "integrated-gradients", "occlusion")
+"""Methods with a signed form: evidence for the target (+) and against it (-) in one map."""
+
+
+def check_signed(method: Method, signed: bool) -> bool:
+    """``signed`` if ``method`` has a signed form, else a ValueError naming the ones that do."""
+    if signed and method.name not in SIGNED_METHODS:
+        raise ValueError(
+            f"{method.name} has no signed form (its map is >= 0 by construction); signed maps: "
+            + ", ".join(SIGNED_METHODS)
+        )
+    return bool(signed)
+
+
 def upsample(maps: Any, size: int) -> Any:
     """Bilinear resize of ``(N, h, w)`` maps to ``(N, size, size)``."""
     if maps.shape[1] == size and maps.shape[2] == size:
@@ -84,10 +105,12 @@ class Method(ABC):
         self.layers = ["input"]
         self._fast = model_view(model, fold=())  # batch norms folded: the graph we compute with
         self._forward: Any = None
+        self.signed_maps = False  # methods with a signed form set it (see SIGNED_METHODS)
 
     # ---------------------------------------------------------------- public verb
     def attribute(self, images: Any, target: Any = None) -> np.ndarray:
-        """Maps ``(N, S, S)`` float32 in [0, 1] for model-sized RGB images in 0..255."""
+        """Maps ``(N, S, S)`` float32 in [0, 1] (in [-1, 1] with ``signed=True``) for model-sized
+        RGB images in 0..255."""
         return self.run(images, target).maps
 
     def run(self, images: Any, target: Any = None) -> Attribution:
@@ -101,7 +124,7 @@ class Method(ABC):
         for lo in range(0, n, self.batch_size):
             hi = min(n, lo + self.batch_size)
             m, p, a = self._raw(x[lo:hi], classes_t[lo:hi], resolved)
-            maps.append(normalize_maps(m))
+            maps.append(normalize_signed(m) if self.signed_maps else normalize_maps(m))
             probs.append(p)
             ages.append(a)
         if not maps:
@@ -117,7 +140,7 @@ class Method(ABC):
 
     @abstractmethod
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
-        """``(maps (n, S, S) >= 0 unnormalised, probs (n, C), age (n,) or zeros)`` for one batch."""
+        """``(maps (n, S, S) unnormalised, >= 0 unless signed, probs (n, C), age (n,) or zeros)``."""
 
     # ------------------------------------------------------------------ helpers
     def outputs(self, x: Any) -> tuple[Any, Any, Any]:

@@ -26,9 +26,11 @@ from agelens.explain.base import (
     CLASS_SPEC,
     Method,
     as_list,
+    check_signed,
     compiled,
     image_spec,
     normalize_maps,
+    normalize_signed,
     resolve_classes,
     score,
     split_outputs,
@@ -55,10 +57,15 @@ class CAM(Method):
         fuse: str = "mean",
         upsample: bool = True,
         batch_size: int = 32,
+        signed: bool = False,
     ) -> None:
         super().__init__(model, batch_size=batch_size)
         if fuse not in FUSIONS:
             raise ValueError(f"fuse must be one of {FUSIONS}, not {fuse!r}")
+        # signed: no ReLU, so regions that lower the target's score show as negative evidence
+        self.signed_maps = check_signed(self, signed)
+        if self.signed_maps and fuse == "max":
+            raise ValueError("signed maps fuse layers with fuse='mean' only (a max would drop the negatives)")
         self.layers = self.view.resolve(layer)
         if not upsample and len(self.layers) > 1:
             raise ValueError("upsample=False needs a single layer (layers differ in resolution)")
@@ -100,13 +107,15 @@ class CAM(Method):
         return step
 
     def finish(self, maps: list[Any]) -> Any:
-        """ReLU, upsample to the input size, and fuse several layers' maps into one."""
-        maps = [ops.relu(m) for m in maps]
+        """ReLU (not for signed maps), upsample to the input size, and fuse several layers' maps."""
+        if not self.signed_maps:
+            maps = [ops.relu(m) for m in maps]
         if self.upsample:
             maps = [upsample(m, self.size) for m in maps]
         if len(maps) == 1:
             return maps[0]
-        stacked = ops.stack([normalize_maps(m) for m in maps], axis=0)
+        scale = normalize_signed if self.signed_maps else normalize_maps
+        stacked = ops.stack([scale(m) for m in maps], axis=0)
         return ops.mean(stacked, axis=0) if self.fuse == "mean" else ops.max(stacked, axis=0)
 
 

@@ -69,6 +69,11 @@ class Explanation:
     faces: list[dict[str, Any]] | None = None
 
     @property
+    def signed(self) -> bool:
+        """Whether the maps are signed (-1..1: + for the target, - against it; ``signed=True``)."""
+        return bool(self.settings.get("signed", False))
+
+    @property
     def predicted(self) -> np.ndarray:
         """Predicted class index per image."""
         return np.argmax(self.probabilities, axis=1)
@@ -153,10 +158,12 @@ def write_image_files(
     name = (stem or stems(expl.sources or [""] * len(expl))[i]) + (f"_{_safe(tag)}" if tag else "")
     img, m = expl.images[i], np.asarray(expl.maps[i], np.float32)
     files = [f"{name}_overlay.png", f"{name}_panel.png", f"{name}_map.npy"]
-    save_png(overlay(img, m, alpha, cmap), directory / files[0])
-    title = f"{expl.method} · {expl.layer} · target: {expl.target}\n{expl.caption(i)}"
-    save_figure(panel_figure(img, m, title, alpha, cmap), directory / files[1])
-    stored = fit_map(m, MAP_MAX_SIDE)
+    signed = expl.signed
+    save_png(overlay(img, m, alpha, cmap, signed=signed), directory / files[0])
+    method = f"{expl.method} (signed)" if signed else expl.method
+    title = f"{method} · {expl.layer} · target: {expl.target}\n{expl.caption(i)}"
+    save_figure(panel_figure(img, m, title, alpha, cmap, signed=signed), directory / files[1])
+    stored = fit_map(m, MAP_MAX_SIDE, signed)
     np.save(directory / files[2], stored)
     return {
         "source": expl.sources[i] if expl.sources else f"<image {i}>",
@@ -168,7 +175,7 @@ def write_image_files(
     }
 
 
-def fit_map(m: np.ndarray, max_side: int) -> np.ndarray:
+def fit_map(m: np.ndarray, max_side: int, signed: bool = False) -> np.ndarray:
     """``m`` shrunk (area-averaged) so its longest side is at most ``max_side``; as is when it fits.
 
     Resize it back with ``cv2.resize(stored, size)`` to lay it over the full photo.
@@ -177,7 +184,7 @@ def fit_map(m: np.ndarray, max_side: int) -> np.ndarray:
 
     if max(m.shape[:2]) <= max_side:
         return m
-    return np.clip(fit_longest_side(m, max_side), 0.0, 1.0).astype(np.float32)
+    return np.clip(fit_longest_side(m, max_side), -1.0 if signed else 0.0, 1.0).astype(np.float32)
 
 
 def versions() -> dict[str, str]:
@@ -205,7 +212,8 @@ CONVENTIONS = {
     "map_size": "[width, height] of the stored map; the .npy arrays are indexed [row, column], "
     "so their shape is (height, width)",
     "face_box_xywh": "[x, y, width, height] of the detected face in the original photo",
-    "maps": "float32 in [0, 1]; 0 outside the centred square the model saw",
+    "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
+    "it); 0 outside the centred square the model saw",
 }
 """What the manifest's size fields mean: [width, height] and a NumPy shape are easy to confuse."""
 

@@ -29,6 +29,7 @@ from agelens.explain.base import (
     Method,
     _as_batch,
     as_list,
+    check_signed,
     compiled,
     image_spec,
     normalize_maps,
@@ -186,8 +187,11 @@ class IntegratedGradients(_InputGradient):
 
     name = "integrated-gradients"
 
-    def __init__(self, model: Any, *, steps: int = 64, baseline: Any = "black", **kwargs: Any) -> None:
+    def __init__(
+        self, model: Any, *, steps: int = 64, baseline: Any = "black", signed: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
+        self.signed_maps = check_signed(self, signed)  # the channel sum without its absolute value
         if steps < 1:
             raise ValueError("steps must be at least 1")
         self.steps = int(steps)
@@ -201,7 +205,8 @@ class IntegratedGradients(_InputGradient):
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
         attr, _, (_, probs, age) = self._signed(x, classes, target)
-        return ops.abs(ops.sum(attr, axis=-1)), probs, age
+        total = ops.sum(attr, axis=-1)
+        return (total if self.signed_maps else ops.abs(total)), probs, age
 
     def _signed(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, tuple[Any, Any, Any]]:
         """``(attributions (n, S, S, 3), the classes explained, clean outputs)`` for one batch."""
@@ -314,6 +319,11 @@ class SmoothGrad(Method):
             raise ValueError(f"nt_type must be one of {', '.join(NT_TYPES)}, got {nt_type!r}")
         if nt_type == "vargrad" and n < 2:
             raise ValueError("vargrad needs n >= 2 noisy copies (a variance of one copy is 0)")
+        self.signed_maps = method.signed_maps  # the mean of signed maps keeps their sign
+        if self.signed_maps and nt_type != "smoothgrad":
+            raise ValueError(
+                f"{nt_type} squares the maps: signed maps average with nt_type='smoothgrad' only"
+            )
         self.nt_type = nt_type
         self.inner = method
         self.class_agnostic = method.class_agnostic

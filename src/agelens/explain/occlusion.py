@@ -24,6 +24,7 @@ from agelens.explain.base import (
     CLASS_SPEC,
     Method,
     as_list,
+    check_signed,
     compiled,
     image_spec,
     resolve_classes,
@@ -63,8 +64,10 @@ class Occlusion(Method):
         fill: str | float = "mean",
         batch_size: int = 32,
         max_batch: int = 64,
+        signed: bool = False,
     ) -> None:
         super().__init__(model, batch_size=batch_size)
+        self.signed_maps = check_signed(self, signed)  # keep patches whose hiding raises the score (< 0)
         s = self.size
         self.window = int(window) if window is not None else max(2, round(s / 7))
         self.stride = int(stride) if stride is not None else max(1, self.window // 2)
@@ -106,7 +109,7 @@ class Occlusion(Method):
             [step(x, fill, self._masks[k : k + chunk], classes, base) for k in range(0, p, chunk)], axis=1
         )
         maps = tf.reshape(drops @ self._flat, (-1, self.size, self.size)) / self._coverage
-        return tf.nn.relu(maps), probs, age
+        return (maps if self.signed_maps else tf.nn.relu(maps)), probs, age
 
     def _compile_step(self, target: Target) -> Any:
         model, size = self._fast.output_model(with_age=True), self.size

@@ -22,6 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DEFAULT_CMAP = "jet"
+SIGNED_CMAP = "RdBu_r"
+"""Signed maps (-1..1): blue against the target, white neutral, red for it."""
 DEFAULT_ALPHA = 0.45
 PANEL_MAX_SIDE = 640
 """Longest side a photo is drawn at in a panel (each of its three plots is about 300 px wide)."""
@@ -74,10 +76,13 @@ def overlay(
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
     normalize: bool = False,
+    signed: bool = False,
 ) -> np.ndarray:
     """Blend the coloured map over the photo: ``(1 - alpha) * photo + alpha * colour``.
 
-    The map is resized (bilinear) to the photo if their sizes differ.
+    The map is resized (bilinear) to the photo if their sizes differ. A ``signed`` map (-1..1)
+    takes a diverging colormap (:data:`SIGNED_CMAP` for the default) and its opacity grows with
+    ``|value|``: neutral pixels show the photo, not a white wash over it.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -85,8 +90,24 @@ def overlay(
     m = np.asarray(heatmap, np.float32)
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    if signed:
+        return _signed_blend(img, m, alpha, SIGNED_CMAP if cmap == DEFAULT_CMAP else cmap)
     # uint8 blend with rounding (OpenCV saturates), not a float32 copy of a photo that may be 12 MP
     return cv2.addWeighted(img, 1.0 - alpha, colorize(m, cmap, normalize), alpha, 0.0)
+
+
+def colorize_signed(heatmap: np.ndarray, cmap: str = SIGNED_CMAP) -> np.ndarray:
+    """A -1..1 map through a diverging colormap: -1 at its low end, 0 in the middle, +1 at the top."""
+    return colorize((np.clip(np.asarray(heatmap, np.float32), -1.0, 1.0) + 1.0) / 2.0, cmap)
+
+
+def _signed_blend(img: np.ndarray, m: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
+    """Per-pixel opacity ``alpha * |m|``, in uint16 integer arithmetic (no float copy of the photo)."""
+    weight = np.round(np.minimum(np.abs(m), 1.0) * (alpha * 255.0)).astype(np.uint16)[..., None]
+    mixed = img.astype(np.uint16) * (255 - weight) + colorize_signed(m, cmap).astype(np.uint16) * weight
+    mixed += 127
+    mixed //= 255
+    return mixed.astype(np.uint8)
 
 
 def caption(probabilities: Sequence[float], class_names: Sequence[str], age: float | None = None) -> str:
@@ -103,8 +124,11 @@ def panel_figure(
     title: str = "",
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
+    signed: bool = False,
 ) -> Figure:
     """Photo | heatmap | overlay side by side, with ``title`` (e.g. a :func:`caption`) on top.
+
+    A ``signed`` map is drawn in a diverging colormap (blue against the target, red for it).
 
     Each third of the 960 x 360 px figure shows a few hundred pixels, so a larger photo is
     shrunk to :data:`PANEL_MAX_SIDE` first: the same picture, without matplotlib resampling
@@ -114,8 +138,13 @@ def panel_figure(
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     image, heatmap = _shrunk(image, heatmap, PANEL_MAX_SIDE)
-    shown = [image, colorize(_resized(heatmap, image), cmap), overlay(image, heatmap, alpha, cmap)]
-    for ax, pic, label in zip(axes, shown, ("photo", "heatmap", "overlay"), strict=True):
+    if signed:
+        heat = colorize_signed(_resized(heatmap, image), SIGNED_CMAP if cmap == DEFAULT_CMAP else cmap)
+        labels = ("photo", "map (red: for the target, blue: against)", "overlay")
+    else:
+        heat, labels = colorize(_resized(heatmap, image), cmap), ("photo", "heatmap", "overlay")
+    shown = [image, heat, overlay(image, heatmap, alpha, cmap, signed=signed)]
+    for ax, pic, label in zip(axes, shown, labels, strict=True):
         ax.imshow(pic)
         ax.set_title(label, fontsize=9)
         ax.axis("off")
