@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from agelens.data.images import scale_unit_floats
-from agelens.explain.base import Method
+from agelens.explain.base import SIGNED_METHODS, Method
 from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from agelens.explain.explanation import Explanation
 from agelens.explain.gradients import (
@@ -303,6 +303,8 @@ def _model_label(model: Any, m: Method) -> str:
 def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any]:
     """What ran, for the manifest: every option, with a default left open (``window=None``) as resolved."""
     ran = effective_options(m.name, options)
+    if not ran.get("signed") and m.name.removeprefix("smooth-") not in SIGNED_METHODS:
+        ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
     for k, v in ran.items():
         if v is None:
             ran[k] = getattr(m, k, getattr(getattr(m, "inner", None), k, None))
