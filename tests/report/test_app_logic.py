@@ -443,3 +443,20 @@ def test_filter_grid_titles_clear_the_row_above_and_a_caption_says_what_mean_is(
     assert not [t for t in titles if any(t.overlaps(b) for b in tiles)]
     caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
     assert "layer out_relu" in caption and "'mean' is that filter's average activation" in caption
+
+
+def test_a_signed_map_is_blended_red_and_blue_and_other_methods_say_why_not(
+    engine, photo: np.ndarray
+) -> None:
+    from agelens.report.app import _explain, _reblend
+
+    out = _explain(engine, photo, False, "hirescam", "last-conv", "old-young", "", None, None, True)
+    back = _explain(engine, photo, False, "hirescam", "last-conv", "young-old", "", None, None, True)
+    exp, other = out[-1][2], back[-1][2]
+    assert exp.signed and np.abs(exp.maps).max() == pytest.approx(1.0)
+    # HiResCAM is linear in the score: the reverse contrast is the same map with its sign flipped,
+    # so evidence against a target survives as negative values instead of being cut at 0
+    np.testing.assert_allclose(other.maps, -exp.maps, atol=1e-5)
+    np.testing.assert_array_equal(_reblend(out[-1], 0.45), out[1])  # the slider keeps the signed colours
+    refused = _explain(engine, photo, False, "saliency", "last-conv", "old", "", None, None, True)
+    assert "saliency has no signed form; untick 'For and against'" in refused[6]

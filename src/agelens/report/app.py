@@ -147,6 +147,13 @@ def build_app(model_path: Any = None) -> Any:
                     elem_id="al-samples",
                 )
                 detect = gr.Checkbox(label="Detect and crop the largest face first", value=True)
+                signed = gr.Checkbox(
+                    label="For and against (signed map)",
+                    info="Red: speaks for the target, blue: against it (with Target 'age': older / younger). "
+                    "gradcam, xgradcam, hirescam, integrated-gradients and occlusion.",
+                    value=False,
+                    elem_id="al-signed",
+                )
                 with gr.Row():
                     method = gr.Dropdown(
                         engine.methods, value=engine.methods[0], label="Method", elem_id="al-method"
@@ -246,11 +253,11 @@ def build_app(model_path: Any = None) -> Any:
             )
 
         def on_explain(
-            img: Any, src: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float
+            img: Any, src: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float, sg: bool = False
         ) -> tuple[Any, ...]:
             if img is None:
                 return _face_view(None), *cleared[:-1], NO_PHOTO, None, gr.skip()
-            shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src)
+            shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src, sg)
             # the grid's warning sits beside it, in an accordion usually closed: open it then
             return _face_view(shown), *rest, gr.update(open=True) if rest[3] else gr.skip()
 
@@ -266,7 +273,7 @@ def build_app(model_path: Any = None) -> Any:
         upload.clear(on_clear, None, [photo, source, face, status, *results])
         gallery.select(on_sample, None, [upload, photo, source, face, status, *results])
         method.change(method_note, method, method_info)
-        inputs = [photo, source, detect, method, layer, target, filter_layer, opacity]
+        inputs = [photo, source, detect, method, layer, target, filter_layer, opacity, signed]
         outputs = [face, heat, probs, grid, grid_note, download, status, shown_map, filters]
         run.click(on_explain, inputs, outputs)
         # change, not release: typing a value in the slider's box fires no release event;
@@ -296,6 +303,7 @@ def _explain(
     fl: str,
     alpha: float | None = None,
     source: Source | None = None,
+    signed: bool = False,
 ) -> tuple[Any, ...]:
     """One click: prepare, explain, render, zip; a bad choice becomes a status line, not a crash.
 
@@ -306,7 +314,7 @@ def _explain(
     """
     try:
         prep = engine.prepare(img, det)
-        shown, heat_sq, exp = _map(engine, prep, m, ly, t, source)
+        shown, heat_sq, exp = _map(engine, prep, m, ly, t, source, signed)
         archive = engine.save_zip(exp, alpha=alpha)
     except (ValueError, TypeError, KeyError) as exc:
         return None, None, None, None, None, None, f"⚠️ Could not explain: {web_message(exc)}", None
@@ -314,16 +322,17 @@ def _explain(
     probs = engine.probabilities(exp)
     note = "; ".join(n for n in (source.note if source else "", prep.note) if n)
     msg = status_line(exp, probs, note, prep.no_face)
-    heat = blend(shown, heat_sq, alpha)
+    heat = blend(shown, heat_sq, alpha, signed=exp.signed)
     return shown, heat, probs, grid, grid_warning, str(archive), msg, (shown, heat_sq, exp)
 
 
 def _map(
-    engine: Engine, prep: Prepared, m: str, ly: str, t: str, source: Source | None
+    engine: Engine, prep: Prepared, m: str, ly: str, t: str, source: Source | None, signed: bool = False
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """The model's view of the prepared photo, its map on the same square, and the Explanation
     (named after the photo and carrying what face detection found, for the zip)."""
-    exp = engine.explain(prep.photo, m, ly, t, source=source.name if source else None, face=prep.face)
+    name = source.name if source else None
+    exp = engine.explain(prep.photo, m, ly, t, source=name, face=prep.face, signed=signed)
     return square(prep.photo), square(np.asarray(exp.maps[0], np.float32)), exp
 
 
@@ -347,8 +356,8 @@ def _reblend(last: tuple[np.ndarray, np.ndarray, Any], alpha: float) -> np.ndarr
     archive in the temp folder per step (and Gradio a cached copy of each), without bound.
     The download keeps the overlays at the opacity the Explain click used.
     """
-    shown, heat_sq, _ = last
-    return blend(shown, heat_sq, alpha)
+    shown, heat_sq, exp = last
+    return blend(shown, heat_sq, alpha, signed=exp.signed)
 
 
 def launch(model: Any = None, port: int = 7860, host: str = "127.0.0.1") -> None:

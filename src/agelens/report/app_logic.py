@@ -207,16 +207,25 @@ class Engine:
         target: str,
         source: str | None = None,
         face: dict[str, Any] | None = None,
+        signed: bool = False,
     ) -> Any:
         """``agelens.explain`` on one photo; the layer is passed only to methods that take one.
 
         ``source`` and ``face`` go into the Explanation, so its saved files and manifest name the
         photo and say whether a face was found (the photo arrives here cropped already).
+        ``signed``: evidence against the target kept as negative values (see ``SIGNED_METHODS``).
         """
         from agelens.explain.api import explain, takes_layer
 
         ly = layer or None if takes_layer(method) else None
-        exp = explain(self.model, photo, method=method, layer=ly, target=_target(target))
+        from agelens.explain.base import SIGNED_METHODS
+
+        if signed and method.removeprefix("smooth-") not in SIGNED_METHODS:  # saliency's own error
+            raise ValueError(  # would list its options, which mean nothing in the app
+                f"{method} has no signed form; untick 'For and against' or pick {', '.join(SIGNED_METHODS)}"
+            )
+        opts = {"signed": True} if signed else {}
+        exp = explain(self.model, photo, method=method, layer=ly, target=_target(target), **opts)
         if source:
             exp.sources = [source]
         if face is not None:
@@ -340,11 +349,14 @@ def method_note(method: str) -> str:
     return METHOD_INFO.get(method, "")
 
 
-def blend(shown: np.ndarray, heat: np.ndarray, alpha: float | None = None) -> np.ndarray:
-    """The map over the photo at opacity ``alpha`` (0: photo only, 1: map only; default 0.45)."""
+def blend(
+    shown: np.ndarray, heat: np.ndarray, alpha: float | None = None, signed: bool = False
+) -> np.ndarray:
+    """The map over the photo at opacity ``alpha`` (0: photo only, 1: map only; default 0.45);
+    a ``signed`` map in red (for the target) and blue (against it)."""
     from agelens.explain.overlay import overlay
 
-    return overlay(shown, heat, _alpha(alpha))
+    return overlay(shown, heat, _alpha(alpha), signed=signed)
 
 
 def _alpha(alpha: float | None) -> float:
