@@ -249,16 +249,13 @@ def _methods(spec: str) -> list[str]:
 def _signed_methods(methods: list[str], every: bool) -> list[str]:
     """The methods ``--signed`` can run: all of them or an error naming the ones that cannot
     (``--method all``: just those with a signed form)."""
-    from agelens.explain.base import SIGNED_METHODS
-
-    def ok(m: str) -> bool:
-        return m.removeprefix("smooth-") in SIGNED_METHODS
+    from agelens.explain.api import has_signed_form, signed_methods
 
     if every:
-        return [m for m in methods if ok(m)]
-    if bad := [m for m in methods if not ok(m)]:
+        return [m for m in methods if has_signed_form(m)]
+    if bad := [m for m in methods if not has_signed_form(m)]:
         raise typer.BadParameter(
-            f"{', '.join(bad)}: no signed form; --signed works with {', '.join(SIGNED_METHODS)}",
+            f"{', '.join(bad)}: no signed form; --signed works with {', '.join(signed_methods())}",
             param_hint="--method",
         )
     return methods

@@ -369,11 +369,11 @@ def _forward_model(model: Path | None, options: dict, light: bool):
     Keras, TensorFlow imported only now (a path typo has failed in a second, not after its start)."""
     from agelens.model.light import light_key, light_model, note_loaded
 
+    key = light_key(model, options)  # before loading: the bytes that will be converted
     if light:
-        found = light_model(model, options)
+        found = light_model(model, options, key=key)
         if found is not None:
             return found
-    key = light_key(model, options)  # before loading: the bytes that will be converted
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -454,13 +454,15 @@ def predict_command(
     m = _forward_model(model, options, light=engine != Engine.keras)
     prepared = prepare(paths, m.input_size, detect=detect)
     report_problems(missing + prepared.problems, quiet=False)
+    # hashing the weights (0.16 s for the shipped model) once, not once per question
+    converted = m.keras_model is None or is_converted(m)
     if m.keras_model is None:  # the light model: its TFLite copy is all it has
         fast = True
     elif engine is None:  # the conversion pays for itself from the next run, or on a big batch
-        fast = litert_installed() or len(prepared.batch) >= FAST_PREDICT_MIN or is_converted(m)
+        fast = litert_installed() or len(prepared.batch) >= FAST_PREDICT_MIN or converted
     else:
         fast = engine == Engine.tflite
-    if fast and m.keras_model is not None and not is_converted(m):
+    if fast and not converted:
         typer.echo("converting the model to TFLite (once: later runs start in about a second)", err=True)
     rows = predict_images(m, prepared, flip=flip, fast=fast)
     if fast and m.keras_model is not None:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from agelens.data.images import scale_unit_floats
-from agelens.explain.base import SIGNED_METHODS, Method
+from agelens.explain.base import Method
 from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from agelens.explain.explanation import Explanation
 from agelens.explain.gradients import (
@@ -80,6 +80,16 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def list_methods() -> list[str]:
     """Method names accepted by :func:`explain` (plus ``smooth-<name>`` for any of them)."""
     return list(METHODS)
+
+
+def signed_methods() -> list[str]:
+    """Methods with a signed form (``signed=True``: evidence against the target as negative values)."""
+    return [name for name, cls in METHODS.items() if cls.signed_form]
+
+
+def has_signed_form(method: str) -> bool:
+    """Whether ``method`` (``smooth-`` variants included) takes ``signed=True``."""
+    return METHODS[canonical(method).removeprefix("smooth-")].signed_form
 
 
 def canonical(name: str) -> str:
@@ -303,7 +313,7 @@ def _model_label(model: Any, m: Method) -> str:
 def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any]:
     """What ran, for the manifest: every option, with a default left open (``window=None``) as resolved."""
     ran = effective_options(m.name, options)
-    if not ran.get("signed") and m.name.removeprefix("smooth-") not in SIGNED_METHODS:
+    if not ran.get("signed") and not has_signed_form(m.name):
         ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
     for k, v in ran.items():
         if v is None:

@@ -54,16 +54,15 @@ def normalize_signed(maps: Any) -> Any:
     return ops.where(top > 0, maps / ops.where(top > 0, top, ops.ones_like(top)), ops.zeros_like(maps))
 
 
-SIGNED_METHODS = ("gradcam", "xgradcam", "hirescam", "integrated-gradients", "occlusion")
-"""Methods with a signed form: evidence for the target (+) and against it (-) in one map."""
-
-
 def check_signed(method: Method, signed: bool) -> bool:
-    """``signed`` if ``method`` has a signed form, else a ValueError naming the ones that do."""
-    if signed and method.name not in SIGNED_METHODS:
+    """``signed`` if ``method``'s class has a signed form (``signed_form``), else a ValueError naming
+    the methods that do."""
+    if signed and not type(method).signed_form:
+        from agelens.explain.api import signed_methods  # the registry; loaded by the time a method runs
+
         raise ValueError(
             f"{method.name} has no signed form (its map is >= 0 by construction); signed maps: "
-            + ", ".join(SIGNED_METHODS)
+            + ", ".join(signed_methods())
         )
     return bool(signed)
 
@@ -94,6 +93,8 @@ class Method(ABC):
     layers: list[str]
     # True for methods whose map does not depend on the target (EigenCAM): the result says so.
     class_agnostic = False
+    # True for methods whose raw map keeps a sign (evidence against the target < 0): ``signed=True``.
+    signed_form = False
 
     def __init__(self, model: Any, *, batch_size: int = 32) -> None:
         self.view: ModelView = model_view(model)

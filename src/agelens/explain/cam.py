@@ -127,6 +127,7 @@ class GradCAM(CAM):
     """Grad-CAM: channel weight = spatial mean of the score's gradient (Selvaraju et al. 2017)."""
 
     name = "gradcam"
+    signed_form = True
 
     def channel_weights(self, acts: Any, grads: Any) -> Any:
         return _spatial_mean(grads)
@@ -150,6 +151,7 @@ class XGradCAM(CAM):
     """XGrad-CAM (Fu et al. 2020): gradients weighted by the normalised activations."""
 
     name = "xgradcam"
+    signed_form = True
 
     def channel_weights(self, acts: Any, grads: Any) -> Any:
         return ops.sum(grads * acts, axis=(1, 2)) / (ops.sum(acts, axis=(1, 2)) + EPS)
@@ -162,6 +164,7 @@ class HiResCAM(CAM):
     """
 
     name = "hirescam"
+    signed_form = True
 
     def layer_map(self, acts: Any, grads: Any) -> Any:
         return ops.sum(grads * acts, axis=-1)

@@ -129,15 +129,20 @@ class Explanation:
 
 def stems(sources: list[str]) -> list[str]:
     """File-name stems, unique and ordered: ``000_photo``, ``001_photo``..."""
-    out = []
-    for i, src in enumerate(sources):
-        base = Path(src).name if src and not src.startswith("<") else "image"
-        base = re.sub(r"\.(jpe?g|png|bmp|gif|webp|tiff?)$", "", base, flags=re.I)
-        out.append(f"{i:03d}_{_safe(base)[:60] or 'image'}")
-    return out
+    return [f"{i:03d}_{photo_stem(src) or 'image'}" for i, src in enumerate(sources)]
 
 
-def _safe(text: str) -> str:
+def photo_stem(source: str | None) -> str:
+    """A photo's file name without its image extension, file-system safe, at most 60 characters;
+    "" for no name (or a ``<image 0>`` placeholder)."""
+    if not source or source.startswith("<"):
+        return ""
+    base = re.sub(r"\.(jpe?g|png|bmp|gif|webp|tiff?)$", "", Path(source).name, flags=re.I)
+    return safe_name(base)[:60]
+
+
+def safe_name(text: str) -> str:
+    """``text`` with only letters, digits, ``.``, ``_`` and ``-`` (``+`` as ``p``): a file-name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("+", "p"))
 
 
@@ -155,7 +160,7 @@ def write_image_files(
     ``stem`` defaults to the image's own (see :func:`stems`); ``tag`` (e.g. the method name)
     is appended so several methods can share one directory.
     """
-    name = (stem or stems(expl.sources or [""] * len(expl))[i]) + (f"_{_safe(tag)}" if tag else "")
+    name = (stem or stems(expl.sources or [""] * len(expl))[i]) + (f"_{safe_name(tag)}" if tag else "")
     img, m = expl.images[i], np.asarray(expl.maps[i], np.float32)
     files = [f"{name}_overlay.png", f"{name}_panel.png", f"{name}_map.npy"]
     signed = expl.signed

@@ -186,6 +186,7 @@ class IntegratedGradients(_InputGradient):
     """
 
     name = "integrated-gradients"
+    signed_form = True
 
     def __init__(
         self, model: Any, *, steps: int = 64, baseline: Any = "black", signed: bool = False, **kwargs: Any

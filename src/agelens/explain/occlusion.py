@@ -54,6 +54,7 @@ class Occlusion(Method):
     """
 
     name = "occlusion"
+    signed_form = True
 
     def __init__(
         self,

@@ -393,7 +393,7 @@ def _named_output(out: Any, key: str | int, where: Any) -> str | int:
 def _first_wide(outputs: list[tuple[Any, Any]]) -> Any:
     """The key of the first output with more than one unit: class scores, not an age in years.
 
-    A model with several such outputs names its class output (``group_output=``, ``--class-output``).
+    A model with several such outputs names its class output (``class_output=``, ``--class-output``).
     """
     return next((k for k, t in outputs if len(t.shape) == 2 and int(t.shape[-1] or 0) > 1), outputs[0][0])
 
@@ -451,12 +451,7 @@ def _has_rescaling(km: Any) -> bool:
     """
     import keras
 
-    layers, stack = [], list(km.layers)
-    while stack:
-        layer = stack.pop()
-        layers.append(layer)
-        if hasattr(layer, "layers"):
-            stack.extend(layer.layers)
+    layers = list(km._flatten_layers(include_self=False, recursive=True))  # nested models' layers too
     if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
         return True
     norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]

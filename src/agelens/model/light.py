@@ -117,10 +117,13 @@ def note_loaded(model: AgeModel, key: str) -> AgeModel:
     return model
 
 
-def light_model(path: str | Path | None, options: dict[str, Any] | None = None) -> AgeModel | None:
+def light_model(
+    path: str | Path | None, options: dict[str, Any] | None = None, key: str | None = None
+) -> AgeModel | None:
     """The model at ``path`` (default: the shipped one) for TFLite prediction only, or ``None``.
 
-    ``options``: the keywords it would be loaded with (:func:`agelens.model.io.load_model`'s).
+    ``options``: the keywords it would be loaded with (:func:`agelens.model.io.load_model`'s);
+    ``key``: their :func:`light_key` when the caller has it already (the file is hashed once).
 
     ``None`` when LiteRT is not installed, the file was never predicted with these options,
     or the cached copy is gone or unreadable. The result's ``keras_model`` is ``None``: it
@@ -131,7 +134,7 @@ def light_model(path: str | Path | None, options: dict[str, Any] | None = None) 
     if cls is None:
         return None
     try:
-        record = json.loads(_record_path(light_key(path, options or {})).read_text())
+        record = json.loads(_record_path(key or light_key(path, options or {})).read_text())
         if record.get("format") != RECORD_FORMAT:
             return None
         content = (cache_dir() / Path(record["tflite"]).name).read_bytes()

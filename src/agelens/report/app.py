@@ -109,6 +109,7 @@ def build_app(model_path: Any = None) -> Any:
     import gradio as gr
 
     from agelens.data.synthetic import generate
+    from agelens.explain.api import signed_methods
     from agelens.explain.overlay import DEFAULT_ALPHA
     from agelens.model.io import load_model
 
@@ -150,7 +151,7 @@ def build_app(model_path: Any = None) -> Any:
                 signed = gr.Checkbox(
                     label="For and against (signed map)",
                     info="Red: speaks for the target, blue: against it (with Target 'age': older / younger). "
-                    "gradcam, xgradcam, hirescam, integrated-gradients and occlusion.",
+                    f"{', '.join(signed_methods())}.",
                     value=False,
                     elem_id="al-signed",
                 )

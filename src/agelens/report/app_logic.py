@@ -213,16 +213,16 @@ class Engine:
 
         ``source`` and ``face`` go into the Explanation, so its saved files and manifest name the
         photo and say whether a face was found (the photo arrives here cropped already).
-        ``signed``: evidence against the target kept as negative values (see ``SIGNED_METHODS``).
+        ``signed``: evidence against the target kept as negative values (``signed_methods()``).
         """
         from agelens.explain.api import explain, takes_layer
 
         ly = layer or None if takes_layer(method) else None
-        from agelens.explain.base import SIGNED_METHODS
+        from agelens.explain.api import has_signed_form, signed_methods
 
-        if signed and method.removeprefix("smooth-") not in SIGNED_METHODS:  # saliency's own error
-            raise ValueError(  # would list its options, which mean nothing in the app
-                f"{method} has no signed form; untick 'For and against' or pick {', '.join(SIGNED_METHODS)}"
+        if signed and not has_signed_form(method):  # saliency's own error lists its options
+            raise ValueError(  # which mean nothing in the app
+                f"{method} has no signed form; untick 'For and against' or pick {', '.join(signed_methods())}"
             )
         opts = {"signed": True} if signed else {}
         exp = explain(self.model, photo, method=method, layer=ly, target=_target(target), **opts)
@@ -309,11 +309,11 @@ def face_note(photo: np.ndarray, crop: np.ndarray, box: Any) -> str:
 
 
 def zip_stem(source: str | None, method: str) -> str:
-    """``agelens-<photo>-<method>``: a download name that says what is inside (file-system safe)."""
-    base = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", Path(source).name) if source else ""
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_")[:60]
-    tag = re.sub(r"[^A-Za-z0-9_-]+", "_", method.replace("+", "p"))
-    return f"agelens-{safe}-{tag}" if safe else f"agelens-explanation-{tag}"
+    """``agelens-<photo>-<method>``: a download name that says what is inside (file-system safe,
+    by the rules the files inside are named with)."""
+    from agelens.explain.explanation import photo_stem, safe_name
+
+    return f"agelens-{photo_stem(source) or 'explanation'}-{safe_name(method)}"
 
 
 NO_FACE_WARNING = "⚠️ **No face found: this is not a judgement of a face**"

@@ -91,7 +91,7 @@ def sample_sentence(n: Any, purpose: str = "rank methods") -> str:
     Every key finding rests on a sample; a reader must see its size beside the verdict,
     or "100%" on 10 photos reads like "100%" on 2,000. Nothing without a count.
     """
-    k = _count(n)
+    k = whole_count(n)
     if k is None:
         return ""
     if k < SMALL_SAMPLE:
@@ -120,7 +120,7 @@ def evaluation_findings(m: Any) -> Said:
     if not parts:
         return Said()
     on = m.get("evaluated_on")
-    n = _count(m.get("n_images"))
+    n = whole_count(m.get("n_images"))
     said = isinstance(on, str) and n is not None and re.search(rf"(?<![\d,.]){n}(?![\d,.])", on)
     where = (
         f" on {on.strip()}" + (f" ({photos(n)})" if n and not said else "")
@@ -138,7 +138,7 @@ def evaluation_findings(m: Any) -> Said:
     return Said(short=short)
 
 
-def _count(v: Any) -> int | None:
+def whole_count(v: Any) -> int | None:
     """A positive whole count (``n_images``), else None."""
     x = number(v)
     return int(x) if x is not None and x >= 1 and x == int(x) else None

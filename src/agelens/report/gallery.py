@@ -76,9 +76,11 @@ def _options(manifest: dict, images: list[dict], top: str, inner: str, sub: str 
     return out
 
 
-def _safe(text: str) -> str:
+def _safe(text: Any) -> str:
     """A method's file-name tag, as the explain CLI writes it (``gradcam++`` -> ``gradcampp``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p"))
+    from agelens.explain.explanation import safe_name  # the rule the files were named by
+
+    return safe_name(str(text))
 
 
 def normalise(manifest: Any) -> Any:

@@ -28,6 +28,7 @@ from agelens.report.findings import (
     sanity_findings,
     shortcut_findings,
     vs_random_findings,
+    whole_count,
     with_sample,
 )
 from agelens.report.page import Figure, Section, Term
@@ -282,18 +283,14 @@ def scored_images(scores: Any) -> int | None:
     run's count; the largest is what the run scored, the count a reader needs beside a verdict.
     """
     meta = scores.get("meta") if isinstance(scores, dict) else None
-    n = meta.get("n_images") if isinstance(meta, dict) else None
-    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+    if n := whole_count(meta.get("n_images") if isinstance(meta, dict) else None):
         return n
     table = scores.get("scores") if isinstance(scores, dict) else None
+    rows = [row for row in (table.values() if isinstance(table, dict) else []) if isinstance(row, dict)]
     found = [
-        v["n"]
-        for row in (table.values() if isinstance(table, dict) else [])
-        if isinstance(row, dict)
-        for v in row.values()
-        if isinstance(v, dict) and isinstance(v.get("n"), int) and not isinstance(v.get("n"), bool)
+        k for row in rows for v in row.values() if isinstance(v, dict) and (k := whole_count(v.get("n")))
     ]
-    return max(found) if found and max(found) > 0 else None
+    return max(found, default=None)
 
 
 def _flag(table: Table, rows: dict[str, dict]) -> Table:
@@ -610,13 +607,11 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
 def _shortcut_count(data: Any) -> int | None:
     """Test faces the shortcut check rests on: ``config.n_test``, else the accuracies' ``n``."""
     config = data.get("config") if isinstance(data, dict) else None
-    n = config.get("n_test") if isinstance(config, dict) else None
-    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+    if n := whole_count(config.get("n_test") if isinstance(config, dict) else None):
         return n
     acc = data.get("accuracy") if isinstance(data, dict) else None
-    ns = [v.get("n") for v in acc.values() if isinstance(v, dict)] if isinstance(acc, dict) else []
-    ns = [k for k in ns if isinstance(k, int) and not isinstance(k, bool) and k > 0]
-    return max(ns) if ns else None
+    values = acc.values() if isinstance(acc, dict) else []
+    return max((k for v in values if isinstance(v, dict) and (k := whole_count(v.get("n")))), default=None)
 
 
 def _leaves(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
