@@ -279,6 +279,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: np.ndarray, amp: bool) -> tup
     return float(np.mean(p == y)), macro_f1(y, p)
 
 
+def save_weights(path: Path, arrays: dict[str, np.ndarray], half: bool) -> None:
+    """Write an export; ``half`` stores float16, which torch_to_keras.py reads back as float32."""
+    np.savez(path, **({k: v.astype(np.float16) for k, v in arrays.items()} if half else arrays))
+
+
 def self_check(out: Path, size: int, alpha: float = 1.0) -> None:
     """Write random weights (with non-trivial BatchNorm statistics) and their outputs.
 
@@ -358,6 +363,11 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--init", default="", help="start from these weights (npz from this script)")
     ap.add_argument("--self-check", action="store_true", help="write random weights + outputs and stop")
+    ap.add_argument(
+        "--half",
+        action="store_true",
+        help="save float16 weights (a width-1.4 export is 18 MB in float32; a device file may be 16 MB)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     if a.self_check:
@@ -494,8 +504,8 @@ def main() -> None:
         print(f"[{a.name}] " + json.dumps(rec), flush=True)
     final = keras_weights(ema)
     if best[1] is not None:
-        np.savez(out / f"{a.name}.best.npz", **best[1])
-    np.savez(out / f"{a.name}.final.npz", **final)
+        save_weights(out / f"{a.name}.best.npz", best[1], a.half)
+    save_weights(out / f"{a.name}.final.npz", final, a.half)
     summary = {
         "args": vars(a),
         "epochs": epochs,
