@@ -27,6 +27,7 @@ from agelens import __version__
 from agelens.data.bins import AgeBins
 from agelens.data.images import load_batch
 from agelens.data.sources import load_dataset
+from agelens.model.builder import ModelConfig, build_age_model
 from agelens.model.evaluate import classification_metrics, markdown_table
 from agelens.model.io import load_model, write_metadata
 
@@ -237,6 +238,117 @@ def continuation_section(candidates: str, summaries: str) -> str:
     )
 
 
+def capacity_section(candidates: str, summaries: str, fit: str = "") -> str:
+    """Card text from the width runs (``STAGE=4`` and ``STAGE=5`` of ``gpu_run.sh``): does capacity help?
+
+    ``fit`` (``fit_gap.py`` on the shipped model and two width-1.4 ones) says whether the wider
+    network was trained to the same fit of its own training photos, without which "no better"
+    would say nothing about capacity."""
+    if not candidates:
+        return ""
+    c = json.loads(Path(candidates).read_text())
+    runs = {r["args"]["name"]: r for r in json.loads(Path(summaries).read_text())}
+    shipped = next(v for k, v in c.items() if k.endswith("agelens-utkface.keras"))
+    params = {
+        w: build_age_model(ModelConfig(112, w, 0.2, 3, True, 0.99)).count_params() / 1e6 for w in (1.0, 1.4)
+    }
+
+    def pair(r: dict, split: str) -> str:
+        return f"{r[split]['head']['acc']:.3f} / {r[split]['head']['f1']:.3f}"
+
+    def score(r: dict) -> float:
+        return r["test"]["head"]["acc"] + r["test"]["head"]["f1"]
+
+    by_name = {Path(k).name.removesuffix(".keras"): v for k, v in c.items()}
+
+    def delta(split: str) -> str:
+        d = by_name["F96a14.best"][split]["head"]["acc"] - by_name["F96a10.best"][split]["head"]["acc"]
+        return f"{d:+.3f}"
+
+    others = {k: v for k, v in by_name.items() if v is not shipped}
+    best_name = max(others, key=lambda k: score(others[k]))
+    best = others[best_name]
+    beaten = [k for k, v in others.items() if score(v) > score(shipped)]
+    fit_text = ""
+    if fit:
+        models = json.loads(Path(fit).read_text())["models"]
+        (_, ship), *wide = models.items()
+
+        def train_fit(m: dict) -> str:
+            t = m["parts"]["train"]
+            return f"{t['accuracy']:.3f} / {t['macro_f1']:.3f}, age MAE {t['age_mae']:.2f} y"
+
+        def acc(m: dict, part: str) -> float:
+            return m["parts"][part]["accuracy"]
+
+        as_fit = [m for _, m in wide if acc(m, "train") >= acc(ship, "train") - 0.005]
+        fit_text = (
+            "On their own training photos (`benchmarks/fit_gap.py`, "
+            "`benchmarks/results/fit_gap_width.json`): "
+            + "; ".join(f"{Path(k).name.removesuffix('.keras')} {train_fit(m)}" for k, m in wide)
+            + f", against the shipped model's {train_fit(ship)}. "
+            + (
+                "Trained to the same fit, the wider network generalises no better. "
+                if as_fit and all(acc(m, "test") <= acc(ship, "test") for m in as_fit)
+                else "The wider network fits its training photos less than the shipped model: this recipe "
+                "did not use its capacity. "
+                if not as_fit
+                else ""
+            )
+        )
+    rows = []
+    for path, r in c.items():
+        name = Path(path).name.removesuffix(".keras")
+        run = runs.get(name.split(".")[0], {})
+        a = run.get("args", {})
+        if path.endswith("agelens-utkface.keras"):
+            what = "shipped (width 1.0, 112 px)"
+        elif "soup" in name:
+            what = f"average of the three continuations' {name.split('.')[-1]} weights"
+        else:
+            start = "continued from F112a14" if a.get("init") else "from scratch"
+            what = f"width {a.get('alpha', 1.0):.1f}, {a.get('size')} px, {start}, {run.get('epochs')} epochs"
+        rows.append(f"| {name} | {what} | {pair(r, 'val')} | {pair(r, 'test')} | {pair(r, 'test200')} |")
+    return (
+        "\nNor does a wider network. Width 1.4 "
+        f"({params[1.4]:.1f} M parameters against {params[1.0]:.1f} M) trained from scratch on the GPU "
+        "with stage 1's recipe (mixup 0.2, erasing 0.25) and the same 70-epoch cap as a width-1.0 "
+        "control, then three seeds continuing the best of them at lr 0.0005 (`STAGE=5`). "
+        "Class head, one unflipped pass:\n\n"
+        "| model | what | validation | test (64 px) | test (200 px) |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\nAt 96 px, width 1.4 against 1.0 (same seed and epochs): {delta('val')} accuracy on "
+        f"validation, {delta('test')} on the test split. "
+        + (
+            f"No candidate beats the shipped model's {pair(shipped, 'test')} on the 64 px test split "
+            f"(best: {best_name}, {pair(best, 'test')}); the shipped model stays "
+            if not beaten
+            else f"{len(beaten)} candidate(s) beat the shipped model on the 64 px test split: "
+            + ", ".join(beaten)
+            + ". "
+        )
+        + "(`benchmarks/results/gpu/stage4_candidates.json`, "
+        "`benchmarks/results/gpu/stage4_summaries.json`). " + fit_text + "Commands:\n\n"
+        "    STAGE=4 BUDGET=450 EPOCHS=70 bash benchmarks/gpu_run.sh   # on the GPU machine, "
+        ".devdata/gpu/utk.npz carried\n"
+        "    cp F112a14.best.npz .devdata/gpu/ && STAGE=5 BUDGET=290 bash benchmarks/gpu_run.sh\n"
+        "    python benchmarks/torch_to_keras.py F112a14.best.npz /tmp/gc4/F112a14.best.keras "
+        "--size 112 --alpha 1.4   # each run; --size 96 for F96*, --alpha 1.0 for F96a10\n"
+        "    python benchmarks/torch_to_keras.py G112s3?.final.npz /tmp/gc4/G112soup.final.keras --size 112 "
+        "--alpha 1.4   # and .best\n"
+        "    python benchmarks/eval_candidates.py /tmp/gc4/*.keras src/agelens/assets/agelens-utkface.keras "
+        "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
+        "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage4_candidates.json\n"
+        + (
+            "    python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
+            "/tmp/gc4/F112a14.best.keras /tmp/gc4/G112soup.final.keras --pack .devdata/utk64.npz "
+            "--split benchmarks/results/shipped_split.json --out benchmarks/results/fit_gap_width.json\n"
+            if fit
+            else ""
+        )
+    )
+
+
 def fit_gap_section(path: str, ceiling: str, lowreg: str = "") -> str:
     """Card text from ``fit_gap.py``: the shipped model (its first model) on the photos it trained on,
     against the held-out ones; the held-out age error the target needs (``accuracy_ceiling.py``);
@@ -296,9 +408,8 @@ def fit_gap_section(path: str, ceiling: str, lowreg: str = "") -> str:
         f"{te['age_mae'] - tr['age_mae']:.1f} y gap to held-out photos; more epochs of the same recipe "
         "did not help held-out photos (above)."
         + tail
-        + " A wider network is the lever left untried: `STAGE=4` of `benchmarks/gpu_run.sh` compares width "
-        "1.4 with 1.0 from scratch for the next lent GPU. "
-        "(`python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras /tmp/lowreg/L112.swa.keras "
+        + " (`python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
+        "/tmp/lowreg/L112.swa.keras "
         "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json`, "
         "`benchmarks/results/fit_gap.json`.)\n"
     )
@@ -349,6 +460,9 @@ def main() -> None:
     ap.add_argument("--continuation", default="", help="eval_candidates.py JSON of a STAGE=3 gpu_run")
     ap.add_argument("--continuation-runs", default="", help="that run's summaries.json")
     ap.add_argument("--fit-gap", default="", help="fit_gap.py JSON (with --ceiling: the MAE needed)")
+    ap.add_argument("--capacity", default="", help="eval_candidates.py JSON of the STAGE=4/5 width runs")
+    ap.add_argument("--capacity-runs", default="", help="those runs' summaries, one JSON list")
+    ap.add_argument("--capacity-fit", default="", help="fit_gap.py JSON: the shipped model, then wide ones")
     ap.add_argument("--lowreg", default="", help="finetune_shipped.py result: the fit-gap JSON's 2nd model")
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
@@ -474,6 +588,7 @@ def main() -> None:
         )
     commands = "\n".join(f"    {c}" for c in a.train_command)
     continuation = continuation_section(a.continuation, a.continuation_runs)
+    capacity = capacity_section(a.capacity, a.capacity_runs, a.capacity_fit)
     fit_gap = fit_gap_section(a.fit_gap, a.ceiling, a.lowreg)
     text = f"""# Model card: agelens-utkface
 
@@ -515,7 +630,7 @@ explain the single, unflipped pass): utkface-64 held-out accuracy {f64["accuracy
 Evaluating all 8,806 utkface-200 photos (decode + predict) took {full200_s:.1f} s on this 2-core machine.
 
 {target_line}
-{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{continuation}{fit_gap}{wild_section(a.wild)}
+{ceiling_section(a.ceiling)}{calibration_section(a.calibration)}{continuation}{fit_gap}{capacity}{wild_section(a.wild)}
 ## License and intended use
 
 UTKFace is released for non-commercial research purposes only; this model is derived from it and
