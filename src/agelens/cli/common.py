@@ -100,6 +100,16 @@ def check_model_path(path: Path | None, option: str = "model") -> None:
         fail(str(e))
 
 
+def check_parent_folder(path: Path, option: str) -> None:
+    """Fail now, in one line, where ``path`` could not be created because a file stands where a
+    folder of its path must be: finding out after the work (a whole training run) is too late."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"{path}: cannot write {option} there: {parent} is a file, not a folder")
+            return
+
+
 def class_name_list(class_names: str | None) -> list[str] | None:
     """``--class-names a,b,c`` as a list (names stripped); ``None`` when not given."""
     return [n.strip() for n in class_names.split(",")] if class_names is not None else None
@@ -157,8 +167,26 @@ def report_problems(problems: Sequence[object], quiet: bool = False) -> None:
         typer.echo(f"{counted(len(problems), 'input')} skipped", err=True)
 
 
+def split_name(path: Path, root: Path) -> str:
+    """A photo's name in a split file: its path relative to the data root, with '/' separators.
+
+    Class folders often reuse file names (``young/IMG_0001.png``, ``old/IMG_0001.png``): a bare
+    name would select a training photo of another class too.
+    """
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:  # a CSV may list photos outside its folder
+        return Path(path).resolve().as_posix()
+
+
+def in_holdout(path: Path, root: Path, names: set[str]) -> bool:
+    """Whether ``--holdout``'s list names this photo: by its path under ``root`` or, as split files
+    written before paths were, by its bare file name."""
+    return split_name(path, root) in names or Path(path).name in names
+
+
 def read_holdout(path: Path) -> set[str]:
-    """File names in the ``test`` list of a split JSON (``--holdout``); a bad file is a one-line error."""
+    """Photos in the ``test`` list of a split JSON (``--holdout``); a bad file is a one-line error."""
     import json
 
     try:

@@ -19,13 +19,16 @@ from agelens.cli.common import (
     InputSizeOpt,
     ModelOpt,
     check_model_path,
+    check_parent_folder,
     counted,
     fail,
+    in_holdout,
     load_cli_model,
     load_options,
     prediction_line,
     read_holdout,
     report_problems,
+    split_name,
 )
 
 # What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
@@ -96,6 +99,16 @@ def train_command(
         float, typer.Option(min=0.0, max=1.0, help="0 none, 0.5 sqrt-balanced, 1 balanced.")
     ] = 0.0,
     augment: Annotated[float, typer.Option(min=0.0, max=1.0, help="Augmentation strength 0..1.")] = 1.0,
+    bn_momentum: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.9999,
+            help="BatchNorm moving-average momentum (default: fitted to the run's length, 0.9 for a few "
+            "hundred steps up to 0.99; Keras' 0.999 leaves a short run predicting one class).",
+            show_default=False,
+        ),
+    ] = None,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs (0: off).")] = 8,
     age_head: Annotated[bool, typer.Option(help="Also learn age in years where the data has ages.")] = True,
     seed: Annotated[
@@ -122,7 +135,7 @@ def train_command(
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
 
-    _check_train_options(out, force, resume, lr, tensorboard)
+    _check_train_options(out, force, resume, lr, tensorboard, seed)
     try:
         age_bins = bins_from_options(bins, names)
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
@@ -130,6 +143,7 @@ def train_command(
         fail(str(e))
     parts = ds.split(seed=seed)
     arrays = []
+    used = []  # the paths each part loaded: the split file lists these, not files that failed to decode
     problems = list(ds.problems)
     for part in parts:
         x, ok, bad = load_batch(part.paths, size)
@@ -137,6 +151,7 @@ def train_command(
         keep = {p for p in ok}
         recs = [r for r in part.records if r.path in keep]
         arrays.append((x, [r.label for r in recs], [r.age for r in recs]))
+        used.append([r.path for r in recs])
     report_problems(problems)
     (xtr, ytr, atr), (xva, yva, ava), (xte, yte, ate) = arrays
     if len(xtr) == 0 or len(xva) == 0:
@@ -155,6 +170,7 @@ def train_command(
     typer.echo(
         f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})"
     )
+    ckpt = out.with_name(out.stem + ".checkpoint.keras")
     try:
         result = train(
             xtr,
@@ -165,7 +181,7 @@ def train_command(
             ages_val=np.array(ava, dtype=np.float32) if has_ages else None,
             # CSV labels and class folders name their own classes: size the head to them, and
             # record bin edges only where the classes are the age bins.
-            model_config=ModelConfig(size, alpha, dropout, len(ds.class_names), has_ages),
+            model_config=ModelConfig(size, alpha, dropout, len(ds.class_names), has_ages, bn_momentum),
             config=TrainConfig(
                 epochs=epochs,
                 batch_size=batch_size,
@@ -179,7 +195,7 @@ def train_command(
             ),
             bins=age_bins,  # recorded only when the data's classes are these bins
             class_names=ds.class_names,
-            checkpoint=out.with_name(out.stem + ".checkpoint.keras"),
+            checkpoint=ckpt,
             resume=resume,
             tensorboard=tensorboard,
             verbose=2 if _progress_bar() else 1,
@@ -195,6 +211,14 @@ def train_command(
         )
     except ValueError as e:  # a checkpoint that does not fit, or a bad combination of options
         fail(str(e))
+    except BaseException:  # Ctrl-C or a crash mid-run: say where the best epoch so far is kept
+        if ckpt.exists():
+            typer.echo(
+                f"the best epoch so far is saved in {ckpt}; to go on: agelens train {data} --out {out} "
+                f"--resume {ckpt} --seed {seed} --epochs {epochs}",
+                err=True,
+            )
+        raise
     m = (
         classification_metrics(
             np.array(yte), result.model.predict(xte)["probabilities"].argmax(1), result.model.class_names
@@ -206,8 +230,7 @@ def train_command(
         m["evaluated_on"] = f"held-out test split of {data} ({len(xte)} photos, seed {seed})"
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
-    split_file = _write_split(out, parts, seed)
-    ckpt = out.with_name(out.stem + ".checkpoint.keras")
+    split_file = _write_split(out, used, ds.root, seed)
     ckpt.unlink(missing_ok=True)
     optimizer_state_path(ckpt).unlink(missing_ok=True)
     if m:
@@ -218,13 +241,20 @@ def train_command(
 
 
 def _check_train_options(
-    out: Path, force: bool, resume: Path | None, lr: float, tensorboard: Path | None
+    out: Path, force: bool, resume: Path | None, lr: float, tensorboard: Path | None, seed: int = 0
 ) -> None:
     """Refuse options that would fail later, before any work: finding out after TensorFlow's start
     (seconds), let alone an hour of training, is too late."""
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
-    if not force and not (resume is not None and resume.resolve() == out.resolve()):
+    check_parent_folder(out, "--out")
+    resuming = resume is not None and resume.resolve() in {out.resolve(), _checkpoint(out).resolve()}
+    if not force and not resuming:
+        if _checkpoint(out).exists():  # an interrupted run's best epoch: never lose it silently
+            fail(
+                f"{_checkpoint(out)} exists (an interrupted run's best epoch); continue it with "
+                f"--resume {_checkpoint(out)}, or use --force to start again"
+            )
         taken = [p for p in _train_outputs(out) if p.exists()]
         if taken:
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
@@ -232,6 +262,14 @@ def _check_train_options(
         fail(f"--lr must be positive, got {lr}")
     if resume is not None:
         check_model_path(resume, "resume")
+        from agelens.model.io import read_metadata
+
+        earlier = read_metadata(resume).get("data", {}).get("split_seed")
+        if isinstance(earlier, int) and earlier != seed:
+            fail(
+                f"{resume}: trained on the split of --seed {earlier}; resume with --seed {earlier} "
+                f"(seed {seed} would put photos it trained on into the test split)"
+            )
     if tensorboard is not None:
         try:
             import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
@@ -244,6 +282,11 @@ def _progress_bar() -> bool:
     return sys.stdout.isatty()
 
 
+def _checkpoint(out: Path) -> Path:
+    """Where ``train`` keeps the best epoch so far while it runs (removed when the run ends)."""
+    return out.with_name(out.stem + ".checkpoint.keras")
+
+
 def _train_outputs(out: Path) -> list[Path]:
     """Every file ``train`` writes for ``--out`` (the model, its split, its test evaluation)."""
     return [
@@ -253,13 +296,17 @@ def _train_outputs(out: Path) -> list[Path]:
     ]
 
 
-def _write_split(out: Path, parts: list, seed: int) -> Path:
-    """The file names of each split, so ``evaluate --holdout`` can score the test photos again."""
+def _write_split(out: Path, parts: list[list[Path]], root: Path, seed: int) -> Path:
+    """The photos of each split, so ``evaluate --holdout`` can score the test photos again.
+
+    Paths are relative to the data root (``young/IMG_0001.png``): class folders often reuse file
+    names, and a bare name would match a training photo of another class too.
+    """
     from agelens.atomic import atomic_write_text
 
     names = {
-        k: sorted(str(p.name) for p in part.paths)
-        for k, part in zip(("train", "val", "test"), parts, strict=True)
+        k: sorted(split_name(p, root) for p in paths)
+        for k, paths in zip(("train", "val", "test"), parts, strict=True)
     }
     return atomic_write_text(
         out.with_name(out.stem + "_split.json"), json.dumps({"seed": seed, **names}, indent=1)
@@ -279,7 +326,10 @@ def evaluate_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
     holdout: Annotated[
-        Path | None, typer.Option(help="JSON with a 'test' list of file names: evaluate only those.")
+        Path | None,
+        typer.Option(
+            help="JSON with a 'test' list (train's _split.json: paths relative to DATA): evaluate only those."
+        ),
     ] = None,
     batch_size: Annotated[
         int,
@@ -384,6 +434,8 @@ def _check_evaluation_out(out: Path | None, force: bool) -> None:
     """Refuse an ``--out`` that cannot take the metrics files before any work is done."""
     if out is not None and out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
+    if out is not None:
+        check_parent_folder(out / EVALUATION_FILES[0], "--out")
     if out is not None and not force:
         taken = [out / name for name in EVALUATION_FILES if (out / name).exists()]
         if taken:
@@ -398,7 +450,11 @@ def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> t
     """
     if names is None:
         return ds.records, list(ds.problems), 0
-    records = [r for r in ds.records if r.path.name in names]
+
+    def listed(path: Path) -> bool:
+        return in_holdout(path, ds.root, names)
+
+    records = [r for r in ds.records if listed(r.path)]
     outside = len(ds.records) - len(records)
     if ds.records and not records:
         photos = counted(len(ds.records), "labelled photo")
@@ -411,7 +467,7 @@ def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> t
             err=True,
         )
     # Only the held-out photos are evaluated, so only their problems count as skipped.
-    return records, [p for p in ds.problems if Path(p.path).name in names], outside
+    return records, [p for p in ds.problems if listed(Path(p.path))], outside
 
 
 def predict_command(

@@ -19,6 +19,7 @@ from agelens.cli.common import (
     check_paths_exist,
     fail,
     fresh_out,
+    in_holdout,
     load_cli_model,
     read_holdout,
     report_problems,
@@ -73,7 +74,7 @@ def score_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
     holdout: Annotated[
         Path | None,
-        typer.Option(help="JSON with a 'test' list of file names: sample only those (a held-out split)."),
+        typer.Option(help="JSON with a 'test' list (train's _split.json): sample only those photos."),
     ] = None,
     masks: Annotated[
         Path | None,
@@ -144,7 +145,7 @@ def score_command(
     pool = list(range(len(ds)))
     if holdout is not None:
         names = read_holdout(holdout)
-        pool = [i for i, r in enumerate(ds.records) if r.path.name in names]
+        pool = [i for i, r in enumerate(ds.records) if in_holdout(r.path, ds.root, names)]
     if not pool:
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
     labels_pool = np.asarray(ds.labels)[pool]

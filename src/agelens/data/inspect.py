@@ -74,7 +74,12 @@ def inspect_dataset(
     """
     t0 = time.perf_counter()
     ds = load_dataset(path, format=format, bins=bins, check_images=True, workers=workers)
-    parts = ds.split(seed=seed) if len(ds) else (ds, ds.subset([]), ds.subset([]))
+    # ``train`` splits the files as listed (decoding each image once, when it loads it), so a
+    # broken file takes its place in a split and is then dropped: count the usable ones of that split.
+    listed = load_dataset(path, format=format, bins=bins, check_images=False)
+    usable = {r.path for r in ds.records}
+    parts = listed.split(seed=seed) if len(listed) else (listed, listed.subset([]), listed.subset([]))
+    parts = tuple(p.subset([i for i, r in enumerate(p.records) if r.path in usable]) for p in parts)
     stats = None
     if ds.sizes is not None and len(ds.sizes):
         stats = {

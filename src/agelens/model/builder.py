@@ -39,7 +39,8 @@ class ModelConfig:
     age_head: bool = True
     # Keras's MobileNetV2 uses BatchNorm momentum 0.999: right for long runs, but after a
     # few hundred steps (the demo) its moving statistics are still mostly initial values
-    # and inference-mode predictions are near constant. None keeps the Keras default.
+    # and inference-mode predictions are near constant. None keeps the Keras default here;
+    # agelens.model.train.train picks one for the run's length (auto_bn_momentum).
     bn_momentum: float | None = None
 
     def to_dict(self) -> dict:

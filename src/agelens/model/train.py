@@ -70,6 +70,19 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def auto_bn_momentum(n_train: int, cfg: TrainConfig) -> float:
+    """BatchNorm momentum for a run of ``cfg.epochs`` over ``n_train`` photos.
+
+    The moving statistics inference uses average over about ``1 / (1 - momentum)`` steps. Keras'
+    0.999 (a 1000-step window) suits ImageNet-length runs; a run of a few hundred steps ends
+    with statistics still near their initial values and predicts one class for everything. A
+    window of a tenth of the run, kept within 0.9..0.99, follows the weights on short runs and
+    stays smooth on long ones.
+    """
+    steps = max(1, cfg.epochs * math.ceil(max(1, n_train) / cfg.batch_size))
+    return round(float(np.clip(1.0 - 10.0 / steps, 0.9, 0.99)), 4)
+
+
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """Learning rate for an epoch: linear warm-up then cosine, or a one-cycle triangle."""
     total, peak = max(cfg.epochs, 1), cfg.learning_rate
@@ -229,6 +242,8 @@ def train(
     mcfg = model_config or ModelConfig(input_size=int(x_train.shape[1]), num_classes=k)
     if mcfg.num_classes != k:
         raise ValueError(f"model_config has {mcfg.num_classes} classes, the data {k} ({', '.join(names)})")
+    if mcfg.bn_momentum is None:
+        mcfg = ModelConfig(**{**mcfg.to_dict(), "bn_momentum": auto_bn_momentum(len(x_train), cfg)})
     use_age = ages_train is not None and ages_val is not None and mcfg.age_head
     if mcfg.age_head and not use_age:
         mcfg = ModelConfig(**{**mcfg.to_dict(), "age_head": False})
