@@ -254,3 +254,17 @@ def test_signed_runs_the_methods_that_have_a_signed_form(model_file, photos, tmp
     ran = [r["method"] for r in manifest["runs"]]
     assert set(ran) == {"gradcam", "xgradcam", "hirescam", "integrated-gradients", "occlusion"}
     assert all(r["settings"]["signed"] is True for r in manifest["runs"])
+
+
+def test_the_signed_help_names_exactly_the_methods_with_a_signed_form() -> None:
+    """The help is written out (importing the method registry would start TensorFlow for --help);
+    this keeps it true when a method gains or loses its signed form."""
+    import re
+    import typing
+
+    from agelens.explain.api import signed_methods
+
+    hints = typing.get_type_hints(explain_command, include_extras=True)
+    option = next(m for m in typing.get_args(hints["signed"])[1:] if isinstance(m, typer.models.OptionInfo))
+    listed = re.search(r"For ([a-z, -]+?) \(", option.help).group(1).split(", ")
+    assert sorted(listed) == sorted(signed_methods())
