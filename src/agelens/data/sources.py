@@ -11,6 +11,8 @@ the files on disk (see :mod:`agelens.data.split`).
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,8 @@ __all__ = [
     "detect_format",
     "load_dataset",
     "parse_utkface_age",
+    "scan_images",
+    "unresolvable_link",
 ]
 
 Format = Literal["auto", "utkface", "folders", "csv"]
@@ -39,6 +43,11 @@ FORMATS: tuple[str, ...] = ("auto", "utkface", "folders", "csv")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 PATH_COLUMNS = ("path", "file", "filename", "image")
 _AGE_FIELD = re.compile(r"\d{1,6}(\.\d+)?", re.ASCII)
+# UTKFace's own names, AGE_GENDER_RACE_DATE or AGE_GENDER_DATE (a few lack a field): an age
+# without leading zeros, then a one-digit field. "001_face.png" (a counter) does not match.
+_UTKFACE_NAME = re.compile(r"(0|[1-9]\d{0,2})(\.\d+)?_\d_", re.ASCII)
+# The folders UTKFace is released in: part1/ part2/ part3/ (in the wild), crop_part1/, UTKFace/.
+_UTKFACE_PART_DIR = re.compile(r"(crop_)?part\d+|utk.*", re.ASCII | re.IGNORECASE)
 
 
 class DatasetError(ValueError):
@@ -183,24 +192,51 @@ def _is_image(p: Path) -> bool:
 
 
 def _visible(p: Path) -> bool:
-    return not p.name.startswith(".")
+    """Whether no component of ``p`` is hidden (starts with '.'); give paths relative to a root."""
+    return not any(part.startswith(".") for part in p.parts)
 
 
-def _scan(folder: Path, recursive: bool = False) -> tuple[list[Path], list[Problem]]:
-    """Image files in (or under) ``folder``, and image-named links whose target is gone, in one walk.
+def unresolvable_link(p: Path) -> str | None:
+    """Why the link ``p`` cannot be followed to a file, or ``None`` when it can (or is no link)."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (the link cannot be resolved)"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "broken link (its target does not exist)"
+        return f"link cannot be resolved ({e.strerror or e})"
+    return None
 
-    The broken links are reported where ``is_file()`` alone would skip them silently.
+
+def scan_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path], list[Problem]]:
+    """Image files in (or under) ``folder``, and image-named links that lead nowhere, in one walk.
+
+    Hidden files and everything under a hidden folder (any path component below ``folder``
+    starting with '.', e.g. ``young/.thumbnails/x.jpg``) are skipped: they are caches and
+    editor leftovers, not photos the user labelled. Links whose target is gone, or that loop,
+    are reported where ``is_file()`` alone would skip them silently.
     """
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    images, broken = [], []
-    for p in it:
+    folder = Path(folder)
+    if recursive:
+        candidates: list[Path] = []
+        for top, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # prune: never walk a cache
+            candidates += (Path(top, f) for f in files)
+    else:
+        candidates = list(folder.iterdir())
+    images, bad = [], []
+    for p in candidates:
         if not _is_image(p) or not _visible(p.relative_to(folder)):
             continue
         if p.is_file():
             images.append(p)
-        elif p.is_symlink() and not p.exists():
-            broken.append(p)
-    return sorted(images), [Problem(p, "broken link (its target does not exist)") for p in sorted(broken)]
+        elif p.is_symlink() and (reason := unresolvable_link(p)):
+            bad.append(Problem(p, reason))
+    return sorted(images), sorted(bad, key=lambda q: str(q.path))
+
+
+_scan = scan_images
 
 
 def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
@@ -218,9 +254,13 @@ def detect_format(path: str | Path, bins: AgeBins | None = None) -> str:
     In order: a ``.csv`` file is ``csv``; a folder whose top-level image names mostly (over
     half) start with an age field is ``utkface``; a folder holding exactly one CSV whose
     header has a path and an age/label column is ``csv`` (the CSV is the explicit labelling,
-    its images may sit in sub-folders); a folder with image-holding sub-folders is ``folders``,
-    except that sub-folders of mostly age-named images, not named after ``bins``' classes, are
-    ``utkface`` (UTKFace's own ``part1/ part2/ part3/`` layout: the folders are not classes).
+    its images may sit in sub-folders); a folder with image-holding sub-folders is ``folders``
+    (the user's class folders), except where the sub-folders are UTKFace's own: a folder of
+    only sub-folders, not all named after ``bins``' classes, whose images mostly carry UTKFace's
+    full name pattern (``AGE_GENDER_...``, the age without leading zeros) and that are either
+    UTKFace's part folders (``part1/``, ``crop_part1/``, ``UTKFace/``, ...: the folders are not
+    classes) or a single sub-folder (one class is no classification). Several other sub-folders
+    are classes, whatever their files are called: ``child/001_face.png`` is a child, not age 1.
     """
     path = Path(path)
     if not path.exists():
@@ -237,11 +277,12 @@ def detect_format(path: str | Path, bins: AgeBins | None = None) -> str:
         return "csv"
     dirs = _class_dirs(path)
     if dirs:
-        class_names = set((bins or AgeBins()).names)
+        names = {d.name for d in dirs}
         if (
             not top
-            and not {d.name for d in dirs} <= class_names
-            and _mostly_utkface(_image_files(path, True))
+            and not names <= set((bins or AgeBins()).names)
+            and (len(dirs) == 1 or any(_UTKFACE_PART_DIR.fullmatch(n) for n in names))
+            and _mostly_utkface(_image_files(path, True), strict=True)
         ):
             return "utkface"
         return "folders"
@@ -254,8 +295,10 @@ def detect_format(path: str | Path, bins: AgeBins | None = None) -> str:
     raise DatasetError(path, "empty folder (no images, class sub-folders or CSV found)")
 
 
-def _mostly_utkface(files: list[Path]) -> bool:
-    return bool(files) and sum(_looks_like_utkface(p.name) for p in files) * 2 > len(files)
+def _mostly_utkface(files: list[Path], strict: bool = False) -> bool:
+    """Whether over half the names start with an age field (``strict``: UTKFace's full pattern)."""
+    looks = _UTKFACE_NAME.match if strict else _looks_like_utkface
+    return bool(files) and sum(bool(looks(p.name)) for p in files) * 2 > len(files)
 
 
 def _csv_files(folder: Path) -> list[Path]:

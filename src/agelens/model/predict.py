@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from agelens.data.images import ImageError, Problem, load_image, resize_for_model, thread_map
+from agelens.data.sources import scan_images, unresolvable_link
 from agelens.model.io import AgeModel
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -29,25 +30,42 @@ def quality_notes(img: np.ndarray) -> list[str]:
 
 
 def collect_inputs(specs: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    """Expand files, folders (recursively, images only) and glob patterns, in a stable order."""
+    """Expand files, folders (recursively, images only) and glob patterns, in a stable order.
+
+    Folders are read as the dataset loader reads them (:func:`agelens.data.sources.scan_images`):
+    hidden files and hidden sub-folders are skipped, and a link that leads nowhere is a problem
+    naming the file, not a silent gap. A file named outright is taken as given, hidden or not.
+    """
     found: list[Path] = []
     problems: list[Problem] = []
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            images, bad = scan_images(p, recursive=True)
+            found += images
+            problems += bad
         elif p.exists():
             found.append(p)
+        elif p.is_symlink():
+            problems.append(Problem(p, _link_problem(p)))
         elif any(c in str(spec) for c in "*?["):
-            hits = sorted(Path(h) for h in glob.glob(str(spec), recursive=True) if Path(h).is_file())
-            found += hits
-            if not hits:
+            hits = sorted(Path(h) for h in glob.glob(str(spec), recursive=True))
+            files = [h for h in hits if h.is_file()]
+            links = [h for h in hits if not h.exists() and h.is_symlink()]
+            found += files
+            problems += [Problem(h, _link_problem(h)) for h in links]
+            if not files and not links:
                 problems.append(Problem(p, "pattern matched no files"))
         else:
             problems.append(Problem(p, "no such file or folder"))
     seen: set[Path] = set()
     unique = [f for f in found if not (f in seen or seen.add(f))]
     return unique, problems
+
+
+def _link_problem(p: Path) -> str:
+    """The one-line reason a link that ``exists()`` calls missing cannot be read."""
+    return unresolvable_link(p) or "link cannot be resolved"
 
 
 @dataclass
