@@ -126,6 +126,83 @@ class Explanation:
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "layer": self.layer, "target": self.target, "settings": self.settings}
 
+    @classmethod
+    def load(cls, directory: str | Path, method: str | None = None) -> Explanation:
+        """An explanation saved by :meth:`save` or ``agelens explain`` (``method`` picks one of
+        several in a CLI folder), to re-draw or score it without running the model again.
+
+        Maps come back at each image's size (a stored map shrunk to ``map_size`` is resized
+        back); photos are re-read from their sources (the face re-cropped where one was
+        found). A source that is gone gets a grey stand-in of its size and a warning naming
+        it: the maps and predictions are still worth having.
+        """
+        import warnings
+
+        folder = Path(directory)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            runs = manifest["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{folder}: not a saved explanation (no readable {MANIFEST}: {e})") from None
+        methods = [r["method"] for r in runs]
+        if method is None and len(methods) != 1:
+            raise ValueError(f"{folder}: holds {len(methods)} methods ({', '.join(methods)}); pass method=")
+        run = next((r for r in runs if r["method"] == (method or methods[0])), None)
+        if run is None:
+            raise ValueError(f"{folder}: no {method!r} explanation (it holds {', '.join(methods)})")
+        records = [r for r in manifest["images"] if r.get("method", run["method"]) == run["method"]]
+        maps, images, probs, ages, sources, faces = [], [], [], [], [], []
+        for r in records:
+            w, h = r["size"]
+            m = np.load(folder / next(f for f in r["files"] if f.endswith("_map.npy")))
+            if m.shape != (h, w):
+                import cv2
+
+                m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+            maps.append(m.astype(np.float32))
+            image = _reread(r)
+            if image is None or image.shape[:2] != (h, w):
+                warnings.warn(f"{r['source']}: photo not found as saved: grey stand-in", stacklevel=2)
+                image = np.full((h, w, 3), 128, np.uint8)
+            images.append(image)
+            pred = r["prediction"]
+            probs.append(list(pred["probabilities"].values()))
+            ages.append(pred.get("age"))
+            sources.append(r["source"])
+            faces.append({k: r[k] for k in ("photo_size", "face_found", "face_box_xywh") if k in r})
+        names = list(records[0]["prediction"]["probabilities"]) if records else []
+        same = len({m.shape for m in maps}) == 1
+        return cls(
+            maps=np.stack(maps) if maps and same else maps,
+            probabilities=np.asarray(probs, np.float32).reshape(len(records), len(names)),
+            class_names=names,
+            layer=run.get("layer", ""),
+            method=run["method"],
+            target=run.get("target", ""),
+            images=images,
+            ages=None if any(a is None for a in ages) or not ages else np.asarray(ages, np.float32),
+            sources=sources,
+            model_path=manifest.get("model"),
+            settings=dict(run.get("settings") or {}),
+            faces=faces if any(faces) else None,
+        )
+
+
+def _reread(record: dict[str, Any]) -> np.ndarray | None:
+    """The image a saved record explained, from its source file: the photo, or the face crop
+    where one was found (the detector is deterministic); ``None`` where the file is gone."""
+    from agelens.data.images import load_image
+
+    try:
+        photo = load_image(record["source"])
+    except Exception:  # noqa: BLE001 - any unreadable source gets the stand-in, with a warning
+        return None
+    if record.get("face_found"):
+        from agelens.model.faces import crop_largest_face
+
+        photo, _ = crop_largest_face(photo)
+    return photo
+
 
 def stems(sources: list[str]) -> list[str]:
     """File-name stems, unique and ordered: ``000_photo``, ``001_photo``..."""

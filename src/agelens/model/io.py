@@ -319,7 +319,8 @@ def wrap_keras_model(
         raise ModelLoadError(
             where,
             f"input shape {shape} does not fix the image size; pass --input-size N "
-            "(agelens.load_model(..., input_size=N) in Python)",
+            "(in Python: agelens.load_model(path, input_size=N), or agelens.wrap_keras_model(model, "
+            "input_size=N) for a model in memory)",
         )
     group_key: str | int = meta.get("group_output", 0)
     age_key = meta.get("age_output")
