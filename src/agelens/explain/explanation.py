@@ -107,9 +107,10 @@ class Explanation:
     ) -> list[Path]:
         """Write per image ``<stem>_<method>_overlay.png``, ``_panel.png``, ``_map.npy`` and a manifest.
 
-        The names carry the method, as the explain CLI's do, so files from several methods
-        (or an API run saved beside a CLI run) never look alike. Returns the final paths of
-        every file written (the manifest last).
+        The names carry the method, as the explain CLI's do, so files from several methods never
+        look alike when gathered. A folder holds one saved run: save each method to its own
+        folder (``agelens explain --method a,b`` writes several into one); ``force`` replaces
+        the earlier run's files. Returns the final paths of every file written (the manifest last).
         """
         check_cmap(cmap)  # before any work, so a typo costs nothing
         with output_dir(directory, force) as tmp:
