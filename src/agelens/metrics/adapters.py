@@ -151,6 +151,20 @@ def method_model_explainer(method: str, **opts: Any) -> ModelExplainer:
     return lambda model, x, targets: attribute_by_target(model, x, targets, method, **opts)
 
 
+def input_size_of(*models: Any) -> int | None:
+    """Input side in pixels of the first of ``models`` that says it (an AgeModel, a keras.Model), else None.
+
+    Metrics check ``x`` against it before predicting: a photo-size array otherwise fails deep
+    inside the traced forward pass with thousands of characters of TensorFlow signature.
+    """
+    for model in models:
+        am = as_age_model(model)
+        size = getattr(am, "input_size", None)
+        if isinstance(size, int | np.integer) and size > 0:
+            return int(size)
+    return None
+
+
 def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndarray]:
     """Model-size ``x`` (float RGB 0..255) and ``maps (N, S, S)`` from an :class:`Explanation`, for metrics.
 
@@ -161,6 +175,11 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     pixels aligned. ``size`` is an int, an AgeModel, a keras.Model (the model explained) or
     anything with ``input_size``. (With model-size arrays already in hand,
     ``agelens.explain.attribute`` gives such maps directly.)
+
+    Maps stay in [0, 1], or in [-1, 1] for a signed explanation (``signed=True``): as in
+    captum and Quantus the sign is kept, so the ranking metrics order evidence against the
+    target below neutral pixels instead of tying it with them (each metric's docstring says
+    how it reads negative values).
     """
     from agelens.data.images import fit_square, resize_for_model
 
@@ -170,7 +189,8 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
         raise TypeError(f"size must be a pixel count or the model explained, got {type(size).__name__}")
     size = int(size)
     x = np.stack([resize_for_model(img, size) for img in explanation.images]).astype(np.float32)
-    maps = [np.clip(fit_square(np.asarray(m, np.float32), size), 0.0, 1.0) for m in explanation.maps]
+    low = -1.0 if getattr(explanation, "signed", False) else 0.0
+    maps = [np.clip(fit_square(np.asarray(m, np.float32), size), low, 1.0) for m in explanation.maps]
     return x, np.stack(maps)
 
 

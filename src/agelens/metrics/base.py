@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter, zoom
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """``(N, S, S, 3)`` float RGB 0..255 at model size -> ``(N, C)`` class probabilities."""
 Explainer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``(x, targets)`` -> ``(N, S, S)`` maps in [0, 1] (a method bound to one model)."""
+"""``(x, targets)`` -> ``(N, S, S)`` maps in [0, 1], [-1, 1] if signed (a method bound to one model)."""
 ModelExplainer = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
 """``(model, x, targets)`` -> maps: a method that must be re-run on another model (sanity checks)."""
 
@@ -162,15 +162,16 @@ class Metric(ABC):
                 f"metric {self.name!r} ({self.applies_to}) needs {', '.join(missing)}: "
                 + "; ".join(HOW_TO_GET[k] for k in missing)
             )
+        from agelens.metrics.adapters import input_size_of, resolve_predict_fn  # adapters import this module
+
         n_classes = None
         targets = class_indices(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
+        size = input_size_of(ctx.predict_fn, ctx.model)
         if ctx.predict_fn is not None:
-            from agelens.metrics.adapters import resolve_predict_fn  # adapters import this module
-
             ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
         elif ctx.model is not None:
             n_classes = n_classes_of(ctx.model)
-        x, maps, targets = check_inputs(x, maps, targets, n_classes)
+        x, maps, targets = check_inputs(x, maps, targets, n_classes, size)
         if ctx.masks is not None:
             if np.shape(ctx.masks) != maps.shape:
                 raise ValueError(f"{self.name}: masks shape {np.shape(ctx.masks)} != maps shape {maps.shape}")
@@ -197,24 +198,44 @@ class Metric(ABC):
 
 
 def check_inputs(
-    x: np.ndarray, maps: np.ndarray, targets: np.ndarray, n_classes: int | None = None
+    x: np.ndarray,
+    maps: np.ndarray,
+    targets: np.ndarray,
+    n_classes: int | None = None,
+    size: int | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Validate once so every metric can assume ``x (N,S,S,3)`` 0..255, ``maps (N,S,S)``, ``targets (N,)``.
 
     Values are checked, not only shapes (as Quantus does, before any model call): one NaN
     in a map silently turns a max-normalised mask or a pixel ranking into garbage, so
     non-finite maps or images are refused. Float images in 0..1 are scaled to 0..255 with
-    a warning, exactly as :func:`agelens.data.images.load_image` treats them.
+    a warning, exactly as :func:`agelens.data.images.load_image` treats them. ``size`` is the
+    model's input side, when known (see :func:`check_model_size`).
     """
     x = np.asarray(x, dtype=np.float32)
     maps = np.asarray(maps, dtype=np.float32)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"x must be (N, S, S, 3) RGB, got {x.shape}")
+    check_model_size(x, size)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps must be (N, S, S) matching x {x.shape[:3]}, got {maps.shape}")
     check_finite("x", x)
     check_finite("maps", maps)
     return as_pixels(x), maps, check_targets(targets, x.shape[0], n_classes)
+
+
+def check_model_size(x: np.ndarray, size: int | None) -> None:
+    """Refuse ``x`` whose images are not ``size x size`` (the model's input), naming the fix.
+
+    Why here: scoring an Explanation's own photos and maps is the natural first try, and a
+    photo-size batch otherwise fails inside the traced forward pass with a TypeError
+    thousands of characters long. ``size`` None (a bare callable) checks nothing.
+    """
+    if size is not None and tuple(x.shape[1:3]) != (size, size):
+        raise ValueError(
+            f"x holds {x.shape[1]}x{x.shape[2]} px images but the model takes {size}x{size}; metrics score "
+            "what the model saw: get x and maps with agelens.metrics.explanation_inputs(explanation, model)"
+        )
 
 
 def check_finite(name: str, a: np.ndarray) -> None:

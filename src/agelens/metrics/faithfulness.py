@@ -5,7 +5,8 @@
   probability; the score is the area under that curve over the removed fraction
   ``x in [0, 1]``. Deletion goes from the image to a *black* baseline by default, as in
   the paper (``baseline="blur"`` or ``"mean"`` avoid black's out-of-distribution
-  artefact); insertion starts from a blurred copy (sigma ``S/16``) and restores pixels.
+  artefact); insertion starts from a blurred copy (sigma ``S/16``) by default, as in the
+  paper, and restores pixels (``baseline="black"`` or ``"mean"`` start from those instead).
   Low deletion AUC and high insertion AUC are good.
 * Average Drop / Increase in Confidence (Chattopadhay et al., Grad-CAM++, WACV 2018):
   feed ``x * map`` (the map as a soft mask, max-normalised) and compare the target
@@ -14,7 +15,8 @@
   maps are non-negative (ReLU) by construction.
 
 Signed maps: the ranking metrics (deletion, insertion, ROAD) use only the order of map
-values, so a signed map works as-is (most positive = most relevant, negative = least).
+values, so a signed map works as-is (most positive = most relevant, negative = least);
+:func:`agelens.metrics.explanation_inputs` keeps the sign of a signed Explanation for them.
 * ROAD (Rong et al., ICML 2022): remove the most (MoRF) or least (LeRF) relevant
   pixels at several levels and fill them by noisy linear imputation from their
   neighbours, which avoids the black-hole artefact that lets deletion reward
@@ -32,8 +34,6 @@ import numpy as np
 from agelens.metrics.base import Context, Metric, MetricResult
 from agelens.metrics.perturb import (
     baseline_images,
-    blur,
-    default_blur_sigma,
     noisy_linear_impute,
     pixel_ranks,
     run_curves,
@@ -41,22 +41,34 @@ from agelens.metrics.perturb import (
     target_probs,
 )
 
+BASELINES = ("black", "blur", "mean")
+"""What deleted pixels become, or inserted ones start from (:func:`baseline_images`)."""
+
 
 class _PixelCurve(Metric):
-    """Shared deletion/insertion engine: pixels with rank < count(k) switch from ``start`` to ``end``."""
+    """Shared deletion/insertion engine: pixels with rank < count(k) switch from ``start`` to ``end``.
+
+    ``baseline`` None means the paper's choice for the direction (``default_baseline``); a
+    name outside :data:`BASELINES` is refused here, not on the first score, so a typo
+    cannot quietly give the default's numbers.
+    """
 
     requires = ("predict_fn",)
     deletes: ClassVar[bool]
+    default_baseline: ClassVar[str]
 
     def __init__(
         self,
         step: float = 0.02,
-        baseline: str = "black",
+        baseline: str | None = None,
         blur_sigma: float | None = None,
         progress: bool = False,
     ) -> None:
         if not 0 < step <= 0.5:
             raise ValueError(f"step is a fraction of the image in (0, 0.5], got {step}")
+        baseline = self.default_baseline if baseline is None else baseline
+        if baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {baseline!r}; use {', '.join(BASELINES)}")
         self.step, self.baseline, self.blur_sigma, self.progress = step, baseline, blur_sigma, progress
 
     def fractions(self) -> np.ndarray:
@@ -67,10 +79,9 @@ class _PixelCurve(Metric):
         fr = self.fractions()
         counts = step_counts(fr, maps.shape[1] * maps.shape[2])
         ranks = pixel_ranks(maps, ctx.seed)
-        if self.deletes:
-            start, end = x, baseline_images(x, self.baseline, self.blur_sigma)
-        else:
-            start, end = blur(x, self.blur_sigma or default_blur_sigma(x.shape[1])), x
+        start, end = x, baseline_images(x, self.baseline, self.blur_sigma)
+        if not self.deletes:
+            start, end = end, x
 
         def build(ii: np.ndarray, kk: np.ndarray) -> np.ndarray:
             changed = ranks[ii] < counts[kk][:, None, None]
@@ -88,14 +99,17 @@ class Deletion(_PixelCurve):
     name = "deletion"
     higher_is_better = False
     deletes = True
+    default_baseline = "black"
 
 
 class Insertion(_PixelCurve):
-    """AUC of target probability while inserting the most relevant pixels into a blur; higher is better."""
+    """AUC of target probability while inserting the most relevant pixels into a blur (or ``baseline``);
+    higher is better."""
 
     name = "insertion"
     higher_is_better = True
     deletes = False
+    default_baseline = "blur"
 
 
 def soft_masks(maps: np.ndarray, name: str = "average_drop") -> np.ndarray:

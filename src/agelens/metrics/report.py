@@ -25,7 +25,13 @@ from scipy.stats import rankdata
 
 from agelens.explain.explanation import versions
 from agelens.metrics._io import atomic_write_text, dumps
-from agelens.metrics.adapters import RANDOM, method_explainer, method_model_explainer, predict_fn_of
+from agelens.metrics.adapters import (
+    RANDOM,
+    as_age_model,
+    method_explainer,
+    method_model_explainer,
+    predict_fn_of,
+)
 from agelens.metrics.base import (
     Explainer,
     Metric,
@@ -38,6 +44,7 @@ from agelens.metrics.base import (
 )
 from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
 from agelens.metrics.registry import DEFAULT_METRICS, get_metric
+from agelens.metrics.sanity import class_targets
 
 
 def arrow(higher_is_better: bool | None) -> str:
@@ -259,7 +266,7 @@ def score_methods(
     methods: Sequence[str],
     metrics: Sequence[str | Metric] = DEFAULT_METRICS,
     *,
-    targets: np.ndarray | None = None,
+    targets: Any = None,
     masks: np.ndarray | None = None,
     region_masks: np.ndarray | None = None,
     region_names: Sequence[str] | None = None,
@@ -276,9 +283,14 @@ def score_methods(
 ) -> ScoreTable:
     """Score each method with each metric on ``images``, explaining ``targets`` (default: predicted class).
 
-    ``model`` is an :class:`AgeModel` (or a bare ``predict_fn`` when every method has an
-    entry in ``explainers``). Metrics that need what is not given (``masks`` for
+    ``model`` is an :class:`AgeModel` or a keras.Model (wrapped as the explain engine wraps
+    it, so randomisation and robustness run on it too), or a bare ``predict_fn`` when every
+    method has an entry in ``explainers``. ``targets`` are class indices or class names, one
+    for every image or one per image. Metrics that need what is not given (``masks`` for
     localisation, a model for randomisation) are skipped and listed in ``skipped``.
+    The options recorded per method are those it ran with; for a method given in
+    ``explainers`` they are the explainer's own (its ``options``, where it carries them),
+    else marked as given by the caller, never the defaults it may not have used.
     ``labels`` group the region view and the gallery. ``layer`` is the CAM methods' layer
     (a keyword such as ``"last-conv"`` or a layer name; default: the model's declared one):
     faithfulness depends on it, so comparing layers is one call per layer. ``images`` are
@@ -291,12 +303,16 @@ def score_methods(
     n = len(x)
     predict = predict_fn_of(model, batch_size)
     probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
+    am = as_age_model(model)  # a keras.Model too: randomisation needs weights, not only predictions
+    declared = getattr(am, "class_names", None)
     explained = "predicted class" if targets is None else "given targets"
-    targets = probs.argmax(1) if targets is None else np.asarray(targets, dtype=np.int64)
-    objs, skipped = _usable_metrics(metrics, masks, model)
+    targets = (
+        probs.argmax(1) if targets is None else _targets(targets, declared, group_names, n, probs.shape[1])
+    )
+    objs, skipped = _usable_metrics(metrics, masks, am)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
-    class_names = list(group_names or getattr(model, "class_names", None) or range(probs.shape[1]))
+    class_names = list(group_names or declared or range(probs.shape[1]))
     say = on_progress or (lambda _msg: None)
     for name in names:
         say(f"explaining with {name}")
@@ -309,7 +325,7 @@ def score_methods(
             "masks": masks,
             "batch_size": batch_size,
             "seed": seed,
-            "model": model if hasattr(model, "keras_model") else None,
+            "model": am,
             "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name, **opts),
         }
         skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
@@ -330,7 +346,7 @@ def score_methods(
         n_boot=n_boot,
         explained=explained,
         class_names=class_names,
-        method_options={name: _ran_with(name, seed, layer) for name in names},
+        method_options={name: _ran_with(name, seed, layer, (explainers or {}).get(name)) for name in names},
         versions=versions(),
     )
     if out_dir is not None:
@@ -338,17 +354,39 @@ def score_methods(
     return table
 
 
-def _ran_with(name: str, seed: int, layer: Any) -> dict[str, Any] | None:
-    """Every option a registered method ran with, defaults included (None for a custom explainer)."""
+GIVEN_BY_CALLER = {"options": "given by the caller's explainer"}
+"""Recorded for a caller's explainer that does not say its options: unknown beats a wrong default."""
+
+
+def _targets(targets: Any, declared: Any, group_names: Any, n: int, n_classes: int) -> np.ndarray:
+    """The caller's targets as class indices: names are the model's classes, else ``group_names``."""
+    return class_targets(targets, declared or group_names, n, n_classes)
+
+
+def _ran_with(name: str, seed: int, layer: Any, explainer: Any = None) -> dict[str, Any] | None:
+    """Every option a method ran with, defaults included (None for an unregistered name).
+
+    Why a caller's explainer is not given the defaults: ``method_explainer(model, "smoothgrad",
+    n=3)`` ran with ``n=3``, and recording the default ``n=25`` was wrong. Its own options are
+    recorded where it carries them (``explainer.options``), else :data:`GIVEN_BY_CALLER`.
+    """
     from agelens.explain.api import effective_options
 
-    opts = _method_options(name, seed, layer)
+    if explainer is not None:
+        carried = getattr(explainer, "options", None)
+        if not isinstance(carried, Mapping):
+            return dict(GIVEN_BY_CALLER)
+        name, opts = str(getattr(explainer, "method", name)), dict(carried)
+    else:
+        opts = _method_options(name, seed, layer)
     try:
         return {
             k: v for k, v in effective_options(name, opts).items() if isinstance(v, str | int | float | bool)
         }
     except (KeyError, ValueError):  # random maps, or a custom explainer's name
-        return {k: v for k, v in opts.items() if k != "layer"} if name == RANDOM else None
+        if name == RANDOM or explainer is not None:
+            return {k: v for k, v in opts.items() if k != "layer" and isinstance(v, str | int | float | bool)}
+        return None
 
 
 def _method_options(name: str, seed: int, layer: Any) -> dict[str, Any]:
@@ -416,9 +454,9 @@ def _usable_metrics(
         m = get_metric(spec)
         if "masks" in m.requires and masks is None:
             skipped[m.name] = "no ground-truth masks given"
-        elif "model" in m.requires and not hasattr(model, "keras_model"):
+        elif "model" in m.requires and model is None:
             verb = "randomise" if m.category == "randomisation" else "re-explain"
-            skipped[m.name] = f"needs an AgeModel to {verb}"
+            skipped[m.name] = f"needs a model (an AgeModel or keras.Model) to {verb}, not a bare predict_fn"
         else:
             objs.append(m)
     return objs, skipped

@@ -17,7 +17,9 @@ Choices (ours, stated so a number can be read):
 - Copies whose predicted class differs from the clean photo's are left out (Quantus's
   ``return_nan_when_prediction_changes``): then the map *should* change, and counting it
   would punish a faithful method for the model's own instability. An image whose copies all
-  change class scores NaN (dropped from the mean) and is counted in ``extra``.
+  change class scores NaN (dropped from the mean) and is counted in ``extra``. The class is
+  predicted by ``predict_fn`` when given, else by ``model`` (the model the maps explain);
+  only a ``model`` that cannot predict (a toy stand-in) keeps every copy, with a warning.
 - The map explains the same target on every copy (the clean photo's target), not whatever
   the noisy copy predicts.
 - No matched-random comparison: a random map has no input to be sensitive to; the
@@ -34,7 +36,15 @@ import warnings
 
 import numpy as np
 
-from agelens.metrics.base import NEEDS_MODEL_NOISY, Context, Metric, MetricResult
+from agelens.metrics.adapters import resolve_predict_fn
+from agelens.metrics.base import (
+    NEEDS_MODEL_NOISY,
+    Context,
+    Metric,
+    MetricResult,
+    PredictFn,
+    checked_predict_fn,
+)
 
 INVISIBLE_RADIUS = 8.0
 """Default noise bound in grey levels (of 0..255): the customary imperceptible L-infinity budget."""
@@ -68,15 +78,16 @@ class MaxSensitivity(Metric):
         rng = np.random.default_rng(ctx.seed)
         base = maps.astype(np.float64).reshape(len(x), -1)
         denom = np.linalg.norm(base, axis=1)
-        clean_class = None if ctx.predict_fn is None else np.argmax(ctx.predict_fn(x), axis=1)
+        predict = self._class_predictor(ctx, targets)
+        clean_class = None if predict is None else np.argmax(predict(x), axis=1)
         ratios = np.full((self.n_samples, len(x)), np.nan)
         for k in range(self.n_samples):
             noise = rng.uniform(-self.radius, self.radius, x.shape).astype(np.float32)
             xk = np.clip(x + noise, 0.0, 255.0)
             mk = np.asarray(explain(ctx.model, xk, targets), dtype=np.float64).reshape(len(x), -1)
             r = np.linalg.norm(mk - base, axis=1) / np.where(denom > 0, denom, np.nan)
-            if clean_class is not None:
-                r = np.where(np.argmax(ctx.predict_fn(xk), axis=1) == clean_class, r, np.nan)
+            if predict is not None:
+                r = np.where(np.argmax(predict(xk), axis=1) == clean_class, r, np.nan)
             ratios[k] = r
         kept = np.isfinite(ratios).sum(axis=0)
         with warnings.catch_warnings():  # all-NaN columns are expected here and handled by ``kept``
@@ -91,3 +102,22 @@ class MaxSensitivity(Metric):
             "radius": self.radius,
         }
         return MetricResult(scores, extra=extra)
+
+    def _class_predictor(self, ctx: Context, targets: np.ndarray) -> PredictFn | None:
+        """``predict_fn``, else the explained model's own forward pass, to spot class-changing copies.
+
+        Why not only ``predict_fn``: ``model`` is required anyway, and without a predictor the
+        promised filter silently did nothing. None (with a warning) for a model that cannot predict.
+        """
+        if ctx.predict_fn is not None:
+            return ctx.predict_fn
+        try:
+            predict, _ = resolve_predict_fn(ctx.model, ctx.batch_size)
+        except TypeError:
+            warnings.warn(
+                f"{self.name}: cannot predict with {type(ctx.model).__name__}, so copies that change the "
+                "predicted class are kept; pass predict_fn=the model to leave them out",
+                stacklevel=4,
+            )
+            return None
+        return checked_predict_fn(predict, targets)

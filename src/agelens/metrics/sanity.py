@@ -12,8 +12,13 @@ the top quarter, half, three quarters, then all of the layers random), exceeds `
 A model-blind method (an edge detector) stays near 1 at every stage; gradient-of-class
 methods such as Grad-CAM fall towards 0 as soon as the top layers are random. 0.5 sits
 halfway and, for a map of S^2 pixels, is far beyond what chance agreement produces, so a
-flag is not noise. Constant maps (all zero after ReLU) have no ranking; their correlation
-is taken as 0 (they no longer agree with anything).
+flag is not noise. A constant map (all zero after ReLU) has no ranking, so its correlation is
+NaN (:func:`spearman_rows`, as in Quantus): counting an all-zero *original* map as 0 gave it a
+perfect score for explaining nothing. Such an image has no score; means skip NaN and summaries
+count the images left out. One asymmetry, on purpose: a map that randomisation *flattened*
+(trained map ranked, randomised one constant) counts as 0, as before. It lost every ranking it
+had, which is the change the test looks for; as NaN, Grad-CAM (whose maps of a random model
+are all zero after ReLU) had no score at all on the shipped model's age output.
 
 Why the whole cascade and not only its end (every layer random): the end alone cannot
 tell guided backprop from a plain gradient. On the shipped model, 10 held-out photos,
@@ -23,16 +28,22 @@ guided backprop keeps a Spearman of 0.99 / 0.97 / 0.89 with the top 13 / 26 / 40
 flags guided backprop, as Adebayo et al. found: it ignores the upper layers and changes
 only once the stem and bottom blocks are redrawn (``benchmarks/guided_backprop_sanity.py``).
 
-Which layers: those with a trainable kernel (conv, depthwise conv, dense) upstream of
-the class output, top-down in graph order. Each weight tensor is redrawn from a normal
-with the tensor's own standard deviation (scale kept, so a change in the maps is about
-structure, not scale); zero tensors such as zero-initialised biases stay zero, as a
-re-initialisation would leave them. Batch norms are not randomised and keep their
-trained moving statistics, which no longer match the random convolutions: about half
-the ReLU6 units stay active, but their dependence on the input fades with depth (on the shipped
-model the spread of the fully random model's output across photos is ~5e-7 of the
-trained one's). Gradient maps of a deeply randomised model therefore look less like the
-input than re-estimated statistics would make them, which lowers every method's score.
+Which layers: those with a trainable kernel (conv, depthwise conv, dense) upstream of the
+output the explained target reads, top-down in graph order: the class output for a class or
+a contrast, the age output for ``target="age"``. Why not always the class head: on the
+shipped model its top layer (``age_group_logits``) does not feed the age, so age maps kept a
+Spearman of 1.0 at that "stage" while the age head (``age_logits``) was never redrawn.
+``output`` names it; left out on a model with both heads, it is found by redrawing each
+head's own layers once and seeing which of them change the maps (one or two extra
+explanations). Each weight tensor is redrawn from a normal with the tensor's own standard
+deviation (scale kept, so a change in the maps is about structure, not scale); zero tensors
+such as zero-initialised biases stay zero, as a re-initialisation would leave them. Batch
+norms are not randomised and keep their trained moving statistics, which no longer match the
+random convolutions: about half the ReLU6 units stay active, but their dependence on the
+input fades with depth (on the shipped model the spread of the fully random model's output
+across photos is ~5e-7 of the trained one's). Gradient maps of a deeply randomised model
+therefore look less like the input than re-estimated statistics would make them, which
+lowers every method's score.
 
 One clone is made per test and randomised in place, stage after stage. Each layer's random
 weights are drawn once, so cascading stages nest: stage k redraws only the layers it adds
@@ -64,6 +75,7 @@ from agelens.metrics.base import (
     as_pixels,
     check_finite,
     check_targets,
+    class_indices,
     n_classes_of,
 )
 
@@ -74,19 +86,40 @@ def _keras(model: Any) -> Any:
     return getattr(model, "keras_model", model)
 
 
-def _class_output(model: Any) -> Any:
+OUTPUTS = ("class", "age")
+"""What a target can read: the class scores (classes, contrasts) or the expected age."""
+
+
+def _output(model: Any, which: str) -> Any:
+    """The Keras tensor of the class output or the age output."""
     km = _keras(model)
     out = km.output
-    key = getattr(model, "group_output", 0)
+    key = getattr(model, "group_output", 0) if which == "class" else getattr(model, "age_output", None)
+    if key is None:
+        raise ValueError("output 'age': this model has no age output")
     return out[key] if isinstance(out, dict | list | tuple) else out
 
 
-def randomisable_layers(model: Any) -> list[str]:
-    """Names of layers with a trainable kernel that feed the class output, top (output side) first."""
+def _class_output(model: Any) -> Any:
+    return _output(model, "class")
+
+
+def check_outputs(output: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"class"``, ``"age"`` or several of them as a tuple; a one-line ValueError otherwise."""
+    names = (output,) if isinstance(output, str) else tuple(output)
+    bad = [o for o in names if o not in OUTPUTS]
+    if bad or not names:
+        raise ValueError(f"output must be 'class', 'age' or both, got {output!r}")
+    return tuple(dict.fromkeys(names))
+
+
+def randomisable_layers(model: Any, output: str | tuple[str, ...] = "class") -> list[str]:
+    """Names of layers with a trainable kernel that feed ``output`` (``"class"``, ``"age"`` or both),
+    top (output side) first."""
     import keras
 
     km = _keras(model)
-    sub = keras.Model(km.inputs, _class_output(model))
+    sub = keras.Model(km.inputs, [_output(model, o) for o in check_outputs(output)])
     names: list[str] = []
     stack = list(sub.layers)
     flat: list[Any] = []
@@ -140,13 +173,31 @@ def _assign(layer: Any, values: list[np.ndarray | None]) -> None:
 
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rank correlation of each pair of maps (flattened); 0 where either map is constant."""
+    """Spearman rank correlation of each pair of maps (flattened); NaN where either map is constant.
+
+    Why NaN and not 0: a constant map ranks nothing, so it neither agrees nor disagrees; as 0
+    an all-zero map scored a perfect pass (Quantus, via scipy, gives NaN too).
+    """
     ra = rankdata(a.reshape(len(a), -1), axis=1)
     rb = rankdata(b.reshape(len(b), -1), axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     den = np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
-    return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1), 0.0)
+    return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1), np.nan)
+
+
+def stage_spearman(original: np.ndarray, randomised: np.ndarray) -> np.ndarray:
+    """:func:`spearman_rows`, but 0 where randomisation flattened a ranked map (see the module notes).
+
+    NaN stays where the original map is constant: it explained nothing there is to test.
+    """
+    sp = spearman_rows(original, randomised)
+    return np.where(_constant(randomised) & ~_constant(original), 0.0, sp)
+
+
+def _constant(maps: np.ndarray) -> np.ndarray:
+    flat = np.asarray(maps).reshape(len(maps), -1)
+    return flat.max(axis=1) == flat.min(axis=1)
 
 
 def ssim_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -169,40 +220,70 @@ class RandomisationResult:
     threshold: float = SPEARMAN_THRESHOLD
     original_maps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     last_maps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    output: tuple[str, ...] = ("class",)
+    """The model outputs whose layers were randomised: those the explained target reads."""
 
     @property
     def final_spearman(self) -> float:
-        """Mean Spearman with every layer random (cascading) or with the last layer tested alone."""
-        return float(np.mean(self.spearman[-1]))
+        """Mean Spearman (NaN skipped) with every layer random (cascading) or the last layer alone."""
+        return nanmean(self.spearman[-1])
 
     @property
     def cascade_spearman(self) -> np.ndarray:
-        """Per image, the Spearman averaged over the stages: the area under the similarity curve."""
-        return self.spearman.mean(axis=0)
+        """Per image, the Spearman averaged over the stages: the area under the similarity curve.
+
+        Stages where a map was constant (NaN) are left out; NaN where every stage was.
+        """
+        return nanmean_rows(self.spearman.T)
 
     @property
     def flagged(self) -> bool:
-        """True when the maps survive cascading randomisation on average over its stages (cascading only)."""
+        """True when the maps survive cascading randomisation on average over its stages (cascading only).
+
+        False when no image has a score (every map constant): there is nothing to flag on.
+        """
         if self.mode != "cascading":
             raise ValueError("the flag is defined on cascading randomisation")
-        return float(self.cascade_spearman.mean()) > self.threshold
+        return nanmean(self.cascade_spearman) > self.threshold
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "mode": self.mode,
             "threshold": self.threshold,
+            "output": list(self.output),
             "stages": [
-                {"layers": ls, "spearman": float(s.mean()), "ssim": float(q.mean())}
+                {
+                    "layers": ls,
+                    "spearman": nanmean(s),
+                    "ssim": float(q.mean()),
+                    "unscored": int(np.isnan(s).sum()),  # images with a constant original map
+                }
                 for ls, s, q in zip(self.layers, self.spearman, self.ssim, strict=True)
             ],
         }
         if self.mode == "cascading":
             out.update(
-                cascade_spearman=float(self.cascade_spearman.mean()),
+                cascade_spearman=nanmean(self.cascade_spearman),
                 final_spearman=self.final_spearman,
                 flagged=self.flagged,
             )
         return out
+
+
+def nanmean(v: np.ndarray) -> float:
+    """Mean of the finite values; NaN (without numpy's empty-slice warning) when there are none."""
+    v = np.asarray(v, dtype=np.float64)
+    ok = np.isfinite(v)
+    return float(v[ok].mean()) if ok.any() else float("nan")
+
+
+def nanmean_rows(a: np.ndarray) -> np.ndarray:
+    """Per row, the mean of its finite values; NaN for a row with none."""
+    a = np.asarray(a, dtype=np.float64)
+    ok = np.isfinite(a)
+    count = ok.sum(axis=1)
+    total = np.where(ok, a, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _stage_points(n_layers: int, stages: int | None) -> list[int]:
@@ -217,7 +298,7 @@ def randomisation_test(
     model: Any,
     explain_fn: ModelExplainer,
     x: np.ndarray,
-    targets: np.ndarray | None = None,
+    targets: Any = None,
     *,
     mode: str = "cascading",
     layers: list[str] | None = None,
@@ -225,34 +306,44 @@ def randomisation_test(
     seed: int = 0,
     threshold: float = SPEARMAN_THRESHOLD,
     original_maps: np.ndarray | None = None,
+    output: str | tuple[str, ...] | None = None,
 ) -> RandomisationResult:
     """Re-explain ``x`` on progressively (cascading) or singly (independent) randomised clones of ``model``.
 
-    ``targets`` defaults to the original model's predicted classes and stays fixed, so
-    every stage explains the same class. ``stages`` limits how many checkpoints are
-    explained (the last cascading one is always "every layer random"). ``original_maps``
-    saves re-explaining the unchanged model when the caller already has its maps.
+    ``targets`` (class indices or names, one per image or one for all) default to the
+    original model's predicted classes and stay fixed, so every stage explains the same
+    class. ``output`` is what the explained target reads: ``"class"`` (classes, contrasts),
+    ``"age"`` (an ``explain_fn`` explaining ``target="age"``) or both; left out, it is found
+    by probing (see the module notes), so only layers that can change the maps are staged.
+    ``stages`` limits how many checkpoints are explained (the last cascading one is always
+    "every layer random"). ``original_maps`` saves re-explaining the unchanged model when
+    the caller already has its maps.
     """
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode is 'cascading' or 'independent', got {mode!r}")
     if not callable(explain_fn):
         raise TypeError(f"explain_fn must be a callable, got {explain_fn!r}; {HOW_TO_GET['model_explainer']}")
+    outputs = check_outputs(output) if output is not None else None
     x = np.asarray(x, dtype=np.float32)
     check_finite("x", x)
     x = as_pixels(x)
     if targets is None:
         targets = _predict(model, x).argmax(axis=1)
-    targets = check_targets(targets, len(x), n_classes_of(model))
-    names = layers if layers is not None else randomisable_layers(model)
+    targets = class_targets(
+        targets, getattr(model, "class_names", None), len(x), n_classes_of(model), AGE_HINT
+    )
+    twin = clone_model(model)  # the one copy randomised in place: the caller's model is never touched
+    tk = _keras(twin)
+    original = explain_fn(twin, x, targets) if original_maps is None else original_maps
+    original = np.asarray(original, np.float32)
+    if layers is None and outputs is None:
+        outputs = _outputs_read(twin, explain_fn, x, targets, original, seed)
+    names = layers if layers is not None else randomisable_layers(model, outputs or "class")
     if not names:
         raise ValueError("the model has no layer with a trainable kernel to randomise")
     rng = np.random.default_rng(seed)
     km = _keras(model)
     draws = {name: random_weights(_find_layer(km, name), rng) for name in names}  # one draw per layer
-    twin = clone_model(model)  # the one copy randomised in place: the caller's model is never touched
-    tk = _keras(twin)
-    original = explain_fn(twin, x, targets) if original_maps is None else original_maps
-    original = np.asarray(original, np.float32)
     stage_layers, sp, ss = [], [], []
     last, done = original, 0
     for k in _stage_points(len(names), stages):
@@ -264,17 +355,97 @@ def randomisation_test(
             last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
         else:
             chosen = [names[k - 1]]
-            layer = _find_layer(tk, chosen[0])
-            trained = [np.array(w.numpy()) for w in layer.trainable_weights]
-            _assign(layer, draws[chosen[0]])
-            try:
-                last = np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
-            finally:
-                _assign(layer, trained)  # trained again before the next layer is tested alone
+            last = _explain_with(twin, [chosen[0]], {chosen[0]: draws[chosen[0]]}, explain_fn, x, targets)
         stage_layers.append(list(chosen))
-        sp.append(spearman_rows(original, last))
+        sp.append(stage_spearman(original, last))
         ss.append(ssim_rows(original, last))
-    return RandomisationResult(mode, stage_layers, np.array(sp), np.array(ss), threshold, original, last)
+    return RandomisationResult(
+        mode, stage_layers, np.array(sp), np.array(ss), threshold, original, last, outputs or ()
+    )
+
+
+AGE_HINT = (
+    "; to test maps of the age, pass an explain_fn that explains it "
+    "(lambda m, x, t: agelens.explain.attribute(m, x, 'gradcam', target='age')) and output='age'"
+)
+
+
+def class_targets(
+    targets: Any, class_names: Any, n: int, n_classes: int | None = None, hint: str = ""
+) -> np.ndarray:
+    """``(n,)`` class indices from indices or class names, one for every image or one per image.
+
+    The spellings :meth:`Metric.score` takes (:func:`~agelens.metrics.base.class_indices`),
+    so ``targets="old"`` means the same in every entry point. Anything else ("age", a
+    contrast) fails in one line that lists what is accepted, never in a bare ``int()``.
+    """
+    t = np.asarray(targets)
+    if t.dtype.kind in "US" and t.size:
+        names = [str(c) for c in class_names] if class_names is not None else []
+        try:
+            return check_targets(class_indices(t.astype(str), names), n, n_classes)
+        except ValueError:
+            bad = next((v for v in map(str, t.reshape(-1)) if v not in names), str(t.reshape(-1)[0]))
+            said = (
+                f"class names ({', '.join(names)})"
+                if names
+                else "class names (given a model that names them)"
+            )
+            raise ValueError(
+                f"targets: {bad!r} is not a class; give class indices or {said}, "
+                f"one for every image or one per image{hint}"
+            ) from None
+    return check_targets(targets, n, n_classes)
+
+
+def _explain_with(
+    twin: Any,
+    names: list[str],
+    values: dict[str, list[np.ndarray | None]],
+    explain_fn: ModelExplainer,
+    x: np.ndarray,
+    targets: np.ndarray,
+) -> np.ndarray:
+    """Maps of ``twin`` with ``names`` set to ``values``; their trained weights are put back after."""
+    tk = _keras(twin)
+    found = [_find_layer(tk, name) for name in names]
+    trained = [[np.array(w.numpy()) for w in layer.trainable_weights] for layer in found]
+    for layer, name in zip(found, names, strict=True):
+        _assign(layer, values[name])
+    try:
+        return np.asarray(explain_fn(twin, x, targets), dtype=np.float32)
+    finally:
+        for layer, weights in zip(found, trained, strict=True):
+            _assign(layer, weights)  # trained again before the next test
+
+
+def _outputs_read(
+    twin: Any, explain_fn: ModelExplainer, x: np.ndarray, targets: np.ndarray, original: np.ndarray, seed: int
+) -> tuple[str, ...]:
+    """Which outputs the explained target reads, on a model with a class and an age output.
+
+    Each head's own layers (those not feeding the other output) are redrawn once, alone; a
+    head whose redraw changes the maps is read. The age head is tried first: a class target
+    then costs one extra explanation. Model-blind maps change for neither: the class output
+    is kept, as before. A map that changes for both (a target mixing class and age, or a
+    noisy explainer) gets both heads: staging a layer too many beats missing one.
+    """
+    if getattr(twin, "age_output", None) is None:
+        return ("class",)
+    heads = {o: randomisable_layers(twin, o) for o in OUTPUTS}
+    own = {o: [n for n in heads[o] if n not in heads[other]] for o, other in (OUTPUTS, OUTPUTS[::-1])}
+    rng = np.random.default_rng([seed, 1])  # apart from the stages' draws, which stay as they were
+
+    def changes(head: str) -> bool:
+        if not own[head]:
+            return False
+        values = {n: random_weights(_find_layer(_keras(twin), n), rng) for n in own[head]}
+        maps = _explain_with(twin, own[head], values, explain_fn, x, targets)
+        return not np.allclose(maps, original, atol=1e-4)
+
+    if not changes("age"):
+        return ("class",)
+    return ("class", "age") if changes("class") else ("age",)
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -302,14 +473,27 @@ class ModelRandomisation(Metric):
     category = "randomisation"
     requires = ("model", "model_explainer")
 
-    def __init__(self, stages: int = 4) -> None:
+    def __init__(self, stages: int = 4, output: str | tuple[str, ...] | None = "class") -> None:
+        """``output``: what the explainer's target reads ("class", "age"; None finds it by probing).
+
+        "class" by default: the metric's targets are classes, and probing a two-headed model
+        would cost every method one more explanation.
+        """
         if stages < 1:
             raise ValueError(f"stages must be at least 1, got {stages}")
         self.stages = int(stages)
+        self.output = check_outputs(output) if output is not None else None
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
         res = randomisation_test(
-            ctx.model, ctx.model_explainer, x, targets, stages=self.stages, seed=ctx.seed, original_maps=maps
+            ctx.model,
+            ctx.model_explainer,
+            x,
+            targets,
+            stages=self.stages,
+            seed=ctx.seed,
+            original_maps=maps,
+            output=self.output,
         )
         counts = [len(ls) for ls in res.layers]
         extra = {
@@ -318,6 +502,9 @@ class ModelRandomisation(Metric):
             "final_spearman": res.spearman[-1],
             "ssim": res.ssim.mean(axis=0),
             "flagged": res.flagged,
+            "unscored": np.isnan(res.spearman).sum(
+                axis=1
+            ),  # per stage: images whose original map is constant
         }
         # The cascade as a curve (x: share of the layers random), so reports can plot it like Adebayo et al.
         x_frac = np.asarray(counts, dtype=np.float64) / counts[-1]
