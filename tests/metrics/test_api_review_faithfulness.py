@@ -163,3 +163,20 @@ def test_a_bare_callable_says_no_size_so_any_size_is_scored() -> None:
             x, np.ones((2, 48, 48), np.float32), np.ones(2, int), predict_fn=quadrant_model()
         )
     assert scores.shape == (2,)
+
+
+def test_an_explainer_given_a_target_explains_it_whatever_the_metrics_classes(squares_model) -> None:
+    """``method_model_explainer("gradcam", target="age")`` used to fail with "multiple values for
+    keyword argument 'target'"; a fixed target now overrides the per-image classes."""
+    pytest.importorskip("agelens.explain")
+    from agelens.explain import attribute
+    from agelens.metrics import method_model_explainer
+
+    model, x, _ = squares_model
+    x = np.asarray(x[:2], np.float32)
+    fixed = method_model_explainer("gradcam", target=1)
+    assert fixed.method == "gradcam" and fixed.options == {"target": 1}
+    got = fixed(model, x, np.array([0, 0]))
+    np.testing.assert_allclose(got, attribute(model, x, method="gradcam", target=1), atol=1e-6)
+    per_image = method_model_explainer("gradcam")(model, x, np.array([0, 0]))
+    assert not np.allclose(got, per_image)

@@ -202,20 +202,29 @@ def test_a_callers_explainer_is_not_recorded_with_default_options(squares_model,
         return gradcam(model, xs, t)
 
     carries.method, carries.options = "occlusion", {"window": 8, "stride": 4}
+
+    def bare(xs, t):  # a caller's own explainer that says nothing about its options
+        return gradcam(model, xs, t)
+
     table = score_methods(
         model,
         x,
         y,
-        ["smoothgrad", "occlusion", "gradcam"],
+        ["smoothgrad", "occlusion", "gradcam", "hirescam"],
         ["deletion"],
-        explainers={"smoothgrad": method_explainer(model, "smoothgrad", n=3), "occlusion": carries},
+        explainers={
+            "smoothgrad": method_explainer(model, "smoothgrad", n=3),
+            "occlusion": carries,
+            "hirescam": bare,
+        },
         random_baseline=False,
         n_boot=50,
         out_dir=tmp_path,
     )
     recorded = json.loads((tmp_path / "scores.json").read_text())["meta"]["method_options"]
-    assert recorded["smoothgrad"] == GIVEN_BY_CALLER and "n" not in recorded["smoothgrad"]
+    assert recorded["smoothgrad"]["n"] == 3  # method_explainer carries the options it was given
     assert recorded["occlusion"]["window"] == 8 and recorded["occlusion"]["stride"] == 4
+    assert recorded["hirescam"] == GIVEN_BY_CALLER
     assert (
         recorded["gradcam"] == table.meta["method_options"]["gradcam"] and "batch_size" in recorded["gradcam"]
     )

@@ -137,18 +137,40 @@ def attribute_by_target(
         return random_maps(len(x), x.shape[1], seed=int(opts.get("seed", 0)))
     from agelens.explain import attribute
 
-    per_image = [int(t) for t in np.asarray(targets).reshape(-1)]
-    return np.asarray(attribute(model, np.asarray(x, np.float32), method=method, target=per_image, **opts))
+    # A target given with the method (``target="age"``, a contrast) is what the maps explain;
+    # the metric's per-image classes then only choose which score the metric itself reads.
+    opts = dict(opts)
+    target = opts.pop("target", None)
+    if target is None:
+        target = [int(t) for t in np.asarray(targets).reshape(-1)]
+    return np.asarray(attribute(model, np.asarray(x, np.float32), method=method, target=target, **opts))
 
 
 def method_explainer(model: Any, method: str, **opts: Any) -> Explainer:
-    """An :data:`Explainer` bound to ``model`` for one method name of ``agelens.explain.METHODS``."""
-    return lambda x, targets: attribute_by_target(model, x, targets, method, **opts)
+    """An :data:`Explainer` bound to ``model`` for one method name of ``agelens.explain.METHODS``.
+
+    It carries ``method`` and ``options``, so ``score_methods`` records what ran, not defaults.
+    """
+
+    def explainer(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return attribute_by_target(model, x, targets, method, **opts)
+
+    return _labelled(explainer, method, opts)
 
 
 def method_model_explainer(method: str, **opts: Any) -> ModelExplainer:
-    """A :data:`ModelExplainer` (model passed per call) for the sanity checks."""
-    return lambda model, x, targets: attribute_by_target(model, x, targets, method, **opts)
+    """A :data:`ModelExplainer` (model passed per call) for the sanity checks; ``target="age"``
+    (or any target ``explain`` takes) fixes what every call explains."""
+
+    def explainer(model: Any, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return attribute_by_target(model, x, targets, method, **opts)
+
+    return _labelled(explainer, method, opts)
+
+
+def _labelled(fn: Any, method: str, opts: dict[str, Any]) -> Any:
+    fn.method, fn.options = method, dict(opts)
+    return fn
 
 
 def input_size_of(*models: Any) -> int | None:
