@@ -132,7 +132,8 @@ def test_randomisation_targets_by_class_name(squares_model) -> None:
     per_image = randomisation_test(model, gradcam, x, ["red"] * 4, stages=2)
     np.testing.assert_array_equal(by_name.spearman, by_index.spearman)
     np.testing.assert_array_equal(per_image.spearman, by_index.spearman)
-    with pytest.raises(ValueError, match=r"'age' is not a class.*\(blue, red\).*output='age'"):
+    hint = r"'age' is not a class.*\(blue, red\).*method_model_explainer\('gradcam', target='age'\)"
+    with pytest.raises(ValueError, match=hint):
         randomisation_test(model, gradcam, x, "age", stages=2)
 
 

@@ -365,8 +365,8 @@ def randomisation_test(
 
 
 AGE_HINT = (
-    "; to test maps of the age, pass an explain_fn that explains it "
-    "(lambda m, x, t: agelens.explain.attribute(m, x, 'gradcam', target='age')) and output='age'"
+    "; to test maps of the age, pass an explain_fn that explains it: "
+    "agelens.metrics.method_model_explainer('gradcam', target='age')"
 )
 
 
