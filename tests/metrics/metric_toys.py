@@ -64,11 +64,8 @@ def sobel_model_explainer(model, x: np.ndarray, targets: np.ndarray) -> np.ndarr
     return (mag / np.where(peak > 0, peak, 1)).astype(np.float32)
 
 
-def tiny_convnet(size: int = SIZE, seed: int = 0, classes: int = 2, pool: str = "avg"):
-    """Rescale -> conv -> pool -> conv ("last_conv") -> global avg/max pool -> Dense logits -> softmax.
-
-    ``pool="max"`` lets the net notice a few-pixel detail (a corner stamp) that averaging would drown.
-    """
+def toy_backbone(size: int = SIZE, seed: int = 0, pool: str = "avg"):
+    """``(input, pooled features)``: rescale -> conv -> pool -> conv ("last_conv") -> global pool."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -78,6 +75,17 @@ def tiny_convnet(size: int = SIZE, seed: int = 0, classes: int = 2, pool: str = 
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="last_conv")(x)
     x = (keras.layers.GlobalMaxPooling2D() if pool == "max" else keras.layers.GlobalAveragePooling2D())(x)
+    return inp, x
+
+
+def tiny_convnet(size: int = SIZE, seed: int = 0, classes: int = 2, pool: str = "avg"):
+    """Rescale -> conv -> pool -> conv ("last_conv") -> global avg/max pool -> Dense logits -> softmax.
+
+    ``pool="max"`` lets the net notice a few-pixel detail (a corner stamp) that averaging would drown.
+    """
+    import keras
+
+    inp, x = toy_backbone(size, seed, pool)
     logits = keras.layers.Dense(classes, name="logits")(x)
     out = keras.layers.Activation("softmax", name="probs")(logits)
     return keras.Model(inp, out)

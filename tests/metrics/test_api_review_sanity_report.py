@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from metric_toys import gradcam, sobel_model_explainer
+from metric_toys import gradcam, sobel_model_explainer, toy_backbone
 
 from agelens.metrics import ModelRandomisation, randomisation_test, score_methods
 from agelens.metrics.report import GIVEN_BY_CALLER
@@ -19,13 +19,7 @@ def two_headed_convnet(size: int = 32, seed: int = 0):
     (``age_logits`` -> softmax -> frozen expected-age Dense), named as the shipped model's."""
     import keras
 
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="last_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    inp, x = toy_backbone(size, seed)
     group = keras.layers.Activation("softmax", name="age_group")(
         keras.layers.Dense(3, name="age_group_logits")(x)
     )
