@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "explain", "load_model", "wrap_keras_model"]
+__all__ = ["Explanation", "__version__", "explain", "load_model", "wrap_keras_model"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
@@ -25,6 +25,10 @@ def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
         from agelens.explain.api import explain
 
         return explain
+    if name == "Explanation":  # what explain returns; Explanation.load reads a saved one back
+        from agelens.explain.explanation import Explanation
+
+        return Explanation
     raise AttributeError(f"module 'agelens' has no attribute {name!r}")
 
 

@@ -196,7 +196,9 @@ def test_predict_flags_a_face_too_small_to_trust(tmp_path, folder_and_model) -> 
 def test_the_package_lists_its_lazy_api() -> None:
     import agelens
 
-    assert {"explain", "load_model"} <= set(dir(agelens))
+    assert {"explain", "load_model", "wrap_keras_model", "Explanation"} <= set(dir(agelens))
+    assert all(getattr(agelens, name) is not None for name in agelens.__all__)
+    assert agelens.Explanation.load.__qualname__ == "Explanation.load"
 
 
 @pytest.fixture(scope="module")
