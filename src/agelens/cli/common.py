@@ -173,16 +173,21 @@ def split_name(path: Path, root: Path) -> str:
     Class folders often reuse file names (``young/IMG_0001.png``, ``old/IMG_0001.png``): a bare
     name would select a training photo of another class too.
     """
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    path, root = Path(path), Path(root)
+    try:  # a scanned photo's path starts with its root: no file-system call for the common case
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    try:  # the same place spelled another way (a link, "..")
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:  # a CSV may list photos outside its folder
-        return Path(path).resolve().as_posix()
+        return path.resolve().as_posix()
 
 
 def in_holdout(path: Path, root: Path, names: set[str]) -> bool:
     """Whether ``--holdout``'s list names this photo: by its path under ``root`` or, as split files
     written before paths were, by its bare file name."""
-    return split_name(path, root) in names or Path(path).name in names
+    return Path(path).name in names or split_name(path, root) in names
 
 
 def read_holdout(path: Path) -> set[str]:

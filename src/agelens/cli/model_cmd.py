@@ -170,7 +170,7 @@ def train_command(
     typer.echo(
         f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})"
     )
-    ckpt = out.with_name(out.stem + ".checkpoint.keras")
+    ckpt = _checkpoint(out)
     try:
         result = train(
             xtr,
@@ -435,7 +435,7 @@ def _check_evaluation_out(out: Path | None, force: bool) -> None:
     if out is not None and out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
     if out is not None:
-        check_parent_folder(out / EVALUATION_FILES[0], "--out")
+        check_parent_folder(out, "--out")
     if out is not None and not force:
         taken = [out / name for name in EVALUATION_FILES if (out / name).exists()]
         if taken:
@@ -451,10 +451,7 @@ def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> t
     if names is None:
         return ds.records, list(ds.problems), 0
 
-    def listed(path: Path) -> bool:
-        return in_holdout(path, ds.root, names)
-
-    records = [r for r in ds.records if listed(r.path)]
+    records = [r for r in ds.records if in_holdout(r.path, ds.root, names)]
     outside = len(ds.records) - len(records)
     if ds.records and not records:
         photos = counted(len(ds.records), "labelled photo")
@@ -467,7 +464,7 @@ def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> t
             err=True,
         )
     # Only the held-out photos are evaluated, so only their problems count as skipped.
-    return records, [p for p in ds.problems if listed(Path(p.path))], outside
+    return records, [p for p in ds.problems if in_holdout(Path(p.path), ds.root, names)], outside
 
 
 def predict_command(

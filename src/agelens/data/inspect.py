@@ -73,10 +73,10 @@ def inspect_dataset(
     Raises :class:`agelens.data.sources.DatasetError` when the path is not a dataset at all.
     """
     t0 = time.perf_counter()
-    ds = load_dataset(path, format=format, bins=bins, check_images=True, workers=workers)
     # ``train`` splits the files as listed (decoding each image once, when it loads it), so a
     # broken file takes its place in a split and is then dropped: count the usable ones of that split.
     listed = load_dataset(path, format=format, bins=bins, check_images=False)
+    ds = listed.checked(workers)
     usable = {r.path for r in ds.records}
     parts = listed.split(seed=seed) if len(listed) else (listed, listed.subset([]), listed.subset([]))
     parts = tuple(p.subset([i for i, r in enumerate(p.records) if r.path in usable]) for p in parts)

@@ -133,6 +133,13 @@ class Dataset:
         )
         return {name: int(n[i]) for i, name in enumerate(self.class_names)}
 
+    def checked(self, workers: int | None = None) -> Dataset:
+        """This data with every image decoded once: the ones that load, with their sizes, and
+        the others added to ``problems`` (``load_dataset(check_images=True)`` is this)."""
+        records, sizes, bad = _check_images(self.records, workers)
+        problems = sorted([*self.problems, *bad], key=lambda p: str(p.path))
+        return replace(self, records=records, problems=problems, sizes=sizes)
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
         """A dataset with the given records (in the given order); problems are not carried over."""
         idx = np.asarray(indices, dtype=np.int64)
@@ -236,11 +243,8 @@ def scan_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path]
     return sorted(images), sorted(bad, key=lambda q: str(q.path))
 
 
-_scan = scan_images
-
-
 def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    return _scan(folder, recursive)[0]
+    return scan_images(folder, recursive)[0]
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -355,12 +359,9 @@ def _load(path: Path, format: str, bins: AgeBins, check_images: bool, workers: i
     records, class_names, problems = reader(path, bins)
     root = path.parent if fmt == "csv" else path
     records.sort(key=lambda r: r.path)
-    sizes = None
-    if check_images:
-        records, sizes, bad = _check_images(records, workers)
-        problems.extend(bad)
     problems.sort(key=lambda p: str(p.path))
-    return Dataset(fmt, root, records, list(class_names), problems, sizes)
+    ds = Dataset(fmt, root, records, list(class_names), problems)
+    return ds.checked(workers) if check_images else ds
 
 
 def _read_utkface(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str], list[Problem]]:
@@ -369,7 +370,7 @@ def _read_utkface(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str],
     Images in sub-folders of a folder that has its own are reported, not read: they are
     often copies or other outputs, and silently skipping them hid them from the user.
     """
-    below, broken = _scan(folder, recursive=True)  # one walk: a flat UTKFace folder has 20k+ files
+    below, broken = scan_images(folder, recursive=True)  # one walk: a flat UTKFace folder has 20k+ files
     top = [p for p in below if p.parent == folder]
     files = top or below
     if not files:
@@ -394,11 +395,11 @@ def _read_folders(folder: Path, bins: AgeBins) -> tuple[list[Record], list[str],
     if not dirs:
         raise DatasetError(folder, "no class sub-folders with images found")
     names = _order_classes([d.name for d in dirs], bins)
-    loose, problems = _scan(folder)
+    loose, problems = scan_images(folder)
     problems += [Problem(p, "image outside any class sub-folder (ignored)") for p in loose]
     records = []
     for d in dirs:
-        images, broken = _scan(d, recursive=True)
+        images, broken = scan_images(d, recursive=True)
         records += [Record(p, names.index(d.name)) for p in images]
         problems += broken
     return records, names, problems

@@ -106,7 +106,7 @@ class Method(ABC):
         self.layers = ["input"]
         self._fast = model_view(model, fold=())  # batch norms folded: the graph we compute with
         self._forward: Any = None
-        self.signed_maps = False  # methods with a signed form set it (see SIGNED_METHODS)
+        self.signed_maps = False  # set by methods whose class has a signed form (signed=True)
 
     # ---------------------------------------------------------------- public verb
     def attribute(self, images: Any, target: Any = None) -> np.ndarray:

@@ -296,6 +296,34 @@ def class_indices(targets: Any, class_names: Any) -> Any:
     return np.vectorize(names.index, otypes=[np.int64])(t)
 
 
+def class_targets(
+    targets: Any, class_names: Any, n: int, n_classes: int | None = None, hint: str = ""
+) -> np.ndarray:
+    """``(n,)`` class indices from indices or class names, one for every image or one per image.
+
+    The spellings :meth:`Metric.score` takes (:func:`~agelens.metrics.base.class_indices`),
+    so ``targets="old"`` means the same in every entry point. Anything else ("age", a
+    contrast) fails in one line that lists what is accepted, never in a bare ``int()``.
+    """
+    t = np.asarray(targets)
+    if t.dtype.kind in "US" and t.size:
+        names = [str(c) for c in class_names] if class_names is not None else []
+        try:
+            return check_targets(class_indices(t.astype(str), names), n, n_classes)
+        except ValueError:
+            bad = next((v for v in map(str, t.reshape(-1)) if v not in names), str(t.reshape(-1)[0]))
+            said = (
+                f"class names ({', '.join(names)})"
+                if names
+                else "class names (given a model that names them)"
+            )
+            raise ValueError(
+                f"targets: {bad!r} is not a class; give class indices or {said}, "
+                f"one for every image or one per image{hint}"
+            ) from None
+    return check_targets(targets, n, n_classes)
+
+
 def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndarray:
     """``(n,)`` int64 class indices in ``[0, n_classes)``; a clear ValueError otherwise.
 

@@ -38,13 +38,13 @@ from agelens.metrics.base import (
     ModelExplainer,
     Score,
     as_pixels,
+    class_targets,
     paired_difference,
     random_maps,
     smoothness_sigma,
 )
 from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
 from agelens.metrics.registry import DEFAULT_METRICS, get_metric
-from agelens.metrics.sanity import class_targets
 
 
 def arrow(higher_is_better: bool | None) -> str:
@@ -307,7 +307,9 @@ def score_methods(
     declared = getattr(am, "class_names", None)
     explained = "predicted class" if targets is None else "given targets"
     targets = (
-        probs.argmax(1) if targets is None else _targets(targets, declared, group_names, n, probs.shape[1])
+        probs.argmax(1)
+        if targets is None  # names are the model's classes, else ``group_names``
+        else class_targets(targets, declared or group_names, n, probs.shape[1])
     )
     objs, skipped = _usable_metrics(metrics, masks, am)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
@@ -356,11 +358,6 @@ def score_methods(
 
 GIVEN_BY_CALLER = {"options": "given by the caller's explainer"}
 """Recorded for a caller's explainer that does not say its options: unknown beats a wrong default."""
-
-
-def _targets(targets: Any, declared: Any, group_names: Any, n: int, n_classes: int) -> np.ndarray:
-    """The caller's targets as class indices: names are the model's classes, else ``group_names``."""
-    return class_targets(targets, declared or group_names, n, n_classes)
 
 
 def _ran_with(name: str, seed: int, layer: Any, explainer: Any = None) -> dict[str, Any] | None:

@@ -74,8 +74,7 @@ from agelens.metrics.base import (
     ModelExplainer,
     as_pixels,
     check_finite,
-    check_targets,
-    class_indices,
+    class_targets,
     n_classes_of,
 )
 
@@ -370,34 +369,6 @@ AGE_HINT = (
 )
 
 
-def class_targets(
-    targets: Any, class_names: Any, n: int, n_classes: int | None = None, hint: str = ""
-) -> np.ndarray:
-    """``(n,)`` class indices from indices or class names, one for every image or one per image.
-
-    The spellings :meth:`Metric.score` takes (:func:`~agelens.metrics.base.class_indices`),
-    so ``targets="old"`` means the same in every entry point. Anything else ("age", a
-    contrast) fails in one line that lists what is accepted, never in a bare ``int()``.
-    """
-    t = np.asarray(targets)
-    if t.dtype.kind in "US" and t.size:
-        names = [str(c) for c in class_names] if class_names is not None else []
-        try:
-            return check_targets(class_indices(t.astype(str), names), n, n_classes)
-        except ValueError:
-            bad = next((v for v in map(str, t.reshape(-1)) if v not in names), str(t.reshape(-1)[0]))
-            said = (
-                f"class names ({', '.join(names)})"
-                if names
-                else "class names (given a model that names them)"
-            )
-            raise ValueError(
-                f"targets: {bad!r} is not a class; give class indices or {said}, "
-                f"one for every image or one per image{hint}"
-            ) from None
-    return check_targets(targets, n, n_classes)
-
-
 def _explain_with(
     twin: Any,
     names: list[str],
@@ -502,9 +473,7 @@ class ModelRandomisation(Metric):
             "final_spearman": res.spearman[-1],
             "ssim": res.ssim.mean(axis=0),
             "flagged": res.flagged,
-            "unscored": np.isnan(res.spearman).sum(
-                axis=1
-            ),  # per stage: images whose original map is constant
+            "unscored": np.isnan(res.spearman).sum(axis=1),  # per stage: constant original maps
         }
         # The cascade as a curve (x: share of the layers random), so reports can plot it like Adebayo et al.
         x_frac = np.asarray(counts, dtype=np.float64) / counts[-1]

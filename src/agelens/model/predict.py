@@ -13,7 +13,6 @@ from agelens.data.images import ImageError, Problem, load_image, resize_for_mode
 from agelens.data.sources import scan_images, unresolvable_link
 from agelens.model.io import AgeModel
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 # The shipped model learned from faces of 64 px and up; below half that a prediction is a guess.
 MIN_FACE_PX = 32
 
