@@ -5,6 +5,7 @@
 #   BUDGET=420 bash benchmarks/gpu_run.sh
 #   STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh   # after keras_to_npz.py wrote .devdata/gpu/shipped.npz
 #   STAGE=4 BUDGET=450 EPOCHS=70 bash benchmarks/gpu_run.sh   # width 1.4 vs 1.0 from scratch
+#   STAGE=6 BUDGET=500 EPOCHS=70 bash benchmarks/gpu_run.sh   # distillation from shipped.npz (+ gender/race heads) vs control
 set -u
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -37,6 +38,16 @@ elif [ "${STAGE}" = 5 ]; then  # three seeds continuing stage 4's F112a14 (copie
     run G112s$s --size 112 --alpha 1.4 --seed $s --mixup 0.2 --erase 0.25 --init .devdata/gpu/F112a14.best.npz \
       --lr 5e-4 --warmup 1 --ema 0.999 --half ${EXTRA:-}
   done
+elif [ "${STAGE}" = 6 ]; then  # born-again distillation from the shipped model (keras_to_npz.py -> shipped.npz)
+  # and auxiliary gender/race heads (training only, not exported), from scratch at 112 px width 1.0 with
+  # stage 1's C96m recipe, one seed for all three (same init and batches): control, KD, KD + multitask.
+  # The teacher's forward pass slows the KD runs: BUDGET must let all three reach EPOCHS (check "epochs"
+  # in summaries.json), else the comparison is confounded. Exports are ~9.7 MB in float32: no --half.
+  E=${EPOCHS:-70}
+  C="--size 112 --seed 4 --mixup 0.2 --erase 0.25 --max-epochs $E"
+  run H112ctl $C ${EXTRA:-}
+  run H112kd $C --teacher .devdata/gpu/shipped.npz --kd-weight 0.5 ${EXTRA:-}
+  run H112kdmt $C --teacher .devdata/gpu/shipped.npz --kd-weight 0.5 --aux-weight 0.2 ${EXTRA:-}
 else  # stage 4, capacity (fit_gap.py: the shipped model fits its own training photos at 0.870 only):
   # width 1.4 against 1.0 from scratch with stage 1's C96m recipe and the same epoch cap, and 1.4 at the
   # shipped 112 px. --half keeps each width-1.4 export (18 MB in float32) under the 16 MB a file may be.
@@ -51,7 +62,7 @@ for f in "$W"/*.log; do echo "== $f"; cat "$f"; done | tee "$OUT/logs.txt" | gre
 case "${STAGE:-1}" in
   1) cp "$W"/*.best.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
   2) cp "$W"/*.final.npz "$W"/*.json "$OUT"/ 2>/dev/null ;;
-  *) cp "$W"/*.best.npz "$W"/*.final.npz "$OUT"/ 2>/dev/null  # 8 files at most come back (3 runs: 7)
+  *) cp "$W"/*.best.npz "$W"/*.final.npz "$OUT"/ 2>/dev/null  # 8 files at most come back (3 runs: 6 npz + logs + summaries)
      $PY -c "import glob, json, sys; json.dump([json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + '/*.json'))], open(sys.argv[2], 'w'), indent=1)" "$W" "$OUT/summaries.json" ;;
 esac
 ls -la "$OUT"

@@ -17,6 +17,27 @@ the time, shrunk to 64 px and enlarged again, so the model also sees what a 64 p
 looks like at its input size. The number of epochs is fitted to ``--budget`` seconds
 after timing the first two.
 
+Two optional levers, both off by default (then the training step is the one it always was):
+
+* Knowledge distillation from a teacher (``--teacher T.npz --kd-weight k``, "born-again
+  network"). The teacher is the same architecture (``--teacher-alpha``), loaded as ``--init``
+  loads, in eval mode and without gradients, under the student's autocast, run on the very
+  batch the student sees (augmented and mixed up, 0..255: both models rescale inside). Per
+  photo, with ``T = --kd-temp``::
+
+      (1 - k) * [CE(group) + age_weight * KL(Gaussian age || student age) + 0.02 * |E[age] - age|]
+      + k * [T^2 * KL(softmax(teacher/T) || softmax(student/T)) + age_weight * KL(teacher age || student age)]
+
+  times the class weight, averaged over the batch. The age-distribution term uses temperature 1:
+  the teacher's age distribution simply replaces the Gaussian target around the labelled age.
+  Why ``(1 - k)`` rather than adding: ``k`` is then the share of each target that comes from the
+  teacher (every label term has its teacher counterpart at the same relative weight), and AdamW
+  normalises the gradient's overall scale anyway, so only that share matters.
+* Auxiliary gender and race heads (``--aux-weight``), two linear layers on the pooled, dropped-out
+  features next to the group head, labels from the UTKFace file names; ``aux_weight * (CE_gender
+  + CE_race)`` is added (mixed up as the group loss is; missing labels are ignored). They exist
+  only while training: the export holds exactly the Keras model's weights.
+
     python benchmarks/torch_train.py .devdata/gpu/utk.npz /tmp/tt --name A --size 96 --budget 300
 """
 
@@ -38,6 +59,7 @@ import torch.nn.functional as F
 
 MAX_AGE = 116
 EDGES = (30, 60)
+GENDERS, RACES = 2, 5  # UTKFace: [age]_[gender 0/1]_[race 0-4]_[date].jpg.chip.jpg
 # (expansion, channels, repeats, first stride): MobileNetV2's inverted-residual stages.
 STAGES = (
     (1, 16, 1, 1),
@@ -105,7 +127,12 @@ class AgeNet(nn.Module):
     logits."""
 
     def __init__(
-        self, num_classes: int = 3, dropout: float = 0.2, bn_momentum: float = 0.01, alpha: float = 1.0
+        self,
+        num_classes: int = 3,
+        dropout: float = 0.2,
+        bn_momentum: float = 0.01,
+        alpha: float = 1.0,
+        aux: bool = False,
     ):
         super().__init__()
         cin, block_id = divisible(32 * alpha), 0
@@ -129,16 +156,33 @@ class AgeNet(nn.Module):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 m.momentum = bn_momentum
+        self.gender = self.race = None
+        if aux:  # training-only heads (never exported); the global RNG stream stays as without them
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(12345)
+                self.gender, self.race = nn.Linear(last, GENDERS), nn.Linear(last, RACES)
+                for lin in (self.gender, self.race):
+                    nn.init.normal_(lin.weight, 0, 0.01)
+                    nn.init.zeros_(lin.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x``: float RGB in 0..255, NCHW. Rescaling to [-1, 1] as the Keras model does."""
+    def forward(self, x: torch.Tensor, with_aux: bool = False) -> tuple[torch.Tensor, ...]:
+        """``x``: float RGB in 0..255, NCHW. Rescaling to [-1, 1] as the Keras model does.
+
+        Returns group and age-distribution logits, plus gender and race logits if ``with_aux``.
+        """
         f = self.features(x / 127.5 - 1.0).mean((2, 3))
         f = self.dropout(f)
+        if with_aux:
+            assert self.gender is not None and self.race is not None
+            return self.group(f), self.age(f), self.gender(f), self.race(f)
         return self.group(f), self.age(f)
 
 
 def keras_weights(model: AgeNet) -> dict[str, np.ndarray]:
-    """Weights keyed ``layer/index`` in Keras order and layout (HWIO kernels)."""
+    """Weights keyed ``layer/index`` in Keras order and layout (HWIO kernels).
+
+    Only the Keras model's layers: the auxiliary gender/race heads are left out.
+    """
     out: dict[str, np.ndarray] = {}
     for m in model.modules():
         if isinstance(m, ConvBN):
@@ -197,7 +241,43 @@ def load_pack(path: str, size: int, limit: int = 0) -> dict[str, np.ndarray]:
 
     with ThreadPoolExecutor(16) as ex:
         x = np.stack(list(ex.map(one, keep)))
-    return {"x": x, "ages": z["ages"][keep], "part": z["part"][keep], "hires": z["hires"][keep]}
+    names = z["names"][keep] if "names" in z.files else np.array([b""] * len(keep))
+    gender, race = parse_names(names)
+    return {
+        "x": x,
+        "ages": z["ages"][keep],
+        "part": z["part"][keep],
+        "hires": z["hires"][keep],
+        "gender": gender,
+        "race": race,
+    }
+
+
+def parse_names(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gender (0/1) and race (0-4) from UTKFace names ``age_gender_race_date.jpg.chip.jpg``;
+    -1 where a field is missing or not a valid label (a few names lack the race field)."""
+    gender = np.full(len(names), -1, np.int64)
+    race = np.full(len(names), -1, np.int64)
+    for i, n in enumerate(names):
+        parts = (n.decode() if isinstance(n, bytes) else str(n)).split("_")
+        if len(parts) >= 3 and parts[1] in ("0", "1"):
+            gender[i] = int(parts[1])
+        if len(parts) >= 4 and parts[2] in ("0", "1", "2", "3", "4"):
+            race[i] = int(parts[2])
+    return gender, race
+
+
+def ce_ignore(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over the photos whose label is known (``target >= 0``); 0 if none."""
+    valid = target >= 0
+    ce = F.cross_entropy(logits.float(), target.clamp_min(0), reduction="none")
+    return (ce * valid).sum() / valid.sum().clamp_min(1)
+
+
+def soft_kl(teacher_logits: torch.Tensor, student_logp: torch.Tensor, temp: float = 1.0) -> torch.Tensor:
+    """Per-photo KL(softmax(teacher / temp) || student), ``student_logp`` already log-softmaxed at temp."""
+    t_logp = F.log_softmax(teacher_logits.float() / temp, 1)
+    return (t_logp.exp() * (t_logp - student_logp)).sum(1)
 
 
 def to_group(ages: torch.Tensor) -> torch.Tensor:
@@ -362,6 +442,27 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--init", default="", help="start from these weights (npz from this script)")
+    ap.add_argument(
+        "--teacher",
+        default="",
+        help="distil from these weights (npz from this script, e.g. .devdata/gpu/shipped.npz); "
+        "it sees the student's own augmented, mixed-up batch, so train at the size it was trained at",
+    )
+    ap.add_argument("--teacher-alpha", type=float, default=1.0, help="the teacher's width multiplier")
+    ap.add_argument(
+        "--kd-weight",
+        type=float,
+        default=0.0,
+        help="share k of the loss taken from the teacher: (1-k)*label loss + k*(T^2*KL on the group "
+        "head at temperature T + age_weight*KL on the age distribution at temperature 1); 0 = off",
+    )
+    ap.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature T (group head)")
+    ap.add_argument(
+        "--aux-weight",
+        type=float,
+        default=0.0,
+        help="weight of training-only gender + race heads (labels from the names, never exported); 0 = off",
+    )
     ap.add_argument("--self-check", action="store_true", help="write random weights + outputs and stop")
     ap.add_argument(
         "--half",
@@ -373,6 +474,9 @@ def main() -> None:
     if a.self_check:
         self_check(out, a.size, a.alpha)
         return
+    if a.kd_weight > 0 and not a.teacher:
+        ap.error("--kd-weight needs --teacher")
+    kd_on, aux_on = a.kd_weight > 0, a.aux_weight > 0
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     torch.manual_seed(a.seed)
@@ -386,6 +490,10 @@ def main() -> None:
     x_tr, x_va = x_all[tr].to(dev), x_all[va].to(dev)
     age_tr = ages_all[tr].to(dev)
     hi_tr = torch.from_numpy(d["hires"][tr]).to(dev)
+    gen_tr = torch.from_numpy(d["gender"][tr]).to(dev)
+    race_tr = torch.from_numpy(d["race"][tr]).to(dev)
+    if aux_on and (gen_tr >= 0).sum() == 0:
+        raise SystemExit(f"{a.pack}: no gender labels in its names; --aux-weight needs them")
     y_tr = to_group(age_tr)
     y_va = to_group(ages_all[va]).numpy()
     counts = torch.bincount(y_tr, minlength=3).float()
@@ -398,10 +506,22 @@ def main() -> None:
         flush=True,
     )
 
-    model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum, alpha=a.alpha)
+    model = AgeNet(dropout=a.dropout, bn_momentum=a.bn_momentum, alpha=a.alpha, aux=aux_on)
     model = model.to(dev).to(memory_format=torch.channels_last)
     if a.init:
         load_keras_weights(model, a.init)
+    teacher = None
+    if kd_on:
+        with torch.random.fork_rng(devices=[]):  # the student's random stream stays the control's
+            teacher = AgeNet(alpha=a.teacher_alpha)
+        teacher = teacher.to(dev).to(memory_format=torch.channels_last)
+        load_keras_weights(teacher, a.teacher)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        if len(x_va):
+            t_acc, t_f1 = evaluate(teacher, x_va, y_va, amp)
+            print(f"[{a.name}] teacher {a.teacher}: val acc {t_acc:.4f} macro-F1 {t_f1:.4f}", flush=True)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -438,6 +558,8 @@ def main() -> None:
         perm = torch.randperm(len(x_tr), device=dev, generator=g)
         run_loss = torch.zeros((), device=dev)
         run_hit = torch.zeros((), device=dev)
+        run_kd = torch.zeros((), device=dev)
+        run_aux = torch.zeros((), device=dev)
         for b in range(steps_per_epoch):
             idx = perm[b * a.batch : (b + 1) * a.batch]
             lr = (
@@ -454,6 +576,7 @@ def main() -> None:
             dist = torch.exp(-0.5 * ((grid[None] - age.clamp(0, MAX_AGE)[:, None]) / a.sigma) ** 2)
             dist = dist / dist.sum(1, keepdim=True)
             w = cw[yb]
+            lam, j = 1.0, None
             if a.mixup > 0:
                 lam = float(np.random.default_rng(step + 7919 * a.seed).beta(a.mixup, a.mixup))
                 j = torch.randperm(len(idx), device=dev, generator=g)
@@ -463,13 +586,32 @@ def main() -> None:
                 age = lam * age + (1 - lam) * age[j]
                 w = lam * w + (1 - lam) * w[j]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits, age_logits = model(xb)
+                if aux_on:
+                    logits, age_logits, g_logits, r_logits = model(xb, with_aux=True)
+                else:
+                    logits, age_logits = model(xb)
             logp = F.log_softmax(logits.float(), 1)
             alogp = F.log_softmax(age_logits.float(), 1)
             ce = -(tgt * logp).sum(1)
             kl = (dist * (torch.log(dist.clamp_min(1e-12)) - alogp)).sum(1)
             l1 = (alogp.exp() @ grid - age).abs()
-            loss = (w * (ce + a.age_weight * kl + 0.02 * l1)).mean()
+            per = ce + a.age_weight * kl + 0.02 * l1
+            if teacher is not None:  # same (augmented, mixed) batch, same autocast, no gradients
+                with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    t_logits, t_age_logits = teacher(xb)
+                temp = a.kd_temp
+                kd = temp**2 * soft_kl(t_logits, F.log_softmax(logits.float() / temp, 1), temp)
+                kd = kd + a.age_weight * soft_kl(t_age_logits, alogp)
+                per = (1 - a.kd_weight) * per + a.kd_weight * kd
+                run_kd += kd.mean().detach()
+            loss = (w * per).mean()
+            if aux_on:
+                gb, rb = gen_tr[idx], race_tr[idx]
+                aux = ce_ignore(g_logits, gb) + ce_ignore(r_logits, rb)
+                if j is not None:  # mixup: mix the losses as the group targets are mixed
+                    aux = lam * aux + (1 - lam) * (ce_ignore(g_logits, gb[j]) + ce_ignore(r_logits, rb[j]))
+                loss = loss + a.aux_weight * aux
+                run_aux += aux.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
@@ -495,6 +637,10 @@ def main() -> None:
             "loss": float(run_loss) / steps_per_epoch,
             "train_acc": float(run_hit) / steps_per_epoch,
         }
+        if kd_on:
+            rec["kd_loss"] = float(run_kd) / steps_per_epoch
+        if aux_on:
+            rec["aux_loss"] = float(run_aux) / steps_per_epoch
         if ep % a.eval_every == 0 or ep == epochs:
             acc, f1 = evaluate(ema, x_va, y_va, amp)
             rec.update(val_acc=acc, val_f1=f1)

@@ -44,8 +44,19 @@ def test_evaluate_json_has_the_promised_fields_and_counts_the_broken_photo(folde
     assert {k: v for k, v in json.loads(keras.stdout).items() if k != "engine"} == {
         k: v for k, v in m.items() if k != "engine"
     }
-    flipped = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--json", "--flip"])
+    (skipped,) = m["skipped"]  # the broken photo, named with its reason
+    assert (
+        skipped.startswith(f"{data / '40_1_0_20170109999.jpg.chip.jpg'}: ")
+        and len(skipped) > len(str(data)) + 40
+    )
+    out = data.parent / "ev_flip"
+    args = ["evaluate", str(data), "--model", str(model), "--json", "--flip", "--out", str(out)]
+    flipped = runner.invoke(app, args)
     assert json.loads(flipped.stdout.strip().splitlines()[-1])["test_time_flip"] is True
+    manifest = json.loads((out / "manifest.json").read_text())  # what made the numbers, and what was lost
+    assert manifest["files"] == ["confusion_matrix.png", "metrics.json", "metrics.md"]
+    assert manifest["settings"]["flip"] is True and manifest["settings"]["data"] == str(data)
+    assert manifest["versions"]["agelens"] and manifest["skipped"] == m["skipped"]
 
 
 def test_predict_folder_and_glob_give_one_row_per_readable_photo(folder_and_model) -> None:

@@ -108,3 +108,19 @@ def gradcam(model, x: np.ndarray, targets: np.ndarray, layer: str = "last_conv")
     cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[..., 0].numpy()
     peak = cam.max(axis=(1, 2), keepdims=True)
     return (cam / np.where(peak > 0, peak, 1)).astype(np.float32)
+
+
+def two_headed_convnet(size: int = 32, seed: int = 0):
+    """Conv backbone -> pool -> a class head (``age_group_logits`` -> softmax) and an age head
+    (``age_logits`` -> softmax -> frozen expected-age Dense), named as the shipped model's."""
+    import keras
+
+    inp, x = toy_backbone(size, seed)
+    group = keras.layers.Activation("softmax", name="age_group")(
+        keras.layers.Dense(3, name="age_group_logits")(x)
+    )
+    dist = keras.layers.Activation("softmax")(keras.layers.Dense(8, name="age_logits")(x))
+    expected = keras.layers.Dense(1, use_bias=False, trainable=False, name="age")
+    age = expected(dist)
+    expected.set_weights([np.arange(8, dtype="float32")[:, None] * 10])
+    return keras.Model(inp, {"age_group": group, "age": age})

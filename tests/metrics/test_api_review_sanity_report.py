@@ -7,27 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from metric_toys import gradcam, sobel_model_explainer, toy_backbone
+from metric_toys import gradcam, sobel_model_explainer, two_headed_convnet
 
 from agelens.metrics import ModelRandomisation, randomisation_test, score_methods
 from agelens.metrics.report import GIVEN_BY_CALLER
 from agelens.metrics.sanity import RandomisationResult, randomisable_layers, spearman_rows, stage_spearman
-
-
-def two_headed_convnet(size: int = 32, seed: int = 0):
-    """Conv backbone -> pool -> a class head (``age_group_logits`` -> softmax) and an age head
-    (``age_logits`` -> softmax -> frozen expected-age Dense), named as the shipped model's."""
-    import keras
-
-    inp, x = toy_backbone(size, seed)
-    group = keras.layers.Activation("softmax", name="age_group")(
-        keras.layers.Dense(3, name="age_group_logits")(x)
-    )
-    dist = keras.layers.Activation("softmax")(keras.layers.Dense(8, name="age_logits")(x))
-    expected = keras.layers.Dense(1, use_bias=False, trainable=False, name="age")
-    age = expected(dist)
-    expected.set_weights([np.arange(8, dtype="float32")[:, None] * 10])
-    return keras.Model(inp, {"age_group": group, "age": age})
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +110,10 @@ def test_randomisation_targets_by_class_name(squares_model) -> None:
     per_image = randomisation_test(model, gradcam, x, ["red"] * 4, stages=2)
     np.testing.assert_array_equal(by_name.spearman, by_index.spearman)
     np.testing.assert_array_equal(per_image.spearman, by_index.spearman)
-    hint = r"'age' is not a class.*\(blue, red\).*method_model_explainer\('gradcam', target='age'\)"
+    hint = r"'olde' is not a class.*\(blue, red\).*method_model_explainer\('gradcam', target='age'\)"
     with pytest.raises(ValueError, match=hint):
+        randomisation_test(model, gradcam, x, "olde", stages=2)
+    with pytest.raises(ValueError, match="'age': this model has no age output"):
         randomisation_test(model, gradcam, x, "age", stages=2)
 
 

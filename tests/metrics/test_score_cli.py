@@ -202,3 +202,22 @@ def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(folder_an
 
     bad = runner.invoke(app, [*args, "--n", "6", "--out", str(tmp_path / "bad"), "--layer", "nope"])
     assert bad.exit_code == 2 and "--layer" in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_target_chooses_what_is_explained_and_read(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    args = [str(data), "--model", str(model), "--metrics", "deletion", "--n", "6"]
+    for bad, why in (("age", "no age output"), ("bogus", "'bogus' is not predicted, true, age")):
+        res = runner.invoke(app, [*args, "--target", bad, "--out", str(tmp_path / bad)])
+        assert res.exit_code == 2 and why in " ".join(res.output.split()), res.output
+        assert not (tmp_path / bad).exists()  # refused before any work
+    out = tmp_path / "contrast"
+    res = runner.invoke(app, [*args, "--target", "old-young", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "scores.json").read_text())["meta"]
+    assert meta["readout"] == {"kind": "contrast", "target": "old-young", "label": "p(old) - p(young)"}
+    assert meta["target"] == "old-young" and meta["method_options"]["gradcam"]["target"] == "old-young"
+    assert "the metrics read the p(old) - p(young)" in " ".join(res.output.split())
+    res = runner.invoke(app, [*args, "--target", "true", "--out", str(tmp_path / "true")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "true" / "scores.json").read_text())["meta"]["explained"] == "given targets"

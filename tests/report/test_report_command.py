@@ -98,7 +98,12 @@ def test_an_evaluate_output_folder_is_a_run_of_its_own(tmp_path: Path, name: str
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
     html = (folder / "report.html").read_text()
-    assert _ids(html) == {"key-findings", "evaluation"}
+    assert _ids(html) == {
+        "key-findings",
+        "run",
+        "evaluation",
+    }  # run: evaluate's manifest (versions, settings)
+    assert "<title>Evaluation: 5 photos · agelens report</title>" in html and "tensorflow" in html
     assert "80.0%" in html and "Balanced accuracy" in html and "true \\ predicted" in html
     assert "Confusion matrix (plot)" in html and "Evaluated on every labelled photo in small" in html
     # the other parts of a run are absent by design here: not a list of notes

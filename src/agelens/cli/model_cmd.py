@@ -32,7 +32,7 @@ from agelens.cli.common import (
 )
 
 # What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
-EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png")
+EVALUATION_FILES = ("metrics.json", "metrics.md", "confusion_matrix.png", "manifest.json")
 
 # Converting to TFLite took 6.6 s and then saves 1.55 ms a photo (378 vs 915 photos/s,
 # benchmarks/predict_engines.py): it pays within one run from ~4,000 photos, within two
@@ -234,7 +234,8 @@ def train_command(
     ckpt.unlink(missing_ok=True)
     optimizer_state_path(ckpt).unlink(missing_ok=True)
     if m:
-        files = write_evaluation(m, out.with_name(out.stem + "_eval"))
+        settings = {"data": str(data), "model": str(out), "split": str(split_file), "split_seed": seed}
+        files = write_evaluation(m, out.with_name(out.stem + "_eval"), settings)
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
     typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
@@ -385,6 +386,7 @@ def evaluate_command(
     probs = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
     m["n_skipped"] = len(problems)
+    m["skipped"] = [str(p) for p in problems]  # "file: reason", as printed on stderr
     if holdout is not None:
         m["n_outside_holdout"] = outside
     m["evaluated_on"] = (
@@ -404,7 +406,15 @@ def evaluate_command(
     else:
         m["engine"] = "keras"
     if out is not None:
-        write_evaluation(m, out)
+        settings = {
+            "data": str(data),
+            "format": format.value,
+            "holdout": str(holdout) if holdout is not None else None,
+            "batch_size": batch_size,
+            "flip": m["test_time_flip"],
+            "engine": m["engine"],
+        }
+        write_evaluation(m, out, settings | {k: v for k, v in options.items() if v is not None})
     if as_json:
         sys.stdout.write(json.dumps(m) + "\n")
     else:

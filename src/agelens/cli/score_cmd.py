@@ -92,6 +92,15 @@ def score_command(
             show_default=False,
         ),
     ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="What the maps explain and the metrics read: 'predicted' (each photo's predicted class), "
+            "'true' (its labelled class), a class name, a contrast such as old-young (p(old) - p(young)), "
+            "or 'age' (the expected age in years; models with an age output).",
+        ),
+    ] = "predicted",
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
@@ -102,6 +111,7 @@ def score_command(
     Examples:
       agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
       agelens score ../shared/data/utkface-200 --methods all --layer last-conv --out outputs/score-last
+      agelens score ../shared/data/utkface-200 --methods gradcam,hirescam --target age --n 100
     """
     import numpy as np
     from rich.console import Console
@@ -142,6 +152,7 @@ def score_command(
     except DatasetError as e:
         fail(str(e))
     cam_layer = _check_layer(am, layer)
+    chosen = _check_target(am, target)
     pool = list(range(len(ds)))
     if holdout is not None:
         names = read_holdout(holdout)
@@ -159,7 +170,17 @@ def score_command(
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(
-            am, images, labels, method_names, metric_names, seed, batch_size, status.update, cue, layer
+            am,
+            images,
+            labels,
+            method_names,
+            metric_names,
+            seed,
+            batch_size,
+            status.update,
+            cue,
+            layer,
+            chosen,
         )
     for name, why in table.skipped.items():
         hint = " (pass --masks masks.npz)" if "masks" in METRICS[name].requires else ""
@@ -170,6 +191,7 @@ def score_command(
         data=str(data),
         model=str(am.path) if am.path else None,
         cam_layer=cam_layer,
+        target=target,
         class_names=am.class_names,
         input_range="0-255" if am.rescales_input else "0-1",
         holdout=str(holdout) if holdout else None,
@@ -195,6 +217,39 @@ def _check_layer(am: AgeModel, layer: str | None) -> str:
         return ",".join(resolve_layer(am, layer))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--layer") from None
+
+
+TRUE = "true"
+
+
+def _check_target(am: AgeModel, target: str) -> str | None:
+    """``--target`` checked against the model before any work: None for predicted classes, else the spec.
+
+    The spec goes to :func:`~agelens.metrics.report.score_methods` as it is (``"true"`` is
+    replaced by the sample's labels there); a typo or ``age`` on a model without an age
+    output fails here in one line, not after the sample has loaded.
+    """
+    from agelens.metrics.readouts import readout_of
+
+    text = target.strip()
+    if text.lower() in ("predicted", "pred", ""):
+        return None
+    if text.lower() == TRUE:
+        return TRUE
+    readout = readout_of(text, am.class_names)
+    if readout is not None:
+        if readout.kind == "age" and not am.has_age:
+            raise typer.BadParameter(
+                "this model has no age output; use a class or a contrast", param_hint="--target"
+            )
+        return readout.spec
+    if text in am.class_names:
+        return text
+    raise typer.BadParameter(
+        f"{text!r} is not predicted, true, age, a class ({', '.join(am.class_names)}) or a contrast "
+        f"of two classes such as {am.class_names[-1]}-{am.class_names[0]}",
+        param_hint="--target",
+    )
 
 
 def _load_sample(
@@ -283,6 +338,7 @@ def _score(
     update: Callable[[str], None],
     masks: np.ndarray | None = None,
     layer: str | None = None,
+    target: str | None = None,
 ) -> ScoreTable:
     import numpy as np
 
@@ -299,6 +355,7 @@ def _score(
         region_masks=face_layout(am.input_size),
         region_names=LAYOUT_NAMES,
         group_names=am.class_names,
+        targets=np.asarray(labels) if target == TRUE else target,
         layer=layer,
         seed=seed,
         batch_size=batch_size,
@@ -317,8 +374,10 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
+    read = (table.meta.get("readout") or {}).get("label")
     scores = Table(
-        title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])",
+        title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])"
+        + (f"; the metrics read the {read}" if read else ""),
         caption="The random (baseline) row is pixel noise, shown for reference.",
     )
     rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])

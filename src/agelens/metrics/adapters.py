@@ -71,8 +71,25 @@ _FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """keras.Model -> {(input size, class output, rescales input): its traced forward pass}."""
 
 
-def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
-    """The model's one traced forward pass, fed ``batch_size`` images at a time.
+def age_predict_fn(model: Any, batch_size: int = 64) -> PredictFn:
+    """``x -> (N,)`` expected ages in years from ``model``'s age output, traced once like the class output.
+
+    Only a model can give it (an AgeModel, a keras.Model or its bound ``predict``): a bare
+    callable says nothing about which of its numbers is an age, so it is refused by name.
+    """
+    am = as_age_model(model)
+    if am is None:
+        raise TypeError(
+            f"target 'age' reads the model's age output; pass predict_fn=the model (an AgeModel or "
+            f"keras.Model with an age output), not a {type(model).__name__}"
+        )
+    if getattr(am, "age_output", None) is None:
+        raise ValueError("target 'age': this model has no age output; use a class or a contrast target")
+    return _compiled_predict(am, batch_size, output="age")
+
+
+def _compiled_predict(model: Any, batch_size: int, output: str = "class") -> PredictFn:
+    """The model's one traced forward pass to its class (or age) output, fed ``batch_size`` images at a time.
 
     Why the cache is keyed by the Keras model and not by ``model``: ``predict_fn=keras_model``
     wraps it in a new AgeModel on every metric call, and a cache kept on the wrapper traced
@@ -83,18 +100,21 @@ def _compiled_predict(model: Any, batch_size: int) -> PredictFn:
     """
     import keras
 
+    key_name = "age" if output == "age" else "probabilities"
     if keras.backend.backend() != "tensorflow":  # nothing traced, nothing worth caching
-        return lambda x: np.asarray(model.predict(x, batch_size=batch_size, flip=False)["probabilities"])
+        return lambda x: np.asarray(model.predict(x, batch_size=batch_size, flip=False)[key_name])
     km = model.keras_model
-    key = (int(model.input_size), model.group_output, bool(getattr(model, "rescales_input", True)))
+    head = model.age_output if output == "age" else model.group_output
+    key = (int(model.input_size), head, bool(getattr(model, "rescales_input", True)))
     per_model = _FORWARDS.setdefault(km, {})
     if key not in per_model:
         per_model[key] = _trace_forward(km, *key)
-    return _chunked(per_model[key], batch_size, n_classes_of(model) or 0)
+    width = 1 if output == "age" else n_classes_of(model) or 0
+    return _chunked(per_model[key], batch_size, width)
 
 
-def _trace_forward(km: Any, size: int, group_output: str | int, rescales_input: bool) -> Any:
-    """``x (n, size, size, 3) float 0..255 -> class probabilities``, traced once for any ``n``.
+def _trace_forward(km: Any, size: int, head: str | int, rescales_input: bool) -> Any:
+    """``x (n, size, size, 3)`` float 0..255 -> class probabilities (or the age), traced once for any n.
 
     It never averages in the mirror image (``flip=False``): the maps explain the un-flipped
     forward pass. It holds ``km`` weakly, so the cache keyed by ``km`` can let it go.
@@ -107,13 +127,13 @@ def _trace_forward(km: Any, size: int, group_output: str | int, rescales_input: 
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def forward(x: Any) -> Any:
-        return AgeModel._pick(model_ref()(x * scale, training=False), group_output)
+        return AgeModel._pick(model_ref()(x * scale, training=False), head)
 
     return forward
 
 
 def _chunked(forward: Any, batch_size: int, n_classes: int) -> PredictFn:
-    """``x -> probabilities`` through ``forward``, ``batch_size`` images per call."""
+    """``x -> outputs`` through ``forward``, ``batch_size`` images per call."""
     import tensorflow as tf
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -139,10 +159,11 @@ def attribute_by_target(
 
     # A target given with the method (``target="age"``, a contrast) is what the maps explain;
     # the metric's per-image classes then only choose which score the metric itself reads.
+    # A metric reading the age or a contrast hands over that spec itself (``"age"``).
     opts = dict(opts)
     target = opts.pop("target", None)
     if target is None:
-        target = [int(t) for t in np.asarray(targets).reshape(-1)]
+        target = targets if isinstance(targets, str) else [int(t) for t in np.asarray(targets).reshape(-1)]
     return np.asarray(attribute(model, np.asarray(x, np.float32), method=method, target=target, **opts))
 
 

@@ -131,6 +131,12 @@ class Context:
     model_explainer: ModelExplainer | None = None
     batch_size: int = 64
     seed: int = 0
+    readout: Any = None
+    """Set by :meth:`Metric.evaluate` for ``targets="age"`` or a contrast (see ``metrics.readouts``)."""
+    explain_targets: Any = None
+    """What a re-explaining metric hands its explainer: the class indices, or the readout's spec."""
+    class_predict_fn: PredictFn | None = None
+    """Class probabilities while ``predict_fn`` reads a readout (robustness spots class changes with it)."""
 
 
 class Metric(ABC):
@@ -163,22 +169,48 @@ class Metric(ABC):
                 + "; ".join(HOW_TO_GET[k] for k in missing)
             )
         from agelens.metrics.adapters import input_size_of, resolve_predict_fn  # adapters import this module
+        from agelens.metrics.readouts import readout_of
 
         n_classes = None
-        targets = class_indices(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
         size = input_size_of(ctx.predict_fn, ctx.model)
-        if ctx.predict_fn is not None:
-            ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
-        elif ctx.model is not None:
-            n_classes = n_classes_of(ctx.model)
-        x, maps, targets = check_inputs(x, maps, targets, n_classes, size)
+        readout = readout_of(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
+        if readout is not None:
+            n = np.shape(x)[0] if np.ndim(x) else 0
+            x, maps, targets = check_inputs(x, maps, np.zeros(n, np.int64), 1, size)
+            self._read(readout, ctx)
+        else:
+            targets = class_indices(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
+            if ctx.predict_fn is not None:
+                ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
+            elif ctx.model is not None:
+                n_classes = n_classes_of(ctx.model)
+            x, maps, targets = check_inputs(x, maps, targets, n_classes, size)
+            ctx.explain_targets = targets
         if ctx.masks is not None:
             if np.shape(ctx.masks) != maps.shape:
                 raise ValueError(f"{self.name}: masks shape {np.shape(ctx.masks)} != maps shape {maps.shape}")
             check_finite("masks", np.asarray(ctx.masks, dtype=np.float32))
-        if ctx.predict_fn is not None:
+        if ctx.predict_fn is not None and readout is None:
             ctx.predict_fn = checked_predict_fn(ctx.predict_fn, targets)
         return self._evaluate(x, maps, targets, ctx)
+
+    def _read(self, readout: Any, ctx: Context) -> None:
+        """Point ``ctx`` at ``readout``: ``predict_fn`` gives its one column, explainers get its spec.
+
+        The class probabilities stay at hand (``class_predict_fn``): robustness leaves out noisy
+        copies whose predicted class changed, whatever the maps explain.
+        """
+        from agelens.metrics.adapters import resolve_predict_fn
+
+        source = ctx.predict_fn if ctx.predict_fn is not None else ctx.model
+        if source is not None:
+            try:
+                ctx.class_predict_fn = resolve_predict_fn(source, ctx.batch_size)[0]
+            except TypeError:  # a stand-in model that cannot predict: robustness warns about it
+                ctx.class_predict_fn = None
+        if ctx.predict_fn is not None:
+            ctx.predict_fn = readout.bind(source, ctx.batch_size)
+        ctx.readout, ctx.explain_targets = readout, readout.spec
 
     def score(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, **context: Any) -> Score:
         return Score.from_values(self(x, maps, targets, **context), self.higher_is_better)

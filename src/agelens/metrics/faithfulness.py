@@ -14,6 +14,10 @@
   warning): a mask can keep or dim a pixel, not negate it, and the Grad-CAM family's
   maps are non-negative (ReLU) by construction.
 
+Maps of the age or of a contrast: ``targets="age"`` or ``"old-young"`` makes every metric
+here read that quantity (the expected age in years, or ``p(old) - p(young)``) where it would
+read the target-class probability (:mod:`agelens.metrics.readouts`).
+
 Signed maps: the ranking metrics (deletion, insertion, ROAD) use only the order of map
 values, so a signed map works as-is (most positive = most relevant, negative = least);
 :func:`agelens.metrics.explanation_inputs` keeps the sign of a signed Explanation for them.
@@ -142,7 +146,9 @@ def _masked_probs(
 class AverageDrop(Metric):
     """``max(0, Y - O) / Y`` , Y on the image, O on ``image x map``; lower is better (paper: x100).
 
-    Negative map values are clipped to 0 before masking (see :func:`soft_masks`).
+    Negative map values are clipped to 0 before masking (see :func:`soft_masks`). Reading a
+    contrast (:mod:`~agelens.metrics.readouts`), an image whose margin Y is not positive
+    scores NaN: a relative drop from zero or below means nothing.
     """
 
     name = "average_drop"
@@ -151,7 +157,10 @@ class AverageDrop(Metric):
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
         y, o = _masked_probs(x, maps, targets, ctx, self.name)
-        return MetricResult(np.maximum(0.0, y - o) / np.maximum(y, 1e-12), extra={"original": y, "masked": o})
+        drop = np.maximum(0.0, y - o) / np.maximum(y, 1e-12)
+        if ctx.readout is not None:  # a margin at or below 0 has nothing to drop from: no score
+            drop = np.where(y > 0, drop, np.nan)
+        return MetricResult(drop, extra={"original": y, "masked": o})
 
 
 class IncreaseInConfidence(Metric):

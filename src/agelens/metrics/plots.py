@@ -39,9 +39,13 @@ def plot_curves(table: ScoreTable, metric: str, path: str | Path) -> Path:
             ax.plot(c["x"], c["matched_random_mean"], color=colour, lw=1, ls="--")
     label = "fraction of pixels removed" if metric != "insertion" else "fraction of pixels inserted"
     ax.set_xlabel(label if not metric.startswith("road") else "fraction of pixels imputed")
-    ax.set_ylabel("target-class probability")
+    readout = table.meta.get("readout") or {}
+    ax.set_ylabel(readout.get("label", "target-class probability"))  # the age in years, a margin
     ax.set_title(f"{metric} (dashed: random maps of the same smoothness)")
-    ax.set_ylim(0, 1)
+    if not readout:
+        ax.set_ylim(0, 1)
+    elif readout.get("kind") == "contrast":
+        ax.set_ylim(-1, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return atomic_savefig(fig, path)

@@ -27,6 +27,7 @@ from agelens.explain.explanation import versions
 from agelens.metrics._io import atomic_write_text, dumps
 from agelens.metrics.adapters import (
     RANDOM,
+    age_predict_fn,
     as_age_model,
     method_explainer,
     method_model_explainer,
@@ -43,6 +44,7 @@ from agelens.metrics.base import (
     random_maps,
     smoothness_sigma,
 )
+from agelens.metrics.readouts import AGE, Readout, readout_of
 from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
 from agelens.metrics.registry import DEFAULT_METRICS, get_metric
 
@@ -286,8 +288,10 @@ def score_methods(
     ``model`` is an :class:`AgeModel` or a keras.Model (wrapped as the explain engine wraps
     it, so randomisation and robustness run on it too), or a bare ``predict_fn`` when every
     method has an entry in ``explainers``. ``targets`` are class indices or class names, one
-    for every image or one per image. Metrics that need what is not given (``masks`` for
-    localisation, a model for randomisation) are skipped and listed in ``skipped``.
+    for every image or one per image; ``"age"`` or a contrast (``"old-young"``) explains that and
+    scores it on the same quantity (:mod:`agelens.metrics.readouts`). Metrics that need what is
+    not given (``masks`` for localisation, a model for randomisation) are skipped and listed in
+    ``skipped``.
     The options recorded per method are those it ran with; for a method given in
     ``explainers`` they are the explainer's own (its ``options``, where it carries them),
     else marked as given by the caller, never the defaults it may not have used.
@@ -305,12 +309,19 @@ def score_methods(
     probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
     am = as_age_model(model)  # a keras.Model too: randomisation needs weights, not only predictions
     declared = getattr(am, "class_names", None)
-    explained = "predicted class" if targets is None else "given targets"
-    targets = (
-        probs.argmax(1)
-        if targets is None  # names are the model's classes, else ``group_names``
-        else class_targets(targets, declared or group_names, n, probs.shape[1])
-    )
+    readout = readout_of(targets, declared or group_names)
+    if readout is not None:  # "age", "old-young": maps of it, scored on it; classes only group the views
+        explained, metric_targets, targets = readout.label, readout.spec, probs.argmax(1)
+        if readout.kind == AGE:
+            age_predict_fn(model, batch_size)  # no age output: one line now, before any map is drawn
+    else:
+        explained = "predicted class" if targets is None else "given targets"
+        targets = (
+            probs.argmax(1)
+            if targets is None  # names are the model's classes, else ``group_names``
+            else class_targets(targets, declared or group_names, n, probs.shape[1])
+        )
+        metric_targets = targets
     objs, skipped = _usable_metrics(metrics, masks, am)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
@@ -318,12 +329,12 @@ def score_methods(
     say = on_progress or (lambda _msg: None)
     for name in names:
         say(f"explaining with {name}")
-        opts = _method_options(name, seed, layer)
+        opts = _method_options(name, seed, layer, readout)
         fn = (explainers or {}).get(name) or method_explainer(model, name, **opts)
-        maps = np.asarray(fn(x, targets), dtype=np.float32)
+        maps = np.asarray(fn(x, metric_targets), dtype=np.float32)
         custom = name in (explainers or {}) and name not in (model_explainers or {})
         ctx = {
-            "predict_fn": predict,
+            "predict_fn": predict if readout is None else model,  # the age is read from the model
             "masks": masks,
             "batch_size": batch_size,
             "seed": seed,
@@ -331,7 +342,9 @@ def score_methods(
             "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name, **opts),
         }
         skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
-        _score_method(table, name, x, maps, targets, objs, ctx, random_baseline, skip_random, n_boot, say)
+        _score_method(
+            table, name, x, maps, metric_targets, objs, ctx, random_baseline, skip_random, n_boot, say
+        )
         table.class_means[name] = class_mean_maps(maps, targets, probs.shape[1])
         if region_masks is not None:
             rnames = list(region_names or range(int(np.max(region_masks)) + 1))
@@ -347,8 +360,11 @@ def score_methods(
         seed=seed,
         n_boot=n_boot,
         explained=explained,
+        readout=None if readout is None else readout.describe(),
         class_names=class_names,
-        method_options={name: _ran_with(name, seed, layer, (explainers or {}).get(name)) for name in names},
+        method_options={
+            name: _ran_with(name, seed, layer, (explainers or {}).get(name), readout) for name in names
+        },
         versions=versions(),
     )
     if out_dir is not None:
@@ -360,7 +376,9 @@ GIVEN_BY_CALLER = {"options": "given by the caller's explainer"}
 """Recorded for a caller's explainer that does not say its options: unknown beats a wrong default."""
 
 
-def _ran_with(name: str, seed: int, layer: Any, explainer: Any = None) -> dict[str, Any] | None:
+def _ran_with(
+    name: str, seed: int, layer: Any, explainer: Any = None, readout: Readout | None = None
+) -> dict[str, Any] | None:
     """Every option a method ran with, defaults included (None for an unregistered name).
 
     Why a caller's explainer is not given the defaults: ``method_explainer(model, "smoothgrad",
@@ -375,7 +393,7 @@ def _ran_with(name: str, seed: int, layer: Any, explainer: Any = None) -> dict[s
             return dict(GIVEN_BY_CALLER)
         name, opts = str(getattr(explainer, "method", name)), dict(carried)
     else:
-        opts = _method_options(name, seed, layer)
+        opts = _method_options(name, seed, layer, readout)
     try:
         return {
             k: v for k, v in effective_options(name, opts).items() if isinstance(v, str | int | float | bool)
@@ -386,16 +404,18 @@ def _ran_with(name: str, seed: int, layer: Any, explainer: Any = None) -> dict[s
         return None
 
 
-def _method_options(name: str, seed: int, layer: Any) -> dict[str, Any]:
-    """Options for one method: the noise seed for ``random``, ``layer`` for methods that explain a layer."""
+def _method_options(name: str, seed: int, layer: Any, readout: Readout | None = None) -> dict[str, Any]:
+    """Options for one method: the noise seed for ``random``, ``layer`` for methods that explain a layer,
+    and the readout's target (``"age"``) for every real method when one is read."""
     if name == RANDOM:
         return {"seed": seed}
+    target = {} if readout is None else {"target": readout.spec}
     if layer is None:
-        return {}
+        return target
     from agelens.explain.api import takes_layer
 
     try:
-        return {"layer": layer} if takes_layer(name) else {}
+        return {"layer": layer, **target} if takes_layer(name) else target
     except ValueError:  # a custom explainer's name: it is given no options
         return {}
 

@@ -84,7 +84,8 @@ class MaxSensitivity(Metric):
         for k in range(self.n_samples):
             noise = rng.uniform(-self.radius, self.radius, x.shape).astype(np.float32)
             xk = np.clip(x + noise, 0.0, 255.0)
-            mk = np.asarray(explain(ctx.model, xk, targets), dtype=np.float64).reshape(len(x), -1)
+            mk = np.asarray(explain(ctx.model, xk, _explained(ctx, targets)), dtype=np.float64)
+            mk = mk.reshape(len(x), -1)
             r = np.linalg.norm(mk - base, axis=1) / np.where(denom > 0, denom, np.nan)
             if predict is not None:
                 r = np.where(np.argmax(predict(xk), axis=1) == clean_class, r, np.nan)
@@ -109,15 +110,27 @@ class MaxSensitivity(Metric):
         Why not only ``predict_fn``: ``model`` is required anyway, and without a predictor the
         promised filter silently did nothing. None (with a warning) for a model that cannot predict.
         """
+        if ctx.readout is not None:  # predict_fn reads the age or a contrast: classes come from here
+            if ctx.class_predict_fn is None:
+                self._cannot_predict(ctx)
+            return ctx.class_predict_fn
         if ctx.predict_fn is not None:
             return ctx.predict_fn
         try:
             predict, _ = resolve_predict_fn(ctx.model, ctx.batch_size)
         except TypeError:
-            warnings.warn(
-                f"{self.name}: cannot predict with {type(ctx.model).__name__}, so copies that change the "
-                "predicted class are kept; pass predict_fn=the model to leave them out",
-                stacklevel=4,
-            )
+            self._cannot_predict(ctx)
             return None
         return checked_predict_fn(predict, targets)
+
+    def _cannot_predict(self, ctx: Context) -> None:
+        warnings.warn(
+            f"{self.name}: cannot predict with {type(ctx.model).__name__}, so copies that change the "
+            "predicted class are kept; pass predict_fn=the model to leave them out",
+            stacklevel=5,
+        )
+
+
+def _explained(ctx: Context, targets: np.ndarray) -> object:
+    """What the explainer is asked to explain: the class indices, or a readout's spec (``"age"``)."""
+    return ctx.explain_targets if ctx.explain_targets is not None else targets

@@ -77,6 +77,7 @@ from agelens.metrics.base import (
     class_targets,
     n_classes_of,
 )
+from agelens.metrics.readouts import readout_of
 
 SPEARMAN_THRESHOLD = 0.5
 
@@ -311,9 +312,11 @@ def randomisation_test(
 
     ``targets`` (class indices or names, one per image or one for all) default to the
     original model's predicted classes and stay fixed, so every stage explains the same
-    class. ``output`` is what the explained target reads: ``"class"`` (classes, contrasts),
-    ``"age"`` (an ``explain_fn`` explaining ``target="age"``) or both; left out, it is found
-    by probing (see the module notes), so only layers that can change the maps are staged.
+    class; ``"age"`` or a contrast (``"old-young"``) is handed to ``explain_fn`` as it is.
+    ``output`` is what the explained target reads: ``"class"`` (classes, contrasts), ``"age"``
+    (an ``explain_fn`` explaining ``target="age"``) or both; left out, it is the age for
+    ``targets="age"``, the class output for a contrast, and otherwise found by probing (see
+    the module notes), so only layers that can change the maps are staged.
     ``stages`` limits how many checkpoints are explained (the last cascading one is always
     "every layer random"). ``original_maps`` saves re-explaining the unchanged model when
     the caller already has its maps.
@@ -326,11 +329,18 @@ def randomisation_test(
     x = np.asarray(x, dtype=np.float32)
     check_finite("x", x)
     x = as_pixels(x)
-    if targets is None:
-        targets = _predict(model, x).argmax(axis=1)
-    targets = class_targets(
-        targets, getattr(model, "class_names", None), len(x), n_classes_of(model), AGE_HINT
-    )
+    readout = readout_of(targets, getattr(model, "class_names", None))
+    if readout is not None:  # "age", "old-young": every stage explains that, and it reads its own output
+        if readout.kind == "age" and getattr(model, "age_output", None) is None:
+            raise ValueError("targets 'age': this model has no age output; use a class or a contrast")
+        targets = readout.spec
+        outputs = outputs or (None if layers is not None else (readout.output,))
+    else:
+        if targets is None:
+            targets = _predict(model, x).argmax(axis=1)
+        targets = class_targets(
+            targets, getattr(model, "class_names", None), len(x), n_classes_of(model), AGE_HINT
+        )
     twin = clone_model(model)  # the one copy randomised in place: the caller's model is never touched
     tk = _keras(twin)
     original = explain_fn(twin, x, targets) if original_maps is None else original_maps
@@ -456,15 +466,18 @@ class ModelRandomisation(Metric):
         self.output = check_outputs(output) if output is not None else None
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
+        output = self.output
+        if ctx.readout is not None and output == ("class",):  # the default follows what is read
+            output = (ctx.readout.output,)
         res = randomisation_test(
             ctx.model,
             ctx.model_explainer,
             x,
-            targets,
+            ctx.readout.spec if ctx.readout is not None else targets,
             stages=self.stages,
             seed=ctx.seed,
             original_maps=maps,
-            output=self.output,
+            output=output,
         )
         counts = [len(ls) for ls in res.layers]
         extra = {

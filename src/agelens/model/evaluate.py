@@ -7,7 +7,9 @@ Markdown table and confusion-matrix plot a user expects.
 from __future__ import annotations
 
 import json
+import platform
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +125,49 @@ def plot_confusion(m: dict, path: str | Path) -> Path:
     return atomic_savefig(fig, path)
 
 
-def write_evaluation(m: dict, out: str | Path) -> dict[str, Path]:
-    """Write metrics.json, metrics.md and confusion_matrix.png into ``out``."""
+def write_evaluation(m: dict, out: str | Path, settings: dict | None = None) -> dict[str, Path]:
+    """Write metrics.json, metrics.md, confusion_matrix.png and, last, manifest.json into ``out``.
+
+    The manifest says what made the numbers (versions, the command's settings, when) and lists
+    the files written and every photo skipped with its reason: a score is only reproducible
+    with those, and ``metrics.json`` keeps the shape ``evaluate --json`` promises.
+    """
     out = Path(out)
-    return {
+    files = {
         "json": atomic_write_text(out / "metrics.json", json.dumps(m, indent=1)),
         "markdown": atomic_write_text(out / "metrics.md", markdown_table(m)),
         "plot": plot_confusion(m, out / "confusion_matrix.png"),
+    }
+    manifest = {
+        "command": "evaluate",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "settings": settings or {},
+        "files": sorted(p.name for p in files.values()),
+        "n_images": m.get("n_images"),
+        "skipped": list(m.get("skipped", [])),
+    }
+    files["manifest"] = atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return files
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of agelens and what it scores with, read without importing TensorFlow
+    (an evaluation through TensorFlow Lite never starts it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(*names: str) -> str | None:
+        for name in names:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                continue
+        return None
+
+    return {
+        "agelens": installed("agelens"),
+        "tensorflow": installed("tensorflow-cpu", "tensorflow"),
+        "keras": installed("keras"),
+        "numpy": installed("numpy"),
+        "python": platform.python_version(),
     }

@@ -163,6 +163,9 @@ def _title(run_dir: Path, manifest: Any) -> str:
         if isinstance(manifest.get("images"), list) and isinstance(manifest.get("runs"), list):
             n = len(manifest["images"])
             return f"Explanations: {n} photo{'' if n == 1 else 's'}"
+        if _is_evaluate_manifest(manifest) and isinstance(manifest.get("n_images"), int):
+            n = manifest["n_images"]
+            return f"Evaluation: {n} photo{'' if n == 1 else 's'}"
     return f"agelens report: {run_dir.resolve().name or 'run'}"
 
 
@@ -220,7 +223,11 @@ def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Note
     evaluation_here = (run_dir / "evaluation").exists() or evaluation_dir(run_dir) == run_dir
     scores_here = (run_dir / "scores").exists() or scores_dir(run_dir) == run_dir
     explain_only = _is_explain_folder(run_dir, manifest)
-    run_parts = ("manifest.json", "model_card.md", "model_card.json")
+    run_parts = (
+        "model_card.md",
+        "model_card.json",
+        *(() if _is_evaluate_manifest(manifest) else ("manifest.json",)),
+    )
     evaluation_only = evaluation_dir(run_dir) == run_dir and not any(
         (run_dir / p).exists() for p in run_parts
     )
@@ -241,6 +248,11 @@ def evaluation_dir(run_dir: Path) -> Path:
     ev = run_dir / "evaluation"
     own = any((run_dir / f).is_file() for f in ("metrics.json", "confusion_matrix.png"))
     return run_dir if own and not (ev / "metrics.json").is_file() else ev
+
+
+def _is_evaluate_manifest(manifest: Any) -> bool:
+    """What ``agelens evaluate --out X`` writes beside its metrics: versions, settings, skipped photos."""
+    return isinstance(manifest, dict) and manifest.get("command") == "evaluate"
 
 
 def _is_explain_folder(run_dir: Path, manifest: Any) -> bool:
