@@ -349,6 +349,70 @@ def capacity_section(candidates: str, summaries: str, fit: str = "") -> str:
     )
 
 
+def distillation_section(candidates: str, summaries: str) -> str:
+    """Card text from ``STAGE=6`` of ``gpu_run.sh``: the shipped model as teacher (born-again
+    distillation), alone and with training-only gender/race heads, against a control trained
+    the same way without either (same seed: same initial weights and batches)."""
+    if not candidates:
+        return ""
+    c = json.loads(Path(candidates).read_text())
+    runs = {r["args"]["name"]: r for r in json.loads(Path(summaries).read_text())}
+    by_name = {Path(k).name.removesuffix(".keras"): v for k, v in c.items()}
+    shipped = next(v for k, v in c.items() if k.endswith("agelens-utkface.keras"))
+
+    def pair(r: dict, split: str) -> str:
+        return f"{r[split]['head']['acc']:.3f} / {r[split]['head']['f1']:.3f}"
+
+    def what(name: str) -> str:
+        if name == "agelens-utkface":
+            return "shipped (the teacher)"
+        a = runs[name.split(".")[0]]["args"]
+        parts = [
+            f"distilled (weight {a['kd_weight']}, T {a['kd_temp']})" if a.get("kd_weight") else "control"
+        ]
+        if a.get("aux_weight"):
+            parts.append(f"gender/race heads (weight {a['aux_weight']})")
+        run = runs[name.split(".")[0]]
+        epoch = run["best_epoch"] if name.endswith(".best") else run["epochs"]
+        return ", ".join(parts) + f", epoch {epoch} of {run['epochs']}"
+
+    rows = [
+        f"| {n} | {what(n)} | {pair(r, 'val')} | {pair(r, 'test')} | {pair(r, 'test200')} |"
+        for n, r in by_name.items()
+    ]
+    val = {n: r["val"]["head"]["acc"] + r["val"]["head"]["f1"] for n, r in by_name.items()}
+    best = max((n for n in by_name if n != "agelens-utkface"), key=val.get)
+    b = by_name[best]
+    gain = b["val"]["head"]["acc"] - shipped["val"]["head"]["acc"]
+    p, n_val = b["val"]["head"]["acc"], 2136  # the validation split's size (eval_candidates.py prints it)
+    se = (p * (1 - p) / n_val) ** 0.5
+    return (
+        "\nNor does distillation. Three runs from scratch at 112 px with stage 1's recipe, one seed "
+        "(same initial weights and batches), 70 epochs each: a control; the same run distilled from the "
+        "shipped model (its softened class probabilities at temperature 2 and its age distribution, "
+        "half of the loss); and distilled with two training-only heads that predict gender and race "
+        "from the file names (`STAGE=6`; the heads are not exported). Class head, one unflipped pass:\n\n"
+        "| model | what | validation | test (64 px) | test (200 px) |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\nBest on validation: {best}, {pair(b, 'val')} against the shipped model's "
+        f"{pair(shipped, 'val')} ({gain:+.3f} accuracy, about one standard error of a "
+        f"{n_val}-photo split, {se:.3f}); on the 64 px test split it scores "
+        f"{pair(b, 'test')} against {pair(shipped, 'test')}, at 200 px {pair(b, 'test200')} against "
+        f"{pair(shipped, 'test200')}. Distillation alone fell below the control. The shipped model stays "
+        "(`benchmarks/results/gpu/stage6_candidates.json`, `benchmarks/results/gpu/stage6_summaries.json`, "
+        "`stage6_logs.txt`). Commands:\n\n"
+        "    python benchmarks/keras_to_npz.py src/agelens/assets/agelens-utkface.keras "
+        ".devdata/gpu/shipped.npz --half\n"
+        "    STAGE=6 BUDGET=480 EPOCHS=70 bash benchmarks/gpu_run.sh   # on the GPU machine (one H200, "
+        "474 s), .devdata/gpu/utk.npz and shipped.npz carried\n"
+        "    python benchmarks/torch_to_keras.py H112kdmt.best.npz /tmp/gc6k/H112kdmt.best.keras --size 112"
+        "   # and the others\n"
+        "    python benchmarks/eval_candidates.py /tmp/gc6k/*.keras src/agelens/assets/agelens-utkface.keras "
+        "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
+        "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage6_candidates.json\n"
+    )
+
+
 def fit_gap_section(path: str, ceiling: str, lowreg: str = "") -> str:
     """Card text from ``fit_gap.py``: the shipped model (its first model) on the photos it trained on,
     against the held-out ones; the held-out age error the target needs (``accuracy_ceiling.py``);
@@ -464,6 +528,8 @@ def main() -> None:
     ap.add_argument("--capacity-runs", default="", help="those runs' summaries, one JSON list")
     ap.add_argument("--capacity-fit", default="", help="fit_gap.py JSON: the shipped model, then wide ones")
     ap.add_argument("--lowreg", default="", help="finetune_shipped.py result: the fit-gap JSON's 2nd model")
+    ap.add_argument("--distil", default="", help="eval_candidates.py JSON of the STAGE=6 runs")
+    ap.add_argument("--distil-runs", default="", help="those runs' summaries.json")
     a = ap.parse_args()
     result = json.loads(Path(a.result).read_text())
     stages = [json.loads(Path(p).read_text()) for p in a.stage2]
@@ -589,6 +655,7 @@ def main() -> None:
     commands = "\n".join(f"    {c}" for c in a.train_command)
     continuation = continuation_section(a.continuation, a.continuation_runs)
     capacity = capacity_section(a.capacity, a.capacity_runs, a.capacity_fit)
+    capacity += distillation_section(a.distil, a.distil_runs)
     fit_gap = fit_gap_section(a.fit_gap, a.ceiling, a.lowreg)
     text = f"""# Model card: agelens-utkface
 

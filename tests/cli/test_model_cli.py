@@ -57,6 +57,9 @@ def test_evaluate_json_has_the_promised_fields_and_counts_the_broken_photo(folde
     assert manifest["files"] == ["confusion_matrix.png", "metrics.json", "metrics.md"]
     assert manifest["settings"]["flip"] is True and manifest["settings"]["data"] == str(data)
     assert manifest["versions"]["agelens"] and manifest["skipped"] == m["skipped"]
+    (out / "report.html").write_text("<html>the earlier numbers</html>")
+    again = runner.invoke(app, [*args, "--force"])
+    assert again.exit_code == 0 and not (out / "report.html").exists()  # it showed the replaced run
 
 
 def test_predict_folder_and_glob_give_one_row_per_readable_photo(folder_and_model) -> None:

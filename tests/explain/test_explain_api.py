@@ -189,14 +189,23 @@ def test_detect_explains_the_largest_face_crop(age_model, monkeypatch, tmp_path)
     side = round(40 * faces.SIDE_PER_WIDTH)
     assert e.maps.shape == (1, side, side) and e.images[0].shape == (side, side, 3)
     assert e.settings["detect"] is True and e.settings["batch_size"] == 32  # defaults are recorded too
-    assert e.faces == [{"photo_size": [300, 200], "face_found": True, "face_box_xywh": [120, 60, 40, 40]}]
+    assert e.faces == [
+        {
+            "photo_size": [300, 200],
+            "face_found": True,
+            "face_box_xywh": [120, 60, 40, 40],
+            "crop_box_xywh": [115, 59, side, side],  # side 1.25 box widths, centre 0.10 box below
+        }
+    ]
     e.save(tmp_path / "saved")
     (record,) = json.loads((tmp_path / "saved" / "manifest.json").read_text())["images"]
     assert record["face_found"] is True and record["face_box_xywh"] == [120, 60, 40, 40]  # as the CLI's
     plain = explain(age_model, photo, method="gradcam")
     assert plain.maps.shape == (1, 200, 300) and plain.settings["detect"] is False and plain.faces is None
     monkeypatch.setattr(faces, "detect_faces", lambda im: [])
-    with pytest.warns(UserWarning, match="no face found: whole image used"):
+    with pytest.warns(
+        UserWarning, match=r"no face found: the model sees the centred square \(67% of the photo\)"
+    ):
         missed = explain(age_model, photo, method="gradcam", detect=True)
     assert missed.maps.shape == (1, 200, 300) and missed.faces[0]["face_found"] is False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -181,6 +183,16 @@ def test_score_cam_weights_by_class_probability(small, x_small):
         probs = km.predict(x_small[i][None] * masks[..., None], verbose=0)[:, 2]
         cam = np.maximum((acts[i] * probs).sum(-1), 0)
         np.testing.assert_allclose(ours[i], _minmax(cam[None])[0], atol=1e-4)
+
+
+def test_score_cam_says_when_a_target_has_no_class_competition(small, x_small):
+    """A contrast (or the age) is scored by its raw value: every channel weighs about the same."""
+    method = make_method(small, "scorecam", "r2", max_channels=None)
+    with pytest.warns(UserWarning, match="scorecam: a target other than a class"):
+        method.attribute(x_small[:2], "2-0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method.attribute(x_small[:2], 2)  # a class competes through the softmax: no warning
 
 
 def test_eigen_cam_is_oriented_along_the_activations(small, x_small):

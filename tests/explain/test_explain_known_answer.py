@@ -15,7 +15,7 @@ from agelens.explain.gradients import GuidedBackprop, Saliency
 
 ALL = [*METHODS, "smooth-gradcam++"]
 PER_PIXEL = ["hirescam", "layercam", "saliency", "smoothgrad", "integrated-gradients", "guided-backprop",
-             "guided-gradcam", "occlusion"]  # fmt: skip
+             "guided-gradcam", "occlusion", "gradient-x-input"]  # fmt: skip
 
 
 def _options(name: str) -> dict:
@@ -211,6 +211,24 @@ def test_integrated_gradients_signed_attributions_are_exact_on_a_linear_model():
     np.testing.assert_allclose(ig.signed(x, "class 0"), -attr, rtol=1e-4, atol=1e-6)
 
 
+def test_gradient_x_input_is_pixel_times_weight_on_a_linear_model():
+    """For a linear logit, gradient x input is x x weight summed over RGB: one backward pass, signed."""
+    inp = keras.Input((8, 8, 3))
+    dense = keras.layers.Dense(2, name="logits")
+    model = keras.Model(inp, keras.layers.Activation("softmax")(dense(keras.layers.Flatten()(inp))))
+    w = np.random.default_rng(2).normal(size=(8 * 8 * 3,)).astype(np.float32) / 100
+    dense.set_weights([np.stack([-w, w], axis=1), np.zeros(2, np.float32)])
+    x = np.random.default_rng(3).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    want = (x * w.reshape(8, 8, 3) / 255).sum(-1)  # a plain model is fed x / 255
+    want /= np.abs(want).max(axis=(1, 2), keepdims=True)
+    got = make_method(model, "gradient-x-input", signed=True).attribute(x, 1)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    unsigned = make_method(model, "gradient-x-input").attribute(x, 1)
+    mag = np.abs(want)  # unsigned maps are min-max scaled like every other method's
+    lo, hi = mag.min(axis=(1, 2), keepdims=True), mag.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(unsigned, (mag - lo) / (hi - lo), atol=1e-5)
+
+
 def _left_for_right_against() -> keras.Model:
     """Class 0's logit = brightness summed over the left half minus over the right half (class 1: the
     reverse): on an evenly bright image the left half is evidence for class 0, the right half against."""
@@ -226,7 +244,7 @@ def _left_for_right_against() -> keras.Model:
     return keras.Model(inp, out)
 
 
-@pytest.mark.parametrize("name", ["hirescam", "integrated-gradients", "occlusion"])
+@pytest.mark.parametrize("name", ["hirescam", "integrated-gradients", "occlusion", "gradient-x-input"])
 def test_signed_maps_show_evidence_against_the_target_as_negative(name):
     from agelens.explain import attribute
 
@@ -246,7 +264,9 @@ def test_methods_without_a_signed_form_say_which_have_one():
 
     model = _left_for_right_against()
     x = np.zeros((1, 32, 32, 3), np.float32)
-    with pytest.raises(ValueError, match="gradcam\\+\\+ has no signed form.*hirescam, integrated-gradients"):
+    with pytest.raises(
+        ValueError, match="gradcam\\+\\+ has no signed form.*hirescam, gradient-x-input, integrated-gradients"
+    ):
         attribute(model, x, method="gradcam++", signed=True)
     with pytest.raises(ValueError, match="fuse='mean' only"):
         attribute(model, x, method="gradcam", layer=["relu", "bright"], fuse="max", signed=True)

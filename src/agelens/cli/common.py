@@ -259,8 +259,31 @@ def say_fresh_out(given: Path | None, out: Path, default: Path) -> None:
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 photo``, ``3 photos`` (``plural`` for irregular nouns): messages read as sentences."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+    """``1 photo``, ``3 photos``, ``1,200 photos`` (``plural`` for irregular nouns): messages read as
+    sentences, and a dataset's counts as the tables beside them print them."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+REPORT_PAGE = "report.html"
+"""``agelens report``'s page in a run folder (``agelens.report.html.REPORT_NAME``; not imported
+here: that module loads the page's renderer, and every command would pay for it)."""
+
+
+def drop_stale_report(out: Path) -> None:
+    """Remove ``out/report.html`` once ``--force`` has replaced the run it showed, saying so on stderr.
+
+    Why: the page is written by ``agelens report``, not by the command, so replacing the run
+    left a page beside the new files that contradicts them; a reader trusts the page first.
+    """
+    page = Path(out) / REPORT_PAGE
+    if not page.is_file():
+        return
+    try:
+        page.unlink()
+    except OSError as e:
+        typer.echo(f"{page}: shows the earlier run, but could not be removed ({e.strerror})", err=True)
+        return
+    typer.echo(f"removed {page}: it showed the earlier run", err=True)
 
 
 def prediction_line(predicted: str, probabilities: dict[str, float], age: float | None = None) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agelens.cli.common import FormatChoice, FormatOpt
+from agelens.cli.common import FormatChoice, FormatOpt, counted
 from agelens.data.bins import AgeBins
 from agelens.data.sources import DatasetError
 
@@ -78,13 +80,13 @@ def inspect_cmd(
     else:
         _print_report(console, report)
     if report.n_usable == 0:
-        raise _fail(f"{data}: no usable images ({len(report.problems)} problems)")
+        raise _fail(f"{data}: no usable images ({counted(len(report.problems), 'problem')})")
 
 
 def _print_report(console: Console, report: InspectReport) -> None:
     console.print(
         f"[bold]{escape(str(report.path))}[/]: format [bold]{report.format}[/], "
-        f"{report.n_usable:,} usable images, {len(report.problems):,} problems "
+        f"{counted(report.n_usable, 'usable image')}, {counted(len(report.problems), 'problem')} "
         f"(checked in {report.seconds:.1f}s)",
         soft_wrap=True,
     )
@@ -107,10 +109,10 @@ def _print_report(console: Console, report: InspectReport) -> None:
             sizes.add_row(axis, f"{s['min']}", f"{s['median']:g}", f"{s['max']}")
         console.print(sizes)
     if report.problems:
-        console.print(f"[bold]Problems[/] ({len(report.problems):,} files not used):")
+        console.print(f"[bold]Problems[/] ({counted(len(report.problems), 'file')} not used):")
         for p in report.problems:  # plain echo: one greppable line each, never wrapped
             typer.echo(f"  {report.display_path(p.path)}: {p.reason}")
-    console.print(f"{len(report.problems):,} problems")
+    console.print(counted(len(report.problems), "problem"))
 
 
 @data_app.command("synth")
@@ -119,6 +121,12 @@ def synth_cmd(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of images.", show_default=False)],
     size: Annotated[int, typer.Option(min=32, max=256, help="Image side in pixels.")] = 96,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same images).")] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an earlier synth output in OUT (its files; others are left alone)."
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic UTKFace-style dataset of cartoon faces whose age cues are known.
 
@@ -128,18 +136,22 @@ def synth_cmd(
     """
     from agelens.data.synthetic import write_dataset  # lazy: only this command needs it
 
+    earlier = _earlier_synth(out) if force and out.is_dir() and any(out.iterdir()) else None
     try:
-        info = write_dataset(out, n=n, size=size, seed=seed)
+        if earlier is None:
+            info = write_dataset(out, n=n, size=size, seed=seed)
+        else:
+            info = _replace_synth(out, earlier, lambda tmp: write_dataset(tmp, n=n, size=size, seed=seed))
     except (FileExistsError, ValueError, OSError) as e:
-        raise _fail(_synth_failure(out, e)) from None
+        raise _fail(_synth_failure(out, e, force)) from None
     seconds = info.get("seconds")
     took = f" in {seconds:.1f}s" if isinstance(seconds, int | float) else ""
-    typer.echo(f"wrote {info.get('n', n)} images ({size}x{size}) to {info.get('out', out)}{took}")
+    typer.echo(f"wrote {info.get('n', n)} images ({size}x{size}) to {out}{took}")
     if isinstance(info.get("counts"), dict):
         typer.echo("  " + ", ".join(f"{k}: {v}" for k, v in info["counts"].items()))
 
 
-def _synth_failure(out: Path, e: Exception) -> str:
+def _synth_failure(out: Path, e: Exception, force: bool = False) -> str:
     """One line naming ``out`` once, with the reason.
 
     An OSError's own text names the hidden temp folder next to ``out`` (``/x/.out.abc.tmp``),
@@ -149,6 +161,54 @@ def _synth_failure(out: Path, e: Exception) -> str:
         return f"{out}: cannot write there ({e.strerror})"
     if out.is_file():
         return f"{out}: is a file; give a new or empty folder"
+    if isinstance(e, FileExistsError) and force:
+        return f"{out}: {e}"
     if isinstance(e, FileExistsError):
-        return f"{out}: non-empty folder; give a new or empty one"
+        return f"{out}: non-empty folder; give a new or empty one (--force replaces an earlier synth output)"
     return f"{out}: {e}"
+
+
+SYNTH_FILES = ("masks.npz", "synth.json")
+"""What ``write_dataset`` writes beside its images (which ``masks.npz`` lists)."""
+
+
+def _earlier_synth(out: Path) -> set[str]:
+    """The files an earlier ``data synth`` wrote into ``out``, as its masks.npz lists them.
+
+    ``--force`` replaces those only: a folder synth did not write (no synth.json from the
+    generator, or no readable masks.npz) is refused, so a typo cannot wipe someone's photos.
+    """
+    import numpy as np
+
+    try:
+        made_by = json.loads((out / "synth.json").read_text()).get("generator")
+        with np.load(out / "masks.npz") as z:
+            images = {str(f) for f in z["files"]}
+    except (OSError, ValueError, KeyError, AttributeError):
+        made_by, images = None, set()
+    if made_by != "agelens.data.synthetic":
+        why = "no synth.json and masks.npz from the generator"
+        raise _fail(f"{out}: not an earlier 'agelens data synth' output ({why}); give a new or empty folder")
+    return {f for f in images if f == Path(f).name} | set(SYNTH_FILES)
+
+
+def _replace_synth(out: Path, earlier: set[str], write: Callable[[Path], dict]) -> dict:
+    """Write the new dataset beside ``out``, then swap it in: new files first (masks.npz and
+    synth.json last), then the earlier run's leftovers go, as explain's ``--force`` does.
+
+    Why: a failed or interrupted run must leave the earlier dataset whole, never a mix of two.
+    """
+    import shutil
+    import tempfile
+
+    holder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
+    try:
+        info = write(holder)
+        new = sorted(holder.iterdir(), key=lambda p: p.name in SYNTH_FILES)
+        for item in new:
+            os.replace(item, out / item.name)
+        for name in earlier - {item.name for item in new}:
+            (out / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+    return info

@@ -24,6 +24,7 @@ from agelens.cli.common import (
     ModelOpt,
     check_model_path,
     counted,
+    drop_stale_report,
     fresh_out,
     load_cli_model,
     prediction_line,
@@ -148,10 +149,12 @@ def explain_command(
 ) -> None:
     """Explain what the model looks at in each photo; write overlays, panels, raw maps and a manifest.
 
-    Per photo and method: NNN_<name>_<method>_overlay.png, _panel.png (photo | heatmap |
-    overlay with the top-3 probabilities) and _map.npy (float32 in [0, 1] at the photo's
-    size; above 1024 px, shrunk to 1024 on its longest side, its size in the manifest's
-    map_size); with --filters K, NNN_<name>_filters.png. manifest.json lists every file.
+    Per photo and method: NNN_<name>_<method>_overlay.png, _panel.png (image | heatmap |
+    overlay with the top-3 probabilities) and _map.npy (float32 in [0, 1] at the size of the
+    image explained: the face crop, or the photo when no face was found or with --no-detect;
+    the manifest's crop_box_xywh says where it lies in the photo; above 1024 px, shrunk to 1024
+    on its longest side, its size in map_size); with --filters K, NNN_<name>_filters.png.
+    manifest.json lists every file and option.
     Unreadable photos are reported (one line each) and skipped. Exit code 1 only if
     nothing could be explained.
 
@@ -190,14 +193,15 @@ def explain_command(
         raise _fail(str(e)) from None
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
     _check_choices(am, methods, layer, target)
+    _warn_ignored_layer(methods, layer, filters)
     crop = _face_cropper() if detect else None
     images, sources, faces, problems = _read_photos(paths, crop)
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
     if detect:
-        for src, face in zip(sources, faces, strict=True):
+        for src, img, face in zip(sources, images, faces, strict=True):
             if not face["face_found"]:
-                typer.echo(f"{src}: no face found: whole image used", err=True)
+                typer.echo(f"{src}: {no_face_note(img)}", err=True)
     from agelens.model.predict import quality_notes
 
     for src, img in zip(sources, images, strict=True):  # explained all the same, but said
@@ -208,8 +212,11 @@ def explain_command(
         raise _fail(f"nothing to explain: {which} unreadable")
     say_fresh_out(given, out, DEFAULT_OUT)
     files, predictions = _run(
-        am, images, sources, faces, problems, methods, layer, target, filters, out, force, cmap, alpha, signed
-    )
+        am, images, sources, faces, problems, methods, layer, target, filters, out, force,
+        cmap, alpha, signed, detect=detect,
+    )  # fmt: skip
+    if force:
+        drop_stale_report(out)  # a page drawn from the explanations just replaced
     for src, pred in list(zip(sources, predictions, strict=True))[:SHOWN_PREDICTIONS]:
         typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}")
     if len(sources) > SHOWN_PREDICTIONS:
@@ -286,6 +293,32 @@ def _check_choices(am: Any, methods: list[str], layer: str | None, target: str |
         raise typer.BadParameter(str(e), param_hint="--target") from None
 
 
+def _warn_ignored_layer(methods: list[str], layer: str | None, filters: int) -> None:
+    """One line per method that explains input pixels when --layer was given: silently running
+    occlusion on the pixels after the user asked for a layer looks like the layer was used."""
+    from agelens.explain.api import takes_layer
+
+    if layer is None:
+        return
+    still = " (the filter grid still uses it)" if filters > 0 else ""
+    for m in methods:
+        if not takes_layer(m):
+            typer.echo(f"{m} explains the input pixels: --layer ignored{still}", err=True)
+
+
+def no_face_note(photo: np.ndarray) -> str:
+    """What a photo with no face found is explained (or predicted) as: the model sees its centred
+    square, so "whole image used" is said only where that square is nearly all of it.
+
+    The same words as ``agelens.explain.api.no_face_note`` and the app's note; a copy, so that
+    ``predict`` (which uses it too) need not import the explain engine and TensorFlow.
+    """
+    from agelens.report.app_logic import WHOLE_PHOTO, whole_photo_note
+
+    note = whole_photo_note(photo)
+    return "no face found: " + ("whole image used" if note == WHOLE_PHOTO else note)
+
+
 def _face_cropper() -> Any:
     from agelens.model.faces import crop_largest_face  # OpenCV loads only when --detect asks for it
 
@@ -296,8 +329,10 @@ def _read_photos(
     paths: list[Path], crop: Any
 ) -> tuple[list[np.ndarray], list[str], list[dict[str, Any]], list[Any]]:
     """Decoded photos (face crops when ``crop`` is given), their sources, per photo what the
-    manifest says of the photo and its face (size, found, box), and the unreadable files."""
+    manifest says of the photo and its face (size, found, box, the crop's box), and the
+    unreadable files."""
     from agelens.data.images import ImageError, Problem, load_image
+    from agelens.explain.api import crop_box_xywh
 
     images, sources, faces, problems = [], [], [], []
     for p in paths:
@@ -307,11 +342,13 @@ def _read_photos(
             problems.append(Problem(p, e.reason))
             continue
         face: dict[str, Any] = {"photo_size": [int(img.shape[1]), int(img.shape[0])]}
+        photo, box = img, None
         if crop is not None:
-            img, box = crop(img)
+            img, box = crop(photo)
             face["face_found"] = box is not None
             if box is not None:
                 face["face_box_xywh"] = [int(v) for v in box]
+        face["crop_box_xywh"] = crop_box_xywh(photo, img, box)
         images.append(img)
         sources.append(str(p))
         faces.append(face)
@@ -333,9 +370,12 @@ def _run(
     cmap: str,
     alpha: float,
     signed: bool = False,
+    detect: bool = True,
 ) -> tuple[list[str], list[dict]]:
     """Explain in chunks and write everything through one all-or-nothing output directory.
 
+    ``detect``: whether the faces were cropped (by :func:`_read_photos`, before ``explain`` ran
+    with ``detect=False`` on the crops), so each run's settings record what happened.
     Returns the files written and, per photo, the model's prediction (as the manifest has it).
     """
     import numpy as np
@@ -364,6 +404,7 @@ def _run(
             for lo in range(0, len(images), CHUNK):
                 opts = {"signed": True} if signed else {}
                 e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
+                e.settings["detect"] = detect  # these images are the crops: explain saw no detection
                 blank += sum(float(np.max(np.abs(mp))) == 0.0 for mp in e.maps)
                 for j in range(len(e)):
                     rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
@@ -383,7 +424,7 @@ def _run(
                     f"(no positive evidence for the target{advice})",
                     err=True,
                 )
-        header = manifest_header(str(am.path) if am.path else None)
+        header = manifest_header(str(am.path) if am.path else None, cmap=cmap, alpha=alpha)
         if filters > 0:
             first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
             for i, img in enumerate(images):

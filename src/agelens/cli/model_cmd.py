@@ -21,6 +21,7 @@ from agelens.cli.common import (
     check_model_path,
     check_parent_folder,
     counted,
+    drop_stale_report,
     fail,
     in_holdout,
     load_cli_model,
@@ -415,6 +416,8 @@ def evaluate_command(
             "engine": m["engine"],
         }
         write_evaluation(m, out, settings | {k: v for k, v in options.items() if v is not None})
+        if force:
+            drop_stale_report(out)  # a page drawn from the numbers just replaced
     if as_json:
         sys.stdout.write(json.dumps(m) + "\n")
     else:
@@ -532,11 +535,13 @@ def predict_command(
         remember(m, options)  # the next run with this file skips TensorFlow
     if not rows:
         fail("no image could be read")
-    for row in rows:
+    from agelens.cli.explain_cmd import no_face_note  # the model sees the centred square: say so
+
+    for row, photo in zip(rows, prepared.originals, strict=True):
         if as_json:
             sys.stdout.write(json.dumps(rounded_row(row)) + "\n")
         else:
-            face = "  (no face found: whole image used)" if row.get("face_found") is False else ""
+            face = f"  ({no_face_note(photo)})" if row.get("face_found") is False else ""
             face += "".join(f"  ({note})" for note in row.get("notes", []))
             line = prediction_line(row["predicted"], row["probabilities"], row.get("age"))
             typer.echo(f"{row['file']}: {line}{face}")

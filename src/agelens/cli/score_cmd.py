@@ -17,6 +17,7 @@ from agelens.cli.common import (
     ModelOpt,
     check_model_path,
     check_paths_exist,
+    drop_stale_report,
     fail,
     fresh_out,
     in_holdout,
@@ -129,7 +130,8 @@ def score_command(
     given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
-    if (out / "scores.json").exists() and not force:
+    replacing = (out / "scores.json").exists()
+    if replacing and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")
     from agelens.quiet import import_tensorflow_quietly
 
@@ -199,6 +201,8 @@ def score_command(
         images=[p.name for p in ok],
     )
     paths = table.write(out)
+    if replacing:  # only now: a run that failed above leaves the earlier run and its page as they were
+        drop_stale_report(out)
     console = Console()
     if not console.is_terminal:  # a log or a pipe: no 80-column limit to cut the table to
         console = Console(width=max(console.width, 200))
@@ -363,6 +367,13 @@ def _score(
     )
 
 
+NOISE_NOTE = (
+    " Scattered noise scores well on deletion/insertion without explaining anything:"
+    " judge a method by the second table."
+)
+"""Why the noise row may top the first table: a newcomer must not read it as "random is best"."""
+
+
 def _rich_tables(table: ScoreTable) -> list[Table]:
     """The scores, then each method minus its matched random maps: the marks sit on the numbers they judge."""
     import re
@@ -375,12 +386,14 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
     read = (table.meta.get("readout") or {}).get("label")
+    rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
+    compared = [m for m in rows if table.vs_random.get(m)]
     scores = Table(
         title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])"
         + (f"; the metrics read the {read}" if read else ""),
-        caption="The random (baseline) row is pixel noise, shown for reference.",
+        caption="The random (baseline) row is pixel noise, shown for reference."
+        + (NOISE_NOTE if compared else ""),
     )
-    rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
     labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
     # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
     name_width = max(len(w) for v in labels.values() for w in re.split(r"[ -]", v))
@@ -395,7 +408,6 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
             scores.add_row(labels[m], *cells, "–", style="dim")
         else:
             scores.add_row(labels[m], *cells, rank_cell(rank[m]))
-    compared = [m for m in rows if table.vs_random.get(m)]
     if not compared:
         return [scores]
     diff = Table(

@@ -30,6 +30,7 @@ from agelens.explain.base import Method
 from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from agelens.explain.explanation import Explanation
 from agelens.explain.gradients import (
+    GradientXInput,
     GuidedBackprop,
     GuidedGradCAM,
     IntegratedGradients,
@@ -50,6 +51,7 @@ METHODS: dict[str, type[Method]] = {
     "eigencam": EigenCAM,
     "saliency": Saliency,
     "smoothgrad": Saliency,  # wrapped in SmoothGrad by make_method
+    "gradient-x-input": GradientXInput,
     "integrated-gradients": IntegratedGradients,
     "guided-backprop": GuidedBackprop,
     "guided-gradcam": GuidedGradCAM,
@@ -67,6 +69,10 @@ ALIASES = {
     "layer-cam": "layercam",
     "hires-cam": "hirescam",
     "ig": "integrated-gradients",
+    "inputxgradient": "gradient-x-input",
+    "input-x-gradient": "gradient-x-input",
+    "gradient_x_input": "gradient-x-input",
+    "gradientxinput": "gradient-x-input",
     "integrated_gradients": "integrated-gradients",
     "guided": "guided-backprop",
     "guided-backpropagation": "guided-backprop",
@@ -292,14 +298,43 @@ def _crop_faces(
         face: dict[str, Any] = {
             "photo_size": [int(photo.shape[1]), int(photo.shape[0])],
             "face_found": box is not None,
+            "crop_box_xywh": crop_box_xywh(photo, crop, box),
         }
         if box is None:
-            warnings.warn(f"{source}: no face found: whole image used", stacklevel=3)
+            warnings.warn(f"{source}: {no_face_note(photo)}", stacklevel=3)
         else:
             face["face_box_xywh"] = [int(v) for v in box]
         crops.append(crop)
         faces.append(face)
     return crops, faces
+
+
+def crop_box_xywh(photo: np.ndarray, crop: np.ndarray, box: Any) -> list[int]:
+    """``[x, y, width, height]`` in ``photo``'s pixels of what :func:`crop_largest_face` returned
+    for it: a map lies on the crop, and without this a reader cannot lay it back on the photo.
+
+    The chip square around ``box`` (it may run past the photo's edge, where the edge was
+    repeated), or the whole photo when it was kept whole (no face, or a face filling the frame).
+    """
+    if box is None or crop is photo:
+        return [0, 0, int(photo.shape[1]), int(photo.shape[0])]
+    from agelens.model.faces import chip_box
+
+    x0, y0, side = chip_box(box)
+    return [int(x0), int(y0), int(side), int(side)]
+
+
+def no_face_note(photo: np.ndarray) -> str:
+    """What a photo with no face found is explained as: the model sees its centred square, so
+    "whole image used" is said only where that square is nearly all of it (as the app says it).
+
+    The CLI's words (``agelens.cli.explain_cmd.no_face_note``) are the same; it keeps its own
+    copy so ``predict`` need not import this module (TensorFlow).
+    """
+    from agelens.report.app_logic import WHOLE_PHOTO, whole_photo_note
+
+    note = whole_photo_note(photo)
+    return "no face found: " + ("whole image used" if note == WHOLE_PHOTO else note)
 
 
 def _model_label(model: Any, m: Method) -> str:

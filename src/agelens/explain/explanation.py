@@ -120,8 +120,12 @@ class Explanation:
             ]
             for record, face in zip(records, self.faces or [], strict=False):
                 record.update(face)  # found or not, and where: as the CLI's manifest says it
+            for record in records:
+                if not record.get("face_found"):  # nothing cropped: the map covers the photo as given
+                    record.setdefault("crop_box_xywh", [0, 0, *record["size"]])
             files = [f for r in records for f in r["files"]]
-            write_manifest(tmp, manifest_header(self.model_path), [self.describe()], records, files)
+            header = manifest_header(self.model_path, cmap=cmap, alpha=alpha)
+            write_manifest(tmp, header, [self.describe()], records, files)
         return [Path(directory) / f for f in [*files, MANIFEST]]
 
     def describe(self) -> dict[str, Any]:
@@ -170,7 +174,7 @@ class Explanation:
             probs.append(list(pred["probabilities"].values()))
             ages.append(pred.get("age"))
             sources.append(r["source"])
-            faces.append({k: r[k] for k in ("photo_size", "face_found", "face_box_xywh") if k in r})
+            faces.append({k: r[k] for k in FACE_KEYS if k in r})  # an older manifest lacks crop_box_xywh
         names = list(records[0]["prediction"]["probabilities"]) if records else []
         same = len({m.shape for m in maps}) == 1
         return cls(
@@ -185,8 +189,13 @@ class Explanation:
             sources=sources,
             model_path=manifest.get("model"),
             settings=dict(run.get("settings") or {}),
-            faces=faces if any(faces) else None,
+            faces=faces if any(f.keys() - {"crop_box_xywh"} for f in faces) else None,
         )
+
+
+FACE_KEYS = ("photo_size", "face_found", "face_box_xywh", "crop_box_xywh")
+"""A manifest record's fields on detection and cropping, kept in :attr:`Explanation.faces`. A
+photo saved without detection has only ``crop_box_xywh`` (the whole photo): it gets no faces."""
 
 
 def _reread(record: dict[str, Any]) -> np.ndarray | None:
@@ -283,8 +292,11 @@ def versions() -> dict[str, str]:
     }
 
 
-def manifest_header(model_path: str | None) -> dict[str, Any]:
-    return {f"{k}_version": v for k, v in versions().items()} | {"model": model_path}
+def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[str, Any]:
+    """Versions, model, and how the pictures were drawn: a manifest records every option that ran,
+    and a re-drawn overlay only matches the saved one with the same colormap and opacity."""
+    header = {f"{k}_version": v for k, v in versions().items()}
+    return header | {"model": model_path, "overlay": {"cmap": cmap, "alpha": float(alpha)}}
 
 
 CONVENTIONS = {
@@ -295,10 +307,18 @@ CONVENTIONS = {
     "map_size": "[width, height] of the stored map; the .npy arrays are indexed [row, column], "
     "so their shape is (height, width)",
     "face_box_xywh": "[x, y, width, height] of the detected face in the original photo",
+    "crop_box_xywh": "[x, y, width, height] in the original photo's pixels of the image explained, "
+    "which the map covers: the face crop (it may run past the photo's edge, where the edge pixels "
+    "were repeated), or the whole photo when no face was cropped",
+    "overlay": "colormap and opacity the overlays, panels and filter grids were drawn with (the maps "
+    "do not depend on them)",
+    "settings": "per run, every option the method ran with; detect: whether each photo's largest face "
+    "was looked for and cropped first (the CLI's --detect, on by default)",
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
     "it); 0 outside the centred square the model saw",
 }
-"""What the manifest's size fields mean: [width, height] and a NumPy shape are easy to confuse."""
+"""What the manifest's fields mean: [width, height] and a NumPy shape are easy to confuse, and
+a map's extent in the photo is not obvious once a face was cropped."""
 
 
 def write_manifest(

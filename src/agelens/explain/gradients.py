@@ -1,4 +1,4 @@
-"""Input-gradient attributions: saliency, SmoothGrad, Integrated Gradients, guided backprop.
+"""Input-gradient attributions: saliency, gradient x input, SmoothGrad, Integrated Gradients, guided backprop.
 
 Maps are reduced over colour channels: saliency and guided backprop take the largest
 absolute gradient of the three channels (Simonyan et al.), Integrated Gradients the
@@ -164,6 +164,30 @@ class Saliency(_InputGradient):
     """Vanilla gradient saliency (Simonyan et al. 2014): max over channels of |d score / d pixel|."""
 
     name = "saliency"
+
+
+class GradientXInput(_InputGradient):
+    """Gradient x input (Shrikumar et al. 2016; captum's ``InputXGradient``), summed over RGB.
+
+    Each pixel's value times the score's gradient there: the first-order share of the score
+    that pixel carries against a black image, i.e. Integrated Gradients with one step from
+    agelens' default black baseline (pixels are the model's raw 0..255 input; the model
+    rescales them itself). One backward pass, like saliency, but signed (``signed=True``
+    keeps evidence against the target negative) and weighted by what is actually there, so
+    a dark background adds nothing. Unsigned maps are the absolute channel sum.
+    """
+
+    name = "gradient-x-input"
+    signed_form = True
+
+    def __init__(self, model: Any, *, signed: bool = False, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.signed_maps = check_signed(self, signed)
+
+    def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
+        g, probs, age = self.gradients(x, classes, target)
+        total = ops.sum(g * x, axis=-1)
+        return (total if self.signed_maps else ops.abs(total)), probs, age
 
 
 class GuidedBackprop(_InputGradient):

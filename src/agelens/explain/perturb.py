@@ -10,6 +10,7 @@ between chunks.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,15 @@ class _Perturbation(CAM):
         return list(feats), logits, probs, age
 
 
+WEAK_TARGET = (
+    "scorecam: a target other than a class (the age, a contrast) is weighted by its own value, without "
+    "the softmax that makes classes compete, so every channel weighs about the same and the map follows "
+    "the activations more than the target; compare with gradcam, hirescam or occlusion"
+)
+"""Measured on 4 photos at the default layer: Score-CAM(age) correlated 0.990-0.9997 with the
+plain sum of the same channels, and 0.977-0.999 with Score-CAM of the predicted class."""
+
+
 class ScoreCAM(_Perturbation):
     """Score-CAM (Wang et al. 2020): channel weight = target score of the input masked by that channel.
 
@@ -82,6 +92,8 @@ class ScoreCAM(_Perturbation):
         feats, logits, probs, age = self._forward_features(x)
         classes = resolve_classes(classes, logits)
         t = target.on_probs() if isinstance(target, ClassTarget) else target
+        if not isinstance(target, ClassTarget):
+            warnings.warn(WEAK_TARGET, stacklevel=4)
         step = self.cached_step(self._chunks, t, self._compile_chunk)
         maps = [self._layer(step, x, a, classes) for a in feats]
         return self.finish(maps), probs, age

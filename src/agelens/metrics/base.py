@@ -349,9 +349,11 @@ def class_targets(
                 if names
                 else "class names (given a model that names them)"
             )
+            contrast = f"{names[-1]}-{names[0]}" if len(names) > 1 else "old-young"
             raise ValueError(
-                f"targets: {bad!r} is not a class; give class indices or {said}, "
-                f"one for every image or one per image{hint}"
+                f"targets: {bad!r} is not a class; give class indices or {said}, one for every image "
+                f"or one per image; or 'age' (models with an age output) or a contrast such as "
+                f"{contrast}{hint}"
             ) from None
     return check_targets(targets, n, n_classes)
 

@@ -154,7 +154,13 @@ class ScoreTable:
             "# Attribution scores",
             "",
             f"{self.meta.get('n_images', '?')} images; mean [95% bootstrap CI]; ↑ higher is better, "
-            "↓ lower is better. `random (baseline)` = uniform pixel-noise maps, for reference: not ranked.",
+            "↓ lower is better. `random (baseline)` = uniform pixel-noise maps, for reference: not ranked."
+            + (
+                " Scattered noise scores well on deletion/insertion without explaining anything: judge a "
+                "method by the table below (method minus random maps as smooth as its own)."
+                if self.vs_random
+                else ""
+            ),
             "",
             *self._what_was_scored(),
             head,

@@ -65,6 +65,8 @@ METHOD_INFO = {
     "eigencam": "Eigen-CAM: the main pattern in the layer's activations; the same map for every target.",
     "saliency": "Saliency: how much each pixel's change moves the target score; sharp but noisy.",
     "smoothgrad": "SmoothGrad: saliency averaged over noisy copies of the photo; less noise.",
+    "gradient-x-input": "Gradient x input: each pixel's value times the score's gradient there; "
+    "one pass, signed.",
     "integrated-gradients": "Integrated Gradients: gradients summed along a fade-in from a black image; "
     "per pixel.",
     "guided-backprop": "Guided backprop: gradients with negative signals blocked; "

@@ -36,6 +36,7 @@ class GalleryItem:
     truth: str = ""  # the true class (or "age 10" without bins) where the file name gives it
     truth_note: str = ""  # how it was read, e.g. "age 10" from a UTKFace name
     correct: bool | None = None
+    folder: str = ""  # the photo's folder as explain recorded its source: a class sub-folder gives the truth
 
 
 @dataclass
@@ -263,24 +264,41 @@ def _legend(classes: list[str], bins: Bins | None, ages: bool) -> str:
     return text
 
 
-def true_label(name: str, classes: list[str], bins: Bins | None) -> tuple[str, str] | None:
-    """(true class, how it was read) from a file name, or None where the name does not say.
+_DEMO_FACE = re.compile(r"^face_\d{3,}_(.+)\.png$")
+"""The demo's sample faces, ``face_{i:03d}_{class}.png``; ``data synth`` writes UTKFace names."""
 
-    UTKFace names start with the age; agelens' synthetic faces end in their class
-    (``face_001_middle-aged.png``). Without bins a UTKFace age stays an age.
+
+def true_label(
+    name: str, classes: list[str], bins: Bins | None, folder: str | None = None
+) -> tuple[str, str] | None:
+    """(true class, how it was read) from a name that carries a label, or None where it does not.
+
+    Only names written to carry one count: UTKFace names start with the age (as ``agelens data
+    synth`` writes them too), the demo's faces end in their class (``face_001_middle-aged.png``),
+    and a photo in a class sub-folder (``folder``, the layout ``--format folders`` reads) has it.
+    Any word of a name is no label: ``young_at_heart.jpg`` says nothing of its subject's age.
+    Without bins a UTKFace age stays an age.
     """
     if m := _UTKFACE.match(name):
         age = int(m.group(1))
         if bins:
             return bins[1][int(AgeBins(tuple(bins[0]), tuple(bins[1])).index(age))], f"age {age}"
         return f"age {age}", ""
-    tokens = {t.lower() for t in re.split(r"[_.\s]+", name)}
-    found = {c for c in classes if re.sub(r"[\s_]+", "-", c.lower()) in tokens}
-    return (found.pop(), "") if len(found) == 1 else None
+    if (m := _DEMO_FACE.match(name)) and (cls := _class_named(m.group(1), classes)):
+        return cls, ""
+    if folder and (cls := _class_named(folder, classes)):
+        return cls, f"folder {folder}/"
+    return None
+
+
+def _class_named(text: str, classes: list[str]) -> str | None:
+    """The class ``text`` spells, ignoring case and space/underscore/hyphen differences; None if none."""
+    key = re.sub(r"[\s_-]+", "-", text.strip().lower())
+    return next((c for c in classes if re.sub(r"[\s_-]+", "-", c.lower()) == key), None)
 
 
 def _mark_truth(item: GalleryItem, classes: list[str], bins: Bins | None) -> None:
-    found = true_label(item.title, classes, bins)
+    found = true_label(item.title, classes, bins, item.folder)
     if found is None:
         return
     item.truth, item.truth_note = found
@@ -310,6 +328,7 @@ def _item(
         predicted=str(im.get("predicted", "")),
         probabilities=[(str(k), float(v)) for k, v in probs.items() if isinstance(v, int | float)],
         age=float(age) if isinstance(age, int | float) else None,
+        folder=_source_folder(im.get("source")),
     )
     for m in im.get("maps") or []:
         if not isinstance(m, dict):
@@ -323,3 +342,10 @@ def _item(
         if isinstance(f, dict) and (uri := image_uri(inside(explain_dir, f.get("grid")))):
             item.filters[str(filter_layers.index(_label(f.get("layer"))))] = uri
     return item
+
+
+def _source_folder(source: Any) -> str:
+    """The name of the folder the explained photo was read from ("" when not recorded as a path)."""
+    if not isinstance(source, str) or not source or source.startswith("<"):
+        return ""
+    return Path(source).parent.name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,12 @@ MAX_LIST = 12  # long lists (a training history) are cut, with their length show
 _LOWER_BETTER = ("deletion", "drop", "error", "loss", "mae", "seconds", "runtime", "time_")
 _HIGHER_BETTER = ("insertion", "pointing", "energy", "accuracy", "increase", "iou", "hit_rate", "f1")
 _BAD_FLAG = ("flag", "fail", "warn", "suspicious", "degenerate", "broken")
+_GOOD_FLAG = {"passed", "passes", "pass", "ok", "success", "succeeded", "valid", "beats", "found"}
+"""Words of a boolean's key (``passed``, ``face_found``, ``beats_random``) for which false is a problem.
+
+Any other boolean is a setting (``signed``, ``detect``, ``test_time_flip``): a ⚠ beside its
+default "no" read as a fault, so such values are shown as plain yes/no.
+"""
 _ROW_KEYS = ("method", "name", "metric", "class", "group", "layer", "region")
 BASELINES = ("random",)
 """Reference rows (``agelens.metrics.adapters.RANDOM``: uniform pixel-noise maps), never contenders.
@@ -178,11 +185,26 @@ def number(v: Any) -> float | None:
     return None
 
 
-def cell(column: str, value: Any, heat: bool = False) -> Cell:
-    """A cell with pass/flag badges for booleans and status words, and optional heat."""
+def flag_sense(key: str) -> str | None:
+    """``"bad"`` when a true value under ``key`` is a problem, ``"good"`` when a false one is, else None
+    (a plain setting, whose yes/no judges nothing)."""
+    low = key.lower()
+    if any(w in low for w in _BAD_FLAG):
+        return "bad"
+    return "good" if _GOOD_FLAG & set(re.split(r"[^a-z0-9]+", low)) else None
+
+
+def cell(column: str, value: Any, heat: bool = False, context: str = "") -> Cell:
+    """A cell with pass/flag badges for check results and status words, and optional heat.
+
+    ``context`` (the table's title) names what a bare key belongs to: ``passed_by_baseline · random``.
+    """
     col = column.lower()
     if isinstance(value, bool):
-        bad = value if any(w in col for w in _BAD_FLAG) else not value
+        sense = flag_sense(column) or flag_sense(context)
+        if sense is None:
+            return Cell(fmt(value))
+        bad = value if sense == "bad" else not value
         return Cell(("⚠ " if bad else "✓ ") + fmt(value), "badge bad" if bad else "badge good")
     if isinstance(value, str) and col in ("status", "flag", "result", "verdict", "check"):
         low = value.lower()
@@ -329,7 +351,7 @@ def tables_from_json(
 
 
 def _key_value(title: str, items: dict) -> Table:
-    rows = [[Cell(str(k), "rowhead"), cell(str(k), v)] for k, v in items.items()]
+    rows = [[Cell(str(k), "rowhead"), cell(str(k), v, context=title)] for k, v in items.items()]
     return Table(title, ["", ""], rows, kv=True)
 
 

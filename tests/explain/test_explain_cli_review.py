@@ -1,0 +1,155 @@
+"""Review findings on ``agelens explain``: the manifest says what ran (detection, the crop each map
+covers, overlay options), the no-face line says what the model saw, and an unused --layer is said."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from explain_models import quadrant_model
+from PIL import Image
+from typer.testing import CliRunner
+
+from agelens.cli.explain_cmd import explain_command
+from agelens.cli.model_cmd import predict_command
+from agelens.model.io import AgeModel, save_model, wrap_keras_model
+
+app = typer.Typer()
+app.command("explain")(explain_command)
+app.command("predict")(predict_command)
+runner = CliRunner()
+BOX = (120, 60, 40, 40)  # the face the stubbed detector "finds" in a 300x200 photo
+
+
+@pytest.fixture(scope="module")
+def quadrant() -> AgeModel:
+    """A hand-built 32 px model: the cheapest one there is."""
+    return wrap_keras_model(quadrant_model())
+
+
+@pytest.fixture(scope="module")
+def model_file(quadrant, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "quadrant.keras"
+    save_model(quadrant, path)
+    return path
+
+
+@pytest.fixture
+def holiday(tmp_path) -> Path:
+    """A 300x200 photo of noise: the detector finds nothing unless a test stubs it."""
+    path = tmp_path / "holiday.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def found(monkeypatch) -> tuple[int, int, int, int]:
+    import agelens.model.faces as faces
+
+    monkeypatch.setattr(faces, "detect_faces", lambda img, cascade="alt2": [BOX])
+    return BOX
+
+
+def _explain(photo: Path, model: Path, out: Path, *extra: str) -> tuple[str, dict]:
+    result = runner.invoke(app, ["explain", str(photo), "--model", str(model), "-o", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    return result.output, json.loads((out / "manifest.json").read_text())
+
+
+def test_settings_detect_says_whether_the_cli_cropped_faces(model_file, holiday, found, tmp_path):
+    _, manifest = _explain(holiday, model_file, tmp_path / "on", "--method", "saliency")
+    assert manifest["runs"][0]["settings"]["detect"] is True
+    _, manifest = _explain(holiday, model_file, tmp_path / "off", "--method", "saliency", "--no-detect")
+    assert manifest["runs"][0]["settings"]["detect"] is False
+
+
+def test_the_manifest_says_which_crop_each_map_covers(model_file, holiday, found, tmp_path):
+    from agelens.explain import Explanation
+    from agelens.model.faces import chip_box
+
+    _, manifest = _explain(holiday, model_file, tmp_path / "face", "--method", "saliency")
+    (image,) = manifest["images"]
+    x0, y0, side = chip_box(BOX)
+    assert image["crop_box_xywh"] == [x0, y0, side, side] and image["size"] == [side, side]
+    assert "crop_box_xywh" in manifest["conventions"]
+    assert Explanation.load(tmp_path / "face").faces[0]["crop_box_xywh"] == [x0, y0, side, side]
+    _, manifest = _explain(holiday, model_file, tmp_path / "whole", "--method", "saliency", "--no-detect")
+    assert manifest["images"][0]["crop_box_xywh"] == [0, 0, 300, 200]
+    # A manifest written before the field existed still loads.
+    old = tmp_path / "whole" / "manifest.json"
+    data = json.loads(old.read_text())
+    del data["images"][0]["crop_box_xywh"], data["conventions"]["crop_box_xywh"]
+    old.write_text(json.dumps(data))
+    assert Explanation.load(tmp_path / "whole").maps.shape == (1, 200, 300)
+
+
+def test_the_help_says_the_map_is_at_the_crops_size():
+    result = runner.invoke(app, ["explain", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "at the photo's size" not in text and "crop_box_xywh" in text
+
+
+def test_the_api_crop_box_is_where_the_crop_came_from(quadrant, found):
+    from agelens.explain.api import explain
+
+    photo = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    e = explain(quadrant, photo, method="saliency", detect=True)
+    x, y, w, h = e.faces[0]["crop_box_xywh"]
+    np.testing.assert_array_equal(e.images[0], photo[y : y + h, x : x + w])
+    assert e.settings["detect"] is True
+
+
+def test_no_face_lines_say_the_model_sees_the_centred_square(quadrant, model_file, holiday, tmp_path):
+    """The photo is 300x200: "whole image used" was false, the model saw the middle 200x200."""
+    from agelens.explain.api import explain, no_face_note
+
+    note = "no face found: the model sees the centred square (67% of the photo)"
+    output, _ = _explain(holiday, model_file, tmp_path / "o", "--method", "saliency")
+    assert f"holiday.png: {note}" in output and "whole image used" not in output
+    predicted = runner.invoke(app, ["predict", str(holiday), "--model", str(model_file), "--engine", "keras"])
+    assert predicted.exit_code == 0 and f"({note})" in predicted.output, predicted.output
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explain(quadrant, str(holiday), method="saliency", detect=True)
+    assert [str(w.message) for w in caught if "no face" in str(w.message)] == [f"{holiday}: {note}"]
+    assert no_face_note(np.zeros((64, 64, 3), np.uint8)) == "no face found: whole image used"  # square: true
+
+
+def test_the_cli_and_api_no_face_notes_agree():
+    from agelens.cli.explain_cmd import no_face_note as cli_note
+    from agelens.explain.api import no_face_note as api_note
+
+    for h, w in [(64, 64), (100, 95), (200, 300), (400, 100)]:
+        photo = np.zeros((h, w, 3), np.uint8)
+        assert cli_note(photo) == api_note(photo)
+
+
+def test_overlay_options_are_recorded(model_file, holiday, tmp_path):
+    output, manifest = _explain(
+        holiday, model_file, tmp_path / "o", "--method", "saliency", "--cmap", "viridis", "--alpha", "0.3"
+    )
+    assert "--layer ignored" not in output  # no --layer given: nothing to say about it
+    assert manifest["overlay"] == {"cmap": "viridis", "alpha": 0.3} and "overlay" in manifest["conventions"]
+
+
+def test_layer_given_to_a_pixel_method_is_said_to_be_ignored(model_file, holiday, tmp_path):
+    output, _ = _explain(
+        holiday, model_file, tmp_path / "a", "--method", "gradcam,saliency,occlusion", "--layer", "relu1"
+    )
+    ignored = [ln for ln in output.splitlines() if "--layer ignored" in ln]
+    assert ignored == [
+        "saliency explains the input pixels: --layer ignored",
+        "occlusion explains the input pixels: --layer ignored",
+    ]
+
+
+def test_force_drops_the_page_drawn_from_the_run_it_replaces(model_file, holiday, tmp_path):
+    out = tmp_path / "ex"
+    _explain(holiday, model_file, out)
+    (out / "report.html").write_text("<html>the earlier photos</html>")
+    said, _ = _explain(holiday, model_file, out, "--force", "--method", "saliency")
+    assert not (out / "report.html").exists() and "it showed the earlier run" in " ".join(said.split())
