@@ -252,7 +252,14 @@ def test_signed_runs_the_methods_that_have_a_signed_form(model_file, photos, tmp
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     ran = [r["method"] for r in manifest["runs"]]
-    assert set(ran) == {"gradcam", "xgradcam", "hirescam", "integrated-gradients", "occlusion"}
+    assert set(ran) == {
+        "gradcam",
+        "xgradcam",
+        "hirescam",
+        "gradient-x-input",
+        "integrated-gradients",
+        "occlusion",
+    }
     assert all(r["settings"]["signed"] is True for r in manifest["runs"])
 
 

@@ -142,8 +142,8 @@ def explain_command(
         typer.Option(
             "--signed",
             help="Signed maps: red for the target, blue against it (e.g. --target age: what looks older, "
-            "what younger). For gradcam, xgradcam, hirescam, integrated-gradients, occlusion "
-            "(with --method all: those).",
+            "what younger). For gradcam, xgradcam, hirescam, gradient-x-input, integrated-gradients, "
+            "occlusion (with --method all: those).",
         ),
     ] = False,
 ) -> None:
