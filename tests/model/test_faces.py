@@ -44,6 +44,31 @@ def _coords(h: int, w: int) -> np.ndarray:
     return np.stack([xx, yy, np.zeros_like(xx)], -1).astype(np.uint8)
 
 
+class _Cascade:
+    """Records the grey images it searches; answers from ``found`` in turn."""
+
+    def __init__(self, *found: list) -> None:
+        self.found, self.seen = list(found), []
+
+    def detectMultiScale(self, grey, **kwargs):  # noqa: N802 - OpenCV's name
+        self.seen.append(grey.copy())
+        return np.array(self.found.pop(0), dtype=np.int32).reshape(-1, 4)
+
+
+def test_a_face_washed_out_by_equalising_a_flat_backdrop_is_searched_for_as_is(monkeypatch) -> None:
+    """Equalising a canvas that is mostly one grey spends the histogram on the backdrop and flattens the
+    face (a real 200 px chip on a 640x480 grey canvas was missed that way); the raw image is tried next."""
+    photo = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    twice = _Cascade([], [(10, 20, 40, 40)])
+    monkeypatch.setattr(faces, "_cascade", lambda name: twice)
+    assert faces.detect_faces(photo) == [(10, 20, 40, 40)]
+    assert np.array_equal(twice.seen[0], cv2.equalizeHist(grey)) and np.array_equal(twice.seen[1], grey)
+    once = _Cascade([(1, 2, 30, 30)])
+    monkeypatch.setattr(faces, "_cascade", lambda name: once)
+    assert faces.detect_faces(photo) == [(1, 2, 30, 30)] and len(once.seen) == 1  # found: no second look
+
+
 def test_crop_is_chip_shaped_around_the_box(monkeypatch) -> None:
     img = _coords(240, 240)
     monkeypatch.setattr(faces, "detect_faces", lambda im: [(100, 80, 50, 50), (10, 10, 20, 20)])
