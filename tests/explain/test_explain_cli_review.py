@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import typer
 from explain_models import quadrant_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -153,3 +155,30 @@ def test_force_drops_the_page_drawn_from_the_run_it_replaces(model_file, holiday
     (out / "report.html").write_text("<html>the earlier photos</html>")
     said, _ = _explain(holiday, model_file, out, "--force", "--method", "saliency")
     assert not (out / "report.html").exists() and "it showed the earlier run" in " ".join(said.split())
+
+
+def test_a_target_naming_no_class_is_refused_before_the_model_loads(holiday, tmp_path, monkeypatch):
+    import agelens.cli.explain_cmd as cmd
+
+    monkeypatch.setattr(cmd, "load_cli_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    out = tmp_path / "never"
+    result = runner.invoke(
+        app, ["explain", str(holiday), "--target", "olde", "-o", str(out)]
+    )  # the shipped one
+    assert result.exit_code == 2 and "unknown target 'olde'" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["old", "Young", "middle-aged", "middle", "aged", "-", " ", "0", "2", "3",
+                                 "age", "x", "predicted"]), max_size=5).map("".join))  # fmt: skip
+def test_the_early_target_check_never_refuses_what_explain_accepts(text):
+    from types import SimpleNamespace
+
+    from agelens.cli.explain_cmd import could_be_target
+    from agelens.explain.targets import resolve_target
+
+    names = ["young", "middle-aged", "old"]
+    if not could_be_target(text, names):
+        with pytest.raises(ValueError):
+            resolve_target(text, SimpleNamespace(class_names=names, age_output="age"))

@@ -179,6 +179,7 @@ def explain_command(
         which = f"{paths[0]}: file not found" if len(paths) == 1 else f"none of the {len(paths)} files exist"
         raise _fail(f"nothing to explain: {which}")
     check_model_path(model)
+    _check_target_early(model, target, class_names)
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
@@ -275,6 +276,47 @@ def _check_cmap(cmap: str) -> None:
         check_cmap(cmap)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--cmap") from None
+
+
+TARGET_WORDS = ("", "predicted", "pred", "top", "none", "age")
+"""What ``--target`` takes besides classes and contrasts (``agelens.explain.targets.resolve_target``)."""
+
+
+def _check_target_early(model: Path | None, target: str | None, class_names: str | None) -> None:
+    """Refuse a ``--target`` that names no class, before TensorFlow starts and the model loads (~20 s).
+
+    Only where the classes are known without loading (``--class-names``, or a model file whose
+    metadata names them, the shipped one included) and only when certain: ``resolve_target`` still
+    judges everything after loading (the age output, two equal sides of a contrast). A test checks
+    this never refuses what ``resolve_target`` accepts.
+    """
+    from agelens.model.io import SHIPPED_MODEL, read_metadata
+
+    if target is None:
+        return
+    names = [n.strip() for n in class_names.split(",")] if class_names else None
+    names = names or read_metadata(model if model is not None else SHIPPED_MODEL).get("class_names")
+    if not names or could_be_target(target, [str(n) for n in names]):
+        return
+    raise typer.BadParameter(
+        f"unknown target {target!r}: use a class ({', '.join(map(str, names))}) or its index, "
+        "'predicted', a contrast like 'old-young', or 'age'",
+        param_hint="--target",
+    )
+
+
+def could_be_target(text: str, names: list[str]) -> bool:
+    """Whether ``text`` may be a target of a model with classes ``names``: a word, a class (any
+    case) or its index, or two of those joined by a hyphen (class names may hold hyphens)."""
+
+    def is_class(part: str) -> bool:
+        part = part.strip()
+        return part.lower() in (n.lower() for n in names) or (part.isdigit() and int(part) < len(names))
+
+    text = text.strip()
+    if text.lower() in TARGET_WORDS or is_class(text):
+        return True
+    return any(is_class(text[:i]) and is_class(text[i + 1 :]) for i, ch in enumerate(text) if ch == "-")
 
 
 def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None) -> None:
