@@ -32,6 +32,8 @@ def test_specs_are_read_as_explain_reads_them() -> None:
     mid = readout_of("middle-aged-young", CLASSES)  # the hyphen inside the class name is not the split
     assert (mid.kind, mid.a, mid.b, mid.spec, mid.output) == ("contrast", 1, 0, "middle-aged-young", "class")
     assert contrast_pair("old-old", CLASSES) is None and readout_of("old-yung", CLASSES) is None
+    for spelled in ("Old-Young", "2-0", "old-0"):  # any case, or indices, as explain --target reads them
+        assert readout_of(spelled, CLASSES) == readout_of("old-young", CLASSES)
 
 
 def test_age_deletion_records_the_expected_age(two_heads) -> None:

@@ -30,6 +30,7 @@ from agelens.cli.common import (
     prediction_line,
     say_fresh_out,
 )
+from agelens.report.app_logic import no_face_note
 
 if TYPE_CHECKING:
     import numpy as np
@@ -307,16 +308,13 @@ def _check_target_early(model: Path | None, target: str | None, class_names: str
 
 def could_be_target(text: str, names: list[str]) -> bool:
     """Whether ``text`` may be a target of a model with classes ``names``: a word, a class (any
-    case) or its index, or two of those joined by a hyphen (class names may hold hyphens)."""
-
-    def is_class(part: str) -> bool:
-        part = part.strip()
-        return part.lower() in (n.lower() for n in names) or (part.isdigit() and int(part) < len(names))
+    case) or its index, or a contrast of two of those (class names may hold hyphens)."""
+    from agelens.metrics.readouts import class_of, contrast_pair
 
     text = text.strip()
-    if text.lower() in TARGET_WORDS or is_class(text):
+    if text.lower() in TARGET_WORDS or class_of(text, names) is not None:
         return True
-    return any(is_class(text[:i]) and is_class(text[i + 1 :]) for i, ch in enumerate(text) if ch == "-")
+    return contrast_pair(text, names) is not None
 
 
 def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None) -> None:
@@ -346,19 +344,6 @@ def _warn_ignored_layer(methods: list[str], layer: str | None, filters: int) -> 
     for m in methods:
         if not takes_layer(m):
             typer.echo(f"{m} explains the input pixels: --layer ignored{still}", err=True)
-
-
-def no_face_note(photo: np.ndarray) -> str:
-    """What a photo with no face found is explained (or predicted) as: the model sees its centred
-    square, so "whole image used" is said only where that square is nearly all of it.
-
-    The same words as ``agelens.explain.api.no_face_note`` and the app's note; a copy, so that
-    ``predict`` (which uses it too) need not import the explain engine and TensorFlow.
-    """
-    from agelens.report.app_logic import WHOLE_PHOTO, whole_photo_note
-
-    note = whole_photo_note(photo)
-    return "no face found: " + ("whole image used" if note == WHOLE_PHOTO else note)
 
 
 def _face_cropper() -> Any:

@@ -535,7 +535,7 @@ def predict_command(
         remember(m, options)  # the next run with this file skips TensorFlow
     if not rows:
         fail("no image could be read")
-    from agelens.cli.explain_cmd import no_face_note  # the model sees the centred square: say so
+    from agelens.report.app_logic import no_face_note  # the model sees the centred square: say so
 
     for row, photo in zip(rows, prepared.originals, strict=True):
         if as_json:

@@ -39,6 +39,7 @@ from agelens.explain.gradients import (
 )
 from agelens.explain.occlusion import Occlusion
 from agelens.explain.perturb import AblationCAM, ScoreCAM
+from agelens.report.app_logic import no_face_note
 
 METHODS: dict[str, type[Method]] = {
     "gradcam": GradCAM,
@@ -322,19 +323,6 @@ def crop_box_xywh(photo: np.ndarray, crop: np.ndarray, box: Any) -> list[int]:
 
     x0, y0, side = chip_box(box)
     return [int(x0), int(y0), int(side), int(side)]
-
-
-def no_face_note(photo: np.ndarray) -> str:
-    """What a photo with no face found is explained as: the model sees its centred square, so
-    "whole image used" is said only where that square is nearly all of it (as the app says it).
-
-    The CLI's words (``agelens.cli.explain_cmd.no_face_note``) are the same; it keeps its own
-    copy so ``predict`` need not import this module (TensorFlow).
-    """
-    from agelens.report.app_logic import WHOLE_PHOTO, whole_photo_note
-
-    note = whole_photo_note(photo)
-    return "no face found: " + ("whole image used" if note == WHOLE_PHOTO else note)
 
 
 def _model_label(model: Any, m: Method) -> str:

@@ -83,12 +83,25 @@ def readout_of(targets: Any, class_names: Sequence[str] | None) -> Readout | Non
 
 
 def contrast_pair(text: str, names: Sequence[str]) -> tuple[int, int] | None:
-    """``(a, b)`` class indices for ``"a-b"``, trying every hyphen as the split; None if none fits."""
+    """``(a, b)`` class indices for ``"a-b"``, trying every hyphen as the split; None if none fits.
+
+    Each side is a class name in any case or a class index, as ``agelens explain --target`` reads
+    them, so a contrast that explains also scores (and ``explain`` checks it early with this).
+    """
     for pos in (i for i, ch in enumerate(text) if ch == "-"):
-        left, right = text[:pos].strip(), text[pos + 1 :].strip()
-        if left in names and right in names and left != right:
-            return names.index(left), names.index(right)
+        a, b = class_of(text[:pos], names), class_of(text[pos + 1 :], names)
+        if a is not None and b is not None and a != b:
+            return a, b
     return None
+
+
+def class_of(text: str, names: Sequence[str]) -> int | None:
+    """The index of the class ``text`` names (any case) or numbers; None when it names none."""
+    part = text.strip()
+    if part.isdigit():
+        return int(part) if int(part) < len(names) else None
+    lowered = [str(n).lower() for n in names]
+    return lowered.index(part.lower()) if part.lower() in lowered else None
 
 
 def _one_column(fn: PredictFn, label: str) -> PredictFn:

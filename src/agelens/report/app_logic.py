@@ -301,6 +301,14 @@ def whole_photo_note(photo: np.ndarray) -> str:
     return f"the model sees the centred square ({share:.0%} of the photo)"
 
 
+def no_face_note(photo: np.ndarray) -> str:
+    """The CLI's and API's line for a photo with no face found: "whole image used" only where
+    the centred square the model sees is nearly all of it (numpy only: ``predict`` uses it
+    without starting TensorFlow)."""
+    note = whole_photo_note(photo)
+    return "no face found: " + ("whole image used" if note == WHOLE_PHOTO else note)
+
+
 def face_note(photo: np.ndarray, crop: np.ndarray, box: Any) -> str:
     """The detection note: no face, a photo that already is a face crop (nothing cut), or a crop."""
     if box is None:
