@@ -14,6 +14,7 @@ from agelens.metrics import (
     NEEDS_MASK,
     NEEDS_MODEL,
     NEEDS_MODEL_NOISY,
+    NEEDS_SHUFFLED,
     Score,
     bootstrap_ci,
     get_metric,
@@ -35,6 +36,7 @@ EXPECTED_DIRECTIONS = {
     "pointing_game": True,
     "energy_in_mask": True,
     "randomisation": False,
+    "data_randomisation": False,
     "max_sensitivity": False,
     "sparseness": True,
 }
@@ -45,11 +47,12 @@ def test_every_metric_declares_direction_and_scope() -> None:
     for name, cls in METRICS.items():
         assert cls.name == name
         assert cls.higher_is_better is EXPECTED_DIRECTIONS[name], name
-        assert cls.applies_to in {ANY_ATTRIBUTION, NEEDS_MASK, NEEDS_MODEL, NEEDS_MODEL_NOISY}
+        assert cls.applies_to in {ANY_ATTRIBUTION, NEEDS_MASK, NEEDS_MODEL, NEEDS_MODEL_NOISY, NEEDS_SHUFFLED}
     assert METRICS["pointing_game"].applies_to == NEEDS_MASK
     assert METRICS["deletion"].applies_to == ANY_ATTRIBUTION
     assert METRICS["randomisation"].applies_to == NEEDS_MODEL
     assert METRICS["max_sensitivity"].applies_to == NEEDS_MODEL_NOISY
+    assert METRICS["data_randomisation"].applies_to == NEEDS_SHUFFLED
     assert METRICS["sparseness"].applies_to == ANY_ATTRIBUTION and not METRICS["sparseness"].ranked
 
 

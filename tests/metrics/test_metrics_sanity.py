@@ -32,6 +32,8 @@ def test_gradcam_passes_and_edge_detector_is_flagged(squares_model, which: str) 
 
 # Per stage mean Spearman and SSIM of randomisation_test(seed=3) on an untrained tiny_convnet(seed=0),
 # computed with the clone-per-stage implementation this one replaced (one clone, randomised in place).
+# To 1e-4: oneDNN's kernels differ by CPU (an Intel Xeon with AMX gave up to 3.4e-5 off the AMD EPYC
+# numbers below); a wrong layer or draw moves them by 1e-2 or more.
 OLD_NUMBERS = {
     ("stand-in", "cascading"): ([0.1626918, -0.0293245, -0.0809147], [0.0861814, 0.0176596, -0.0083294]),
     ("stand-in", "independent"): ([0.1626918, -0.0168206, 0.227704], [0.0861814, -0.0449281, 0.0970233]),
@@ -58,8 +60,8 @@ def test_one_randomised_clone_gives_the_numbers_of_a_fresh_clone_per_stage(which
     x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     res = randomisation_test(model, explain, x, np.array([0, 1, 0, 1]), mode=mode, seed=3)
     spearman, ssim = OLD_NUMBERS[(which, mode)]
-    np.testing.assert_allclose(res.spearman.mean(1), spearman, atol=1e-6)
-    np.testing.assert_allclose(res.ssim.mean(1), ssim, atol=1e-6)
+    np.testing.assert_allclose(res.spearman.mean(1), spearman, atol=1e-4)
+    np.testing.assert_allclose(res.ssim.mean(1), ssim, atol=1e-4)
 
 
 def _weights(model, names: list[str]) -> dict[str, list[np.ndarray]]:

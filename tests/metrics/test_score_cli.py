@@ -221,3 +221,49 @@ def test_target_chooses_what_is_explained_and_read(folder_and_model, tmp_path) -
     res = runner.invoke(app, [*args, "--target", "true", "--out", str(tmp_path / "true")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "true" / "scores.json").read_text())["meta"]["explained"] == "given targets"
+
+
+def _tiny_model(path: Path, init: int, names: list[str] | None = None, **recipe) -> Path:
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import save_model, wrap_keras_model
+
+    km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False, num_classes=3), seed=init)
+    am = wrap_keras_model(km, class_names=names)
+    if recipe:
+        am.metadata["train_config"] = recipe
+    return save_model(am, path)
+
+
+def test_shuffled_model_adds_the_data_randomisation_check(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    twin = _tiny_model(tmp_path / "shuffled.keras", 1, shuffle_labels=True, seed=1)
+    out = tmp_path / "score"
+    args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion", "--n", "4"]
+    res = runner.invoke(app, [*args, "--shuffled-model", str(twin), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["scores"]["gradcam"]) == {"deletion", "data_randomisation"}
+    assert 0 < scores["scores"]["gradcam"]["data_randomisation"]["n"] <= 4  # constant maps have no rank
+    assert scores["scores"]["random"]["data_randomisation"]["n"] == 0  # noise is not re-explained
+    assert scores["meta"]["shuffled_model"] == str(twin)
+
+
+def test_data_randomisation_without_a_shuffled_model_fails_before_any_work(
+    folder_and_model, tmp_path
+) -> None:
+    data, model = folder_and_model
+    res = runner.invoke(app, [str(data), "--model", str(model), "--metrics", "data_randomisation,deletion"])
+    assert res.exit_code == 1 and "--shuffled-model" in res.output and "--shuffle-labels" in res.output
+
+
+def test_a_shuffled_model_that_does_not_match_is_refused_or_warned_about(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion", "--n", "2"]
+    other = _tiny_model(tmp_path / "other.keras", 1, ["a", "b", "c"], shuffle_labels=True)
+    res = runner.invoke(app, [*args, "--shuffled-model", str(other), "--out", str(tmp_path / "s1")])
+    assert res.exit_code == 1 and str(other) in res.output and "class names" in res.output
+    real = _tiny_model(tmp_path / "real.keras", 1, shuffle_labels=False, seed=3)
+    res = runner.invoke(app, [*args, "--shuffled-model", str(real), "--out", str(tmp_path / "s2")])
+    assert res.exit_code == 0 and "trained on the real labels" in res.output
+    assert "same random weights" not in res.output  # the model itself records no recipe

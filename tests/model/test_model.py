@@ -487,3 +487,51 @@ def test_a_lambda_model_file_says_how_to_load_it(tmp_path):
     with pytest.raises(ModelLoadError, match="pass the keras.Model to agelens.explain") as e:
         load_model(path)
     assert "\n" not in str(e.value)
+
+
+def test_shuffled_training_labels_break_only_the_link_between_photo_and_label() -> None:
+    from agelens.data.bins import AgeBins
+    from agelens.model.train import shuffled_training_labels
+
+    ages = np.random.default_rng(0).integers(1, 90, 500).astype(np.float32)
+    labels = AgeBins().index(ages)
+    y, a = shuffled_training_labels(labels, ages, seed=3)
+    assert np.bincount(y, minlength=3).tolist() == np.bincount(labels, minlength=3).tolist()
+    np.testing.assert_array_equal(AgeBins().index(a), y)  # each age moved with its label
+    assert (y != labels).mean() > 0.3  # most photos now carry another photo's label
+    again, _ = shuffled_training_labels(labels, ages, seed=3)
+    other, _ = shuffled_training_labels(labels, ages, seed=4)
+    assert np.array_equal(again, y) and not np.array_equal(other, y)
+    assert shuffled_training_labels(labels, None, seed=3)[1] is None
+
+
+def test_a_shuffled_label_run_trains_on_permuted_labels_and_keeps_the_best_fit(monkeypatch, trained) -> None:
+    from agelens.model import train as train_mod
+
+    faces = trained[2]
+    seen = {}
+    real = train_mod.shuffled_training_labels
+
+    def spy(labels, ages, seed):
+        seen["in"] = np.asarray(labels).copy()
+        seen["out"], out_ages = real(labels, ages, seed)
+        return seen["out"], out_ages
+
+    monkeypatch.setattr(train_mod, "shuffled_training_labels", spy)
+    res = train(
+        faces.images[:24],
+        faces.labels[:24],
+        faces.images[24:32],
+        faces.labels[24:32],
+        model_config=ModelConfig(input_size=48, alpha=0.35, num_classes=3, age_head=False),
+        config=TrainConfig(epochs=2, batch_size=8, augment=0.0, seed=5, shuffle_labels=True),
+        verbose=0,
+    )
+    np.testing.assert_array_equal(seen["in"], faces.labels[:24])
+    assert res.model.metadata["train_config"]["shuffle_labels"] is True
+    fits = [r["train_accuracy"] for r in res.history]
+    assert res.best_epoch == 1 + int(np.argmax(fits))  # picked on the fit to the permuted labels
+    assert (
+        train_mod._selection_score({"train_accuracy": 0.9, "val_accuracy": 0.1, "val_macro_f1": 0.1}, True)
+        == 0.9
+    )

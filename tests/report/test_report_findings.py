@@ -188,9 +188,19 @@ def test_ranking_names_the_top_method_never_random() -> None:
 def test_sanity_groups_methods_by_verdict() -> None:
     said = sanity_findings({"a": "pass", "b": "inconclusive", "c": "fail", "d": None, "random": "pass"}, 0.5)
     assert said.short == "Sanity (weight randomisation): a pass; b inconclusive; c flagged."
-    assert said.sentences[0].startswith("a passes the randomisation check: the 95% CI")
+    assert said.sentences[0].startswith("a passes the weight randomisation check: the 95% CI")
     assert "contains 0.5" in said.sentences[1] and "c: flagged" in said.sentences[2]
+    assert "lower layers" in said.sentences[2] and "shuffled" not in said.sentences[2]
     assert not sanity_findings({"a": None, "random": "pass"}, 0.5)
+
+
+def test_sanity_findings_name_the_checks_that_ran() -> None:
+    both = sanity_findings({"a": "pass", "c": "fail"}, 0.5, ("weight randomisation", "label randomisation"))
+    assert both.short == "Sanity (weight randomisation and label randomisation): a pass; c flagged."
+    assert "after randomising the weights or retraining on shuffled labels" in both.sentences[0]
+    assert "lower layers" in both.sentences[1] and "shuffled labels draws maps alike" in both.sentences[1]
+    labels = sanity_findings({"c": "fail"}, 0.5, ("label randomisation",))
+    assert "shuffled labels" in labels.sentences[0] and "lower layers" not in labels.sentences[0]
 
 
 def test_evaluation_states_what_was_evaluated_as_recorded() -> None:

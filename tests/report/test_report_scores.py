@@ -186,3 +186,24 @@ def test_explain_predictions_read_as_text(tmp_path: Path) -> None:
     assert "old 58% (young 12%, middle-aged 30%), age output ≈ 61 y" in run
     assert "&#34;class&#34;" not in run and '"class"' not in run and "{" not in _text(run)
     assert fmt({"class": "young", "probabilities": {}}) == "young"
+
+
+def test_label_randomisation_sits_beside_weight_randomisation_and_the_worst_decides(tmp_path: Path) -> None:
+    doc = scores_json()
+    doc["metrics"].append(
+        {
+            "name": "data_randomisation",
+            "higher_is_better": False,
+            "applies_to": "m",
+            "category": "randomisation",
+        }
+    )
+    doc["scores"]["gradcam"]["data_randomisation"] = score(0.8)  # passes on weights (0.1), not on labels
+    doc["scores"]["scorecam"]["data_randomisation"] = score(0.1)
+    html = render_report(_run_with(tmp_path, doc))
+    rows = _rows(html, "scores-randomisation")
+    assert "flagged" in rows["gradcam"] and "flagged" in rows["scorecam"]  # scorecam fails on weights (0.9)
+    text = _text(html)
+    assert "network trained on shuffled labels" in text and "the worst over the columns" in text
+    assert "Sanity (weight randomisation and label randomisation): gradcam and scorecam flagged" in text
+    assert "trained again on shuffled labels" in text  # the metric's plain-words line

@@ -124,6 +124,16 @@ def train_command(
         typer.Option(help="Continue from a checkpoint .keras (and its optimizer state, kept beside it)."),
     ] = None,
     tensorboard: Annotated[Path | None, typer.Option(help="Write TensorBoard logs here.")] = None,
+    shuffle_labels: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle-labels",
+            help="Train on randomly permuted labels: the control model of the data-randomisation sanity "
+            "check (agelens score --shuffled-model). It keeps the epoch that fits the permuted labels "
+            "best; its test scores sit at chance by design. Use --augment 0 --label-smoothing 0 and "
+            "enough epochs for it to memorise them.",
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out model (and its _split.json, _eval/).")
     ] = False,
@@ -170,6 +180,7 @@ def train_command(
     has_ages = ds.has_ages and age_head
     typer.echo(
         f"training on {len(xtr)} images, validating on {len(xva)}, testing on {len(xte)} ({ds.format})"
+        + ("; training labels shuffled (validation and test keep the true ones)" if shuffle_labels else "")
     )
     ckpt = _checkpoint(out)
     try:
@@ -193,6 +204,7 @@ def train_command(
                 augment=augment,
                 patience=patience,
                 seed=seed,
+                shuffle_labels=shuffle_labels,
             ),
             bins=age_bins,  # recorded only when the data's classes are these bins
             class_names=ds.class_names,
@@ -239,6 +251,12 @@ def train_command(
         files = write_evaluation(m, out.with_name(out.stem + "_eval"), settings)
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
+    if shuffle_labels:
+        fit = max((r["train_accuracy"] for r in result.history), default=float("nan"))
+        typer.echo(
+            f"trained on shuffled labels (fit to them: {fit:.3f} training accuracy); compare a model's maps "
+            f"with this one's: agelens score DATA --model REAL.keras --shuffled-model {out}"
+        )
     typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
 
 

@@ -102,6 +102,15 @@ def score_command(
             "or 'age' (the expected age in years; models with an age output).",
         ),
     ] = "predicted",
+    shuffled_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--shuffled-model",
+            help="The same network trained on shuffled labels (agelens train --shuffle-labels): adds the "
+            "data-randomisation check (data_randomisation), how alike each method's maps of the two "
+            "models are; lower is better. Read with the same --input-size/--class-names options as --model.",
+        ),
+    ] = None,
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
@@ -113,6 +122,7 @@ def score_command(
       agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
       agelens score ../shared/data/utkface-200 --methods all --layer last-conv --out outputs/score-last
       agelens score ../shared/data/utkface-200 --methods gradcam,hirescam --target age --n 100
+      agelens score DATA --model real.keras --shuffled-model shuffled.keras --metrics randomisation
     """
     import numpy as np
     from rich.console import Console
@@ -127,6 +137,8 @@ def score_command(
         fail(f"--n must be at least 1, got {n}")
     check_paths_exist(data=data, holdout=holdout, masks=masks)
     check_model_path(model)
+    if shuffled_model is not None:
+        check_model_path(shuffled_model, "shuffled-model")
     given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
@@ -143,11 +155,13 @@ def score_command(
         fail(str(e))
     if methods.strip().lower() == "all":
         method_names = [m for m in method_names if m != RANDOM]
+    metric_names = _with_data_randomisation(metric_names, shuffled_model, metrics)
     if masks is None and (data / "masks.npz").is_file():
         masks = data / "masks.npz"
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
+    twin = _load_shuffled(am, shuffled_model, input_size, class_names, input_range, class_output)
     try:  # labelled with the bins the model file records, as evaluate does
         ds = load_dataset(data, bins=bins_in_file(model), check_images=False)
         ds = ds.in_class_order(am.class_names)  # labels index the model's outputs: by name, not position
@@ -183,6 +197,7 @@ def score_command(
             cue,
             layer,
             chosen,
+            twin,
         )
     for name, why in table.skipped.items():
         hint = " (pass --masks masks.npz)" if "masks" in METRICS[name].requires else ""
@@ -198,6 +213,7 @@ def score_command(
         input_range="0-255" if am.rescales_input else "0-1",
         holdout=str(holdout) if holdout else None,
         masks=str(masks) if masks is not None else None,
+        shuffled_model=str(shuffled_model) if shuffled_model is not None else None,
         images=[p.name for p in ok],
     )
     paths = table.write(out)
@@ -343,6 +359,7 @@ def _score(
     masks: np.ndarray | None = None,
     layer: str | None = None,
     target: str | None = None,
+    shuffled_model: AgeModel | None = None,
 ) -> ScoreTable:
     import numpy as np
 
@@ -361,10 +378,67 @@ def _score(
         group_names=am.class_names,
         targets=np.asarray(labels) if target == TRUE else target,
         layer=layer,
+        shuffled_model=shuffled_model,
         seed=seed,
         batch_size=batch_size,
         on_progress=lambda msg: update(f"scoring: {msg}"),
     )
+
+
+DATA_RANDOMISATION = "data_randomisation"
+
+
+def _with_data_randomisation(names: list[str], shuffled_model: Path | None, spec: str) -> list[str]:
+    """The metrics to run: ``--shuffled-model`` adds the data-randomisation check; naming the check
+    without one is refused now, not after the sample has loaded (``all`` just leaves it out)."""
+    if shuffled_model is not None:
+        return names if DATA_RANDOMISATION in names else [*names, DATA_RANDOMISATION]
+    if DATA_RANDOMISATION in names and spec.strip().lower() != "all":
+        fail(
+            f"--metrics {spec}: {DATA_RANDOMISATION} compares with a model trained on shuffled labels; pass "
+            "--shuffled-model M (make one with agelens train DATA --shuffle-labels --out M)"
+        )
+    return [n for n in names if n != DATA_RANDOMISATION]
+
+
+def _load_shuffled(
+    am: AgeModel,
+    path: Path | None,
+    input_size: int | None,
+    class_names: str | None,
+    input_range: str | None,
+    class_output: str | None,
+) -> AgeModel | None:
+    """The shuffled-label model, read like ``--model`` and checked against it before any work."""
+    if path is None:
+        return None
+    from agelens.metrics.data_randomisation import check_comparable
+
+    twin = load_cli_model(path, input_size, class_names, input_range, class_output)
+    try:
+        check_comparable(am, twin)
+    except ValueError as e:
+        fail(f"{path}: {str(e).removeprefix('shuffled_model: ')}")
+    recipe, own = (_train_config(m) for m in (twin, am))
+    if recipe is not None and not recipe.get("shuffle_labels"):
+        _warn(path, "its metadata says it was trained on the real labels, not shuffled ones")
+    if recipe is not None and own is not None and recipe.get("seed") == own.get("seed"):
+        _warn(
+            path,
+            f"trained with the model's own --seed ({own.get('seed')}): both started from the same random "
+            "weights, which keeps maps alike whatever the labels; train it with another --seed",
+        )
+    return twin
+
+
+def _train_config(model: AgeModel) -> dict | None:
+    meta = model.metadata if isinstance(model.metadata, dict) else {}
+    recipe = meta.get("train_config")
+    return recipe if isinstance(recipe, dict) else None
+
+
+def _warn(path: Path, why: str) -> None:
+    typer.echo(f"{path}: warning: {why}", err=True)
 
 
 NOISE_NOTE = (

@@ -22,6 +22,7 @@ from agelens.metrics.base import (
     NEEDS_MASK,
     NEEDS_MODEL,
     NEEDS_MODEL_NOISY,
+    NEEDS_SHUFFLED,
     Explainer,
     Metric,
     MetricResult,
@@ -35,6 +36,11 @@ from agelens.metrics.base import (
     smoothness_sigma,
 )
 from agelens.metrics.complexity import Sparseness, gini
+from agelens.metrics.data_randomisation import (
+    DataRandomisation,
+    DataRandomisationResult,
+    data_randomisation_test,
+)
 from agelens.metrics.faithfulness import (
     AverageDrop,
     Deletion,
@@ -56,6 +62,7 @@ __all__ = [
     "NEEDS_MASK",
     "NEEDS_MODEL",
     "NEEDS_MODEL_NOISY",
+    "NEEDS_SHUFFLED",
     "AverageDrop",
     "Deletion",
     "EnergyInMask",
@@ -67,6 +74,9 @@ __all__ = [
     "MetricResult",
     "ModelExplainer",
     "ModelRandomisation",
+    "DataRandomisation",
+    "DataRandomisationResult",
+    "data_randomisation_test",
     "PointingGame",
     "PredictFn",
     "RandomisationResult",

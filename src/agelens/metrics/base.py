@@ -33,8 +33,9 @@ ANY_ATTRIBUTION = "any attribution"
 NEEDS_MASK = "needs ground-truth mask"
 NEEDS_MODEL = "needs the model (re-explains randomised copies)"
 NEEDS_MODEL_NOISY = "needs the model (re-explains noisy copies)"
+NEEDS_SHUFFLED = "needs the model and one trained on shuffled labels (re-explains with both)"
 
-CONTEXT_KEYS = ("predict_fn", "masks", "model", "model_explainer", "batch_size", "seed")
+CONTEXT_KEYS = ("predict_fn", "masks", "model", "model_explainer", "batch_size", "seed", "shuffled_model")
 
 HOW_TO_GET = {
     "predict_fn": "pass predict_fn=model (an AgeModel from agelens.load_model(), a keras.Model) "
@@ -43,6 +44,8 @@ HOW_TO_GET = {
     "model": "pass model=the AgeModel (or keras.Model) the maps explain",
     "model_explainer": "build one with agelens.metrics.method_model_explainer('gradcam') "
     "(any agelens.explain method name) or pass a callable (model, x, targets) -> maps",
+    "shuffled_model": "pass shuffled_model=the same network trained on shuffled labels "
+    "(agelens train DATA --shuffle-labels --out shuffled.keras, then agelens.load_model(path))",
 }
 """Per context key, how to supply it: a "needs X" error must say how to build X."""
 
@@ -137,6 +140,8 @@ class Context:
     """What a re-explaining metric hands its explainer: the class indices, or the readout's spec."""
     class_predict_fn: PredictFn | None = None
     """Class probabilities while ``predict_fn`` reads a readout (robustness spots class changes with it)."""
+    shuffled_model: Any = None
+    """The model's architecture trained on permuted labels (the data-randomisation test)."""
 
 
 class Metric(ABC):

@@ -6,6 +6,7 @@ from typing import Any
 
 from agelens.metrics.base import Metric
 from agelens.metrics.complexity import Sparseness
+from agelens.metrics.data_randomisation import DataRandomisation
 from agelens.metrics.faithfulness import (
     AverageDrop,
     Deletion,
@@ -30,6 +31,7 @@ METRICS: dict[str, type[Metric]] = {
         PointingGame,
         EnergyInMask,
         ModelRandomisation,
+        DataRandomisation,
         MaxSensitivity,
         Sparseness,
     )

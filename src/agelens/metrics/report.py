@@ -282,6 +282,7 @@ def score_methods(
     explainers: Mapping[str, Explainer] | None = None,
     model_explainers: Mapping[str, ModelExplainer] | None = None,
     layer: Any = None,
+    shuffled_model: Any = None,
     random_baseline: bool = True,
     seed: int = 0,
     n_boot: int = 2000,
@@ -297,7 +298,8 @@ def score_methods(
     for every image or one per image; ``"age"`` or a contrast (``"old-young"``) explains that and
     scores it on the same quantity (:mod:`agelens.metrics.readouts`). Metrics that need what is
     not given (``masks`` for localisation, a model for randomisation) are skipped and listed in
-    ``skipped``.
+    ``skipped``. ``shuffled_model`` (the same network trained on shuffled labels) enables the
+    ``data_randomisation`` check.
     The options recorded per method are those it ran with; for a method given in
     ``explainers`` they are the explainer's own (its ``options``, where it carries them),
     else marked as given by the caller, never the defaults it may not have used.
@@ -328,7 +330,8 @@ def score_methods(
             else class_targets(targets, declared or group_names, n, probs.shape[1])
         )
         metric_targets = targets
-    objs, skipped = _usable_metrics(metrics, masks, am)
+    shuffled = as_age_model(shuffled_model) if shuffled_model is not None else None
+    objs, skipped = _usable_metrics(metrics, masks, am, shuffled)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
     class_names = list(group_names or declared or range(probs.shape[1]))
@@ -346,6 +349,7 @@ def score_methods(
             "seed": seed,
             "model": am,
             "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name, **opts),
+            "shuffled_model": shuffled,
         }
         skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
         _score_method(
@@ -470,13 +474,15 @@ def _score_method(
 
 
 def _usable_metrics(
-    metrics: Sequence[str | Metric], masks: np.ndarray | None, model: Any
+    metrics: Sequence[str | Metric], masks: np.ndarray | None, model: Any, shuffled_model: Any = None
 ) -> tuple[list[Metric], dict[str, str]]:
     objs, skipped = [], {}
     for spec in metrics:
         m = get_metric(spec)
         if "masks" in m.requires and masks is None:
             skipped[m.name] = "no ground-truth masks given"
+        elif "shuffled_model" in m.requires and shuffled_model is None:
+            skipped[m.name] = "no model trained on shuffled labels given (agelens train --shuffle-labels)"
         elif "model" in m.requires and model is None:
             verb = "randomise" if m.category == "randomisation" else "re-explain"
             skipped[m.name] = f"needs a model (an AgeModel or keras.Model) to {verb}, not a bare predict_fn"

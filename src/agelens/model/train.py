@@ -57,6 +57,7 @@ class TrainConfig:
     age_sigma: float = 2.5
     patience: int = 8  # early stopping on validation (accuracy + macro-F1)
     seed: int = 0
+    shuffle_labels: bool = False  # data-randomisation control: see shuffled_training_labels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,9 +204,31 @@ def _build_state_before_tracing(model: keras.Model, ds: tf.data.Dataset) -> None
         build(data_batch=ds.element_spec)
 
 
-def _selection_score(row: dict) -> float:
-    """What picks the best epoch (and early-stops): validation accuracy plus macro-F1."""
+def _selection_score(row: dict, shuffled: bool = False) -> float:
+    """What picks the best epoch (and early-stops): validation accuracy plus macro-F1.
+
+    A model trained on shuffled labels is picked by its fit to them (training accuracy):
+    validation is at chance by design, and the control the test needs is the model that
+    memorised the random labels, not the epoch that happened to guess best.
+    """
+    if shuffled:
+        return float(row["train_accuracy"])
     return float(row["val_accuracy"]) + float(row["val_macro_f1"])
+
+
+def shuffled_training_labels(
+    labels: np.ndarray, ages: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training labels (and ages, moved with them) randomly permuted across the photos.
+
+    Why: Adebayo et al.'s data-randomisation test compares a method's maps of a model trained
+    on the real labels with its maps of the same network trained on permuted ones. The
+    permuted model can only memorise, so a method whose maps stay alike explains the photo
+    (edges, contrast), not what the model learned about age. Permuting keeps each class's
+    share and each age's frequency, so only the link between face and label is broken.
+    """
+    order = np.random.default_rng([seed, 7]).permutation(len(labels))
+    return np.asarray(labels)[order], (None if ages is None else np.asarray(ages)[order])
 
 
 def train(
@@ -247,6 +270,8 @@ def train(
     use_age = ages_train is not None and ages_val is not None and mcfg.age_head
     if mcfg.age_head and not use_age:
         mcfg = ModelConfig(**{**mcfg.to_dict(), "age_head": False})
+    if cfg.shuffle_labels:
+        y_train, ages_train = shuffled_training_labels(y_train, ages_train, cfg.seed)
     keras.utils.set_random_seed(cfg.seed)
     km = build_age_model(mcfg, seed=cfg.seed)
     initial_epoch = 0
@@ -272,7 +297,7 @@ def train(
         best_row = next((r for r in earlier_history if r.get("epoch") == best_epoch), None)
         if best_row is not None:
             state.update(
-                best=_selection_score(best_row),
+                best=_selection_score(best_row, cfg.shuffle_labels),
                 best_epoch=best_epoch,
                 best_weights=km.get_weights(),
             )
@@ -341,7 +366,7 @@ def train(
                 "seconds": time.time() - t0,
             }
             history.append(row)
-            score = _selection_score(row)
+            score = _selection_score(row, cfg.shuffle_labels)
             if score > state["best"]:
                 state.update(best=score, best_epoch=epoch + 1, best_weights=km.get_weights(), wait=0)
                 if checkpoint:

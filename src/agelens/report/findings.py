@@ -293,8 +293,14 @@ def _separated(scores: Any, a: str, b: str, ranks: Any) -> list[str] | None:
 # --- sanity ---------------------------------------------------------------------------------------
 
 
-def sanity_findings(verdicts: dict[str, str | None], threshold: float) -> Said:
-    """Group methods by the section's verdict (pass / inconclusive / fail) on the randomisation check."""
+def sanity_findings(
+    verdicts: dict[str, str | None], threshold: float, checks: tuple[str, ...] = ("weight randomisation",)
+) -> Said:
+    """Group methods by the section's verdict (pass / inconclusive / fail) on the sanity checks.
+
+    ``checks`` names what the verdicts cover ("weight randomisation", "label randomisation"):
+    a method's verdict is its worst over them, and the sentences say which were run.
+    """
     groups: dict[str, list[str]] = {"pass": [], "inconclusive": [], "fail": []}
     for meth, v in verdicts.items():
         if v in groups and not is_baseline(meth):
@@ -302,11 +308,18 @@ def sanity_findings(verdicts: dict[str, str | None], threshold: float) -> Said:
     if not any(groups.values()):
         return Said()
     t = f"{threshold:g}"
+    both = len(checks) > 1
+    name = " and ".join(checks) if both else (checks[0] if checks else "randomisation")
+    after = {
+        "weight randomisation": "randomising the weights",
+        "label randomisation": "retraining on shuffled labels",
+    }
+    how = " or ".join(after.get(c, c) for c in checks) or "randomisation"
     sentences = []
     if groups["pass"]:
         sentences.append(
-            f"{join(groups['pass'])} pass{'es' if len(groups['pass']) == 1 else ''} the randomisation check: "
-            f"the 95% CI of the map's similarity after randomising the weights is below {t}."
+            f"{join(groups['pass'])} pass{'es' if len(groups['pass']) == 1 else ''} the {name} "
+            f"check{'s' if both else ''}: the 95% CI of the map's similarity after {how} is below {t}."
         )
     if groups["inconclusive"]:
         sentences.append(
@@ -314,17 +327,27 @@ def sanity_findings(verdicts: dict[str, str | None], threshold: float) -> Said:
             "(score more images to decide)."
         )
     if groups["fail"]:
+        why = []
+        if "weight randomisation" in checks:
+            why.append(
+                "while the weights are randomised from the top layer down the similarity stays above "
+                f"{t} on average, so the map shows more of what the lower layers respond to than of what "
+                "decides the class"
+            )
+        if "label randomisation" in checks:
+            why.append(
+                f"a model trained on shuffled labels draws maps alike above {t}, so the map shows the "
+                "photo more than what the model learned"
+            )
         sentences.append(
-            f"{join(groups['fail'])}: flagged, the similarity stays above {t} on average while the "
-            "weights are randomised from the top layer down, so the map shows more of what the lower "
-            "layers respond to than of what decides the class."
+            f"{join(groups['fail'])}: flagged{' (worst check)' if both else ''}: " + "; or ".join(why) + "."
         )
     parts = [
         f"{join(groups[k])} {w}"
         for k, w in (("pass", "pass"), ("inconclusive", "inconclusive"), ("fail", "flagged"))
         if groups[k]
     ]
-    return Said(sentences, f"Sanity (weight randomisation): {'; '.join(parts)}.")
+    return Said(sentences, f"Sanity ({name}): {'; '.join(parts)}.")
 
 
 # --- shortcut -------------------------------------------------------------------------------------

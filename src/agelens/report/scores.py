@@ -52,6 +52,7 @@ from agelens.report.tables import (
 )
 
 SPEARMAN_FLAG = 0.5
+DATA_RANDOMISATION = "data_randomisation"
 """Sanity rule of ``agelens.metrics.sanity``: maps whose similarity, averaged over a cascading
 randomisation, stays above this are flagged."""
 
@@ -62,7 +63,12 @@ _CATEGORIES = (
         "Does removing the highlighted pixels change the prediction most?",
         True,
     ),
-    ("randomisation", "Sanity checks", "Maps must change when the model's weights are randomised.", True),
+    (
+        "randomisation",
+        "Sanity checks",
+        "Maps must change when the model's weights are randomised (or it is trained on shuffled labels).",
+        True,
+    ),
     ("localisation", "Localisation", "Does the map land on the ground-truth age cues?", True),
     ("robustness", "Robustness", "Does the map stay put under noise nobody can see?", True),
     (
@@ -237,7 +243,7 @@ def _structured(scores: dict) -> list[Section]:
         t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions, arrows=True)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
-            _say(sub, sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG))
+            _say(sub, sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG, _checks(cols)))
         sub.tables = t
         out.append(sub)
     diff = scores.get("difference_vs_matched_random")
@@ -308,15 +314,33 @@ def _flag(table: Table, rows: dict[str, dict]) -> Table:
             continue
         text, cls = _VERDICTS[max(found, key=order.index)]  # the worst verdict over the columns
         row.append(Cell(text.format(t=SPEARMAN_FLAG), cls))
+    what = []
+    if any(c != DATA_RANDOMISATION for c in table.columns[1:-1]):
+        what.append(
+            "randomisation: similarity (Spearman) between each map before and after randomising the weights "
+            "from the top layer down, averaged over the stages (a quarter, half, three quarters, all of the "
+            "layers random)"
+        )
+    if DATA_RANDOMISATION in table.columns:
+        what.append(
+            f"{DATA_RANDOMISATION}: similarity (Spearman) between each map and the same method's map of the "
+            "network trained on shuffled labels"
+        )
     rule = (
-        f"Similarity (Spearman) between each map before and after randomising the weights from the top "
-        f"layer down, averaged over the stages (a quarter, half, three quarters, all of the layers random); "
-        f"lower is better (a faithful map depends on the weights). Verdict on the 95% CI: ✓ passes when "
-        f"its upper end is below {SPEARMAN_FLAG}; ⚠ flagged when its lower end is above {SPEARMAN_FLAG}; "
-        f"? inconclusive when it contains {SPEARMAN_FLAG} (score more images). Without a CI the mean decides."
+        f"{'; '.join(what)}. Lower is better (a faithful map depends on what the model learned). Verdict on "
+        f"the 95% CI, the worst over the columns: ✓ passes when its upper end is below {SPEARMAN_FLAG}; "
+        f"⚠ flagged when its lower end is above {SPEARMAN_FLAG}; ? inconclusive when it contains "
+        f"{SPEARMAN_FLAG} (score more images). Without a CI the mean decides."
     )
     table.note = f"{rule} {table.note}".strip()
     return table
+
+
+def _checks(columns: list[str]) -> tuple[str, ...]:
+    """Which sanity checks the columns hold, in words the findings use."""
+    data = DATA_RANDOMISATION in columns
+    weights = any(c != DATA_RANDOMISATION for c in columns)
+    return (*(("weight randomisation",) if weights else ()), *(("label randomisation",) if data else ()))
 
 
 def _say(sec: Section, said: Said) -> None:
@@ -644,6 +668,9 @@ _PLAIN = {
     "randomisation": "Sanity check: the model's weights are replaced by random numbers, layer by layer "
     "from the top, and the map is drawn again; the number is how similar the new map is to the "
     "original (rank correlation). A map that explains the model must change when the model is destroyed.",
+    "data_randomisation": "Sanity check: the same network is trained again on shuffled labels, so it can "
+    "only memorise, and the map is drawn with it; the number is how similar the two maps are (rank "
+    "correlation). A map that explains what the model learned about age must differ.",
     "max_sensitivity": "How much the map changes when the photo gets noise too small to see (the largest "
     "change over several noisy copies). A trustworthy map barely moves.",
     "sparseness": "How concentrated the map is (Gini index): high means a few small spots, low means "
