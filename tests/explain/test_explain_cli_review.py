@@ -18,11 +18,13 @@ from typer.testing import CliRunner
 
 from agelens.cli.explain_cmd import explain_command
 from agelens.cli.model_cmd import predict_command
+from agelens.cli.score_cmd import score_command
 from agelens.model.io import AgeModel, save_model, wrap_keras_model
 
 app = typer.Typer()
 app.command("explain")(explain_command)
 app.command("predict")(predict_command)
+app.command("score")(score_command)
 runner = CliRunner()
 BOX = (120, 60, 40, 40)  # the face the stubbed detector "finds" in a 300x200 photo
 
@@ -182,3 +184,43 @@ def test_the_early_target_check_never_refuses_what_explain_accepts(text):
     if not could_be_target(text, names):
         with pytest.raises(ValueError):
             resolve_target(text, SimpleNamespace(class_names=names, age_output="age"))
+
+
+@pytest.mark.parametrize("command", ["explain", "score"])
+def test_a_layer_naming_no_layer_is_refused_before_the_model_loads(holiday, tmp_path, monkeypatch, command):
+    import agelens.cli.explain_cmd as cmd
+    import agelens.cli.score_cmd as score_cmd
+
+    for mod in (cmd, score_cmd):
+        monkeypatch.setattr(mod, "load_cli_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    out = tmp_path / "never"
+    result = runner.invoke(
+        app, [command, str(holiday), "--layer", "late,blok_13_expand_relu", "-o", str(out)]
+    )
+    said = " ".join(result.output.replace("│", " ").split())  # the words without the error box
+    assert result.exit_code == 2 and "no layer named 'blok_13_expand_relu'" in said
+    assert "did you mean block_13_expand_relu" in said and not out.exists()
+
+
+def test_the_early_layer_check_never_refuses_a_layer_the_model_has(model_file) -> None:
+    """Every name ``agelens layers`` lists (bare or with its nested model's prefix), each keyword and
+    index passes; so does any name of a file the check cannot read (an .h5)."""
+    from agelens.explain.layer_spec import KEYWORDS, layer_names_in_file, unknown_layers
+    from agelens.explain.layers import list_layers
+    from agelens.model.io import SHIPPED_MODEL, load_model
+
+    for path in (model_file, SHIPPED_MODEL):
+        names = layer_names_in_file(path)
+        listed = [info.name for info in list_layers(load_model(path))]
+        assert names and listed
+        for spec in [
+            *listed,
+            *(f"outer/{n}" for n in listed if n != "input"),
+            *KEYWORDS,
+            "0",
+            "-1",
+            ",".join(listed[:3]),
+        ]:
+            assert unknown_layers(spec, names) == [], spec
+        assert unknown_layers("mid, no_such_layer", names) == ["no_such_layer"]
+    assert layer_names_in_file(Path(__file__)) is None  # not a .keras zip: left to the check after loading

@@ -292,3 +292,28 @@ def prediction_line(predicted: str, probabilities: dict[str, float], age: float 
     probs = "  ".join(f"{k} {v:.0%}" for k, v in probabilities.items())
     years = f"  ~{age:.0f} y" if age is not None else ""
     return f"{predicted}{years}  [{probs}]"
+
+
+def check_layer_early(model: Path | None, layer: str | None) -> None:
+    """Refuse a ``--layer`` naming no layer of the model file, before TensorFlow and the model load.
+
+    The names come from the ``.keras`` file's architecture (``agelens.explain.layer_spec``);
+    keywords and indices pass, and a file that cannot be read that way (``.h5``) is left to
+    the check after loading. The error lists the nearest names.
+    """
+    from agelens.explain.layer_spec import KEYWORDS, layer_names_in_file, nearest, unknown_layers
+    from agelens.model.io import SHIPPED_MODEL
+
+    if not layer:
+        return
+    names = layer_names_in_file(model if model is not None else SHIPPED_MODEL)
+    bad = unknown_layers(layer, names) if names else []
+    if not bad:
+        return
+    close = nearest(bad[0], names or set())
+    raise typer.BadParameter(
+        f"no layer named {bad[0]!r}"
+        + (f"; did you mean {' or '.join(close)}?" if close else "")
+        + f" (see `agelens layers`, or use one of {', '.join(KEYWORDS)})",
+        param_hint="--layer",
+    )

@@ -22,6 +22,7 @@ from agelens.cli.common import (
     InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
+    check_layer_early,
     check_model_path,
     counted,
     drop_stale_report,
@@ -181,6 +182,7 @@ def explain_command(
         raise _fail(f"nothing to explain: {which}")
     check_model_path(model)
     _check_target_early(model, target, class_names)
+    check_layer_early(model, layer)
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines

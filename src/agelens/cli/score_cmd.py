@@ -15,6 +15,7 @@ from agelens.cli.common import (
     InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
+    check_layer_early,
     check_model_path,
     check_paths_exist,
     drop_stale_report,
@@ -137,6 +138,7 @@ def score_command(
         fail(f"--n must be at least 1, got {n}")
     check_paths_exist(data=data, holdout=holdout, masks=masks)
     check_model_path(model)
+    check_layer_early(model, layer)
     if shuffled_model is not None:
         check_model_path(shuffled_model, "shuffled-model")
     given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")

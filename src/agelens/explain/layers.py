@@ -35,9 +35,9 @@ import keras
 from keras import ops
 
 from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten, functional_of
+from agelens.explain.layer_spec import INPUT, KEYWORDS  # read without TensorFlow by the CLI's early check
 from agelens.model.io import SOFTMAX_ADDED, AgeModel, wrap_keras_model
 
-KEYWORDS = ("last-conv", "early", "mid", "late")
 _QUANTILE = {"early": 0.25, "mid": 0.5, "late": 0.75}
 _CONV_TYPES = (
     keras.layers.Conv2D,
@@ -123,7 +123,7 @@ class ModelView:
 
     def _list(self) -> list[LayerInfo]:
         infos, seen_conv = [], False
-        rows = [("input", "InputLayer", self.input)] + [
+        rows = [(INPUT, "InputLayer", self.input)] + [
             (s.path, type(s.op).__name__, s.outputs[0]) for s in self.graph.steps
         ]
         for i, (name, kind, tensor) in enumerate(rows):
@@ -211,7 +211,7 @@ class ModelView:
         return prefix, head
 
     def output_of(self, name: str) -> Any:
-        if name == "input":
+        if name == INPUT:
             return self.input
         step = self.graph.by_path.get(name)
         if step is None:
