@@ -95,3 +95,25 @@ def test_score_methods_runs_it_with_a_shuffled_model_and_skips_it_without(
     assert table.scores["cam"]["data_randomisation"].mean < 0.5
     assert table.scores["random"]["data_randomisation"].n == 0  # noise has no model to re-explain
     assert table.metrics[0]["category"] == "randomisation" and table.metrics[0]["higher_is_better"] is False
+
+
+def test_the_shuffled_model_is_explained_at_the_layer_the_model_declares(
+    squares_model, shuffled_squares_model
+):
+    """A trained model may declare its layer (the shipped one does); one from ``agelens train`` does
+    not. Left to their defaults the two would be explained at different layers."""
+    from dataclasses import replace
+
+    from agelens.explain.layers import default_layer_spec
+
+    model, x, _ = squares_model
+    declared = replace(model, metadata={**model.metadata, "explain_layer": "c1"})
+    seen = []
+
+    def spy(m, xs, t):
+        seen.append(default_layer_spec(m))  # what an explainer left to its default would explain
+        return gradcam(m, xs, t)
+
+    data_randomisation_test(declared, shuffled_squares_model, spy, x[:3])
+    assert seen == ["c1", "c1"]
+    assert "explain_layer" not in shuffled_squares_model.metadata  # the caller's object is left alone

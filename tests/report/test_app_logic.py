@@ -106,7 +106,7 @@ def test_face_detection_falls_back_to_whole_photo(engine) -> None:
     blank = np.full((80, 120, 3), 200, np.uint8)
     prep = engine.prepare(blank, detect=True)
     assert prep.photo is blank and prep.no_face
-    assert prep.face == {"photo_size": [120, 80], "face_found": False}
+    assert prep.face == {"photo_size": [120, 80], "face_found": False, "crop_box_xywh": [0, 0, 120, 80]}
     # 3:2: the model sees the centred 80x80 square, two thirds of the photo, not "the whole photo"
     assert prep.note.startswith("no face found; the model sees the centred square (67% of the photo)")
     assert "single flat colour" in prep.note  # e.g. a fully transparent PNG: nothing to judge
@@ -134,7 +134,12 @@ def test_a_face_crop_is_not_called_cropped(
     monkeypatch.setattr(faces, "crop_largest_face", lambda img: (img, (4, 6, 88, 86)))
     prep = engine.prepare(photo, detect=True)
     assert prep.note == "face found (the photo is already a face crop)" and not prep.no_face
-    assert prep.face == {"photo_size": [96, 96], "face_found": True, "face_box_xywh": [4, 6, 88, 86]}
+    assert prep.face == {
+        "photo_size": [96, 96],
+        "face_found": True,
+        "face_box_xywh": [4, 6, 88, 86],
+        "crop_box_xywh": [0, 0, 96, 96],  # the photo kept whole: the map lies on all of it
+    }
     monkeypatch.setattr(faces, "crop_largest_face", lambda img: (img[10:60, 10:60].copy(), (12, 12, 40, 40)))
     assert engine.prepare(photo, detect=True).note == "face detected and cropped"
     wide = np.zeros((100, 400, 3), np.uint8)
@@ -355,6 +360,7 @@ def test_the_download_names_the_photo_and_records_the_face(
     record = manifest["images"][0]
     assert record["source"] == "my holiday.JPG" and record["face_found"] is False
     assert record["photo_size"] == [120, 80] and "face_box_xywh" not in record
+    assert record["crop_box_xywh"] == [0, 0, 120, 80]
     # a faceless photo's prediction is flagged right after its numbers, which stay
     status = out[6]
     assert re.search(r"^\*\*[a-z-]+\*\* \(\d+%[^)]*\) · ⚠️", status) and NO_FACE_WARNING in status
@@ -369,6 +375,7 @@ def test_the_download_names_the_photo_and_records_the_face(
     record = manifest["images"][0]
     assert record["source"] == "sample-5-old" and any("/000_sample-5-old_gradcam_" in n for n in names)
     assert record["face_found"] is True and record["face_box_xywh"] == [20, 20, 50, 50]
+    assert record["crop_box_xywh"] == [14, 19, 62, 62]  # the chip square around the box, as explain says
     assert record["photo_size"] == [96, 96] and record["size"] == [80, 80]  # the crop was explained
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from agelens.wording import counted  # noqa: F401 - the commands import it from here
+
 
 class FormatChoice(StrEnum):
     """Dataset layouts :func:`agelens.data.sources.load_dataset` reads."""
@@ -256,12 +258,6 @@ def say_fresh_out(given: Path | None, out: Path, default: Path) -> None:
             f"{default} holds an earlier run: writing to {out} (--out to choose, --force to reuse it)",
             err=True,
         )
-
-
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 photo``, ``3 photos``, ``1,200 photos`` (``plural`` for irregular nouns): messages read as
-    sentences, and a dataset's counts as the tables beside them print them."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 REPORT_PAGE = "report.html"

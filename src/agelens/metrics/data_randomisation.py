@@ -85,6 +85,28 @@ def check_comparable(model: Any, shuffled_model: Any) -> None:
             )
 
 
+def explained_like(shuffled: Any, model: Any) -> Any:
+    """``shuffled`` declaring the layer ``model`` declares (``explain_layer``), so that an explainer
+    left to its default explains the same layer of both.
+
+    Why: the shipped model declares ``block_13_expand_relu``; a model from ``agelens train``
+    declares none and defaults to the last conv layer, and comparing maps of two layers would
+    measure the layers, not the labels. The caller's model object is not changed (a copy).
+    """
+    from dataclasses import is_dataclass, replace
+
+    meta = getattr(model, "metadata", None)
+    own = getattr(shuffled, "metadata", None)
+    if not (is_dataclass(shuffled) and isinstance(meta, dict) and isinstance(own, dict)):
+        return shuffled
+    if own.get("explain_layer") == meta.get("explain_layer"):
+        return shuffled
+    declared = {k: v for k, v in own.items() if k != "explain_layer"}
+    if meta.get("explain_layer"):
+        declared["explain_layer"] = meta["explain_layer"]
+    return replace(shuffled, metadata=declared)
+
+
 def data_randomisation_test(
     model: Any,
     shuffled_model: Any,
@@ -100,8 +122,9 @@ def data_randomisation_test(
     ``targets`` (class indices or names, ``"age"``, a contrast such as ``"old-young"``) default to
     ``model``'s predicted classes and are the same for both models: the question is whether
     the method answers "where is the evidence for *old*?" differently for a model that learned
-    age and one that did not. ``original_maps`` saves re-explaining ``model``. Neither model
-    is changed.
+    age and one that did not. ``original_maps`` saves re-explaining ``model``. An explainer left
+    to its default layer explains the layer ``model`` declares in both (:func:`explained_like`).
+    Neither model is changed.
     """
     from agelens.metrics.adapters import as_age_model
     from agelens.metrics.sanity import _predict
@@ -123,7 +146,7 @@ def data_randomisation_test(
         targets = class_targets(targets, getattr(real, "class_names", None), len(x), n_classes_of(real))
     original = explain_fn(real, x, targets) if original_maps is None else original_maps
     original = np.asarray(original, np.float32)
-    other = np.asarray(explain_fn(shuffled, x, targets), np.float32)
+    other = np.asarray(explain_fn(explained_like(shuffled, real), x, targets), np.float32)
     if other.shape != original.shape:
         raise ValueError(f"shuffled_model: its maps are {other.shape}, the model's {original.shape}")
     return DataRandomisationResult(

@@ -192,9 +192,12 @@ class Engine:
             except Exception as exc:  # the detector is optional: a broken OpenCV must not block explaining
                 note = f"face detection unavailable ({type(exc).__name__}); {whole_photo_note(photo)}"
             else:
+                from agelens.explain.api import crop_box_xywh
+
                 face["face_found"] = box is not None
                 if box is not None:
                     face["face_box_xywh"] = [int(v) for v in box]
+                face["crop_box_xywh"] = crop_box_xywh(photo, crop, box)  # where the map lies, as the CLI says
                 note = face_note(photo, crop, box)
         elif whole_photo_note(photo) != WHOLE_PHOTO:  # no detection: still say how much the model sees
             note = whole_photo_note(photo)

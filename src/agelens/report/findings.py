@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agelens.report.tables import is_baseline, number, pct, rank_text
+from agelens.wording import counted
 
 BEATS, UNCLEAR, WORSE = "beats", "unclear", "worse"
 
@@ -82,7 +83,7 @@ photo moves an accuracy by 10 points, and the 95% CIs of methods overlap almost 
 
 
 def photos(n: int) -> str:
-    return f"{n} photo{'' if n == 1 else 's'}"
+    return counted(n, "photo")
 
 
 def sample_sentence(n: Any, purpose: str = "rank methods") -> str:
