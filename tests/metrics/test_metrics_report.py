@@ -153,3 +153,34 @@ def test_a_tiny_difference_is_not_printed_as_zero():
     assert delta_cell(Score(mean=0.0123, ci_low=-0.02, ci_high=0.04, n=10), True).startswith(
         "+0.012 [-0.020, +0.040]"
     )
+
+
+def test_a_written_table_loads_back_with_the_same_numbers(table, tmp_path) -> None:
+    from agelens.metrics import ScoreTable
+
+    table.write(tmp_path, plots=False)
+    back = ScoreTable.load(tmp_path)  # the folder, or the file itself
+    assert ScoreTable.load(tmp_path / "scores.json").methods == back.methods == table.methods
+    for meth, row in table.scores.items():
+        for name, s in row.items():
+            b = back.scores[meth][name]
+            assert (b.n, b.higher_is_better) == (s.n, s.higher_is_better), (meth, name)
+            np.testing.assert_allclose(
+                [b.mean, b.ci_low, b.ci_high], [s.mean, s.ci_low, s.ci_high], equal_nan=True
+            )
+    assert back.ranking() == table.ranking() and back.skipped == table.skipped
+    assert back.to_markdown() == table.to_markdown()  # the same tables, marks and skipped line
+    assert back.vs_random.keys() == table.vs_random.keys() and back.meta["n_images"] == N
+
+
+@pytest.mark.parametrize(("content", "words"), [(None, "no such file"), ("{oops", "not a readable"),
+                                                ('{"a": 1}', "no 'scores' table")])  # fmt: skip
+def test_loading_what_is_no_scores_file_says_so_in_one_line(tmp_path, content, words) -> None:
+    from agelens.metrics import ScoreTable
+
+    path = tmp_path / "scores.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=words) as exc:
+        ScoreTable.load(path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)

@@ -188,6 +188,51 @@ class ScoreTable:
             lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())]
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def load(cls, path: str | Path) -> ScoreTable:
+        """A table back from a ``scores.json`` (or the folder holding one) that :meth:`write` or
+        ``agelens score`` wrote: means, CIs and counts, baselines, ranking inputs, curves, regions.
+
+        Why: comparing two runs (layers, targets, models) is one ``load`` each instead of re-scoring
+        for minutes. Per-image values and the class-mean maps are not saved, so a loaded table
+        cannot bootstrap again or redraw ``class_mean_maps.png``; everything else works as before
+        (``ranking()``, ``to_markdown()``, ``write(plots=False)``). A missing or foreign file is a
+        one-line ValueError naming it.
+        """
+        src = Path(path)
+        file = src / SCORES_JSON if src.is_dir() else src
+        try:
+            doc = json.loads(file.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{file}: no such file (agelens score writes scores.json)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{file}: not a readable scores.json ({type(e).__name__})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("scores"), dict):
+            raise ValueError(f"{file}: not a scores.json written by agelens score (no 'scores' table)")
+        metrics = [m for m in doc.get("metrics") or [] if isinstance(m, dict) and "name" in m]
+        hib = {m["name"]: m.get("higher_is_better") for m in metrics}
+
+        def table(key: str) -> dict[str, dict[str, Score]]:
+            rows = doc.get(key) or {}
+            return {
+                str(meth): {str(k): _score_of(v, hib.get(k)) for k, v in row.items() if isinstance(v, dict)}
+                for meth, row in rows.items()
+                if isinstance(row, dict)
+            }
+
+        return cls(
+            methods=[str(m) for m in doc.get("methods") or doc["scores"]],
+            metrics=metrics,
+            scores=table("scores"),
+            baselines=table("matched_random"),
+            vs_random=table("difference_vs_matched_random"),
+            curves=doc.get("curves") or {},
+            regions=doc.get("regions") or {},
+            gallery=doc.get("gallery") or {},
+            skipped=doc.get("skipped") or {},
+            meta=doc.get("meta") or {},
+        )
+
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """Write scores.json, scores.md and (optionally) the PNG plots into ``out_dir``; returns the paths.
 
@@ -216,6 +261,19 @@ class ScoreTable:
 
 
 SCORES_JSON = "scores.json"
+
+
+def _score_of(d: dict[str, Any], higher_is_better: bool | None) -> Score:
+    """A saved ``{mean, ci_low, ci_high, n}`` as a :class:`Score` (None, JSON's NaN, back to NaN)."""
+
+    def num(key: str) -> float:
+        v = d.get(key)
+        return float(v) if isinstance(v, int | float) else float("nan")
+
+    n = d.get("n")
+    return Score(
+        num("mean"), num("ci_low"), num("ci_high"), int(n) if isinstance(n, int) else 0, higher_is_better
+    )
 
 
 def _earlier_outputs(out: Path) -> set[str]:
