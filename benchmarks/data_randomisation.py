@@ -1,12 +1,15 @@
 """Data-randomisation sanity check (Adebayo et al. 2018, sec. 4) on real faces, with its control.
 
-Three models of one recipe, trained with ``agelens train`` on the same UTKFace photos:
+Three models of one recipe, trained with ``agelens train`` on the same folder of UTKFace photos
+(4,000 photos of utkface-64 outside the shipped model's validation and test splits):
 
-- ``--model``: the real labels (seed A);
-- ``--shuffled``: shuffled labels (``--shuffle-labels``, seed B);
-- ``--reference``: the real labels again, seed B (the shuffled model's initial weights and split).
+- ``--model``: the real labels (``--seed 0``);
+- ``--shuffled``: shuffled labels (``--shuffle-labels --seed 1``);
+- ``--reference``: the real labels again, ``--seed 1`` (the shuffled model's initial weights and split).
 
-For each method, on held-out photos none of them trained on, it explains the model's predicted
+(``agelens train --init-seed`` came after these runs: it changes the start without the split.)
+For each method, on ``--holdout`` photos that none of them trained on (the shipped split's test
+photos, which the training folder left out), it explains the model's predicted
 class with each model and reports the mean Spearman [95% CI] of the model's maps with the
 shuffled model's (what ``agelens score --shuffled-model`` scores) and with the reference's,
 and the paired difference. Why the reference: retraining alone changes maps (another start,

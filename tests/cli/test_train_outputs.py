@@ -88,6 +88,22 @@ def test_resuming_with_another_seed_is_refused_before_any_work(tmp_path, trained
     assert not (tmp_path / "r.keras").exists()
 
 
+def test_resuming_a_real_run_as_a_shuffled_control_or_back_is_refused(tmp_path, trained_folders) -> None:
+    from agelens.model.io import read_metadata, write_metadata
+
+    data, out, _ = trained_folders
+    args = ["train", str(data), "--out", str(tmp_path / "r.keras"), "--resume", str(out), "--epochs", "2"]
+    res = runner.invoke(app, [*args, "--shuffle-labels"])
+    assert res.exit_code == 1 and "trained on the real labels; resume without --shuffle-labels" in res.output
+    control = tmp_path / "control.keras"
+    control.write_bytes(out.read_bytes())
+    meta = read_metadata(control)
+    write_metadata(control, {**meta, "train_config": {**meta["train_config"], "shuffle_labels": True}})
+    res = runner.invoke(app, [*args[:5], str(control), *args[6:]])
+    assert res.exit_code == 1 and "trained on shuffled labels; resume with --shuffle-labels" in res.output
+    assert not (tmp_path / "r.keras").exists()
+
+
 def test_an_interrupted_runs_checkpoint_is_never_overwritten_silently(tmp_path, trained_folders) -> None:
     data, _, _ = trained_folders
     out = tmp_path / "m.keras"
@@ -115,6 +131,10 @@ def test_an_interrupt_says_where_the_best_epoch_is_and_how_to_go_on(tmp_path, tr
     res = runner.invoke(app, ["train", str(data), "--out", str(out), "--size", "32", "--seed", "2"])
     assert res.exit_code != 0  # click turns the interrupt into its own exit
     assert f"--resume {tmp_path / 'm.checkpoint.keras'} --seed 2" in res.output, res.output
+    assert "--shuffle-labels" not in res.output and "--init-seed" not in res.output
+    args = ["train", str(data), "--out", str(out), "--size", "32", "--init-seed", "4", "--shuffle-labels"]
+    res = runner.invoke(app, [*args, "--force"])
+    assert "--seed 0 --epochs 30 --init-seed 4 --shuffle-labels" in res.output, res.output  # the same run
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])

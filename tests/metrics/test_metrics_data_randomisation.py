@@ -117,3 +117,10 @@ def test_the_shuffled_model_is_explained_at_the_layer_the_model_declares(
     data_randomisation_test(declared, shuffled_squares_model, spy, x[:3])
     assert seen == ["c1", "c1"]
     assert "explain_layer" not in shuffled_squares_model.metadata  # the caller's object is left alone
+    twin_declares = replace(
+        shuffled_squares_model, metadata={**shuffled_squares_model.metadata, "explain_layer": "c1"}
+    )
+    seen.clear()
+    data_randomisation_test(model, twin_declares, spy, x[:3])
+    assert seen == ["last-conv", "last-conv"]  # the model declares none: neither is explained at c1
+    assert twin_declares.metadata["explain_layer"] == "c1"

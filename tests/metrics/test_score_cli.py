@@ -267,3 +267,50 @@ def test_a_shuffled_model_that_does_not_match_is_refused_or_warned_about(folder_
     res = runner.invoke(app, [*args, "--shuffled-model", str(real), "--out", str(tmp_path / "s2")])
     assert res.exit_code == 0 and "trained on the real labels" in res.output
     assert "same random weights" not in res.output  # the model itself records no recipe
+
+
+def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_before_scoring(
+    folder_and_model, tmp_path
+) -> None:
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import save_model, wrap_keras_model
+
+    data, _ = folder_and_model
+    model = _tiny_model(tmp_path / "real.keras", 0, shuffle_labels=False, seed=4)
+    args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion", "--n", "2"]
+    same = _tiny_model(tmp_path / "same.keras", 1, shuffle_labels=True, seed=4)
+    res = runner.invoke(app, [*args, "--shuffled-model", str(same), "--out", str(tmp_path / "s1")])
+    assert res.exit_code == 0 and "started from the model's own random weights (seed 4)" in res.output
+    elsewhere = _tiny_model(tmp_path / "else.keras", 1, shuffle_labels=True, seed=4, init_seed=5)
+    res = runner.invoke(app, [*args, "--shuffled-model", str(elsewhere), "--out", str(tmp_path / "s2")])
+    assert res.exit_code == 0 and "warning" not in res.output
+
+    aged = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True, num_classes=3), seed=0)
+    aged_path = save_model(wrap_keras_model(aged), tmp_path / "aged.keras")
+    args = [str(data), "--model", str(aged_path), "--methods", "gradcam", "--metrics", "deletion", "--n", "2"]
+    res = runner.invoke(
+        app, [*args, "--target", "age", "--shuffled-model", str(elsewhere), "-o", str(tmp_path / "s3")]
+    )
+    assert res.exit_code == 1 and "has no age output" in res.output and not (tmp_path / "s3").exists()
+
+    import keras
+
+    from agelens.model.io import load_model
+
+    plain = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    names = load_model(aged_path).class_names
+    other = save_model(wrap_keras_model(plain, class_names=names), tmp_path / "plain.keras")
+    res = runner.invoke(app, [*args, "--layer", "block_1_expand_relu", "--shuffled-model", str(other)])
+    assert (
+        res.exit_code == 1
+        and str(other) in res.output
+        and "no layer named 'block_1_expand_relu'" in res.output
+    )

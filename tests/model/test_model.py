@@ -509,29 +509,56 @@ def test_a_shuffled_label_run_trains_on_permuted_labels_and_keeps_the_best_fit(m
     from agelens.model import train as train_mod
 
     faces = trained[2]
-    seen = {}
-    real = train_mod.shuffled_training_labels
+    seen: dict = {"fed": [], "picked_by": []}
+    permute, targets, score = (
+        train_mod.shuffled_training_labels,
+        train_mod._targets,
+        train_mod._selection_score,
+    )
 
-    def spy(labels, ages, seed):
+    def spy_permute(labels, ages, seed):
         seen["in"] = np.asarray(labels).copy()
-        seen["out"], out_ages = real(labels, ages, seed)
+        seen["out"], out_ages = permute(labels, ages, seed)
         return seen["out"], out_ages
 
-    monkeypatch.setattr(train_mod, "shuffled_training_labels", spy)
+    def spy_targets(labels, ages, k, sigma):
+        seen["fed"].append(np.asarray(labels).copy())
+        return targets(labels, ages, k, sigma)
+
+    def spy_score(row, shuffled=False):
+        seen["picked_by"].append(shuffled)
+        return score(row, shuffled)
+
+    monkeypatch.setattr(train_mod, "shuffled_training_labels", spy_permute)
+    monkeypatch.setattr(train_mod, "_targets", spy_targets)
+    monkeypatch.setattr(train_mod, "_selection_score", spy_score)
     res = train(
         faces.images[:24],
         faces.labels[:24],
         faces.images[24:32],
         faces.labels[24:32],
         model_config=ModelConfig(input_size=48, alpha=0.35, num_classes=3, age_head=False),
-        config=TrainConfig(epochs=2, batch_size=8, augment=0.0, seed=5, shuffle_labels=True),
+        config=TrainConfig(epochs=2, batch_size=8, augment=0.0, seed=5, shuffle_labels=True, init_seed=9),
         verbose=0,
     )
     np.testing.assert_array_equal(seen["in"], faces.labels[:24])
+    assert len(seen["fed"]) == 1 and np.array_equal(seen["fed"][0], seen["out"])  # what training saw
+    assert seen["picked_by"] == [True, True]  # every epoch judged by its fit to the permuted labels
     assert res.model.metadata["train_config"]["shuffle_labels"] is True
+    assert res.model.metadata["train_config"]["init_seed"] == 9
     fits = [r["train_accuracy"] for r in res.history]
-    assert res.best_epoch == 1 + int(np.argmax(fits))  # picked on the fit to the permuted labels
-    assert (
-        train_mod._selection_score({"train_accuracy": 0.9, "val_accuracy": 0.1, "val_macro_f1": 0.1}, True)
-        == 0.9
+    assert res.best_epoch == 1 + int(np.argmax(fits))
+    row = {"train_accuracy": 0.9, "val_accuracy": 0.1, "val_macro_f1": 0.1}
+    assert score(row, True) == 0.9 and score(row) == pytest.approx(0.2)
+
+
+def test_init_seed_changes_the_start_and_not_the_split_seeded_parts() -> None:
+    assert TrainConfig(seed=3).start_seed == 3 and TrainConfig(seed=3, init_seed=8).start_seed == 8
+    a = build_age_model(
+        ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=TrainConfig(seed=3).start_seed
     )
+    b = build_age_model(
+        ModelConfig(input_size=32, alpha=0.35, age_head=False),
+        seed=TrainConfig(seed=3, init_seed=8).start_seed,
+    )
+    assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])

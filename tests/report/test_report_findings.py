@@ -194,13 +194,17 @@ def test_sanity_groups_methods_by_verdict() -> None:
     assert not sanity_findings({"a": None, "random": "pass"}, 0.5)
 
 
-def test_sanity_findings_name_the_checks_that_ran() -> None:
-    both = sanity_findings({"a": "pass", "c": "fail"}, 0.5, ("weight randomisation", "label randomisation"))
-    assert both.short == "Sanity (weight randomisation and label randomisation): a pass; c flagged."
+def test_sanity_findings_name_the_checks_that_ran_and_which_flagged_each_method() -> None:
+    checks = ("weight randomisation", "label randomisation")
+    failed = {"a": (), "c": ("label randomisation",), "d": ("weight randomisation",)}
+    both = sanity_findings({"a": "pass", "c": "fail", "d": "fail"}, 0.5, checks, failed)
+    assert both.short == "Sanity (weight randomisation and label randomisation): a pass; c and d flagged."
     assert "after randomising the weights or retraining on shuffled labels" in both.sentences[0]
-    assert "lower layers" in both.sentences[1] and "shuffled labels draws maps alike" in both.sentences[1]
+    c, d = both.sentences[1:]
+    assert c.startswith("c: flagged by label randomisation: its maps of a model trained on shuffled labels")
+    assert d.startswith("d: flagged by weight randomisation: while the weights") and "shuffled" not in d
     labels = sanity_findings({"c": "fail"}, 0.5, ("label randomisation",))
-    assert "shuffled labels" in labels.sentences[0] and "lower layers" not in labels.sentences[0]
+    assert labels.sentences[0].startswith("c: flagged: its maps of a model trained on shuffled labels")
 
 
 def test_evaluation_states_what_was_evaluated_as_recorded() -> None:
@@ -372,9 +376,9 @@ def test_every_key_finding_on_scores_gives_its_sample_and_says_when_it_is_too_sm
     write_json(run / "scores/shortcut.json", {"config": {"n_test": n}, "accuracy": {"drop": score(0.58)}})
     found = dict((h, t) for t, h in _key_findings(render_report(run)))
     for sid in ("scores-ranking", "scores-faithfulness", "scores-randomisation"):
-        assert f" {n} photos" in found[sid], found[sid]
+        assert f" {n:,} photos" in found[sid], found[sid]
         assert ("too few to rank methods" in found[sid]) == small
-    assert f" {n} photos" in found["shortcut"] and ("too few" in found["shortcut"]) == small
+    assert f" {n:,} photos" in found["shortcut"] and ("too few" in found["shortcut"]) == small
     assert "no method clearly leads" in found["scores-ranking"]  # the CI rule still decides the wording
 
 

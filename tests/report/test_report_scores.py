@@ -206,4 +206,24 @@ def test_label_randomisation_sits_beside_weight_randomisation_and_the_worst_deci
     text = _text(html)
     assert "network trained on shuffled labels" in text and "the worst over the columns" in text
     assert "Sanity (weight randomisation and label randomisation): gradcam and scorecam flagged" in text
+    assert (
+        "gradcam: flagged by label randomisation" in text
+        and "scorecam: flagged by weight randomisation" in text
+    )
     assert "trained again on shuffled labels" in text  # the metric's plain-words line
+
+
+def test_a_check_no_method_was_scored_on_is_not_claimed(tmp_path: Path) -> None:
+    doc = scores_json()
+    doc["metrics"].append(
+        {
+            "name": "data_randomisation",
+            "higher_is_better": False,
+            "applies_to": "m",
+            "category": "randomisation",
+        }
+    )
+    for meth in doc["scores"]:
+        doc["scores"][meth]["data_randomisation"] = {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    text = _text(render_report(_run_with(tmp_path, doc)))
+    assert "gradcam passes the weight randomisation check:" in text and "label randomisation" not in text

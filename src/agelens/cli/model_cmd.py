@@ -119,6 +119,14 @@ def train_command(
             "depends on the split."
         ),
     ] = 0,
+    init_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seeds only the initial weights, batch order and augmentation (default: --seed), keeping "
+            "--seed's split: a --shuffle-labels control should start elsewhere than the model it checks.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue from a checkpoint .keras (and its optimizer state, kept beside it)."),
@@ -130,8 +138,8 @@ def train_command(
             "--shuffle-labels",
             help="Train on randomly permuted labels: the control model of the data-randomisation sanity "
             "check (agelens score --shuffled-model). It keeps the epoch that fits the permuted labels "
-            "best; its test scores sit at chance by design. Use --augment 0 --label-smoothing 0 and "
-            "enough epochs for it to memorise them.",
+            "best; its test scores sit at chance by design. Use the model's own --seed (its split), "
+            "another --init-seed, --augment 0 --label-smoothing 0 and enough epochs to memorise them.",
         ),
     ] = False,
     force: Annotated[
@@ -146,7 +154,7 @@ def train_command(
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
 
-    _check_train_options(out, force, resume, lr, tensorboard, seed)
+    _check_train_options(out, force, resume, lr, tensorboard, seed, shuffle_labels)
     try:
         age_bins = bins_from_options(bins, names)
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
@@ -205,6 +213,7 @@ def train_command(
                 patience=patience,
                 seed=seed,
                 shuffle_labels=shuffle_labels,
+                init_seed=init_seed,
             ),
             bins=age_bins,  # recorded only when the data's classes are these bins
             class_names=ds.class_names,
@@ -228,7 +237,9 @@ def train_command(
         if ckpt.exists():
             typer.echo(
                 f"the best epoch so far is saved in {ckpt}; to go on: agelens train {data} --out {out} "
-                f"--resume {ckpt} --seed {seed} --epochs {epochs}",
+                f"--resume {ckpt} --seed {seed} --epochs {epochs}"
+                + (f" --init-seed {init_seed}" if init_seed is not None else "")
+                + (" --shuffle-labels" if shuffle_labels else ""),
                 err=True,
             )
         raise
@@ -252,7 +263,9 @@ def train_command(
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
     if shuffle_labels:
-        fit = max((r["train_accuracy"] for r in result.history), default=float("nan"))
+        history = result.model.metadata["training"]["history"]  # a resumed run's earlier epochs too
+        kept = next((r for r in history if r.get("epoch") == result.best_epoch), {})
+        fit = float(kept.get("train_accuracy", float("nan")))
         typer.echo(
             f"trained on shuffled labels (fit to them: {fit:.3f} training accuracy); compare a model's maps "
             f"with this one's: agelens score DATA --model REAL.keras --shuffled-model {out}"
@@ -261,7 +274,13 @@ def train_command(
 
 
 def _check_train_options(
-    out: Path, force: bool, resume: Path | None, lr: float, tensorboard: Path | None, seed: int = 0
+    out: Path,
+    force: bool,
+    resume: Path | None,
+    lr: float,
+    tensorboard: Path | None,
+    seed: int = 0,
+    shuffle_labels: bool = False,
 ) -> None:
     """Refuse options that would fail later, before any work: finding out after TensorFlow's start
     (seconds), let alone an hour of training, is too late."""
@@ -284,11 +303,20 @@ def _check_train_options(
         check_model_path(resume, "resume")
         from agelens.model.io import read_metadata
 
-        earlier = read_metadata(resume).get("data", {}).get("split_seed")
+        meta = read_metadata(resume)
+        earlier = meta.get("data", {}).get("split_seed")
         if isinstance(earlier, int) and earlier != seed:
             fail(
                 f"{resume}: trained on the split of --seed {earlier}; resume with --seed {earlier} "
                 f"(seed {seed} would put photos it trained on into the test split)"
+            )
+        recipe = meta.get("train_config")
+        shuffled = bool(recipe.get("shuffle_labels")) if isinstance(recipe, dict) else None
+        if shuffled is not None and shuffled != shuffle_labels:
+            fail(
+                f"{resume}: trained on {'shuffled' if shuffled else 'the real'} labels; resume "
+                + ("with --shuffle-labels" if shuffled else "without --shuffle-labels")
+                + " (mixing them would leave neither the model nor its control)"
             )
     if tensorboard is not None:
         try:

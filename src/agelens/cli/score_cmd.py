@@ -163,7 +163,9 @@ def score_command(
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
-    twin = _load_shuffled(am, shuffled_model, input_size, class_names, input_range, class_output)
+    twin = _load_shuffled(
+        am, shuffled_model, input_size, class_names, input_range, class_output, layer, target
+    )
     try:  # labelled with the bins the model file records, as evaluate does
         ds = load_dataset(data, bins=bins_in_file(model), check_images=False)
         ds = ds.in_class_order(am.class_names)  # labels index the model's outputs: by name, not position
@@ -410,27 +412,45 @@ def _load_shuffled(
     class_names: str | None,
     input_range: str | None,
     class_output: str | None,
+    layer: str | None = None,
+    target: str = "predicted",
 ) -> AgeModel | None:
-    """The shuffled-label model, read like ``--model`` and checked against it before any work."""
+    """The shuffled-label model, read like ``--model`` and checked against it before any work:
+    the same input and classes, the explained layer (``--layer``, else the one ``--model``
+    declares) and, for ``--target age``, an age output; a scoring run must not fail half-way."""
     if path is None:
         return None
-    from agelens.metrics.data_randomisation import check_comparable
+    from agelens.explain.layers import resolve_layer
+    from agelens.metrics.data_randomisation import check_comparable, explained_like
 
     twin = load_cli_model(path, input_size, class_names, input_range, class_output)
     try:
         check_comparable(am, twin)
+        resolve_layer(explained_like(twin, am), layer)
     except ValueError as e:
         fail(f"{path}: {str(e).removeprefix('shuffled_model: ')}")
+    if target.strip().lower() == "age" and twin.age_output is None:
+        fail(f"{path}: has no age output, so it cannot explain --target age (train it on data with ages)")
     recipe, own = (_train_config(m) for m in (twin, am))
     if recipe is not None and not recipe.get("shuffle_labels"):
         _warn(path, "its metadata says it was trained on the real labels, not shuffled ones")
-    if recipe is not None and own is not None and recipe.get("seed") == own.get("seed"):
+    start = [_start_seed(r) for r in (recipe, own)]
+    if None not in start and start[0] == start[1]:
         _warn(
             path,
-            f"trained with the model's own --seed ({own.get('seed')}): both started from the same random "
-            "weights, which keeps maps alike whatever the labels; train it with another --seed",
+            f"started from the model's own random weights (seed {start[0]}), which keeps maps alike whatever "
+            "the labels; train it with the model's --seed and another --init-seed",
         )
     return twin
+
+
+def _start_seed(recipe: dict | None) -> int | None:
+    """What seeded a training run's initial weights (``--init-seed``, else ``--seed``), if recorded."""
+    if recipe is None:
+        return None
+    seed = recipe.get("init_seed")
+    seed = recipe.get("seed") if seed is None else seed
+    return seed if isinstance(seed, int) else None
 
 
 def _train_config(model: AgeModel) -> dict | None:

@@ -27,7 +27,7 @@ def layer_names_in_file(path: str | Path) -> set[str] | None:
     try:
         with zipfile.ZipFile(path) as z:
             config = json.loads(z.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, UnicodeDecodeError):
+    except Exception:  # noqa: BLE001 - any unreadable file is left to the check after loading
         return None
     names: set[str] = set()
     _collect(config, names)
@@ -37,9 +37,12 @@ def layer_names_in_file(path: str | Path) -> set[str] | None:
 def _collect(node: Any, names: set[str]) -> None:
     if isinstance(node, dict):
         for layer in node.get("layers") or []:
-            cfg = layer.get("config") if isinstance(layer, dict) else None
-            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-                names.add(cfg["name"])
+            if not isinstance(layer, dict):
+                continue
+            cfg = layer.get("config")
+            for name in (layer.get("name"), cfg.get("name") if isinstance(cfg, dict) else None):
+                if isinstance(name, str):
+                    names.add(name)
         for value in node.values():
             _collect(value, names)
     elif isinstance(node, list):

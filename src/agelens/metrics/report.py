@@ -195,9 +195,10 @@ class ScoreTable:
 
         Why: comparing two runs (layers, targets, models) is one ``load`` each instead of re-scoring
         for minutes. Per-image values and the class-mean maps are not saved, so a loaded table
-        cannot bootstrap again or redraw ``class_mean_maps.png``; everything else works as before
-        (``ranking()``, ``to_markdown()``, ``write(plots=False)``). A missing or foreign file is a
-        one-line ValueError naming it.
+        cannot bootstrap again or redraw ``class_mean_maps.png``; ``ranking()``, ``to_markdown()``
+        and the numbers work as before. Write a loaded table to a new folder: ``write`` replaces a
+        folder's earlier run, plots included. A missing or foreign file is a one-line ValueError
+        naming it.
         """
         src = Path(path)
         file = src / SCORES_JSON if src.is_dir() else src
@@ -388,7 +389,7 @@ def score_methods(
             else class_targets(targets, declared or group_names, n, probs.shape[1])
         )
         metric_targets = targets
-    shuffled = as_age_model(shuffled_model) if shuffled_model is not None else None
+    shuffled = _shuffled_twin(shuffled_model, am)
     objs, skipped = _usable_metrics(metrics, masks, am, shuffled)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
@@ -438,6 +439,23 @@ def score_methods(
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _shuffled_twin(shuffled_model: Any, model: Any) -> Any:
+    """``shuffled_model`` as an AgeModel, checked against ``model`` now: a path or a mismatch must not
+    be skipped as "not given" or fail after minutes of other metrics."""
+    if shuffled_model is None:
+        return None
+    twin = as_age_model(shuffled_model)
+    if twin is None:
+        raise TypeError(
+            f"shuffled_model must be an AgeModel or keras.Model, got {type(shuffled_model).__name__}; "
+            "load a file with agelens.load_model(path)"
+        )
+    from agelens.metrics.data_randomisation import check_comparable
+
+    check_comparable(model, twin)
+    return twin
 
 
 GIVEN_BY_CALLER = {"options": "given by the caller's explainer"}

@@ -55,9 +55,15 @@ class TrainConfig:
     augment: float = 1.0  # strength 0..1
     age_weight: float = 0.5
     age_sigma: float = 2.5
-    patience: int = 8  # early stopping on validation (accuracy + macro-F1)
+    patience: int = 8  # early stopping on the selection score (see _selection_score)
     seed: int = 0
     shuffle_labels: bool = False  # data-randomisation control: see shuffled_training_labels
+    init_seed: int | None = None  # initial weights, batch order, augmentation; None: ``seed``
+
+    @property
+    def start_seed(self) -> int:
+        """What seeds the run's random start (weights, batches, augmentation)."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -252,7 +258,8 @@ def train(
 ) -> TrainResult:
     """Train from uint8 images already at the model's input size; keep the best epoch.
 
-    The best epoch (validation accuracy + macro-F1) is restored at the end and,
+    The best epoch (validation accuracy + macro-F1; with ``shuffle_labels``, the fit to the
+    permuted training labels) is restored at the end and,
     when ``checkpoint`` is given, saved there with full metadata after each
     improvement, so an interrupted run still leaves its best model behind.
     """
@@ -272,8 +279,8 @@ def train(
         mcfg = ModelConfig(**{**mcfg.to_dict(), "age_head": False})
     if cfg.shuffle_labels:
         y_train, ages_train = shuffled_training_labels(y_train, ages_train, cfg.seed)
-    keras.utils.set_random_seed(cfg.seed)
-    km = build_age_model(mcfg, seed=cfg.seed)
+    keras.utils.set_random_seed(cfg.start_seed)
+    km = build_age_model(mcfg, seed=cfg.start_seed)
     initial_epoch = 0
     earlier_history: list = []
     state = {"best": -1.0, "best_epoch": 0, "best_weights": None, "wait": 0}
@@ -338,9 +345,9 @@ def train(
         _targets(y_train, ages_train if use_age else None, k, cfg.age_sigma),
         w,
         cfg.batch_size,
-        augmenter(cfg.augment, cfg.seed),
+        augmenter(cfg.augment, cfg.start_seed),
         True,
-        cfg.seed,
+        cfg.start_seed,
     )
     history: list[dict] = []
     t0 = time.time()

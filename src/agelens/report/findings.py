@@ -294,13 +294,27 @@ def _separated(scores: Any, a: str, b: str, ranks: Any) -> list[str] | None:
 # --- sanity ---------------------------------------------------------------------------------------
 
 
+WEIGHTS, LABELS = "weight randomisation", "label randomisation"
+_AFTER = {WEIGHTS: "randomising the weights", LABELS: "retraining on shuffled labels"}
+_WHY_FLAGGED = {
+    WEIGHTS: "while the weights are randomised from the top layer down its similarity stays above {t} on "
+    "average, so the map shows more of what the lower layers respond to than of what decides the class",
+    LABELS: "its maps of a model trained on shuffled labels stay alike above {t}, so the map shows the photo "
+    "more than what the model learned",
+}
+
+
 def sanity_findings(
-    verdicts: dict[str, str | None], threshold: float, checks: tuple[str, ...] = ("weight randomisation",)
+    verdicts: dict[str, str | None],
+    threshold: float,
+    checks: tuple[str, ...] = (WEIGHTS,),
+    failed: dict[str, tuple[str, ...]] | None = None,
 ) -> Said:
     """Group methods by the section's verdict (pass / inconclusive / fail) on the sanity checks.
 
-    ``checks`` names what the verdicts cover ("weight randomisation", "label randomisation"):
-    a method's verdict is its worst over them, and the sentences say which were run.
+    ``checks`` names the checks that have a verdict ("weight randomisation", "label
+    randomisation"); a method's verdict is its worst over them. ``failed`` says, per flagged
+    method, which checks flagged it, so each is told why (default: every check).
     """
     groups: dict[str, list[str]] = {"pass": [], "inconclusive": [], "fail": []}
     for meth, v in verdicts.items():
@@ -311,11 +325,7 @@ def sanity_findings(
     t = f"{threshold:g}"
     both = len(checks) > 1
     name = " and ".join(checks) if both else (checks[0] if checks else "randomisation")
-    after = {
-        "weight randomisation": "randomising the weights",
-        "label randomisation": "retraining on shuffled labels",
-    }
-    how = " or ".join(after.get(c, c) for c in checks) or "randomisation"
+    how = " or ".join(_AFTER.get(c, c) for c in checks) or "randomisation"
     sentences = []
     if groups["pass"]:
         sentences.append(
@@ -327,22 +337,16 @@ def sanity_findings(
             f"{join(groups['inconclusive'])}: inconclusive, the CI contains {t} "
             "(score more images to decide)."
         )
-    if groups["fail"]:
-        why = []
-        if "weight randomisation" in checks:
-            why.append(
-                "while the weights are randomised from the top layer down the similarity stays above "
-                f"{t} on average, so the map shows more of what the lower layers respond to than of what "
-                "decides the class"
-            )
-        if "label randomisation" in checks:
-            why.append(
-                f"a model trained on shuffled labels draws maps alike above {t}, so the map shows the "
-                "photo more than what the model learned"
-            )
-        sentences.append(
-            f"{join(groups['fail'])}: flagged{' (worst check)' if both else ''}: " + "; or ".join(why) + "."
+    by_reason: dict[tuple[str, ...], list[str]] = {}
+    for meth in groups["fail"]:
+        reasons = tuple(c for c in checks if c in (failed or {}).get(meth, checks)) or checks
+        by_reason.setdefault(reasons, []).append(meth)
+    for reasons, methods in by_reason.items():
+        why = "; and ".join(
+            _WHY_FLAGGED.get(c, f"{c} leaves the map alike above {{t}}").format(t=t) for c in reasons
         )
+        on = f" by {' and '.join(reasons)}" if both else ""
+        sentences.append(f"{join(methods)}: flagged{on}: {why}.")
     parts = [
         f"{join(groups[k])} {w}"
         for k, w in (("pass", "pass"), ("inconclusive", "inconclusive"), ("fail", "flagged"))

@@ -17,8 +17,10 @@ from typing import Any
 from agelens.report.assets import Notes, image_uri, read_json
 from agelens.report.findings import (
     BEATS,
+    LABELS,
     SHORTCUT_COLUMNS,
     UNCLEAR,
+    WEIGHTS,
     WORSE,
     Said,
     bounds_side,
@@ -52,9 +54,10 @@ from agelens.report.tables import (
 )
 
 SPEARMAN_FLAG = 0.5
-DATA_RANDOMISATION = "data_randomisation"
 """Sanity rule of ``agelens.metrics.sanity``: maps whose similarity, averaged over a cascading
 randomisation, stays above this are flagged."""
+DATA_RANDOMISATION = "data_randomisation"
+"""The data-randomisation metric's column (``agelens.metrics.data_randomisation``)."""
 
 _CATEGORIES = (
     (
@@ -243,7 +246,7 @@ def _structured(scores: dict) -> list[Section]:
         t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions, arrows=True)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
-            _say(sub, sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG, _checks(cols)))
+            _say(sub, _sanity_said(rows, cols))
         sub.tables = t
         out.append(sub)
     diff = scores.get("difference_vs_matched_random")
@@ -336,11 +339,24 @@ def _flag(table: Table, rows: dict[str, dict]) -> Table:
     return table
 
 
-def _checks(columns: list[str]) -> tuple[str, ...]:
-    """Which sanity checks the columns hold, in words the findings use."""
-    data = DATA_RANDOMISATION in columns
-    weights = any(c != DATA_RANDOMISATION for c in columns)
-    return (*(("weight randomisation",) if weights else ()), *(("label randomisation",) if data else ()))
+def _check_of(column: str) -> str:
+    """The sanity check a column holds, in the words the findings use."""
+    return LABELS if column == DATA_RANDOMISATION else WEIGHTS
+
+
+def _sanity_said(rows: dict[str, dict], columns: list[str]) -> Said:
+    """The sanity findings: each method's worst verdict, the checks that were scored (those with a
+    verdict for some method), and per flagged method the checks that flagged it."""
+    scored = [
+        c
+        for c in columns
+        if any(verdict(r.get(c)) is not None for m, r in rows.items() if not is_baseline(m))
+    ]
+    checks = tuple(dict.fromkeys(_check_of(c) for c in scored))
+    failed = {
+        meth: tuple(_check_of(c) for c in scored if verdict(r.get(c)) == "fail") for meth, r in rows.items()
+    }
+    return sanity_findings(_method_verdicts(rows), SPEARMAN_FLAG, checks, failed)
 
 
 def _say(sec: Section, said: Said) -> None:
