@@ -188,16 +188,20 @@ def test_explain_predictions_read_as_text(tmp_path: Path) -> None:
     assert fmt({"class": "young", "probabilities": {}}) == "young"
 
 
+def _with_label_check(doc: dict) -> dict:
+    """A scores.json that also declares the data-randomisation (label) sanity column."""
+    info = {
+        "name": "data_randomisation",
+        "higher_is_better": False,
+        "applies_to": "m",
+        "category": "randomisation",
+    }
+    doc["metrics"].append(info)
+    return doc
+
+
 def test_label_randomisation_sits_beside_weight_randomisation_and_the_worst_decides(tmp_path: Path) -> None:
-    doc = scores_json()
-    doc["metrics"].append(
-        {
-            "name": "data_randomisation",
-            "higher_is_better": False,
-            "applies_to": "m",
-            "category": "randomisation",
-        }
-    )
+    doc = _with_label_check(scores_json())
     doc["scores"]["gradcam"]["data_randomisation"] = score(0.8)  # passes on weights (0.1), not on labels
     doc["scores"]["scorecam"]["data_randomisation"] = score(0.1)
     html = render_report(_run_with(tmp_path, doc))
@@ -214,15 +218,7 @@ def test_label_randomisation_sits_beside_weight_randomisation_and_the_worst_deci
 
 
 def test_a_check_no_method_was_scored_on_is_not_claimed(tmp_path: Path) -> None:
-    doc = scores_json()
-    doc["metrics"].append(
-        {
-            "name": "data_randomisation",
-            "higher_is_better": False,
-            "applies_to": "m",
-            "category": "randomisation",
-        }
-    )
+    doc = _with_label_check(scores_json())
     for meth in doc["scores"]:
         doc["scores"][meth]["data_randomisation"] = {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
     text = _text(render_report(_run_with(tmp_path, doc)))
