@@ -389,12 +389,12 @@ def _score(
     )
 
 
-DATA_RANDOMISATION = "data_randomisation"
-
-
 def _with_data_randomisation(names: list[str], shuffled_model: Path | None, spec: str) -> list[str]:
     """The metrics to run: ``--shuffled-model`` adds the data-randomisation check; naming the check
     without one is refused now, not after the sample has loaded (``all`` just leaves it out)."""
+    from agelens.metrics.data_randomisation import DataRandomisation
+
+    DATA_RANDOMISATION = DataRandomisation.name  # noqa: N806 - the metric's own name, not a copy
     if shuffled_model is not None:
         return names if DATA_RANDOMISATION in names else [*names, DATA_RANDOMISATION]
     if DATA_RANDOMISATION in names and spec.strip().lower() != "all":
