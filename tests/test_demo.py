@@ -38,6 +38,17 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "gradcam" in json.dumps(scores)
     shortcut = json.loads((out / "scores" / "shortcut.json").read_text())
     assert "stamp_energy" in json.dumps(shortcut)
+    # both sanity checks: the control was trained on permuted labels and its maps were compared
+    control = manifest["shuffled_label_control"]
+    assert control["model"] == "model/shuffled-labels.keras" and 0 < control["fit"] <= 1
+    recipe = load_model(out / control["model"]).metadata["train_config"]
+    assert recipe["shuffle_labels"] is True and recipe["init_seed"] != recipe["seed"]
+    assert "data_randomisation" not in scores["skipped"]
+    assert {m: r["data_randomisation"]["n"] > 0 for m, r in scores["scores"].items() if m != "random"} == {
+        "gradcam": True,
+        "saliency": True,
+    }
+    assert "fits its permuted training labels" in html
 
 
 def test_demo_refuses_non_empty_out_without_force(tmp_path):
@@ -117,13 +128,13 @@ def test_shortcut_process_failure_is_one_clear_error(tmp_path):
 
     import pytest
 
-    from agelens.demo import QUICK, ShortcutProcess
+    from agelens.demo import QUICK, SecondProcess
 
-    proc = ShortcutProcess(dataclasses.replace(QUICK, size=-1), tmp_path / "scores", 0)
+    proc = SecondProcess(dataclasses.replace(QUICK, size=-1), tmp_path, 0)
     with pytest.raises(RuntimeError, match="shortcut story failed: .+"):
         proc.result()
     proc.stop()
-    assert not (tmp_path / "scores" / ".shortcut-error.txt").exists()
+    assert not (tmp_path / ".second-process-error.txt").exists()
 
 
 def test_force_clears_only_an_earlier_runs_own_entries(tmp_path):

@@ -124,3 +124,62 @@ def test_the_shuffled_model_is_explained_at_the_layer_the_model_declares(
     data_randomisation_test(model, twin_declares, spy, x[:3])
     assert seen == ["last-conv", "last-conv"]  # the model declares none: neither is explained at c1
     assert twin_declares.metadata["explain_layer"] == "c1"
+
+
+def test_a_late_data_randomisation_score_merges_into_the_table_of_the_other_metrics(
+    squares_model, shuffled_squares_model
+) -> None:
+    """The demo scores every other metric while its control trains, then this one: the merged table
+    must be the one a single call with both would give (same cells, nothing left as skipped)."""
+    model, x, y = squares_model
+    x, y = x[:6], y[:6]
+    common = dict(
+        explainers={"cam": lambda xs, t: gradcam(model, xs, t)},
+        model_explainers={"cam": gradcam},
+        n_boot=200,
+    )
+    first = score_methods(model, x, y, ["cam"], ["deletion", "data_randomisation"], **common)
+    assert "data_randomisation" in first.skipped
+    late = score_methods(
+        model,
+        x,
+        y,
+        ["cam"],
+        ["data_randomisation"],
+        shuffled_model=shuffled_squares_model,
+        random_baseline=False,
+        **common,
+    )
+    metrics = ["deletion", "data_randomisation"]
+    both = score_methods(model, x, y, ["cam"], metrics, shuffled_model=shuffled_squares_model, **common)
+    first.add_metrics(late)
+    assert first.skipped == {}
+    assert [m["name"] for m in first.metrics] == [m["name"] for m in both.metrics]
+    for method in ("cam", "random"):
+        for metric in ("deletion", "data_randomisation"):
+            a, b = first.scores[method][metric], both.scores[method][metric]
+            assert a.n == b.n and np.allclose(a.mean, b.mean, equal_nan=True), (method, metric)
+    assert first.to_dict()["scores"]["random"]["data_randomisation"]["n"] == 0
+
+
+def test_merging_scores_of_other_photos_is_refused(squares_model, shuffled_squares_model) -> None:
+    model, x, y = squares_model
+    kw = dict(explainers={"cam": lambda xs, t: gradcam(model, xs, t)}, model_explainers={"cam": gradcam})
+    table = score_methods(model, x[:6], y[:6], ["cam"], ["deletion"], n_boot=50, **kw)
+    other = score_methods(
+        model, x[:4], y[:4], ["cam"], ["data_randomisation"], shuffled_model=shuffled_squares_model, **kw
+    )
+    with pytest.raises(ValueError, match="n_images 4 != 6"):
+        table.add_metrics(other)
+
+
+def test_the_controls_fit_is_the_training_accuracy_of_the_epoch_it_kept() -> None:
+    from types import SimpleNamespace
+
+    from agelens.metrics.data_randomisation import shuffled_fit
+
+    history = [{"epoch": 1, "train_accuracy": 0.4}, {"epoch": 2, "train_accuracy": 0.9}]
+    assert shuffled_fit(SimpleNamespace(metadata={"training": {"best_epoch": 2, "history": history}})) == 0.9
+    assert shuffled_fit(SimpleNamespace(metadata={"training": {"best_epoch": 1, "history": history}})) == 0.4
+    assert shuffled_fit(SimpleNamespace(metadata={})) is None  # a plain Keras file: unknown, not 0
+    assert shuffled_fit(object()) is None

@@ -231,6 +231,8 @@ def _tiny_model(path: Path, init: int, names: list[str] | None = None, **recipe)
     am = wrap_keras_model(km, class_names=names)
     if recipe:
         am.metadata["train_config"] = recipe
+    if recipe.get("shuffle_labels"):  # what agelens train records of the kept epoch
+        am.metadata["training"] = {"best_epoch": 2, "history": [{"epoch": 2, "train_accuracy": 0.875}]}
     return save_model(am, path)
 
 
@@ -247,6 +249,7 @@ def test_shuffled_model_adds_the_data_randomisation_check(folder_and_model, tmp_
     assert 0 < scores["scores"]["gradcam"]["data_randomisation"]["n"] <= 4  # constant maps have no rank
     assert scores["scores"]["random"]["data_randomisation"]["n"] == 0  # noise is not re-explained
     assert scores["meta"]["shuffled_model"] == str(twin)
+    assert scores["meta"]["shuffled_model_fit"] == 0.875  # the report says how far the control memorised
 
 
 def test_data_randomisation_without_a_shuffled_model_fails_before_any_work(

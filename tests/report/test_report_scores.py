@@ -223,3 +223,26 @@ def test_a_check_no_method_was_scored_on_is_not_claimed(tmp_path: Path) -> None:
         doc["scores"][meth]["data_randomisation"] = {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
     text = _text(render_report(_run_with(tmp_path, doc)))
     assert "gradcam passes the weight randomisation check:" in text and "label randomisation" not in text
+
+
+@pytest.mark.parametrize(
+    ("fit", "said"),
+    [
+        (0.97, "its permuted training labels to 0.97 training accuracy (chance about 0.33 for 3 classes)"),
+        (0.41, "to 0.41 training accuracy (chance about 0.33 for 3 classes); it memorised little"),
+        (None, None),
+    ],
+)
+def test_the_sanity_section_says_how_well_the_shuffled_label_control_fits(
+    tmp_path: Path, fit: float | None, said: str | None
+) -> None:
+    doc = _with_label_check(scores_json())
+    doc["meta"] = {**doc.get("meta", {}), "class_names": list(CLASSES), "shuffled_model_fit": fit}
+    doc["scores"]["gradcam"]["data_randomisation"] = score(0.1)
+    doc["scores"]["scorecam"]["data_randomisation"] = score(0.1)
+    text = _text(render_report(_run_with(tmp_path, doc)))
+    if said is None:
+        assert "fits its permuted training labels" not in text
+    else:
+        assert said in text
+        assert ("memorised little" in text) == (fit < 0.6)

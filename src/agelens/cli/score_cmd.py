@@ -130,6 +130,7 @@ def score_command(
 
     from agelens.data.sources import DatasetError, load_dataset
     from agelens.metrics.adapters import RANDOM, available_methods
+    from agelens.metrics.data_randomisation import shuffled_fit
     from agelens.metrics.registry import METRICS, parse_names
     from agelens.metrics.sampling import stratified_sample
     from agelens.model.io import bins_in_file
@@ -218,6 +219,7 @@ def score_command(
         holdout=str(holdout) if holdout else None,
         masks=str(masks) if masks is not None else None,
         shuffled_model=str(shuffled_model) if shuffled_model is not None else None,
+        shuffled_model_fit=shuffled_fit(twin) if twin is not None else None,
         images=[p.name for p in ok],
     )
     paths = table.write(out)

@@ -85,6 +85,21 @@ def check_comparable(model: Any, shuffled_model: Any) -> None:
             )
 
 
+def shuffled_fit(shuffled_model: Any) -> float | None:
+    """How well the control fits its permuted training labels: the training accuracy of the epoch it
+    kept (``agelens train --shuffle-labels`` keeps the best fit), None when its metadata lacks it.
+
+    Why it is worth showing: a control that has not memorised its labels is close to its random
+    start, and the check then repeats the model-parameter test rather than isolating what was
+    learned from the labels. Measured during the epoch (dropout on), so it errs low.
+    """
+    training = (getattr(shuffled_model, "metadata", None) or {}).get("training") or {}
+    best = training.get("best_epoch")
+    kept = next((r for r in training.get("history", []) if r.get("epoch") == best), None)
+    fit = None if kept is None else kept.get("train_accuracy")
+    return float(fit) if isinstance(fit, int | float) and np.isfinite(fit) else None
+
+
 def explained_like(shuffled: Any, model: Any) -> Any:
     """``shuffled`` declaring the layer ``model`` declares (``explain_layer``), so that an explainer
     left to its default explains the same layer of both.

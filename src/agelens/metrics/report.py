@@ -106,6 +106,27 @@ class ScoreTable:
         ]
         return sorted(rows, key=lambda row: (np.nan_to_num(row["mean_rank"], nan=np.inf), row["method"]))
 
+    def add_metrics(self, other: ScoreTable) -> None:
+        """Fold ``other``'s metrics into this table, for the methods both scored.
+
+        Why: a metric whose input arrives late (the data-randomisation control, trained while
+        the other metrics run) is scored in a second call on the same photos and targets;
+        ``other`` must have scored the same number of photos at the same size. Its metrics
+        replace same-named ones here and leave ``skipped``.
+        """
+        for key in ("n_images", "size", "explained"):
+            if key in self.meta and key in other.meta and self.meta[key] != other.meta[key]:
+                raise ValueError(f"cannot merge score tables: {key} {other.meta[key]} != {self.meta[key]}")
+        names = [m["name"] for m in other.metrics]
+        self.metrics = [m for m in self.metrics if m["name"] not in names] + list(other.metrics)
+        n = int(other.meta.get("n_images", 0))
+        for method, row in self.scores.items():  # a method ``other`` did not score gets empty cells
+            for info in other.metrics:
+                mine = other.scores.get(method, {}).get(info["name"])
+                row[info["name"]] = mine or Score.from_values(np.full(n, np.nan), info["higher_is_better"])
+        for name in names:
+            self.skipped.pop(name, None)
+
     def to_dict(self) -> dict[str, Any]:
         def table(d: dict[str, dict[str, Score]]) -> dict[str, Any]:
             return {m: {k: s.to_dict() for k, s in row.items()} for m, row in d.items()}

@@ -247,6 +247,8 @@ def _structured(scores: dict) -> list[Section]:
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
             _say(sub, _sanity_said(rows, cols))
+            if DATA_RANDOMISATION in cols and (fit := _control_fit(scores)):
+                sub.findings.append(fit)
         sub.tables = t
         out.append(sub)
     diff = scores.get("difference_vs_matched_random")
@@ -337,6 +339,26 @@ def _flag(table: Table, rows: dict[str, dict]) -> Table:
     )
     table.note = f"{rule} {table.note}".strip()
     return table
+
+
+def _control_fit(scores: dict) -> str | None:
+    """One sentence on how well the shuffled-label control memorised its labels, when recorded.
+
+    Why: the check isolates what the model learned from its labels only if the control learned
+    its own (random) ones; one that stayed near chance is close to its random start.
+    """
+    meta = scores.get("meta") if isinstance(scores, dict) else None
+    fit = meta.get("shuffled_model_fit") if isinstance(meta, dict) else None
+    if not isinstance(fit, int | float) or isinstance(fit, bool):
+        return None
+    names = meta.get("class_names")
+    k = len(names) if isinstance(names, list) else 0
+    chance = f" (chance about {1 / k:.2f} for {k} classes)" if k else ""
+    low = "; it memorised little, so its maps are close to those of its random start" if fit < 0.6 else ""
+    return (
+        f"The shuffled-label network fits its permuted training labels to {fit:.2f} training accuracy"
+        f"{chance}{low}."
+    )
 
 
 def _check_of(column: str) -> str:
