@@ -26,7 +26,7 @@ def restore_signals():
 def test_a_signal_mid_run_removes_the_partial_folder_and_exits_128_plus_signal(
     tmp_path, monkeypatch, capsys, restore_signals, sig, code, word
 ):
-    def half_done() -> None:
+    def half_done(**_click_options: object) -> None:
         with output_dir(tmp_path / "out") as tmp:
             (tmp / "half.png").write_bytes(b"x")
             os.kill(os.getpid(), sig)
@@ -43,7 +43,7 @@ def test_a_signal_mid_run_removes_the_partial_folder_and_exits_128_plus_signal(
 
 
 def test_a_run_that_finishes_keeps_its_exit_status(monkeypatch, restore_signals):
-    def done() -> None:
+    def done(**_click_options: object) -> None:
         raise SystemExit(0)
 
     monkeypatch.setattr(main, "app", done)
@@ -51,6 +51,36 @@ def test_a_run_that_finishes_keeps_its_exit_status(monkeypatch, restore_signals)
     with pytest.raises(SystemExit) as e:
         main.run()
     assert e.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["explain", "--bogus"], "error: No such option: --bogus"),
+        (["explain"], "error: Missing argument 'photos'."),
+        (["nosuchcmd"], "error: No such command 'nosuchcmd'."),
+        (["evaluate", "--json", "--bogus"], "error: No such option: --bogus"),
+    ],
+)
+def test_a_bad_option_or_argument_is_one_error_line_with_where_to_read_more(
+    monkeypatch, capsys, restore_signals, argv, said
+):
+    """Typer would draw a 6-8 line box around the sentence; every agelens error is one line."""
+    monkeypatch.setattr(sys, "argv", ["agelens", *argv])
+    with pytest.raises(SystemExit) as e:
+        main.run()
+    assert e.value.code == 2  # click's usage status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(said), err
+    assert err.rstrip().endswith("--help)") and "╭" not in err
+
+
+def test_a_group_called_bare_prints_its_help_and_no_empty_error(monkeypatch, capsys, restore_signals):
+    monkeypatch.setattr(sys, "argv", ["agelens", "data"])
+    with pytest.raises(SystemExit) as e:
+        main.run()
+    out = capsys.readouterr()
+    assert e.value.code == 2 and "inspect" in out.out and "error" not in out.err
 
 
 def test_help_paragraphs_are_reflowed_but_examples_keep_their_lines():

@@ -476,3 +476,25 @@ def test_class_output_and_input_range_options_reach_the_model(tmp_path) -> None:
     assert bad.exit_code == 1 and "no output 'nope' to read classes from; outputs: years, group" in bad.output
     bad = runner.invoke(app, [*base, "--input-range", "0-100"])
     assert bad.exit_code == 1 and "input range '0-100': use one of 0-255, 0-1" in bad.output
+
+
+def test_overruling_the_input_range_an_agelens_model_records_is_warned_about(
+    tmp_path, folder_and_model
+) -> None:
+    """--input-range is for plain Keras models: on an agelens file it changes every answer silently."""
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import save_model, wrap_keras_model
+
+    data, _ = folder_and_model
+    photo = str(sorted(data.glob("1*.jpg"))[0])
+    am = wrap_keras_model(build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0))
+    am.metadata["rescales_input"] = True  # as agelens train records it
+    model = save_model(am, tmp_path / "records.keras")
+    recorded, other = "0-255", "0-1"
+    args = ["predict", photo, "--model", str(model), "--no-detect", "--input-range"]
+    for engine in ("keras", "tflite", "tflite"):  # the last one reads the cached TFLite copy
+        res = runner.invoke(app, [*args, other, "--engine", engine])
+        assert res.exit_code == 0, res.output
+        assert f"warning: --input-range {other} overrules the model's own record ({recorded})" in res.output
+    same = runner.invoke(app, [*args, recorded])
+    assert same.exit_code == 0 and "warning" not in same.output

@@ -275,3 +275,15 @@ def test_the_signed_help_names_exactly_the_methods_with_a_signed_form() -> None:
     option = next(m for m in typing.get_args(hints["signed"])[1:] if isinstance(m, typer.models.OptionInfo))
     listed = re.search(r"For ([a-z, -]+?) \(", option.help).group(1).split(", ")
     assert sorted(listed) == sorted(signed_methods())
+
+
+def test_the_help_lists_every_method_explain_accepts() -> None:
+    """The help's method list is written by hand; it must not fall behind the registry."""
+    import re
+
+    from agelens.cli.explain_cmd import explain_command
+    from agelens.explain.api import list_methods
+
+    listed = " ".join(explain_command.__doc__.split("Methods:", 1)[1].split("Examples:", 1)[0].split())
+    names = set(re.findall(r"[a-z][a-z+-]*[a-z+]", listed)) - {"or"}
+    assert set(list_methods()) <= names, set(list_methods()) - names

@@ -150,7 +150,7 @@ def load_cli_model(
             f"--class-names {class_names!r}: an empty name (give them comma-separated, e.g. young,middle,old)"
         )
     try:
-        return load_model(
+        loaded = load_model(
             model,
             input_size=input_size,
             class_names=names,
@@ -159,6 +159,25 @@ def load_cli_model(
         )
     except ModelLoadError as e:
         fail(str(e))
+    warn_overruled_range(loaded, input_range, model)
+    return loaded
+
+
+def warn_overruled_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
+    """One warning line when ``--input-range`` contradicts what an agelens model file records.
+
+    Why: the option is for plain Keras models; an agelens file says its own range, and overruling
+    it changes every answer (the shipped model: young 91% -> 49% on one photo) without an error.
+    """
+    recorded = (getattr(loaded, "metadata", None) or {}).get("rescales_input")
+    if input_range is None or not isinstance(recorded, bool) or recorded == (input_range == "0-255"):
+        return
+    typer.echo(
+        f"{getattr(loaded, 'path', None) or model}: warning: --input-range {input_range} overrules the "
+        f"model's own record ({'0-255' if recorded else '0-1'}); its answers will be wrong unless that "
+        "record is",
+        err=True,
+    )
 
 
 def report_problems(problems: Sequence[object], quiet: bool = False) -> None:

@@ -151,8 +151,9 @@ def explain_command(
 ) -> None:
     """Explain what the model looks at in each photo; write overlays, panels, raw maps and a manifest.
 
-    Per photo and method: NNN_<name>_<method>_overlay.png, _panel.png (image | heatmap |
-    overlay with the top-3 probabilities) and _map.npy (float32 in [0, 1] at the size of the
+    Per photo and method: NNN_<name>_<method>_overlay.png (gradcam++ is written gradcampp),
+    _panel.png (image | heatmap | overlay with the top-3 probabilities) and _map.npy (float32
+    in [0, 1], in [-1, 1] with --signed, at the size of the
     image explained: the face crop, or the photo when no face was found or with --no-detect;
     the manifest's crop_box_xywh says where it lies in the photo; above 1024 px, shrunk to 1024
     on its longest side, its size in map_size); with --filters K, NNN_<name>_filters.png.
@@ -161,8 +162,8 @@ def explain_command(
     nothing could be explained.
 
     Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
-    eigencam, saliency, smoothgrad, integrated-gradients, guided-backprop, guided-gradcam,
-    occlusion, or smooth-<method>.
+    eigencam, saliency, smoothgrad, gradient-x-input, integrated-gradients, guided-backprop,
+    guided-gradcam, occlusion, or smooth-<method>.
 
     Examples:
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import click
 import typer
 
 from agelens import __version__
@@ -105,7 +106,17 @@ def run() -> None:
     try:
         if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
             import_tensorflow_quietly()
-        app()
+        code = app(standalone_mode=False)
+    except _USAGE_ERRORS as e:
+        if stopped:
+            raise
+        _usage_error(e)
+    except _ABORTS:  # Ctrl-D at a prompt, or an interrupt click caught first
+        if not stopped:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        typer.echo("terminated" if stopped[0] == signal.SIGTERM else "\ninterrupted", err=True)
+        sys.exit(128 + stopped[0])
     except BaseException as e:  # noqa: BLE001 - an interrupt may surface as any exception type
         # A signal that landed where Python ignores exceptions (a weakref callback) did not
         # stop the run; a run that then finished is reported as the success it is.
@@ -113,6 +124,28 @@ def run() -> None:
             raise
         typer.echo("terminated" if stopped[0] == signal.SIGTERM else "\ninterrupted", err=True)
         sys.exit(128 + stopped[0])
+    if isinstance(code, int) and code:  # typer.Exit(code) returns it when click does not exit itself
+        sys.exit(code)
+
+
+# Typer 0.29 vendors click (``typer._click``), older ones use click itself: catch both.
+_USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
+_ABORTS = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
+
+
+def _usage_error(e: Exception) -> NoReturn:
+    """A bad option or argument as one line, like every other agelens error, with where to read more.
+
+    Why not Typer's own: it draws a 6-8 line box around the same sentence; the house rule is one
+    clear line (and scripts grep for ``error:``). The exit status stays click's (2 for usage).
+    """
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    where = f" (see {path} --help)" if path and getattr(e, "exit_code", 1) == 2 else ""
+    message = " ".join((e.format_message() if hasattr(e, "format_message") else str(e)).split())
+    if message:  # empty: a group called bare, whose help was just printed
+        typer.echo(f"error: {message}{where}", err=True)
+    sys.exit(getattr(e, "exit_code", 1))
 
 
 if __name__ == "__main__":

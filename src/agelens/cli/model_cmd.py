@@ -30,6 +30,7 @@ from agelens.cli.common import (
     read_holdout,
     report_problems,
     split_name,
+    warn_overruled_range,
 )
 
 # What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
@@ -482,6 +483,7 @@ def _forward_model(model: Path | None, options: dict, light: bool):
     if light:
         found = light_model(model, options, key=key)
         if found is not None:
+            warn_overruled_range(found, options["input_range"], model)  # load_cli_model's warning
             return found
     from agelens.quiet import import_tensorflow_quietly
 
@@ -558,9 +560,12 @@ def predict_command(
     from agelens.model.predict import collect_inputs, predict_images, prepare, rounded_row
 
     paths, missing = collect_inputs(images)
-    if not paths:  # before the model loads: nothing to wait for
-        report_problems(missing, quiet=False)
-        fail("no image could be read" if missing else "no images found in " + ", ".join(images))
+    if not paths:  # before the model loads: nothing to wait for; one line, as explain says it
+        fail(
+            f"nothing to predict: {'; '.join(map(str, missing))}"
+            if missing
+            else "no images found in " + ", ".join(images)
+        )
     check_model_path(model)
     options = load_options(input_size, class_names, input_range, class_output)
     m = _forward_model(model, options, light=engine != Engine.keras)
