@@ -56,6 +56,19 @@ def test_score_rejects_unknown_names(folder_and_model, tmp_path) -> None:
     assert res.exit_code == 1 and "unknown metric nope" in res.output
     res = runner.invoke(app, [str(data), "--model", str(model), "--methods", "magic", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "unknown method magic" in res.output
+    typo = ["--methods", "smooth-gradcm", "-o", str(tmp_path)]
+    res = runner.invoke(app, [str(data), "--model", str(model), *typo])
+    assert res.exit_code == 1 and "unknown method smooth-gradcm" in res.output
+
+
+def test_smoothgrad_around_any_method_is_scored_as_explain_takes_it(folder_and_model, tmp_path) -> None:
+    data, model = folder_and_model
+    args = ["--methods", "smooth-Grad-CAM", "--metrics", "deletion", "--n", "3", "--out", str(tmp_path / "s")]
+    res = runner.invoke(app, [str(data), "--model", str(model), *args])
+    assert res.exit_code == 0, res.output
+    scores = json.loads((tmp_path / "s" / "scores.json").read_text())
+    assert scores["scores"]["smooth-gradcam"]["deletion"]["n"] == 3
+    assert scores["meta"]["method_options"]["smooth-gradcam"]["nt_type"] == "smoothgrad"
 
 
 def test_stratified_sample_keeps_class_mix_and_is_seeded() -> None:

@@ -48,7 +48,10 @@ def score_command(
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
     methods: Annotated[
-        str, typer.Option("--methods", "--method", help="Comma-separated explain methods, or 'all'.")
+        str,
+        typer.Option(
+            "--methods", "--method", help="Comma-separated explain methods (smooth-<method> too), or 'all'."
+        ),
     ] = "gradcam",
     metrics: Annotated[
         str,
@@ -152,7 +155,10 @@ def score_command(
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
     try:
-        method_names = parse_names(_canonical(methods), [*available_methods(), RANDOM], "method")
+        canonical_methods = _canonical(methods)
+        method_names = parse_names(
+            canonical_methods, [*available_methods(), *_smooth_forms(canonical_methods), RANDOM], "method"
+        )
         metric_names = parse_names(metrics, list(METRICS), "metric")
     except ValueError as e:
         fail(str(e))
@@ -333,6 +339,23 @@ def _cue_masks(path: Path, files: list[Path], size: int) -> np.ndarray:
     if missing:
         fail(f"{path}: no mask for {len(missing)} of the {len(files)} scored photos (first: {missing[0]})")
     return np.stack([fit_square(np.asarray(by_name[f.name].cue, np.float32), size) for f in files])
+
+
+def _smooth_forms(spec: str) -> list[str]:
+    """The ``smooth-<method>`` names in ``spec`` that explain accepts: SmoothGrad around any method is a
+    method of its own (``smooth-gradcam``), scored like the rest; ``smooth-gradcm`` stays unknown."""
+    try:
+        from agelens.explain.api import canonical
+    except ImportError:
+        return []
+    found = []
+    for name in (n.strip() for n in spec.split(",")):
+        try:
+            if name.startswith("smooth-") and canonical(name) == name:
+                found.append(name)
+        except ValueError:
+            pass
+    return found
 
 
 def _canonical(spec: str) -> str:
