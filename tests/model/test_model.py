@@ -99,10 +99,15 @@ def test_macro_averages_skip_classes_that_never_occur(recwarn):
     m = classification_metrics([0, 0, 0], [0, 0, 0], ["a", "b", "c"])
     assert m["macro_f1"] == 1.0 and m["balanced_accuracy"] == 1.0
     assert m["per_class"]["b"]["support"] == 0  # still listed
+    assert m["classes_in_macro_average"] == ["a"]
+    table = markdown_table(m)  # an empty class shows dashes, not 0.000 that reads as all wrong
+    assert "| b | – | – | – | 0 |" in table and "| a | 1.000 | 1.000 | 1.000 | 3 |" in table
+    assert "–: no photo of b, c and none predicted as such; not in the macro averages." in table
     # A class that is only predicted counts (its precision is 0), as scikit-learn does.
     m = classification_metrics([0, 0, 1, 1], [0, 0, 1, 2], ["a", "b", "c"])
     assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
     assert "| **macro avg** | 0.667 | 0.500 | 0.556 | 4 |" in markdown_table(m)
+    assert "| c | 0.000 | 0.000 | 0.000 | 0 |" in markdown_table(m) and "–" not in markdown_table(m)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 

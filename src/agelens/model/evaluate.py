@@ -52,11 +52,19 @@ def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
             name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, name in enumerate(class_names)
         },
+        **_averaged_classes(class_names, occurs),
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": np.round(cmn, 4).tolist(),
         "class_names": list(class_names),
         "n_images": int(len(y_true)),
     }
+
+
+def _averaged_classes(class_names: list[str], occurs: np.ndarray) -> dict:
+    """``classes_in_macro_average`` when some class had no photo and no prediction (its 0.0 row means
+    "nothing to score", not "all wrong"); nothing when every class counts, the usual case."""
+    kept = [class_names[i] for i in np.flatnonzero(occurs)]
+    return {} if occurs.all() else {"classes_in_macro_average": kept}
 
 
 def markdown_table(m: dict) -> str:
@@ -65,10 +73,16 @@ def markdown_table(m: dict) -> str:
         "| class | precision | recall | f1-score | support |",
         "|---|---:|---:|---:|---:|",
     ]
+    absent = []
+    averaged = m.get("classes_in_macro_average", list(m["per_class"]))  # older files: every class
     for name, v in m["per_class"].items():
-        lines.append(
-            f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-        )
+        if name in averaged:
+            lines.append(
+                f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+            )
+        else:  # 0.000 would read as a class the model gets wrong; there was nothing to get
+            absent.append(name)
+            lines.append(f"| {name} | – | – | – | {v['support']} |")
     total = sum(v["support"] for v in m["per_class"].values())
 
     def macro(key: str) -> float:  # metrics saved before macro_precision existed average every class
@@ -78,6 +92,11 @@ def markdown_table(m: dict) -> str:
         f"| **accuracy** | | | {m['accuracy']:.3f} | {total} |",
         f"| **macro avg** | {macro('precision'):.3f} | {macro('recall'):.3f} "
         f"| {m['macro_f1']:.3f} | {total} |",
+        *(
+            ["", f"–: no photo of {', '.join(absent)} and none predicted as such; not in the macro averages."]
+            if absent
+            else []
+        ),  # fmt: skip
         "",
         f"Balanced accuracy: {m['balanced_accuracy']:.3f}",
         "",
