@@ -224,3 +224,15 @@ def test_the_early_layer_check_never_refuses_a_layer_the_model_has(model_file) -
             assert unknown_layers(spec, names) == [], spec
         assert unknown_layers("mid, no_such_layer", names) == ["no_such_layer"]
     assert layer_names_in_file(Path(__file__)) is None  # not a .keras zip: left to the check after loading
+
+
+def test_an_unknown_target_is_answered_in_the_models_own_classes() -> None:
+    """A custom model's hint must not offer the shipped model's 'old-young'."""
+    from types import SimpleNamespace
+
+    from agelens.explain.targets import resolve_target
+    from agelens.wording import target_choices
+
+    assert "'dog-cat'" in target_choices(["cat", "dog"]) and "old-young" not in target_choices(["cat", "dog"])
+    with pytest.raises(ValueError, match=r"unknown target 'bird': use a class \(cat, dog\).*'dog-cat'"):
+        resolve_target("bird", SimpleNamespace(class_names=["cat", "dog"]))

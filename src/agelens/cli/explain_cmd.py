@@ -302,11 +302,9 @@ def _check_target_early(model: Path | None, target: str | None, class_names: str
     names = names or read_metadata(model if model is not None else SHIPPED_MODEL).get("class_names")
     if not names or could_be_target(target, [str(n) for n in names]):
         return
-    raise typer.BadParameter(
-        f"unknown target {target!r}: use a class ({', '.join(map(str, names))}) or its index, "
-        "'predicted', a contrast like 'old-young', or 'age'",
-        param_hint="--target",
-    )
+    from agelens.wording import target_choices
+
+    raise typer.BadParameter(f"unknown target {target!r}: {target_choices(names)}", param_hint="--target")
 
 
 def could_be_target(text: str, names: list[str]) -> bool:

@@ -194,10 +194,9 @@ def resolve_target(spec: Any, model: Any) -> Target:
             if _is_class(left, names) and _is_class(right, names):
                 raise  # both sides are classes: the contrast's own reason ("two different classes")
             continue
-    raise ValueError(
-        f"unknown target {spec!r}: use a class ({', '.join(names)}) or its index, "
-        "'predicted', a contrast like 'old-young', or 'age'"
-    )
+    from agelens.wording import target_choices
+
+    raise ValueError(f"unknown target {spec!r}: {target_choices(names)}")
 
 
 def _is_class(text: str, names: list[str]) -> bool:
