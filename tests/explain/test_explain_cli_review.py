@@ -114,6 +114,8 @@ def test_no_face_lines_say_the_model_sees_the_centred_square(quadrant, model_fil
     note = "no face found: the model sees the centred square (67% of the photo)"
     output, _ = _explain(holiday, model_file, tmp_path / "o", "--method", "saliency")
     assert f"holiday.png: {note}" in output and "whole image used" not in output
+    answer = next(ln for ln in output.splitlines() if "[" in ln and "holiday.png" in ln)
+    assert answer.endswith(f"({note})"), output  # on the prediction line too, as predict says it
     predicted = runner.invoke(app, ["predict", str(holiday), "--model", str(model_file), "--engine", "keras"])
     assert predicted.exit_code == 0 and f"({note})" in predicted.output, predicted.output
     with warnings.catch_warnings(record=True) as caught:

@@ -222,8 +222,10 @@ def explain_command(
     )  # fmt: skip
     if force:
         drop_stale_report(out)  # a page drawn from the explanations just replaced
-    for src, pred in list(zip(sources, predictions, strict=True))[:SHOWN_PREDICTIONS]:
-        typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}")
+    shown = list(zip(sources, predictions, images, faces, strict=True))[:SHOWN_PREDICTIONS]
+    for src, pred, img, face in shown:  # the no-face note again, where predict puts it: on the answer
+        note = f"  ({no_face_note(img)})" if detect and not face["face_found"] else ""
+        typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}{note}")
     if len(sources) > SHOWN_PREDICTIONS:
         typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
     typer.echo(
