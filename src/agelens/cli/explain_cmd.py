@@ -410,6 +410,7 @@ def _run(
     """
     import numpy as np
 
+    from agelens.data.images import source_record
     from agelens.explain.api import explain, takes_layer
     from agelens.explain.explanation import (
         manifest_header,
@@ -421,7 +422,7 @@ def _run(
 
     names = stems(sources)
     records = [
-        {"source": s, "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
+        {**source_record(s), "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
         for s, i in zip(sources, images, strict=True)
     ]
     for r, face in zip(records, faces, strict=True):

@@ -20,12 +20,13 @@ def report_command(
         ),
     ],
     out: Annotated[
-        Path | None,
+        str | None,  # as typed: Path() would drop the trailing slash that says "a folder"
         typer.Option(
             "--out",
             "-o",
-            help="Where to write the page; a folder gets report.html inside it "
-            "(default: RUN_DIR/report.html).",
+            help="Where to write the page; a folder (an existing one, or a path ending in /, made if "
+            "missing) gets report.html inside it (default: RUN_DIR/report.html).",
+            metavar="<path>",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing report.html.")] = False,
@@ -42,6 +43,8 @@ def report_command(
       agelens evaluate photos --out ev1 && agelens report ev1
 
       agelens report runs/2024-06-01 --out /tmp/run.html --force
+
+      agelens report runs/2024-06-01 --out pages/
     """
     from agelens.report.html import NothingToReport, write_report  # lazy: keeps `agelens --help` fast
 
@@ -52,7 +55,7 @@ def report_command(
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-def _one_line(exc: Exception, fallback: Path) -> str:
+def _one_line(exc: Exception, fallback: Path | str) -> str:
     """``<path>: <reason>``: our own checks carry the whole line; an OS error names its file apart."""
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.filename or fallback}: {exc.strerror}"

@@ -301,6 +301,30 @@ def fit_longest_side(a: np.ndarray, max_side: int, interpolation: int = cv2.INTE
     return cv2.resize(a, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interpolation)
 
 
+def source_file(record: object) -> Path | None:
+    """The photo a saved explanation record came from, or None where it is gone.
+
+    ``source`` is the path as the user typed it, relative to where that command ran; a report
+    or a reload from another folder would miss it, so ``source_path`` (absolute, recorded beside
+    it) is tried next. An older manifest has only ``source``.
+    """
+    if not isinstance(record, dict):
+        return None
+    for key in ("source", "source_path"):
+        value = record.get(key)
+        if isinstance(value, str) and value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def source_record(source: object) -> dict[str, str]:
+    """``source`` as an explanation record stores it: as typed, and absolute when it is a file
+    (see :func:`source_file`); an in-memory image's label stays as it is."""
+    text = str(source)
+    path = Path(text)
+    return {"source": text, **({"source_path": str(path.resolve())} if path.is_file() else {})}
+
+
 def load_batch(
     paths: Iterable[str | Path], size: int, workers: int | None = None
 ) -> tuple[np.ndarray, list[Path], list[Problem]]:

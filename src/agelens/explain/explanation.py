@@ -201,10 +201,10 @@ photo saved without detection has only ``crop_box_xywh`` (the whole photo): it g
 def _reread(record: dict[str, Any]) -> np.ndarray | None:
     """The image a saved record explained, from its source file: the photo, or the face crop
     where one was found (the detector is deterministic); ``None`` where the file is gone."""
-    from agelens.data.images import load_image
+    from agelens.data.images import load_image, source_file
 
     try:
-        photo = load_image(record["source"])
+        photo = load_image(source_file(record) or record["source"])
     except Exception:  # noqa: BLE001 - any unreadable source gets the stand-in, with a warning
         return None
     if record.get("face_found"):
@@ -247,6 +247,8 @@ def write_image_files(
     ``stem`` defaults to the image's own (see :func:`stems`); ``tag`` (e.g. the method name)
     is appended so several methods can share one directory.
     """
+    from agelens.data.images import source_record
+
     name = (stem or stems(expl.sources or [""] * len(expl))[i]) + (f"_{safe_name(tag)}" if tag else "")
     img, m = expl.images[i], np.asarray(expl.maps[i], np.float32)
     files = [f"{name}_overlay.png", f"{name}_panel.png", f"{name}_map.npy"]
@@ -258,7 +260,7 @@ def write_image_files(
     stored = fit_map(m, MAP_MAX_SIDE, signed)
     np.save(directory / files[2], stored)
     return {
-        "source": expl.sources[i] if expl.sources else f"<image {i}>",
+        **source_record(expl.sources[i] if expl.sources else f"<image {i}>"),
         "size": [int(img.shape[1]), int(img.shape[0])],
         "map_size": [int(stored.shape[1]), int(stored.shape[0])],
         "method": expl.method,

@@ -8,11 +8,13 @@ select box changes. Index keys avoid any quoting differences between Python and 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agelens.data.bins import AgeBins
+from agelens.data.images import source_file
 from agelens.report.assets import Notes, image_uri, inside, photo_uri
 
 MAX_IMAGES = 48
@@ -37,6 +39,7 @@ class GalleryItem:
     truth_note: str = ""  # how it was read, e.g. "age 10" from a UTKFace name
     correct: bool | None = None
     folder: str = ""  # the photo's folder as explain recorded its source: a class sub-folder gives the truth
+    signed: set[str] = field(default_factory=set)  # keys of the maps that are signed (-1..1: for/against)
 
 
 @dataclass
@@ -51,10 +54,22 @@ class Gallery:
     legend: str = ""  # the age groups, said once: class names and, where known, their bin edges
     colormap: str = ""  # the colormap the overlays were drawn with (explain's --cmap, default jet)
     colorbar: str = ""  # that colormap as a CSS gradient, low (left) to high (right)
+    signed: str = ""  # "all" when every map is signed, "some" when signed and plain maps mix, "" for none
+    signed_colormap: str = ""  # the diverging colormap signed overlays were drawn with
+    signed_colorbar: str = ""  # that colormap as a CSS gradient, against (left) to for (right)
+    signed_words: tuple[str, str] = ("Red", "blue")  # how to name its "for" and "against" ends
+    class_targets: bool = True  # every target is a class: the page may call it "the target class"
+    age_target: bool = False  # some target is the expected age: the signed legend says what red means then
 
     def js_data(self) -> dict[str, Any]:
+        """What the page's script needs; each item's signed keys only where some map is signed,
+        so a run without signed maps gets the same page as before signed maps were shown."""
         return {
-            "items": [{"maps": it.maps, "filters": it.filters} for it in self.items],
+            "items": [
+                {"maps": it.maps, "filters": it.filters}
+                | ({"signed": sorted(it.signed)} if self.signed else {})
+                for it in self.items
+            ],
             "default": self.default,
         }
 
@@ -130,6 +145,33 @@ def _match(file: str, runs: list[dict]) -> dict | None:
         "layer": run.get("layer"),
         "target": run.get("target"),
         "overlay": file,
+        "signed": is_signed(run),
+    }
+
+
+def is_signed(record: Any) -> bool:
+    """Whether a run, a map or a manifest says its maps are signed (-1..1: + for the target, - against).
+
+    The explain CLI records it in each run's ``settings``; a hand-made or per-map manifest may say
+    ``signed`` directly or under ``options``. A signed map read on the plain low-to-high scale says
+    "blue: unimportant" where it means "against the target", so any of these counts.
+    """
+    if not isinstance(record, dict):
+        return False
+    if record.get("signed") is True:
+        return True
+    return any(
+        isinstance(record.get(k), dict) and record[k].get("signed") is True for k in ("settings", "options")
+    )
+
+
+def _signed_runs(manifest: Any) -> set[tuple[str, str, str]]:
+    """(method, layer, target) labels of the manifest's signed runs, to mark maps listed per image."""
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    return {
+        (_label(r.get("method")), _label(r.get("layer")), _label(r.get("target")))
+        for r in (runs if isinstance(runs, list) else [])
+        if is_signed(r)
     }
 
 
@@ -150,8 +192,11 @@ def build_gallery(
     layers = _options(manifest, images, "layers", "layer")
     targets = _options(manifest, images, "targets", "target")
     filter_layers = _options({}, images, "", "layer", sub="filters")
+    signed_runs = _signed_runs(manifest)
+    all_signed = is_signed(manifest)
     items = [
-        _item(explain_dir, root, im, methods, layers, targets, filter_layers) for im in images[:MAX_IMAGES]
+        _item(explain_dir, root, im, methods, layers, targets, filter_layers, signed_runs, all_signed)
+        for im in images[:MAX_IMAGES]
     ]
     if len(images) > MAX_IMAGES:
         notes.add(f"Explanations: showing the first {MAX_IMAGES} of {len(images)} images.")
@@ -170,32 +215,100 @@ def build_gallery(
         _mark_truth(it, classes, bins)
     legend = _legend(classes, bins, any(it.age is not None for it in items))
     cmap, bar = colour_scale(manifest)
-    return Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend, cmap, bar)
+    gallery = Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend, cmap, bar)
+    gallery.signed = _signed_share(items)
+    if gallery.signed:
+        gallery.signed_colormap, gallery.signed_colorbar = signed_colour_scale(manifest)
+        gallery.signed_words = _signed_words(gallery.signed_colormap)
+    gallery.class_targets = all(_is_class_target(t, classes) for t in targets)
+    gallery.age_target = AGE_TARGET in targets
+    return gallery
+
+
+AGE_TARGET = "expected age"
+"""How explain records ``--target age`` (``AgeTarget.describe``)."""
+
+
+def _is_class_target(target: str, classes: list[str]) -> bool:
+    """Whether a target label names a class (the predicted one, a class, one class per image).
+
+    The expected age and a contrast ("old minus young") are not classes: calling them "the
+    target class" on the page would send a reader looking for a class that is not there.
+    """
+    return (
+        target in (PREDICTED, "predicted class")
+        or target in classes
+        or target.startswith("per-image classes")
+    )
+
+
+def _signed_share(items: list[GalleryItem]) -> str:
+    """Which legend the maps need: "all" signed, "some" (signed and plain maps mix) or "" (none signed)."""
+    keys = [(k in it.signed) for it in items for k in it.maps]
+    if not any(keys):
+        return ""
+    return "all" if all(keys) else "some"
 
 
 COLORBAR_STOPS = 11
+RED_HIGH = ("RdBu_r", "coolwarm", "bwr", "seismic", "RdYlBu_r")
+"""Diverging colormaps that run blue (low: against) to red (high: for): the legend may name the colours."""
 
 
-def colour_scale(manifest: Any) -> tuple[str, str]:
-    """(colormap name, CSS gradient of it): the key a reader needs to turn a colour into "more" or "less".
-
-    The explain manifest does not record ``--cmap``, so the overlays' default (explain's
-    ``DEFAULT_CMAP``) is assumed unless a ``cmap`` is recorded; the gradient is sampled from
-    matplotlib's own table, so the bar matches the overlays' colours exactly.
-    """
+def _recorded_cmap(manifest: Any) -> str:
+    """The colormap the overlays were drawn with: a ``cmap`` the manifest records (explain writes it
+    under ``overlay``), else explain's default; an unknown name falls back to the default too."""
     import matplotlib
 
     from agelens.explain.overlay import DEFAULT_CMAP
 
     recorded = manifest.get("cmap") if isinstance(manifest, dict) else None
-    name = recorded if isinstance(recorded, str) and recorded in matplotlib.colormaps else DEFAULT_CMAP
+    if recorded is None and isinstance(manifest, dict) and isinstance(manifest.get("overlay"), dict):
+        recorded = manifest["overlay"].get("cmap")
+    return recorded if isinstance(recorded, str) and recorded in matplotlib.colormaps else DEFAULT_CMAP
+
+
+def colour_scale(manifest: Any) -> tuple[str, str]:
+    """(colormap name, CSS gradient of it): the key a reader needs to turn a colour into "more" or "less".
+
+    The colormap is the one the manifest records (see :func:`_recorded_cmap`); the gradient is
+    sampled from matplotlib's own table, so the bar matches the overlays' colours exactly.
+    """
+    name = _recorded_cmap(manifest)
+    return name, _gradient(name)
+
+
+def signed_colour_scale(manifest: Any) -> tuple[str, str]:
+    """(colormap name, CSS gradient) of the signed overlays: -1 (against) left, 0 mid, +1 (for) right.
+
+    Explain draws a signed map in ``SIGNED_CMAP`` when the colormap is left at its default, else
+    in the colormap given (:func:`agelens.explain.overlay.overlay`); the bar follows the same rule.
+    """
+    from agelens.explain.overlay import DEFAULT_CMAP, SIGNED_CMAP
+
+    name = _recorded_cmap(manifest)
+    name = SIGNED_CMAP if name == DEFAULT_CMAP else name
+    return name, _gradient(name)
+
+
+def _signed_words(cmap: str) -> tuple[str, str]:
+    """("Red", "blue") for a blue-to-red colormap; otherwise the ends of the bar, which always hold."""
+    if cmap in RED_HIGH:
+        return "Red", "blue"
+    return "The right-hand end of the bar", "its left-hand end"
+
+
+def _gradient(name: str) -> str:
+    """``name`` as a CSS left-to-right gradient, sampled from matplotlib at :data:`COLORBAR_STOPS` points."""
+    import matplotlib
+
     cm = matplotlib.colormaps[name]
     stops = []
     for i in range(COLORBAR_STOPS):
         t = i / (COLORBAR_STOPS - 1)
         r, g, b = (round(255 * c) for c in cm(t)[:3])
         stops.append(f"rgb({r}, {g}, {b}) {t:.0%}")
-    return name, f"linear-gradient(to right, {', '.join(stops)})"
+    return f"linear-gradient(to right, {', '.join(stops)})"
 
 
 _UTKFACE = re.compile(r"^(\d{1,3})_[01]_\d+_\d{8,}")
@@ -314,11 +427,13 @@ def _item(
     layers: list[str],
     targets: list[str],
     filter_layers: list[str],
+    signed_runs: Collection[tuple[str, str, str]] = (),
+    all_signed: bool = False,
 ) -> GalleryItem:
+    """One card; ``signed_runs`` and ``all_signed`` mark maps whose own record does not say "signed"."""
     photo_path = inside(explain_dir, im.get("file")) or inside(root, im.get("file"))
     if photo_path is None:  # the original may live outside the run folder: decode it, never copy raw bytes
-        src = im.get("source")
-        photo_path = Path(src) if isinstance(src, str) and Path(src).is_file() else None
+        photo_path = source_file(im)
     probs = im.get("probabilities")
     probs = probs if isinstance(probs, dict) else {}
     age = im.get("age")
@@ -338,6 +453,9 @@ def _item(
             for opts, k in ((methods, "method"), (layers, "layer"), (targets, "target"))
         )
         item.maps[key] = photo_uri(inside(explain_dir, m.get("overlay")), max_side=PHOTO_SIDE) or ""
+        labels = (_label(m.get("method")), _label(m.get("layer")), _label(m.get("target")))
+        if all_signed or is_signed(m) or labels in signed_runs:
+            item.signed.add(key)
     for f in im.get("filters") or []:
         if isinstance(f, dict) and (uri := image_uri(inside(explain_dir, f.get("grid")))):
             item.filters[str(filter_layers.index(_label(f.get("layer"))))] = uri

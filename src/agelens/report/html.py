@@ -9,6 +9,7 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -46,20 +47,23 @@ class NothingToReport(ValueError):
     """A folder with no part a page could show: a near-empty page would hide a wrong path."""
 
 
-def write_report(run_dir: Path, out: Path | None = None, force: bool = False) -> Path:
+def write_report(run_dir: Path, out: Path | str | None = None, force: bool = False) -> Path:
     """Render ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically; return the path.
 
-    An existing folder as ``out`` gets ``report.html`` inside it, as ``cp`` would. An existing
-    page is replaced only with ``force``, like every other command's output. All checks run
-    before rendering, so a refused call writes nothing.
+    An existing folder as ``out`` gets ``report.html`` inside it, as ``cp`` would, and so does a
+    path given as text ending in ``/`` (the folder is made, one level, once the page is ready). An
+    existing page is replaced only with ``force``, like every other command's output. All checks
+    run before rendering, so a refused call writes nothing.
     """
     run_dir = Path(run_dir)
     check_reportable(run_dir)
-    out = report_path(run_dir, out, force)
+    path = report_path(run_dir, out, force)
     html = render_report(run_dir)
     from agelens.atomic import atomic_write_text
 
-    return atomic_write_text(out, html)
+    if not path.parent.exists():  # report_path allowed it: a new folder named with a trailing slash
+        path.parent.mkdir()
+    return atomic_write_text(path, html)
 
 
 def check_reportable(run_dir: Path) -> None:
@@ -73,23 +77,38 @@ def check_reportable(run_dir: Path) -> None:
         )
 
 
-def report_path(run_dir: Path, out: Path | None, force: bool = False) -> Path:
+def report_path(run_dir: Path, out: Path | str | None, force: bool = False) -> Path:
     """Where the page goes, or a one-line error naming the path the user gave.
 
-    The parent must exist: a typo in ``--out`` should not quietly create a tree of folders.
+    ``out`` names a folder when it is one or when it is text ending in a path separator
+    (``--out pages/``: ``Path`` drops that slash, so the CLI passes the text as typed); the page
+    is then ``report.html`` inside it. A missing folder named so is made by :func:`write_report`,
+    one level only: a typo in ``--out`` should not quietly create a tree of folders, so the
+    folder above must exist, as the parent of a file named by ``--out`` must.
     """
     if out is None:
         path = run_dir / REPORT_NAME
     else:
-        path = Path(out) / REPORT_NAME if Path(out).is_dir() else Path(out)
-        if not path.parent.is_dir():
-            reason = "is not a folder" if path.parent.exists() else "does not exist (create it first)"
-            raise FileNotFoundError(f"{out}: {path.parent} {reason}")
+        folder = names_folder(out)
+        path = Path(out) / REPORT_NAME if folder else Path(out)
+        parent = path.parent
+        if folder and not parent.exists() and parent.parent.is_dir():
+            pass  # a new folder the user asked for; made once the page is rendered
+        elif not parent.is_dir():
+            missing = parent.parent if folder and not parent.exists() else parent
+            reason = "is not a folder" if missing.exists() else "does not exist (create it first)"
+            raise FileNotFoundError(f"{out}: {missing} {reason}")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder (choose another --out)")
     if path.exists() and not force:
         raise FileExistsError(f"{path}: exists; use --force to overwrite it (or choose another --out)")
     return path
+
+
+def names_folder(out: Path | str) -> bool:
+    """Whether ``--out`` means a folder: an existing one, or text ending in ``/`` (or the OS's separator)."""
+    seps = tuple(s for s in (os.sep, os.altsep, "/") if s)
+    return (isinstance(out, str) and out.endswith(seps)) or Path(out).is_dir()
 
 
 def render_report(run_dir: Path) -> str:
@@ -476,5 +495,7 @@ def _gallery_section(run_dir: Path, run_manifest: Any, notes: Notes) -> Section 
     gallery = build_gallery(ex, manifest, run_dir, notes, bins)
     if gallery is None:
         return None
-    lead = "Pick a method, layer and target class; every card switches together."
+    # "target class" only where every target is one: the expected age and a contrast are not.
+    target = "target class" if gallery.class_targets else "target"
+    lead = f"Pick a method, layer and {target}; every card switches together."
     return Section("explanations", "Explanations", lead, gallery=gallery)

@@ -84,6 +84,9 @@
       img.alt = choice + ": " + card.getAttribute("data-title");
       var miss = card.querySelector(".map-missing");
       var uri = item.maps[k];
+      // Signed maps (for/against) read on another bar than plain ones: the label says which.
+      var kind = card.querySelector(".map-kind");
+      if (kind && item.signed) kind.textContent = item.signed.indexOf(k) >= 0 ? "signed map" : "map";
       if (uri) {
         img.src = uri; img.hidden = false; miss.hidden = true; shown++;
       } else {
