@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import typer
 
 from agelens.cli import main
 from agelens.explain.explanation import output_dir
@@ -38,6 +39,32 @@ def test_a_signal_mid_run_removes_the_partial_folder_and_exits_128_plus_signal(
         main.run()
     assert e.value.code == code
     assert list(tmp_path.iterdir()) == []  # neither the output nor its .partial folder
+    err = capsys.readouterr().err
+    assert word in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated")])  # fmt: skip
+def test_a_signal_inside_a_real_typer_command_is_still_reported(
+    tmp_path, monkeypatch, capsys, restore_signals, sig, code, word
+):
+    """Typer turns a KeyboardInterrupt into Exit(130) and, not standalone, returns it: the run
+    must still say it was stopped and exit 128 + the signal, not 130 in silence."""
+    cli = typer.Typer()
+
+    @cli.command()
+    def work() -> None:
+        with output_dir(tmp_path / "out") as tmp:
+            (tmp / "half.png").write_bytes(b"x")
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler raises in here
+
+    monkeypatch.setattr(main, "app", cli)
+    monkeypatch.setattr(sys, "argv", ["agelens"])
+    with pytest.raises(SystemExit) as e:
+        main.run()
+    assert e.value.code == code
+    assert list(tmp_path.iterdir()) == []
     err = capsys.readouterr().err
     assert word in err and "Traceback" not in err
 
@@ -130,3 +157,17 @@ def test_top_level_help_leads_with_the_first_steps():
     commands = ["demo", "explain", "predict", "app", "train", "evaluate", "layers", "score", "report", "data"]
     assert [c for c in listed if c in commands] == commands
     assert out.index("agelens demo") < out.index("agelens explain")
+
+
+@pytest.mark.parametrize("argv", [[], ["data"]])
+def test_without_rich_a_bare_call_prints_help_not_an_error_line(monkeypatch, capsys, restore_signals, argv):
+    """With TYPER_USE_RICH=0 click raises the help text as a usage error; it is help, not an error."""
+    import typer.core
+
+    monkeypatch.setattr(typer.core, "HAS_RICH", False, raising=False)
+    monkeypatch.setattr(sys, "argv", ["agelens", *argv])
+    with pytest.raises(SystemExit) as e:
+        main.run()
+    out = capsys.readouterr()
+    assert e.value.code == 2 and out.out.startswith("Usage: ") and "COMMAND [ARGS]" in out.out
+    assert out.err == ""

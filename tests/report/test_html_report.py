@@ -240,3 +240,21 @@ def test_a_summary_without_a_value_is_one_dash_not_four_columns() -> None:
     (table,) = tables_from_json(rows, "sanity")
     assert table.columns[-1] == "randomisation" and len(table.columns) == 2
     assert table.rows[1][1].text == "—"
+
+
+def test_a_class_with_no_photo_and_no_prediction_gets_dashes_not_zeros(run_dir: Path) -> None:
+    """scikit-learn scores an absent class 0.0; the report must not show that as 0.000 (a class the
+    model always misses), nor list ``classes_in_macro_average`` as one more metric."""
+    path = run_dir / "evaluation/metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["per_class"]["old"] = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    metrics["classes_in_macro_average"] = ["young", "middle-aged"]
+    path.write_text(json.dumps(metrics))
+    html = render_report(run_dir)
+    section = html[html.index('id="evaluation"') :]
+    row = re.search(r"<tr>\s*<t[hd][^>]*>old</t[hd]>(.*?)</tr>", section, re.S).group(1)
+    assert row.count(">—<") == 3 and ">0.000<" not in row
+    assert "old: no photo and no prediction" in section
+    assert "classes_in_macro_average" not in section and "Other metrics" not in section
+    young = re.search(r"<tr>\s*<t[hd][^>]*>young</t[hd]>(.*?)</tr>", section, re.S).group(1)
+    assert "0.800" in young  # the classes that were there keep their scores

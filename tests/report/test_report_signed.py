@@ -213,6 +213,10 @@ def test_the_bars_follow_the_colormap_the_manifest_records(tmp_path: Path) -> No
     text = _text(_box(render_report(odd)))  # green-to-pink: no colour names, the ends of the bar
     assert "The right-hand end of the bar marks the pixels that pushed the model toward" in text
     assert "its left-hand end those that pushed against it" in text and "Red marks" not in text
+    # the expected-age sentence names the same ends, not colours PiYG does not have
+    said = "the right-hand end of the bar raises the estimate (looks older) and its left-hand end lowers"
+    assert said in text
+    assert "red raises" not in text
 
 
 def test_a_signed_run_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path) -> None:

@@ -55,3 +55,21 @@ def test_a_saved_explanation_reloads_its_photo_from_another_folder(
         warnings.simplefilter("error")  # "photo not found as saved: grey stand-in" would fail here
         loaded = Explanation.load(ex)
     assert loaded.images[0].shape == (64, 64, 3) and loaded.images[0].std() > 0
+
+
+def test_a_same_named_photo_in_the_current_folder_does_not_stand_in_for_the_one_explained(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``source`` is relative to where the command ran; from another folder it can name a different
+    photo, so the recorded absolute path wins."""
+    from agelens.data.images import source_file, source_record
+
+    for folder in ("first", "second"):
+        (tmp_path / folder / "photos").mkdir(parents=True)
+        (tmp_path / folder / "photos" / "face.png").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "first")
+    record = source_record("photos/face.png")
+    monkeypatch.chdir(tmp_path / "second")
+    assert source_file(record) == (tmp_path / "first" / "photos" / "face.png").resolve()
+    (tmp_path / "first" / "photos" / "face.png").unlink()  # gone: the typed path is all that is left
+    assert source_file(record) == Path("photos/face.png")

@@ -175,7 +175,7 @@ def warn_overruled_range(loaded: Any, input_range: str | None, model: Path | Non
     typer.echo(
         f"{getattr(loaded, 'path', None) or model}: warning: --input-range {input_range} overrules the "
         f"model's own record ({'0-255' if recorded else '0-1'}); its answers will be wrong unless that "
-        "record is",
+        "record is wrong",
         err=True,
     )
 

@@ -115,17 +115,23 @@ def run() -> None:
         if not stopped:
             typer.echo("aborted", err=True)
             sys.exit(1)
-        typer.echo("terminated" if stopped[0] == signal.SIGTERM else "\ninterrupted", err=True)
-        sys.exit(128 + stopped[0])
+        _say_stopped(stopped[0])
     except BaseException as e:  # noqa: BLE001 - an interrupt may surface as any exception type
         # A signal that landed where Python ignores exceptions (a weakref callback) did not
         # stop the run; a run that then finished is reported as the success it is.
         if not stopped or (isinstance(e, SystemExit) and e.code in (0, None)):
             raise
-        typer.echo("terminated" if stopped[0] == signal.SIGTERM else "\ninterrupted", err=True)
-        sys.exit(128 + stopped[0])
+        _say_stopped(stopped[0])
+    if stopped:  # click turned the interrupt into Exit(130) and returned it: say so, with the signal's status
+        _say_stopped(stopped[0])
     if isinstance(code, int) and code:  # typer.Exit(code) returns it when click does not exit itself
         sys.exit(code)
+
+
+def _say_stopped(signum: int) -> NoReturn:
+    """One line for an interrupted run and the conventional status, 128 + the signal (130 / 143)."""
+    typer.echo("terminated" if signum == signal.SIGTERM else "\ninterrupted", err=True)
+    sys.exit(128 + signum)
 
 
 # Typer 0.29 vendors click (``typer._click``), older ones use click itself: catch both.
@@ -139,6 +145,9 @@ def _usage_error(e: Exception) -> NoReturn:
     Why not Typer's own: it draws a 6-8 line box around the same sentence; the house rule is one
     clear line (and scripts grep for ``error:``). The exit status stays click's (2 for usage).
     """
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group called bare without rich: its help, as is
+        typer.echo(e.format_message() if hasattr(e, "format_message") else str(e))
+        sys.exit(getattr(e, "exit_code", 2))
     ctx = getattr(e, "ctx", None)
     path = getattr(ctx, "command_path", None)
     where = f" (see {path} --help)" if path and getattr(e, "exit_code", 1) == 2 else ""

@@ -304,13 +304,13 @@ def fit_longest_side(a: np.ndarray, max_side: int, interpolation: int = cv2.INTE
 def source_file(record: object) -> Path | None:
     """The photo a saved explanation record came from, or None where it is gone.
 
-    ``source`` is the path as the user typed it, relative to where that command ran; a report
-    or a reload from another folder would miss it, so ``source_path`` (absolute, recorded beside
-    it) is tried next. An older manifest has only ``source``.
+    ``source_path`` (absolute, recorded when the photo was explained) is tried first: ``source``
+    is the path as the user typed it, relative to where that command ran, so from another folder
+    it can name a different photo of the same name. An older manifest has only ``source``.
     """
     if not isinstance(record, dict):
         return None
-    for key in ("source", "source_path"):
+    for key in ("source_path", "source"):
         value = record.get(key)
         if isinstance(value, str) and value and Path(value).is_file():
             return Path(value)

@@ -310,7 +310,7 @@ CONVENTIONS = {
     "so their shape is (height, width)",
     "face_box_xywh": "[x, y, width, height] of the detected face in the original photo",
     "source": "the photo as it was named (relative to the folder the command ran in); source_path: its "
-    "absolute path, read when the named one is not found",
+    "absolute path, which is read first (source where it is gone)",
     "crop_box_xywh": "[x, y, width, height] in the original photo's pixels of the image explained, "
     "which the map covers: the face crop (it may run past the photo's edge, where the edge pixels "
     "were repeated), or the whole photo when no face was cropped",

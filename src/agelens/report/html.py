@@ -432,7 +432,14 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
         if (v := number(m.get(key))) is not None:
             sec.stats.append((label, fmt(int(v))))
     if isinstance(m.get("per_class"), dict | list):
-        sec.tables += tables_from_json(m["per_class"], "Per class", heat=True)
+        sec.tables += tables_from_json(_absent_as_dashes(m), "Per class", heat=True)
+        averaged = m.get("classes_in_macro_average")
+        if isinstance(averaged, list) and isinstance(m["per_class"], dict):
+            absent = [str(c) for c in m["per_class"] if c not in averaged]
+            sec.lead += (
+                f" {', '.join(absent)}: no photo and no prediction, so no precision, recall or F1 "
+                "(a dash), and left out of the macro averages."
+            )
     cm_table = _confusion(m)
     if cm_table:
         sec.tables.append(cm_table)
@@ -443,6 +450,7 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
         "class_names",
         "n_images",
         "n_skipped",
+        "classes_in_macro_average",
     }
     rest = {k: v for k, v in m.items() if k not in shown and k not in dict(_HEADLINE)}
     if rest:
@@ -450,6 +458,26 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
     if png:
         sec.figures.append(Figure("Confusion matrix (plot)", png))
     return sec
+
+
+def _absent_as_dashes(m: dict) -> Any:
+    """The per-class rows, with a class that had no photo and no prediction shown without scores.
+
+    scikit-learn gives such a class 0.0 everywhere (``zero_division=0``); printed, 0.000 reads as a
+    class the model always gets wrong, which is not what happened. ``evaluate`` lists the classes it
+    averaged over (``classes_in_macro_average``) only when one was absent.
+    """
+    per_class, averaged = m["per_class"], m.get("classes_in_macro_average")
+    if not (isinstance(per_class, dict) and isinstance(averaged, list)):
+        return per_class
+    return {
+        c: (
+            v
+            if c in averaged or not isinstance(v, dict)
+            else {k: (x if k == "support" else None) for k, x in v.items()}
+        )
+        for c, v in per_class.items()
+    }
 
 
 def _confusion(m: dict) -> Table | None:
