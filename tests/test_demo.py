@@ -36,6 +36,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert cam_layers and all(km.get_layer(ly).output.shape[1] >= 6 for ly in cam_layers), cam_layers
     scores = json.loads((out / "scores" / "scores.json").read_text())
     assert "gradcam" in json.dumps(scores)
+    assert scores["meta"]["cam_layer"] in cam_layers  # the scores say which layer their CAMs were drawn at
     shortcut = json.loads((out / "scores" / "shortcut.json").read_text())
     assert "stamp_energy" in json.dumps(shortcut)
     # both sanity checks: the control was trained on permuted labels and its maps were compared

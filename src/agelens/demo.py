@@ -468,6 +468,14 @@ def _score(
         group_names=list(faces.class_names),
         seed=seed,
     )
+    from agelens.explain.layers import resolve_layer
+
+    # as `agelens score` records them: faithfulness depends on the layer the CAMs were drawn at
+    table.meta.update(
+        cam_layer=", ".join(resolve_layer(model, DEMO_LAYER)),
+        model="model/demo.keras",
+        data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
+    )
     table.write(out)
     return table
 

@@ -187,7 +187,7 @@ def test_ranking_names_the_top_method_never_random() -> None:
 
 def test_sanity_groups_methods_by_verdict() -> None:
     said = sanity_findings({"a": "pass", "b": "inconclusive", "c": "fail", "d": None, "random": "pass"}, 0.5)
-    assert said.short == "Sanity (weight randomisation): a pass; b inconclusive; c flagged."
+    assert said.short == "Sanity (weight randomisation): a passes; b inconclusive; c flagged."
     assert said.sentences[0].startswith("a passes the weight randomisation check: the 95% CI")
     assert "contains 0.5" in said.sentences[1] and "c: flagged" in said.sentences[2]
     assert "lower layers" in said.sentences[2] and "shuffled" not in said.sentences[2]
@@ -198,7 +198,7 @@ def test_sanity_findings_name_the_checks_that_ran_and_which_flagged_each_method(
     checks = ("weight randomisation", "label randomisation")
     failed = {"a": (), "c": ("label randomisation",), "d": ("weight randomisation",)}
     both = sanity_findings({"a": "pass", "c": "fail", "d": "fail"}, 0.5, checks, failed)
-    assert both.short == "Sanity (weight randomisation and label randomisation): a pass; c and d flagged."
+    assert both.short == "Sanity (weight randomisation and label randomisation): a passes; c and d flagged."
     assert "after randomising the weights or retraining on shuffled labels" in both.sentences[0]
     c, d = both.sentences[1:]
     assert c.startswith("c: flagged by label randomisation: its maps of a model trained on shuffled labels")
@@ -310,7 +310,7 @@ def test_key_findings_box_for_a_fixture_run(tmp_path: Path) -> None:
     )
     assert "worse than random: scorecam on insertion" in text["scores-faithfulness"]
     assert text["scores-randomisation"].startswith(
-        "Sanity (weight randomisation): gradcam pass; scorecam flagged"
+        "Sanity (weight randomisation): gradcam passes; scorecam flagged"
     )
     assert "accuracy drops 58.0 percentage points" in text["shortcut"]
     assert "gradcam at 31.0x puts more than the stamp's area share" in text["shortcut"]

@@ -348,7 +348,7 @@ def sanity_findings(
         on = f" by {' and '.join(reasons)}" if both else ""
         sentences.append(f"{join(methods)}: flagged{on}: {why}.")
     parts = [
-        f"{join(groups[k])} {w}"
+        f"{join(groups[k])} {w if k != 'pass' else 'passes' if len(groups[k]) == 1 else 'pass'}"
         for k, w in (("pass", "pass"), ("inconclusive", "inconclusive"), ("fail", "flagged"))
         if groups[k]
     ]
