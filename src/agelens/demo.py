@@ -258,7 +258,7 @@ def _run_steps(
     # corner. Its maps are explained at the stride-8 ("mid") layer instead, declared in the
     # model the way the shipped model declares its own layer.
     model.metadata["explain_layer"] = DEMO_LAYER
-    model_path = save_model(model, out / "model" / "demo.keras")
+    model_path = save_model(model, out / "model" / MODEL_FILE)
 
     def _evaluate():
         probs = model.predict(faces.images[te])["probabilities"]
@@ -453,6 +453,7 @@ def _score(
 ) -> ScoreTable:
     """Every metric: faithfulness, sanity, localisation against the generator's cue masks, robustness
     and complexity, plus region shares."""
+    from agelens.explain.layers import resolve_layer
     from agelens.metrics.registry import METRICS
     from agelens.metrics.report import score_methods
 
@@ -468,12 +469,10 @@ def _score(
         group_names=list(faces.class_names),
         seed=seed,
     )
-    from agelens.explain.layers import resolve_layer
-
     # as `agelens score` records them: faithfulness depends on the layer the CAMs were drawn at
     table.meta.update(
         cam_layer=", ".join(resolve_layer(model, DEMO_LAYER)),
-        model="model/demo.keras",
+        model=f"model/{MODEL_FILE}",
         data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
     )
     table.write(out)
@@ -611,6 +610,7 @@ class SecondProcess:
         self.error_file.unlink(missing_ok=True)
 
 
+MODEL_FILE = "demo.keras"
 CONTROL_FILE = "shuffled-labels.keras"
 
 

@@ -347,9 +347,10 @@ def sanity_findings(
         )
         on = f" by {' and '.join(reasons)}" if both else ""
         sentences.append(f"{join(methods)}: flagged{on}: {why}.")
+    passes = "passes" if len(groups["pass"]) == 1 else "pass"  # "gradcam passes", "a and b pass"
     parts = [
-        f"{join(groups[k])} {w if k != 'pass' else 'passes' if len(groups[k]) == 1 else 'pass'}"
-        for k, w in (("pass", "pass"), ("inconclusive", "inconclusive"), ("fail", "flagged"))
+        f"{join(groups[k])} {w}"
+        for k, w in (("pass", passes), ("inconclusive", "inconclusive"), ("fail", "flagged"))
         if groups[k]
     ]
     return Said(sentences, f"Sanity ({name}): {'; '.join(parts)}.")

@@ -432,10 +432,9 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
         if (v := number(m.get(key))) is not None:
             sec.stats.append((label, fmt(int(v))))
     if isinstance(m.get("per_class"), dict | list):
-        sec.tables += tables_from_json(_absent_as_dashes(m), "Per class", heat=True)
-        averaged = m.get("classes_in_macro_average")
-        if isinstance(averaged, list) and isinstance(m["per_class"], dict):
-            absent = [str(c) for c in m["per_class"] if c not in averaged]
+        absent = _absent_classes(m)
+        sec.tables += tables_from_json(_absent_as_dashes(m["per_class"], absent), "Per class", heat=True)
+        if absent:
             sec.lead += (
                 f" {', '.join(absent)}: no photo and no prediction, so no precision, recall or F1 "
                 "(a dash), and left out of the macro averages."
@@ -460,24 +459,28 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
     return sec
 
 
-def _absent_as_dashes(m: dict) -> Any:
-    """The per-class rows, with a class that had no photo and no prediction shown without scores.
-
-    scikit-learn gives such a class 0.0 everywhere (``zero_division=0``); printed, 0.000 reads as a
-    class the model always gets wrong, which is not what happened. ``evaluate`` lists the classes it
-    averaged over (``classes_in_macro_average``) only when one was absent.
-    """
+def _absent_classes(m: dict) -> list[str]:
+    """Classes with no photo and no prediction: ``evaluate`` lists the classes it averaged over
+    (``classes_in_macro_average``) only when some were absent."""
     per_class, averaged = m["per_class"], m.get("classes_in_macro_average")
     if not (isinstance(per_class, dict) and isinstance(averaged, list)):
+        return []
+    return [str(c) for c in per_class if c not in averaged]
+
+
+def _absent_as_dashes(per_class: Any, absent: list[str]) -> Any:
+    """The per-class rows, an absent class without scores (its support stays).
+
+    scikit-learn gives such a class 0.0 everywhere (``zero_division=0``); printed, 0.000 reads as a
+    class the model always gets wrong, which is not what happened.
+    """
+    if not absent:
         return per_class
-    return {
-        c: (
-            v
-            if c in averaged or not isinstance(v, dict)
-            else {k: (x if k == "support" else None) for k, x in v.items()}
-        )
-        for c, v in per_class.items()
-    }
+
+    def unscored(row: dict) -> dict:
+        return {k: (x if k == "support" else None) for k, x in row.items()}
+
+    return {c: unscored(v) if c in absent and isinstance(v, dict) else v for c, v in per_class.items()}
 
 
 def _confusion(m: dict) -> Table | None:
