@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import typer
+
 from agelens.cli.common import counted, fresh_out, say_fresh_out
 
 
@@ -45,3 +48,27 @@ def test_a_marker_file_decides_when_runs_share_a_folder(tmp_path: Path) -> None:
 def test_counts_read_as_words() -> None:
     assert [counted(n, "photo") for n in (1, 0, 3)] == ["1 photo", "0 photos", "3 photos"]
     assert counted(2, "copy", "copies") == "2 copies"
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "split.json: file not found (--holdout takes a split file"),
+        ("{nope", "split.json: not valid JSON (Expecting property name"),
+        ("{}", "split.json: no 'test' list; --holdout takes a split file as 'agelens train' writes"),
+        ('{"test": "a.jpg"}', "split.json: its 'test' entry is not a list of file names"),
+        ("[1, 2]", "split.json: no 'test' list"),
+    ],
+)
+def test_a_bad_holdout_file_says_which_part_is_wrong(tmp_path: Path, capsys, content, said) -> None:
+    from agelens.cli.common import read_holdout
+
+    path = tmp_path / "split.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(typer.Exit):
+        read_holdout(path)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path}/{said}") and len(err.splitlines()) == 1, err
+    path.write_text('{"test": ["a.jpg", "b/c.jpg"], "train": []}')
+    assert read_holdout(path) == {"a.jpg", "b/c.jpg"}

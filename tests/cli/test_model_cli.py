@@ -85,6 +85,23 @@ def test_predict_names_the_folder_it_found_empty(tmp_path, folder_and_model) -> 
     assert res.exit_code == 1 and f"no images found in {tmp_path / 'empty'}" in res.output
 
 
+def test_predict_of_only_unreadable_photos_fails_in_one_line_naming_the_file(
+    tmp_path, folder_and_model
+) -> None:
+    _, model = folder_and_model
+    (tmp_path / "broken.jpg").write_text("junk")
+    res = runner.invoke(app, ["predict", str(tmp_path / "broken.jpg"), "--model", str(model)])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [
+        f"error: {tmp_path / 'broken.jpg'}: not an image (unrecognised or unsupported format)"
+    ]
+    (tmp_path / "also.png").write_bytes(b"\x89PNG junk")
+    res = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model)])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 3 and lines[-1].startswith("error: none of the 2 inputs")
+    assert all(line.startswith("skipped ") for line in lines[:2])
+
+
 def test_predict_engines_agree_and_the_default_uses_tflite_once_converted(
     folder_and_model, tmp_path, monkeypatch
 ) -> None:
@@ -205,6 +222,9 @@ def test_predict_flags_a_face_too_small_to_trust(tmp_path, folder_and_model) -> 
     assert res.exit_code == 0, res.output
     lines = {line.split(":")[0].rsplit("/", 1)[-1]: line for line in res.stdout.splitlines() if ": " in line}
     assert "face only 10 px: unreliable" in lines["tiny.png"] and "unreliable" not in lines["fine.png"]
+    looked = runner.invoke(app, ["predict", str(tmp_path / "tiny.png"), "--model", str(model)])
+    line = looked.stdout.strip()  # the detector found no face: the note must not call the image one
+    assert "no face found" in line and "image only 10 px: unreliable" in line and "face only" not in line
 
 
 def test_the_package_lists_its_lazy_api() -> None:

@@ -21,6 +21,8 @@ from data_factory import (
     rgba_png,
     truncated_jpeg,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from agelens.data.images import (
@@ -67,11 +69,29 @@ def test_truncated_jpeg_is_rejected_not_grey_filled(tmp_path: Path) -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
-def test_jpeg_missing_only_its_end_marker_is_rejected() -> None:
-    data = encode(noise(64, 64), "JPEG")
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_missing_only_its_end_marker_is_read_but_one_cut_short_is_not(progressive: bool) -> None:
+    """Every pixel is there without the end marker, so the photo reads as the whole file does;
+    a byte more gone and the last blocks are missing: refused, never grey-filled."""
+    data = encode(noise(64, 64), "JPEG", quality=90, progressive=progressive)
     assert data.endswith(b"\xff\xd9")
-    with pytest.raises(ImageError):
-        load_image(data[:-2])
+    np.testing.assert_array_equal(load_image(data[:-2]), load_image(data))
+    for cut in (3, 4, 10, len(data) // 2):
+        with pytest.raises(ImageError, match="truncated"):
+            load_image(data[:-cut])
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(2, 400), seed=st.integers(0, 3), progressive=st.booleans())
+def test_a_cut_jpeg_is_refused_or_read_exactly_as_the_whole_file(
+    cut: int, seed: int, progressive: bool
+) -> None:
+    data = encode(noise(40, 56, seed), "JPEG", quality=85, progressive=progressive)
+    try:
+        got = load_image(data[:-cut])
+    except ImageError:
+        return
+    np.testing.assert_array_equal(got, load_image(data))  # never a grey-filled or half-decoded photo
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -306,7 +306,10 @@ def test_missing_path(tmp_path: Path) -> None:
 
 def test_unknown_layout(tmp_path: Path) -> None:
     _write(tmp_path, "holiday.jpg", _jpeg())
-    with pytest.raises(DatasetError, match="cannot tell"):
+    with pytest.raises(DatasetError, match="cannot tell.*: 1 image whose name does not start with an age"):
+        load_dataset(tmp_path)
+    _write(tmp_path, "beach.jpg", _jpeg())
+    with pytest.raises(DatasetError, match="2 images whose names do not"):
         load_dataset(tmp_path)
 
 

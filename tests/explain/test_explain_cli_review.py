@@ -139,7 +139,8 @@ def test_overlay_options_are_recorded(model_file, holiday, tmp_path):
         holiday, model_file, tmp_path / "o", "--method", "saliency", "--cmap", "viridis", "--alpha", "0.3"
     )
     assert "--layer ignored" not in output  # no --layer given: nothing to say about it
-    assert manifest["overlay"] == {"cmap": "viridis", "alpha": 0.3} and "overlay" in manifest["conventions"]
+    drawn = {"cmap": "viridis", "signed_cmap": "viridis", "alpha": 0.3}
+    assert manifest["overlay"] == drawn and "overlay" in manifest["conventions"]
 
 
 def test_layer_given_to_a_pixel_method_is_said_to_be_ignored(model_file, holiday, tmp_path):

@@ -127,6 +127,26 @@ def test_caption_and_panel():
     assert [ax.get_title() for ax in fig.axes] == ["photo", "heatmap", "overlay"]
 
 
+@pytest.mark.parametrize(
+    ("cmap", "title"),
+    [
+        ("jet", "map (red: for the target, blue: against)"),  # the default: drawn in RdBu_r
+        ("coolwarm", "map (red: for the target, blue: against)"),
+        ("PiYG", "map (PiYG: top end for the target, bottom end against)"),  # no red or blue in it
+    ],
+)
+def test_a_signed_panel_names_the_colours_of_the_colormap_it_was_drawn_in(cmap, title):
+    from agelens.explain.explanation import manifest_header
+    from agelens.explain.overlay import signed_cmap
+
+    fig = panel_figure(
+        np.zeros((20, 30, 3), np.uint8), np.linspace(-1, 1, 100).reshape(10, 10), cmap=cmap, signed=True
+    )
+    assert fig.axes[1].get_title() == title
+    assert manifest_header(None, cmap=cmap, alpha=0.5)["overlay"]["signed_cmap"] == signed_cmap(cmap)
+    assert signed_cmap(cmap) == ("RdBu_r" if cmap == "jet" else cmap)
+
+
 @settings(max_examples=60, deadline=None)
 @given(arrays(np.float32, (3, 5, 6), elements=st.floats(-1e3, 1e3, width=32)))
 def test_normalised_maps_span_zero_to_one_or_are_zero(maps):

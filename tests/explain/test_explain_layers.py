@@ -71,6 +71,9 @@ def test_bad_layer_specs_say_what_is_wrong(age_model):
         resolve_layer(age_model, "pool")
     with pytest.raises(ValueError, match="out of range"):
         resolve_layer(age_model, 10_000)
+    for photo_itself in ("input", "rescale", "block_1_pad", 0):  # the pixels, not learned features
+        with pytest.raises(ValueError, match="not a feature layer.*marks with"):
+            resolve_layer(age_model, photo_itself)
 
 
 def test_logits_and_age_come_from_our_heads(age_model, faces64):

@@ -58,10 +58,31 @@ def test_a_contrast_reads_the_probability_margin_and_drops_only_from_a_positive_
     drops = []
     for spec, (i, j) in (("old-young", (2, 0)), ("young-old", (0, 2))):
         margin, kept = p[:, i] - p[:, j], masked[:, i] - masked[:, j]
-        want = np.where(margin > 0, np.maximum(0, margin - kept) / np.where(margin > 0, margin, 1), np.nan)
+        drop = np.maximum(0, margin - kept) / np.where(margin > 0, margin, 1)
+        want = np.where(margin > 0, np.minimum(drop, 1.0), np.nan)
         drops.append(AverageDrop().evaluate(x, maps, spec, predict_fn=model).scores)
         np.testing.assert_allclose(drops[-1], want, atol=1e-5)
     assert (np.isnan(drops[0]) ^ np.isnan(drops[1])).all()  # each image is scored in one direction only
+
+
+def test_a_margin_that_flips_sign_is_a_full_drop_not_a_700_percent_one() -> None:
+    """p(checker) - p(plain) falls from 0.1 to -0.6 under the mask: the drop is capped at 1."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        bright = np.asarray(x).reshape(len(x), -1).mean(axis=1) > 100  # the photo as given, not masked
+        checker = np.where(bright, 0.55, 0.2)
+        return np.stack([1 - checker, checker], axis=1)
+
+    predict.class_names = ["plain", "checker"]
+    x = np.full((3, 8, 8, 3), 200.0, np.float32)
+    maps = np.zeros((3, 8, 8), np.float32)
+    maps[:, :2] = 1.0  # keeps a quarter: the masked image is dark
+    res = AverageDrop().evaluate(x, maps, "checker-plain", predict_fn=predict)
+    np.testing.assert_allclose(res.extra["original"], 0.1, atol=1e-6)
+    np.testing.assert_allclose(res.extra["masked"], -0.6, atol=1e-6)
+    np.testing.assert_allclose(res.scores, 1.0)
+    plain = AverageDrop().evaluate(x, maps, [1, 1, 1], predict_fn=predict)  # a probability: as in the paper
+    np.testing.assert_allclose(plain.scores, (0.55 - 0.2) / 0.55, rtol=1e-5)
 
 
 def test_a_contrast_works_with_a_bare_probability_callable() -> None:

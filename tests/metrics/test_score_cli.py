@@ -120,6 +120,10 @@ def test_broken_photos_in_the_sample_are_named_and_replaced(folder_and_model, tm
     assert not {p.name for p in broken} & set(meta["images"])
     assert "skipped" in res.output and any(p.name in res.output for p in broken)
 
+    shutil.copy(sorted(copy.iterdir())[1], copy / "200_0_0_20170101.jpg.chip.jpg")  # an age out of range
+    res = runner.invoke(app, [*args, "--force"])
+    assert res.exit_code == 0 and "200_0_0_20170101.jpg.chip.jpg: age 200" in res.output  # named, not lost
+
 
 def test_the_default_table_fits_80_columns_without_cut_headers(
     folder_and_model, tmp_path, monkeypatch
@@ -175,7 +179,17 @@ def test_masks_npz_beside_the_photos_feed_the_localisation_metrics(folder_and_mo
     assert scores["skipped"] == {} and scores["meta"]["masks"] == str(data / "masks.npz")
     assert scores["scores"]["gradcam"]["energy_in_mask"]["n"] >= 1
 
+    plain = [str(data), "--model", str(model), "--n", "3"]  # no --metrics: masks add localisation
+    res = runner.invoke(app, [*plain, "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    defaults = json.loads((tmp_path / "d" / "scores.json").read_text())["scores"]["gradcam"]
+    assert {"deletion", "road_lerf", "pointing_game", "energy_in_mask"} <= set(defaults)
+
     (data / "masks.npz").unlink()  # no masks: a run of only mask metrics is refused before any work
+    res = runner.invoke(app, [*plain, "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0 and "skipped metric" not in res.output  # the default asks for none then
+    without = json.loads((tmp_path / "e" / "scores.json").read_text())["scores"]["gradcam"]
+    assert "pointing_game" not in without and "deletion" in without
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "t")])
     assert res.exit_code == 1 and "needs ground-truth masks" in res.output and not (tmp_path / "t").exists()
     both = [str(data), "--model", str(model), "--n", "3", "--metrics", "deletion,pointing_game"]

@@ -259,6 +259,22 @@ def test_shortcut_drop_and_stamp_energy_per_method() -> None:
     )
 
 
+def test_a_narrow_ratio_ci_is_printed_apart_and_a_small_excess_is_not_called_seeing_it() -> None:
+    said = shortcut_findings(
+        _shortcut(
+            stat(0.667, 0.61, 0.72),
+            near=_stamp(stat(0.013, 0.0126, 0.0134)),
+            edge=_stamp(stat(0.0104, 0.01004, 0.0108)),
+        )
+    )
+    assert said.sentences[1] == (
+        "near puts 1.30x the stamp's area share of its energy on the stamp (95% CI 1.26x to 1.34x): "
+        "only slightly more than a uniform map puts there."
+    )
+    assert "(95% CI 1.004x to 1.080x)" in said.sentences[2]  # the low end is printed apart from 1x
+    assert "sees the shortcut" not in " ".join(said.sentences)
+
+
 def test_shortcut_without_a_clear_drop_claims_no_shortcut() -> None:
     said = shortcut_findings(_shortcut(stat(0.02, -0.03, 0.07), early=_stamp(stat(0.03, 0.025, 0.035))))
     assert "not distinguishable from no change" in said.sentences[0]
@@ -372,14 +388,35 @@ def test_every_key_finding_on_scores_gives_its_sample_and_says_when_it_is_too_sm
     run = make_run(tmp_path)
     doc = scores_json()
     doc["meta"]["n_images"] = n
+    for row in doc["scores"].values():
+        for stat in row.values():
+            stat["n"] = n
     write_json(run / "scores/scores.json", doc)
     write_json(run / "scores/shortcut.json", {"config": {"n_test": n}, "accuracy": {"drop": score(0.58)}})
     found = dict((h, t) for t, h in _key_findings(render_report(run)))
     for sid in ("scores-ranking", "scores-faithfulness", "scores-randomisation"):
         assert f" {n:,} photos" in found[sid], found[sid]
+        assert "scored" not in found[sid]  # every photo counted: no "of the N scored"
         assert ("too few to rank methods" in found[sid]) == small
     assert f" {n:,} photos" in found["shortcut"] and ("too few" in found["shortcut"]) == small
     assert "no method clearly leads" in found["scores-ranking"]  # the CI rule still decides the wording
+
+
+def test_a_finding_on_metrics_that_skipped_photos_names_its_own_count(tmp_path: Path) -> None:
+    """Localisation on 27 of 48 photos (empty masks skipped) must not say "Based on 48 photos"."""
+    run = make_run(tmp_path)
+    doc = scores_json()
+    doc["meta"]["n_images"] = 48
+    for meth, row in doc["scores"].items():
+        for metric, stat in row.items():
+            stat["n"] = 27 if metric == "pointing_game" else 48 - (meth == "scorecam")  # largest n: 48
+    doc["difference_vs_matched_random"]["gradcam"]["pointing_game"] = score(0.4)
+    write_json(run / "scores/scores.json", doc)
+    found = dict((h, t) for t, h in _key_findings(render_report(run)))
+    assert "Based on only 27 of the 48 photos scored: too few" in found["scores-localisation"]
+    assert "Based on only 48 photos: too few" in found["scores-faithfulness"]
+    assert sample_sentence(60, of=80) == "Based on 60 of the 80 photos scored."
+    assert sample_sentence(80, of=80) == sample_sentence(80) == "Based on 80 photos."
 
 
 def test_the_sample_is_read_from_the_scores_when_meta_has_no_count() -> None:

@@ -188,6 +188,15 @@ def test_explain_predictions_read_as_text(tmp_path: Path) -> None:
     assert fmt({"class": "young", "probabilities": {}}) == "young"
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(8.39e-05, "0.0000839"), (-0.00042, "-0.000420"), (0.0123, "0.012"), (0.0, "0.000"),
+     (123456.7, "123,457"), (2.5e-08, "2.5e-08"), (1234.5, "1,234.500")],
+)  # fmt: skip
+def test_small_and_large_numbers_read_without_scientific_notation(value: float, shown: str) -> None:
+    assert fmt(value) == shown
+
+
 def _with_label_check(doc: dict) -> dict:
     """A scores.json that also declares the data-randomisation (label) sanity column."""
     info = {
@@ -246,3 +255,18 @@ def test_the_sanity_section_says_how_well_the_shuffled_label_control_fits(
     else:
         assert said in text
         assert ("memorised little" in text) == (fit < 0.6)
+
+
+def test_the_ranking_lead_names_the_sections_the_rank_rests_on(tmp_path: Path) -> None:
+    doc = scores_json()  # ranked on deletion and insertion only: faithfulness
+    html = _text(render_report(_run_with(tmp_path / "a", doc)))
+    assert "every directed metric of the sections below (faithfulness)." in html
+    doc["metrics"].append(
+        {"name": "max_sensitivity", "higher_is_better": False, "applies_to": "any", "category": "robustness"}
+    )
+    for i, row in enumerate(doc["ranking"]):
+        row["ranks"] |= {"pointing_game": i + 1.0, "max_sensitivity": 2.0 - i}
+    for meth, row in doc["scores"].items():
+        row["max_sensitivity"] = score(0.1 if meth == "gradcam" else 0.2)
+    html = _text(render_report(_run_with(tmp_path / "b", doc)))
+    assert "of the sections below (faithfulness, localisation and robustness)." in html

@@ -217,6 +217,11 @@ def test_the_bars_follow_the_colormap_the_manifest_records(tmp_path: Path) -> No
     said = "the right-hand end of the bar raises the estimate (looks older) and its left-hand end lowers"
     assert said in text
     assert "red raises" not in text
+    recorded = json.loads((odd / "manifest.json").read_text())
+    recorded["overlay"]["signed_cmap"] = "coolwarm"  # what explain says it drew wins over the rule
+    write_json(odd / "manifest.json", recorded)
+    (bar,) = _bars(_box(render_report(odd)))
+    assert bar[1].startswith(_ends("coolwarm")[0]) and bar[1].endswith(_ends("coolwarm")[1])
 
 
 def test_a_signed_run_from_the_real_explain_cli(tiny_model_path: Path, tmp_path: Path) -> None:

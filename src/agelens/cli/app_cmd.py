@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Annotated
 
 import typer
@@ -36,11 +37,13 @@ def app_command(
 
       agelens app --model runs/x/model.keras --port 8080
     """
-    from agelens.report.app import launch  # lazy: gradio and TensorFlow load only here
+    from agelens.report.app import check_port, launch  # lazy: gradio and TensorFlow load only here
 
-    am = load_cli_model(model, input_size, class_names, input_range, class_output)
     try:
+        check_port(host, port)  # a busy port fails now, not after the model has loaded
+        am = load_cli_model(model, input_size, class_names, input_range, class_output)
         launch(model=am, port=port, host=host)
     except OSError as exc:  # port in use, cannot bind
-        typer.echo(f"error: {host}:{port}: {exc.strerror or exc}", err=True)
+        hint = " (pick another with --port)" if exc.errno == errno.EADDRINUSE else ""
+        typer.echo(f"error: {host}:{port}: {exc.strerror or exc}{hint}", err=True)
         raise typer.Exit(1) from None

@@ -212,13 +212,24 @@ def in_holdout(path: Path, root: Path, names: set[str]) -> bool:
 
 
 def read_holdout(path: Path) -> set[str]:
-    """Photos in the ``test`` list of a split JSON (``--holdout``); a bad file is a one-line error."""
+    """Photos in the ``test`` list of a split JSON (``--holdout``); a bad file is a one-line error
+    that says which of the three things is wrong: the file, its JSON, or its ``test`` list."""
     import json
 
+    split = "a split file as 'agelens train' writes (_split.json)"
     try:
-        return set(json.loads(Path(path).read_text())["test"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        fail(f"{path}: not a JSON file with a 'test' list of file names ({e})")
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        fail(f"{path}: file not found (--holdout takes {split})")
+    except OSError as e:
+        fail(f"{path}: cannot read ({e.strerror or e})")
+    except ValueError as e:
+        fail(f"{path}: not valid JSON ({e}); --holdout takes {split}")
+    names = doc.get("test") if isinstance(doc, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        what = "no 'test' list" if names is None else "its 'test' entry is not a list of file names"
+        fail(f"{path}: {what}; --holdout takes {split}")
+    return set(names)
 
 
 def reflow(doc: str) -> str:

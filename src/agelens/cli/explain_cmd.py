@@ -201,6 +201,8 @@ def explain_command(
     _warn_ignored_layer(methods, layer, filters)
     crop = _face_cropper() if detect else None
     images, sources, faces, problems = _read_photos(paths, crop)
+    if not images and len(problems) == 1:  # one photo, unreadable: one line that names it and why
+        raise _fail(f"nothing to explain: {problems[0]}")
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
     if detect:
@@ -209,12 +211,11 @@ def explain_command(
                 typer.echo(f"{src}: {no_face_note(img)}", err=True)
     from agelens.model.predict import quality_notes
 
-    for src, img in zip(sources, images, strict=True):  # explained all the same, but said
-        for note in quality_notes(img):
+    for src, img, face in zip(sources, images, faces, strict=True):  # explained all the same, but said
+        for note in quality_notes(img, face.get("face_found")):
             typer.echo(f"{src}: {note}", err=True)
     if not images:
-        which = "the only photo was" if len(paths) == 1 else f"all {len(paths)} photos were"
-        raise _fail(f"nothing to explain: {which} unreadable")
+        raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
     say_fresh_out(given, out, DEFAULT_OUT)
     files, predictions = _run(
         am, images, sources, faces, problems, methods, layer, target, filters, out, force,

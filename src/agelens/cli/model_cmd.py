@@ -570,7 +570,13 @@ def predict_command(
     options = load_options(input_size, class_names, input_range, class_output)
     m = _forward_model(model, options, light=engine != Engine.keras)
     prepared = prepare(paths, m.input_size, detect=detect)
-    report_problems(missing + prepared.problems, quiet=False)
+    lost = missing + prepared.problems
+    if len(prepared.batch) == 0:  # nothing to predict: one error line that names what went wrong
+        if len(lost) == 1:
+            fail(str(lost[0]))
+        report_problems(lost, quiet=True)
+        fail(f"none of the {len(lost)} inputs could be read (see the lines above)")
+    report_problems(lost, quiet=False)
     # hashing the weights (0.16 s for the shipped model) once, not once per question
     converted = m.keras_model is None or is_converted(m)
     if m.keras_model is None:  # the light model: its TFLite copy is all it has
@@ -585,7 +591,7 @@ def predict_command(
     if fast and m.keras_model is not None:
         remember(m, options)  # the next run with this file skips TensorFlow
     if not rows:
-        fail("no image could be read")
+        fail("no image could be predicted")
     from agelens.report.app_logic import no_face_note  # the model sees the centred square: say so
 
     for row, photo in zip(rows, prepared.originals, strict=True):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 DEFAULT_OUT = Path("outputs/score")
 _DEFAULT_METRICS = "deletion,insertion,average_drop,increase_in_confidence,road_morf,road_lerf"
+_MASK_METRICS = ("pointing_game", "energy_in_mask")  # added to the default when there are masks
 
 
 def score_command(
@@ -56,8 +57,11 @@ def score_command(
     metrics: Annotated[
         str,
         typer.Option(
-            help="Comma-separated metrics, or 'all'; default: " + _DEFAULT_METRICS.replace(",", ", ") + ". "
-            "Localisation metrics need --masks.",
+            help="Comma-separated metrics, or 'all'; default: "
+            + _DEFAULT_METRICS.replace(",", ", ")
+            + ", and "
+            + " and ".join(_MASK_METRICS)
+            + " when there are masks (--masks, or DATA/masks.npz).",
             show_default=False,
         ),
     ] = _DEFAULT_METRICS,
@@ -167,6 +171,8 @@ def score_command(
     metric_names = _with_data_randomisation(metric_names, shuffled_model, metrics)
     if masks is None and (data / "masks.npz").is_file():
         masks = data / "masks.npz"
+    if masks is not None and metrics == _DEFAULT_METRICS:  # masks at hand: localisation comes for free
+        metric_names = [*metric_names, *(m for m in _MASK_METRICS if m not in metric_names)]
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
@@ -181,15 +187,18 @@ def score_command(
     cam_layer = _check_layer(am, layer)
     chosen = _check_target(am, target)
     pool = list(range(len(ds)))
+    unlabelled = list(ds.problems)  # no age or class to read from the name: never in the sample
     if holdout is not None:
         names = read_holdout(holdout)
         pool = [i for i, r in enumerate(ds.records) if in_holdout(r.path, ds.root, names)]
+        unlabelled = [p for p in unlabelled if in_holdout(Path(p.path), ds.root, names)]
     if not pool:
+        report_problems(unlabelled)
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
     labels_pool = np.asarray(ds.labels)[pool]
     idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
     images, ok, labels, problems = _load_sample(ds, idx, pool, am.input_size, seed)
-    report_problems(problems)
+    report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
     cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None

@@ -117,8 +117,34 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
 def _open_and_decode(data: bytes, name: str) -> np.ndarray:
-    """Open lazily (header only), refuse huge sizes, then force a full decode."""
+    """Open lazily (header only), refuse huge sizes, then force a full decode.
+
+    A JPEG that lacks only its end marker (some cameras, cut downloads) reads as truncated to
+    Pillow although every pixel is there. It is accepted when it decodes to the same pixels
+    with the marker appended straight after its data and after 64 filler bytes: a scan that
+    really stops short reads the filler as image data and the two differ, so a truly truncated
+    photo is still refused.
+    """
+    try:
+        return _decode_bytes(data, name)
+    except ImageError as e:
+        if not (data.startswith(_JPEG_START) and not data.endswith(_JPEG_END) and "truncated" in e.reason):
+            raise
+        try:
+            closed = _decode_bytes(data + _JPEG_END, name)
+            filled = _decode_bytes(data + b"\xaa" * 64 + _JPEG_END, name)
+        except ImageError:
+            raise e from None
+        if closed.shape != filled.shape or not np.array_equal(closed, filled):
+            raise e from None
+        return closed
+
+
+def _decode_bytes(data: bytes, name: str) -> np.ndarray:
     try:
         im = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -24,6 +24,7 @@ import numpy as np
 from agelens.data.bins import MAX_AGE, MIN_AGE, AgeBins
 from agelens.data.images import ImageError, Problem, load_image, thread_map
 from agelens.data.split import SPLITS, stratified_split
+from agelens.wording import counted
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -293,7 +294,8 @@ def detect_format(path: str | Path, bins: AgeBins | None = None) -> str:
     if top:
         raise DatasetError(
             path,
-            f"cannot tell the dataset format: {len(top)} images whose names do not start with an age "
+            f"cannot tell the dataset format: {counted(len(top), 'image')} whose "
+            f"{'name does' if len(top) == 1 else 'names do'} not start with an age "
             "(AGE_...) and no class sub-folders; use --format or a CSV",
         )
     raise DatasetError(path, "empty folder (no images, class sub-folders or CSV found)")

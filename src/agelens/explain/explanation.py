@@ -297,8 +297,11 @@ def versions() -> dict[str, str]:
 def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[str, Any]:
     """Versions, model, and how the pictures were drawn: a manifest records every option that ran,
     and a re-drawn overlay only matches the saved one with the same colormap and opacity."""
+    from agelens.explain.overlay import signed_cmap
+
     header = {f"{k}_version": v for k, v in versions().items()}
-    return header | {"model": model_path, "overlay": {"cmap": cmap, "alpha": float(alpha)}}
+    drawn = {"cmap": cmap, "signed_cmap": signed_cmap(cmap), "alpha": float(alpha)}
+    return header | {"model": model_path, "overlay": drawn}
 
 
 CONVENTIONS = {
@@ -315,7 +318,7 @@ CONVENTIONS = {
     "which the map covers: the face crop (it may run past the photo's edge, where the edge pixels "
     "were repeated), or the whole photo when no face was cropped",
     "overlay": "colormap and opacity the overlays, panels and filter grids were drawn with (the maps "
-    "do not depend on them)",
+    "do not depend on them); signed_cmap: the diverging colormap signed maps were drawn in",
     "settings": "per run, every option the method ran with; detect: whether each photo's largest face "
     "was looked for and cropped first (the CLI's --detect, on by default)",
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "

@@ -168,7 +168,7 @@ class ModelView:
             if not -len(self._infos) <= idx < len(self._infos):
                 raise ValueError(f"layer index {idx} out of range (the model has {len(self._infos)} layers)")
             info = self._infos[idx]
-            _require_4d(info)
+            _require_feature(info)
             return info.name
         if spec == "last-conv":
             if not features:
@@ -182,7 +182,7 @@ class ModelView:
                 f"no layer named {spec!r}; use a layer name or index from `agelens layers`, "
                 f"or one of {', '.join(KEYWORDS)}"
             )
-        _require_4d(matches[0])
+        _require_feature(matches[0])
         return matches[0].name
 
     # --------------------------------------------------------------- sub-models
@@ -232,11 +232,13 @@ def _is_activation(op: Any) -> bool:
     return isinstance(op, _CONV_TYPES) and act is not None and act is not keras.activations.linear
 
 
-def _require_4d(info: LayerInfo) -> None:
-    """A CAM needs a spatial grid: a 4-D output whose grid is more than one cell (where it is known).
+def _require_feature(info: LayerInfo) -> None:
+    """A CAM needs a feature grid: a 4-D output, more than one cell, computed by the network.
 
     A 1x1 layer (``out_relu`` of a 32 px MobileNetV2) gives one number per channel, so its
-    map is a flat square that says nothing about where; refusing it names the reason.
+    map is a flat square that says nothing about where; the input, a Rescaling or a padding
+    layer hold the photo itself (a padded one off-centre), so a CAM there is an artefact of
+    the pixels. Refusing each names the reason.
     """
     if len(info.shape) != 3:
         raise ValueError(f"layer {info.name!r} has output shape {info.shape}; CAMs need a 4-D feature map")
@@ -245,6 +247,12 @@ def _require_4d(info: LayerInfo) -> None:
         raise ValueError(
             f"layer {info.name!r} has a 1x1 grid (output shape {info.shape}): a CAM there has no "
             "'where'; pick a larger layer (`agelens layers` marks them with *)"
+        )
+    if not info.is_feature:
+        raise ValueError(
+            f"layer {info.name!r} ({info.kind}) is not a feature layer: it comes before any "
+            "convolution or only scales, pads or crops the photo, so a map there shows the pixels, "
+            "not what the network learned; pick a layer `agelens layers` marks with *"
         )
 
 

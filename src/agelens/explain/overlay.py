@@ -24,6 +24,8 @@ from matplotlib.figure import Figure
 DEFAULT_CMAP = "jet"
 SIGNED_CMAP = "RdBu_r"
 """Signed maps (-1..1): blue against the target, white neutral, red for it."""
+RED_HIGH = ("RdBu_r", "coolwarm", "bwr", "seismic", "RdYlBu_r")
+"""Diverging colormaps that run blue (low: against) to red (high: for): a legend may name the colours."""
 DEFAULT_ALPHA = 0.45
 PANEL_MAX_SIDE = 640
 """Longest side a photo is drawn at in a panel (each of its three plots is about 300 px wide)."""
@@ -37,6 +39,20 @@ def _unit(heatmap: np.ndarray, normalize: bool) -> np.ndarray:
         return (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
     out = np.nan_to_num(m)  # a copy
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def signed_cmap(cmap: str) -> str:
+    """The colormap a signed map is drawn in: :data:`SIGNED_CMAP` for the default (a sequential
+    ``jet`` has no neutral middle for "no effect"), else the colormap the user chose."""
+    return SIGNED_CMAP if cmap == DEFAULT_CMAP else cmap
+
+
+def signed_label(cmap: str) -> str:
+    """How a panel titles a signed map drawn in ``cmap``: colours only where they hold."""
+    drawn = signed_cmap(cmap)
+    if drawn in RED_HIGH:
+        return "map (red: for the target, blue: against)"
+    return f"map ({drawn}: top end for the target, bottom end against)"
 
 
 def check_cmap(cmap: str) -> str:
@@ -91,7 +107,7 @@ def overlay(
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
     if signed:
-        return _signed_blend(img, m, alpha, SIGNED_CMAP if cmap == DEFAULT_CMAP else cmap)
+        return _signed_blend(img, m, alpha, signed_cmap(cmap))
     # uint8 blend with rounding (OpenCV saturates), not a float32 copy of a photo that may be 12 MP
     return cv2.addWeighted(img, 1.0 - alpha, colorize(m, cmap, normalize), alpha, 0.0)
 
@@ -128,7 +144,8 @@ def panel_figure(
 ) -> Figure:
     """Photo | heatmap | overlay side by side, with ``title`` (e.g. a :func:`caption`) on top.
 
-    A ``signed`` map is drawn in a diverging colormap (blue against the target, red for it).
+    A ``signed`` map is drawn in a diverging colormap (:func:`signed_cmap`; blue against the
+    target, red for it by default), and its title says which end means what.
 
     Each third of the 960 x 360 px figure shows a few hundred pixels, so a larger photo is
     shrunk to :data:`PANEL_MAX_SIDE` first: the same picture, without matplotlib resampling
@@ -139,8 +156,8 @@ def panel_figure(
     axes = fig.subplots(1, 3)
     image, heatmap = _shrunk(image, heatmap, PANEL_MAX_SIDE)
     if signed:
-        heat = colorize_signed(_resized(heatmap, image), SIGNED_CMAP if cmap == DEFAULT_CMAP else cmap)
-        labels = ("photo", "map (red: for the target, blue: against)", "overlay")
+        heat = colorize_signed(_resized(heatmap, image), signed_cmap(cmap))
+        labels = ("photo", signed_label(cmap), "overlay")
     else:
         heat, labels = colorize(_resized(heatmap, image), cmap), ("photo", "heatmap", "overlay")
     shown = [image, heat, overlay(image, heatmap, alpha, cmap, signed=signed)]

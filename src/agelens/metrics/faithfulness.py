@@ -148,7 +148,10 @@ class AverageDrop(Metric):
 
     Negative map values are clipped to 0 before masking (see :func:`soft_masks`). Reading a
     contrast (:mod:`~agelens.metrics.readouts`), an image whose margin Y is not positive
-    scores NaN: a relative drop from zero or below means nothing.
+    scores NaN: a relative drop from zero or below means nothing. A margin can also fall
+    below zero (p(old) - p(young) from 0.1 to -0.6 would be a 700% "drop"), so with a
+    readout the drop is capped at 1: losing the whole margin, or more, is a full drop, and
+    the score stays in [0, 1] as it does for a probability.
     """
 
     name = "average_drop"
@@ -159,7 +162,7 @@ class AverageDrop(Metric):
         y, o = _masked_probs(x, maps, targets, ctx, self.name)
         drop = np.maximum(0.0, y - o) / np.maximum(y, 1e-12)
         if ctx.readout is not None:  # a margin at or below 0 has nothing to drop from: no score
-            drop = np.where(y > 0, drop, np.nan)
+            drop = np.where(y > 0, np.minimum(drop, 1.0), np.nan)
         return MetricResult(drop, extra={"original": y, "masked": o})
 
 

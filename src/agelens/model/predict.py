@@ -17,12 +17,17 @@ from agelens.model.io import AgeModel
 MIN_FACE_PX = 32
 
 
-def quality_notes(img: np.ndarray) -> list[str]:
-    """Why a prediction on this (cropped) photo means little, if it does: too small, or blank."""
+def quality_notes(img: np.ndarray, face_found: bool | None = None) -> list[str]:
+    """Why a prediction on this (cropped) photo means little, if it does: too small, or blank.
+
+    ``face_found=False`` (the detector looked and found none) says "image", not "face": after
+    "no face found", "face only 1 px" would contradict the line before it.
+    """
     notes = []
     side = int(min(img.shape[:2]))
     if side < MIN_FACE_PX:
-        notes.append(f"face only {side} px: unreliable below {MIN_FACE_PX}")
+        what = "image" if face_found is False else "face"
+        notes.append(f"{what} only {side} px: unreliable below {MIN_FACE_PX}")
     if int(img.max()) - int(img.min()) < 8:  # e.g. a fully transparent PNG, composited on white
         notes.append("a single flat colour: there is no face to judge")
     return notes
@@ -136,7 +141,7 @@ def predict_images(
         if prepared.face_found[i] is not None:
             row["face_found"] = prepared.face_found[i]
         row["face_px"] = int(min(prepared.crops[i].shape[:2]))  # the side the model's input came from
-        if notes := quality_notes(prepared.crops[i]):
+        if notes := quality_notes(prepared.crops[i], prepared.face_found[i]):
             row["notes"] = notes
         rows.append(row)
     return rows

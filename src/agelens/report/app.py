@@ -362,7 +362,12 @@ def _reblend(last: tuple[np.ndarray, np.ndarray, Any], alpha: float) -> np.ndarr
 
 
 def launch(model: Any = None, port: int = 7860, host: str = "127.0.0.1") -> None:
-    """Build and serve the app (blocking) on ``host:port``; the temp folder goes when the process ends."""
+    """Build and serve the app (blocking) on ``host:port``; the temp folder goes when the process ends.
+
+    The port is tried first: a busy one fails here, before the app is built and before its URL
+    is printed (Gradio would print the URL's failure in its own words after ours).
+    """
+    check_port(host, port)
     demo = build_app(model)
     _exit_on_sigterm()
     print(f"agelens app on http://{host}:{port}  (Ctrl+C to stop)", flush=True)
@@ -379,6 +384,16 @@ def launch(model: Any = None, port: int = 7860, host: str = "127.0.0.1") -> None
         css=CSS,
         footer_links=[],
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ``OSError`` (with ``strerror``) when ``host:port`` cannot be bound right now."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no clash
+        s.bind((host, port))
 
 
 def _exit_on_sigterm() -> None:

@@ -201,7 +201,7 @@ class Engine:
                 note = face_note(photo, crop, box)
         elif whole_photo_note(photo) != WHOLE_PHOTO:  # no detection: still say how much the model sees
             note = whole_photo_note(photo)
-        notes = [n for n in (note, *quality_notes(crop)) if n]
+        notes = [n for n in (note, *quality_notes(crop, face.get("face_found"))) if n]
         return Prepared(shrink(crop), "; ".join(notes), face)
 
     def explain(

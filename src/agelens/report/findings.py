@@ -86,23 +86,27 @@ def photos(n: int) -> str:
     return counted(n, "photo")
 
 
-def sample_sentence(n: Any, purpose: str = "rank methods") -> str:
+def sample_sentence(n: Any, purpose: str = "rank methods", of: Any = None) -> str:
     """ "Based on N photos." and, under :data:`SMALL_SAMPLE`, that this is too few to ``purpose``.
 
     Every key finding rests on a sample; a reader must see its size beside the verdict,
-    or "100%" on 10 photos reads like "100%" on 2,000. Nothing without a count.
+    or "100%" on 10 photos reads like "100%" on 2,000. Nothing without a count. ``of``, the
+    photos the run scored, is named when the finding rests on fewer (a localisation metric
+    skips a photo whose mask is empty), so the count is this finding's, not the run's.
     """
     k = whole_count(n)
     if k is None:
         return ""
+    total = whole_count(of)
+    counted_k = f"{k} of the {photos(total)} scored" if total and total > k else photos(k)
     if k < SMALL_SAMPLE:
-        return f"Based on only {photos(k)}: too few to {purpose}; treat this as provisional."
-    return f"Based on {photos(k)}."
+        return f"Based on only {counted_k}: too few to {purpose}; treat this as provisional."
+    return f"Based on {counted_k}."
 
 
-def with_sample(short: str, n: Any, purpose: str = "rank methods") -> str:
+def with_sample(short: str, n: Any, purpose: str = "rank methods", of: Any = None) -> str:
     """``short`` (a key-finding line) with :func:`sample_sentence` appended; unchanged without a count."""
-    extra = sample_sentence(n, purpose)
+    extra = sample_sentence(n, purpose, of)
     return f"{short} {extra}" if short and extra else short
 
 
@@ -412,6 +416,20 @@ def stamp_ratio(row: Any) -> tuple[float, float | None, float | None, str | None
     return energy / area, c[1] / area, c[2] / area, ci_side(row.get("stamp_energy"), True, zero=area)
 
 
+CLEAR_SHORTCUT_RATIO = 1.5
+"""A map "sees the shortcut" at this multiple of the stamp's area share or more; a ratio beyond
+chance but below it (1.05x on many photos) is said to be only slightly above a uniform map."""
+
+
+def _ratio_decimals(*values: float | None) -> int:
+    """Decimals (1 to 3) that print ``values`` apart: a CI of 1.26x to 1.34x must not read "1.3x to 1.3x"."""
+    known = [v for v in values if v is not None]
+    for d in (1, 2, 3):
+        if len({f"{v:.{d}f}" for v in known}) == len(set(known)):
+            return d
+    return 3
+
+
 def shortcut_findings(data: Any) -> Said:
     """The accuracy drop without the stamps, and per method whether its map puts more than the
     stamp's area share of its energy on the stamp (what a uniform or random map puts there)."""
@@ -423,20 +441,25 @@ def shortcut_findings(data: Any) -> Said:
         if is_baseline(str(meth)) or (r := stamp_ratio(row)) is None:
             continue
         ratio, lo, hi, side = r
-        share = f"{ratio:.1f}x the stamp's area share of its energy on the stamp"
-        span = f" (95% CI {lo:.1f}x to {hi:.1f}x)" if lo is not None else " (no CI recorded)"
+        d = _ratio_decimals(lo, hi, 1.0) if side in (BEATS, WORSE) else _ratio_decimals(lo, hi)
+        at = f"{ratio:.{d}f}x"
+        share = f"{at} the stamp's area share of its energy on the stamp"
+        span = f" (95% CI {lo:.{d}f}x to {hi:.{d}f}x)" if lo is not None else " (no CI recorded)"
         if side == BEATS:
-            what = "it sees the shortcut" if drop_side == BEATS else "its map points at the stamp"
+            if ratio < CLEAR_SHORTCUT_RATIO:  # beyond chance, but barely above what a uniform map puts
+                what = "only slightly more than a uniform map puts there"
+            else:
+                what = "it sees the shortcut" if drop_side == BEATS else "its map points at the stamp"
             sentences.append(f"{meth} puts {share}{span}: {what}.")
-            sees.append(f"{meth} at {ratio:.1f}x")
+            sees.append(f"{meth} at {at}")
         elif side == WORSE:
             sentences.append(
                 f"{meth} puts {share}{span}, less than a uniform map: it does not show the stamp."
             )
-            not_seen.append(f"{meth} at {ratio:.1f}x")
+            not_seen.append(f"{meth} at {at}")
         elif side == UNCLEAR:
             sentences.append(f"{meth} puts {share}{span}: not distinguishable from a uniform map.")
-            unclear.append(f"{meth} at {ratio:.1f}x")
+            unclear.append(f"{meth} at {at}")
         else:
             sentences.append(f"{meth} puts {share}{span}.")
     parts = []

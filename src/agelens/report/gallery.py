@@ -251,8 +251,6 @@ def _signed_share(items: list[GalleryItem]) -> str:
 
 
 COLORBAR_STOPS = 11
-RED_HIGH = ("RdBu_r", "coolwarm", "bwr", "seismic", "RdYlBu_r")
-"""Diverging colormaps that run blue (low: against) to red (high: for): the legend may name the colours."""
 
 
 def _recorded_cmap(manifest: Any) -> str:
@@ -282,17 +280,27 @@ def signed_colour_scale(manifest: Any) -> tuple[str, str]:
     """(colormap name, CSS gradient) of the signed overlays: -1 (against) left, 0 mid, +1 (for) right.
 
     Explain draws a signed map in ``SIGNED_CMAP`` when the colormap is left at its default, else
-    in the colormap given (:func:`agelens.explain.overlay.overlay`); the bar follows the same rule.
+    in the colormap given (:func:`agelens.explain.overlay.signed_cmap`), and records the one it
+    drew as ``overlay.signed_cmap``; the bar follows the same rule for a manifest without it.
     """
-    from agelens.explain.overlay import DEFAULT_CMAP, SIGNED_CMAP
+    import matplotlib
 
-    name = _recorded_cmap(manifest)
-    name = SIGNED_CMAP if name == DEFAULT_CMAP else name
+    from agelens.explain.overlay import signed_cmap
+
+    drawn = manifest.get("overlay") if isinstance(manifest, dict) else None
+    drawn = drawn.get("signed_cmap") if isinstance(drawn, dict) else None
+    name = (
+        drawn
+        if isinstance(drawn, str) and drawn in matplotlib.colormaps
+        else signed_cmap(_recorded_cmap(manifest))
+    )
     return name, _gradient(name)
 
 
 def _signed_words(cmap: str) -> tuple[str, str]:
     """("Red", "blue") for a blue-to-red colormap; otherwise the ends of the bar, which always hold."""
+    from agelens.explain.overlay import RED_HIGH
+
     if cmap in RED_HIGH:
         return "Red", "blue"
     return "The right-hand end of the bar", "its left-hand end"

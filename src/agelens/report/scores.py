@@ -230,6 +230,7 @@ def _structured(scores: dict) -> list[Section]:
     table: dict[str, dict] = {m: r for m, r in scores["scores"].items() if isinstance(r, dict)}
     metrics = list(dict.fromkeys(k for r in table.values() for k in r))
     out: list[Section] = []
+    section_cols: dict[str, list[str]] = {}
     cats = [*_CATEGORIES, ("other", "Other metrics", "", True)]
     for cat, title, lead, rank in cats:
         cols = [
@@ -242,6 +243,7 @@ def _structured(scores: dict) -> list[Section]:
             continue
         rows = {meth: {c: r[c] for c in cols if c in r} for meth, r in table.items()}
         sub = Section(f"scores-{cat}", title, lead)
+        section_cols[sub.id] = cols
         directions = _sanity_directions(cols, stated) if cat == "randomisation" else stated
         t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions, arrows=True)
         if cat == "randomisation":
@@ -268,11 +270,14 @@ def _structured(scores: dict) -> list[Section]:
                 )
     if ranking and out:
         overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
-        out.insert(0, _ranking_section(overall))
+        ranked = {m for r in ranking if isinstance(r.get("ranks"), dict) for m in r["ranks"]}
+        named = [sub.title.lower() for sub in out if ranked & set(section_cols.get(sub.id, ()))]
+        out.insert(0, _ranking_section(overall, named))
         _say(out[0], ranking_findings(ranking, scores.get("scores")))
     n = scored_images(scores)
-    for sub in out:
-        sub.key = with_sample(sub.key, n)
+    for sub in out:  # each finding names the photos its own metrics rest on
+        own = _largest_n(table, section_cols.get(sub.id))
+        sub.key = with_sample(sub.key, own if own is not None and n and own < n else n, of=n)
     extra = {
         k: v
         for k, v in scores.items()
@@ -297,9 +302,17 @@ def scored_images(scores: Any) -> int | None:
     if n := whole_count(meta.get("n_images") if isinstance(meta, dict) else None):
         return n
     table = scores.get("scores") if isinstance(scores, dict) else None
-    rows = [row for row in (table.values() if isinstance(table, dict) else []) if isinstance(row, dict)]
+    return _largest_n(table if isinstance(table, dict) else {})
+
+
+def _largest_n(table: dict, cols: list[str] | None = None) -> int | None:
+    """The largest per-score ``n`` in ``table`` (method -> metric -> stat), over ``cols`` if given."""
+    rows = [row for row in table.values() if isinstance(row, dict)]
     found = [
-        k for row in rows for v in row.values() if isinstance(v, dict) and (k := whole_count(v.get("n")))
+        k
+        for row in rows
+        for c, v in row.items()
+        if (cols is None or c in cols) and isinstance(v, dict) and (k := whole_count(v.get("n")))
     ]
     return max(found, default=None)
 
@@ -453,11 +466,16 @@ def _rank_methods(table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["mean_rank"] is None, r["mean_rank"] or 0.0, r["method"]))
 
 
-def _ranking_section(table: Table) -> Section:
-    """The ranking over all metrics gets its own heading: under "Faithfulness" it read as that alone."""
+def _ranking_section(table: Table, sections: list[str] | None = None) -> Section:
+    """The ranking over all metrics gets its own heading: under "Faithfulness" it read as that alone.
+
+    ``sections`` names the sections whose metrics were ranked on (lower case), so the lead lists
+    what the rank rests on, robustness included when it was scored, and nothing that was not.
+    """
+    which = f" ({join(sections)})" if sections else ""
     lead = (
-        f"“{RANK_ALL}”: each method's ranks averaged over every directed metric of the sections below "
-        "(faithfulness, sanity, localisation). Each section's table has its own “mean rank, these metrics”."
+        f"“{RANK_ALL}”: each method's ranks averaged over every directed metric of the sections below"
+        f"{which}. Each section's table has its own “mean rank, these metrics”."
     )
     return Section("scores-ranking", "Overall ranking (all metrics)", lead, tables=[table])
 

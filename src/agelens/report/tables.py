@@ -69,7 +69,12 @@ class Table:
 
 
 def fmt(value: Any) -> str:
-    """Numbers short (3 decimals, thousands separators), everything else readable."""
+    """Numbers short (3 decimals, thousands separators), everything else readable.
+
+    A value under 0.001 keeps 3 significant digits in plain notation (a CI bound of 0.0000839
+    next to 0.012 must not read as 0.000 or as 8.39e-05); only below a millionth does it switch
+    to scientific notation.
+    """
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -79,8 +84,12 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        if value != 0 and abs(value) < 1e-3:  # 3 significant digits in plain notation, not 8.39e-05
+            if abs(value) < 1e-6:
+                return f"{value:.3g}"
+            return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
         return f"{value:,.3f}"
     if isinstance(value, list) and all(_scalar(v) for v in value):
         shown = ", ".join(fmt(v) for v in value[:MAX_LIST])
