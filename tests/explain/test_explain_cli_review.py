@@ -152,6 +152,12 @@ def test_layer_given_to_a_pixel_method_is_said_to_be_ignored(model_file, holiday
         "saliency explains the input pixels: --layer ignored",
         "occlusion explains the input pixels: --layer ignored",
     ]
+    # the layer a manifest records for saliency is no error where it is ignored, but is where it is used
+    output, _ = _explain(holiday, model_file, tmp_path / "b", "--method", "saliency", "--layer", "input")
+    assert "saliency explains the input pixels: --layer ignored" in output
+    used = runner.invoke(app, ["explain", str(holiday), "--model", str(model_file), "--method", "gradcam",
+                               "--layer", "input", "-o", str(tmp_path / "c")])  # fmt: skip
+    assert used.exit_code == 2 and "(InputLayer)" in used.output and not (tmp_path / "c").exists()
 
 
 def test_force_drops_the_page_drawn_from_the_run_it_replaces(model_file, holiday, tmp_path):

@@ -197,7 +197,7 @@ def explain_command(
     except FileExistsError as e:
         raise _fail(str(e)) from None
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
-    _check_choices(am, methods, layer, target)
+    _check_choices(am, methods, layer, target, filters)
     _warn_ignored_layer(methods, layer, filters)
     crop = _face_cropper() if detect else None
     images, sources, faces, problems = _read_photos(paths, crop)
@@ -321,13 +321,16 @@ def could_be_target(text: str, names: list[str]) -> bool:
     return contrast_pair(text, names) is not None
 
 
-def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None) -> None:
+def _check_choices(am: Any, methods: list[str], layer: str | None, target: str | None, filters: int) -> None:
+    """Refuse a bad --layer or --target before any work. The layer is checked only where it is
+    used (a CAM method or the filter grid): for pixel methods alone it is ignored, with a note
+    (``--method saliency --layer input``, as a manifest records saliency's layer, is no error)."""
     from agelens.explain.api import takes_layer
     from agelens.explain.layers import resolve_layer
     from agelens.explain.targets import resolve_target
 
     try:
-        if layer is not None or any(takes_layer(m) for m in methods):
+        if any(takes_layer(m) for m in methods) or (layer is not None and filters > 0):
             resolve_layer(am, layer)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--layer") from None
