@@ -23,6 +23,9 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "http://" not in html.split("<body", 1)[1].replace("http://www.w3.org", "")
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["step"].split()[0] for s in manifest["steps"]][:3] == ["generate", "train", "evaluate"]
+    # the page was written before the run's total was known: it shows the time before it, named so
+    assert 0 < manifest["seconds_before_report"] <= manifest["seconds"]
+    assert "seconds before report" in html.lower().replace("_", " ")
     explained = json.loads((out / "explain" / "manifest.json").read_text())
     assert len(explained["runs"]) >= 3  # several methods
     # 48 px faces: the last conv map would be 2x2; the demo model declares its stride-8 layer

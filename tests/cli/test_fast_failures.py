@@ -57,8 +57,8 @@ def files(tmp_path_factory) -> Path:
          "nope.keras: file not found (--resume)"),
         (["layers", "--model", "{tmp}/nope.keras"], "nope.keras: file not found (--model)"),
         (["layers", "--model", "{tmp}/fake.keras"], "fake.keras: not a Keras model file"),
-        (["explain", "{tmp}/empty"], "no photos found in"),
-        (["explain", "{tmp}/missing.jpg"], "missing.jpg: file not found"),
+        (["explain", "{tmp}/empty"], "no images found in"),  # as predict says it
+        (["explain", "{tmp}/missing.jpg"], "nothing to explain: {tmp}/missing.jpg: no such file or folder"),
         (["explain", "{tmp}/utk", "--model", "{tmp}/fake.keras"], "fake.keras: not a Keras model file"),
         (["predict", "{tmp}/missing.jpg"], "nothing to predict: {tmp}/missing.jpg: no such file or folder"),
         (["predict", "{tmp}/empty"], "no images found in"),

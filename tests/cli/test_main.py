@@ -171,3 +171,17 @@ def test_without_rich_a_bare_call_prints_help_not_an_error_line(monkeypatch, cap
     out = capsys.readouterr()
     assert e.value.code == 2 and out.out.startswith("Usage: ") and "COMMAND [ARGS]" in out.out
     assert out.err == ""
+
+
+def test_agelens_warnings_print_as_one_line_and_others_keep_their_origin(monkeypatch, capsys):
+    import warnings
+
+    from agelens.explain import perturb
+
+    passed_on = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *a, **k: passed_on.append(a))  # Python's own
+    main.one_line_warnings()
+    warnings.showwarning(UserWarning(perturb.WEAK_TARGET), UserWarning, perturb.__file__, 96)
+    warnings.showwarning(UserWarning("from elsewhere"), UserWarning, "/somewhere/else.py", 3)
+    assert capsys.readouterr().err == f"warning: {perturb.WEAK_TARGET}\n"  # no file, line or source line
+    assert [str(a[0]) for a in passed_on] == ["from elsewhere"]  # not ours: Python's format, origin and all

@@ -62,6 +62,18 @@ def test_to_photo_inverts_the_centre_crop():
     assert tall.shape == (20, 10) and tall[5:15].all() and not tall[:5].any() and not tall[15:].any()
 
 
+@pytest.mark.parametrize("side", [37, 150, 333])  # smaller and larger than the map, off its grid
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_map_placed_on_a_photo_keeps_its_peak(side, signed):
+    """A one-pixel peak came out at 0.9 after bilinear resizing; the colour scale's ends went unused."""
+    m = np.zeros((64, 64), np.float32)
+    m[20, 31], m[40, 9] = (-1.0, 0.5) if signed else (1.0, 0.5)
+    out = to_photo(m, (side, side + 11), signed=signed)
+    assert np.abs(out).max() == pytest.approx(1.0, abs=1e-6)
+    assert (out.min() < -0.99) if signed else (out.min() >= 0)  # the sign and the zero stay as they were
+    assert not to_photo(np.zeros((64, 64), np.float32), (side, side)).any()  # a blank map stays blank
+
+
 def test_raw_keras_model_and_bad_inputs(age_model):
     e = explain(age_model.keras_model, _photo(30, 30, 0), method="eigencam")
     assert e.maps.shape == (1, 30, 30)

@@ -73,6 +73,13 @@ def test_a_tiny_photo_is_explained_with_a_note(model_file, tmp_path):
     result = runner.invoke(app, ["explain", str(tiny), "-m", str(model_file), "-o", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "tiny.png: image only 8 px: unreliable below 32" in result.output  # no face was found in it
+    record = json.loads((tmp_path / "o" / "manifest.json").read_text())["images"][0]
+    assert record["notes"][0].startswith("no face found")  # recorded, not only printed
+    assert record["notes"][1] == "image only 8 px: unreliable below 32"
+    from agelens.report.html import render_report
+
+    page = render_report(tmp_path / "o")
+    assert 'class="photo-notes"' in page and "image only 8 px: unreliable below 32" in page
 
 
 def test_globs_and_single_files(model_file, photos, tmp_path):
@@ -120,7 +127,7 @@ def test_nothing_explainable_exits_non_zero(model_file, photos, tmp_path):
     result = runner.invoke(app, ["explain", str(photos / "broken.jpg"), str(photos / "missing.jpg"),
                                  "--model", str(model_file), "--out", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 1
-    assert "missing.jpg: file not found" in result.output and "nothing to explain" in result.output
+    assert "missing.jpg: no such file or folder" in result.output and "nothing to explain" in result.output
     assert not (tmp_path / "o").exists()
 
 

@@ -77,6 +77,10 @@ def test_a_cli_folder_of_several_methods_needs_the_method_named(age_model, tmp_p
         warnings.simplefilter("error")  # the photo is still there: no stand-in
         back = Explanation.load(out, method="saliency")
     assert back.method == "saliency" and len(back) == 1 and back.maps[0].shape == back.images[0].shape[:2]
+    for method in ("gradcam", "saliency"):  # each method's own maps, not the first file's
+        saved = np.load(next(out.glob(f"*_{method}_map.npy")))
+        np.testing.assert_array_equal(Explanation.load(out, method=method).maps[0], saved)
+    assert not np.array_equal(*(np.load(next(out.glob(f"*_{m}_map.npy"))) for m in ("gradcam", "saliency")))
 
 
 def test_a_folder_without_a_manifest_is_one_clear_error(tmp_path):

@@ -211,6 +211,21 @@ def test_a_callers_explainer_is_not_recorded_with_default_options(squares_model,
     )
 
 
+def test_a_default_the_method_resolves_from_the_model_is_recorded_as_it_ran(squares_model, tmp_path) -> None:
+    """Before: occlusion's window and stride (None: a seventh of the input side, half that) were
+    dropped from scores.json, so a reader could not tell what patch size ran."""
+    pytest.importorskip("agelens.explain")
+    from agelens.explain.api import make_method
+
+    model, x, y = squares_model
+    score_methods(model, x[:3], y[:3], ["occlusion"], ["deletion"], random_baseline=False, n_boot=20,
+                  out_dir=tmp_path)  # fmt: skip
+    recorded = json.loads((tmp_path / "scores.json").read_text())["meta"]["method_options"]["occlusion"]
+    ran = make_method(model, "occlusion")
+    assert (recorded["window"], recorded["stride"]) == (ran.window, ran.stride)
+    assert recorded["window"] == max(2, round(x.shape[1] / 7))
+
+
 # 4. A keras.Model is randomised, not skipped.
 
 

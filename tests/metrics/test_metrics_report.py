@@ -173,7 +173,7 @@ def test_a_written_table_loads_back_with_the_same_numbers(table, tmp_path) -> No
     assert back.vs_random.keys() == table.vs_random.keys() and back.meta["n_images"] == N
 
 
-@pytest.mark.parametrize(("content", "words"), [(None, "no such file"), ("{oops", "not a readable"),
+@pytest.mark.parametrize(("content", "words"), [(None, "file not found"), ("{oops", "not a readable"),
                                                 ('{"a": 1}', "no 'scores' table")])  # fmt: skip
 def test_loading_what_is_no_scores_file_says_so_in_one_line(tmp_path, content, words) -> None:
     from agelens.metrics import ScoreTable

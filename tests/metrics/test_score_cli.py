@@ -53,12 +53,12 @@ def test_score_writes_table_json_markdown_and_plots(folder_and_model, tmp_path) 
 def test_score_rejects_unknown_names(folder_and_model, tmp_path) -> None:
     data, model = folder_and_model
     res = runner.invoke(app, [str(data), "--model", str(model), "--metrics", "nope", "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "unknown metric nope" in res.output
+    assert res.exit_code == 2 and "unknown metric nope" in res.output  # a usage error, as explain's
     res = runner.invoke(app, [str(data), "--model", str(model), "--methods", "magic", "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "unknown method magic" in res.output
+    assert res.exit_code == 2 and "unknown method magic" in res.output
     typo = ["--methods", "smooth-gradcm", "-o", str(tmp_path)]
     res = runner.invoke(app, [str(data), "--model", str(model), *typo])
-    assert res.exit_code == 1 and "unknown method smooth-gradcm" in res.output
+    assert res.exit_code == 2 and "unknown method smooth-gradcm" in res.output
 
 
 def test_smoothgrad_around_any_method_is_scored_as_explain_takes_it(folder_and_model, tmp_path) -> None:

@@ -22,7 +22,7 @@ def test_force_removes_the_report_of_the_replaced_run_only_once_the_new_one_is_w
     page = out / "report.html"
     page.write_text("<html>the earlier run</html>")
     failed = runner.invoke(app, [*args[:3], "--metrics", "nope", *args[5:], "--force"])
-    assert failed.exit_code == 1 and page.exists()  # no new run: the page still shows what is there
+    assert failed.exit_code == 2 and page.exists()  # no new run: the page still shows what is there
     res = runner.invoke(app, [*args, "--force", "--seed", "1"])
     assert res.exit_code == 0, res.output
     assert not page.exists() and f"removed {page}: it showed the earlier run" in res.stderr

@@ -179,7 +179,7 @@ def test_real_model_files_pass_the_cheap_check_and_their_bins_read_without_keras
 
 
 def test_missing_model_and_wrong_suffix(tmp_path):
-    with pytest.raises(ModelLoadError, match="no such file"):
+    with pytest.raises(ModelLoadError, match="file not found"):
         load_model(tmp_path / "nope.keras")
     p = tmp_path / "m.onnx"
     p.write_bytes(b"x")

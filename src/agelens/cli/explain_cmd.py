@@ -177,9 +177,13 @@ def explain_command(
 
     paths = expand_photos(photos)  # cheap checks first: TensorFlow takes seconds to load
     if not paths:
-        raise _fail("no photos found in " + ", ".join(photos))
+        raise _fail("no images found in " + ", ".join(photos))
     if not any(p.exists() for p in paths):
-        which = f"{paths[0]}: file not found" if len(paths) == 1 else f"none of the {len(paths)} files exist"
+        which = (
+            f"{paths[0]}: no such file or folder"
+            if len(paths) == 1
+            else f"none of the {len(paths)} files exist"
+        )
         raise _fail(f"nothing to explain: {which}")
     check_model_path(model)
     _check_target_early(model, target, class_names)
@@ -205,21 +209,16 @@ def explain_command(
         raise _fail(f"nothing to explain: {problems[0]}")
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
-    if detect:
-        for src, img, face in zip(sources, images, faces, strict=True):
-            if not face["face_found"]:
-                typer.echo(f"{src}: {no_face_note(img)}", err=True)
-    from agelens.model.predict import quality_notes
-
-    for src, img, face in zip(sources, images, faces, strict=True):  # explained all the same, but said
-        for note in quality_notes(img, face.get("face_found")):
+    notes = _photo_notes(images, faces, detect)
+    for src, said in zip(sources, notes, strict=True):  # explained all the same, but said (and recorded)
+        for note in said:
             typer.echo(f"{src}: {note}", err=True)
     if not images:
         raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
     say_fresh_out(given, out, DEFAULT_OUT)
     files, predictions = _run(
         am, images, sources, faces, problems, methods, layer, target, filters, out, force,
-        cmap, alpha, signed, detect=detect,
+        cmap, alpha, signed, detect=detect, notes=notes,
     )  # fmt: skip
     if force:
         drop_stale_report(out)  # a page drawn from the explanations just replaced
@@ -233,6 +232,18 @@ def explain_command(
         f"explained {counted(len(images), 'photo')} with {', '.join(methods)}: "
         f"{counted(len(files), 'file')} in {out}" + (f" ({len(problems)} skipped)" if problems else "")
     )
+
+
+def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: bool) -> list[list[str]]:
+    """Per photo, what a reader of its map should know: no face found (with detection on), too
+    small, a single flat colour. The same words ``predict --json`` puts in its ``notes``."""
+    from agelens.model.predict import quality_notes
+
+    return [
+        ([no_face_note(img)] if detect and not face["face_found"] else [])
+        + quality_notes(img, face.get("face_found"))
+        for img, face in zip(images, faces, strict=True)
+    ]
 
 
 def expand_photos(items: list[str]) -> list[Path]:
@@ -370,6 +381,9 @@ def _read_photos(
 
     images, sources, faces, problems = [], [], [], []
     for p in paths:
+        if not p.exists() and not p.is_symlink():  # a name as given: it may have meant a folder
+            problems.append(Problem(p, "no such file or folder"))  # as predict says it
+            continue
         try:
             img = load_image(p)
         except ImageError as e:
@@ -405,8 +419,12 @@ def _run(
     alpha: float,
     signed: bool = False,
     detect: bool = True,
+    notes: list[list[str]] | None = None,
 ) -> tuple[list[str], list[dict]]:
     """Explain in chunks and write everything through one all-or-nothing output directory.
+
+    ``notes``: per photo, why its prediction means little (see :func:`_photo_notes`); recorded
+    in its manifest record so the report can say it beside the map, not only the terminal.
 
     ``detect``: whether the faces were cropped (by :func:`_read_photos`, before ``explain`` ran
     with ``detect=False`` on the crops), so each run's settings record what happened.
@@ -429,8 +447,10 @@ def _run(
         {**source_record(s), "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
         for s, i in zip(sources, images, strict=True)
     ]
-    for r, face in zip(records, faces, strict=True):
+    for r, face, said in zip(records, faces, notes or [[]] * len(records), strict=True):
         r.update(face)
+        if said:
+            r["notes"] = said
     runs: list[dict] = []
     with output_dir(out, force) as tmp:
         for m in methods:

@@ -102,6 +102,7 @@ def run() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    one_line_warnings()
     argv = sys.argv[1:]
     try:
         if argv and argv[0] in _TF_COMMANDS and not {"--help", "-h"} & set(argv):
@@ -126,6 +127,28 @@ def run() -> None:
         _say_stopped(stopped[0])
     if isinstance(code, int) and code:  # typer.Exit(code) returns it when click does not exit itself
         sys.exit(code)
+
+
+def one_line_warnings() -> None:
+    """Print agelens's own warnings as ``warning: <message>``, one line like its errors.
+
+    Why: Python's default shows the file, line number and source line of the ``warnings.warn``
+    call, which tells a user of the command nothing (e.g. Score-CAM's note on a non-class
+    target). Warnings from other packages keep Python's format: their origin is the clue.
+    """
+    import warnings
+    from pathlib import Path
+
+    ours = str(Path(__file__).resolve().parents[1])
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if str(Path(filename).resolve()).startswith(ours):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _say_stopped(signum: int) -> NoReturn:

@@ -158,14 +158,17 @@ def score_command(
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
-    try:
+    try:  # a bad name is a usage error (exit 2), as explain's --method says it
         canonical_methods = _canonical(methods)
         method_names = parse_names(
             canonical_methods, [*available_methods(), *_smooth_forms(canonical_methods), RANDOM], "method"
         )
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--methods") from None
+    try:
         metric_names = parse_names(metrics, list(METRICS), "metric")
     except ValueError as e:
-        fail(str(e))
+        raise typer.BadParameter(str(e), param_hint="--metrics") from None
     if methods.strip().lower() == "all":
         method_names = [m for m in method_names if m != RANDOM]
     metric_names = _with_data_randomisation(metric_names, shuffled_model, metrics)
@@ -511,13 +514,13 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
     from rich.table import Table
 
     from agelens.metrics.adapters import RANDOM
-    from agelens.metrics.report import CHANCE_LEGEND, arrow, delta_cell, rank_cell
+    from agelens.metrics.report import arrow, chance_legend, delta_cell, rank_cell
 
     names = [m["name"] for m in table.metrics]
     rank = {r["method"]: r["mean_rank"] for r in table.ranking()}
     read = (table.meta.get("readout") or {}).get("label")
     rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
-    compared = [m for m in rows if table.vs_random.get(m)]
+    compared = table.compared()
     scores = Table(
         title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])"
         + (f"; the metrics read the {read}" if read else ""),
@@ -541,12 +544,13 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
     if not compared:
         return [scores]
     diff = Table(
-        title="Method minus random maps as smooth as its own (paired, same images)", caption=CHANCE_LEGEND
+        title="Method minus random maps as smooth as its own (paired, same images)",
+        caption=chance_legend([n for n in names if not table.ranked(n)]),
     )
     diff.add_column("method", min_width=name_width)
     for header in headers:
         diff.add_column(f"Δ {header}", justify="right", min_width=max(len(w) for w in header.split()))
     for m in compared:
         row = table.vs_random[m]
-        diff.add_row(m, *(delta_cell(row.get(name), bool(table.direction(name))) for name in names))
+        diff.add_row(m, *(delta_cell(row.get(n), bool(table.direction(n)), table.ranked(n)) for n in names))
     return [scores, diff]

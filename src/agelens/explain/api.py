@@ -180,6 +180,27 @@ def effective_options(method: str, options: dict[str, Any] | None = None) -> dic
     return out | {k: v for k, v in (options or {}).items() if k != "layer"}
 
 
+def resolved_options(model: Any, method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`effective_options`, with a default left open (occlusion's ``window=None``) as the
+    method resolves it for ``model`` (a seventh of its input side): the numbers that ran.
+
+    The method instance comes from :func:`make_method`'s cache, so after a run this costs nothing.
+    """
+    ran = effective_options(method, options)
+    if any(v is None for v in ran.values()):
+        built = {k: v for k, v in (options or {}).items() if k != "target"}  # a call's, not the method's
+        ran = _fill_open(ran, make_method(model, method, **built))
+    return ran
+
+
+def _fill_open(ran: dict[str, Any], m: Method) -> dict[str, Any]:
+    """``ran`` with each ``None`` replaced by the value method ``m`` (or the method it wraps) chose."""
+    return {
+        k: getattr(m, k, getattr(getattr(m, "inner", None), k, None)) if v is None else v
+        for k, v in ran.items()
+    }
+
+
 def _defaults(cls: type) -> dict[str, Any]:
     """Keyword defaults of ``cls.__init__`` up its MRO while each passes ``**kwargs`` on."""
     out: dict[str, Any] = {}
@@ -335,12 +356,9 @@ def _model_label(model: Any, m: Method) -> str:
 
 def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any]:
     """What ran, for the manifest: every option, with a default left open (``window=None``) as resolved."""
-    ran = effective_options(m.name, options)
+    ran = _fill_open(effective_options(m.name, options), m)
     if not ran.get("signed") and not has_signed_form(m.name):
         ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
-    for k, v in ran.items():
-        if v is None:
-            ran[k] = getattr(m, k, getattr(getattr(m, "inner", None), k, None))
     # The pixel range the model was fed is a guess for a plain model (model.io._has_rescaling):
     # recorded, so a map made on 255x too bright input can be told from the others.
     input_range = "0-255" if getattr(m.model, "rescales_input", True) else "0-1"
@@ -378,11 +396,20 @@ def load_photos(images: Any) -> tuple[list[np.ndarray], list[str]]:
 def to_photo(m: np.ndarray, shape: tuple[int, int], signed: bool = False) -> np.ndarray:
     """Place a model-input map back on a photo of ``shape`` (inverse of the centred square crop).
 
-    Values are kept in [0, 1], or [-1, 1] for ``signed`` maps (bilinear resizing may overshoot)."""
+    Values are kept in [0, 1], or [-1, 1] for ``signed`` maps, and the resized map's largest
+    magnitude is the model-size map's (1 unless the map is blank): bilinear resizing lands
+    between samples, so a one-pixel peak of 1 came out as 0.9 and a signed map never reached
+    the ends of its colour scale, though the docs say maps are scaled by their largest magnitude.
+    """
     h, w = int(shape[0]), int(shape[1])
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     out = np.zeros((h, w), np.float32)
-    square = m if m.shape[0] == side else cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR)
+    # Shrinking by area averages every pixel in; bilinear would sample some and skip the rest.
+    how = cv2.INTER_AREA if side < m.shape[0] else cv2.INTER_LINEAR
+    square = m if m.shape[0] == side else cv2.resize(m, (side, side), interpolation=how)
+    peak, reached = float(np.max(np.abs(m), initial=0.0)), float(np.max(np.abs(square), initial=0.0))
+    if reached > 0:
+        square = square * np.float32(peak / reached)
     out[top : top + side, left : left + side] = np.clip(square, -1.0 if signed else 0.0, 1.0)
     return out

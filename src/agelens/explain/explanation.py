@@ -159,7 +159,7 @@ class Explanation:
         maps, images, probs, ages, sources, faces = [], [], [], [], [], []
         for r in records:
             w, h = r["size"]
-            m = np.load(folder / next(f for f in r["files"] if f.endswith("_map.npy")))
+            m = np.load(folder / _map_file(r["files"], run["method"]))
             if m.shape != (h, w):
                 import cv2
 
@@ -191,6 +191,14 @@ class Explanation:
             settings=dict(run.get("settings") or {}),
             faces=faces if any(f.keys() - {"crop_box_xywh"} for f in faces) else None,
         )
+
+
+def _map_file(files: list[str], method: str) -> str:
+    """The ``.npy`` map of ``method`` among an image's files: a CLI folder holds one per method
+    (``<stem>_<method>_map.npy``), and the first ``_map.npy`` would be another method's."""
+    maps = [f for f in files if f.endswith("_map.npy")]
+    own = [f for f in maps if f.endswith(f"_{safe_name(method)}_map.npy")]
+    return (own or maps)[0]
 
 
 FACE_KEYS = ("photo_size", "face_found", "face_box_xywh", "crop_box_xywh")
@@ -322,7 +330,9 @@ CONVENTIONS = {
     "settings": "per run, every option the method ran with; detect: whether each photo's largest face "
     "was looked for and cropped first (the CLI's --detect, on by default)",
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
-    "it); 0 outside the centred square the model saw",
+    "it), scaled so the largest magnitude is 1; 0 outside the centred square the model saw",
+    "notes": "why a photo's prediction, and so its maps, mean little (no face found, too small, a "
+    "single flat colour), as the command printed them and predict --json gives them; absent when none",
 }
 """What the manifest's fields mean: [width, height] and a NumPy shape are easy to confuse, and
 a map's extent in the photo is not obvious once a face was cropped."""

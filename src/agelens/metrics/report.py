@@ -77,6 +77,17 @@ class ScoreTable:
     def direction(self, metric: str) -> bool:
         return next(m["higher_is_better"] for m in self.metrics if m["name"] == metric)
 
+    def ranked(self, metric: str) -> bool:
+        """False for a metric that describes maps without judging them (sparseness): not ranked on,
+        and its difference from random maps gets no ✓ (a sparser map is not a better one)."""
+        return next(bool(m.get("ranked", True)) for m in self.metrics if m["name"] == metric)
+
+    def compared(self) -> list[str]:
+        """Methods with a paired difference from matched random maps, in ranking order (as in the
+        scores table above it), so the CLI, scores.md and the report list them alike."""
+        order = list(dict.fromkeys([*(r["method"] for r in self.ranking()), *self.vs_random]))
+        return [m for m in order if self.vs_random.get(m)]
+
     @property
     def contenders(self) -> list[str]:
         """The methods being compared: every method but the ``random`` reference row."""
@@ -196,15 +207,15 @@ class ScoreTable:
                 "",
                 "## Method minus random maps of the same smoothness (paired, same images)",
                 "",
-                CHANCE_LEGEND,
+                chance_legend([n for n in names if not self.ranked(n)]),
                 "",
                 "| method | " + " | ".join(f"Δ {n} {arrow(self.direction(n))}" for n in names) + " |",
                 "|---" * (len(names) + 1) + "|",
             ]
-            for m, row in self.vs_random.items():
-                lines.append(
-                    f"| {m} | " + " | ".join(delta_cell(row.get(n), self.direction(n)) for n in names) + " |"
-                )
+            for m in self.compared():
+                row = self.vs_random[m]
+                cells = (delta_cell(row.get(n), self.direction(n), self.ranked(n)) for n in names)
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
         if self.skipped:
             lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())]
         return "\n".join(lines) + "\n"
@@ -226,7 +237,7 @@ class ScoreTable:
         try:
             doc = json.loads(file.read_text())
         except FileNotFoundError:
-            raise ValueError(f"{file}: no such file (agelens score writes scores.json)") from None
+            raise ValueError(f"{file}: file not found (agelens score writes scores.json)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{file}: not a readable scores.json ({type(e).__name__})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("scores"), dict):
@@ -332,11 +343,21 @@ CHANCE_LEGEND = (
 )
 
 
-def delta_cell(s: Score | None, higher_is_better: bool) -> str:
-    """A paired difference as ``+0.012 [-0.027, +0.048]`` with its chance mark; ``n/a`` when not compared."""
+def chance_legend(unmarked: Sequence[str] = ()) -> str:
+    """:data:`CHANCE_LEGEND`, and why ``unmarked`` metrics (not ranked: they describe maps) carry no mark."""
+    if not unmarked:
+        return CHANCE_LEGEND
+    them = "it describes" if len(unmarked) == 1 else "they describe"
+    return CHANCE_LEGEND + f" No mark on {', '.join(unmarked)}: {them} maps without judging them."
+
+
+def delta_cell(s: Score | None, higher_is_better: bool, marked: bool = True) -> str:
+    """A paired difference as ``+0.012 [-0.027, +0.048]`` with its chance mark (``marked``: the metric
+    is ranked); ``n/a`` when not compared."""
     if s is None:
         return "n/a"
-    return f"{signed(s.mean)} [{signed(s.ci_low)}, {signed(s.ci_high)}]" + chance_mark(s, higher_is_better)
+    mark = chance_mark(s, higher_is_better) if marked else ""
+    return f"{signed(s.mean)} [{signed(s.ci_low)}, {signed(s.ci_high)}]" + mark
 
 
 def signed(v: float) -> str:
@@ -453,7 +474,7 @@ def score_methods(
         readout=None if readout is None else readout.describe(),
         class_names=class_names,
         method_options={
-            name: _ran_with(name, seed, layer, (explainers or {}).get(name), readout) for name in names
+            name: _ran_with(name, seed, layer, (explainers or {}).get(name), readout, am) for name in names
         },
         versions=versions(),
     )
@@ -484,15 +505,21 @@ GIVEN_BY_CALLER = {"options": "given by the caller's explainer"}
 
 
 def _ran_with(
-    name: str, seed: int, layer: Any, explainer: Any = None, readout: Readout | None = None
+    name: str,
+    seed: int,
+    layer: Any,
+    explainer: Any = None,
+    readout: Readout | None = None,
+    model: Any = None,
 ) -> dict[str, Any] | None:
-    """Every option a method ran with, defaults included (None for an unregistered name).
+    """Every option a method ran with, defaults included (None for an unregistered name); with
+    ``model``, a default the method resolves from it (occlusion's window and stride) as resolved.
 
     Why a caller's explainer is not given the defaults: ``method_explainer(model, "smoothgrad",
     n=3)`` ran with ``n=3``, and recording the default ``n=25`` was wrong. Its own options are
     recorded where it carries them (``explainer.options``), else :data:`GIVEN_BY_CALLER`.
     """
-    from agelens.explain.api import effective_options
+    from agelens.explain.api import effective_options, resolved_options
 
     if explainer is not None:
         carried = getattr(explainer, "options", None)
@@ -502,10 +529,9 @@ def _ran_with(
     else:
         opts = _method_options(name, seed, layer, readout)
     try:
-        return {
-            k: v for k, v in effective_options(name, opts).items() if isinstance(v, str | int | float | bool)
-        }
-    except (KeyError, ValueError):  # random maps, or a custom explainer's name
+        ran = effective_options(name, opts) if model is None else resolved_options(model, name, opts)
+        return {k: v for k, v in ran.items() if isinstance(v, str | int | float | bool)}
+    except (KeyError, ValueError, TypeError):  # random maps, or a custom explainer's name
         if name == RANDOM or explainer is not None:
             return {k: v for k, v in opts.items() if k != "layer" and isinstance(v, str | int | float | bool)}
         return None

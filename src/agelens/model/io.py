@@ -236,7 +236,7 @@ def check_model_file(path: str | Path | None) -> Path:
     path = Path(path) if path is not None else SHIPPED_MODEL
     if not path.exists():
         hint = " (the shipped model is missing from this install)" if path == SHIPPED_MODEL else ""
-        raise ModelLoadError(path, f"no such file{hint}")
+        raise ModelLoadError(path, f"file not found{hint}")
     if path.is_dir():
         raise ModelLoadError(path, "is a folder; give the model file (.keras or legacy .h5)")
     if path.suffix not in {".keras", ".h5", ".hdf5"}:

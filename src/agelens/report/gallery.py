@@ -40,6 +40,9 @@ class GalleryItem:
     correct: bool | None = None
     folder: str = ""  # the photo's folder as explain recorded its source: a class sub-folder gives the truth
     signed: set[str] = field(default_factory=set)  # keys of the maps that are signed (-1..1: for/against)
+    notes: list[str] = field(
+        default_factory=list
+    )  # why this photo's prediction means little (explain's notes)
 
 
 @dataclass
@@ -452,6 +455,7 @@ def _item(
         probabilities=[(str(k), float(v)) for k, v in probs.items() if isinstance(v, int | float)],
         age=float(age) if isinstance(age, int | float) else None,
         folder=_source_folder(im.get("source")),
+        notes=[n for n in im["notes"] if isinstance(n, str)] if isinstance(im.get("notes"), list) else [],
     )
     for m in im.get("maps") or []:
         if not isinstance(m, dict):

@@ -11,6 +11,7 @@ change degrades the page gracefully instead of breaking it.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,11 +254,12 @@ def _structured(scores: dict) -> list[Section]:
                 sub.findings.append(fit)
         sub.tables = t
         out.append(sub)
-    diff = scores.get("difference_vs_matched_random")
-    if isinstance(diff, dict) and diff and out:
-        out[0].tables.append(_vs_random(diff, stated))
     ranking = _contender_ranking(scores.get("ranking"), table, stated)
     order = [str(r.get("method")) for r in ranking]
+    diff = scores.get("difference_vs_matched_random")
+    if isinstance(diff, dict) and diff and out:
+        unranked = {name for name, info in infos.items() if info.get("ranked") is False}
+        out[0].tables.append(_vs_random(diff, stated, unranked, order))
     for sub in out:
         cat = sub.id.removeprefix("scores-")
         if cat in ("faithfulness", "localisation"):
@@ -504,11 +506,21 @@ def _ranking_table(ranking: list[dict], title: str) -> Table:
 _VS_RANDOM = "Difference from a matched random map [95% CI]"
 
 
-def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
-    """Paired difference with a matched random map: a method should beat chance with its CI off zero."""
+def _vs_random(
+    diff: dict, stated: dict[str, str], unranked: Collection[str] = (), order: Sequence[str] = ()
+) -> Table:
+    """Paired difference with a matched random map: a method should beat chance with its CI off zero.
+
+    Numbers are written as ``agelens score`` and scores.md write them (:func:`signed`), rows in
+    ``order`` (the ranking) first. An ``unranked`` metric (sparseness) gets no mark: a sparser
+    map than chance is a description, not a merit.
+    """
+    from agelens.metrics.report import signed
+
     metrics = list(dict.fromkeys(k for r in diff.values() if isinstance(r, dict) for k in r))
     rows = []
-    for meth, r in diff.items():
+    for meth in sorted(diff, key=lambda m: order.index(m) if m in order else len(order)):
+        r = diff[meth]
         cells = [Cell(str(meth), "rowhead")]
         for m in metrics:
             v = r.get(m) if isinstance(r, dict) else None
@@ -517,16 +529,20 @@ def _vs_random(diff: dict, stated: dict[str, str]) -> Table:
             if st and isinstance(v, dict):
                 lo, hi = v.get("ci_low"), v.get("ci_high")
                 if isinstance(lo, int | float) and isinstance(hi, int | float):
-                    side = directed_side(v, stated.get(m))  # as the section's sentences judge it
+                    c.sub = f"[{signed(lo)}, {signed(hi)}]"
+                    side = directed_side(v, stated.get(m)) if m not in unranked else None
                     c.cls += " badge good" if side == BEATS else (" badge bad" if side == WORSE else "")
-                    c.text = ("✓ " if side == BEATS else "⚠ " if side == WORSE else "") + f"{st[0]:+.3f}"
+                    c.text = ("✓ " if side == BEATS else "⚠ " if side == WORSE else "") + signed(st[0])
             cells.append(c)
         rows.append(cells)
     note = "✓ the CI excludes zero in the good direction (beats chance); ⚠ worse than chance."
-    undirected = [m for m in metrics if stated.get(m) not in ("higher", "lower")]
+    undirected = [m for m in metrics if stated.get(m) not in ("higher", "lower") and m not in unranked]
     if undirected:
         them = "it" if len(undirected) == 1 else "them"
         note += f" No mark on {join(undirected)}: scores.json states no direction for {them}."
+    if plain := [m for m in metrics if m in unranked]:
+        them = "it describes" if len(plain) == 1 else "they describe"
+        note += f" No mark on {join(plain)}: {them} maps without judging them."
     return Table(_VS_RANDOM, ["method", *metrics], rows, note=note)
 
 
