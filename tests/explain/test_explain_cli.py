@@ -76,6 +76,8 @@ def test_a_tiny_photo_is_explained_with_a_note(model_file, tmp_path):
     record = json.loads((tmp_path / "o" / "manifest.json").read_text())["images"][0]
     assert record["notes"][0].startswith("no face found")  # recorded, not only printed
     assert record["notes"][1] == "image only 8 px: unreliable below 32"
+    answer = next(ln for ln in result.stdout.splitlines() if ln.startswith(str(tiny)))
+    assert answer.endswith("(image only 8 px: unreliable below 32)")  # on the answer, as predict says it
     from agelens.report.html import render_report
 
     page = render_report(tmp_path / "o")

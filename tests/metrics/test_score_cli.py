@@ -59,6 +59,8 @@ def test_score_rejects_unknown_names(folder_and_model, tmp_path) -> None:
     typo = ["--methods", "smooth-gradcm", "-o", str(tmp_path)]
     res = runner.invoke(app, [str(data), "--model", str(model), *typo])
     assert res.exit_code == 2 and "unknown method smooth-gradcm" in res.output
+    res = runner.invoke(app, [str(data), "--model", str(model), "--n", "0", "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "--n" in res.output  # a usage error like --batch-size 0
 
 
 def test_smoothgrad_around_any_method_is_scored_as_explain_takes_it(folder_and_model, tmp_path) -> None:

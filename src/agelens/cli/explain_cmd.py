@@ -157,9 +157,10 @@ def explain_command(
     image explained: the face crop, or the photo when no face was found or with --no-detect;
     the manifest's crop_box_xywh says where it lies in the photo; above 1024 px, shrunk to 1024
     on its longest side, its size in map_size); with --filters K, NNN_<name>_filters.png.
-    manifest.json lists every file and option.
-    Unreadable photos are reported (one line each) and skipped. Exit code 1 only if
-    nothing could be explained.
+    manifest.json lists every file, each method's options, the overlay settings and, per
+    photo, its prediction and notes. Unreadable photos are reported (one line each) and
+    skipped. Exit code 2 for a bad option; 1 for another error (a missing model, a non-empty
+    --out without --force) or when no photo could be read.
 
     Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
     eigencam, saliency, smoothgrad, gradient-x-input, integrated-gradients, guided-backprop,
@@ -222,9 +223,9 @@ def explain_command(
     )  # fmt: skip
     if force:
         drop_stale_report(out)  # a page drawn from the explanations just replaced
-    shown = list(zip(sources, predictions, images, faces, strict=True))[:SHOWN_PREDICTIONS]
-    for src, pred, img, face in shown:  # the no-face note again, where predict puts it: on the answer
-        note = f"  ({no_face_note(img)})" if detect and not face["face_found"] else ""
+    shown = list(zip(sources, predictions, notes, strict=True))[:SHOWN_PREDICTIONS]
+    for src, pred, said in shown:  # the notes again, where predict puts them: on the answer
+        note = "".join(f"  ({n})" for n in said)
         typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}{note}")
     if len(sources) > SHOWN_PREDICTIONS:
         typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
@@ -236,7 +237,7 @@ def explain_command(
 
 def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: bool) -> list[list[str]]:
     """Per photo, what a reader of its map should know: no face found (with detection on), too
-    small, a single flat colour. The same words ``predict --json`` puts in its ``notes``."""
+    small, a single flat colour: the words ``predict`` prints beside its answer."""
     from agelens.model.predict import quality_notes
 
     return [

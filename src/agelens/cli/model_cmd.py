@@ -535,7 +535,9 @@ def predict_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of one line per photo.")
+    ] = False,
     detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
     flip: Annotated[
         bool | None,

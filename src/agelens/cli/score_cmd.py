@@ -65,7 +65,7 @@ def score_command(
             show_default=False,
         ),
     ] = _DEFAULT_METRICS,
-    n: Annotated[int, typer.Option("--n", help="Images to score (stratified, seeded sample).")] = 500,
+    n: Annotated[int, typer.Option("--n", min=1, help="Images to score (stratified, seeded sample).")] = 500,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -122,8 +122,8 @@ def score_command(
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
-    Writes scores.json, scores.md, curve plots and region-share plots (fixed face layout)
-    to --out, and prints the table. Every method is compared, image by image, with random
+    Writes scores.json, scores.md, curve plots, region-share plots (fixed face layout) and
+    per-class mean maps to --out, and prints the table. Every method is compared, image by image, with random
     maps of the same smoothness; a ✓ marks a 95% CI that excludes chance, a ⚠ one worse than chance.
 
     Examples:
@@ -142,8 +142,6 @@ def score_command(
     from agelens.metrics.sampling import stratified_sample
     from agelens.model.io import bins_in_file
 
-    if n < 1:
-        fail(f"--n must be at least 1, got {n}")
     check_paths_exist(data=data, holdout=holdout, masks=masks)
     check_model_path(model)
     check_layer_early(model, layer)

@@ -332,7 +332,7 @@ CONVENTIONS = {
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
     "it), scaled so the largest magnitude is 1; 0 outside the centred square the model saw",
     "notes": "why a photo's prediction, and so its maps, mean little (no face found, too small, a "
-    "single flat colour), as the command printed them and predict --json gives them; absent when none",
+    "single flat colour), as the command printed them beside its prediction; absent when none",
 }
 """What the manifest's fields mean: [width, height] and a NumPy shape are easy to confuse, and
 a map's extent in the photo is not obvious once a face was cropped."""
