@@ -158,3 +158,13 @@ def test_force_clears_only_an_earlier_runs_own_entries(tmp_path):
     with pytest.raises(FileExistsError, match="not an earlier agelens demo run"):
         prepare_out(other, force=True)
     assert (other / "precious" / "notes.md").read_text() == "mine"
+
+
+@pytest.mark.parametrize("extra", [["--quick"], ["--seed", "3"]])
+def test_real_photos_refuse_the_synthetic_demos_options(tmp_path, extra):
+    """Before: --quick and --seed were taken with --real and silently did nothing."""
+    Image.new("RGB", (64, 64), (90, 60, 40)).save(tmp_path / "me.png")
+    res = CliRunner().invoke(
+        app, ["demo", "--real", str(tmp_path / "me.png"), *extra, "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2 and "--real" in res.output and not (tmp_path / "o").exists()

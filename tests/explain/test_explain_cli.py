@@ -53,6 +53,13 @@ def test_explain_writes_overlays_maps_filters_and_a_complete_manifest(model_file
     assert [r["method"] for r in manifest["runs"]] == ["gradcam", "gradcam++"]
     assert manifest["runs"][0]["target"] == "old" and manifest["model"] == str(model_file)
     assert manifest["conventions"]["size"].startswith("[width, height]")  # the fields say their order
+    read = manifest["model_read_as"]  # what a plain model's maps depend on, given or guessed
+    assert read["input_size"] == 64 and read["class_names"] == ["young", "middle-aged", "old"]
+    assert (
+        read["input_range"] == "0-255"
+        and "class_output" in read
+        and "model_read_as" in manifest["conventions"]
+    )
     assert "(height, width)" in manifest["conventions"]["map_size"]
     assert np.load(out / "000_a_face_gradcam_map.npy").shape == tuple(manifest["images"][0]["map_size"][::-1])
     assert len(manifest["images"]) == 2 and len(manifest["problems"]) == 1
@@ -297,3 +304,22 @@ def test_the_help_lists_every_method_explain_accepts() -> None:
     listed = " ".join(explain_command.__doc__.split("Methods:", 1)[1].split("Examples:", 1)[0].split())
     names = set(re.findall(r"[a-z][a-z+-]*[a-z+]", listed)) - {"or"}
     assert set(list_methods()) <= names, set(list_methods()) - names
+
+
+def test_a_folder_is_read_as_predict_reads_it(model_file, tmp_path):
+    """Before: explain took a folder's own files only (hidden ones too); predict walks sub-folders."""
+    from agelens.model.predict import collect_inputs
+
+    folder = tmp_path / "holiday"
+    (folder / "day2").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "day2/b.png", ".thumb.png"):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / name)
+    res = runner.invoke(
+        app, ["explain", str(folder), "-m", str(model_file), "--no-detect", "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0, res.output
+    sources = [
+        Path(i["source"]) for i in json.loads((tmp_path / "o" / "manifest.json").read_text())["images"]
+    ]
+    assert sources == collect_inputs([str(folder)])[0] == [folder / "a.png", folder / "day2" / "b.png"]

@@ -346,3 +346,15 @@ def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_b
         and str(other) in res.output
         and "no layer named 'block_1_expand_relu'" in res.output
     )
+
+
+def test_a_class_target_is_taken_as_explain_takes_it() -> None:
+    """Before: ``--target 2`` and ``--target Old`` worked in explain and were refused by score."""
+    from types import SimpleNamespace
+
+    from agelens.cli.score_cmd import _check_target
+
+    am = SimpleNamespace(class_names=["young", "middle-aged", "old"], has_age=False)
+    assert _check_target(am, "Old") == _check_target(am, "2") == _check_target(am, "old") == "old"
+    with pytest.raises(typer.BadParameter):
+        _check_target(am, "3")

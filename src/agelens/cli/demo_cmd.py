@@ -41,6 +41,11 @@ def demo_command(
     """
     from agelens.demo import run_demo, run_real_demo
 
+    if real and (quick or seed):  # the shipped model explains the photos: nothing trains or samples
+        raise typer.BadParameter(
+            "--quick and --seed shape the synthetic demo; --real explains your photos with the shipped model",
+            param_hint="--real",
+        )
     try:
         if real:
             report = run_real_demo(real, out, force=force, echo=typer.echo)

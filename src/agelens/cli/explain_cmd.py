@@ -235,6 +235,18 @@ def explain_command(
     )
 
 
+def read_as(am: Any) -> dict[str, Any]:
+    """How the model was read, given or guessed (--input-size, --class-names, --class-output,
+    --input-range): a plain model's maps depend on each, and a guess is only checkable if written."""
+    return {
+        "input_size": int(am.input_size),
+        "class_names": [str(n) for n in am.class_names],
+        "class_output": am.group_output,
+        "age_output": am.age_output,
+        "input_range": "0-255" if am.rescales_input else "0-1",
+    }
+
+
 def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: bool) -> list[list[str]]:
     """Per photo, what a reader of its map should know: no face found (with detection on), too
     small, a single flat colour: the words ``predict`` prints beside its answer."""
@@ -248,14 +260,21 @@ def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: 
 
 
 def expand_photos(items: list[str]) -> list[Path]:
-    """Files as given, images inside folders (sorted, not recursive), and glob matches."""
-    from agelens.data.sources import IMAGE_EXTENSIONS
+    """Files as given, images in and under folders, and glob matches.
+
+    A folder is read as ``predict`` reads it (:func:`agelens.data.sources.scan_images`): sub-folders
+    too, hidden files and folders skipped, and an image-named link that leads nowhere kept, so
+    it is reported with its reason instead of vanishing. Otherwise ``predict holiday/`` answered
+    for photos that ``explain holiday/`` never drew.
+    """
+    from agelens.data.sources import scan_images
 
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()))
+            found, dangling = scan_images(p, recursive=True)
+            out.extend(sorted([*found, *(Path(d.path) for d in dangling)]))
         elif any(ch in item for ch in "*?[") and not p.exists():
             out.extend(Path(m) for m in sorted(glob.glob(item, recursive=True)) if Path(m).is_file())
         else:
@@ -481,6 +500,7 @@ def _run(
                     err=True,
                 )
         header = manifest_header(str(am.path) if am.path else None, cmap=cmap, alpha=alpha)
+        header["model_read_as"] = read_as(am)
         if filters > 0:
             first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
             for i, img in enumerate(images):

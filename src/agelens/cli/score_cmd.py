@@ -271,7 +271,7 @@ def _check_target(am: AgeModel, target: str) -> str | None:
     replaced by the sample's labels there); a typo or ``age`` on a model without an age
     output fails here in one line, not after the sample has loaded.
     """
-    from agelens.metrics.readouts import readout_of
+    from agelens.metrics.readouts import class_of, readout_of
 
     text = target.strip()
     if text.lower() in ("predicted", "pred", ""):
@@ -285,8 +285,8 @@ def _check_target(am: AgeModel, target: str) -> str | None:
                 "this model has no age output; use a class or a contrast", param_hint="--target"
             )
         return readout.spec
-    if text in am.class_names:
-        return text
+    if (index := class_of(text, am.class_names)) is not None:  # any case, or its index: as explain takes it
+        return am.class_names[index]
     raise typer.BadParameter(
         f"{text!r} is not predicted, true, age, a class ({', '.join(am.class_names)}) or a contrast "
         f"of two classes such as {am.class_names[-1]}-{am.class_names[0]}",

@@ -331,6 +331,9 @@ CONVENTIONS = {
     "was looked for and cropped first (the CLI's --detect, on by default)",
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
     "it), scaled so the largest magnitude is 1; 0 outside the centred square the model saw",
+    "model_read_as": "how the model was read, as given or guessed: input size, class names, which output "
+    "holds the classes (and the age, if any), and the pixel range it was fed (the CLI's --input-size, "
+    "--class-names, --class-output, --input-range)",
     "notes": "why a photo's prediction, and so its maps, mean little (no face found, too small, a "
     "single flat colour), as the command printed them beside its prediction; absent when none",
 }
