@@ -243,7 +243,7 @@ def read_as(am: Any) -> dict[str, Any]:
         "class_names": [str(n) for n in am.class_names],
         "class_output": am.group_output,
         "age_output": am.age_output,
-        "input_range": "0-255" if am.rescales_input else "0-1",
+        "input_range": am.input_range,
     }
 
 

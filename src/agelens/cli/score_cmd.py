@@ -231,7 +231,7 @@ def score_command(
         cam_layer=cam_layer,
         target=target,
         class_names=am.class_names,
-        input_range="0-255" if am.rescales_input else "0-1",
+        input_range=am.input_range,
         holdout=str(holdout) if holdout else None,
         masks=str(masks) if masks is not None else None,
         shuffled_model=str(shuffled_model) if shuffled_model is not None else None,

@@ -361,7 +361,7 @@ def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any
         ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
     # The pixel range the model was fed is a guess for a plain model (model.io._has_rescaling):
     # recorded, so a map made on 255x too bright input can be told from the others.
-    input_range = "0-255" if getattr(m.model, "rescales_input", True) else "0-1"
+    input_range = getattr(m.model, "input_range", "0-255")
     return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect, "input_range": input_range}
 
 

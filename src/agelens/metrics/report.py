@@ -345,10 +345,15 @@ CHANCE_LEGEND = (
 
 def chance_legend(unmarked: Sequence[str] = ()) -> str:
     """:data:`CHANCE_LEGEND`, and why ``unmarked`` metrics (not ranked: they describe maps) carry no mark."""
+    return " ".join(filter(None, (CHANCE_LEGEND, unmarked_note(unmarked))))
+
+
+def unmarked_note(unmarked: Sequence[str]) -> str:
+    """Why the ``unmarked`` metrics' differences from random maps carry no ✓/⚠ ("" when none)."""
     if not unmarked:
-        return CHANCE_LEGEND
+        return ""
     them = "it describes" if len(unmarked) == 1 else "they describe"
-    return CHANCE_LEGEND + f" No mark on {', '.join(unmarked)}: {them} maps without judging them."
+    return f"No mark on {', '.join(unmarked)}: {them} maps without judging them."
 
 
 def delta_cell(s: Score | None, higher_is_better: bool, marked: bool = True) -> str:

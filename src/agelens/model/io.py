@@ -55,6 +55,11 @@ class AgeModel:
     rescales_input: bool = True
 
     @property
+    def input_range(self) -> str:
+        """The pixels it is fed, as ``--input-range`` names them: "0-255", or "0-1" (divided by 255)."""
+        return "0-255" if self.rescales_input else "0-1"
+
+    @property
     def has_age(self) -> bool:
         return self.age_output is not None
 

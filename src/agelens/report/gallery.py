@@ -40,9 +40,7 @@ class GalleryItem:
     correct: bool | None = None
     folder: str = ""  # the photo's folder as explain recorded its source: a class sub-folder gives the truth
     signed: set[str] = field(default_factory=set)  # keys of the maps that are signed (-1..1: for/against)
-    notes: list[str] = field(
-        default_factory=list
-    )  # why this photo's prediction means little (explain's notes)
+    notes: list[str] = field(default_factory=list)  # why its prediction means little (explain's)
 
 
 @dataclass

@@ -515,7 +515,7 @@ def _vs_random(
     ``order`` (the ranking) first. An ``unranked`` metric (sparseness) gets no mark: a sparser
     map than chance is a description, not a merit.
     """
-    from agelens.metrics.report import signed
+    from agelens.metrics.report import signed, unmarked_note
 
     metrics = list(dict.fromkeys(k for r in diff.values() if isinstance(r, dict) for k in r))
     rows = []
@@ -541,8 +541,7 @@ def _vs_random(
         them = "it" if len(undirected) == 1 else "them"
         note += f" No mark on {join(undirected)}: scores.json states no direction for {them}."
     if plain := [m for m in metrics if m in unranked]:
-        them = "it describes" if len(plain) == 1 else "they describe"
-        note += f" No mark on {join(plain)}: {them} maps without judging them."
+        note += " " + unmarked_note(plain)
     return Table(_VS_RANDOM, ["method", *metrics], rows, note=note)
 
 
