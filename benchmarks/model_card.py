@@ -117,6 +117,19 @@ def stage_text(n: int, st: dict, prev_size: int) -> str:
     )
 
 
+# The full commands behind two card paragraphs: a bare script name cannot be rerun.
+CEILING_COMMAND = (
+    "python benchmarks/accuracy_ceiling.py /tmp/gc/*.keras --shipped /tmp/gc/D112s12.keras "
+    "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json "
+    "--hires ../shared/data/utkface-200 --out benchmarks/results/accuracy_ceiling.json"
+)
+CALIBRATION_COMMAND = (
+    "python benchmarks/decision_calibration.py {model} --pack .devdata/utk64.npz "
+    "--hires ../shared/data/utkface-200 --split benchmarks/results/shipped_split.json "
+    "--out benchmarks/results/decision_calibration.json"
+)
+
+
 def ceiling_section(path: str) -> str:
     """Card text from ``accuracy_ceiling.py``: how much smaller the age error must be for the target."""
     if not path:
@@ -141,7 +154,7 @@ def ceiling_section(path: str) -> str:
         f"{best['test']['accuracy']:.3f} / {best['test']['macro_f1']:.3f} "
         "on the test split; even the best ensemble picked on the test split itself reaches "
         f"{c['best_test_of_any_ensemble']:.3f} accuracy.",
-        "(`python benchmarks/accuracy_ceiling.py`, `benchmarks/results/accuracy_ceiling.json`.)",
+        f"(`{CEILING_COMMAND}`, with the candidates converted as above.)",
     ]
     if parts := c.get("shipped_by_source"):
         inside, rest = parts["also in utkface-200"], parts["only in utkface-64"]
@@ -185,8 +198,7 @@ def calibration_section(path: str) -> str:
                 "averaging six views (mirror, zoom 0.92 and 1.08) gives "
                 f"{tta['test']['acc']:.3f} / {tta['test']['f1']:.3f} at 64 px and "
                 f"{tta['test200']['acc']:.3f} / {tta['test200']['f1']:.3f} at 200 px "
-                "(`python benchmarks/decision_calibration.py`, "
-                "`benchmarks/results/decision_calibration.json`).",
+                f"(`{CALIBRATION_COMMAND.format(model=json.loads(Path(path).read_text())['model'])}`).",
             ]
         )
         + "\n"
@@ -498,7 +510,8 @@ def wild_section(path: str) -> str:
         "`benchmarks/face_crop_calibration.py`). "
         f"The {w['n']} held-out 200 px chips, pasted at random sizes and places into larger canvases "
         f"with no other face, are found in {w['face_found']:.1%} of canvases "
-        "(`python benchmarks/face_crop_eval.py`):\n\n"
+        "(`python benchmarks/face_crop_eval.py ../shared/data/utkface-200 "
+        "--split benchmarks/results/shipped_split.json --out benchmarks/results/face_crop_eval.json`):\n\n"
         "| input | accuracy | macro-F1 |\n|---|---:|---:|\n" + table + "\n\n"
         "The canvases have no real context around the chip, so this checks that the crop finds the chip's "
         "framing again; it is not a measurement on real photos.\n"

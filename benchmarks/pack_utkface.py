@@ -1,10 +1,11 @@
 """Pack a UTKFace folder's JPEG bytes into one .npz (for carrying to a GPU machine).
 
 The archive stays out of git (UTKFace license): it is written to an ignored folder.
-Usage: python benchmarks/pack_utkface.py ../shared/data/utkface-64 .devdata/utk64.npz
+
+    python benchmarks/pack_utkface.py ../shared/data/utkface-64 .devdata/utk64.npz
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ def main(src: str, dst: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
-        sys.exit(__doc__.strip().splitlines()[-1].strip())
-    main(sys.argv[1], sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src", help="a folder of UTKFace photos")
+    ap.add_argument("dst", help="the .npz to write (keep it in an ignored folder)")
+    a = ap.parse_args()
+    main(a.src, a.dst)

@@ -50,9 +50,6 @@ def files(tmp_path_factory) -> Path:
         (["train", "{tmp}/missing", "--out", "{tmp}/m.keras"], "missing: no such file or folder"),
         (["train", "{tmp}/utk", "--out", "{tmp}/taken.keras"], "taken.keras exists; use --force"),
         (["train", "{tmp}/utk", "--out", "{tmp}/m.h5"], "m.h5: the model file must end in .keras"),
-        (["train", "{tmp}/utk", "--out", "{tmp}/m.keras", "--bins", "20,40,60", "--names", "a,b,c"],
-         "--names: 3 names for 4 classes (--bins 20,40,60 makes 4)"),
-        (["train", "{tmp}/utk", "--out", "{tmp}/m.keras", "--bins", "2x"], "--bins 2x: give ages in years"),
         (["train", "{tmp}/utk", "--out", "{tmp}/m.keras", "--resume", "{tmp}/nope.keras"],
          "nope.keras: file not found (--resume)"),
         (["layers", "--model", "{tmp}/nope.keras"], "nope.keras: file not found (--model)"),
@@ -75,3 +72,25 @@ def test_a_bad_path_or_option_is_refused_before_tensorflow_loads(files, args, wo
     assert words in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr  # one line, no TensorFlow noise
     assert res.stdout.strip() == "exit 1 tensorflow loaded: False", res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    ("bins", "words"),
+    [
+        (
+            ["--bins", "20,40,60", "--names", "a,b,c"],
+            "--names: 3 names for 4 classes (--bins 20,40,60 makes 4)",
+        ),
+        (["--bins", "2x"], "--bins 2x: give ages in years"),
+        (["--bins", "60,30"], "--bins 60,30: the ages must increase (e.g. 30,60)"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["train", "{tmp}/utk", "--out", "{tmp}/m.keras"], ["data", "inspect", "{tmp}/utk"]]
+)
+def test_bad_bins_are_the_same_usage_error_in_every_command(files, command, bins, words) -> None:
+    argv = [a.format(tmp=files) for a in command] + bins
+    res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120)
+    assert res.stderr.startswith(f"error: Invalid value: {words}"), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stdout.strip() == "exit 2 tensorflow loaded: False", res.stdout + res.stderr

@@ -57,6 +57,9 @@ def test_evaluate_json_has_the_promised_fields_and_counts_the_broken_photo(folde
     assert manifest["files"] == ["confusion_matrix.png", "metrics.json", "metrics.md"]
     assert manifest["settings"]["flip"] is True and manifest["settings"]["data"] == str(data)
     assert manifest["versions"]["agelens"] and manifest["skipped"] == m["skipped"]
+    read = manifest["settings"]["model_read_as"]  # guessed, not given: written all the same
+    assert read["input_range"] == "0-255" and read["class_names"] == m["class_names"]
+    assert "input_range" not in manifest["settings"]  # the given options only, as before
     (out / "report.html").write_text("<html>the earlier numbers</html>")
     again = runner.invoke(app, [*args, "--force"])
     assert again.exit_code == 0 and not (out / "report.html").exists()  # it showed the replaced run
@@ -422,8 +425,8 @@ def test_train_names_the_classes_of_its_bins_as_data_inspect_does(tmp_path, monk
     assert res.exit_code == 1 and "stopped before training" in res.output, res.output
     assert seen["bins"].names == ("0-20", "20-40", "40-60", "60+")
     res = runner.invoke(app, [*args, "--names", "kid,adult,senior"])
-    assert res.exit_code == 1
-    assert "error: --names: 3 names for 4 classes (--bins 20,40,60 makes 4)" in res.output
+    assert res.exit_code == 2  # a usage error, as in data inspect
+    assert "(--bins 20,40,60 makes 4)" in res.output  # the one-line wording: test_fast_failures.py
 
 
 def test_train_and_evaluate_help_explain_every_option() -> None:

@@ -111,6 +111,19 @@ def test_macro_averages_skip_classes_that_never_occur(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
+def test_balanced_accuracy_says_why_it_differs_from_macro_recall():
+    # c is predicted once but never true: balanced accuracy (true classes a, b) is 0.75, the
+    # macro recall (a, b, c) 0.5; the page must say which is which.
+    m = classification_metrics([0, 0, 1, 1], [0, 0, 1, 2], ["a", "b", "c"])
+    assert m["balanced_accuracy"] == pytest.approx(0.75) and m["macro_recall"] == pytest.approx(0.5)
+    line = next(x for x in markdown_table(m).splitlines() if x.startswith("Balanced accuracy"))
+    assert line.startswith("Balanced accuracy: 0.750 (mean recall over the classes in the truth")
+    assert "counts c, predicted but never true, at recall 0" in line
+    # When the two agree there is nothing to explain.
+    m = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ["a", "b", "c"])
+    assert "Balanced accuracy: 0.667\n" in markdown_table(m)
+
+
 def test_preprocessing_lives_in_the_model():
     km = build_age_model(TINY, seed=0)
     assert km.get_layer("rescale").scale == pytest.approx(1 / 127.5)

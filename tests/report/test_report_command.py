@@ -110,6 +110,27 @@ def test_an_evaluate_output_folder_is_a_run_of_its_own(tmp_path: Path, name: str
     assert 'id="notes"' not in html and "no explain/manifest.json" not in html
 
 
+def test_the_evaluation_says_why_balanced_accuracy_differs_from_macro_recall(tmp_path: Path) -> None:
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+
+    folder = tmp_path / "ev"  # no old face in the truth, one predicted old
+    write_evaluation(classification_metrics([0, 0, 1, 1], [0, 0, 1, 2], CLASSES), folder)
+    assert _report(folder).exit_code == 0
+    html = (folder / "report.html").read_text()
+    assert "Balanced accuracy is the mean recall over the classes in the truth" in html
+    assert "also counts old, predicted but never true, at recall 0." in html
+
+
+def test_the_report_reads_metrics_without_loading_what_computes_them() -> None:
+    """``agelens report`` draws saved numbers: scikit-learn (1.1 s to import) and TensorFlow stay out."""
+    import subprocess
+    import sys
+
+    probe = "import sys, agelens.report.html; print(sorted({'sklearn', 'tensorflow'} & set(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
 def test_a_broken_metrics_file_in_an_evaluate_folder_is_still_noted(tmp_path: Path) -> None:
     folder = _evaluate_out(tmp_path / "ev1")
     (folder / "metrics.json").write_text("{not json")

@@ -112,6 +112,17 @@ def check_parent_folder(path: Path, option: str) -> None:
             return
 
 
+def age_bins_option(bins: str, names: str | None = None) -> Any:
+    """The ``--bins``/``--names`` of a command as :class:`AgeBins`; a bad pair is a usage error
+    (exit 2) worded the same in every command that takes them."""
+    from agelens.data.bins import bins_from_options
+
+    try:
+        return bins_from_options(bins, names)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 def class_name_list(class_names: str | None) -> list[str] | None:
     """``--class-names a,b,c`` as a list (names stripped); ``None`` when not given."""
     return [n.strip() for n in class_names.split(",")] if class_names is not None else None

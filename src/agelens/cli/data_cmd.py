@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agelens.cli.common import FormatChoice, FormatOpt, counted
-from agelens.data.bins import AgeBins
+from agelens.cli.common import FormatChoice, FormatOpt, age_bins_option, counted
 from agelens.data.sources import DatasetError
 
 if TYPE_CHECKING:
@@ -64,10 +63,7 @@ def inspect_cmd(
     """
     from agelens.data.inspect import inspect_dataset  # lazy: keeps `agelens --help` fast
 
-    try:
-        age_bins = AgeBins.parse(bins, names)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--bins/--names") from None
+    age_bins = age_bins_option(bins, names)
     console = Console(highlight=False)
     try:  # the spinner goes to stderr so `--json > report.json` stays clean
         with Console(stderr=True).status(f"Checking images in {escape(str(data))}...", spinner="dots"):

@@ -235,18 +235,6 @@ def explain_command(
     )
 
 
-def read_as(am: Any) -> dict[str, Any]:
-    """How the model was read, given or guessed (--input-size, --class-names, --class-output,
-    --input-range): a plain model's maps depend on each, and a guess is only checkable if written."""
-    return {
-        "input_size": int(am.input_size),
-        "class_names": [str(n) for n in am.class_names],
-        "class_output": am.group_output,
-        "age_output": am.age_output,
-        "input_range": am.input_range,
-    }
-
-
 def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: bool) -> list[list[str]]:
     """Per photo, what a reader of its map should know: no face found (with detection on), too
     small, a single flat colour: the words ``predict`` prints beside its answer."""
@@ -500,7 +488,7 @@ def _run(
                     err=True,
                 )
         header = manifest_header(str(am.path) if am.path else None, cmap=cmap, alpha=alpha)
-        header["model_read_as"] = read_as(am)
+        header["model_read_as"] = am.read_as
         if filters > 0:
             first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
             for i, img in enumerate(images):

@@ -18,6 +18,7 @@ from agelens.cli.common import (
     InputRangeOpt,
     InputSizeOpt,
     ModelOpt,
+    age_bins_option,
     check_model_path,
     check_parent_folder,
     counted,
@@ -151,13 +152,12 @@ def train_command(
 
     Example: agelens train ../shared/data/utkface-64 --out models/utk.keras --epochs 40
     """
-    from agelens.data.bins import bins_from_options
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
 
+    age_bins = age_bins_option(bins, names)
     _check_train_options(out, force, resume, lr, tensorboard, seed, shuffle_labels)
     try:
-        age_bins = bins_from_options(bins, names)
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
     except (DatasetError, ValueError) as e:
         fail(str(e))
@@ -462,7 +462,8 @@ def evaluate_command(
             "flip": m["test_time_flip"],
             "engine": m["engine"],
         }
-        write_evaluation(m, out, settings | {k: v for k, v in options.items() if v is not None})
+        given = {k: v for k, v in options.items() if v is not None}
+        write_evaluation(m, out, settings | given | {"model_read_as": m_.read_as})
         if force:
             drop_stale_report(out)  # a page drawn from the numbers just replaced
     if as_json:

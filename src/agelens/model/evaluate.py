@@ -13,12 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
 
 from agelens.atomic import atomic_savefig, atomic_write_text
 
@@ -31,6 +25,13 @@ def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
     alone, all classified right, has macro-F1 1.0, not 0.33 from two empty classes.
     The per-class table still lists every class, with its support.
     """
+    from sklearn.metrics import (  # here, not above: the report reads metrics without computing any
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     k = len(class_names)
     labels = list(range(k))
@@ -98,7 +99,8 @@ def markdown_table(m: dict) -> str:
             else []
         ),  # fmt: skip
         "",
-        f"Balanced accuracy: {m['balanced_accuracy']:.3f}",
+        f"Balanced accuracy: {m['balanced_accuracy']:.3f}"
+        + (f" ({note})" if (note := balanced_accuracy_note(m)) else ""),
         "",
         "Confusion matrix (rows: true, columns: predicted):",
         "",
@@ -108,6 +110,29 @@ def markdown_table(m: dict) -> str:
     for name, row in zip(m["class_names"], m["confusion_matrix"], strict=True):
         lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def balanced_accuracy_note(m: dict) -> str:
+    """Why balanced accuracy and the macro-average recall differ, or "" when they do not.
+
+    Balanced accuracy (scikit-learn's) is the mean recall over the classes that occur in the
+    truth; the macro average also counts a class that was only predicted, at recall 0. Two
+    standard numbers that disagree on the same page need the reason beside them.
+    """
+    per_class = m.get("per_class")
+    if not isinstance(per_class, dict):  # a hand-made or older metrics.json the report is shown
+        return ""
+    averaged = m.get("classes_in_macro_average", list(per_class))
+    supports = {name: v.get("support") if isinstance(v, dict) else None for name, v in per_class.items()}
+    if not isinstance(averaged, list) or not all(isinstance(n, int) for n in supports.values()):
+        return ""
+    only_predicted = [name for name in averaged if supports.get(name) == 0]
+    if not only_predicted:
+        return ""
+    return (
+        "mean recall over the classes in the truth; the macro-average recall also counts "
+        f"{', '.join(only_predicted)}, predicted but never true, at recall 0"
+    )
 
 
 def plot_confusion(m: dict, path: str | Path) -> Path:

@@ -60,6 +60,19 @@ class AgeModel:
         return "0-255" if self.rescales_input else "0-1"
 
     @property
+    def read_as(self) -> dict[str, Any]:
+        """How the model is read, given or guessed (--input-size, --class-names, --class-output,
+        --input-range): a plain model's numbers and maps depend on each, and a guess is only
+        checkable if a manifest writes it down."""
+        return {
+            "input_size": int(self.input_size),
+            "class_names": [str(n) for n in self.class_names],
+            "class_output": self.group_output,
+            "age_output": self.age_output,
+            "input_range": self.input_range,
+        }
+
+    @property
     def has_age(self) -> bool:
         return self.age_output is not None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agelens import __version__
+from agelens.model.evaluate import balanced_accuracy_note
 from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, build_gallery
@@ -439,6 +440,8 @@ def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
                 f" {', '.join(absent)}: no photo and no prediction, so no precision, recall or F1 "
                 "(a dash), and left out of the macro averages."
             )
+    if note := balanced_accuracy_note(m):
+        sec.lead += f" Balanced accuracy is the {note}."
     cm_table = _confusion(m)
     if cm_table:
         sec.tables.append(cm_table)
