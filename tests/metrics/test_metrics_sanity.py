@@ -156,6 +156,19 @@ def test_similarity_helpers() -> None:
     assert ssim_rows(a, rng.random((3, 16, 16))).max() < 0.3
 
 
+def test_ssim_of_signed_maps_uses_their_range_of_2() -> None:
+    # SSIM's constants are (0.01 L)^2 and (0.03 L)^2: halving signed maps and comparing them
+    # with L = 1 must give what the maps give with L = 2 (the scale-free reading).
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    a = np.tanh(rng.normal(size=(3, 16, 16)))
+    b = 0.5 * a + 0.2 * np.tanh(rng.normal(size=(3, 16, 16)))
+    pairs = zip(a, b, strict=True)
+    halved = [structural_similarity(p / 2, q / 2, data_range=1.0, win_size=7) for p, q in pairs]
+    np.testing.assert_allclose(ssim_rows(a, b), halved, atol=1e-9)
+
+
 def _bottom_layer_energy(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """A map built only from the first conv's activations, like guided backprop, which (Adebayo et al.)
     ignores the upper layers: it changes only when the bottom layer is randomised."""

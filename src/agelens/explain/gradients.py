@@ -170,11 +170,12 @@ class GradientXInput(_InputGradient):
     """Gradient x input (Shrikumar et al. 2016; captum's ``InputXGradient``), summed over RGB.
 
     Each pixel's value times the score's gradient there: the first-order share of the score
-    that pixel carries against a black image, i.e. Integrated Gradients with one step from
-    agelens' default black baseline (pixels are the model's raw 0..255 input; the model
-    rescales them itself). One backward pass, like saliency, but signed (``signed=True``
-    keeps evidence against the target negative) and weighted by what is actually there, so
-    a dark background adds nothing. Unsigned maps are the absolute channel sum.
+    that pixel carries against a black image, i.e. Integrated Gradients from agelens' default
+    black baseline with one right-endpoint step (``IntegratedGradients`` itself takes midpoint
+    steps, so its ``steps=1`` reads the gradient at ``x / 2`` instead). Pixels are the model's
+    raw 0..255 input; the model rescales them itself. One backward pass, like saliency, but
+    signed (``signed=True`` keeps evidence against the target negative) and weighted by what
+    is actually there, so a dark background adds nothing. Unsigned maps are the absolute channel sum.
     """
 
     name = "gradient-x-input"

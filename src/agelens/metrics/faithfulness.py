@@ -3,11 +3,14 @@
 * Deletion / insertion (Petsiuk et al., RISE, BMVC 2018): remove (or insert) pixels in
   order of map value, ``step`` of the image at a time, and record the target-class
   probability; the score is the area under that curve over the removed fraction
-  ``x in [0, 1]``. Deletion goes from the image to a *black* baseline by default, as in
-  the paper (``baseline="blur"`` or ``"mean"`` avoid black's out-of-distribution
-  artefact); insertion starts from a blurred copy (sigma ``S/16``) by default, as in the
-  paper, and restores pixels (``baseline="black"`` or ``"mean"`` start from those instead).
-  Low deletion AUC and high insertion AUC are good.
+  ``x in [0, 1]`` (the same trapezoid area as RISE's ``auc``). Deletion goes from the
+  image to a *black* baseline by default (``baseline="blur"`` or ``"mean"`` avoid black's
+  out-of-distribution artefact); RISE's code zeroes the ImageNet-normalised tensor, which is
+  the ImageNet mean colour, so its "black" is grey. Insertion starts from a blurred copy by
+  default, as RISE does, but blurred harder: sigma ``S/16`` (7 px at 112 px) against RISE's
+  11x11 kernel of nominal sigma 5 (about 3 px in effect), so the wrinkle-scale texture
+  the age cues live in is really gone; ``baseline="black"`` or ``"mean"`` start from those
+  instead. Low deletion AUC and high insertion AUC are good.
 * Average Drop / Increase in Confidence (Chattopadhay et al., Grad-CAM++, WACV 2018):
   feed ``x * map`` (the map as a soft mask, max-normalised) and compare the target
   probability with the original's. Negative attributions are clipped to 0 first (with a

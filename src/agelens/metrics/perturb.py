@@ -40,12 +40,17 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def default_blur_sigma(size: int) -> float:
-    """``size / 16`` px: strong enough to wipe wrinkle-scale texture (the age cues) but keep face layout."""
+    """``size / 16`` px: strong enough to wipe wrinkle-scale texture (the age cues) but keep face layout.
+
+    About twice RISE's insertion blur in nominal sigma (its 11x11 kernel, sigma 5, acts like a
+    3 px one): a blur that leaves wrinkles readable would credit a map for cues never removed.
+    """
     return size / 16.0
 
 
 def baseline_images(x: np.ndarray, kind: str, sigma: float | None = None) -> np.ndarray:
-    """What removed pixels become: ``black`` (0, as in RISE), ``blur`` or ``mean`` (per-image colour)."""
+    """What removed pixels become: ``black`` (0; RISE's zero is in ImageNet-normalised units, the
+    mean colour), ``blur`` or ``mean`` (per-image colour)."""
     if kind == "black":
         return np.zeros_like(x, dtype=np.float32)
     if kind == "blur":

@@ -201,10 +201,18 @@ def _constant(maps: np.ndarray) -> np.ndarray:
 
 
 def ssim_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """SSIM of each pair of [0, 1] maps (skimage, 7x7 window or the largest odd one that fits)."""
+    """SSIM of each pair of maps (skimage, 7x7 window or the largest odd one that fits).
+
+    The data range is 1 for [0, 1] maps and 2 where a pair holds negative values (signed maps in
+    [-1, 1]): SSIM's stabilising constants scale with it, and a range of 1 on signed maps would
+    weight them as if their contrast were twice what it is.
+    """
     win = min(7, a.shape[1] - (1 - a.shape[1] % 2), a.shape[2] - (1 - a.shape[2] % 2))
     return np.array(
-        [structural_similarity(p, q, data_range=1.0, win_size=win) for p, q in zip(a, b, strict=True)],
+        [
+            structural_similarity(p, q, data_range=2.0 if min(p.min(), q.min()) < 0 else 1.0, win_size=win)
+            for p, q in zip(a, b, strict=True)
+        ],
         dtype=np.float64,
     )
 
