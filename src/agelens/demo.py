@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import platform
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -129,12 +130,7 @@ def prepare_out(out: Path, force: bool) -> None:
                 f"{out}: not empty and not an earlier agelens demo run (no demo manifest.json); "
                 "choose an empty or new --out"
             )
-        for name in RUN_ENTRIES:
-            entry = out / name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            elif entry.exists() or entry.is_symlink():
-                entry.unlink()
+        remove_entries(out, RUN_ENTRIES)
     out.mkdir(parents=True, exist_ok=True)
     # Marks the folder as a run from the start, so --force can clear a run that was stopped.
     stub = {"agelens_version": __version__, "steps": [], "status": "incomplete"}
@@ -650,23 +646,115 @@ def run_real_demo(
     force: bool = False,
     model_path: Path | None = None,
     echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
-    """``agelens demo --real PHOTOS``: the shipped model on the user's photos, maps, scores, report."""
-    from agelens.cli.common import counted
-    from agelens.cli.explain_cmd import expand_photos, explain_command
-    from agelens.model.io import load_model
+    """``agelens demo --real PHOTOS``: the shipped model on the user's photos, maps, scores, report.
 
-    prepare_out(out, force)
-    model = load_model(model_path)
+    The photos are read before anything is written: the step line, the manifest and the page
+    count the photos explained, and list the unreadable ones as ``skipped`` with their reasons.
+    When no photo can be read, or any step fails, the run leaves no folder behind (an earlier
+    run replaced with ``force`` leaves its stub manifest, so ``--force`` still recognises it).
+    """
+    from agelens.cli.explain_cmd import expand_photos
+
+    warn = warn or (lambda line: print(line, file=sys.stderr))
     paths = expand_photos(photos)
     if not paths:
         raise ValueError("no images found in " + ", ".join(photos))
+    readable, problems = _readable_photos(paths)
+    if not readable:
+        if len(problems) == 1:  # one photo: one line that names it and why, as explain says it
+            raise ValueError(f"nothing to explain: {problems[0]}")
+        for p in problems:
+            warn(f"skipped {p}")
+        raise ValueError(f"nothing to explain: all {len(paths)} photos were unreadable")
+    made = None  # the outermost folder this run creates, if any
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        made = folder
+    prepare_out(out, force)
+    try:
+        return _real_steps(paths, readable, problems, out, model_path, echo)
+    except BaseException:
+        _undo_real_run(out, made)
+        raise
+
+
+def _readable_photos(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The photos that decode, and ``"<path>: <reason>"`` for each one that does not, read and
+    worded as ``agelens explain`` reads and words them."""
+    from agelens.data.images import ImageError, Problem, load_image
+
+    readable, problems = [], []
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            problems.append(str(Problem(p, "no such file or folder")))
+            continue
+        try:
+            load_image(p)
+        except ImageError as e:
+            problems.append(str(Problem(p, e.reason)))
+            continue
+        readable.append(p)
+    return readable, problems
+
+
+def remove_entries(out: Path, names: tuple[str, ...]) -> None:
+    """Delete ``out/<name>`` for each name, folder or file (a link itself, never its target)."""
+    for name in names:
+        entry = out / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+
+
+REAL_RUN_ENTRIES = ("manifest.json", "explain", "model_card.md", "report.html")
+
+
+def _undo_real_run(out: Path, made: Path | None) -> None:
+    """Remove what a failed ``--real`` run wrote: the folders it made go. One that still holds
+    other files (beside an earlier run that ``--force`` cleared) keeps the stub manifest, so
+    ``--force`` can clear it again."""
+    from agelens.atomic import atomic_write_text
+
+    try:
+        remove_entries(out, REAL_RUN_ENTRIES)
+        if any(out.iterdir()):
+            stub = {"agelens_version": __version__, "steps": [], "status": "incomplete"}
+            atomic_write_text(out / "manifest.json", json.dumps(stub, indent=1))
+            return
+        if made is not None:
+            for folder in (out, *out.parents):
+                folder.rmdir()
+                if folder == made:
+                    break
+    except OSError:
+        pass  # the run's own error is the one to report
+
+
+def _real_steps(
+    paths: list[Path],
+    readable: list[Path],
+    problems: list[str],
+    out: Path,
+    model_path: Path | None,
+    echo: Callable[[str], None],
+) -> Path:
+    from agelens.atomic import atomic_write_text
+    from agelens.cli.explain_cmd import explain_command
+    from agelens.model.io import load_model
+    from agelens.wording import counted
+
+    model = load_model(model_path)
     steps = Steps(echo)
     settings = DemoSettings()
+    skipped = f"; {counted(len(problems), 'unreadable photo')} skipped" if problems else ""
     steps.run(
-        f"explain {counted(len(paths), 'photo')} with {counted(len(settings.methods), 'method')}"
-        " (faces detected)",
-        lambda: explain_command(
+        f"explain {counted(len(readable), 'photo')} with {counted(len(settings.methods), 'method')}"
+        f" (faces detected{skipped})",
+        lambda: explain_command(  # every photo: explain says (and records) why it skips the others
             photos=[str(p) for p in paths],
             model=model.path,
             method=",".join(settings.methods),
@@ -684,11 +772,12 @@ def run_real_demo(
         "agelens_version": __version__,
         "mode": "real",
         "model": str(model.path),
-        "photos": [str(p) for p in paths],
+        "photos": [str(p) for p in readable],
+        **({"skipped": problems} if problems else {}),
         "steps": steps.log,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     card = Path(model.path).with_name("MODEL_CARD.md") if model.path else None
     if card and card.exists():
-        shutil.copy(card, out / "model_card.md")
+        atomic_write_text(out / "model_card.md", card.read_text(encoding="utf-8"))
     return steps.run("write the HTML report", lambda: _report(out))

@@ -94,3 +94,14 @@ def test_bad_bins_are_the_same_usage_error_in_every_command(files, command, bins
     assert res.stderr.startswith(f"error: Invalid value: {words}"), res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert res.stdout.strip() == "exit 2 tensorflow loaded: False", res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["predict", "{tmp}/utk"], ["explain", "{tmp}/utk"], ["evaluate", "{tmp}/utk"]]
+)
+def test_a_mistyped_input_range_is_a_usage_error(files, command) -> None:
+    """It was exit 1 after the model loaded, where explain's help promises 2 for a bad option."""
+    argv = [a.format(tmp=files) for a in command] + ["--input-range", "0-2"]
+    res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120)
+    assert "'0-2': use one of 0-255, 0-1" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.stdout.strip() == "exit 2 tensorflow loaded: False", res.stdout + res.stderr

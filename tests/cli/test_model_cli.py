@@ -176,6 +176,8 @@ def test_predict_detects_and_crops_a_face_and_says_when_there_is_none(tmp_path, 
     lines = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
     rows = {Path(r["file"]).name: r for r in lines}
     assert rows["holiday.png"]["face_found"] is True and rows["noise.png"]["face_found"] is False
+    assert rows["noise.png"]["notes"] == ["no face found: whole image used"]  # JSON says what text says
+    assert "notes" not in rows["holiday.png"]
     plain = runner.invoke(app, ["predict", str(tmp_path / "noise.png"), "--model", str(model)])
     assert "no face found: whole image used" in plain.output
 
@@ -228,6 +230,25 @@ def test_predict_flags_a_face_too_small_to_trust(tmp_path, folder_and_model) -> 
     looked = runner.invoke(app, ["predict", str(tmp_path / "tiny.png"), "--model", str(model)])
     line = looked.stdout.strip()  # the detector found no face: the note must not call the image one
     assert "no face found" in line and "image only 10 px: unreliable" in line and "face only" not in line
+
+
+def test_predict_notes_a_flat_colour_of_any_hue_and_an_animation(tmp_path, folder_and_model) -> None:
+    """A flat blue passed as a photo (only grey, black and white were caught); a GIF's first
+    frame was judged without a word, where the app said so."""
+    _, model = folder_and_model
+    Image.fromarray(np.full((64, 64, 3), (30, 90, 200), np.uint8)).save(tmp_path / "blue.png")
+    face = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    frames = [Image.fromarray(face), Image.fromarray(255 - face)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    res = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model), "--no-detect", "--json"])
+    assert res.exit_code == 0, res.output
+    notes = {Path(r["file"]).name: r.get("notes", []) for r in map(json.loads, res.stdout.splitlines())}
+    assert notes == {
+        "anim.gif": ["animated image: first frame used"],
+        "blue.png": ["a single flat colour: there is no face to judge"],
+        "still.gif": [],
+    }
 
 
 def test_the_package_lists_its_lazy_api() -> None:
@@ -498,7 +519,7 @@ def test_class_output_and_input_range_options_reach_the_model(tmp_path) -> None:
     bad = runner.invoke(app, [*base, "--class-output", "nope"])
     assert bad.exit_code == 1 and "no output 'nope' to read classes from; outputs: years, group" in bad.output
     bad = runner.invoke(app, [*base, "--input-range", "0-100"])
-    assert bad.exit_code == 1 and "input range '0-100': use one of 0-255, 0-1" in bad.output
+    assert bad.exit_code == 2 and "'0-100': use one of 0-255, 0-1" in bad.output  # a typo: usage error
 
 
 def test_overruling_the_input_range_an_agelens_model_records_is_warned_about(

@@ -134,3 +134,30 @@ def test_symlink_loop_is_not_called_a_missing_target(tmp_path: Path) -> None:
         "30_0_0_loop_b.jpg": "symlink loop (the link cannot be resolved)",
         "40_0_0_gone.jpg": "broken link (its target does not exist)",
     }
+
+
+def test_agelens_output_folders_are_not_read_as_photos(tmp_path: Path) -> None:
+    """`explain .` twice read the first run's overlays and panels as photos (and grew each run)."""
+    import json
+
+    _write(tmp_path, "me.png")
+    run = tmp_path / "outputs" / "explain"
+    _write(run, "000_me_gradcam_overlay.png")
+    (run / "manifest.json").write_text(json.dumps({"agelens_version": "0.1", "files": ["x"]}))
+    score = tmp_path / "sc"
+    _write(score, "class_mean_maps.png")
+    (score / "scores.json").write_text(json.dumps({"meta": {"versions": {"agelens": "0.1"}}}))
+    mine = tmp_path / "albums"  # a manifest.json of someone else's is no reason to skip photos
+    _write(mine, "holiday.png")
+    (mine / "manifest.json").write_text(json.dumps({"photos": 1}))
+    with pytest.warns(UserWarning, match="agelens output") as said:
+        images, _ = scan_images(tmp_path, recursive=True)
+    assert _rel(tmp_path, images) == ["albums/holiday.png", "me.png"]
+    assert sorted(str(w.message).split(":")[0] for w in said) == [f"skipped {run}", f"skipped {score}"]
+    # Given by name (or `explain run --out run --force`), only the files agelens wrote are skipped.
+    _write(run, "a_photo_of_mine.png")
+    (run / "manifest.json").write_text(
+        json.dumps({"agelens_version": "0.1", "files": ["000_me_gradcam_overlay.png", "manifest.json"]})
+    )
+    assert _rel(run, scan_images(run)[0]) == ["a_photo_of_mine.png"]
+    assert _rel(run, scan_images(run, recursive=True)[0]) == ["a_photo_of_mine.png"]

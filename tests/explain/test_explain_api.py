@@ -190,6 +190,10 @@ def test_save_stems_are_unique_and_safe():
     stems = explanation_mod.stems(["a/b/face one.JPG", "c/face one.jpg", "<image 2>"])
     assert stems == ["000_face_one", "001_face_one", "002_image"]
     assert all(Path(s).name == s for s in stems)
+    # Any script's letters stay readable (ASCII-only made "_n_c_d_f_ce_" of this); separators go.
+    odd = explanation_mod.stems(["Ünïcødé fäce 写真.jpg", "a/..\\b:c*?.png", "x+y.jpg"])
+    assert odd == ["000_Ünïcødé_fäce_写真", "001_.._b_c_", "002_xpy"]
+    assert all(Path(s).name == s and "/" not in s and "\\" not in s for s in odd)
 
 
 def test_detect_explains_the_largest_face_crop(age_model, monkeypatch, tmp_path):

@@ -245,3 +245,40 @@ def test_an_unknown_target_is_answered_in_the_models_own_classes() -> None:
     assert "'dog-cat'" in target_choices(["cat", "dog"]) and "old-young" not in target_choices(["cat", "dog"])
     with pytest.raises(ValueError, match=r"unknown target 'bird': use a class \(cat, dog\).*'dog-cat'"):
         resolve_target("bird", SimpleNamespace(class_names=["cat", "dog"]))
+
+
+def test_an_empty_method_list_is_a_usage_error(model_file, holiday, tmp_path) -> None:
+    """`--method ""` ran no method and crashed (KeyError) leaving a manifest of no runs."""
+    for spec in ("", " ", ","):
+        out = tmp_path / f"x{len(spec)}{spec.strip()}"
+        res = runner.invoke(app, ["explain", str(holiday), "--model", str(model_file), "--method", spec,
+                                  "--out", str(out)])  # fmt: skip
+        assert res.exit_code == 2 and "no method given" in res.output, res.output
+        assert not out.exists()
+
+
+def test_an_unwritable_out_fails_in_one_line_before_any_map(
+    model_file, holiday, tmp_path, monkeypatch
+) -> None:
+    """A read-only disk or a locked folder ended in a traceback, after every map was made."""
+    import tempfile
+
+    locked = tmp_path / "locked"
+    real = tempfile.TemporaryFile
+
+    def refuse(*args, dir=None, **kw):  # noqa: A002, ANN001, ANN202 - tempfile's own keyword
+        if dir is not None and Path(dir) == locked:
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    for out in (locked, locked / "run"):  # the folder itself, or the folder that would hold it
+        locked.mkdir(exist_ok=True)
+        res = runner.invoke(app, ["explain", str(holiday), "--model", str(model_file), "--no-detect",
+                                  "--out", str(out)])  # fmt: skip
+        assert res.exit_code == 1, res.output
+        assert res.output.strip().splitlines() == [
+            f"error: {out}: cannot write --out there: " + ("" if out == locked else f"{locked}: ")
+            + "Read-only file system"
+        ]  # fmt: skip
+        assert "done" not in res.output

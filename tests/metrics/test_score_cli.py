@@ -121,10 +121,15 @@ def test_broken_photos_in_the_sample_are_named_and_replaced(folder_and_model, tm
     assert meta["n_images"] == 6  # as asked: every readable photo stood in for a broken one
     assert not {p.name for p in broken} & set(meta["images"])
     assert "skipped" in res.output and any(p.name in res.output for p in broken)
+    left = meta["skipped_photos"]  # kept with the numbers, as evaluate keeps its skipped list
+    assert left and all(any(line.startswith(f"{p}: ") for p in broken) for line in left)
+    assert f"Left out: {len(left)} photo" in (out / "scores.md").read_text()
 
     shutil.copy(sorted(copy.iterdir())[1], copy / "200_0_0_20170101.jpg.chip.jpg")  # an age out of range
     res = runner.invoke(app, [*args, "--force"])
     assert res.exit_code == 0 and "200_0_0_20170101.jpg.chip.jpg: age 200" in res.output  # named, not lost
+    left = json.loads((out / "scores.json").read_text())["meta"]["skipped_photos"]
+    assert any("200_0_0_20170101.jpg.chip.jpg: age 200" in line for line in left)  # unlabelled too
 
 
 def test_the_default_table_fits_80_columns_without_cut_headers(

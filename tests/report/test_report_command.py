@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import typer
-from report_factory import CLASSES, png, write_json
+from report_factory import CLASSES, make_run, png, scores_json, write_json
 from typer.testing import CliRunner
 
 from agelens.atomic import atomic_write_text
@@ -246,3 +247,90 @@ def test_an_explain_manifest_with_a_relative_or_null_model(tmp_path: Path) -> No
     assert "model-card" not in _ids(in_memory)  # no file named: no guess at which card applies
     named = render_report(_explain_only_run(tmp_path / "c", "<in-memory keras.Model 'mine'>"))
     assert "model-card" not in _ids(named)  # what agelens.explain records for an in-memory model
+
+
+def _notes(html: str) -> list[str]:
+    section = re.search(r'id="notes">(.*?)</section>', html, re.S)
+    return re.findall(r"<li>(.*?)</li>", section.group(1)) if section else []
+
+
+def test_a_folder_whose_only_part_is_a_corrupt_manifest_is_one_line_naming_it(tmp_path: Path) -> None:
+    """An explain folder with a broken manifest.json: the page said "none of the files a run writes"
+    and "no manifest.json" beside "could not read manifest.json", and the command exited 0."""
+    folder = tmp_path / "X"
+    shutil.copytree(make_run(tmp_path) / "explain", folder)  # maps and photos, listed by the manifest only
+    (folder / "manifest.json").write_text("{bad\n")
+    result = _report(folder)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: {folder / 'manifest.json'}: could not read (Expecting property name enclosed in double "
+        "quotes, line 1 column 2); nothing else to report, so no page was written\n"
+    )
+    assert not (folder / "report.html").exists() and not _temp_files(tmp_path)
+
+
+def test_a_corrupt_manifest_beside_parts_that_render_is_one_accurate_note(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    (run_dir / "manifest.json").write_text("{bad")
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.output
+    html = (run_dir / "report.html").read_text()
+    run_notes = [n for n in _notes(html) if n.startswith("Run:")]
+    assert run_notes == [
+        "Run: could not read manifest.json (Expecting property name enclosed in double quotes, "
+        "line 1 column 2); section skipped."
+    ]
+    assert "no manifest.json" not in html and "Nothing to show yet" not in html
+    assert {"evaluation", "explanations", "scores"} <= _ids(html)
+
+
+def _score_out(folder: Path) -> Path:
+    """What ``agelens score --out folder`` writes: scores.json (versions in its meta), scores.md, plots."""
+    scores = scores_json()
+    scores["meta"]["versions"] = {"agelens": "0.1.0", "tensorflow": "2.21.0"}
+    write_json(folder / "scores.json", scores)
+    (folder / "scores.md").write_text("# Scores\n")
+    png(folder / "curves_deletion.png", 2)
+    return folder
+
+
+def test_a_score_output_folder_is_a_run_of_its_own(tmp_path: Path) -> None:
+    """Its page said "Run: no manifest.json; ... versions ... omitted" beside the versions it showed,
+    and listed the evaluation and maps a score folder never has."""
+    folder = _score_out(tmp_path / "sc1")
+    result = _report(folder)
+    assert result.exit_code == 0 and "warning" not in result.output
+    html = (folder / "report.html").read_text()
+    assert {"scores", "scores-details"} <= _ids(html) and "tensorflow" in html
+    assert 'id="notes"' not in html and "omitted" not in html and "no evaluation/metrics.json" not in html
+    (folder / "scores.json").write_text("{not json")  # a broken file in the part that is there is news
+    notes = _notes(render_report(folder))
+    assert notes == [
+        "Scores: could not read scores.json (Expecting property name enclosed in double quotes, "
+        "line 1 column 2); section skipped."
+    ]
+
+
+def test_a_corrupt_manifest_in_a_score_folder_is_its_only_note(tmp_path: Path) -> None:
+    folder = _score_out(tmp_path / "sc1")
+    (folder / "manifest.json").write_text("{bad")
+    assert [n.split(" (")[0] for n in _notes(render_report(folder))] == ["Run: could not read manifest.json"]
+
+
+def test_out_without_a_page_suffix_is_a_folder_made_if_missing(run_dir: Path, tmp_path: Path) -> None:
+    """``--out out/newdir2`` wrote a file named newdir2; ``out/newdir/r.html`` was refused: one rule now."""
+    made = _report(run_dir, "--out", tmp_path / "newdir2")
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "newdir2" / "report.html").is_file()
+    page = _report(run_dir, "--out", tmp_path / "Page.HTM")
+    assert page.exit_code == 0 and (tmp_path / "Page.HTM").is_file()
+    deep = _report(run_dir, "--out", tmp_path / "a" / "b")  # one level only: a typo makes no tree
+    assert deep.exit_code == 1
+    assert (
+        deep.output == f"error: {tmp_path / 'a' / 'b'}: {tmp_path / 'a'} does not exist (create it first)\n"
+    )
+    (tmp_path / "notes.txt").write_text("mine")
+    a_file = _report(run_dir, "--out", tmp_path / "notes.txt")  # a folder name, but a file is there
+    assert a_file.exit_code == 1 and a_file.output.endswith("notes.txt is not a folder\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not _temp_files(tmp_path)

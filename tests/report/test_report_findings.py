@@ -428,3 +428,34 @@ def test_the_sample_is_read_from_the_scores_when_meta_has_no_count() -> None:
     assert scored_images({"scores": {"a": {"m": {"mean": 1.0}}}}) is None
     assert sample_sentence(None) == "" and sample_sentence(0) == "" and sample_sentence(2.5) == ""
     assert sample_sentence(1) == "Based on only 1 photo: too few to rank methods; treat this as provisional."
+
+
+def _evaluated(y_true: list[int], y_pred: list[int]) -> dict:
+    from agelens.model.evaluate import classification_metrics
+
+    return classification_metrics(y_true, y_pred, ["young", "middle-aged", "old"])
+
+
+def test_a_model_that_predicts_one_class_is_called_out() -> None:
+    """An untrained model said "accuracy 60.0% and macro-F1 25.0%" while it called every photo young."""
+    m = _evaluated([0, 0, 0, 1, 2], [0, 0, 0, 0, 0])
+    assert evaluation_findings(m).short.startswith(
+        "Evaluation: accuracy 60.0% and macro-F1 25.0% on 5 images (which ones is not recorded). "
+        "The model predicts only young: every photo gets the same class "
+        "(balanced accuracy 33.3%, chance level for 3 classes). Only 5 photos:"
+    )
+    below = evaluation_findings(_evaluated([0, 0, 1, 1, 2, 2], [1, 1, 0, 0, 0, 0])).short
+    assert (
+        "The model does no better than chance (balanced accuracy 0.0%, below the 33.3% chance level " in below
+    )
+    for fine in (_evaluated([0, 0, 1, 2], [0, 0, 1, 1]), _evaluated([0, 0, 0], [0, 0, 0])):
+        assert "chance" not in evaluation_findings(fine).short  # better than chance; one true class
+    assert "chance" not in evaluation_findings({"accuracy": 0.3, "balanced_accuracy": 0.1}).short  # no matrix
+
+
+def test_the_key_findings_box_says_the_model_predicts_one_class(tmp_path: Path) -> None:
+    from agelens.model.evaluate import write_evaluation
+
+    write_evaluation(_evaluated([0, 0, 0, 1, 2], [0, 0, 0, 0, 0]), tmp_path / "ev")
+    box = re.search(r'id="key-findings">(.*?)</section>', render_report(tmp_path / "ev"), re.S).group(1)
+    assert "The model predicts only young: every photo gets the same class" in box

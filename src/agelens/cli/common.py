@@ -52,10 +52,21 @@ ClassNamesOpt = Annotated[
     ),
 ]
 
+
+def _input_range(value: str | None) -> str | None:
+    """A typo in --input-range is a usage error (exit 2), found before any model loads."""
+    from agelens.model.io import INPUT_RANGES
+
+    if value is not None and value not in INPUT_RANGES:
+        raise typer.BadParameter(f"{value!r}: use one of {', '.join(INPUT_RANGES)}")
+    return value
+
+
 InputRangeOpt = Annotated[
     str | None,
     typer.Option(
         "--input-range",
+        callback=_input_range,
         help="For a plain Keras model: the pixel range it was trained on, 0-255 or 0-1 (default: 0-255 "
         "when it has a Rescaling layer, or a Normalization adapted on 0-255 data; else 0-1).",
         show_default=False,
@@ -109,7 +120,29 @@ def check_parent_folder(path: Path, option: str) -> None:
         if parent.exists():
             if not parent.is_dir():
                 fail(f"{path}: cannot write {option} there: {parent} is a file, not a folder")
-            return
+            break
+    check_writable(path, option)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fail now, in one line, where ``path`` (a folder to fill, or a file) cannot be written: a
+    read-only disk or a locked folder found after the model's work ended in a traceback.
+
+    Probes with a real file, as permission bits do not tell (root, read-only mounts, immutable
+    folders): in ``path`` when it is a folder, which the run fills, and in the folder that will
+    hold it, where the atomic writes stage their files.
+    """
+    import tempfile
+
+    full = Path(path).absolute()
+    nearest = next((p for p in full.parents if p.exists()), None)
+    for where in ([full] if full.is_dir() else []) + ([nearest] if nearest and nearest.is_dir() else []):
+        try:
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as e:
+            place = "" if where == full else f"{where}: "
+            fail(f"{path}: cannot write {option} there: {place}{e.strerror or e}")
 
 
 def age_bins_option(bins: str, names: str | None = None) -> Any:

@@ -51,6 +51,8 @@ def demo_command(
             report = run_real_demo(real, out, force=force, echo=typer.echo)
         else:
             report = run_demo(out, quick=quick, force=force, seed=seed, echo=typer.echo)
+    except typer.Exit:  # a step (explain) already printed its one-line error; an Exit is a RuntimeError
+        raise
     except (FileExistsError, ValueError, RuntimeError) as e:
         fail(str(e))
     typer.echo(f"\nreport: {report.resolve()}")

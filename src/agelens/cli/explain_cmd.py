@@ -24,6 +24,7 @@ from agelens.cli.common import (
     ModelOpt,
     check_layer_early,
     check_model_path,
+    check_parent_folder,
     counted,
     drop_stale_report,
     fresh_out,
@@ -133,8 +134,8 @@ def explain_command(
         bool,
         typer.Option(
             "--detect/--no-detect",
-            help="Crop the largest face first, as predict does (a face crop is kept whole); "
-            "--no-detect explains the image as given.",
+            help="Crop the largest face first, as predict does (a photo whose face box covers half "
+            "of it or more is kept whole); --no-detect explains the image as given.",
         ),
     ] = True,
     cmap: Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")] = "jet",
@@ -159,8 +160,9 @@ def explain_command(
     on its longest side, its size in map_size); with --filters K, NNN_<name>_filters.png.
     manifest.json lists every file, each method's options, the overlay settings and, per
     photo, its prediction and notes. Unreadable photos are reported (one line each) and
-    skipped. Exit code 2 for a bad option; 1 for another error (a missing model, a non-empty
-    --out without --force) or when no photo could be read.
+    skipped. Exit code 2 for a malformed option (an unknown method, target or layer, a value
+    out of range); 1 for another error (a missing model, model options that do not fit it,
+    a non-empty --out without --force) or when no photo could be read.
 
     Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
     eigencam, saliency, smoothgrad, gradient-x-input, integrated-gradients, guided-backprop,
@@ -201,6 +203,7 @@ def explain_command(
         check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
         raise _fail(str(e)) from None
+    check_parent_folder(out, "--out")  # a read-only place fails now, not after every map is made
     am = load_cli_model(model, input_size, class_names, input_range, class_output)
     _check_choices(am, methods, layer, target, filters)
     _warn_ignored_layer(methods, layer, filters)
@@ -210,17 +213,20 @@ def explain_command(
         raise _fail(f"nothing to explain: {problems[0]}")
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
-    notes = _photo_notes(images, faces, detect)
+    notes = _photo_notes(images, sources, faces, detect)
     for src, said in zip(sources, notes, strict=True):  # explained all the same, but said (and recorded)
         for note in said:
             typer.echo(f"{src}: {note}", err=True)
     if not images:
         raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
     say_fresh_out(given, out, DEFAULT_OUT)
-    files, predictions = _run(
-        am, images, sources, faces, problems, methods, layer, target, filters, out, force,
-        cmap, alpha, signed, detect=detect, notes=notes,
-    )  # fmt: skip
+    try:
+        files, predictions = _run(
+            am, images, sources, faces, problems, methods, layer, target, filters, out, force,
+            cmap, alpha, signed, detect=detect, notes=notes,
+        )  # fmt: skip
+    except OSError as e:  # the disk filled or the folder was locked mid-run: nothing half-written stays
+        raise _fail(f"{out}: could not write the run: {e.strerror or e}") from None
     if force:
         drop_stale_report(out)  # a page drawn from the explanations just replaced
     shown = list(zip(sources, predictions, notes, strict=True))[:SHOWN_PREDICTIONS]
@@ -235,15 +241,17 @@ def explain_command(
     )
 
 
-def _photo_notes(images: list[np.ndarray], faces: list[dict[str, Any]], detect: bool) -> list[list[str]]:
+def _photo_notes(
+    images: list[np.ndarray], sources: list[str], faces: list[dict[str, Any]], detect: bool
+) -> list[list[str]]:
     """Per photo, what a reader of its map should know: no face found (with detection on), too
     small, a single flat colour: the words ``predict`` prints beside its answer."""
     from agelens.model.predict import quality_notes
 
     return [
         ([no_face_note(img)] if detect and not face["face_found"] else [])
-        + quality_notes(img, face.get("face_found"))
-        for img, face in zip(images, faces, strict=True)
+        + quality_notes(img, face.get("face_found"), Path(src))
+        for img, src, face in zip(images, sources, faces, strict=True)
     ]
 
 
@@ -274,6 +282,8 @@ def _methods(spec: str) -> list[str]:
     from agelens.explain.api import canonical, list_methods
 
     names = list_methods() if spec.strip().lower() == "all" else [s for s in spec.split(",") if s.strip()]
+    if not names:  # `--method ""` ran nothing and crashed writing a manifest of no runs
+        raise typer.BadParameter(f"no method given in {spec!r}; e.g. --method gradcam", param_hint="--method")
     try:
         return list(dict.fromkeys(canonical(n) for n in names))
     except ValueError as e:

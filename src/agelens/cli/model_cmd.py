@@ -400,6 +400,10 @@ def evaluate_command(
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
+    Photos are scored as given, as face crops (the form labelled data sets come in and models
+    are trained on); predict and explain crop the largest face first, so on a wider photo
+    their answer can differ: crop such photos to the face, or ask predict.
+
     Example: agelens evaluate ../shared/data/utkface-200 --json
     """
     from agelens.data.images import load_batch
@@ -598,10 +602,11 @@ def predict_command(
     from agelens.report.app_logic import no_face_note  # the model sees the centred square: say so
 
     for row, photo in zip(rows, prepared.originals, strict=True):
+        if row.get("face_found") is False:  # in the JSON too, as explain's manifest has it
+            row["notes"] = [no_face_note(photo), *row.get("notes", [])]
         if as_json:
             sys.stdout.write(json.dumps(rounded_row(row)) + "\n")
         else:
-            face = f"  ({no_face_note(photo)})" if row.get("face_found") is False else ""
-            face += "".join(f"  ({note})" for note in row.get("notes", []))
+            face = "".join(f"  ({note})" for note in row.get("notes", []))
             line = prediction_line(row["predicted"], row["probabilities"], row.get("age"))
             typer.echo(f"{row['file']}: {line}{face}")

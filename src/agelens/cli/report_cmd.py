@@ -24,8 +24,9 @@ def report_command(
         typer.Option(
             "--out",
             "-o",
-            help="Where to write the page; a folder (an existing one, or a path ending in /, made if "
-            "missing) gets report.html inside it (default: RUN_DIR/report.html).",
+            help="Where to write the page: a path ending in .html or .htm is the page (its folder "
+            "must exist); anything else is a folder, made if missing (the folder above must exist), "
+            "that gets report.html inside it (default: RUN_DIR/report.html).",
             metavar="<path>",
         ),
     ] = None,
@@ -34,7 +35,8 @@ def report_command(
     """Write a single offline report.html (images embedded) from a run folder.
 
     Every part of the run folder is optional; a missing part is noted on the page. A folder
-    with no part at all is an error, and nothing is written.
+    with no part at all, or whose only parts cannot be read (a corrupt manifest.json), is an
+    error, and nothing is written.
 
     Examples:
 

@@ -237,6 +237,7 @@ def score_command(
         shuffled_model=str(shuffled_model) if shuffled_model is not None else None,
         shuffled_model_fit=shuffled_fit(twin) if twin is not None else None,
         images=[p.name for p in ok],
+        skipped_photos=[str(p) for p in [*unlabelled, *problems]],  # "file: reason", as printed
     )
     paths = table.write(out)
     if replacing:  # only now: a run that failed above leaves the earlier run and its page as they were

@@ -283,6 +283,20 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def animation_note(path: str | os.PathLike[str]) -> str:
+    """ "animated image: first frame used" for a GIF/WebP/APNG with several frames, else "".
+
+    ``load_image`` decodes the first frame only, as every caller wants; the answer must say so,
+    so a user who gives a GIF knows which frame was judged.
+    """
+    try:
+        with Image.open(path) as im:
+            frames = int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - the photo was decoded once already; a note is not worth failing for
+        return ""
+    return "animated image: first frame used" if frames > 1 else ""
+
+
 def resize_for_model(img: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop ``img`` to its largest centred square, then resize it to ``size x size``.
 

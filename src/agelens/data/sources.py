@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -226,22 +228,51 @@ def scan_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path]
     are reported where ``is_file()`` alone would skip them silently.
     """
     folder = Path(folder)
+    ours = agelens_output_files(folder) or set()  # `explain x --out x`: its maps are no photos
     if recursive:
         candidates: list[Path] = []
         for top, dirs, files in os.walk(folder):
             dirs[:] = [d for d in dirs if not d.startswith(".")]  # prune: never walk a cache
+            for d in [d for d in dirs if agelens_output_files(Path(top, d)) is not None]:
+                dirs.remove(d)  # `explain .` twice: the first run's overlays are no photos
+                warnings.warn(f"skipped {Path(top, d)}: agelens output (its manifest.json)", stacklevel=2)
             candidates += (Path(top, f) for f in files)
     else:
         candidates = list(folder.iterdir())
     images, bad = [], []
     for p in candidates:
-        if not _is_image(p) or not _visible(p.relative_to(folder)):
+        if not _is_image(p) or not _visible(p.relative_to(folder)) or p.name in ours and p.parent == folder:
             continue
         if p.is_file():
             images.append(p)
         elif p.is_symlink() and (reason := unresolvable_link(p)):
             bad.append(Problem(p, reason))
     return sorted(images), sorted(bad, key=lambda q: str(q.path))
+
+
+def agelens_output_files(folder: Path) -> set[str] | None:
+    """The files agelens wrote into ``folder``, when it is one of its output folders; else None.
+
+    An output folder holds a ``manifest.json`` (or a ``scores.json``) that agelens signed with
+    its version. Reading one's overlays and panels back as photos would explain last run's
+    pictures, and a folder explained again and again would grow with every run.
+    """
+    for name in ("manifest.json", "scores.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+        signed = [record.get("versions"), meta.get("versions")]
+        if "agelens_version" in record or any(isinstance(v, dict) and "agelens" in v for v in signed):
+            files = record.get("files")
+            return {str(f) for f in files} if isinstance(files, list) else set()
+    return None
 
 
 def _image_files(folder: Path, recursive: bool = False) -> list[Path]:

@@ -18,6 +18,7 @@ import platform
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,11 +230,17 @@ def stems(sources: list[str]) -> list[str]:
 
 def photo_stem(source: str | None) -> str:
     """A photo's file name without its image extension, file-system safe, at most 60 characters;
-    "" for no name (or a ``<image 0>`` placeholder)."""
+    "" for no name (or a ``<image 0>`` placeholder).
+
+    Letters and digits of any script are kept (``Ünïcødé fäce 写真`` -> ``Ünïcødé_fäce_写真``):
+    an ASCII-only rule turned such names into ``_n_c_d_f_ce_``, which no one could match to
+    their photo. Separators, punctuation and spaces still become ``_``.
+    """
     if not source or source.startswith("<"):
         return ""
     base = re.sub(r"\.(jpe?g|png|bmp|gif|webp|tiff?)$", "", Path(source).name, flags=re.I)
-    return safe_name(base)[:60]
+    base = unicodedata.normalize("NFC", base.replace("+", "p"))
+    return re.sub(r"[^\w.-]+", "_", base)[:60]
 
 
 def safe_name(text: str) -> str:

@@ -47,6 +47,7 @@ from agelens.metrics.base import (
 from agelens.metrics.readouts import AGE, Readout, readout_of
 from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
 from agelens.metrics.registry import DEFAULT_METRICS, get_metric
+from agelens.wording import counted
 
 
 def arrow(higher_is_better: bool | None) -> str:
@@ -171,11 +172,17 @@ class ScoreTable:
             f"seed {m['seed']}" if "seed" in m else None,
         ]
         said = [p for p in parts if p]
+        left_out = m.get("skipped_photos") or []
         return (
             ["Scored: " + "; ".join(said) + ". Method options and versions are in scores.json.", ""]
             if said
             else []
-        )
+        ) + (
+            [f"Left out: {counted(len(left_out), 'photo')} unreadable or unlabelled "
+             "(`meta.skipped_photos` in scores.json names each with its reason).", ""]
+            if left_out
+            else []
+        )  # fmt: skip
 
     def to_markdown(self) -> str:
         names = [m["name"] for m in self.metrics]

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agelens.data.images import ImageError, Problem, load_image, resize_for_model, thread_map
+from agelens.data.images import (
+    ImageError,
+    Problem,
+    animation_note,
+    load_image,
+    resize_for_model,
+    thread_map,
+)
 from agelens.data.sources import scan_images, unresolvable_link
 from agelens.model.io import AgeModel
 
@@ -17,18 +24,21 @@ from agelens.model.io import AgeModel
 MIN_FACE_PX = 32
 
 
-def quality_notes(img: np.ndarray, face_found: bool | None = None) -> list[str]:
-    """Why a prediction on this (cropped) photo means little, if it does: too small, or blank.
+def quality_notes(img: np.ndarray, face_found: bool | None = None, path: Path | None = None) -> list[str]:
+    """Why a prediction on this (cropped) photo means little, or on what, if it needs saying: too
+    small, blank, or one frame of an animation (``path``, the file it came from).
 
     ``face_found=False`` (the detector looked and found none) says "image", not "face": after
-    "no face found", "face only 1 px" would contradict the line before it.
+    "no face found", "face only 1 px" would contradict the line before it. Blank is judged per
+    colour channel: a flat blue has no face to judge either, though its channels differ.
     """
-    notes = []
+    notes = [note] if path is not None and (note := animation_note(path)) else []
     side = int(min(img.shape[:2]))
     if side < MIN_FACE_PX:
         what = "image" if face_found is False else "face"
         notes.append(f"{what} only {side} px: unreliable below {MIN_FACE_PX}")
-    if int(img.max()) - int(img.min()) < 8:  # e.g. a fully transparent PNG, composited on white
+    spread = np.ptp(img.reshape(-1, img.shape[-1] if img.ndim == 3 else 1), axis=0)
+    if int(spread.max()) < 8:  # e.g. a fully transparent PNG, composited on white
         notes.append("a single flat colour: there is no face to judge")
     return notes
 
@@ -141,7 +151,7 @@ def predict_images(
         if prepared.face_found[i] is not None:
             row["face_found"] = prepared.face_found[i]
         row["face_px"] = int(min(prepared.crops[i].shape[:2]))  # the side the model's input came from
-        if notes := quality_notes(prepared.crops[i], prepared.face_found[i]):
+        if notes := quality_notes(prepared.crops[i], prepared.face_found[i], path):
             row["notes"] = notes
         rows.append(row)
     return rows

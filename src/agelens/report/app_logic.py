@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agelens.data.images import ImageError, load_image, resize_for_model
+from agelens.data.images import ImageError, animation_note, load_image, resize_for_model
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Uploads above 20 MB are refused before decoding: no face photo needs more."""
@@ -115,22 +115,6 @@ def read_upload(path: str | os.PathLike[str], name: str | None = None) -> tuple[
     """:func:`check_upload`, plus the upload's :class:`Source` (the name Gradio kept, an animation note)."""
     shown = name or Path(path).name
     return check_upload(path, shown), Source(shown, animation_note(path))
-
-
-def animation_note(path: str | os.PathLike[str]) -> str:
-    """ "animated image: first frame used" for a GIF/WebP/APNG with several frames, else "".
-
-    ``load_image`` decodes the first frame only, as every caller wants; only the app says so,
-    so a researcher who uploads a GIF knows which frame was judged.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            frames = int(getattr(im, "n_frames", 1))
-    except Exception:  # noqa: BLE001 - already decoded once by check_upload; a note is not worth failing for
-        return ""
-    return "animated image: first frame used" if frames > 1 else ""
 
 
 def square(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:

@@ -34,9 +34,14 @@ _MAGIC = (
 
 @dataclass
 class Notes:
-    """Collects the short, user-facing reasons why parts of the report are missing."""
+    """Collects the short, user-facing reasons why parts of the report are missing.
+
+    ``unreadable`` lists each file that is there but could not be read (``path: reason``): when
+    nothing else makes a page, those files are the error, not an empty page.
+    """
 
     items: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> None:
         self.items.append(" ".join(str(text).split()))
@@ -154,8 +159,13 @@ def read_json(path: Path, notes: Notes, label: str) -> Any | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        reason = (
+            f"{exc.msg}, line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else type(exc).__name__
+        )
         notes.add(f"{label}: could not read {path.name} ({reason}); section skipped.")
+        notes.unreadable.append(f"{path}: could not read ({reason})")
         return None
 
 

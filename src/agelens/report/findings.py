@@ -135,12 +135,57 @@ def evaluation_findings(m: Any) -> Said:
         else " (what it was evaluated on is not recorded)"
     )
     short = f"Evaluation: {join(parts)}{where}."
+    if warning := chance_warning(m):
+        short += f" {warning}"
     if n and n < SMALL_SAMPLE:  # the count is in the line already; say what it means
         short += (
             f" Only {photos(n)}: too few for precise percentages "
             f"(one photo moves accuracy by {100 / n:.1f} points); treat them as provisional."
         )
     return Said(short=short)
+
+
+def chance_warning(m: dict) -> str:
+    """A model that guesses, said outright: its predictions collapse to one class, or its balanced
+    accuracy is at or below chance (1 / the number of classes in the truth); else "".
+
+    Accuracy alone hides it: a model that calls every face young scores 60% when 60% are young.
+    Chance needs the classes in the truth, so nothing is said without the confusion matrix.
+    """
+    rows = _confusion_rows(m)
+    if rows is None:
+        return ""
+    true = [i for i, r in enumerate(rows) if sum(r) > 0]
+    predicted = [j for j in range(len(rows)) if any(r[j] > 0 for r in rows)]
+    k = len(true)
+    if k < 2:  # one class in the truth: naming it every time is right, not a collapse
+        return ""
+    balanced = number(m.get("balanced_accuracy"))
+    if balanced is None:
+        balanced = sum(rows[i][i] / sum(rows[i]) for i in true) / k
+    chance = 1 / k
+    level = "chance level" if balanced >= chance - 1e-9 else f"below the {pct(chance)} chance level"
+    level += f" for {k} classes"
+    why = f"balanced accuracy {pct(balanced)}, {level}"
+    if len(predicted) == 1:
+        names = m.get("class_names")
+        j = predicted[0]
+        name = str(names[j]) if isinstance(names, list) and len(names) == len(rows) else f"class {j}"
+        return f"The model predicts only {name}: every photo gets the same class ({why})."
+    if balanced <= chance + 1e-9:
+        return f"The model does no better than chance ({why})."
+    return ""
+
+
+def _confusion_rows(m: dict) -> list[list[float]] | None:
+    """The confusion matrix as square rows of counts (rows true, columns predicted), or None."""
+    cm = m.get("confusion_matrix")
+    if not (isinstance(cm, list) and cm and all(isinstance(r, list) and len(r) == len(cm) for r in cm)):
+        return None
+    rows = [[number(v) for v in r] for r in cm]
+    if any(v is None or v < 0 for r in rows for v in r):
+        return None
+    return rows  # type: ignore[return-value]
 
 
 def whole_count(v: Any) -> int | None:

@@ -27,6 +27,8 @@ from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, pct, rank
 TEMPLATE = "report.html.j2"
 _HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
 REPORT_NAME = "report.html"
+PAGE_SUFFIXES = (".html", ".htm")
+"""An ``--out`` ending in one of these is the page itself; anything else names a folder."""
 # What a report can show, at the top of a folder: a run's parts, or one command's own --out
 # folder (explain's manifest.json, evaluate's metrics.json, score's scores.json).
 PARTS = (
@@ -45,24 +47,28 @@ PARTS = (
 
 
 class NothingToReport(ValueError):
-    """A folder with no part a page could show: a near-empty page would hide a wrong path."""
+    """A folder with no part a page could show: a near-empty page would hide a wrong path or a broken file."""
 
 
 def write_report(run_dir: Path, out: Path | str | None = None, force: bool = False) -> Path:
     """Render ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically; return the path.
 
-    An existing folder as ``out`` gets ``report.html`` inside it, as ``cp`` would, and so does a
-    path given as text ending in ``/`` (the folder is made, one level, once the page is ready). An
-    existing page is replaced only with ``force``, like every other command's output. All checks
-    run before rendering, so a refused call writes nothing.
+    ``out`` ending in ``.html`` or ``.htm`` is the page; anything else is a folder that gets
+    ``report.html`` inside it (made, one level, once the page is ready): see :func:`report_path`.
+    An existing page is replaced only with ``force``, like every other command's output. A folder
+    whose only parts could not be read (a corrupt manifest.json) is refused, naming each file:
+    its page would show nothing. A refused call writes nothing.
     """
     run_dir = Path(run_dir)
     check_reportable(run_dir)
     path = report_path(run_dir, out, force)
-    html = render_report(run_dir)
+    html, shown, notes = _render(run_dir)
+    if not shown and notes.unreadable:
+        unread = "; ".join(notes.unreadable)
+        raise NothingToReport(f"{unread}; nothing else to report, so no page was written")
     from agelens.atomic import atomic_write_text
 
-    if not path.parent.exists():  # report_path allowed it: a new folder named with a trailing slash
+    if not path.parent.exists():  # report_path allowed it: a new folder named by --out
         path.parent.mkdir()
     return atomic_write_text(path, html)
 
@@ -81,11 +87,11 @@ def check_reportable(run_dir: Path) -> None:
 def report_path(run_dir: Path, out: Path | str | None, force: bool = False) -> Path:
     """Where the page goes, or a one-line error naming the path the user gave.
 
-    ``out`` names a folder when it is one or when it is text ending in a path separator
-    (``--out pages/``: ``Path`` drops that slash, so the CLI passes the text as typed); the page
-    is then ``report.html`` inside it. A missing folder named so is made by :func:`write_report`,
-    one level only: a typo in ``--out`` should not quietly create a tree of folders, so the
-    folder above must exist, as the parent of a file named by ``--out`` must.
+    ``out`` is the page when it ends in ``.html`` or ``.htm``; anything else names a folder (see
+    :func:`names_folder`) and the page is ``report.html`` inside it. One rule, so ``--out new``
+    never becomes a file named ``new``. A missing folder is made by :func:`write_report`, one
+    level only: a typo in ``--out`` should not quietly create a tree of folders, so the folder
+    above must exist, as the folder of a page named by ``--out`` must.
     """
     if out is None:
         path = run_dir / REPORT_NAME
@@ -107,13 +113,24 @@ def report_path(run_dir: Path, out: Path | str | None, force: bool = False) -> P
 
 
 def names_folder(out: Path | str) -> bool:
-    """Whether ``--out`` means a folder: an existing one, or text ending in ``/`` (or the OS's separator)."""
+    """Whether ``--out`` means a folder: anything but a page name (``.html``, ``.htm``).
+
+    An existing folder and text ending in ``/`` are folders whatever their name
+    (``--out x.html/``: ``Path`` drops that slash, so the CLI passes the text as typed).
+    """
     seps = tuple(s for s in (os.sep, os.altsep, "/") if s)
-    return (isinstance(out, str) and out.endswith(seps)) or Path(out).is_dir()
+    if (isinstance(out, str) and out.endswith(seps)) or Path(out).is_dir():
+        return True
+    return Path(out).suffix.lower() not in PAGE_SUFFIXES
 
 
 def render_report(run_dir: Path) -> str:
     """The report as an HTML string (no files written)."""
+    return _render(Path(run_dir))[0]
+
+
+def _render(run_dir: Path) -> tuple[str, bool, Notes]:
+    """The page, whether it shows any section, and its notes (``write_report`` refuses an empty page)."""
     from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
@@ -124,7 +141,7 @@ def render_report(run_dir: Path) -> str:
     sections = [
         s
         for s in (
-            _overview(manifest, told["run"]),
+            _overview(manifest, told["run"], (run_dir / "manifest.json").exists()),
             _evaluation(run_dir, told["evaluation"]),
             _gallery_section(run_dir, manifest, told["explain"]),
             _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest)),
@@ -139,7 +156,7 @@ def render_report(run_dir: Path) -> str:
     env.filters["fmt"] = fmt
     env.filters["rank"] = rank_text
     env.globals["rank_here"] = RANK_HERE
-    return env.get_template(TEMPLATE).render(
+    html = env.get_template(TEMPLATE).render(
         title=_title(run_dir, manifest),
         css=Markup(_static("report.css")),
         js=Markup(_static("report.js").replace("</", "<\\/")),
@@ -149,7 +166,9 @@ def render_report(run_dir: Path) -> str:
         sections=sections,
         key_findings=key_findings(sections),
         notes=notes.items,
+        unreadable=bool(notes.unreadable),
     )
+    return html, bool(sections), notes
 
 
 def key_findings(sections: list[Section]) -> list[tuple[str, str, str, str]]:
@@ -193,9 +212,11 @@ _FILE_LISTS = ("files", "maps", "filters")
 _PREDICTION_PARTS = ("predicted", "probabilities", "age")
 
 
-def _overview(manifest: Any, notes: Notes) -> Section | None:
+def _overview(manifest: Any, notes: Notes, present: bool = False) -> Section | None:
+    """The run's settings; a manifest that is there but unreadable was noted as such by read_json."""
     if manifest is None:
-        notes.add("Run: no manifest.json; run settings, versions and timings omitted.")
+        if not present:
+            notes.add("Run: no manifest.json; run settings, versions and timings omitted.")
         return None
     shown = _prune(_without_file_lists(manifest))
     tables = tables_from_json(shown, "") if shown not in (None, {}, []) else []
@@ -235,27 +256,25 @@ def _prune(value: Any) -> Any:
 def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Notes]:
     """Where each part's notes go: the page's list, or nowhere when the part is absent by design.
 
-    One command's own --out folder holds that command's part alone: an explain folder has
-    no evaluation or scores, an evaluate folder no run manifest, model card, maps or scores.
-    Their absence is not news, but a broken file in a part that is there always is.
+    One command's own --out folder (explain, evaluate or score) holds that command's part alone,
+    and no run manifest or model card: the absence of the rest is not news, and a score folder's
+    versions are in its scores.json, not "omitted". A broken file in a part that is there always
+    is news (read_json notes it wherever these notes go).
     """
-    silent = Notes()
-    evaluation_here = (run_dir / "evaluation").exists() or evaluation_dir(run_dir) == run_dir
-    scores_here = (run_dir / "scores").exists() or scores_dir(run_dir) == run_dir
-    explain_only = _is_explain_folder(run_dir, manifest)
-    run_parts = (
-        "model_card.md",
-        "model_card.json",
-        *(() if _is_evaluate_manifest(manifest) else ("manifest.json",)),
-    )
-    evaluation_only = evaluation_dir(run_dir) == run_dir and not any(
-        (run_dir / p).exists() for p in run_parts
-    )
+    silent = Notes(unreadable=notes.unreadable)
+    own = {
+        "evaluation": evaluation_dir(run_dir) == run_dir,
+        "explain": _is_explain_folder(run_dir, manifest),
+        "scores": scores_dir(run_dir) == run_dir,
+    }
+    here = {part: is_own or (run_dir / part).exists() for part, is_own in own.items()}
+    # An unreadable manifest (None) says nothing about what the folder is; its own note says why.
+    run_manifest = manifest is not None and not (own["explain"] or _is_evaluate_manifest(manifest))
+    run_parts = run_manifest or any((run_dir / p).exists() for p in ("model_card.md", "model_card.json"))
+    one_command = any(own.values()) and not run_parts
     return {
-        "run": silent if evaluation_only else notes,
-        "evaluation": silent if explain_only and not evaluation_here else notes,
-        "explain": silent if evaluation_only else notes,
-        "scores": silent if (explain_only or evaluation_only) and not scores_here else notes,
+        "run": silent if one_command else notes,
+        **{part: silent if one_command and not here[part] else notes for part in own},
     }
 
 
