@@ -312,6 +312,22 @@ def test_a_score_output_folder_is_a_run_of_its_own(tmp_path: Path) -> None:
     ]
 
 
+def test_a_score_page_says_which_photos_the_sample_left_out(tmp_path: Path) -> None:
+    """score printed its skipped photos and scores.json kept them; the page said nothing."""
+    import json
+
+    folder = _score_out(tmp_path / "sc1")
+    scores = json.loads((folder / "scores.json").read_text())
+    scores["meta"]["skipped_photos"] = [f"d/{i}.jpg: not an image <bad>" for i in range(4)]
+    write_json(folder / "scores.json", scores)
+    html = render_report(folder)
+    lead = "Left out: 4 photos unreadable or unlabelled (d/0.jpg: not an image &lt;bad&gt;; d/1.jpg"
+    assert lead in html and "d/2.jpg: not an image &lt;bad&gt;; ...)." in html
+    scores["meta"]["skipped_photos"] = []
+    write_json(folder / "scores.json", scores)
+    assert "Left out" not in render_report(folder)
+
+
 def test_a_corrupt_manifest_in_a_score_folder_is_its_only_note(tmp_path: Path) -> None:
     folder = _score_out(tmp_path / "sc1")
     (folder / "manifest.json").write_text("{bad")

@@ -53,6 +53,7 @@ from agelens.report.tables import (
     tables_from_json,
     tie_rank,
 )
+from agelens.wording import counted
 
 SPEARMAN_FLAG = 0.5
 """Sanity rule of ``agelens.metrics.sanity``: maps whose similarity, averaged over a cascading
@@ -132,6 +133,7 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
         notes.add("Scores: no scores/ folder; faithfulness, sanity and localisation omitted.")
         return None
     sec = Section("scores", "Scores", "How well each saliency method explains the model, checked three ways.")
+    sec.lead += _left_out(scores)
     if isinstance(scores, dict) and isinstance(scores.get("scores"), dict):
         sec.subsections += _structured(scores)
     elif scores is not None:
@@ -167,6 +169,17 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
     if other:
         sec.subsections.append(Section("scores-figures", "Score plots", figures=other))
     return sec
+
+
+def _left_out(scores: Any) -> str:
+    """The photos score could not use, said where the numbers are: a reader must know the
+    sample lost some (``meta.skipped_photos``, "file: reason", as the command printed them)."""
+    meta = scores.get("meta") if isinstance(scores, dict) else None
+    left = meta.get("skipped_photos") if isinstance(meta, dict) else None
+    if not isinstance(left, list) or not left:
+        return ""
+    shown = "; ".join(str(x) for x in left[:3]) + ("; ..." if len(left) > 3 else "")
+    return f" Left out: {counted(len(left), 'photo')} unreadable or unlabelled ({shown})."
 
 
 def _caption(p: Path) -> str:
