@@ -684,20 +684,10 @@ def run_real_demo(
 def _readable_photos(paths: list[Path]) -> tuple[list[Path], list[str]]:
     """The photos that decode, and ``"<path>: <reason>"`` for each one that does not, read and
     worded as ``agelens explain`` reads and words them."""
-    from agelens.data.images import ImageError, Problem, load_image
+    from agelens.data.images import Problem, read_photo
 
-    readable, problems = [], []
-    for p in paths:
-        if not p.exists() and not p.is_symlink():
-            problems.append(str(Problem(p, "no such file or folder")))
-            continue
-        try:
-            load_image(p)
-        except ImageError as e:
-            problems.append(str(Problem(p, e.reason)))
-            continue
-        readable.append(p)
-    return readable, problems
+    bad = [r if isinstance(r := read_photo(p), Problem) else None for p in paths]  # keeps no pixels
+    return [p for p, b in zip(paths, bad, strict=True) if b is None], [str(b) for b in bad if b is not None]
 
 
 def remove_entries(out: Path, names: tuple[str, ...]) -> None:

@@ -394,18 +394,14 @@ def _read_photos(
     """Decoded photos (face crops when ``crop`` is given), their sources, per photo what the
     manifest says of the photo and its face (size, found, box, the crop's box), and the
     unreadable files."""
-    from agelens.data.images import ImageError, Problem, load_image
+    from agelens.data.images import Problem, read_photo
     from agelens.explain.api import crop_box_xywh
 
     images, sources, faces, problems = [], [], [], []
     for p in paths:
-        if not p.exists() and not p.is_symlink():  # a name as given: it may have meant a folder
-            problems.append(Problem(p, "no such file or folder"))  # as predict says it
-            continue
-        try:
-            img = load_image(p)
-        except ImageError as e:
-            problems.append(Problem(p, e.reason))
+        img = read_photo(p)
+        if isinstance(img, Problem):
+            problems.append(img)
             continue
         face: dict[str, Any] = {"photo_size": [int(img.shape[1]), int(img.shape[0])]}
         photo, box = img, None

@@ -75,6 +75,20 @@ class Problem:
         return _one_line(f"{self.path}: {self.reason}")
 
 
+def read_photo(path: Path) -> np.ndarray | Problem:
+    """The decoded photo at ``path``, or the :class:`Problem` that names why it cannot be used.
+
+    A name that does not exist says "no such file or folder" (the user may have meant a
+    folder), the words every command uses for a missing path on its command line.
+    """
+    if not path.exists() and not path.is_symlink():
+        return Problem(path, "no such file or folder")
+    try:
+        return load_image(path)
+    except ImageError as e:
+        return Problem(path, e.reason)
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 

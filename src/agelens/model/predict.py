@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from agelens.data.images import (
-    ImageError,
     Problem,
     animation_note,
-    load_image,
+    read_photo,
     resize_for_model,
     thread_map,
 )
@@ -98,10 +97,9 @@ def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImage
     """Decode, optionally crop the largest face, and resize; bad files become problems."""
 
     def one(p: Path):
-        try:
-            img = load_image(p)
-        except ImageError as e:
-            return Problem(p, e.reason)
+        img = read_photo(p)
+        if isinstance(img, Problem):
+            return img
         found: bool | None = None
         crop = img
         if detect:
