@@ -202,6 +202,51 @@ def test_evaluate_names_every_skipped_input_and_says_what_it_evaluated(tmp_path,
     assert json.loads(held.stdout.strip().splitlines()[-1])["evaluated_on"].endswith(f"listed in {split}")
 
 
+def test_evaluate_detect_crops_the_face_as_predict_does_and_counts_the_faces(
+    tmp_path, folder_and_model, monkeypatch
+) -> None:
+    """Labelled photos in the wild: --detect feeds the model predict's face crop, and says in how
+    many photos a face was found; without it the photos are scored whole, as before."""
+    from agelens.data.synthetic import generate
+    from agelens.model.faces import detect_faces
+    from agelens.model.io import AgeModel
+    from agelens.model.predict import prepare
+
+    _, model = folder_and_model
+    rng = np.random.default_rng(7)
+    face = next(im for im in generate(12, size=96, seed=5).images if detect_faces(im))
+    data = tmp_path / "wild"
+    data.mkdir()
+    for i, age in enumerate((8, 35, 70)):  # UTKFace names carry the labels; PNG keeps the face findable
+        canvas = rng.integers(110, 130, (300, 400, 3)).astype(np.uint8)
+        canvas[60:156, 200:296] = face  # where the cascade finds it on these backgrounds
+        assert detect_faces(canvas), "the check needs a face the cascade finds"
+        Image.fromarray(canvas).save(data / f"{age}_0_0_2017010100000{i}.jpg.chip.jpg", format="PNG")
+    noise = data / "45_1_0_20170101000009.jpg.chip.jpg"
+    Image.fromarray(rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)).save(noise, format="PNG")
+
+    fed = []
+    original = AgeModel.predict
+    monkeypatch.setattr(AgeModel, "predict", lambda self, x, **kw: fed.append(x) or original(self, x, **kw))
+    base = ["evaluate", str(data), "--model", str(model), "--engine", "keras"]
+    res = runner.invoke(app, [*base, "--detect", "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout.strip().splitlines()[-1])
+    assert m["detect"] is True and m["n_images"] == 4 and m["n_faces_found"] == 3
+    assert m["no_face"] == [str(noise)]
+    found = "the largest face cropped first (found in 3 of 4; the others scored whole)"
+    assert m["evaluated_on"].endswith(found)
+    expected = prepare(sorted(data.iterdir()), 32, detect=True).batch
+    np.testing.assert_array_equal(fed[-1], expected)  # predict's crops, in the same order
+
+    whole = runner.invoke(app, [*base, "--json"])
+    m = json.loads(whole.stdout.strip().splitlines()[-1])
+    assert m["detect"] is False and "n_faces_found" not in m and "face" not in m["evaluated_on"]
+    assert not np.array_equal(fed[-1], expected)  # the canvases, scored whole
+    text = runner.invoke(app, [*base, "--detect"])
+    assert text.exit_code == 0 and text.output.rstrip().endswith(f"4 images evaluated, 0 skipped; {found}")
+
+
 def test_evaluate_refuses_bad_options_before_the_work(tmp_path, folder_and_model) -> None:
     data, model = folder_and_model
     afile = tmp_path / "afile"

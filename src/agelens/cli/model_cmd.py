@@ -396,13 +396,21 @@ def evaluate_command(
             help="tflite: the same weights through TensorFlow Lite, ~2x faster (Keras if unavailable)."
         ),
     ] = Engine.tflite,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="Crop the largest face first, as predict does (for labelled photos in the wild; "
+            "default: photos are scored as given, as face crops).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace metrics files already in --out.")] = False,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
     Photos are scored as given, as face crops (the form labelled data sets come in and models
-    are trained on); predict and explain crop the largest face first, so on a wider photo
-    their answer can differ: crop such photos to the face, or ask predict.
+    are trained on). predict and explain crop the largest face first; --detect does the same
+    here, for labelled photos that are not face crops (the JSON counts the faces found).
 
     Example: agelens evaluate ../shared/data/utkface-200 --json
     """
@@ -428,7 +436,14 @@ def evaluate_command(
         ds = ds.in_class_order(m_.class_names)
     except DatasetError as e:
         fail(str(e))
-    x, ok, bad = load_batch([r.path for r in records], m_.input_size)
+    found: list[bool | None] = []
+    if detect:  # the crop predict makes, without keeping thousands of decoded photos
+        from agelens.model.predict import prepare
+
+        prepared = prepare([r.path for r in records], m_.input_size, detect=True, keep_photos=False)
+        x, ok, bad, found = prepared.batch, prepared.paths, prepared.problems, prepared.face_found
+    else:
+        x, ok, bad = load_batch([r.path for r in records], m_.input_size)
     problems += bad
     report_problems(problems, quiet=as_json)
     label_of = {r.path: r.label for r in ds.records}  # in the model's class order
@@ -445,7 +460,11 @@ def evaluate_command(
         f"photos of {data} listed in {holdout}"
         if holdout is not None
         else f"every labelled photo in {data} (training photos included, if the model saw any)"
-    )
+    ) + (f"; {faces_found_phrase(found)}" if detect else "")
+    m["detect"] = detect
+    if detect:
+        m["n_faces_found"] = sum(bool(f) for f in found)
+        m["no_face"] = [str(p) for p, f in zip(ok, found, strict=True) if not f]
     m["model"] = str(m_.path)
     m["test_time_flip"] = m_.test_time_flip if flip is None else flip
     if engine == "tflite":
@@ -465,6 +484,7 @@ def evaluate_command(
             "batch_size": batch_size,
             "flip": m["test_time_flip"],
             "engine": m["engine"],
+            "detect": detect,
         }
         given = {k: v for k, v in options.items() if v is not None}
         write_evaluation(m, out, settings | given | {"model_read_as": m_.read_as})
@@ -475,7 +495,15 @@ def evaluate_command(
     else:
         typer.echo(markdown_table(m))
         left_out = f", {outside} not in the holdout list" if holdout is not None else ""
-        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}")
+        faces = f"; {faces_found_phrase(found)}" if detect else ""
+        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}{faces}")
+
+
+def faces_found_phrase(found: list[bool | None]) -> str:
+    """How ``--detect`` went, in the words the text output and ``evaluated_on`` share."""
+    n, k = len(found), sum(bool(f) for f in found)
+    rest = "" if k == n else "; the others scored whole"
+    return f"the largest face cropped first (found in {k} of {n}{rest})"
 
 
 def _forward_model(model: Path | None, options: dict, light: bool):

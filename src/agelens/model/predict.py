@@ -93,8 +93,12 @@ class PreparedImages:
     problems: list[Problem] = field(default_factory=list)
 
 
-def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImages:
-    """Decode, optionally crop the largest face, and resize; bad files become problems."""
+def prepare(paths: list[Path], size: int, detect: bool = False, keep_photos: bool = True) -> PreparedImages:
+    """Decode, optionally crop the largest face, and resize; bad files become problems.
+
+    ``keep_photos=False`` leaves ``originals`` and ``crops`` empty: scoring a folder of
+    thousands of photos needs only the model-sized batch, not every decoded photo in memory.
+    """
 
     def one(p: Path):
         img = read_photo(p)
@@ -107,15 +111,16 @@ def prepare(paths: list[Path], size: int, detect: bool = False) -> PreparedImage
 
             crop, box = crop_largest_face(img)
             found = box is not None
-        return img, crop, resize_for_model(crop, size), found
+        small = resize_for_model(crop, size)
+        return (img, crop, small, found) if keep_photos else (None, None, small, found)
 
     results = thread_map(one, paths)
     ok = [(p, r) for p, r in zip(paths, results, strict=True) if not isinstance(r, Problem)]
     batch = np.stack([r[2] for _, r in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
     return PreparedImages(
         [p for p, _ in ok],
-        [r[0] for _, r in ok],
-        [r[1] for _, r in ok],
+        [r[0] for _, r in ok] if keep_photos else [],
+        [r[1] for _, r in ok] if keep_photos else [],
         batch,
         [r[3] for _, r in ok],
         [r for r in results if isinstance(r, Problem)],
