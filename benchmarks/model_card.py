@@ -371,6 +371,8 @@ def distillation_section(candidates: str, summaries: str) -> str:
     runs = {r["args"]["name"]: r for r in json.loads(Path(summaries).read_text())}
     by_name = {Path(k).name.removesuffix(".keras"): v for k, v in c.items()}
     shipped = next(v for k, v in c.items() if k.endswith("agelens-utkface.keras"))
+    seconds = sorted(r["train_wall_s"] for r in runs.values())
+    walls = f"{seconds[0]:.0f}-{seconds[-1]:.0f} s of training each"
 
     def pair(r: dict, split: str) -> str:
         return f"{r[split]['head']['acc']:.3f} / {r[split]['head']['f1']:.3f}"
@@ -416,7 +418,7 @@ def distillation_section(candidates: str, summaries: str) -> str:
         "    python benchmarks/keras_to_npz.py src/agelens/assets/agelens-utkface.keras "
         ".devdata/gpu/shipped.npz --half\n"
         "    STAGE=6 BUDGET=480 EPOCHS=70 bash benchmarks/gpu_run.sh   # on the GPU machine (one H200, "
-        "474 s), .devdata/gpu/utk.npz and shipped.npz carried\n"
+        f"three runs side by side, {walls}), .devdata/gpu/utk.npz and shipped.npz carried\n"
         "    python benchmarks/torch_to_keras.py H112kdmt.best.npz /tmp/gc6k/H112kdmt.best.keras --size 112"
         "   # and the others\n"
         "    python benchmarks/eval_candidates.py /tmp/gc6k/*.keras src/agelens/assets/agelens-utkface.keras "
@@ -486,8 +488,8 @@ def fit_gap_section(path: str, ceiling: str, lowreg: str = "") -> str:
         + tail
         + " (`python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
         "/tmp/lowreg/L112.swa.keras "
-        "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json`, "
-        "`benchmarks/results/fit_gap.json`.)\n"
+        "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json "
+        "--out benchmarks/results/fit_gap.json`.)\n"
     )
 
 
