@@ -21,10 +21,10 @@ def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
         from agelens.model.io import wrap_keras_model
 
         return wrap_keras_model
-    if name == "explain":
-        from agelens.explain.api import explain
+    if name == "explain":  # the package, callable as explain(): agelens.explain.list_methods() too
+        import agelens.explain as package
 
-        return explain
+        return package
     if name == "Explanation":  # what explain returns; Explanation.load reads a saved one back
         from agelens.explain.explanation import Explanation
 

@@ -11,6 +11,7 @@ Heavy imports (TensorFlow, the explain engine) happen inside the commands so ``-
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -447,7 +448,7 @@ def _run(
     import numpy as np
 
     from agelens.data.images import source_record
-    from agelens.explain.api import explain, takes_layer
+    from agelens.explain.api import BlankMapsWarning, explain, takes_layer
     from agelens.explain.explanation import (
         manifest_header,
         output_dir,
@@ -472,7 +473,9 @@ def _run(
             blank = 0
             for lo in range(0, len(images), CHUNK):
                 opts = {"signed": True} if signed else {}
-                e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
+                with warnings.catch_warnings():  # counted below and said once per method
+                    warnings.simplefilter("ignore", BlankMapsWarning)
+                    e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
                 e.settings["detect"] = detect  # these images are the crops: explain saw no detection
                 blank += sum(float(np.max(np.abs(mp))) == 0.0 for mp in e.maps)
                 for j in range(len(e)):

@@ -25,7 +25,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agelens.data.images import scale_unit_floats
 from agelens.explain.base import Method
 from agelens.explain.cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from agelens.explain.explanation import Explanation
@@ -40,6 +39,7 @@ from agelens.explain.gradients import (
 from agelens.explain.occlusion import Occlusion
 from agelens.explain.perturb import AblationCAM, ScoreCAM
 from agelens.report.app_logic import no_face_note
+from agelens.user_warnings import caller_stacklevel
 
 METHODS: dict[str, type[Method]] = {
     "gradcam": GradCAM,
@@ -248,11 +248,10 @@ def attribute(
     Fast path for metrics: no decoding or resizing, the method is cached per model and
     options, and the compiled step is traced once for any batch size. ``target`` is as in
     :func:`agelens.explain.targets.resolve_target` (default: each image's predicted class).
-    A float array all in 0..1 is scaled to 0..255 with a warning, as :func:`explain` does:
-    read as 0..255 it is a black image and its map is wrong, not just scaled.
+    Floats all in 0..1 (arrays or tensors) are scaled to 0..255 with a warning, as :func:`explain`
+    does: read as 0..255 they are a black image and its map is wrong, not just scaled. Every
+    method's own ``attribute`` applies the same rule (and refuses NaN or infinite pixels).
     """
-    if isinstance(x, np.ndarray):
-        x = scale_unit_floats(x, "x", stacklevel=2)
     return make_method(model, method, layer, **options).attribute(x, target)
 
 
@@ -287,6 +286,7 @@ def explain(
     size = m.size
     x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
     res = m.run(x, target)
+    warn_blank_maps(m, res.maps)
     maps = [to_photo(res.maps[i], p.shape[:2], m.signed_maps) for i, p in enumerate(photos)]
     same = len({mp.shape for mp in maps}) == 1
     return Explanation(
@@ -307,6 +307,22 @@ def explain(
     )
 
 
+class BlankMapsWarning(UserWarning):
+    """Some maps are all zero: no positive evidence for the target at that layer (a ReLU of a
+    negative weighted sum), not "nothing matters". The CLI words it its own way, once per method."""
+
+
+def warn_blank_maps(method: Method, maps: np.ndarray) -> int:
+    """Warn (:class:`BlankMapsWarning`) when maps are all zero, as the docs promise; returns how many."""
+    blank = int(sum(float(np.max(np.abs(mp))) == 0.0 for mp in maps)) if len(maps) else 0
+    if blank:
+        at_layer = method.layers != ["input"]
+        advice = " at this layer; try another layer or method" if at_layer else "; try another method"
+        said = f"{blank} of {len(maps)} maps are all zero (no positive evidence for the target{advice})"
+        warnings.warn(BlankMapsWarning(f"{method.name}: {said}"), stacklevel=caller_stacklevel())
+    return blank
+
+
 def _crop_faces(
     photos: list[np.ndarray], sources: list[str]
 ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
@@ -323,7 +339,7 @@ def _crop_faces(
             "crop_box_xywh": crop_box_xywh(photo, crop, box),
         }
         if box is None:
-            warnings.warn(f"{source}: {no_face_note(photo)}", stacklevel=3)
+            warnings.warn(f"{source}: {no_face_note(photo)}", stacklevel=caller_stacklevel())
         else:
             face["face_box_xywh"] = [int(v) for v in box]
         crops.append(crop)

@@ -13,6 +13,7 @@ carries no location information and becomes all zeros rather than noise or NaN.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -208,6 +209,16 @@ def compiled_forward(view: ModelView, size: int) -> Any:
 
 
 def _as_batch(images: Any, size: int) -> Any:
+    """``images`` as a float32 ``(N, size, size, 3)`` tensor in 0..255, checked at the one door
+    every method's ``attribute``/``run``/``signed`` goes through.
+
+    Floats all in 0..1 (captum's and torchvision's convention) are scaled with a warning, as
+    :func:`agelens.data.images.scale_unit_floats` does for arrays, tensors included: read as
+    0..255 they are a black image whose map is wrong, not just scaled. NaN or infinite pixels
+    are refused, naming the images: they give NaN maps, or all-zero ones that read as "no
+    evidence".
+    """
+    floating = images.dtype.is_floating if isinstance(images, tf.Tensor) else _is_float_array(images)
     x = tf.convert_to_tensor(images, tf.float32) if not isinstance(images, tf.Tensor) else images
     x = tf.cast(x, tf.float32)
     if x.shape.rank == 3:
@@ -217,7 +228,35 @@ def _as_batch(images: Any, size: int) -> Any:
             f"attribute() takes model-sized images (N, {size}, {size}, 3) in 0..255, got shape "
             f"{tuple(x.shape)}; use agelens.explain.explain() for photos of any size"
         )
+    n = int(x.shape[0])
+    if n == 0:
+        return x
+    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (n, -1))), axis=1).numpy()
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(
+            f"images hold NaN or infinite pixels (image {shown} of {n}): no map of them means anything"
+        )
+    if floating:
+        lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+        if lo >= 0 and 0 < hi <= 1.0:
+            from agelens.user_warnings import caller_stacklevel
+
+            warnings.warn(
+                "x: float images with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
+                stacklevel=caller_stacklevel(),
+            )
+            x = x * 255.0
     return x
+
+
+def _is_float_array(images: Any) -> bool:
+    dtype = getattr(images, "dtype", None)
+    if dtype is None:
+        images = np.asarray(images)
+        dtype = images.dtype
+    return np.dtype(dtype).kind == "f"
 
 
 __all__ = ["PREDICTED", "Attribution", "Method", "normalize_maps", "upsample", "score"]

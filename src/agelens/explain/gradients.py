@@ -198,6 +198,30 @@ class GuidedBackprop(_InputGradient):
     variant = "guided"
 
 
+def _checked_baseline(baseline: np.ndarray, size: int) -> np.ndarray:
+    """A baseline every image of any batch can use, checked when the method is made: a wrong shape
+    used to fail at the first call with a TensorFlow broadcast error, and -5 passed as a grey level.
+
+    One baseline serves all images (captum also takes one per image; here batches are split, so a
+    per-image one would pair with the wrong images): a grey level, an RGB colour ``(3,)``, or a
+    model-sized image ``(size, size, 3)``, all in 0..255.
+    """
+    shapes = {(), (3,), (size, size, 3), (1, size, size, 3)}
+    if baseline.shape not in shapes:
+        raise ValueError(
+            f"baseline shaped {baseline.shape}: use a grey level, an RGB colour (3,) or one model-sized "
+            f"image ({size}, {size}, 3), the same for every image"
+        )
+    if not np.isfinite(baseline).all():
+        raise ValueError("baseline holds NaN or infinite values: pixels are 0..255 (black 0, white 255)")
+    if baseline.min() < 0 or baseline.max() > 255:
+        raise ValueError(
+            f"baseline values {float(baseline.min()):g}..{float(baseline.max()):g}: "
+            "pixels are 0..255 (black 0, white 255)"
+        )
+    return baseline.reshape(baseline.shape[1:]) if baseline.ndim == 4 else baseline
+
+
 class IntegratedGradients(_InputGradient):
     """Integrated Gradients (Sundararajan et al. 2017), midpoint Riemann sum over ``steps``.
 
@@ -226,7 +250,9 @@ class IntegratedGradients(_InputGradient):
             raise ValueError(
                 f"baseline {baseline!r}: use 'black', 'white', a grey level 0..255 or an image-shaped array"
             )
-        self.baseline = np.asarray(named[baseline] if isinstance(baseline, str) else baseline, np.float32)
+        self.baseline = _checked_baseline(
+            np.asarray(named[baseline] if isinstance(baseline, str) else baseline, np.float32), self.size
+        )
         self._chunks: dict = {}
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
