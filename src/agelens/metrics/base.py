@@ -49,6 +49,9 @@ HOW_TO_GET = {
 }
 """Per context key, how to supply it: a "needs X" error must say how to build X."""
 
+PREDICTED_WORDS = ("", "predicted", "pred", "top", "none")
+"""Target words meaning "each image's predicted class", as ``agelens.explain`` reads them (with None)."""
+
 PROB_TOL = 1e-3
 """How far probabilities may stray outside [0, 1] or row sums from 1 (float32 softmax is ~1e-6 off)."""
 
@@ -149,6 +152,9 @@ class Metric(ABC):
 
     Subclasses implement :meth:`_evaluate`; ``metric(x, maps, targets, **context)``
     returns one score per image (NaN where the metric does not apply, e.g. an empty mask).
+    ``targets`` are spelled as ``explain`` spells them: class indices or names (one for every
+    image or one per image), None or ``"predicted"`` (each image's predicted class, from the
+    ``predict_fn`` or ``model`` given), ``"age"`` or a contrast such as ``"old-young"``.
     """
 
     name: ClassVar[str]
@@ -158,6 +164,9 @@ class Metric(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     ranked: ClassVar[bool] = True
     """False for a metric that describes maps without judging them (complexity): shown, not ranked on."""
+    reads_targets: ClassVar[bool] = True
+    """False for a metric whose score never reads the target (sparseness, the mask metrics): a class
+    name or ``"predicted"`` then needs no model to be looked up or predicted with."""
 
     def __call__(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, **context: Any) -> np.ndarray:
         return self.evaluate(x, maps, targets, **context).scores
@@ -178,18 +187,27 @@ class Metric(ABC):
 
         n_classes = None
         size = input_size_of(ctx.predict_fn, ctx.model)
-        readout = readout_of(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
+        names = getattr(ctx.model or ctx.predict_fn, "class_names", None)
+        predicted = means_predicted(targets)
+        readout = None if predicted else readout_of(targets, names)
+        n = np.shape(x)[0] if np.ndim(x) else 0
         if readout is not None:
-            n = np.shape(x)[0] if np.ndim(x) else 0
             x, maps, targets = check_inputs(x, maps, np.zeros(n, np.int64), 1, size)
             self._read(readout, ctx)
         else:
-            targets = class_indices(targets, getattr(ctx.model or ctx.predict_fn, "class_names", None))
             if ctx.predict_fn is not None:
                 ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
             elif ctx.model is not None:
                 n_classes = n_classes_of(ctx.model)
-            x, maps, targets = check_inputs(x, maps, targets, n_classes, size)
+            unread = not self.reads_targets and (predicted or (names is None and _named(targets)))
+            if unread:  # not read: names stand for placeholders, counted like indices
+                k = 1 if predicted else np.size(targets)
+                x, maps, targets = check_inputs(x, maps, np.zeros(k, np.int64), n_classes, size)
+            elif predicted:  # predicted from x once x has passed its checks
+                x, maps, _ = check_inputs(x, maps, np.zeros(n, np.int64), None, size)
+                targets = check_targets(self._predicted(x, targets, ctx), len(x), n_classes)
+            else:
+                x, maps, targets = check_inputs(x, maps, class_indices(targets, names), n_classes, size)
             ctx.explain_targets = targets
         if ctx.masks is not None:
             if np.shape(ctx.masks) != maps.shape:
@@ -198,6 +216,31 @@ class Metric(ABC):
         if ctx.predict_fn is not None and readout is None:
             ctx.predict_fn = checked_predict_fn(ctx.predict_fn, targets)
         return self._evaluate(x, maps, targets, ctx)
+
+    def _predicted(self, x: np.ndarray, spec: Any, ctx: Context) -> np.ndarray:
+        """Each image's predicted class, from the ``predict_fn`` (else the ``model``) the metric has.
+
+        Why here, once: ``explain`` explains the predicted class by default (``target=None`` or
+        ``"predicted"``), so maps drawn that way are scored with the same spelling by every metric.
+        """
+        from agelens.metrics.adapters import resolve_predict_fn
+
+        said = "None" if spec is None else repr(spec)
+        source = ctx.predict_fn if ctx.predict_fn is not None else ctx.model
+        try:
+            if source is None:
+                raise TypeError
+            predict = resolve_predict_fn(source, ctx.batch_size)[0]
+        except TypeError:
+            what = "no model" if source is None else f"a {type(source).__name__}, which cannot predict"
+            raise ValueError(
+                f"metric {self.name!r}: targets {said} means each image's predicted class, but it has "
+                f"{what} to predict it with; {HOW_TO_GET['predict_fn']}, or give class indices"
+            ) from None
+        step = max(1, int(ctx.batch_size))
+        parts = [np.asarray(predict(x[s : s + step])) for s in range(0, len(x), step)]
+        probs = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+        return check_probabilities(probs, len(x), np.zeros(0, np.int64)).argmax(axis=1).astype(np.int64)
 
     def _read(self, readout: Any, ctx: Context) -> None:
         """Point ``ctx`` at ``readout``: ``predict_fn`` gives its one column, explainers get its spec.
@@ -234,6 +277,17 @@ class Metric(ABC):
         }
 
 
+def means_predicted(targets: Any) -> bool:
+    """True for None or a word of :data:`PREDICTED_WORDS` (any case): each image's predicted class."""
+    return targets is None or (isinstance(targets, str) and targets.strip().lower() in PREDICTED_WORDS)
+
+
+def _named(targets: Any) -> bool:
+    """True when ``targets`` are class names (one, or one per image) rather than indices."""
+    t = np.asarray(targets)
+    return t.dtype.kind in "US" and t.size > 0
+
+
 def check_inputs(
     x: np.ndarray,
     maps: np.ndarray,
@@ -249,11 +303,8 @@ def check_inputs(
     a warning, exactly as :func:`agelens.data.images.load_image` treats them. ``size`` is the
     model's input side, when known (see :func:`check_model_size`).
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = check_images(x, size)
     maps = np.asarray(maps, dtype=np.float32)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"x must be (N, S, S, 3) RGB, got {x.shape}")
-    check_model_size(x, size)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps must be (N, S, S) matching x {x.shape[:3]}, got {maps.shape}")
     check_finite("x", x)
@@ -261,7 +312,20 @@ def check_inputs(
     return as_pixels(x), maps, check_targets(targets, x.shape[0], n_classes)
 
 
-def check_model_size(x: np.ndarray, size: int | None) -> None:
+def check_images(x: Any, size: int | None, name: str = "x") -> np.ndarray:
+    """``x`` as a float32 ``(N, S, S, 3)`` RGB batch at the model's input size (``size``, when known).
+
+    The shape half of :func:`check_inputs`, shared with ``score_methods``, which predicts on its
+    images before any metric sees them.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be (N, S, S, 3) RGB, got {x.shape}")
+    check_model_size(x, size, name)
+    return x
+
+
+def check_model_size(x: np.ndarray, size: int | None, name: str = "x") -> None:
     """Refuse ``x`` whose images are not ``size x size`` (the model's input), naming the fix.
 
     Why here: scoring an Explanation's own photos and maps is the natural first try, and a
@@ -270,7 +334,7 @@ def check_model_size(x: np.ndarray, size: int | None) -> None:
     """
     if size is not None and tuple(x.shape[1:3]) != (size, size):
         raise ValueError(
-            f"x holds {x.shape[1]}x{x.shape[2]} px images but the model takes {size}x{size}; metrics score "
+            f"{name}: {x.shape[1]}x{x.shape[2]} px images but the model takes {size}x{size}; metrics score "
             "what the model saw: get x and maps with agelens.metrics.explanation_inputs(explanation, model)"
         )
 

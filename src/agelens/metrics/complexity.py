@@ -41,6 +41,7 @@ class Sparseness(Metric):
     higher_is_better = True
     category = "complexity"
     ranked = False
+    reads_targets = False
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
         return MetricResult(gini(maps))

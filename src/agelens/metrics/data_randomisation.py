@@ -38,6 +38,7 @@ from agelens.metrics.base import (
     as_pixels,
     check_finite,
     class_targets,
+    means_predicted,
     n_classes_of,
 )
 from agelens.metrics.readouts import readout_of
@@ -134,11 +135,11 @@ def data_randomisation_test(
 ) -> DataRandomisationResult:
     """Explain ``x`` with ``model`` and with ``shuffled_model`` and compare the maps photo by photo.
 
-    ``targets`` (class indices or names, ``"age"``, a contrast such as ``"old-young"``) default to
-    ``model``'s predicted classes and are the same for both models: the question is whether
-    the method answers "where is the evidence for *old*?" differently for a model that learned
-    age and one that did not. ``original_maps`` saves re-explaining ``model``. An explainer left
-    to its default layer explains the layer ``model`` declares in both (:func:`explained_like`).
+    ``targets`` (class indices or names, ``"age"``, a contrast such as ``"old-young"``) default (None or
+    ``"predicted"``) to ``model``'s predicted classes and are the same for both models: the question
+    is whether the method answers "where is the evidence for *old*?" differently for a model that
+    learned age and one that did not. ``original_maps`` saves re-explaining ``model``. An explainer
+    left to its default layer explains the layer ``model`` declares in both (:func:`explained_like`).
     Neither model is changed.
     """
     from agelens.metrics.adapters import as_age_model
@@ -150,6 +151,7 @@ def data_randomisation_test(
     check_comparable(real, shuffled)
     x = as_pixels(np.asarray(x, dtype=np.float32))
     check_finite("x", x)
+    targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     readout = readout_of(targets, getattr(real, "class_names", None))
     if readout is not None:
         if readout.kind == "age" and getattr(shuffled, "age_output", None) is None:

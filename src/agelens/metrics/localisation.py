@@ -60,6 +60,7 @@ class PointingGame(Metric):
     applies_to = NEEDS_MASK
     category = "localisation"
     requires = ("masks",)
+    reads_targets = False  # the peak or the mass of the map against its mask, whatever it explains
 
     def __init__(self, tolerance: int | None = None) -> None:
         self.tolerance = tolerance
@@ -77,6 +78,7 @@ class EnergyInMask(Metric):
     applies_to = NEEDS_MASK
     category = "localisation"
     requires = ("masks",)
+    reads_targets = False  # the peak or the mass of the map against its mask, whatever it explains
 
     def _evaluate(self, x: np.ndarray, maps: np.ndarray, targets: np.ndarray, ctx: Context) -> MetricResult:
         share, area = energy_in_mask(maps, ctx.masks)

@@ -29,6 +29,7 @@ from agelens.metrics.adapters import (
     RANDOM,
     age_predict_fn,
     as_age_model,
+    input_size_of,
     method_explainer,
     method_model_explainer,
     predict_fn_of,
@@ -39,7 +40,10 @@ from agelens.metrics.base import (
     ModelExplainer,
     Score,
     as_pixels,
+    check_finite,
+    check_images,
     class_targets,
+    means_predicted,
     paired_difference,
     random_maps,
     smoothness_sigma,
@@ -383,7 +387,7 @@ def signed(v: float) -> str:
 def score_methods(
     model: Any,
     images: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     methods: Sequence[str],
     metrics: Sequence[str | Metric] = DEFAULT_METRICS,
     *,
@@ -403,7 +407,8 @@ def score_methods(
     out_dir: str | Path | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> ScoreTable:
-    """Score each method with each metric on ``images``, explaining ``targets`` (default: predicted class).
+    """Score each method with each metric on ``images``, explaining ``targets`` (default, None or
+    ``"predicted"``: each image's predicted class).
 
     ``model`` is an :class:`AgeModel` or a keras.Model (wrapped as the explain engine wraps
     it, so randomisation and robustness run on it too), or a bare ``predict_fn`` when every
@@ -416,20 +421,31 @@ def score_methods(
     The options recorded per method are those it ran with; for a method given in
     ``explainers`` they are the explainer's own (its ``options``, where it carries them),
     else marked as given by the caller, never the defaults it may not have used.
-    ``labels`` group the region view and the gallery. ``layer`` is the CAM methods' layer
-    (a keyword such as ``"last-conv"`` or a layer name; default: the model's declared one):
-    faithfulness depends on it, so comparing layers is one call per layer. ``images`` are
-    model-sized RGB in 0..255 (floats all in 0..1 are scaled, with a warning, before the
-    targets are predicted). Writes to ``out_dir`` if given.
+    ``labels`` (true classes, one per image: indices or class names) group the region view and the
+    gallery; None leaves the gallery empty and is refused with ``region_masks``. ``layer`` is the CAM
+    methods' layer (a keyword such as ``"last-conv"`` or a layer name; default: the model's declared
+    one): faithfulness depends on it, so comparing layers is one call per layer. ``images`` are
+    model-sized RGB in 0..255 (floats all in 0..1 are scaled, with a warning, before the targets are
+    predicted); photo-size images are refused in one line: get model-size ones with
+    :func:`~agelens.metrics.explanation_inputs`. Writes to ``out_dir`` if given.
     """
-    # Scaled first: the targets are predicted here, before any metric would scale 0..1 input.
-    x = as_pixels(np.asarray(images, dtype=np.float32), "images", stacklevel=3)
-    labels = np.asarray(labels, dtype=np.int64)
+    # Checked and scaled first: the targets are predicted here, before any metric would check x or
+    # scale 0..1 input, so a photo-size batch fails in one line, not inside the traced forward pass.
+    x = as_pixels(check_images(images, input_size_of(model), "images"), "images", stacklevel=3)
+    check_finite("images", x)
     n = len(x)
+    labels = _labels_counted(labels, n)
+    if labels is None and region_masks is not None:
+        raise ValueError(
+            "labels: the region view (region_masks) groups images by their true class; "
+            "pass labels, one class index or name per image"
+        )
+    targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     predict = predict_fn_of(model, batch_size)
     probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
     am = as_age_model(model)  # a keras.Model too: randomisation needs weights, not only predictions
     declared = getattr(am, "class_names", None)
+    labels = _labels_named(labels, declared or group_names, probs.shape[1])
     readout = readout_of(targets, declared or group_names)
     if readout is not None:  # "age", "old-young": maps of it, scored on it; classes only group the views
         explained, metric_targets, targets = readout.label, readout.spec, probs.argmax(1)
@@ -476,7 +492,7 @@ def score_methods(
             )
     table.vs_random = {k: v for k, v in table.vs_random.items() if v}
     table.baselines = {k: v for k, v in table.baselines.items() if v}
-    table.gallery = extreme_cases(probs, labels)
+    table.gallery = {} if labels is None else extreme_cases(probs, labels)  # right or wrong needs labels
     table.meta.update(
         n_images=n,
         size=x.shape[1],
@@ -493,6 +509,46 @@ def score_methods(
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _labels_counted(labels: Any, n: int) -> np.ndarray | None:
+    """``labels`` as an array of one true class per image (None stays None); a one-line error otherwise.
+
+    Why before predicting: a wrong count used to fail as "operands could not be broadcast" in the
+    gallery, after every method had been explained and scored.
+    """
+    if labels is None:
+        return None
+    t = np.asarray(labels)
+    if t.ndim != 1 or len(t) != n:
+        got = f"{len(t)}" if t.ndim == 1 else f"shape {t.shape}"
+        raise ValueError(
+            f"labels: {got} for {n} images; give one true class (index or name) per image, or labels=None"
+        )
+    return t
+
+
+def _labels_named(labels: np.ndarray | None, class_names: Any, n_classes: int) -> np.ndarray | None:
+    """``(n,)`` int64 class indices from :func:`_labels_counted`'s labels (indices or class names)."""
+    if labels is None:
+        return None
+    names = [str(c) for c in class_names] if class_names is not None else []
+    if labels.dtype.kind in "US":
+        unknown = sorted({str(v) for v in labels} - set(names))
+        if unknown:
+            said = f"the classes are {', '.join(names)}" if names else "give class indices"
+            raise ValueError(f"labels: unknown class {unknown[0]!r}; {said}")
+        return np.array([names.index(str(v)) for v in labels], np.int64)
+    integral = labels.dtype.kind in "iub" or (
+        labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
+    )
+    if not integral:
+        raise ValueError(f"labels must be class indices or class names, got dtype {labels.dtype}")
+    t = labels.astype(np.int64)
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        bad = int(t.min() if t.min() < 0 else t.max())
+        raise ValueError(f"labels must be class indices in [0, {n_classes}), got {bad}")
+    return t
 
 
 def _shuffled_twin(shuffled_model: Any, model: Any) -> Any:

@@ -75,6 +75,7 @@ from agelens.metrics.base import (
     as_pixels,
     check_finite,
     class_targets,
+    means_predicted,
     n_classes_of,
 )
 from agelens.metrics.readouts import readout_of
@@ -86,14 +87,30 @@ def _keras(model: Any) -> Any:
     return getattr(model, "keras_model", model)
 
 
+def _graph(model: Any) -> Any:
+    """The Functional graph of ``model``'s Keras model: a Sequential's own graph, the same layers.
+
+    Why: Keras 3 defines no ``output`` for a ``keras.Sequential`` (AttributeError "has never been
+    called"), so a plain Sequential, or an AgeModel that keeps one, could not be staged. The
+    explain engine reads the same graph (:func:`agelens.explain._graph.functional_of`).
+    """
+    import keras
+
+    km = _keras(model)
+    if not isinstance(km, keras.Sequential):
+        return km
+    from agelens.explain._graph import functional_of
+
+    return functional_of(km)
+
+
 OUTPUTS = ("class", "age")
 """What a target can read: the class scores (classes, contrasts) or the expected age."""
 
 
 def _output(model: Any, which: str) -> Any:
     """The Keras tensor of the class output or the age output."""
-    km = _keras(model)
-    out = km.output
+    out = _graph(model).output
     key = getattr(model, "group_output", 0) if which == "class" else getattr(model, "age_output", None)
     if key is None:
         raise ValueError("output 'age': this model has no age output")
@@ -118,8 +135,7 @@ def randomisable_layers(model: Any, output: str | tuple[str, ...] = "class") -> 
     top (output side) first."""
     import keras
 
-    km = _keras(model)
-    sub = keras.Model(km.inputs, [_output(model, o) for o in check_outputs(output)])
+    sub = keras.Model(_graph(model).inputs, [_output(model, o) for o in check_outputs(output)])
     names: list[str] = []
     stack = list(sub.layers)
     flat: list[Any] = []
@@ -318,9 +334,10 @@ def randomisation_test(
 ) -> RandomisationResult:
     """Re-explain ``x`` on progressively (cascading) or singly (independent) randomised clones of ``model``.
 
-    ``targets`` (class indices or names, one per image or one for all) default to the
-    original model's predicted classes and stay fixed, so every stage explains the same
-    class; ``"age"`` or a contrast (``"old-young"``) is handed to ``explain_fn`` as it is.
+    ``targets`` (class indices or names, one per image or one for all) default (None or ``"predicted"``,
+    as ``explain`` spells it) to the original model's predicted classes and stay fixed, so every stage
+    explains the same class; ``"age"`` or a contrast (``"old-young"``) is handed to ``explain_fn`` as
+    it is.
     ``output`` is what the explained target reads: ``"class"`` (classes, contrasts), ``"age"``
     (an ``explain_fn`` explaining ``target="age"``) or both; left out, it is the age for
     ``targets="age"``, the class output for a contrast, and otherwise found by probing (see
@@ -337,6 +354,7 @@ def randomisation_test(
     x = np.asarray(x, dtype=np.float32)
     check_finite("x", x)
     x = as_pixels(x)
+    targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     readout = readout_of(targets, getattr(model, "class_names", None))
     if readout is not None:  # "age", "old-young": every stage explains that, and it reads its own output
         if readout.kind == "age" and getattr(model, "age_output", None) is None:
