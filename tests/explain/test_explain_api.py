@@ -110,7 +110,7 @@ def test_save_writes_every_file_and_a_manifest_listing_them(expl, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     on_disk = sorted(p.name for p in out.iterdir())
     assert sorted(manifest["files"]) == on_disk == sorted(p.name for p in written)
-    assert len(on_disk) == 2 * 3 + 1
+    assert len(on_disk) == 2 * 4 + 1  # per photo overlay, panel, map and (given in memory) the image
     assert all("_gradcampp_" in n for n in on_disk if n != "manifest.json")  # the method is in the name
     ran = {"fuse": "mean", "upsample": True, "batch_size": 32, "detect": False, "input_range": "0-255"}
     assert manifest["runs"][0] == {"method": "gradcam++", "layer": "out_relu", "target": "old minus young",

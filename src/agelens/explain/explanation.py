@@ -12,6 +12,8 @@ safe (think ``--out ~``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -54,6 +56,15 @@ class Explanation:
     square the model saw). ``images`` are the RGB uint8 photos as given (the face crops with
     ``detect=True``); ``faces`` then says per photo whether a face was found, and where
     (``face_found``, ``face_box_xywh`` in the photo, ``photo_size``), as the CLI's manifest does.
+    ``stand_ins`` lists the indices of ``images`` that :meth:`load` could not get back (a photo
+    file gone or changed since): grey squares of the right size, whose maps and predictions are
+    real but whose pixels are not, so the metrics warn rather than score them.
+
+    ``a == b`` compares by value, as for any dataclass: every field equal, arrays by shape,
+    dtype and every element (:func:`numpy.array_equal`; ``maps`` stacked or as a list alike).
+    It is exact: a loaded explanation's probabilities were rounded to 6 decimals (ages to 2)
+    in the manifest, so it equals another load of the same folder, not the explanation saved
+    (compare those fields with :func:`numpy.allclose`). Explanations are mutable, so unhashable.
     """
 
     maps: np.ndarray | list[np.ndarray]
@@ -68,6 +79,12 @@ class Explanation:
     model_path: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     faces: list[dict[str, Any]] | None = None
+    stand_ins: list[int] = field(default_factory=list)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
 
     @property
     def signed(self) -> bool:
@@ -121,13 +138,30 @@ class Explanation:
             ]
             for record, face in zip(records, self.faces or [], strict=False):
                 record.update(face)  # found or not, and where: as the CLI's manifest says it
-            for record in records:
+            for i, record in enumerate(records):
                 if not record.get("face_found"):  # nothing cropped: the map covers the photo as given
                     record.setdefault("crop_box_xywh", [0, 0, *record["size"]])
+                if i not in self.stand_ins:  # a grey stand-in stays one: its source may come back
+                    self._keep_image(i, record, tmp)
             files = [f for r in records for f in r["files"]]
             header = manifest_header(self.model_path, cmap=cmap, alpha=alpha)
             write_manifest(tmp, header, [self.describe()], records, files)
         return [Path(directory) / f for f in [*files, MANIFEST]]
+
+    def _keep_image(self, i: int, record: dict[str, Any], directory: Path) -> None:
+        """Make ``record`` give back image ``i`` exactly: its fingerprint, and where its source
+        cannot (a photo given in memory, a file gone or changed since), a lossless PNG of it
+        beside the maps (``image_file``). A photo file that still reads back as explained is not
+        copied: photos can be large, and the folder already names them."""
+        image = np.ascontiguousarray(self.images[i], np.uint8)
+        record["image_sha256"] = _fingerprint(image)
+        again, _ = _reread(record)
+        if again is not None and np.array_equal(again, image):
+            return
+        stem = stems(self.sources or [""] * len(self))[i]
+        record["image_file"] = f"{stem}_{safe_name(self.method)}_image.png"  # named as its maps are
+        save_png(image, directory / record["image_file"])
+        record["files"].append(record["image_file"])
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "layer": self.layer, "target": self.target, "settings": self.settings}
@@ -138,9 +172,14 @@ class Explanation:
         several in a CLI folder), to re-draw or score it without running the model again.
 
         Maps come back at each image's size (a stored map shrunk to ``map_size`` is resized
-        back); photos are re-read from their sources (the face re-cropped where one was
-        found). A source that is gone gets a grey stand-in of its size and a warning naming
-        it: the maps and predictions are still worth having.
+        back); images come back exactly as explained: from the copy saved beside the maps
+        (``image_file``: photos given in memory, or whose file had changed by the time of
+        saving), else re-read from their photo file (the face re-cropped by its recorded box).
+        A photo file that is gone, unreadable or changed since (its fingerprint,
+        ``image_sha256``, differs) gets a grey stand-in of its size, listed in ``stand_ins``,
+        and a warning saying which and why: the maps and predictions are still worth having.
+        A folder saved before photos were kept (no ``image_file``) still loads; its in-memory
+        photos were never written, and get the stand-in.
         """
         import warnings
 
@@ -157,8 +196,8 @@ class Explanation:
         if run is None:
             raise ValueError(f"{folder}: no {method!r} explanation (it holds {', '.join(methods)})")
         records = [r for r in manifest["images"] if r.get("method", run["method"]) == run["method"]]
-        maps, images, probs, ages, sources, faces = [], [], [], [], [], []
-        for r in records:
+        maps, images, probs, ages, sources, faces, stand_ins = [], [], [], [], [], [], []
+        for i, r in enumerate(records):
             w, h = r["size"]
             m = np.load(folder / _map_file(r["files"], run["method"]))
             if m.shape != (h, w):
@@ -166,10 +205,15 @@ class Explanation:
 
                 m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
             maps.append(m.astype(np.float32))
-            image = _reread(r)
-            if image is None or image.shape[:2] != (h, w):
-                warnings.warn(f"{r['source']}: photo not found as saved: grey stand-in", stacklevel=2)
+            image, why = _saved_image(folder, r, (h, w))
+            if image is None:
+                warnings.warn(
+                    f"{r['source']}: {why}: grey stand-in of its size (its map and prediction are as "
+                    "saved; metrics on it would score the grey)",
+                    stacklevel=2,
+                )
                 image = np.full((h, w, 3), 128, np.uint8)
+                stand_ins.append(i)
             images.append(image)
             pred = r["prediction"]
             probs.append(list(pred["probabilities"].values()))
@@ -191,6 +235,7 @@ class Explanation:
             model_path=manifest.get("model"),
             settings=dict(run.get("settings") or {}),
             faces=faces if any(f.keys() - {"crop_box_xywh"} for f in faces) else None,
+            stand_ins=stand_ins,
         )
 
 
@@ -207,20 +252,101 @@ FACE_KEYS = ("photo_size", "face_found", "face_box_xywh", "crop_box_xywh")
 photo saved without detection has only ``crop_box_xywh`` (the whole photo): it gets no faces."""
 
 
-def _reread(record: dict[str, Any]) -> np.ndarray | None:
-    """The image a saved record explained, from its source file: the photo, or the face crop
-    where one was found (the detector is deterministic); ``None`` where the file is gone."""
+def _saved_image(
+    folder: Path, record: dict[str, Any], size_hw: tuple[int, int]
+) -> tuple[np.ndarray | None, str]:
+    """The image a saved record explained, or ``None`` and why not (for the stand-in's warning).
+
+    Its copy in ``folder`` (``image_file``) first, then its photo file; either must have the
+    recorded size and, where the manifest has it (not an older one), the recorded fingerprint.
+    """
+    from agelens.data.images import load_image
+
+    want = record.get("image_sha256")
+    why = None
+    kept = record.get("image_file")
+    if isinstance(kept, str) and kept and kept == Path(kept).name:  # a plain name inside the folder only
+        try:
+            image = load_image(folder / kept)
+        except Exception as e:  # noqa: BLE001 - a damaged copy: the photo file may still serve
+            why = f"its copy saved with the explanation ({kept}) cannot be read ({e})"
+        else:
+            if image.shape[:2] == size_hw and want in (None, _fingerprint(image)):
+                return image, ""
+            why = f"its copy saved with the explanation ({kept}) has changed"
+    image, reason = _reread(record)
+    if image is not None and image.shape[:2] != size_hw:
+        h, w = image.shape[:2]
+        image, reason = (
+            None,
+            f"photo file has changed since it was explained ({w}x{h}, was {size_hw[1]}x{size_hw[0]})",
+        )
+    elif image is not None and want is not None and _fingerprint(image) != want:
+        image, reason = None, "photo file has changed since it was explained (other pixels)"
+    return image, (why or reason)
+
+
+def _reread(record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
+    """The image a saved record explained, from its photo file: the photo, or the face crop where
+    one was found (cut by the recorded ``crop_box_xywh``; an older record without it asks the
+    detector again, which is deterministic); ``None`` and why where that cannot be done."""
     from agelens.data.images import load_image, source_file
 
+    path = source_file(record)
+    if path is None:
+        source = str(record.get("source", ""))
+        if source.startswith("<"):
+            return (
+                None,
+                "a photo given in memory, not saved with the explanation (older agelens did not keep them)",
+            )
+        path_was = record.get("source_path")
+        return None, f"photo file is missing (not at {path_was})" if path_was else "photo file is missing"
     try:
-        photo = load_image(source_file(record) or record["source"])
-    except Exception:  # noqa: BLE001 - any unreadable source gets the stand-in, with a warning
-        return None
-    if record.get("face_found"):
-        from agelens.model.faces import crop_largest_face
+        photo = load_image(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable source gets the stand-in, with a warning
+        return None, f"photo file cannot be read ({e})"
+    shot = record.get("photo_size")
+    if isinstance(shot, list) and shot != [photo.shape[1], photo.shape[0]]:
+        w, h = shot
+        return None, (
+            f"photo file has changed since it was explained ({photo.shape[1]}x{photo.shape[0]}, was {w}x{h})"
+        )
+    if not record.get("face_found"):
+        return photo, ""
+    box = record.get("crop_box_xywh")
+    if isinstance(box, list) and len(box) == 4:
+        x, y, w, h = (int(v) for v in box)
+        if [x, y, w, h] == [0, 0, photo.shape[1], photo.shape[0]]:
+            return photo, ""  # the face filled the photo: explained whole
+        if w == h:
+            from agelens.model.faces import crop_box
 
-        photo, _ = crop_largest_face(photo)
-    return photo
+            return crop_box(photo, x, y, w), ""
+    from agelens.model.faces import crop_largest_face
+
+    return crop_largest_face(photo)[0], ""
+
+
+def _fingerprint(image: np.ndarray) -> str:
+    """SHA-256 of an RGB uint8 image's pixels: tells a photo file changed since from the one explained."""
+    return hashlib.sha256(np.ascontiguousarray(image, np.uint8).tobytes()).hexdigest()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` for :class:`Explanation` fields: arrays by shape, dtype and values (NaN equal to
+    NaN), lists and dicts item by item (a stacked array equals the list of its rows), else ``==``."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        same_kind = a.shape == b.shape and a.dtype == b.dtype
+        return same_kind and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    rows = (list, np.ndarray)
+    if isinstance(a, rows) and isinstance(b, rows):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (*rows, dict)) or isinstance(b, (*rows, dict)):
+        return False  # one is a container, the other is not (maps against None, say)
+    return bool(a == b)
 
 
 def stems(sources: list[str]) -> list[str]:
@@ -341,6 +467,11 @@ CONVENTIONS = {
     "model_read_as": "how the model was read, as given or guessed: input size, class names, which output "
     "holds the classes (and the age, if any), and the pixel range it was fed (the CLI's --input-size, "
     "--class-names, --class-output, --input-range)",
+    "image_file": "the image explained (the face crop where one was found), saved here as a lossless PNG "
+    "where its source could not give it back: a photo given in memory, or a file gone or changed by the "
+    "time of saving; absent for a photo file, which is read again (from source_path, then source)",
+    "image_sha256": "SHA-256 of the image explained, as RGB uint8 pixels row by row: a photo file that "
+    "no longer matches it has changed since, and is not passed off as the one explained",
     "notes": "why a photo's prediction, and so its maps, mean little (no face found, too small, a "
     "single flat colour), as the command printed them beside its prediction; absent when none",
 }

@@ -223,9 +223,26 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     captum and Quantus the sign is kept, so the ranking metrics order evidence against the
     target below neutral pixels instead of tying it with them (each metric's docstring says
     how it reads negative values).
+
+    An explanation loaded with grey stand-ins for photos it could not get back
+    (``explanation.stand_ins``) gives them as they are, with a warning naming them: their
+    scores would measure grey squares, not the photos.
     """
     from agelens.data.images import fit_square, resize_for_model
 
+    stand_ins = list(getattr(explanation, "stand_ins", None) or [])
+    if stand_ins:
+        import warnings
+
+        sources = getattr(explanation, "sources", None) or []
+        named = ", ".join(
+            f"image {i} ({sources[i]})" if i < len(sources) else f"image {i}" for i in stand_ins
+        )
+        warnings.warn(
+            f"{named}: a grey stand-in for a photo the loaded explanation could not get back; its "
+            "scores measure grey pixels, not the photo: leave it out, or restore the photo and load again",
+            stacklevel=2,
+        )
     model = as_age_model(size)
     size = model.input_size if model is not None else getattr(size, "input_size", size)
     if not isinstance(size, int | np.integer) or size < 1:
