@@ -80,6 +80,8 @@ def test_callables_become_targets():
         (lambda logits, probs, age: logits, r"got shape \(2, 3\)"),  # every class at once, summed
         (lambda logits, probs, age: 1.0, "got shape a scalar"),
         (lambda logits, probs, age: logits[:, 7], "failed on dummy inputs"),  # no class 7
+        # numpy works eagerly, then failed inside the compiled step with a 13-line trace (API review)
+        (lambda logits, probs, age: np.asarray(logits)[:, 2], r"Error: Cannot .*use keras.ops or tf"),
     ],
 )
 def test_a_callable_must_give_one_score_per_image(fn, message):

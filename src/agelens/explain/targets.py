@@ -122,19 +122,29 @@ class CallableTarget:
         return self.fn(logits, probs, age)
 
     def checked(self, n_classes: int) -> CallableTarget:
-        """``self`` once the function, run eagerly on two dummy images, returns one score per image.
+        """``self`` once the function, traced as the methods run it on two dummy images, returns one
+        score per image.
 
         A ``(N, classes)`` result would be summed by the gradient, explaining every class at once
-        without a word; checked here, before any graph is traced, the error is one plain line.
+        without a word; checked here, before any real graph is traced, the error is one plain line.
+        Traced, not run eagerly: a target written with numpy passes an eager run and then fails
+        inside the compiled step with a dozen lines of TensorFlow's trace.
         """
         import tensorflow as tf
 
-        logits = tf.zeros((2, n_classes))
+        spec = tf.TensorSpec((2, n_classes), tf.float32)
         try:
-            out = self.fn(logits, tf.nn.softmax(logits), tf.zeros((2,)))
+            traced = tf.function(lambda logits, probs, age: self.fn(logits, probs, age))
+            out = traced.get_concrete_function(spec, spec, tf.TensorSpec((2,), tf.float32)).structured_outputs
         except Exception as e:  # noqa: BLE001 - the user's code: any failure is reported as theirs
+            kind = type(e).__name__
+            lines = [ln.strip().removeprefix(f"{kind}: ") for ln in str(e).splitlines() if ln.strip()]
+            symbolic = isinstance(e, NotImplementedError) or "symbolic" in str(e).lower()
+            graph = "; the target runs inside a compiled graph: use keras.ops or tf, not numpy"
+            hint = graph if symbolic else ""
             raise ValueError(
-                f"target {self.describe([])} failed on dummy inputs: {type(e).__name__}: {e}"
+                f"target {self.describe([])} failed on dummy inputs: {kind}: "
+                f"{lines[-1] if lines else ''}{hint}"
             ) from None
         shape = tuple(getattr(out, "shape", ()))
         if shape != (2,):
