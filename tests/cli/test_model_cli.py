@@ -587,3 +587,26 @@ def test_overruling_the_input_range_an_agelens_model_records_is_warned_about(
         assert f"warning: --input-range {other} overrules the model's own record ({recorded})" in res.output
     same = runner.invoke(app, [*args, recorded])
     assert same.exit_code == 0 and "warning" not in same.output
+
+
+def test_a_library_warning_during_a_command_prints_as_one_agelens_line(
+    tmp_path, folder_and_model, monkeypatch
+) -> None:
+    """Warnings that point at the caller's line walked past agelens/cli into Typer's frame, and the
+    CLI printed Score-CAM's note in Python's format ("typer/main.py:1445: UserWarning ...")."""
+    import warnings
+
+    from agelens.cli import main
+
+    data, model = folder_and_model
+    photo = sorted(data.glob("*.jpg"))[0]
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    main.one_line_warnings()
+    args = ["explain", str(photo), "--model", str(model), "--method", "scorecam", "--target", "age"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        res = runner.invoke(app, [*args, "--no-detect", "--out", str(tmp_path / "ex")])
+    assert res.exit_code == 0, res.output
+    said = [line for line in res.output.splitlines() if "scorecam: a target other than a class" in line]
+    assert said and all(line.startswith("warning: scorecam:") for line in said), res.output
+    assert "UserWarning" not in res.output and "typer" not in res.output

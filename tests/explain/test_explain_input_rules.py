@@ -104,3 +104,18 @@ def test_integrated_gradients_checks_its_baseline_when_made(small, x) -> None:
     for same in (np.full(3, 100.0), np.full((SIZE, SIZE, 3), 100.0), np.full((1, SIZE, SIZE, 3), 100.0)):
         got = make_method(small, "integrated-gradients", steps=4, baseline=same).attribute(x, 1)
         np.testing.assert_allclose(got, grey, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "saliency", "occlusion", "smoothgrad"])
+def test_normalize_false_gives_the_maps_as_computed(small, x, method) -> None:
+    """Every map was min-max scaled per image: no magnitude could be compared across images or fed
+    to a toolkit that wants raw attributions (captum's default; tf-keras-vis's normalize_cam=False)."""
+    opts = {"n": 3} if method == "smoothgrad" else {}
+    scaled = make_method(small, method, **opts).attribute(x, 1)
+    raw = make_method(small, method, normalize=False, **opts).attribute(x, 1)
+    assert raw.dtype == np.float32 and raw.shape == scaled.shape
+    assert not np.allclose(raw.max(axis=(1, 2)), 1.0)  # not scaled per image
+    lo, hi = raw.min(axis=(1, 2), keepdims=True), raw.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose((raw - lo) / (hi - lo), scaled, atol=1e-4)  # the same maps, unscaled
+    with pytest.raises(ValueError, match="explain\\(\\) lays maps scaled to"):
+        agelens.explain(small, list(x.astype(np.uint8)), method=method, normalize=False, **opts)

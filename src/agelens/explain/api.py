@@ -120,7 +120,14 @@ def takes_layer(name: str) -> bool:
 
 
 def make_method(model: Any, method: str = "gradcam", layer: Any = None, **options: Any) -> Method:
-    """A (cached) method instance for ``model``; unknown options raise TypeError listing the valid ones."""
+    """A (cached) method instance for ``model``; unknown options raise TypeError listing the valid ones.
+
+    Every method also takes ``normalize`` (default True): False returns maps as computed (a
+    CAM's ReLU'd weighted sum, saliency's absolute gradients, occlusion's score drop, in the
+    target's units), not scaled to [0, 1] per image, so magnitudes compare across images and
+    classes, as captum's attributions and tf-keras-vis's ``normalize_cam=False`` do. Several
+    fused layers are still each scaled before they are combined.
+    """
     from agelens.explain.layers import as_age_model, default_layer_spec
 
     am = as_age_model(model)
@@ -148,6 +155,7 @@ def _build(am: Any, name: str, layer: Any, options: dict[str, Any]) -> Method:
     smooth = name.startswith("smooth-") or name == "smoothgrad"
     inner_name = name.removeprefix("smooth-")
     smooth_opts = {k: options.pop(k) for k in SMOOTH_OPTIONS if k in options} if smooth else {}
+    normalize = bool(options.pop("normalize", True))
     cls = METHODS[inner_name]
     accepted = _accepted(cls)
     if layer is not None:
@@ -156,10 +164,13 @@ def _build(am: Any, name: str, layer: Any, options: dict[str, Any]) -> Method:
         options["layer"] = layer
     unknown = sorted(set(options) - accepted)
     if unknown:
-        valid = sorted((accepted - {"self", "model"}) | (set(SMOOTH_OPTIONS) if smooth else set()))
+        extra = {"normalize", *(SMOOTH_OPTIONS if smooth else ())}
+        valid = sorted((accepted - {"self", "model"}) | extra)
         raise TypeError(f"method {name!r} got unknown options {unknown}; valid: {', '.join(valid)}")
     method = cls(am, **options)
-    return SmoothGrad(method, **smooth_opts) if smooth else method
+    outer = SmoothGrad(method, **smooth_opts) if smooth else method
+    outer.normalize = normalize  # the outer run() scales; a wrapped method's raw maps are averaged
+    return outer
 
 
 def effective_options(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -278,6 +289,11 @@ def explain(
     """
     from agelens.data.images import resize_for_model
 
+    if not options.get("normalize", True):
+        raise ValueError(
+            "explain() lays maps scaled to [0, 1] over photos; for maps as computed use "
+            "attribute(model, x, ..., normalize=False) or make_method(..., normalize=False)"
+        )
     m = make_method(model, method, layer, **options)
     photos, sources = load_photos(images)
     faces = None

@@ -96,6 +96,9 @@ class Method(ABC):
     class_agnostic = False
     # True for methods whose raw map keeps a sign (evidence against the target < 0): ``signed=True``.
     signed_form = False
+    # False (``make_method(..., normalize=False)``): maps as computed, not scaled per image; set by
+    # make_method on the outermost method, whose run() does the scaling.
+    normalize = True
 
     def __init__(self, model: Any, *, batch_size: int = 32) -> None:
         self.view: ModelView = model_view(model)
@@ -112,7 +115,7 @@ class Method(ABC):
     # ---------------------------------------------------------------- public verb
     def attribute(self, images: Any, target: Any = None) -> np.ndarray:
         """Maps ``(N, S, S)`` float32 in [0, 1] (in [-1, 1] with ``signed=True``) for model-sized
-        RGB images in 0..255."""
+        RGB images in 0..255; made with ``normalize=False``, the maps as computed, unscaled."""
         return self.run(images, target).maps
 
     def run(self, images: Any, target: Any = None) -> Attribution:
@@ -126,7 +129,9 @@ class Method(ABC):
         for lo in range(0, n, self.batch_size):
             hi = min(n, lo + self.batch_size)
             m, p, a = self._raw(x[lo:hi], classes_t[lo:hi], resolved)
-            maps.append(normalize_signed(m) if self.signed_maps else normalize_maps(m))
+            if self.normalize:
+                m = normalize_signed(m) if self.signed_maps else normalize_maps(m)
+            maps.append(m)
             probs.append(p)
             ages.append(a)
         if not maps:
