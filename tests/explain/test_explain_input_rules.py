@@ -119,3 +119,31 @@ def test_normalize_false_gives_the_maps_as_computed(small, x, method) -> None:
     np.testing.assert_allclose((raw - lo) / (hi - lo), scaled, atol=1e-4)  # the same maps, unscaled
     with pytest.raises(ValueError, match="explain\\(\\) lays maps scaled to"):
         agelens.explain(small, list(x.astype(np.uint8)), method=method, normalize=False, **opts)
+
+
+def _years_and_kind() -> keras.Model:
+    """docs/explain.md's own-model example: a regression head not named ``age`` beside the classes."""
+    inp = keras.Input((SIZE, SIZE, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu", name="c")(inp))
+    return keras.Model(inp, {"years": keras.layers.Dense(1)(h), "kind": keras.layers.Dense(2)(h)})
+
+
+def test_age_output_names_a_regression_head_for_the_age_target(x) -> None:
+    """Only an output named ``age`` was read as years: target="age" could not reach "years"."""
+    from agelens.model.io import ModelLoadError
+
+    km = _years_and_kind()
+    plain = wrap_keras_model(km, class_output="kind", input_range="0-1")
+    with pytest.raises(ValueError, match="age"):
+        make_method(plain, "gradcam", "c").attribute(x, "age")
+    model = wrap_keras_model(km, class_output="kind", age_output="years", input_range="0-1")
+    assert model.read_as["age_output"] == "years"
+    expected = km.predict(x / 255.0, verbose=0)["years"].reshape(-1)
+    np.testing.assert_allclose(model.predict(x)["age"], expected, rtol=1e-4, atol=1e-4)
+    maps = make_method(model, "saliency").attribute(x, "age")
+    assert maps.shape == (3, SIZE, SIZE) and maps.max() == pytest.approx(1.0)
+    seen = make_method(model, "saliency").attribute(x, lambda logits, probs, age: age * 2.0)
+    np.testing.assert_allclose(seen, maps, atol=1e-5)  # a callable target's age is that output too
+    for bad, said in [("kind", "holds the classes"), ("nope", "no output 'nope'")]:
+        with pytest.raises(ModelLoadError, match=said):
+            wrap_keras_model(km, class_output="kind", age_output=bad)

@@ -209,13 +209,16 @@ def load_model(
     class_names: list[str] | None = None,
     input_range: str | None = None,
     class_output: str | int | None = None,
+    age_output: str | int | None = None,
 ) -> AgeModel:
     """Load ours (default: the shipped model) or a user's plain Keras model.
 
     Unknown metadata is inferred: input size from the input shape, class names from
     the output width (the default age groups when it has three units), the pixel range the
     model expects from its first scaling layer (``input_range="0-255"`` or ``"0-1"`` says it),
-    the class output of a multi-output model (``class_output``: its dict key or list index).
+    the class output of a multi-output model (``class_output``: its dict key or list index),
+    and its age in years (an output named ``age``; ``age_output`` names another, one value per
+    image, for ``target="age"`` and a callable target's ``age``).
     A file that does not load raises :class:`ModelLoadError` with a one-line reason.
     """
     path = check_model_file(path)
@@ -241,6 +244,7 @@ def load_model(
         path=path,
         input_range=input_range,
         class_output=class_output,
+        age_output=age_output,
     )
 
 
@@ -308,11 +312,12 @@ def wrap_keras_model(
     path: Path | None = None,
     input_range: str | None = None,
     class_output: str | int | None = None,
+    age_output: str | int | None = None,
 ) -> AgeModel:
     """Wrap an in-memory Keras model, inferring what the metadata does not say.
 
-    ``input_range`` ("0-255" or "0-1") and ``class_output`` overrule the guesses
-    (see :func:`load_model`); our own files record both in their metadata.
+    ``input_range`` ("0-255" or "0-1"), ``class_output`` and ``age_output`` overrule the guesses
+    (see :func:`load_model`); our own files record them in their metadata.
     """
     meta = dict(metadata or {})
     where = path or km.name
@@ -353,6 +358,8 @@ def wrap_keras_model(
         group_key = _first_wide(list(enumerate(out)))
     if class_output is not None:
         group_key = _named_output(out, class_output, where)
+    if age_output is not None:
+        age_key = _age_output(out, age_output, group_key, where)
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
     if (not meta or class_output is not None) and _ends_in_logits(group_tensor):
         # A model trained with from_logits=True: every reader of "probabilities" (predict,
@@ -407,6 +414,19 @@ def _named_output(out: Any, key: str | int, where: Any) -> str | int:
             return 0
         names = "0 (the model has one output)"
     raise ModelLoadError(where, f"no output {key!r} to read classes from; outputs: {names}")
+
+
+def _age_output(out: Any, key: str | int, group_key: str | int, where: Any) -> str | int:
+    """``key`` as the output read as an age in years: one value per image, not the class output."""
+    age_key = _named_output(out, key, where)
+    if age_key == group_key or not isinstance(out, dict | list | tuple):
+        raise ModelLoadError(where, f"output {key!r} holds the classes; the age must be another output")
+    shape = tuple(out[age_key].shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+        raise ModelLoadError(
+            where, f"output {key!r} shaped {shape}: an age is one value per image, (N,) or (N, 1)"
+        )
+    return age_key
 
 
 def _first_wide(outputs: list[tuple[Any, Any]]) -> Any:
