@@ -7,6 +7,14 @@ imports nothing heavy, so checks that run before TensorFlow loads can use it.
 
 from __future__ import annotations
 
+PREDICTED_WORDS = ("", "predicted", "pred", "top", "none")
+"""Target words meaning "each image's predicted class" (with None), for explain and the metrics alike."""
+
+
+def means_predicted(target: object) -> bool:
+    """True for None or a word of :data:`PREDICTED_WORDS` (any case): each image's predicted class."""
+    return target is None or (isinstance(target, str) and target.strip().lower() in PREDICTED_WORDS)
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``1 photo``, ``3 photos``, ``1,200 photos`` (``plural`` for irregular nouns): messages read as

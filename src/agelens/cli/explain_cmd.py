@@ -445,10 +445,8 @@ def _run(
     with ``detect=False`` on the crops), so each run's settings record what happened.
     Returns the files written and, per photo, the model's prediction (as the manifest has it).
     """
-    import numpy as np
-
     from agelens.data.images import source_record
-    from agelens.explain.api import BlankMapsWarning, explain, takes_layer
+    from agelens.explain.api import BlankMapsWarning, count_blank, explain, takes_layer
     from agelens.explain.explanation import (
         manifest_header,
         output_dir,
@@ -477,7 +475,7 @@ def _run(
                     warnings.simplefilter("ignore", BlankMapsWarning)
                     e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
                 e.settings["detect"] = detect  # these images are the crops: explain saw no detection
-                blank += sum(float(np.max(np.abs(mp))) == 0.0 for mp in e.maps)
+                blank += count_blank(e.maps)
                 for j in range(len(e)):
                     rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
                     records[lo + j]["files"] += rec["files"]

@@ -279,14 +279,21 @@ def scale_unit_floats(arr: np.ndarray, name: str = "x", stacklevel: int = 2) -> 
     """
     if arr.dtype.kind != "f" or arr.size == 0:
         return arr
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo >= 0 and 0 < hi <= 1.0:
-        warnings.warn(
-            f"{name}: float images with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
-            stacklevel=stacklevel + 1,
-        )
+    if is_unit_range(float(arr.min()), float(arr.max())):
+        warnings.warn(unit_floats_note(name), stacklevel=stacklevel + 1)
         return arr * arr.dtype.type(255.0)
     return arr
+
+
+def is_unit_range(lo: float, hi: float) -> bool:
+    """Float pixels spanning ``lo..hi`` are 0..1 ones (not all 0): the test behind
+    :func:`scale_unit_floats`, shared with the explain engine's check of tensors."""
+    return lo >= 0 and 0 < hi <= 1.0
+
+
+def unit_floats_note(name: str) -> str:
+    """The warning said when 0..1 floats are scaled, worded once."""
+    return f"{name}: float images with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)"
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:

@@ -323,6 +323,11 @@ def explain(
     )
 
 
+def count_blank(maps: Any) -> int:
+    """How many of ``maps`` (an array of them, or a list of photo-size ones) are all zero."""
+    return sum(not np.any(m) for m in maps)
+
+
 class BlankMapsWarning(UserWarning):
     """Some maps are all zero: no positive evidence for the target at that layer (a ReLU of a
     negative weighted sum), not "nothing matters". The CLI words it its own way, once per method."""
@@ -330,7 +335,7 @@ class BlankMapsWarning(UserWarning):
 
 def warn_blank_maps(method: Method, maps: np.ndarray) -> int:
     """Warn (:class:`BlankMapsWarning`) when maps are all zero, as the docs promise; returns how many."""
-    blank = int(sum(float(np.max(np.abs(mp))) == 0.0 for mp in maps)) if len(maps) else 0
+    blank = count_blank(maps)
     if blank:
         at_layer = method.layers != ["input"]
         advice = " at this layer; try another layer or method" if at_layer else "; try another method"

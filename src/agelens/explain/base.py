@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from agelens.data.images import is_unit_range, unit_floats_note
 from agelens.explain.layers import ModelView, model_view
 from agelens.explain.targets import PREDICTED, ClassTarget, Target, resolve_target, trace_key
 
@@ -243,16 +244,11 @@ def _as_batch(images: Any, size: int) -> Any:
         raise ValueError(
             f"images hold NaN or infinite pixels (image {shown} of {n}): no map of them means anything"
         )
-    if floating:
-        lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
-        if lo >= 0 and 0 < hi <= 1.0:
-            from agelens.user_warnings import caller_stacklevel
+    if floating and is_unit_range(float(tf.reduce_min(x)), float(tf.reduce_max(x))):
+        from agelens.user_warnings import caller_stacklevel
 
-            warnings.warn(
-                "x: float images with values in 0..1 scaled to 0..255 (agelens reads floats as 0..255)",
-                stacklevel=caller_stacklevel(),
-            )
-            x = x * 255.0
+        warnings.warn(unit_floats_note("x"), stacklevel=caller_stacklevel())
+        x = x * 255.0
     return x
 
 

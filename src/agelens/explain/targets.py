@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from agelens.wording import means_predicted
+
 PREDICTED = -1
 
 
@@ -188,7 +190,7 @@ def resolve_target(spec: Any, model: Any) -> Target:
         raise TypeError(f"target must be a class, a list, a string or a callable, not {type(spec).__name__}")
     text = spec.strip()
     low = text.lower()
-    if low in ("", "predicted", "pred", "top", "none"):
+    if means_predicted(low):
         return ClassTarget(None)
     if low == "age":
         return _check_age(AgeTarget(), model)

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
+from agelens.wording import means_predicted
+
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """``(N, S, S, 3)`` float RGB 0..255 at model size -> ``(N, C)`` class probabilities."""
 Explainer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -48,9 +50,6 @@ HOW_TO_GET = {
     "(agelens train DATA --shuffle-labels --out shuffled.keras, then agelens.load_model(path))",
 }
 """Per context key, how to supply it: a "needs X" error must say how to build X."""
-
-PREDICTED_WORDS = ("", "predicted", "pred", "top", "none")
-"""Target words meaning "each image's predicted class", as ``agelens.explain`` reads them (with None)."""
 
 PROB_TOL = 1e-3
 """How far probabilities may stray outside [0, 1] or row sums from 1 (float32 softmax is ~1e-6 off)."""
@@ -275,11 +274,6 @@ class Metric(ABC):
             "category": self.category,
             "ranked": self.ranked,
         }
-
-
-def means_predicted(targets: Any) -> bool:
-    """True for None or a word of :data:`PREDICTED_WORDS` (any case): each image's predicted class."""
-    return targets is None or (isinstance(targets, str) and targets.strip().lower() in PREDICTED_WORDS)
 
 
 def _named(targets: Any) -> bool:
