@@ -610,3 +610,43 @@ def test_a_library_warning_during_a_command_prints_as_one_agelens_line(
     said = [line for line in res.output.splitlines() if "scorecam: a target other than a class" in line]
     assert said and all(line.startswith("warning: scorecam:") for line in said), res.output
     assert "UserWarning" not in res.output and "typer" not in res.output
+
+
+def test_age_output_option_names_the_head_read_as_years(tmp_path) -> None:
+    """Python had ``age_output=``; the commands had no way to say which output holds the age."""
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="c")(inp)
+    x = keras.layers.Flatten()(x)
+    out = {"years": keras.layers.Dense(1)(x), "group": keras.layers.Dense(3, activation="softmax")(x)}
+    km = keras.Model(inp, out)
+    km.save(tmp_path / "two.keras")
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "p.png")
+    base = ["predict", str(tmp_path / "p.png"), "--model", str(tmp_path / "two.keras"), "--no-detect"]
+    base += ["--json", "--class-output", "group", "--input-range", "0-1"]
+
+    def row(*extra: str) -> dict:
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 0, res.output
+        (line,) = [json.loads(s) for s in res.stdout.splitlines() if s.startswith("{")]
+        return line
+
+    years = float(km.predict(pixels[None] / 255.0, verbose=0)["years"][0, 0])
+    assert row("--age-output", "years")["age"] == pytest.approx(years, abs=0.05)
+    assert row().get("age") is None  # the same file without the option: a cached copy must not answer
+    for bad, said in [("nope", "no output 'nope'"), ("group", "holds the classes")]:
+        res = runner.invoke(app, [*base, "--age-output", bad])
+        assert res.exit_code == 1 and said in res.output and "Traceback" not in res.output
+    explain = ["explain", str(tmp_path / "p.png"), "--model", str(tmp_path / "two.keras"), "--no-detect",
+               "--class-output", "group", "--input-range", "0-1", "--method", "saliency"]  # fmt: skip
+    explain += ["--target", "age"]
+    res = runner.invoke(app, explain)
+    said = " ".join(res.output.replace("│", " ").split())  # the usage-error box wraps lines
+    assert res.exit_code == 2 and "name it: age_output= (the CLI's --age-output)" in said
+    res = runner.invoke(app, [*explain, "--age-output", "years", "--out", str(tmp_path / "ex")])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "ex" / "manifest.json").read_text())
+    assert manifest["model_read_as"]["age_output"] == "years"
+    assert manifest["runs"][0]["target"] == "expected age"

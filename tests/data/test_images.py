@@ -81,8 +81,25 @@ def test_jpeg_missing_only_its_end_marker_is_read_but_one_cut_short_is_not(progr
             load_image(data[:-cut])
 
 
+def test_cuts_the_filler_check_once_passed_off_as_whole_photos_are_refused() -> None:
+    """Found by the property test below: a baseline scan 40 bytes short decoded alike after 64
+    bytes of 0xAA filler and was read as the whole photo (236 pixels wrong), and a progressive
+    file cut between two scans always was (any filler is read as no scan at all)."""
+    data = encode(noise(40, 56, 0), "JPEG", quality=85, progressive=False)
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(data[:-40])
+    data = encode(noise(40, 56, 0), "JPEG", quality=85, progressive=True)
+    scans = [i for i in range(len(data) - 1) if data[i : i + 2] in (b"\xff\xda", b"\xff\xc4")]
+    later = [i for i in scans if i > scans[2]]  # each a cut that leaves whole scans and loses the rest
+    assert len(later) >= 4
+    for i in later:
+        with pytest.raises(ImageError, match="truncated"):
+            load_image(data[:i])
+    np.testing.assert_array_equal(load_image(data[:-2]), load_image(data))  # only the end marker gone
+
+
 @settings(max_examples=40, deadline=None)
-@given(cut=st.integers(2, 400), seed=st.integers(0, 3), progressive=st.booleans())
+@given(cut=st.integers(2, 600), seed=st.integers(0, 7), progressive=st.booleans())
 def test_a_cut_jpeg_is_refused_or_read_exactly_as_the_whole_file(
     cut: int, seed: int, progressive: bool
 ) -> None:

@@ -580,3 +580,17 @@ def test_init_seed_changes_the_start_and_not_the_split_seeded_parts() -> None:
         seed=TrainConfig(seed=3, init_seed=8).start_seed,
     )
     assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])
+
+
+def test_a_plain_0_to_1_model_saved_by_agelens_loads_read_as_0_to_1(tmp_path):
+    """save_model recorded no pixel range, so a wrapped plain model trained on 0..1 pixels came
+    back from its own file read as 0..255: every answer 255x too bright, without an error."""
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))
+    km = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(h))
+    am = wrap_keras_model(km)
+    assert am.input_range == "0-1"  # no Rescaling layer: guessed 0..1
+    x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype(np.float32)
+    again = load_model(save_model(am, tmp_path / "plain.keras"))
+    assert again.input_range == "0-1"
+    np.testing.assert_allclose(again.predict(x)["probabilities"], am.predict(x)["probabilities"], atol=1e-6)

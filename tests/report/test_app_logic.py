@@ -467,3 +467,22 @@ def test_a_signed_map_is_blended_red_and_blue_and_other_methods_say_why_not(
     np.testing.assert_array_equal(_reblend(out[-1], 0.45), out[1])  # the slider keeps the signed colours
     refused = _explain(engine, photo, False, "saliency", "last-conv", "old", "", None, None, True)
     assert "saliency has no signed form; untick 'For and against'" in refused[6]
+
+
+def test_an_age_regressors_status_gives_its_age_and_cuts_not_a_confidence(tmp_path: Path, photo) -> None:
+    """A one-unit age model's group "probability" is a softmax of margins in years: "young (100%)"
+    read as certainty. The line gives the age and where the groups are cut instead."""
+    import keras
+
+    from agelens.model.io import wrap_keras_model
+    from agelens.report.app import _explain
+
+    inp = keras.Input((32, 32, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu", name="c")(inp))
+    model = wrap_keras_model(keras.Model(inp, keras.layers.Dense(1)(h)))
+    assert model.groups_from_age
+    out = _explain(build_engine(model, tmp_path), photo, False, "saliency", "c", "predicted class", "c")
+    status, age = out[6], float(out[7][2].ages[0])
+    group = ["young", "middle-aged", "old"][int(age >= 30) + int(age >= 60)]
+    assert "years; the groups are that age cut at 30, 60)" in status and "%" not in status.split("·")[0]
+    assert f"**{group}** (about {age:.0f} years" in status

@@ -8,12 +8,16 @@ from typing import Annotated
 import typer
 
 from agelens.cli.common import (
+    AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
     InputRangeOpt,
     InputSizeOpt,
+    ModelBinsOpt,
     ModelOpt,
+    OneUnitOpt,
     load_cli_model,
+    load_options,
 )
 
 
@@ -23,6 +27,9 @@ def app_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
     host: Annotated[
         str,
@@ -41,7 +48,10 @@ def app_command(
 
     try:
         check_port(host, port)  # a busy port fails now, not after the model has loaded
-        am = load_cli_model(model, input_size, class_names, input_range, class_output)
+        am = load_cli_model(
+            model,
+            **load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins),
+        )
         launch(model=am, port=port, host=host)
     except OSError as exc:  # port in use, cannot bind
         hint = " (pick another with --port)" if exc.errno == errno.EADDRINUSE else ""

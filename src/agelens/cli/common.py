@@ -53,20 +53,26 @@ ClassNamesOpt = Annotated[
 ]
 
 
-def _input_range(value: str | None) -> str | None:
-    """A typo in --input-range is a usage error (exit 2), found before any model loads."""
-    from agelens.model.io import INPUT_RANGES
+def _one_of(values: str) -> Any:
+    """A callback making a typo in an option a usage error (exit 2), found before any model loads:
+    ``values`` names the tuple of accepted words in :mod:`agelens.model.io` (read only when used)."""
 
-    if value is not None and value not in INPUT_RANGES:
-        raise typer.BadParameter(f"{value!r}: use one of {', '.join(INPUT_RANGES)}")
-    return value
+    def check(value: str | None) -> str | None:
+        from agelens.model import io
+
+        allowed = getattr(io, values)
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r}: use one of {', '.join(allowed)}")
+        return value
+
+    return check
 
 
 InputRangeOpt = Annotated[
     str | None,
     typer.Option(
         "--input-range",
-        callback=_input_range,
+        callback=_one_of("INPUT_RANGES"),
         help="For a plain Keras model: the pixel range it was trained on, 0-255 or 0-1 (default: 0-255 "
         "when it has a Rescaling layer, or a Normalization adapted on 0-255 data; else 0-1).",
         show_default=False,
@@ -78,6 +84,49 @@ ClassOutputOpt = Annotated[
         "--class-output",
         help="For a plain Keras model with several outputs: the one holding the class scores, by its "
         "name (dict outputs) or position from 0 (default: 'age_group', else the first with 2+ units).",
+        show_default=False,
+    ),
+]
+AgeOutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--age-output",
+        help="For a plain Keras model with several outputs: the one read as the age in years (one value "
+        "per image; --target age explains it), by its name or position from 0 (default: an output named "
+        "'age').",
+        show_default=False,
+    ),
+]
+
+
+OneUnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--one-unit",
+        callback=_one_of("ONE_UNIT_READINGS"),
+        help="For a plain Keras model whose class output has one unit: 'age' (an age regressor, in years; "
+        "its groups are that age cut by --bins) or 'probability' (p of class 1; the classes are 1-p, p). "
+        "Default: probability when it ends in a sigmoid, else age.",
+        show_default=False,
+    ),
+]
+
+
+def _model_bins(value: str | None) -> str | None:
+    """A bad --bins is a usage error (exit 2), worded as train's, before any model loads."""
+    if value is not None:
+        age_bins_option(value)
+    return value
+
+
+ModelBinsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bins",
+        callback=_model_bins,
+        help="For a plain Keras model: the age-group edges in years its classes stand for, comma-separated "
+        "(an age regressor's groups are its age cut there; labelled data are grouped the same way). "
+        "Default: 30,60, or what an agelens model file records.",
         show_default=False,
     ),
 ]
@@ -162,15 +211,33 @@ def class_name_list(class_names: str | None) -> list[str] | None:
 
 
 def load_options(
-    input_size: int | None, class_names: str | None, input_range: str | None, class_output: str | None
+    input_size: int | None = None,
+    class_names: str | None = None,
+    input_range: str | None = None,
+    class_output: str | None = None,
+    age_output: str | None = None,
+    one_unit: str | None = None,
+    bins: str | None = None,
 ) -> dict[str, Any]:
-    """The model options as :func:`load_cli_model` takes them, and a record of how a model was read."""
+    """The model options as :func:`load_cli_model` takes them (``load_cli_model(model, **options)``),
+    and a record of how a model was read (the TFLite copy's cache key)."""
     return {
         "input_size": input_size,
         "class_names": class_names,
         "input_range": input_range,
         "class_output": class_output,
+        "age_output": age_output,
+        "one_unit": one_unit,
+        "bins": bins,
     }
+
+
+def data_bins(model: Path | None, bins: str | None) -> Any:
+    """The age bins labelled data are grouped by: ``--bins`` where given, else the ones the model
+    file records (read without Keras), else ``None`` (the default bins)."""
+    from agelens.model.io import bins_in_file
+
+    return age_bins_option(bins) if bins is not None else bins_in_file(model)
 
 
 def load_cli_model(
@@ -179,9 +246,12 @@ def load_cli_model(
     class_names: str | None = None,
     input_range: str | None = None,
     class_output: str | None = None,
+    age_output: str | None = None,
+    one_unit: str | None = None,
+    bins: str | None = None,
 ):
     """The model for a command (``--model``, ``--input-size``, ``--class-names``, ``--input-range``,
-    ``--class-output``); a bad file or option is one line.
+    ``--class-output``, ``--age-output``, ``--one-unit``, ``--bins``); a bad file or option is one line.
 
     One loader for every command, so a user's plain Keras model is read the same way by
     predict, evaluate, explain, layers, score and the app.
@@ -200,11 +270,31 @@ def load_cli_model(
             class_names=names,
             input_range=input_range,
             class_output=class_output,
+            age_output=age_output,
+            one_unit=one_unit,
+            bins=age_bins_option(bins) if bins is not None else None,
         )
     except ModelLoadError as e:
         fail(str(e))
     warn_overruled_range(loaded, input_range, model)
+    note_groups_from_age(loaded, model)
     return loaded
+
+
+def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:
+    """One line on stderr when a model's classes are its predicted age cut by the bins (a one-unit
+    age regressor): its "probabilities" are then a softmax of margins in years, and a reader who
+    takes them for a classifier's confidence would be misled."""
+    if not getattr(loaded, "groups_from_age", False):
+        return
+    bins = getattr(loaded, "bins", None)
+    cuts = ", ".join(f"{e:g}" for e in bins.edges) if bins is not None else "its bins"
+    typer.echo(
+        f"{getattr(loaded, 'path', None) or model}: note: one output read as the age in years; its groups "
+        f"are that age cut at {cuts} y, and their probabilities a softmax of how many years the age lies "
+        "inside each group (not a classifier's confidence)",
+        err=True,
+    )
 
 
 def warn_overruled_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:

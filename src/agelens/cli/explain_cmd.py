@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agelens.cli.common import (
+    AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
     InputRangeOpt,
     InputSizeOpt,
+    ModelBinsOpt,
     ModelOpt,
+    OneUnitOpt,
     check_layer_early,
     check_model_path,
     check_parent_folder,
@@ -30,6 +33,7 @@ from agelens.cli.common import (
     drop_stale_report,
     fresh_out,
     load_cli_model,
+    load_options,
     prediction_line,
     say_fresh_out,
 )
@@ -53,6 +57,9 @@ def layers_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
 ) -> None:
     """List the model's layers with output shapes; * marks layers a CAM can explain.
 
@@ -72,7 +79,8 @@ def layers_command(
     import_tensorflow_quietly()
     from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
 
-    am = load_cli_model(model, input_size, class_names, input_range, class_output)
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
+    am = load_cli_model(model, **options)
     typer.echo(f"{'idx':>4}   {'name':40s} {'type':24s} output shape")
     for info in list_layers(am):
         typer.echo(str(info))
@@ -94,6 +102,9 @@ def explain_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
     method: Annotated[
         str, typer.Option("--method", "--methods", help="Comma-separated methods (listed above), or 'all'.")
     ] = "gradcam",
@@ -205,7 +216,8 @@ def explain_command(
     except FileExistsError as e:
         raise _fail(str(e)) from None
     check_parent_folder(out, "--out")  # a read-only place fails now, not after every map is made
-    am = load_cli_model(model, input_size, class_names, input_range, class_output)
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
+    am = load_cli_model(model, **options)
     _check_choices(am, methods, layer, target, filters)
     _warn_ignored_layer(methods, layer, filters)
     crop = _face_cropper() if detect else None

@@ -11,22 +11,27 @@ from typing import Annotated
 import typer
 
 from agelens.cli.common import (
+    AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
     FormatChoice,
     FormatOpt,
     InputRangeOpt,
     InputSizeOpt,
+    ModelBinsOpt,
     ModelOpt,
+    OneUnitOpt,
     age_bins_option,
     check_model_path,
     check_parent_folder,
     counted,
+    data_bins,
     drop_stale_report,
     fail,
     in_holdout,
     load_cli_model,
     load_options,
+    note_groups_from_age,
     prediction_line,
     read_holdout,
     report_problems,
@@ -370,6 +375,9 @@ def evaluate_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write metrics.json/.md and a plot here.")
     ] = None,
@@ -416,13 +424,12 @@ def evaluate_command(
     """
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
-    from agelens.model.io import bins_in_file
 
     _check_evaluation_out(out, force)
     names = read_holdout(holdout) if holdout is not None else None
     check_model_path(model)
     try:  # read with the bins the model file records, so a bad DATA fails before TensorFlow starts
-        ds = load_dataset(data, format=format.value, bins=bins_in_file(model), check_images=False)
+        ds = load_dataset(data, format=format.value, bins=data_bins(model, bins), check_images=False)
     except DatasetError as e:
         fail(str(e))
     records, problems, outside = _held_out(ds, names, data, holdout)
@@ -430,7 +437,7 @@ def evaluate_command(
 
     from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
 
-    options = load_options(input_size, class_names, input_range, class_output)
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     m_ = _forward_model(model, options, light=engine == "tflite")
     try:  # before decoding every photo for nothing; labels must index the model's outputs by name
         ds = ds.in_class_order(m_.class_names)
@@ -516,7 +523,8 @@ def _forward_model(model: Path | None, options: dict, light: bool):
     if light:
         found = light_model(model, options, key=key)
         if found is not None:
-            warn_overruled_range(found, options["input_range"], model)  # load_cli_model's warning
+            warn_overruled_range(found, options["input_range"], model)  # load_cli_model's notes
+            note_groups_from_age(found, model)
             return found
     from agelens.quiet import import_tensorflow_quietly
 
@@ -568,6 +576,9 @@ def predict_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines instead of one line per photo.")
     ] = False,
@@ -602,7 +613,7 @@ def predict_command(
             else "no images found in " + ", ".join(images)
         )
     check_model_path(model)
-    options = load_options(input_size, class_names, input_range, class_output)
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     m = _forward_model(model, options, light=engine != Engine.keras)
     prepared = prepare(paths, m.input_size, detect=detect)
     lost = missing + prepared.problems

@@ -10,19 +10,24 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agelens.cli.common import (
+    AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
     InputRangeOpt,
     InputSizeOpt,
+    ModelBinsOpt,
     ModelOpt,
+    OneUnitOpt,
     check_layer_early,
     check_model_path,
     check_paths_exist,
+    data_bins,
     drop_stale_report,
     fail,
     fresh_out,
     in_holdout,
     load_cli_model,
+    load_options,
     read_holdout,
     report_problems,
     say_fresh_out,
@@ -48,6 +53,9 @@ def score_command(
     class_names: ClassNamesOpt = None,
     input_range: InputRangeOpt = None,
     class_output: ClassOutputOpt = None,
+    age_output: AgeOutputOpt = None,
+    one_unit: OneUnitOpt = None,
+    bins: ModelBinsOpt = None,
     methods: Annotated[
         str,
         typer.Option(
@@ -140,7 +148,6 @@ def score_command(
     from agelens.metrics.data_randomisation import shuffled_fit
     from agelens.metrics.registry import METRICS, parse_names
     from agelens.metrics.sampling import stratified_sample
-    from agelens.model.io import bins_in_file
 
     check_paths_exist(data=data, holdout=holdout, masks=masks)
     check_model_path(model)
@@ -176,12 +183,11 @@ def score_command(
         metric_names = [*metric_names, *(m for m in _MASK_METRICS if m not in metric_names)]
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
-    am = load_cli_model(model, input_size, class_names, input_range, class_output)
-    twin = _load_shuffled(
-        am, shuffled_model, input_size, class_names, input_range, class_output, layer, target
-    )
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
+    am = load_cli_model(model, **options)
+    twin = _load_shuffled(am, shuffled_model, options, layer, target)
     try:  # labelled with the bins the model file records, as evaluate does
-        ds = load_dataset(data, bins=bins_in_file(model), check_images=False)
+        ds = load_dataset(data, bins=data_bins(model, bins), check_images=False)
         ds = ds.in_class_order(am.class_names)  # labels index the model's outputs: by name, not position
     except DatasetError as e:
         fail(str(e))
@@ -282,8 +288,11 @@ def _check_target(am: AgeModel, target: str) -> str | None:
     readout = readout_of(text, am.class_names)
     if readout is not None:
         if readout.kind == "age" and not am.has_age:
+            from agelens.explain.targets import age_hint
+
             raise typer.BadParameter(
-                "this model has no age output; use a class or a contrast", param_hint="--target"
+                f"this model has no age output; use a class or a contrast{age_hint(am)}",
+                param_hint="--target",
             )
         return readout.spec
     if (index := class_of(text, am.class_names)) is not None:  # any case, or its index: as explain takes it
@@ -444,22 +453,20 @@ def _with_data_randomisation(names: list[str], shuffled_model: Path | None, spec
 def _load_shuffled(
     am: AgeModel,
     path: Path | None,
-    input_size: int | None,
-    class_names: str | None,
-    input_range: str | None,
-    class_output: str | None,
+    options: dict,
     layer: str | None = None,
     target: str = "predicted",
 ) -> AgeModel | None:
-    """The shuffled-label model, read like ``--model`` and checked against it before any work:
-    the same input and classes, the explained layer (``--layer``, else the one ``--model``
-    declares) and, for ``--target age``, an age output; a scoring run must not fail half-way."""
+    """The shuffled-label model, read like ``--model`` (the same ``options``) and checked against it
+    before any work: the same input and classes, the explained layer (``--layer``, else the one
+    ``--model`` declares) and, for ``--target age``, an age output; a scoring run must not fail
+    half-way."""
     if path is None:
         return None
     from agelens.explain.layers import resolve_layer
     from agelens.metrics.data_randomisation import check_comparable, explained_like
 
-    twin = load_cli_model(path, input_size, class_names, input_range, class_output)
+    twin = load_cli_model(path, **options)
     try:
         check_comparable(am, twin)
         resolve_layer(explained_like(twin, am), layer)

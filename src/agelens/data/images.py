@@ -132,6 +132,8 @@ def _read_file(path: Path) -> bytes:
 
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_FILLERS = (b"\xaa" * 64, bytes(range(64)), bytes(range(254, 126, -2)))
+"""Filler runs a scan cut short would read as image data (a constant run, two ramps; no 0xFF)."""
 
 
 def _open_and_decode(data: bytes, name: str) -> np.ndarray:
@@ -139,23 +141,82 @@ def _open_and_decode(data: bytes, name: str) -> np.ndarray:
 
     A JPEG that lacks only its end marker (some cameras, cut downloads) reads as truncated to
     Pillow although every pixel is there. It is accepted when it decodes to the same pixels
-    with the marker appended straight after its data and after 64 filler bytes: a scan that
-    really stops short reads the filler as image data and the two differ, so a truly truncated
-    photo is still refused.
+    with the marker appended straight after its data and after each of the filler runs in
+    :data:`_FILLERS`: a scan that really stops short reads the filler as image data and the
+    decodes differ, so a truly truncated photo is still refused. One constant filler was not
+    enough: a baseline scan cut 40 bytes short decoded alike after 64 bytes of 0x00, 0x55 or
+    0xAA (and 0xFF runs are padding before a marker), and was passed off as the whole photo.
     """
     try:
         return _decode_bytes(data, name)
     except ImageError as e:
         if not (data.startswith(_JPEG_START) and not data.endswith(_JPEG_END) and "truncated" in e.reason):
             raise
+        if _progressive(data) and not _all_scans_there(data):
+            raise e from None  # later scans are missing: a coarser photo than the file holds
         try:
             closed = _decode_bytes(data + _JPEG_END, name)
-            filled = _decode_bytes(data + b"\xaa" * 64 + _JPEG_END, name)
+            filled = [_decode_bytes(data + filler + _JPEG_END, name) for filler in _FILLERS]
         except ImageError:
             raise e from None
-        if closed.shape != filled.shape or not np.array_equal(closed, filled):
+        if any(f.shape != closed.shape or not np.array_equal(closed, f) for f in filled):
             raise e from None
         return closed
+
+
+_PROGRESSIVE_FRAMES = (0xC2, 0xC6, 0xCA, 0xCE)
+
+
+def _segments(data: bytes):
+    """``(marker, body)`` for each marker segment of a JPEG up to its data's end, the entropy-coded
+    data after each scan header skipped; stops at the end marker or where the data runs out."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            return
+        yield marker, data[i + 4 : i + 2 + length]
+        i += 2 + length
+        if marker == 0xDA:  # entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or RSTn
+            while i + 1 < len(data) and not (data[i] == 0xFF and data[i + 1] not in _IN_SCAN):
+                i += 1
+
+
+_IN_SCAN = frozenset([0x00, 0xFF, *range(0xD0, 0xD8)])
+
+
+def _progressive(data: bytes) -> bool:
+    return any(marker in _PROGRESSIVE_FRAMES for marker, _ in _segments(data))
+
+
+def _all_scans_there(data: bytes) -> bool:
+    """Whether a progressive JPEG's scans bring every coefficient of every component to full
+    precision (a scan with successive-approximation bit ``Al`` 0 covers it).
+
+    A progressive file cut at a scan boundary decodes without error to a coarser photo, and
+    filler after its end changes nothing (it is read as no scan), so the filler test cannot tell
+    it from a file that lacks only its end marker; the scan headers can.
+    """
+    components: list[int] = []
+    done: set[tuple[int, int]] = set()
+    for marker, body in _segments(data):
+        if marker in _PROGRESSIVE_FRAMES and len(body) >= 6:
+            components = [body[6 + 3 * k] for k in range(body[5]) if 6 + 3 * k < len(body)]
+        elif marker == 0xDA and body:
+            n = body[0]
+            if len(body) < 1 + 2 * n + 3:
+                return False
+            ids = [body[1 + 2 * k] for k in range(n)]
+            start, end, approx = body[1 + 2 * n], body[2 + 2 * n], body[3 + 2 * n]
+            if approx & 0x0F == 0:
+                done.update((c, k) for c in ids for k in range(start, min(end, 63) + 1))
+    return bool(components) and all((c, k) in done for c in components for k in range(64))
 
 
 def _decode_bytes(data: bytes, name: str) -> np.ndarray:

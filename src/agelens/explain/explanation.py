@@ -154,7 +154,7 @@ class Explanation:
         beside the maps (``image_file``). A photo file that still reads back as explained is not
         copied: photos can be large, and the folder already names them."""
         image = np.ascontiguousarray(self.images[i], np.uint8)
-        record["image_sha256"] = _fingerprint(image)
+        record["image_sha256"] = image_fingerprint(image)
         again, _ = _reread(record)
         if again is not None and np.array_equal(again, image):
             return
@@ -271,7 +271,7 @@ def _saved_image(
         except Exception as e:  # noqa: BLE001 - a damaged copy: the photo file may still serve
             why = f"its copy saved with the explanation ({kept}) cannot be read ({e})"
         else:
-            if image.shape[:2] == size_hw and want in (None, _fingerprint(image)):
+            if image.shape[:2] == size_hw and want in (None, image_fingerprint(image)):
                 return image, ""
             why = f"its copy saved with the explanation ({kept}) has changed"
     image, reason = _reread(record)
@@ -281,7 +281,7 @@ def _saved_image(
             None,
             f"photo file has changed since it was explained ({w}x{h}, was {size_hw[1]}x{size_hw[0]})",
         )
-    elif image is not None and want is not None and _fingerprint(image) != want:
+    elif image is not None and want is not None and image_fingerprint(image) != want:
         image, reason = None, "photo file has changed since it was explained (other pixels)"
     return image, (why or reason)
 
@@ -312,24 +312,34 @@ def _reread(record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
         return None, (
             f"photo file has changed since it was explained ({photo.shape[1]}x{photo.shape[0]}, was {w}x{h})"
         )
+    return cut_explained(photo, record), ""
+
+
+def cut_explained(photo: np.ndarray, record: dict[str, Any], detect: bool = True) -> np.ndarray | None:
+    """The part of ``photo`` a saved record explained: the photo, or the face crop where one was
+    found, cut by the recorded ``crop_box_xywh``. An older record without a box asks the detector
+    again (deterministic), or gets ``None`` with ``detect=False`` (the report's photo check)."""
     if not record.get("face_found"):
-        return photo, ""
+        return photo
     box = record.get("crop_box_xywh")
     if isinstance(box, list) and len(box) == 4:
         x, y, w, h = (int(v) for v in box)
         if [x, y, w, h] == [0, 0, photo.shape[1], photo.shape[0]]:
-            return photo, ""  # the face filled the photo: explained whole
-        if w == h:
+            return photo  # the face filled the photo: explained whole
+        if w == h and w > 0:
             from agelens.model.faces import crop_box
 
-            return crop_box(photo, x, y, w), ""
+            return crop_box(photo, x, y, w)
+    if not detect:
+        return None
     from agelens.model.faces import crop_largest_face
 
-    return crop_largest_face(photo)[0], ""
+    return crop_largest_face(photo)[0]
 
 
-def _fingerprint(image: np.ndarray) -> str:
-    """SHA-256 of an RGB uint8 image's pixels: tells a photo file changed since from the one explained."""
+def image_fingerprint(image: np.ndarray) -> str:
+    """SHA-256 of an RGB uint8 image's pixels, row by row (a manifest's ``image_sha256``): tells a
+    photo file changed since from the one explained."""
     return hashlib.sha256(np.ascontiguousarray(image, np.uint8).tobytes()).hexdigest()
 
 
@@ -466,7 +476,9 @@ CONVENTIONS = {
     "it), scaled so the largest magnitude is 1; 0 outside the centred square the model saw",
     "model_read_as": "how the model was read, as given or guessed: input size, class names, which output "
     "holds the classes (and the age, if any), and the pixel range it was fed (the CLI's --input-size, "
-    "--class-names, --class-output, --input-range)",
+    "--class-names, --class-output, --age-output, --input-range); for a one-unit output, how it was read "
+    "(one_unit: age or probability; groups_from_age and age_bins: the age cut at those edges, --one-unit, "
+    "--bins)",
     "image_file": "the image explained (the face crop where one was found), saved here as a lossless PNG "
     "where its source could not give it back: a photo given in memory, or a file gone or changed by the "
     "time of saving; absent for a photo file, which is read again (from source_path, then source)",

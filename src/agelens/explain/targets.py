@@ -221,8 +221,19 @@ def _is_class(text: str, names: list[str]) -> bool:
 
 def _check_age(target: AgeTarget, model: Any) -> AgeTarget:
     if getattr(model, "age_output", None) is None:
-        raise ValueError("target 'age' needs a model with an age output; this model has none")
+        raise ValueError(
+            f"target 'age' needs a model with an age output; this model has none{age_hint(model)}"
+        )
     return target
+
+
+def age_hint(model: Any) -> str:
+    """The way out for a model with several outputs and none read as the age: a head named
+    otherwise (``years``) is read as the age only when named."""
+    outputs = getattr(getattr(model, "keras_model", None), "outputs", None) or []
+    if len(outputs) < 2:
+        return ""
+    return "; if one of its outputs is the age in years, name it: age_output= (the CLI's --age-output)"
 
 
 def _scalar(s: Any) -> int | str:

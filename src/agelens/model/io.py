@@ -23,7 +23,11 @@ from agelens.data.bins import AgeBins
 
 META_MEMBER = "agelens.json"
 SOFTMAX_ADDED = "agelens_softmax"
-"""Name of the softmax :func:`wrap_keras_model` puts on a class output that ends in logits."""
+"""Name of the layer :func:`wrap_keras_model` puts on top of a class output to make its probabilities: a
+softmax on logits or on the age groups' margins of an age regressor, the sigmoid of ``[-z, z]`` for a
+one-unit sigmoid ``p = sigmoid(z)`` (:mod:`agelens.model.age_head`). The explain engine explains its input."""
+ONE_UNIT_READINGS = ("age", "probability")
+"""How a one-unit output may be read: ``one_unit=`` of :func:`load_model` and :func:`wrap_keras_model`."""
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "agelens-utkface.keras"
 
 
@@ -62,15 +66,30 @@ class AgeModel:
     @property
     def read_as(self) -> dict[str, Any]:
         """How the model is read, given or guessed (--input-size, --class-names, --class-output,
-        --input-range): a plain model's numbers and maps depend on each, and a guess is only
-        checkable if a manifest writes it down."""
-        return {
+        --age-output, --input-range, --one-unit, --bins): a plain model's numbers and maps depend
+        on each, and a guess is only checkable if a manifest writes it down."""
+        read = {
             "input_size": int(self.input_size),
             "class_names": [str(n) for n in self.class_names],
             "class_output": self.group_output,
             "age_output": self.age_output,
             "input_range": self.input_range,
         }
+        if self.metadata.get("one_unit") in ONE_UNIT_READINGS:  # a one-unit model: how it was read
+            read["one_unit"] = self.metadata["one_unit"]
+            read["groups_from_age"] = self.groups_from_age
+            if self.groups_from_age and self.bins is not None:
+                read["age_bins"] = list(self.bins.edges)
+        return read
+
+    @property
+    def groups_from_age(self) -> bool:
+        """Whether the classes are the model's age in years cut by its bins (a one-unit age regressor).
+
+        Its probabilities are then a softmax over each group's margin in years (how far inside
+        its bin the age lies), not a trained classifier's confidence; see :mod:`agelens.model.age_head`.
+        """
+        return bool(self.metadata.get("groups_from_age", False))
 
     @property
     def has_age(self) -> bool:
@@ -186,6 +205,7 @@ def save_model(model: AgeModel, path: str | Path, extra: dict | None = None) -> 
         bins=model.bins.to_dict() if model.bins else None,
         group_output=model.group_output,
         age_output=model.age_output,
+        rescales_input=bool(model.rescales_input),  # a plain 0..1 model would come back read as 0..255
         agelens_version=__version__,
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras")
@@ -210,6 +230,8 @@ def load_model(
     input_range: str | None = None,
     class_output: str | int | None = None,
     age_output: str | int | None = None,
+    bins: AgeBins | None = None,
+    one_unit: str | None = None,
 ) -> AgeModel:
     """Load ours (default: the shipped model) or a user's plain Keras model.
 
@@ -219,6 +241,12 @@ def load_model(
     the class output of a multi-output model (``class_output``: its dict key or list index),
     and its age in years (an output named ``age``; ``age_output`` names another, one value per
     image, for ``target="age"`` and a callable target's ``age``).
+
+    A class output with one unit is read as an age in years (a regressor), or, when it ends in
+    a sigmoid, as the probability of class 1; ``one_unit="age"`` or ``"probability"`` overrules
+    that guess. An age becomes the age output and its groups are the age cut by ``bins`` (an
+    :class:`AgeBins`; default young < 30 <= middle-aged < 60 <= old); a probability ``p`` becomes
+    two classes ``[1 - p, p]``. See :func:`wrap_keras_model`.
     A file that does not load raises :class:`ModelLoadError` with a one-line reason.
     """
     path = check_model_file(path)
@@ -226,6 +254,8 @@ def load_model(
 
     import_tensorflow_quietly()  # only after the cheap checks: a typo in a path fails in a second
     import keras
+
+    import agelens.model.age_head  # noqa: F401 - registers the layers a saved one-unit head uses
 
     try:
         km = keras.saving.load_model(str(path), compile=False, safe_mode=True)
@@ -245,6 +275,8 @@ def load_model(
         input_range=input_range,
         class_output=class_output,
         age_output=age_output,
+        bins=bins,
+        one_unit=one_unit,
     )
 
 
@@ -313,16 +345,37 @@ def wrap_keras_model(
     input_range: str | None = None,
     class_output: str | int | None = None,
     age_output: str | int | None = None,
+    bins: AgeBins | None = None,
+    one_unit: str | None = None,
 ) -> AgeModel:
     """Wrap an in-memory Keras model, inferring what the metadata does not say.
 
     ``input_range`` ("0-255" or "0-1"), ``class_output`` and ``age_output`` overrule the guesses
     (see :func:`load_model`); our own files record them in their metadata.
+
+    A class output with one unit gets a class head (:mod:`agelens.model.age_head`), read as
+    ``one_unit`` says, else guessed: ``"probability"`` when it ends in a sigmoid, else ``"age"``.
+
+    - ``"age"``: the output is the age in years (the age output: ``target="age"``, the age
+      column); the classes are the groups of ``bins`` (default :class:`AgeBins`), each scored by
+      its margin in years, ``min(age - lower edge, upper edge - age)``, so the predicted group is
+      exactly the bin the age falls in, and the probabilities are a softmax over those margins.
+      The metadata says so (``groups_from_age``); class targets explain the margins, so "old"
+      follows the age's gradient and "young" its negative.
+    - ``"probability"``: ``p`` becomes the classes ``[1 - p, p]`` (``class 0``, ``class 1`` unless
+      named); class targets explain the pre-sigmoid logit ``z`` for class 1 and ``-z`` for class 0.
+
+    ``bins`` also names the age bins of a model with one unit per age group (as many groups as
+    classes; class names default to the bins' names).
     """
     meta = dict(metadata or {})
     where = path or km.name
     if input_range not in (None, *INPUT_RANGES):
         raise ModelLoadError(where, f"input range {input_range!r}: use one of {', '.join(INPUT_RANGES)}")
+    if one_unit not in (None, *ONE_UNIT_READINGS):
+        raise ModelLoadError(where, f"one_unit {one_unit!r}: use one of {', '.join(ONE_UNIT_READINGS)}")
+    if bins is not None and not isinstance(bins, AgeBins):
+        raise ModelLoadError(where, f"bins must be an AgeBins (agelens.data.bins), not {type(bins).__name__}")
     if class_names is not None and (len(set(class_names)) != len(class_names) or not all(class_names)):
         raise ModelLoadError(where, f"class names {class_names}: each must be given, and once")
     # agelens feeds one batch of square RGB images; any other input would fail later
@@ -358,23 +411,37 @@ def wrap_keras_model(
         group_key = _first_wide(list(enumerate(out)))
     if class_output is not None:
         group_key = _named_output(out, class_output, where)
-    if age_output is not None:
-        age_key = _age_output(out, age_output, group_key, where)
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
-    if (not meta or class_output is not None) and _ends_in_logits(group_tensor):
+    one = _one_unit(group_tensor)
+    if age_output is not None:
+        if one and _named_output(out, age_output, where) == group_key:  # the one-unit output is the age
+            if one_unit == "probability":
+                raise ModelLoadError(
+                    where,
+                    f"output {age_output!r} is named both the age (age_output) and a probability (one_unit)",
+                )
+            one_unit = "age"
+        else:
+            age_key = _age_output(out, age_output, group_key, where)
+    reading = None
+    if one:
+        km, group_key, age_key, group_tensor, reading, bins = _one_unit_head(
+            km, out, group_key, age_key, one_unit, bins, class_names, meta, where
+        )
+    elif one_unit is not None:
+        raise ModelLoadError(
+            where,
+            f"one_unit={one_unit!r} is for a class output of one unit; output {group_key!r} "
+            f"has shape {tuple(group_tensor.shape)}",
+        )
+    elif (not meta or class_output is not None) and _ends_in_logits(group_tensor):
         # A model trained with from_logits=True: every reader of "probabilities" (predict,
         # evaluate, the metrics, TFLite) would get raw scores. A softmax on top fixes all of
         # them at once; the explain engine still explains the logits (the softmax's input).
         import keras
 
         probs = keras.layers.Softmax(name=SOFTMAX_ADDED)(group_tensor)
-        if isinstance(out, dict):
-            new_out: Any = {k: probs if k == group_key else t for k, t in out.items()}
-        elif isinstance(out, list | tuple):
-            new_out = [probs if i == group_key else t for i, t in enumerate(out)]
-        else:
-            new_out = probs
-        km = keras.Model(km.inputs, new_out, name=km.name)
+        km = keras.Model(km.inputs, _replaced(out, group_key, probs), name=km.name)
         group_tensor = probs
     n_classes = int(group_tensor.shape[-1] or 0)
     if len(group_tensor.shape) != 2 or n_classes < 2:
@@ -383,16 +450,118 @@ def wrap_keras_model(
             f"class output shaped {tuple(group_tensor.shape)}: agelens needs one probability per class, "
             "shaped (N, classes) with 2 or more classes",
         )
-    names = class_names or meta.get("class_names")
+    if bins is not None and bins.num_classes != n_classes:
+        raise ModelLoadError(
+            where,
+            f"bins {_edges(bins)} make {bins.num_classes} age groups; the model has {n_classes} classes",
+        )
+    names = class_names or meta.get("class_names") or (list(bins.names) if bins is not None else None)
     if names is None:
         names = list(AgeBins().names) if n_classes == 3 else [f"class {i}" for i in range(n_classes)]
     if len(names) != n_classes:
         raise ModelLoadError(where, f"{len(names)} class names given for {n_classes} outputs")
-    bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
+    given_bins = bins
+    if bins is None:
+        bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
+    elif list(bins.names) != list(names):
+        bins = AgeBins(bins.edges, tuple(names))
     rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
     if input_range is not None:
         rescales = input_range == "0-255"
+    if reading is not None or given_bins is not None:  # recorded after the guesses that read ``meta``
+        meta = dict(meta, bins=bins.to_dict()) if bins is not None else dict(meta)
+        if reading is not None:
+            meta.update(one_unit=reading, groups_from_age=reading == "age")
     return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+
+
+def _replaced(out: Any, key: str | int, tensor: Any) -> Any:
+    """The model's outputs (a dict, a list or one tensor) with output ``key`` replaced by ``tensor``."""
+    if isinstance(out, dict):
+        return {k: tensor if k == key else t for k, t in out.items()}
+    if isinstance(out, list | tuple):
+        return [tensor if i == key else t for i, t in enumerate(out)]
+    return tensor
+
+
+def _edges(bins: AgeBins) -> str:
+    return ",".join(f"{e:g}" for e in bins.edges)
+
+
+def _one_unit(tensor: Any) -> bool:
+    """Whether a class output holds one value per image, ``(N, 1)`` or ``(N,)``: an age or a probability."""
+    shape = tuple(tensor.shape)
+    return len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+
+
+def _one_unit_head(
+    km: Any,
+    out: Any,
+    group_key: str | int,
+    age_key: str | int | None,
+    one_unit: str | None,
+    bins: AgeBins | None,
+    class_names: list[str] | None,
+    meta: dict,
+    where: Any,
+) -> tuple[Any, str | int, str | int | None, Any, str, AgeBins | None]:
+    """The model with a class head on its one-unit output ``group_key`` (see :mod:`agelens.model.age_head`).
+
+    Returns the new Keras model, its class and age outputs, the class probabilities' tensor,
+    the reading (``age`` or ``probability``) and the age bins (those of the groups, for an age).
+    """
+    import keras
+
+    from agelens.model import age_head
+
+    tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
+    shape = tuple(tensor.shape)
+    ends = age_head.ends_in(tensor)
+    if ends == "softmax":
+        raise ModelLoadError(
+            where,
+            f"class output shaped {shape} ends in a softmax over one unit, which is always 1: agelens needs "
+            "one probability per class, shaped (N, classes) with 2 or more classes",
+        )
+    reading = one_unit or age_head.guess_reading(tensor)
+    if reading == "probability":
+        if bins is not None and bins.num_classes != 2:
+            raise ModelLoadError(
+                where,
+                f"bins {_edges(bins)} make {bins.num_classes} age groups; output {group_key!r} is read as "
+                "the probability of class 1 of 2 (one_unit='age' reads it as an age in years)",
+            )
+        probs = age_head.probability_head(tensor)
+        new = keras.Model(km.inputs, _replaced(out, group_key, probs), name=km.name)
+        return new, group_key, age_key, probs, reading, bins
+    if age_key is not None and age_key != group_key:
+        raise ModelLoadError(
+            where,
+            f"output {group_key!r} has one unit, read as an age, but output {age_key!r} is the age: "
+            "name the class output (class_output=) or read this one as a probability "
+            "(one_unit='probability')",
+        )
+    if bins is None:
+        bins = AgeBins(**meta["bins"]) if meta.get("bins") else AgeBins()
+    if bins.num_classes < 2:
+        raise ModelLoadError(where, "bins without an edge make one age group; agelens needs 2 or more")
+    if class_names is not None:
+        if len(class_names) != bins.num_classes:
+            raise ModelLoadError(
+                where,
+                f"{len(class_names)} class names given for {bins.num_classes} age groups ({_edges(bins)})",
+            )
+        bins = AgeBins(bins.edges, tuple(class_names))
+    probs = age_head.age_group_head(tensor, bins)
+    if isinstance(out, dict):
+        new_key: str | int = "age_group" if "age_group" not in out else SOFTMAX_ADDED
+        new_out = {**out, new_key: probs}
+        age_key = group_key
+    elif isinstance(out, list | tuple):
+        new_key, new_out, age_key = len(out), [*out, probs], group_key
+    else:
+        new_key, new_out, age_key = "age_group", {"age": tensor, "age_group": probs}, "age"
+    return keras.Model(km.inputs, new_out, name=km.name), new_key, age_key, probs, reading, bins
 
 
 INPUT_RANGES = ("0-255", "0-1")

@@ -322,7 +322,8 @@ def _explain(
     grid, grid_warning = engine.try_filter_grid(prep.photo, fl)
     probs = engine.probabilities(exp)
     note = "; ".join(n for n in (source.note if source else "", prep.note) if n)
-    msg = status_line(exp, probs, note, prep.no_face)
+    from_age = engine.model.bins if getattr(engine.model, "groups_from_age", False) else None
+    msg = status_line(exp, probs, note, prep.no_face, from_age=from_age)
     heat = blend(shown, heat_sq, alpha, signed=exp.signed)
     return shown, heat, probs, grid, grid_warning, str(archive), msg, (shown, heat_sq, exp)
 

@@ -323,17 +323,26 @@ def web_message(exc: BaseException) -> str:
     return text.replace("`agelens layers`", "the layer list")
 
 
-def status_line(exp: Any, probs: dict[str, float], note: str = "", no_face: bool = False) -> str:
+def status_line(
+    exp: Any, probs: dict[str, float], note: str = "", no_face: bool = False, from_age: Any = None
+) -> str:
     """The one-line result: top class, its probability (and age), method, layer, target, notes.
 
     With ``no_face`` a warning follows the numbers at once: "old (48%)" on a faceless photo
-    read as a confident judgement of a person.
+    read as a confident judgement of a person. ``from_age``: the bins of a model whose groups
+    are its age cut there (a one-unit regressor), whose "probability" is no confidence: the line
+    gives the age and the cuts instead.
     """
     top = max(probs, key=probs.__getitem__)
     ages = getattr(exp, "ages", None)
-    age = f", about {float(np.asarray(ages).reshape(-1)[0]):.0f} years" if ages is not None else ""
+    years = float(np.asarray(ages).reshape(-1)[0]) if ages is not None else None
     aim = f"{top} (predicted)" if is_predicted(exp.target) else exp.target
-    parts = [f"**{top}** ({probs[top]:.0%}{age})"]
+    if from_age is not None and years is not None:
+        cuts = ", ".join(f"{e:g}" for e in from_age.edges)
+        parts = [f"**{top}** (about {years:.0f} years; the groups are that age cut at {cuts})"]
+    else:
+        age = f", about {years:.0f} years" if years is not None else ""
+        parts = [f"**{top}** ({probs[top]:.0%}{age})"]
     if no_face:
         parts.append(NO_FACE_WARNING)
         note = note.removeprefix("no face found; ")  # the warning said it: once is enough

@@ -102,12 +102,21 @@ def photo_uri(path: Path | None, max_side: int | None = None) -> str | None:
     28 MB). The file as written is kept when it needs no shrinking and is already smaller than
     the JPEG (a JPEG photo, a tiny PNG), so re-encoding a file of the right size never grows it.
     """
+    found = read_image(path)
+    return None if found is None else encoded_photo_uri(*found, max_side=max_side)
+
+
+def read_image(path: Path | None) -> tuple[bytes, Any] | None:
+    """(the file's bytes, its ``H x W x 3`` uint8 RGB pixels), or None when missing or not an image."""
     data = _read(path)
     if data is None:
         return None
     arr = _decode(data)
-    if arr is None:
-        return None
+    return None if arr is None else (data, arr)
+
+
+def encoded_photo_uri(data: bytes, arr: Any, max_side: int | None = None) -> str:
+    """:func:`photo_uri` of a file already read (``data``) and decoded (``arr``, as :func:`read_image`)."""
     side = max_side or THUMB_SIDE
     jpeg = array_uri(arr, side, jpeg=True)
     mime = _mime(data)

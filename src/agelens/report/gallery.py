@@ -15,13 +15,19 @@ from typing import Any
 
 from agelens.data.bins import AgeBins
 from agelens.data.images import source_file
-from agelens.report.assets import Notes, image_uri, inside, photo_uri
+from agelens.report.assets import Notes, encoded_photo_uri, image_uri, inside, photo_uri, read_image
 
 MAX_IMAGES = 48
 """Beyond this the page gets heavy; the rest stay in the explain folder."""
 PHOTO_SIDE = 384
 """Longest side of an embedded photo or overlay: a card shows them ~150 px wide (300 on a sharp screen)."""
 PREDICTED = "(predicted class)"
+NOT_FOUND = "photo not found"
+CHANGED = "photo changed since it was explained"
+NOT_KEPT = "photo given in memory, not saved with the explanation"
+"""What a card says in place of its photo: gone, changed (the file no longer holds the pixels explained,
+so showing it would pass another picture off as the one explained), or never written (an in-memory
+photo saved by an agelens that did not keep them)."""
 Bins = tuple[list[float], list[str]]
 """Age-bin edges in years and the class names between them (``AgeBins`` as plain lists)."""
 
@@ -41,6 +47,7 @@ class GalleryItem:
     folder: str = ""  # the photo's folder as explain recorded its source: a class sub-folder gives the truth
     signed: set[str] = field(default_factory=set)  # keys of the maps that are signed (-1..1: for/against)
     notes: list[str] = field(default_factory=list)  # why its prediction means little (explain's)
+    photo_gap: str = NOT_FOUND  # what the card says where ``photo`` is None
 
 
 @dataclass
@@ -209,6 +216,13 @@ def build_gallery(
             else "overlay files listed in the manifest were"
         )
         notes.add(f"Explanations: {missing} {were} not found.")
+    changed = sum(1 for it in items if it.photo is None and it.photo_gap == CHANGED)
+    if changed:
+        files = "photo file has" if changed == 1 else "photo files have"
+        notes.add(
+            f"Explanations: {changed} {files} changed since explained; the card shows no photo"
+            " rather than a different picture."
+        )
     keys = [k for it in items for k, v in it.maps.items() if v]
     default = min(keys, key=lambda k: tuple(int(x) for x in k.split("-"))) if keys else "0-0-0"
     classes = list(bins[1]) if bins else list(dict.fromkeys(n for it in items for n, _ in it.probabilities))
@@ -440,15 +454,14 @@ def _item(
     all_signed: bool = False,
 ) -> GalleryItem:
     """One card; ``signed_runs`` and ``all_signed`` mark maps whose own record does not say "signed"."""
-    photo_path = inside(explain_dir, im.get("file")) or inside(root, im.get("file"))
-    if photo_path is None:  # the original may live outside the run folder: decode it, never copy raw bytes
-        photo_path = source_file(im)
+    photo, gap = _photo(explain_dir, root, im)
     probs = im.get("probabilities")
     probs = probs if isinstance(probs, dict) else {}
     age = im.get("age")
     item = GalleryItem(
         title=Path(str(im.get("file") or im.get("source") or "image")).name,
-        photo=photo_uri(photo_path, max_side=PHOTO_SIDE),
+        photo=photo,
+        photo_gap=gap,
         predicted=str(im.get("predicted", "")),
         probabilities=[(str(k), float(v)) for k, v in probs.items() if isinstance(v, int | float)],
         age=float(age) if isinstance(age, int | float) else None,
@@ -477,3 +490,62 @@ def _source_folder(source: Any) -> str:
     if not isinstance(source, str) or not source or source.startswith("<"):
         return ""
     return Path(source).parent.name
+
+
+def _photo(explain_dir: Path, root: Path, im: dict) -> tuple[str | None, str]:
+    """The card's photo as a data URI ("" beside it), or None and what the card says instead.
+
+    The copy explain saved beside the maps (``image_file``: a photo given in memory, or a file
+    gone or changed by the time of saving) is the image explained, exactly, so it comes first.
+    Else the photo file: ``file`` in the folder, else its source (:func:`source_file`); where the
+    record has the fingerprint of the image explained (``image_sha256``), a file that no longer
+    gives those pixels back has changed since, and is not shown as if it were the one explained.
+    A record without a fingerprint (an older manifest, the CLI's) shows its photo file as before.
+    """
+    want = im.get("image_sha256") if isinstance(im.get("image_sha256"), str) else None
+    kept = im.get("image_file")
+    changed = False  # a copy or photo file is there, but no longer holds the image explained
+    if isinstance(kept, str) and kept == Path(kept).name:  # a plain name inside the folder only
+        found = read_image(inside(explain_dir, kept))
+        if found is not None and _is_explained(found[1], im, want):
+            return encoded_photo_uri(*found, max_side=PHOTO_SIDE), ""
+        changed = found is not None
+    path = inside(explain_dir, im.get("file")) or inside(root, im.get("file"))
+    if path is None:  # the original may live outside the run folder: decode it, never copy raw bytes
+        path = source_file(im)
+    if want is None and not changed:  # nothing to check it against: shown as it is
+        if uri := photo_uri(path, max_side=PHOTO_SIDE):
+            return uri, ""
+    elif (found := read_image(path)) is not None:
+        if _gives_back(found[1], im, want):
+            return encoded_photo_uri(*found, max_side=PHOTO_SIDE), ""
+        changed = True
+    if changed:
+        return None, CHANGED
+    in_memory = str(im.get("source", "")).startswith("<") and not im.get("file")
+    return None, NOT_KEPT if in_memory else NOT_FOUND
+
+
+def _is_explained(image: Any, im: dict, want: str | None) -> bool:
+    """Whether ``image`` is the one ``im`` explained: its recorded size and, where recorded, fingerprint."""
+    size = im.get("size")
+    if isinstance(size, list) and size != [image.shape[1], image.shape[0]]:
+        return False
+    from agelens.explain.explanation import image_fingerprint
+
+    return want is None or image_fingerprint(image) == want
+
+
+def _gives_back(photo: Any, im: dict, want: str | None) -> bool:
+    """Whether a photo file still holds what ``im`` explained: the photo, or the face cut from it by
+    the recorded ``crop_box_xywh``. A face crop without such a box cannot be cut again without the
+    detector: only the photo's size is checked then."""
+    from agelens.explain.explanation import cut_explained
+
+    shot = im.get("photo_size")
+    if isinstance(shot, list) and shot != [photo.shape[1], photo.shape[0]]:
+        return False
+    if want is None:
+        return True
+    image = cut_explained(photo, im, detect=False)
+    return image is None or _is_explained(image, im, want)

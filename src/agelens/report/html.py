@@ -238,8 +238,14 @@ def _without_file_lists(manifest: Any) -> Any:
     return {k: v for k, v in manifest.items() if k != "files"} | {"images": images}
 
 
+_KEPT_COPY = ("image_file", "image_sha256")
+"""The saved copy of a photo given in memory and its fingerprint: the gallery shows the photo
+itself; a 64-hex-digit column in the run table says nothing to a reader."""
+
+
 def _image_row(im: dict) -> dict:
-    drop = set(_FILE_LISTS) | (set(_PREDICTION_PARTS) if isinstance(im.get("prediction"), dict) else set())
+    drop = set(_FILE_LISTS) | set(_KEPT_COPY)
+    drop |= set(_PREDICTION_PARTS) if isinstance(im.get("prediction"), dict) else set()
     return {k: v for k, v in im.items() if k not in drop}
 
 
