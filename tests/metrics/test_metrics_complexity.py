@@ -36,8 +36,13 @@ def test_the_metric_ranks_a_concentrated_map_above_a_haze() -> None:
     assert Sparseness.higher_is_better and not Sparseness.ranked and Sparseness.category == "complexity"
 
 
+_MASS = st.one_of(st.just(0.0), st.floats(1e-30, 1))
+"""Map values: zero, or far from float64's subnormals, where scaling by 0.5 rounds 5e-324 to nothing
+(hypothesis found that: a scale-free metric cannot survive its input vanishing)."""
+
+
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, (3, 5, 5), elements=st.floats(0, 1)), st.floats(0.01, 100), st.integers(0, 2**31))
+@given(arrays(np.float64, (3, 5, 5), elements=_MASS), st.floats(0.01, 100), st.integers(0, 2**31))
 def test_bounded_scale_free_and_blind_to_where_the_mass_sits(maps, scale, seed) -> None:
     g = gini(maps)
     ok = np.isfinite(g)
