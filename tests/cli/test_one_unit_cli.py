@@ -24,8 +24,9 @@ def brightness_regressor(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("regressor")
     inp = keras.Input((16, 16, 3))
-    dense = keras.layers.Dense(1, name="years")
-    km = keras.Model(inp, dense(keras.layers.GlobalAveragePooling2D()(inp)))
+    conv, dense = keras.layers.Conv2D(3, 1, name="same"), keras.layers.Dense(1, name="years")
+    km = keras.Model(inp, dense(keras.layers.GlobalAveragePooling2D()(conv(inp))))
+    conv.set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])  # a layer to explain
     dense.set_weights([np.full((3, 1), 100 / 3, np.float32), np.zeros(1, np.float32)])
     km.save(root / "regressor.keras")
     data = root / "data"
@@ -94,3 +95,59 @@ def test_explain_reads_an_age_regressor_old_with_the_age_young_against_it(
     assert maps["age"].max() > 0.5
     np.testing.assert_allclose(maps["old"], maps["age"], atol=1e-5)
     np.testing.assert_allclose(maps["young"], -maps["age"], atol=1e-5)
+
+
+def test_evaluate_reports_the_age_error_and_names_groups_by_position(brightness_regressor) -> None:
+    """evaluate gave no age error for a model that learnt ages; --class-names on a regressor made
+    its groups miss the data's ("classes [young, ...] do not match the model's [kid, ...]")."""
+    model, data = brightness_regressor
+    (m,) = _rows(runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--json"]))
+    assert m["n_aged"] == len(AGES) * 2 and 0 <= m["age_mae"] < 0.3  # levels round to 0.4 y at most
+    res = runner.invoke(
+        app, ["evaluate", str(data), "--model", str(model), "--class-names", "kid,adult,senior"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "| kid | 1.000 | 1.000 | 1.000 | 4 |" in res.stdout and "Age MAE: 0." in res.stdout
+    pair = runner.invoke(app, ["evaluate", str(data), "--model", str(model), "--one-unit", "probability"])
+    said = " ".join(pair.output.split())
+    assert (
+        pair.exit_code == 1
+        and "if the model's 2 classes are age groups, give their edges (e.g. --bins 60)" in said
+    )
+
+
+def test_ages_that_are_no_years_are_warned_about(brightness_regressor) -> None:
+    """A model fed the wrong pixel range (or trained on age / 100) printed -628 y without a word."""
+    from agelens.model.evaluate import implausible_ages
+
+    model, data = brightness_regressor
+    res = runner.invoke(
+        app, ["predict", str(data), "--model", str(model), "--no-detect", "--input-range", "0-255"]
+    )
+    assert res.exit_code == 0 and "8 of 8 ages are outside 0-120 years" in res.stderr
+    assert "--input-range" in res.stderr and len(res.stderr.splitlines()) <= 3
+    fine = runner.invoke(app, ["predict", str(data), "--model", str(model), "--no-detect", "--json"])
+    assert "warning" not in fine.stderr and all(r["groups_from_age"] for r in _rows(fine))
+    assert implausible_ages(np.full(6, 0.31) + np.arange(6) * 0.01).startswith(
+        "all 6 ages lie within one year"
+    )
+    assert implausible_ages(np.array([3.0, 97.0])) == "" and implausible_ages(np.array([-0.2])) == ""
+
+
+def test_score_says_class_targets_of_an_age_cut_hardly_move(brightness_regressor, tmp_path) -> None:
+    model, data = brightness_regressor
+    base = ["score", str(data), "--model", str(model), "--n", "4", "--methods", "saliency"]
+    base += ["--metrics", "deletion"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "a class target reads a softmax of how many years" in " ".join(res.stderr.split())
+    res = runner.invoke(app, [*base, "--target", "age", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0 and "a class target reads" not in " ".join(res.stderr.split())
+
+
+def test_an_age_just_below_zero_is_printed_as_zero() -> None:
+    from agelens.cli.common import prediction_line
+    from agelens.model.predict import rounded_row
+
+    assert "~0 y" in prediction_line("young", {"young": 1.0}, -0.3)
+    assert str(rounded_row({"probabilities": {"young": 1.0}, "age": -0.04})["age"]) == "0.0"

@@ -29,3 +29,14 @@ def test_a_bad_option_is_named_in_the_message(bins, names, message) -> None:
     with pytest.raises(ValueError) as exc:
         bins_from_options(bins, names)
     assert str(exc.value) == message
+
+
+def test_two_edges_other_than_30_60_are_named_by_their_ages_and_edges_are_positive() -> None:
+    """``--bins 20,40`` named its groups young / middle-aged / old: a 25-year-old "middle-aged"."""
+    from agelens.data.bins import bins_from_options
+
+    assert bins_from_options("20,40").names == ("0-20", "20-40", "40+")
+    assert bins_from_options("30,60").names == ("young", "middle-aged", "old")
+    for bad in ("-5,30", "0,30"):
+        with pytest.raises(ValueError, match="leaves no one below it"):
+            bins_from_options(bad)

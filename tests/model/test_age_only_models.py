@@ -275,7 +275,8 @@ def test_one_unit_overrules_the_guess(x) -> None:
     as_probability = wrap_keras_model(pixel_regressor(), one_unit="probability")
     assert as_probability.class_names == ["class 0", "class 1"] and not as_probability.has_age
     probs = as_probability.predict(images_aged(np.array([0.25, 0.75], np.float32)))["probabilities"]
-    np.testing.assert_allclose(probs, [[0.75, 0.25], [0.25, 0.75]], atol=1e-6)
+    p = 1 / (1 + np.exp(-np.array([0.25, 0.75])))  # a linear unit read as a probability is its logit
+    np.testing.assert_allclose(probs, np.stack([1 - p, p], 1), atol=1e-6)
     as_age = wrap_keras_model(convnet("sigmoid"), one_unit="age")  # a sigmoid of age / 100, say
     assert as_age.groups_from_age and as_age.has_age
     assert np.all(as_age.predict(x)["probabilities"].argmax(1) == 0)  # 0..1 "years": all young
@@ -286,7 +287,7 @@ def test_one_unit_overrules_the_guess(x) -> None:
     ("make", "options", "words"),
     [
         (pixel_regressor, {"one_unit": "years"}, "one_unit 'years': use one of age, probability"),
-        (pixel_regressor, {"bins": (30, 60)}, "bins must be an AgeBins"),
+        (pixel_regressor, {"bins": "30,60"}, "bins must be an AgeBins"),
         (pixel_regressor, {"bins": AgeBins((), ("all",))}, "one age group"),
         (lambda: convnet("sigmoid"), {"bins": AgeBins()}, "read as the probability of class 1 of 2"),
         (pixel_regressor, {"one_unit": "probability", "age_output": 0}, "both the age"),

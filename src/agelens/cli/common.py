@@ -74,7 +74,7 @@ InputRangeOpt = Annotated[
         "--input-range",
         callback=_one_of("INPUT_RANGES"),
         help="For a plain Keras model: the pixel range it was trained on, 0-255 or 0-1 (default: 0-255 "
-        "when it has a Rescaling layer, or a Normalization adapted on 0-255 data; else 0-1).",
+        "when a Rescaling layer, or a Normalization adapted on 0-255 data, acts on its input; else 0-1).",
         show_default=False,
     ),
 ]
@@ -83,7 +83,8 @@ ClassOutputOpt = Annotated[
     typer.Option(
         "--class-output",
         help="For a plain Keras model with several outputs: the one holding the class scores, by its "
-        "name (dict outputs) or position from 0 (default: 'age_group', else the first with 2+ units).",
+        "name (a dict key, or its layer's name) or position from 0 (default: 'age_group', else the first "
+        "with 2+ units; outputs of one unit each, none named the age, must be named).",
         show_default=False,
     ),
 ]
@@ -91,9 +92,9 @@ AgeOutputOpt = Annotated[
     str | None,
     typer.Option(
         "--age-output",
-        help="For a plain Keras model with several outputs: the one read as the age in years (one value "
-        "per image; --target age explains it), by its name or position from 0 (default: an output named "
-        "'age').",
+        help="For a plain Keras model: the output read as the age in years (one value per image; --target "
+        "age explains it), by its name or position from 0; it may be a one-unit model's only output "
+        "(default: an output named 'age' or 'age_output').",
         show_default=False,
     ),
 ]
@@ -232,12 +233,41 @@ def load_options(
     }
 
 
-def data_bins(model: Path | None, bins: str | None) -> Any:
+def data_bins(model: Path | None, bins: str | None, class_names: str | None = None) -> Any:
     """The age bins labelled data are grouped by: ``--bins`` where given, else the ones the model
-    file records (read without Keras), else ``None`` (the default bins)."""
+    file records (read without Keras), else ``None`` (the default bins).
+
+    ``--class-names`` renames the groups by position when their count matches: the model's
+    classes are then named so, and data labelled by age must carry the same names.
+    """
+    from agelens.data.bins import AgeBins
     from agelens.model.io import bins_in_file
 
-    return age_bins_option(bins) if bins is not None else bins_in_file(model)
+    found = age_bins_option(bins) if bins is not None else bins_in_file(model)
+    names = class_name_list(class_names)
+    base = found or AgeBins()
+    if names and all(names) and len(set(names)) == len(names) == base.num_classes:
+        return AgeBins(base.edges, tuple(names))
+    return found
+
+
+def in_model_order(ds: Any, class_names: list[str]) -> Any:
+    """``ds`` with labels indexing the model's classes (:meth:`Dataset.in_class_order`), or a one-line
+    failure; for data labelled by age, the line says how to name a model's age groups."""
+    from agelens.data.sources import DatasetError
+
+    try:
+        return ds.in_class_order(class_names)
+    except DatasetError as e:
+        hint = ""
+        if ds.has_ages:
+            k = len(class_names)
+            edges = {2: "60", 3: "30,60"}.get(k, ",".join(str(20 * (i + 1)) for i in range(k - 1)))
+            hint = (
+                f"; the photos are grouped by age: if the model's {k} classes are age groups, give their "
+                f"edges (e.g. --bins {edges}) and, to name them, --class-names"
+            )
+        fail(f"{e}{hint}")
 
 
 def load_cli_model(
@@ -279,6 +309,19 @@ def load_cli_model(
     warn_overruled_range(loaded, input_range, model)
     note_groups_from_age(loaded, model)
     return loaded
+
+
+def warn_implausible_ages(ages: Any, loaded: Any) -> None:
+    """One warning line when a model's ages are no years (:func:`agelens.model.evaluate.implausible_ages`)."""
+    from agelens.model.evaluate import implausible_ages
+
+    if ages is None or not (why := implausible_ages(ages)):
+        return
+    typer.echo(
+        f"{getattr(loaded, 'path', None) or 'the model'}: warning: {why}: is its output in years (a model "
+        "trained on age / 100 needs the scale put back inside it) and its pixel range right (--input-range)?",
+        err=True,
+    )
 
 
 def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:
@@ -450,7 +493,7 @@ def prediction_line(predicted: str, probabilities: dict[str, float], age: float 
     """``old  ~68 y  [young 3%  middle-aged 20%  old 77%]``: one photo's prediction, as predict and
     explain print it (the same words in both, so the two commands can be compared at a glance)."""
     probs = "  ".join(f"{k} {v:.0%}" for k, v in probabilities.items())
-    years = f"  ~{age:.0f} y" if age is not None else ""
+    years = f"  ~{round(age)} y" if age is not None else ""  # an int: never "~-0 y"
     return f"{predicted}{years}  [{probs}]"
 
 

@@ -29,6 +29,7 @@ from agelens.cli.common import (
     drop_stale_report,
     fail,
     in_holdout,
+    in_model_order,
     load_cli_model,
     load_options,
     note_groups_from_age,
@@ -36,6 +37,7 @@ from agelens.cli.common import (
     read_holdout,
     report_problems,
     split_name,
+    warn_implausible_ages,
     warn_overruled_range,
 )
 
@@ -429,20 +431,19 @@ def evaluate_command(
     names = read_holdout(holdout) if holdout is not None else None
     check_model_path(model)
     try:  # read with the bins the model file records, so a bad DATA fails before TensorFlow starts
-        ds = load_dataset(data, format=format.value, bins=data_bins(model, bins), check_images=False)
+        ds = load_dataset(
+            data, format=format.value, bins=data_bins(model, bins, class_names), check_images=False
+        )
     except DatasetError as e:
         fail(str(e))
     records, problems, outside = _held_out(ds, names, data, holdout)
     import numpy as np
 
-    from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
+    from agelens.model.evaluate import age_error, classification_metrics, markdown_table, write_evaluation
 
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     m_ = _forward_model(model, options, light=engine == "tflite")
-    try:  # before decoding every photo for nothing; labels must index the model's outputs by name
-        ds = ds.in_class_order(m_.class_names)
-    except DatasetError as e:
-        fail(str(e))
+    ds = in_model_order(ds, m_.class_names)  # before decoding every photo; labels index the outputs by name
     found: list[bool | None] = []
     if detect:  # the crop predict makes, without keeping thousands of decoded photos
         from agelens.model.predict import prepare
@@ -457,8 +458,14 @@ def evaluate_command(
     y = np.array([label_of[p] for p in ok])
     if not len(y):
         fail(f"{data}: no usable images")
-    probs = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")["probabilities"]
+    predicted = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")
+    probs = predicted["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
+    if "age" in predicted:
+        age_of = {r.path: r.age for r in ds.records}
+        true_ages = np.array([np.nan if age_of[p] is None else age_of[p] for p in ok], dtype=float)
+        m.update(age_error(predicted["age"], true_ages))
+        warn_implausible_ages(predicted["age"], m_)
     m["n_skipped"] = len(problems)
     m["skipped"] = [str(p) for p in problems]  # "file: reason", as printed on stderr
     if holdout is not None:
@@ -638,9 +645,12 @@ def predict_command(
         remember(m, options)  # the next run with this file skips TensorFlow
     if not rows:
         fail("no image could be predicted")
+    warn_implausible_ages([r["age"] for r in rows if r.get("age") is not None] or None, m)
     from agelens.report.app_logic import no_face_note  # the model sees the centred square: say so
 
     for row, photo in zip(rows, prepared.originals, strict=True):
+        if m.groups_from_age:  # its "probabilities" are no confidence: the JSON says so too
+            row["groups_from_age"] = True
         if row.get("face_found") is False:  # in the JSON too, as explain's manifest has it
             row["notes"] = [no_face_note(photo), *row.get("notes", [])]
         if as_json:

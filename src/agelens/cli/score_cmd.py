@@ -26,6 +26,7 @@ from agelens.cli.common import (
     fail,
     fresh_out,
     in_holdout,
+    in_model_order,
     load_cli_model,
     load_options,
     read_holdout,
@@ -187,12 +188,19 @@ def score_command(
     am = load_cli_model(model, **options)
     twin = _load_shuffled(am, shuffled_model, options, layer, target)
     try:  # labelled with the bins the model file records, as evaluate does
-        ds = load_dataset(data, bins=data_bins(model, bins), check_images=False)
-        ds = ds.in_class_order(am.class_names)  # labels index the model's outputs: by name, not position
+        ds = load_dataset(data, bins=data_bins(model, bins, class_names), check_images=False)
     except DatasetError as e:
         fail(str(e))
+    ds = in_model_order(ds, am.class_names)  # labels index the model's outputs: by name, not position
     cam_layer = _check_layer(am, layer)
     chosen = _check_target(am, target)
+    if getattr(am, "groups_from_age", False) and chosen != "age":
+        typer.echo(
+            f"{am.path or model}: warning: its groups are its age cut by the bins, and a class target reads "
+            "a softmax of how many years the age lies inside each group: 0 or 1 for most photos, so deletion "
+            "and insertion hardly move for any map; --target age scores the age itself",
+            err=True,
+        )
     pool = list(range(len(ds)))
     unlabelled = list(ds.problems)  # no age or class to read from the name: never in the sample
     if holdout is not None:

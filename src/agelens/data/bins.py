@@ -43,7 +43,7 @@ class AgeBins:
             e = tuple(float(x) for x in edges)
         if names is None:
             n: tuple[str, ...] = (
-                DEFAULT_NAMES if len(e) == 2 else tuple(_default_name(e, i) for i in range(len(e) + 1))
+                DEFAULT_NAMES if e == DEFAULT_EDGES else tuple(_default_name(e, i) for i in range(len(e) + 1))
             )
         elif isinstance(names, str):
             n = tuple(x.strip() for x in names.split(",") if x.strip())
@@ -67,8 +67,9 @@ def bins_from_options(bins: str, names: str | None = None) -> AgeBins:
     """Age bins from the ``--bins``/``--names`` strings of a command; a ``ValueError`` names the option.
 
     Without ``names`` the classes are named as :meth:`AgeBins.parse` names them (``young,middle-aged,old``
-    for two edges, else ``0-20``, ``20-40``, ...), so every command that takes ``--bins`` accepts the
-    same bins alone. The messages name the options, since the user typed those, not edges and names.
+    for the default 30,60, else by their ages: ``0-20``, ``20-40``, ... ; "middle-aged" for 20-40 would
+    mislead), so every command that takes ``--bins`` accepts the same bins alone. The messages name
+    the options, since the user typed those, not edges and names.
     """
     try:
         edges = tuple(float(x) for x in bins.split(",") if x.strip())
@@ -78,6 +79,8 @@ def bins_from_options(bins: str, names: str | None = None) -> AgeBins:
         raise ValueError(f"--bins {bins!r}: give at least one age in years (e.g. 30,60)")
     if list(edges) != sorted(set(edges)):
         raise ValueError(f"--bins {bins}: the ages must increase (e.g. 30,60)")
+    if edges[0] <= 0:
+        raise ValueError(f"--bins {bins}: an edge at {edges[0]:g} years leaves no one below it (e.g. 30,60)")
     if names is not None:
         given = [n for n in (x.strip() for x in names.split(",")) if n]
         if len(given) != len(edges) + 1:

@@ -15,7 +15,9 @@ evaluate, explain and the metrics read it like any other model:
 - a **sigmoid probability** ``p = sigmoid(z)`` becomes two classes ``[1 - p, p]``, computed as
   ``sigmoid([-z, z])``; the explain engine explains ``[-z, z]`` (the input of that sigmoid),
   so class 1 is explained by the pre-sigmoid logit and class 0 by its negative, as the logits
-  under a softmax are for a model with one unit per class.
+  under a softmax are for a model with one unit per class. A linear unit read as a probability
+  (``one_unit="probability"`` on a binary classifier trained ``from_logits=True``) is that logit
+  ``z`` itself, and is read the same way.
 
 The heads are made of stock Keras layers (frozen ``Dense``, ``Minimum``, ``Softmax``,
 ``Activation``), plus :class:`SigmoidLogit`, which reads a sigmoid ``Dense`` layer's own
@@ -138,8 +140,10 @@ def probability_head(p: Any) -> Any:
 
     ``z`` is the pre-sigmoid score where the graph has it: the input of a sigmoid ``Activation``
     layer, or a sigmoid ``Dense`` layer's own kernel and bias (:class:`SigmoidLogit`, which
-    replaces that layer in the wrapped graph). Any other output read as a probability (e.g. a
-    custom activation) gets ``z = log(p / (1 - p))``, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
+    replaces that layer in the wrapped graph). A linear unit read as a probability (a binary
+    classifier trained ``from_logits=True``, no sigmoid) *is* that score: ``z`` is the output itself.
+    Any other output read as a probability (e.g. a custom activation ending in 0..1) gets
+    ``z = log(p / (1 - p))``, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
     """
     op, node = producer(p)
     z = None
@@ -150,9 +154,11 @@ def probability_head(p: Any) -> Any:
         elif isinstance(op, keras.layers.Dense) and len(inputs) == 1:
             z = SigmoidLogit(op, name=f"{op.name}_logit")(inputs[0])
     if z is None:
+        # A linear output is a logit: clipped as a probability it became 1.0 or 0.0 for most images.
+        linear = ends_in(p) == "linear"
         if len(p.shape) == 1:
             p = keras.layers.Reshape((1,), name="agelens_probability_column")(p)
-        z = ProbabilityLogit(name="agelens_logit_of_probability")(p)
+        z = p if linear else ProbabilityLogit(name="agelens_logit_of_probability")(p)
     pair = keras.layers.Dense(2, use_bias=False, trainable=False, dtype="float32", name=BINARY_LOGITS)
     logits = pair(z)
     pair.set_weights([np.array([[-1.0, 1.0]], np.float32)])

@@ -101,6 +101,11 @@ def markdown_table(m: dict) -> str:
         "",
         f"Balanced accuracy: {m['balanced_accuracy']:.3f}"
         + (f" ({note})" if (note := balanced_accuracy_note(m)) else ""),
+        *(
+            [f"Age MAE: {m['age_mae']:.2f} years ({m['n_aged']} photos with an age)"]
+            if "age_mae" in m
+            else []
+        ),
         "",
         "Confusion matrix (rows: true, columns: predicted):",
         "",
@@ -215,3 +220,39 @@ def package_versions() -> dict[str, str | None]:
         "numpy": installed("numpy"),
         "python": platform.python_version(),
     }
+
+
+def age_error(predicted: np.ndarray, true: np.ndarray) -> dict:
+    """Mean absolute error in years of a model's ages over the photos whose true age is known
+    (NaN elsewhere): ``age_mae`` and ``n_aged``, or nothing where none is known.
+
+    Why beside the group metrics: for a model that reads its groups off its age, the age is
+    what it learnt; a group accuracy hides how far off inside (and across) the groups it is.
+    """
+    have = np.isfinite(true)
+    if not have.any():
+        return {}
+    return {"age_mae": float(np.mean(np.abs(predicted[have] - true[have]))), "n_aged": int(have.sum())}
+
+
+PLAUSIBLE_AGES = (-0.5, 120.0)
+"""Years outside which a predicted age says the model is read wrongly, not that someone is that old."""
+
+
+def implausible_ages(ages: np.ndarray) -> str:
+    """What is wrong with a model's ages, in one phrase, or "" when they look like years.
+
+    Ages of -4000 or 0.3 years for every photo are no prediction: the output is scaled (a
+    model trained on age / 100) or the pixel range guessed wrong. Said once, beside the numbers.
+    """
+    ages = np.asarray(ages, dtype=float).reshape(-1)
+    if not len(ages):
+        return ""
+    lo, hi = PLAUSIBLE_AGES
+    out = (ages < lo) | (ages > hi)
+    if out.any():
+        worst = ages[out][np.argmax(np.abs(ages[out]))]
+        return f"{int(out.sum())} of {len(ages)} ages are outside 0-120 years (e.g. {worst:.0f})"
+    if len(ages) >= 5 and float(np.ptp(ages)) < 1.0:
+        return f"all {len(ages)} ages lie within one year of each other ({ages.min():.2f}-{ages.max():.2f})"
+    return ""

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,24 +231,28 @@ def load_model(
     input_range: str | None = None,
     class_output: str | int | None = None,
     age_output: str | int | None = None,
-    bins: AgeBins | None = None,
+    bins: AgeBins | Sequence[float] | None = None,
     one_unit: str | None = None,
 ) -> AgeModel:
     """Load ours (default: the shipped model) or a user's plain Keras model.
 
     Unknown metadata is inferred: input size from the input shape, class names from
     the output width (the default age groups when it has three units), the pixel range the
-    model expects from its first scaling layer (``input_range="0-255"`` or ``"0-1"`` says it),
-    the class output of a multi-output model (``class_output``: its dict key or list index),
-    and its age in years (an output named ``age``; ``age_output`` names another, one value per
-    image, for ``target="age"`` and a callable target's ``age``).
+    model expects from a scaling layer on its input (``input_range="0-255"`` or ``"0-1"`` says it),
+    the class output of a multi-output model (``class_output``: its dict key, list index or Keras
+    output name), and its age in years (a one-unit output named ``age`` or ``age_output`` beside
+    others; ``age_output`` names another, one value per image, for ``target="age"`` and a callable
+    target's ``age``). A model whose outputs all have one unit has the groups of its age as classes,
+    and, when no output is named the age, is refused until ``class_output`` or ``age_output`` says.
 
     A class output with one unit is read as an age in years (a regressor), or, when it ends in
     a sigmoid, as the probability of class 1; ``one_unit="age"`` or ``"probability"`` overrules
     that guess. An age becomes the age output and its groups are the age cut by ``bins`` (an
-    :class:`AgeBins`; default young < 30 <= middle-aged < 60 <= old); a probability ``p`` becomes
-    two classes ``[1 - p, p]``. See :func:`wrap_keras_model`.
-    A file that does not load raises :class:`ModelLoadError` with a one-line reason.
+    :class:`AgeBins`, or its edges in years such as ``[20, 40, 60]``; default young < 30 <=
+    middle-aged < 60 <= old); a probability ``p`` becomes two classes ``[1 - p, p]``. ``bins`` is
+    for a plain Keras model: a file that records its own bins refuses other edges. See
+    :func:`wrap_keras_model`. A file that does not load raises :class:`ModelLoadError` with a
+    one-line reason.
     """
     path = check_model_file(path)
     from agelens.quiet import import_tensorflow_quietly
@@ -345,7 +350,7 @@ def wrap_keras_model(
     input_range: str | None = None,
     class_output: str | int | None = None,
     age_output: str | int | None = None,
-    bins: AgeBins | None = None,
+    bins: AgeBins | Sequence[float] | None = None,
     one_unit: str | None = None,
 ) -> AgeModel:
     """Wrap an in-memory Keras model, inferring what the metadata does not say.
@@ -364,9 +369,11 @@ def wrap_keras_model(
       follows the age's gradient and "young" its negative.
     - ``"probability"``: ``p`` becomes the classes ``[1 - p, p]`` (``class 0``, ``class 1`` unless
       named); class targets explain the pre-sigmoid logit ``z`` for class 1 and ``-z`` for class 0.
+      A linear unit (no sigmoid: trained ``from_logits=True``) is that logit: ``p = sigmoid(output)``.
 
     ``bins`` also names the age bins of a model with one unit per age group (as many groups as
-    classes; class names default to the bins' names).
+    classes; class names default to the bins' names). Metadata that records bins (an agelens
+    model) refuses other edges: the model was trained or built for its own.
     """
     meta = dict(metadata or {})
     where = path or km.name
@@ -374,8 +381,16 @@ def wrap_keras_model(
         raise ModelLoadError(where, f"input range {input_range!r}: use one of {', '.join(INPUT_RANGES)}")
     if one_unit not in (None, *ONE_UNIT_READINGS):
         raise ModelLoadError(where, f"one_unit {one_unit!r}: use one of {', '.join(ONE_UNIT_READINGS)}")
-    if bins is not None and not isinstance(bins, AgeBins):
-        raise ModelLoadError(where, f"bins must be an AgeBins (agelens.data.bins), not {type(bins).__name__}")
+    bins = _given_bins(bins, where)
+    recorded = _recorded_bins(meta)
+    if bins is not None and recorded is not None and bins.edges != recorded.edges:
+        # Its classes (or, for a saved age regressor, the margins of its age groups) were made
+        # for the recorded edges: other edges would only relabel them.
+        raise ModelLoadError(
+            where,
+            f"bins {_edges(bins)} given, but the model records its own age bins ({_edges(recorded)}) and "
+            "was trained or built for them; bins (--bins) are for plain Keras models",
+        )
     if class_names is not None and (len(set(class_names)) != len(class_names) or not all(class_names)):
         raise ModelLoadError(where, f"class names {class_names}: each must be given, and once")
     # agelens feeds one batch of square RGB images; any other input would fail later
@@ -404,25 +419,54 @@ def wrap_keras_model(
         out = km.output
     except (AttributeError, ValueError):  # Keras 3 Sequential models only define .outputs
         out = km.outputs[0]
-    if not meta and isinstance(out, dict):  # e.g. {"age": ..., "group": ...}
-        group_key = "age_group" if "age_group" in out else _first_wide(list(out.items()))
-        age_key = "age" if "age" in out else None
-    elif not meta and isinstance(out, list | tuple):  # e.g. [age, group]
-        group_key = _first_wide(list(enumerate(out)))
+    names = _output_names(out)
+    age_by_name = False  # no output holds class scores: the classes are the groups of the named age
+    unsure = False  # several one-unit outputs and none named: which holds the classes is not guessed
+    if not meta and isinstance(out, dict | list | tuple):  # e.g. {"age": ..., "group": ...}, [age, group]
+        items = list(out.items()) if isinstance(out, dict) else list(enumerate(out))
+        age_key = _named_age(out, names)
+        wide = _first_wide(items)
+        if isinstance(out, dict) and "age_group" in out:
+            group_key = "age_group"
+        elif wide is not None:
+            group_key = wide
+        elif age_key is not None:
+            group_key, age_by_name = age_key, True
+        else:
+            group_key, unsure = items[0][0], len(items) > 1
     if class_output is not None:
-        group_key = _named_output(out, class_output, where)
+        group_key = _named_output(out, class_output, where, names)
+        age_by_name = unsure = False
+    if age_output is not None:
+        asked = _named_output(out, age_output, where, names, "the age")
+        if age_by_name or unsure:  # no class output named or found: the classes are the age's groups
+            group_key, age_by_name, unsure = asked, False, False
     group_tensor = out[group_key] if isinstance(out, dict | list | tuple) else out
     one = _one_unit(group_tensor)
+    if unsure:
+        raise ModelLoadError(
+            where,
+            f"outputs {_listed(out, names)} each have one unit: name the one holding the classes "
+            "(class_output=, --class-output) or the age in years (age_output=, --age-output)",
+        )
+    if age_by_name:  # read as the age its name says, whatever its last layer
+        if one_unit == "probability":
+            raise ModelLoadError(
+                where,
+                f"output {group_key!r} is read as the age (its name) and no other output holds class "
+                "scores: name the output to read as a probability (class_output=, --class-output)",
+            )
+        one_unit = "age"
     if age_output is not None:
-        if one and _named_output(out, age_output, where) == group_key:  # the one-unit output is the age
+        if one and asked == group_key:  # the one-unit output is the age
             if one_unit == "probability":
                 raise ModelLoadError(
                     where,
                     f"output {age_output!r} is named both the age (age_output) and a probability (one_unit)",
                 )
-            one_unit = "age"
+            one_unit, age_key = "age", None  # the class head makes it the age output
         else:
-            age_key = _age_output(out, age_output, group_key, where)
+            age_key = _age_output(out, asked, age_output, group_key, where)
     reading = None
     if one:
         km, group_key, age_key, group_tensor, reading, bins = _one_unit_head(
@@ -568,26 +612,67 @@ INPUT_RANGES = ("0-255", "0-1")
 """Pixel ranges a model may expect: raw 0..255 (it rescales inside), or 0..1 (agelens divides by 255)."""
 
 
-def _named_output(out: Any, key: str | int, where: Any) -> str | int:
-    """``key`` as an index into the model's outputs (a dict key, or a list position), checked."""
+def _named_output(
+    out: Any, key: str | int, where: Any, names: Sequence[str] = (), what: str = "classes"
+) -> str | int:
+    """``key`` as an index into the model's outputs (a dict key, or a list position), checked.
+
+    A list's (or a single output's) position may also be given by its Keras name (the name of the
+    layer that makes it, :func:`_output_names`). ``what`` is what was asked of it, for the message.
+    """
     if isinstance(out, dict):
         if str(key) in out:
             return str(key)
-        names = ", ".join(map(str, out))
+        listed = ", ".join(map(str, out))
     elif isinstance(out, list | tuple):
         if str(key).isdigit() and int(key) < len(out):
             return int(key)
-        names = f"0..{len(out) - 1}"
+        if str(key) in names:
+            return list(names).index(str(key))
+        listed = _listed(out, names)
     else:
-        if str(key) == "0":
+        if str(key) == "0" or (names and str(key) == names[0]):
             return 0
-        names = "0 (the model has one output)"
-    raise ModelLoadError(where, f"no output {key!r} to read classes from; outputs: {names}")
+        listed = f"{_listed(out, names)}, the model's only output"
+    raise ModelLoadError(where, f"no output {key!r} to read {what} from; outputs: {listed}")
 
 
-def _age_output(out: Any, key: str | int, group_key: str | int, where: Any) -> str | int:
-    """``key`` as the output read as an age in years: one value per image, not the class output."""
-    age_key = _named_output(out, key, where)
+def _output_names(out: Any) -> list[str]:
+    """The name of each output: a dict's keys, else the name of the layer that makes each tensor
+    (Keras' output name; a tutorial's ``Dense(1, name="age_output")``)."""
+    if isinstance(out, dict):
+        return [str(k) for k in out]
+    tensors = list(out) if isinstance(out, list | tuple) else [out]
+    ops = (getattr(getattr(t, "_keras_history", None), "operation", None) for t in tensors)
+    return [str(getattr(op, "name", "") or "") for op in ops]
+
+
+def _listed(out: Any, names: Sequence[str]) -> str:
+    """The outputs as a message names them: dict keys, else positions with their Keras names."""
+    if isinstance(out, dict):
+        return ", ".join(map(str, out))
+    return ", ".join(f"{i} ({n})" if n else str(i) for i, n in enumerate(names))
+
+
+AGE_NAMES = ("age", "age_output")
+"""Output names read as the age in years when the model has another output (tutorials name it so)."""
+
+
+def _named_age(out: dict | list | tuple, names: Sequence[str]) -> str | int | None:
+    """The key of the one-unit output named as the age (:data:`AGE_NAMES`) beside other outputs."""
+    keys = list(out) if isinstance(out, dict) else list(range(len(out)))
+    if len(keys) < 2:
+        return None
+    for wanted in AGE_NAMES:
+        for key, name in zip(keys, names, strict=False):
+            if name == wanted and _one_unit(out[key]):
+                return key
+    return None
+
+
+def _age_output(out: Any, age_key: str | int, key: str | int, group_key: str | int, where: Any) -> str | int:
+    """``age_key`` (the output ``key`` names) checked as an age in years: one value per image, not
+    the class output."""
     if age_key == group_key or not isinstance(out, dict | list | tuple):
         raise ModelLoadError(where, f"output {key!r} holds the classes; the age must be another output")
     shape = tuple(out[age_key].shape)
@@ -599,11 +684,43 @@ def _age_output(out: Any, key: str | int, group_key: str | int, where: Any) -> s
 
 
 def _first_wide(outputs: list[tuple[Any, Any]]) -> Any:
-    """The key of the first output with more than one unit: class scores, not an age in years.
+    """The key of the first output with more than one unit: class scores, not an age in years
+    (``None`` when every output has one unit).
 
     A model with several such outputs names its class output (``class_output=``, ``--class-output``).
     """
-    return next((k for k, t in outputs if len(t.shape) == 2 and int(t.shape[-1] or 0) > 1), outputs[0][0])
+    return next((k for k, t in outputs if len(t.shape) == 2 and int(t.shape[-1] or 0) > 1), None)
+
+
+def _given_bins(bins: Any, where: Any) -> AgeBins | None:
+    """``bins=`` as :class:`AgeBins`: one already, or its edges in years (``[20, 40, 60]``), named as
+    :meth:`AgeBins.parse` names them (as ``--bins`` does)."""
+    if bins is None or isinstance(bins, AgeBins):
+        return bins
+    edges = list(bins) if isinstance(bins, list | tuple | np.ndarray) else None
+    numbers = edges is not None and all(
+        isinstance(e, int | float | np.number) and not isinstance(e, bool) for e in edges
+    )
+    if not numbers:
+        raise ModelLoadError(
+            where,
+            "bins must be an AgeBins (agelens.data.bins) or its edges in years, e.g. [30, 60], "
+            f"not {type(bins).__name__}",
+        )
+    if not edges:
+        raise ModelLoadError(where, "bins [] has no edge: give at least one age in years, e.g. [30, 60]")
+    try:
+        return AgeBins.parse([float(e) for e in edges])
+    except ValueError as e:
+        raise ModelLoadError(where, f"bins {[float(x) for x in edges]}: {e}") from None
+
+
+def _recorded_bins(meta: dict) -> AgeBins | None:
+    """The age bins an agelens model file's metadata records (``None``: none, or unreadable)."""
+    try:
+        return AgeBins(**meta["bins"]) if meta.get("bins") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _ends_in_logits(tensor: Any) -> bool:
@@ -650,7 +767,13 @@ def _first_sentences(text: str, limit: int = 240) -> str:
 def _has_rescaling(km: Any) -> bool:
     """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers.
 
-    Any Rescaling layer means 0..255 (EfficientNet's Rescaling is followed by a Normalization
+    Only layers that act on the input count: those reached from the model's input through layers
+    that leave each pixel's place and meaning alone (other preprocessing layers such as
+    ``Resizing``, ``CenterCrop`` or random flips, and the inputs of nested models, as in a
+    ``keras.applications`` base), before any convolution or dense layer. A ``Rescaling`` on the
+    way out (``Rescaling(100)`` turning age / 100 back into years) says nothing of the pixels.
+
+    A Rescaling on the input means 0..255 (EfficientNet's Rescaling is followed by a Normalization
     that only centres). Without one, a Normalization's own mean tells which range it was
     adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a model
     normalising 0..1 input was fed 255x too bright before); an un-adapted one (mean 0) says
@@ -659,13 +782,64 @@ def _has_rescaling(km: Any) -> bool:
     """
     import keras
 
-    layers = list(km._flatten_layers(include_self=False, recursive=True))  # nested models' layers too
+    layers = _input_side(km)[0]
     if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
         return True
     norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]
     if not norms:
         return False
     return any(_mean_says_0_255(getattr(layer, "mean", None)) for layer in norms)
+
+
+def _keeps_pixels(layer: Any) -> bool:
+    """Whether ``layer`` passes pixels on without mixing them into features: a preprocessing layer."""
+    import keras
+
+    if isinstance(layer, keras.layers.InputLayer | keras.layers.Identity | keras.layers.Rescaling):
+        return True
+    if isinstance(layer, keras.layers.Normalization):
+        return True
+    # Resizing, CenterCrop, RandomFlip, RandomRotation...: Keras' image preprocessing layers
+    return any(c.__name__ == "BaseImagePreprocessingLayer" for c in type(layer).__mro__)
+
+
+def _input_side(model: Any, depth: int = 0) -> tuple[list[Any], bool]:
+    """The preprocessing layers (:func:`_keeps_pixels`) that act on ``model``'s input, nested models'
+    included, and whether every output of ``model`` is still pixels (a preprocessing model).
+
+    Follows tensors from the model's inputs: a layer call whose inputs are all pixels is on the
+    input side; if the layer keeps pixels, its outputs are pixels too. Tensors are compared by
+    identity, so a layer shared with another model counts only through its calls in this graph.
+    """
+    import keras
+
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):  # an unbuilt or subclassed model: no graph to follow
+        return [], False
+    pixels = {id(t) for t in inputs}
+    found: list[Any] = []
+    calls = [(layer, node) for layer in model.layers for node in getattr(layer, "_inbound_nodes", [])]
+    done: set[int] = set()
+    grew = True
+    while grew:  # until no call is added: layers listed out of order still join
+        grew = False
+        for i, (layer, node) in enumerate(calls):
+            ins = list(getattr(node, "input_tensors", []) or [])
+            if i in done or not ins or not all(id(t) in pixels for t in ins):
+                continue
+            done.add(i)
+            if isinstance(layer, keras.Model) and depth < 32:
+                inner, passes = _input_side(layer, depth + 1)
+                found.extend(inner)
+            else:
+                passes = _keeps_pixels(layer)
+                if passes:
+                    found.append(layer)
+            if passes:
+                pixels.update(id(t) for t in getattr(node, "output_tensors", []) or [])
+                grew = True
+    return found, bool(outputs) and all(id(t) in pixels for t in outputs)
 
 
 def _mean_says_0_255(mean: Any) -> bool:

@@ -168,5 +168,5 @@ def rounded_row(row: dict) -> dict:
     """
     out = dict(row, probabilities={k: round(v, 4) for k, v in row["probabilities"].items()})
     if "age" in row:
-        out["age"] = round(row["age"], 1)
+        out["age"] = round(row["age"], 1) + 0.0  # + 0.0: -0.04 y is 0.0, not -0.0
     return out

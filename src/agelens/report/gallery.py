@@ -68,6 +68,7 @@ class Gallery:
     signed_words: tuple[str, str] = ("Red", "blue")  # how to name its "for" and "against" ends
     class_targets: bool = True  # every target is a class: the page may call it "the target class"
     age_target: bool = False  # some target is the expected age: the signed legend says what red means then
+    from_age: bool = False  # the groups are the model's age cut by its bins (see :func:`groups_from_age`)
 
     def js_data(self) -> dict[str, Any]:
         """What the page's script needs; each item's signed keys only where some map is signed,
@@ -228,9 +229,11 @@ def build_gallery(
     classes = list(bins[1]) if bins else list(dict.fromkeys(n for it in items for n, _ in it.probabilities))
     for it in items:
         _mark_truth(it, classes, bins)
-    legend = _legend(classes, bins, any(it.age is not None for it in items))
+    from_age = groups_from_age(manifest)
+    legend = _legend(classes, bins, any(it.age is not None for it in items), from_age)
     cmap, bar = colour_scale(manifest)
     gallery = Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend, cmap, bar)
+    gallery.from_age = from_age
     gallery.signed = _signed_share(items)
     if gallery.signed:
         gallery.signed_colormap, gallery.signed_colorbar = signed_colour_scale(manifest)
@@ -339,18 +342,39 @@ _UTKFACE = re.compile(r"^(\d{1,3})_[01]_\d+_\d{8,}")
 
 
 def age_bins(*places: tuple[Any, Path]) -> Bins | None:
-    """(edges, names) from a manifest's ``bins`` or its model file's metadata, first found wins.
+    """(edges, names) from a manifest's ``bins``, the bins explain read its model with
+    (``model_read_as``: ``age_bins`` and ``class_names``) or its model file's metadata, first found wins.
 
     The legend and the true class of a UTKFace photo need the bins the model was trained
-    with; guessing the defaults could call a right answer wrong.
+    with; guessing the defaults could call a right answer wrong. A one-output age regressor's
+    file records none: its bins are those explain cut its age by, which only ``model_read_as`` says.
     """
     for manifest, base in places:
         if not isinstance(manifest, dict):
             continue
-        for meta in (manifest, _model_meta(manifest.get("model"), base)):
+        for meta in (manifest, _read_as_bins(manifest), _model_meta(manifest.get("model"), base)):
             if (found := _bins(meta.get("bins"))) is not None:
                 return found
     return None
+
+
+def _read_as_bins(manifest: dict) -> dict:
+    """``model_read_as``'s bins shaped as a manifest's ``bins`` ({} when it records none)."""
+    read = manifest.get("model_read_as")
+    if not isinstance(read, dict) or "age_bins" not in read:
+        return {}
+    return {"bins": {"edges": read.get("age_bins"), "names": read.get("class_names")}}
+
+
+def groups_from_age(manifest: Any) -> bool:
+    """Whether the model explained is an age regressor whose groups are its age cut by the bins.
+
+    Explain records it as ``model_read_as.groups_from_age`` (:attr:`AgeModel.read_as`). Its group
+    can never disagree with its age, and its group "probabilities" are a softmax of how many
+    years the age lies inside each group (:mod:`agelens.model.age_head`), not a classifier's confidence.
+    """
+    read = manifest.get("model_read_as") if isinstance(manifest, dict) else None
+    return isinstance(read, dict) and read.get("groups_from_age") is True
 
 
 def _model_meta(model: Any, base: Path) -> dict:
@@ -382,8 +406,12 @@ def _bins(b: Any) -> Bins | None:
     return list(bins.edges), list(bins.names)
 
 
-def _legend(classes: list[str], bins: Bins | None, ages: bool) -> str:
-    """One line saying what the classes mean, so a card's class and age output can be read together."""
+def _legend(classes: list[str], bins: Bins | None, ages: bool, from_age: bool = False) -> str:
+    """One line saying what the classes mean, so a card's class and age output can be read together.
+
+    ``from_age``: the classes are the model's age cut at the bins (:func:`groups_from_age`), so the
+    two always agree, and the percentages are no confidence: said once here, for every card.
+    """
     if bins:
         edges, names = bins
         parts = [names[0]] + [f"< {e:g} ≤ {n}" for e, n in zip(edges, names[1:], strict=True)]
@@ -392,7 +420,14 @@ def _legend(classes: list[str], bins: Bins | None, ages: bool) -> str:
         text = "Classes: " + ", ".join(classes) + " (bin edges not recorded)."
     else:
         return ""
-    if ages:
+    if from_age:
+        cuts = f"{', '.join(f'{e:g}' for e in bins[0])} y" if bins else "its bin edges"
+        text += (
+            f" The groups are the model's age output cut at {cuts}, so a card's group and its age"
+            " always agree; the group percentages are a softmax of how many years the age lies"
+            " inside each group, not a classifier's confidence."
+        )
+    elif ages:
         text += (
             " “age output” is the model's separate age estimate (its regression output), not the class:"
             " it can fall in another group than the predicted one."

@@ -19,10 +19,20 @@ from agelens import __version__
 from agelens.model.evaluate import balanced_accuracy_note
 from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
 from agelens.report.findings import evaluation_findings
-from agelens.report.gallery import age_bins, build_gallery
+from agelens.report.gallery import age_bins, build_gallery, groups_from_age
 from agelens.report.page import Figure, Section
 from agelens.report.scores import glossary_section, scores_dir, scores_section, shortcut_section
-from agelens.report.tables import RANK_HERE, Table, cell, fmt, number, pct, rank_text, tables_from_json
+from agelens.report.tables import (
+    RANK_HERE,
+    Table,
+    cell,
+    fmt,
+    number,
+    pct,
+    prediction_text,
+    rank_text,
+    tables_from_json,
+)
 
 TEMPLATE = "report.html.j2"
 _HEADLINE = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"))
@@ -234,7 +244,8 @@ def _without_file_lists(manifest: Any) -> Any:
     """
     if not (isinstance(manifest, dict) and isinstance(manifest.get("images"), list)):
         return manifest
-    images = [_image_row(im) if isinstance(im, dict) else im for im in manifest["images"]]
+    from_age = groups_from_age(manifest)
+    images = [_image_row(im, from_age) if isinstance(im, dict) else im for im in manifest["images"]]
     return {k: v for k, v in manifest.items() if k != "files"} | {"images": images}
 
 
@@ -243,10 +254,15 @@ _KEPT_COPY = ("image_file", "image_sha256")
 itself; a 64-hex-digit column in the run table says nothing to a reader."""
 
 
-def _image_row(im: dict) -> dict:
+def _image_row(im: dict, from_age: bool = False) -> dict:
+    """One photo's row; ``from_age`` (an age regressor's groups, see :func:`groups_from_age`): its
+    prediction as the group and the age, without percentages a reader would take for confidence."""
     drop = set(_FILE_LISTS) | set(_KEPT_COPY)
     drop |= set(_PREDICTION_PARTS) if isinstance(im.get("prediction"), dict) else set()
-    return {k: v for k, v in im.items() if k not in drop}
+    row = {k: v for k, v in im.items() if k not in drop}
+    if from_age and (text := prediction_text(im.get("prediction"), from_age=True)) is not None:
+        row["prediction"] = text
+    return row
 
 
 def _prune(value: Any) -> Any:

@@ -147,10 +147,12 @@ def stat(v: Any) -> tuple[float, str] | None:
     return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
 
 
-def prediction_text(v: Any) -> str | None:
+def prediction_text(v: Any, from_age: bool = False) -> str | None:
     """The explain CLI's prediction dict as text: "old 58% (young 12%, middle-aged 30%), age output ≈ 61 y".
 
-    A person reads a prediction, not its JSON; other dicts give None.
+    A person reads a prediction, not its JSON; other dicts give None. ``from_age``: the classes are
+    the model's age cut by its bins (``model_read_as.groups_from_age``), whose percentages are no
+    confidence: the group and the age alone, "old, age output ≈ 61 y".
     """
     if not (
         isinstance(v, dict)
@@ -161,12 +163,15 @@ def prediction_text(v: Any) -> str | None:
     probs = v.get("probabilities") if isinstance(v.get("probabilities"), dict) else {}
     probs = {str(k): p for k, p in probs.items() if isinstance(p, int | float) and not isinstance(p, bool)}
     top = v["class"]
+    age = v.get("age")
+    has_age = isinstance(age, int | float) and not isinstance(age, bool) and math.isfinite(age)
+    if from_age and has_age:
+        return f"{top}, age output ≈ {age:.0f} y"
     text = top + (f" {probs[top]:.0%}" if top in probs else "")
     rest = [f"{k} {p:.0%}" for k, p in probs.items() if k != top]
     text += f" ({', '.join(rest)})" if rest else ""
-    age = v.get("age")
-    if isinstance(age, int | float) and not isinstance(age, bool) and math.isfinite(age):
-        text += f", age output ≈ {age:.0f} y"  # the model's separate age estimate, not the class
+    if has_age:
+        text += f", age output ≈ {age:.0f} y"  # a separate age head's estimate, not the class
     return text
 
 
