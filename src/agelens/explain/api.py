@@ -320,6 +320,7 @@ def explain(
         model_path=_model_label(model, m),
         settings=_settings(m, options, detect),
         faces=faces,
+        model_read_as=getattr(m.model, "read_as", None),
     )
 
 

@@ -80,6 +80,7 @@ class Explanation:
     settings: dict[str, Any] = field(default_factory=dict)
     faces: list[dict[str, Any]] | None = None
     stand_ins: list[int] = field(default_factory=list)
+    model_read_as: dict[str, Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -104,6 +105,11 @@ class Explanation:
 
     def caption(self, i: int) -> str:
         age = None if self.ages is None else float(self.ages[i])
+        read = self.model_read_as or {}
+        if read.get("groups_from_age") and age is not None:  # its percentages are no confidence
+            edges = ", ".join(f"{e:g}" for e in read.get("age_bins") or [])
+            group = self.class_names[int(np.argmax(self.probabilities[i]))]
+            return f"{group} · age ≈ {round(age)} (the groups: the age cut at {edges or 'its bins'})"
         return caption(self.probabilities[i], self.class_names, age)
 
     def prediction(self, i: int) -> dict[str, Any]:
@@ -145,6 +151,8 @@ class Explanation:
                     self._keep_image(i, record, tmp)
             files = [f for r in records for f in r["files"]]
             header = manifest_header(self.model_path, cmap=cmap, alpha=alpha)
+            if self.model_read_as is not None:  # as the CLI's manifest has it
+                header["model_read_as"] = self.model_read_as
             write_manifest(tmp, header, [self.describe()], records, files)
         return [Path(directory) / f for f in [*files, MANIFEST]]
 
@@ -236,6 +244,7 @@ class Explanation:
             settings=dict(run.get("settings") or {}),
             faces=faces if any(f.keys() - {"crop_box_xywh"} for f in faces) else None,
             stand_ins=stand_ins,
+            model_read_as=manifest.get("model_read_as"),
         )
 
 
