@@ -358,3 +358,9 @@ def test_a_signed_explanation_keeps_its_negatives_through_save(tmp_path):
     stored = np.load(tmp_path / "s" / record["files"][2])
     np.testing.assert_array_equal(stored, e.maps[0])  # not clipped to 0..1 on the way out
     assert not agelens.explain(km, img, method="integrated-gradients", steps=8).signed
+
+
+def test_normalize_true_said_is_the_default_method_not_a_second_trace():
+    model = agelens.wrap_keras_model(_logits_model())
+    assert make_method(model, "gradcam") is make_method(model, "gradcam", normalize=True)
+    assert make_method(model, "gradcam") is not make_method(model, "gradcam", normalize=False)

@@ -50,7 +50,7 @@ def app_command(
         check_port(host, port)  # a busy port fails now, not after the model has loaded
         am = load_cli_model(
             model,
-            **load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins),
+            load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins),
         )
         launch(model=am, port=port, host=host)
     except OSError as exc:  # port in use, cannot bind

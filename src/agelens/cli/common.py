@@ -220,8 +220,8 @@ def load_options(
     one_unit: str | None = None,
     bins: str | None = None,
 ) -> dict[str, Any]:
-    """The model options as :func:`load_cli_model` takes them (``load_cli_model(model, **options)``),
-    and a record of how a model was read (the TFLite copy's cache key)."""
+    """The model options as :func:`load_cli_model` takes them, and a record of how a model was read
+    (the TFLite copy's cache key): the keywords of :func:`agelens.model.io.load_model`, as typed."""
     return {
         "input_size": input_size,
         "class_names": class_names,
@@ -270,45 +270,40 @@ def in_model_order(ds: Any, class_names: list[str]) -> Any:
         fail(f"{e}{hint}")
 
 
-def load_cli_model(
-    model: Path | None,
-    input_size: int | None = None,
-    class_names: str | None = None,
-    input_range: str | None = None,
-    class_output: str | None = None,
-    age_output: str | None = None,
-    one_unit: str | None = None,
-    bins: str | None = None,
-):
-    """The model for a command (``--model``, ``--input-size``, ``--class-names``, ``--input-range``,
-    ``--class-output``, ``--age-output``, ``--one-unit``, ``--bins``); a bad file or option is one line.
+def load_cli_model(model: Path | None, options: dict[str, Any] | None = None):
+    """The model for a command, read with its ``options`` (:func:`load_options`: ``--input-size``,
+    ``--class-names``, ``--input-range``, ``--class-output``, ``--age-output``, ``--one-unit``,
+    ``--bins``); a bad file or option is one line.
 
     One loader for every command, so a user's plain Keras model is read the same way by
     predict, evaluate, explain, layers, score and the app.
     """
     from agelens.model.io import ModelLoadError, load_model
 
-    names = class_name_list(class_names)
+    given = load_options() | dict(options or {})
+    names = class_name_list(given["class_names"])
     if names is not None and not all(names):
         fail(
-            f"--class-names {class_names!r}: an empty name (give them comma-separated, e.g. young,middle,old)"
+            f"--class-names {given['class_names']!r}: an empty name (give them comma-separated, "
+            "e.g. young,middle,old)"
         )
+    bins = given["bins"]
     try:
         loaded = load_model(
             model,
-            input_size=input_size,
-            class_names=names,
-            input_range=input_range,
-            class_output=class_output,
-            age_output=age_output,
-            one_unit=one_unit,
-            bins=age_bins_option(bins) if bins is not None else None,
+            **given | {"class_names": names, "bins": age_bins_option(bins) if bins is not None else None},
         )
     except ModelLoadError as e:
         fail(str(e))
+    say_how_read(loaded, given["input_range"], model)
+    return loaded
+
+
+def say_how_read(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
+    """The lines a command prints about how its model is read, loaded by Keras or from its TFLite
+    copy alike: an overruled pixel range, and groups that are the model's age cut by the bins."""
     warn_overruled_range(loaded, input_range, model)
     note_groups_from_age(loaded, model)
-    return loaded
 
 
 def warn_implausible_ages(ages: Any, loaded: Any) -> None:
@@ -328,7 +323,7 @@ def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:
     """One line on stderr when a model's classes are its predicted age cut by the bins (a one-unit
     age regressor): its "probabilities" are then a softmax of margins in years, and a reader who
     takes them for a classifier's confidence would be misled."""
-    if not getattr(loaded, "groups_from_age", False):
+    if not loaded.groups_from_age:
         return
     bins = getattr(loaded, "bins", None)
     cuts = ", ".join(f"{e:g}" for e in bins.edges) if bins is not None else "its bins"

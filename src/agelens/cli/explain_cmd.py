@@ -80,7 +80,7 @@ def layers_command(
     from agelens.explain.layers import KEYWORDS, list_layers, resolve_layer
 
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
-    am = load_cli_model(model, **options)
+    am = load_cli_model(model, options)
     typer.echo(f"{'idx':>4}   {'name':40s} {'type':24s} output shape")
     for info in list_layers(am):
         typer.echo(str(info))
@@ -217,7 +217,7 @@ def explain_command(
         raise _fail(str(e)) from None
     check_parent_folder(out, "--out")  # a read-only place fails now, not after every map is made
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
-    am = load_cli_model(model, **options)
+    am = load_cli_model(model, options)
     _check_choices(am, methods, layer, target, filters)
     _warn_ignored_layer(methods, layer, filters)
     crop = _face_cropper() if detect else None

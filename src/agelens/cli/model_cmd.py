@@ -32,13 +32,12 @@ from agelens.cli.common import (
     in_model_order,
     load_cli_model,
     load_options,
-    note_groups_from_age,
     prediction_line,
     read_holdout,
     report_problems,
+    say_how_read,
     split_name,
     warn_implausible_ages,
-    warn_overruled_range,
 )
 
 # What ``write_evaluation`` puts in an --out folder; an existing one is replaced only with --force.
@@ -530,13 +529,12 @@ def _forward_model(model: Path | None, options: dict, light: bool):
     if light:
         found = light_model(model, options, key=key)
         if found is not None:
-            warn_overruled_range(found, options["input_range"], model)  # load_cli_model's notes
-            note_groups_from_age(found, model)
+            say_how_read(found, options["input_range"], model)  # as load_cli_model says it
             return found
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    return note_loaded(load_cli_model(model, **options), key)
+    return note_loaded(load_cli_model(model, options), key)
 
 
 def _check_evaluation_out(out: Path | None, force: bool) -> None:

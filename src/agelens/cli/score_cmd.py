@@ -185,7 +185,7 @@ def score_command(
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
         fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
-    am = load_cli_model(model, **options)
+    am = load_cli_model(model, options)
     twin = _load_shuffled(am, shuffled_model, options, layer, target)
     try:  # labelled with the bins the model file records, as evaluate does
         ds = load_dataset(data, bins=data_bins(model, bins, class_names), check_images=False)
@@ -194,7 +194,7 @@ def score_command(
     ds = in_model_order(ds, am.class_names)  # labels index the model's outputs: by name, not position
     cam_layer = _check_layer(am, layer)
     chosen = _check_target(am, target)
-    if getattr(am, "groups_from_age", False) and chosen != "age":
+    if am.groups_from_age and chosen != "age":
         typer.echo(
             f"{am.path or model}: warning: its groups are its age cut by the bins, and a class target reads "
             "a softmax of how many years the age lies inside each group: 0 or 1 for most photos, so deletion "
@@ -474,7 +474,7 @@ def _load_shuffled(
     from agelens.explain.layers import resolve_layer
     from agelens.metrics.data_randomisation import check_comparable, explained_like
 
-    twin = load_cli_model(path, **options)
+    twin = load_cli_model(path, options)
     try:
         check_comparable(am, twin)
         resolve_layer(explained_like(twin, am), layer)

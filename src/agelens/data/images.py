@@ -184,8 +184,10 @@ def _segments(data: bytes):
         yield marker, data[i + 4 : i + 2 + length]
         i += 2 + length
         if marker == 0xDA:  # entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or RSTn
-            while i + 1 < len(data) and not (data[i] == 0xFF and data[i + 1] not in _IN_SCAN):
-                i += 1
+            while (i := data.find(b"\xff", i)) >= 0 and i + 1 < len(data) and data[i + 1] in _IN_SCAN:
+                i += 1  # a stuffed 0xFF00 or RSTn: the scan goes on (find jumps over the data between)
+            if i < 0:
+                return
 
 
 _IN_SCAN = frozenset([0x00, 0xFF, *range(0xD0, 0xD8)])

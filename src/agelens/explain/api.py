@@ -134,6 +134,8 @@ def make_method(model: Any, method: str = "gradcam", layer: Any = None, **option
     name = canonical(method)
     # The default layer belongs in the key: one Keras model may be wrapped with different metadata.
     default = default_layer_spec(am) if layer is None else None
+    if options.get("normalize") is True:  # the default, said: the same method, traced once
+        options = {k: v for k, v in options.items() if k != "normalize"}
     key = (
         name,
         _freeze(layer),

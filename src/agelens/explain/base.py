@@ -237,14 +237,16 @@ def _as_batch(images: Any, size: int) -> Any:
     n = int(x.shape[0])
     if n == 0:
         return x
-    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (n, -1))), axis=1).numpy()
-    if not finite.all():
+    finite_all = tf.cast(tf.reduce_all(tf.math.is_finite(x)), tf.float32)
+    lo, hi, ok = tf.stack([tf.reduce_min(x), tf.reduce_max(x), finite_all]).numpy()  # one sync per call
+    if not ok:  # NaN or inf somewhere: name the images holding it
+        finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (n, -1))), axis=1).numpy()
         bad = np.flatnonzero(~finite)
         shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
         raise ValueError(
             f"images hold NaN or infinite pixels (image {shown} of {n}): no map of them means anything"
         )
-    if floating and is_unit_range(float(tf.reduce_min(x)), float(tf.reduce_max(x))):
+    if floating and is_unit_range(float(lo), float(hi)):
         from agelens.user_warnings import caller_stacklevel
 
         warnings.warn(unit_floats_note("x"), stacklevel=caller_stacklevel())

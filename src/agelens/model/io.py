@@ -586,7 +586,7 @@ def _one_unit_head(
             "(one_unit='probability')",
         )
     if bins is None:
-        bins = AgeBins(**meta["bins"]) if meta.get("bins") else AgeBins()
+        bins = _recorded_bins(meta) or AgeBins()
     if bins.num_classes < 2:
         raise ModelLoadError(where, "bins without an edge make one age group; agelens needs 2 or more")
     if class_names is not None:
@@ -676,7 +676,7 @@ def _age_output(out: Any, age_key: str | int, key: str | int, group_key: str | i
     if age_key == group_key or not isinstance(out, dict | list | tuple):
         raise ModelLoadError(where, f"output {key!r} holds the classes; the age must be another output")
     shape = tuple(out[age_key].shape)
-    if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+    if not _one_unit(out[age_key]):
         raise ModelLoadError(
             where, f"output {key!r} shaped {shape}: an age is one value per image, (N,) or (N, 1)"
         )
