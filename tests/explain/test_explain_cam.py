@@ -261,3 +261,14 @@ def test_dense_softmax_head_gives_the_same_maps_as_a_separate_softmax():
     a = make_method(wrap_keras_model(fused), "gradcam", "r2").attribute(x, [0, 1, 2])
     b = make_method(wrap_keras_model(split), "gradcam", "r2").attribute(x, [0, 1, 2])
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_gradcam_plus_plus_alpha_is_zero_where_its_denominator_is() -> None:
+    """2 g^2 + sum(A) g^3 = 0 at g = -2 / sum(A): the peers' guard (g^2 = 0) divides by zero there
+    and the channel's weight became NaN; the cell gets alpha 0 and the positive cell keeps it all."""
+    from agelens.explain.cam import GradCAMPlusPlus
+
+    acts = tf.ones((1, 2, 2, 1))  # sum(A) = 4
+    grads = tf.constant([1.0, -0.5, 0.0, 0.0], shape=(1, 2, 2, 1))  # 2(0.25) + 4(-0.125) = 0
+    weights = np.asarray(GradCAMPlusPlus.channel_weights(None, acts, grads))
+    np.testing.assert_allclose(weights, [[1.0]], rtol=1e-6)

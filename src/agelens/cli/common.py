@@ -301,9 +301,28 @@ def load_cli_model(model: Path | None, options: dict[str, Any] | None = None):
 
 def say_how_read(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
     """The lines a command prints about how its model is read, loaded by Keras or from its TFLite
-    copy alike: an overruled pixel range, and groups that are the model's age cut by the bins."""
+    copy alike: an overruled pixel range, a guessed one, and groups that are the model's age cut
+    by the bins."""
     warn_overruled_range(loaded, input_range, model)
+    note_guessed_range(loaded, input_range, model)
     note_groups_from_age(loaded, model)
+
+
+def note_guessed_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
+    """One line on stderr when the pixel range a plain Keras model is fed was guessed from its
+    layers (:attr:`agelens.model.io.AgeModel.input_range_guessed`): a wrong guess changes every
+    answer without an error (255x too bright, or too dark), and only the user knows how the model
+    was trained. Not when ``--input-range`` was given, nor for an agelens file (it records its own)."""
+    why = getattr(loaded, "input_range_guessed", "")
+    if input_range is not None or not why:
+        return
+    fed, other = ("0..255", "0-1") if loaded.rescales_input else ("0..1", "0-255")
+    trained = "on pixels divided by 255" if other == "0-1" else "on raw 0..255 pixels"
+    typer.echo(
+        f"{getattr(loaded, 'path', None) or model}: pixels fed as {fed}, a guess ({why}); "
+        f"give --input-range {other} if it was trained {trained}",
+        err=True,
+    )
 
 
 def warn_implausible_ages(ages: Any, loaded: Any) -> None:
@@ -484,11 +503,20 @@ def drop_stale_report(out: Path) -> None:
     typer.echo(f"removed {page}: it showed the earlier run", err=True)
 
 
-def prediction_line(predicted: str, probabilities: dict[str, float], age: float | None = None) -> str:
+def prediction_line(
+    predicted: str, probabilities: dict[str, float], age: float | None = None, bins: Any = None
+) -> str:
     """``old  ~68 y  [young 3%  middle-aged 20%  old 77%]``: one photo's prediction, as predict and
-    explain print it (the same words in both, so the two commands can be compared at a glance)."""
+    explain print it (the same words in both, so the two commands can be compared at a glance).
+
+    ``bins``: those of a model whose groups are its age cut there (``groups_from_age``). Its age
+    is then printed on its group's side of an edge: "young ~29.9 y" for 29.96 y, not "~30 y"
+    (:func:`agelens.model.predict.shown_age`).
+    """
+    from agelens.model.predict import shown_age
+
     probs = "  ".join(f"{k} {v:.0%}" for k, v in probabilities.items())
-    years = f"  ~{round(age)} y" if age is not None else ""  # an int: never "~-0 y"
+    years = f"  ~{shown_age(age, bins, predicted)} y" if age is not None else ""
     return f"{predicted}{years}  [{probs}]"
 
 

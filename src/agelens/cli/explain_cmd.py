@@ -243,9 +243,11 @@ def explain_command(
     if force:
         drop_stale_report(out)  # a page drawn from the explanations just replaced
     shown = list(zip(sources, predictions, notes, strict=True))[:SHOWN_PREDICTIONS]
+    cut = am.bins if am.groups_from_age else None  # an age cut: its age printed on its group's side
     for src, pred, said in shown:  # the notes again, where predict puts them: on the answer
         note = "".join(f"  ({n})" for n in said)
-        typer.echo(f"{src}: {prediction_line(pred['class'], pred['probabilities'], pred.get('age'))}{note}")
+        line = prediction_line(pred["class"], pred["probabilities"], pred.get("age"), bins=cut)
+        typer.echo(f"{src}: {line}{note}")
     if len(sources) > SHOWN_PREDICTIONS:
         typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
     typer.echo(

@@ -512,6 +512,28 @@ def evaluate_command(
         typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}{faces}")
 
 
+CONVERTED_GRAPH = ("input_size", "class_output", "age_output", "one_unit", "bins")
+"""The load options that change the model converted to TFLite (its outputs, the head agelens adds):
+each combination of them is a converted copy of its own. --class-names and --input-range change
+only how its numbers are named and fed, not the copy."""
+
+
+def conversion_note(options: dict) -> str:
+    """The line ``predict`` prints before converting a model to TFLite, saying why it converts.
+
+    The copy is cached per converted graph, so a one-unit model read with other --bins (or
+    --one-unit, --age-output...) is converted again, once for those options: a note that said
+    "once" each time read as a broken cache. The options that made this copy are named.
+    """
+    given = [f"--{k.replace('_', '-')} {options[k]}" for k in CONVERTED_GRAPH if options.get(k) is not None]
+    if not given:
+        return "converting the model to TFLite (once: later runs start in about a second)"
+    return (
+        f"converting the model to TFLite for these options ({' '.join(given)}): once for them; later runs "
+        "with the same options start in about a second (other options make a copy of their own)"
+    )
+
+
 def faces_found_phrase(found: list[bool | None]) -> str:
     """How ``--detect`` went, in the words the text output and ``evaluated_on`` share."""
     n, k = len(found), sum(bool(f) for f in found)
@@ -637,7 +659,7 @@ def predict_command(
     else:
         fast = engine == Engine.tflite
     if fast and not converted:
-        typer.echo("converting the model to TFLite (once: later runs start in about a second)", err=True)
+        typer.echo(conversion_note(options), err=True)
     rows = predict_images(m, prepared, flip=flip, fast=fast)
     if fast and m.keras_model is not None:
         remember(m, options)  # the next run with this file skips TensorFlow
@@ -646,14 +668,15 @@ def predict_command(
     warn_implausible_ages([r["age"] for r in rows if r.get("age") is not None] or None, m)
     from agelens.report.app_logic import no_face_note  # the model sees the centred square: say so
 
+    cut = m.bins if m.groups_from_age else None  # the groups are the age cut here: print it on its side
     for row, photo in zip(rows, prepared.originals, strict=True):
         if m.groups_from_age:  # its "probabilities" are no confidence: the JSON says so too
             row["groups_from_age"] = True
         if row.get("face_found") is False:  # in the JSON too, as explain's manifest has it
             row["notes"] = [no_face_note(photo), *row.get("notes", [])]
         if as_json:
-            sys.stdout.write(json.dumps(rounded_row(row)) + "\n")
+            sys.stdout.write(json.dumps(rounded_row(row, cut)) + "\n")
         else:
             face = "".join(f"  ({note})" for note in row.get("notes", []))
-            line = prediction_line(row["predicted"], row["probabilities"], row.get("age"))
+            line = prediction_line(row["predicted"], row["probabilities"], row.get("age"), cut)
             typer.echo(f"{row['file']}: {line}{face}")

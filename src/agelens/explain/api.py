@@ -125,8 +125,10 @@ def make_method(model: Any, method: str = "gradcam", layer: Any = None, **option
     Every method also takes ``normalize`` (default True): False returns maps as computed (a
     CAM's ReLU'd weighted sum, saliency's absolute gradients, occlusion's score drop, in the
     target's units), not scaled to [0, 1] per image, so magnitudes compare across images and
-    classes, as captum's attributions and tf-keras-vis's ``normalize_cam=False`` do. Several
-    fused layers are still each scaled before they are combined.
+    classes, as captum's attributions and tf-keras-vis's ``normalize_cam=False`` do (Grad-CAM++
+    leaves out its ``exp(score)`` factor, as pytorch-grad-cam does, so its raw magnitudes differ
+    from tf-keras-vis's by that factor per image). Several fused layers are still each scaled
+    before they are combined.
     """
     from agelens.explain.layers import as_age_model, default_layer_spec
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agelens import __version__
+from agelens.data.bins import AgeBins
 from agelens.explain.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_CMAP,
@@ -103,24 +104,54 @@ class Explanation:
     def map(self, i: int) -> np.ndarray:
         return self.maps[i]
 
+    @property
+    def age_cut(self) -> AgeBins | None:
+        """The bins of a model whose groups are its age cut there (``model_read_as`` says
+        ``groups_from_age``, with its ``age_bins`` and ``class_names``); ``None`` for any other
+        model, or a record whose bins cannot be read back."""
+        read = self.model_read_as or {}
+        if not read.get("groups_from_age"):
+            return None
+        try:
+            edges, names = read.get("age_bins") or (), read.get("class_names") or self.class_names
+            return AgeBins(tuple(edges), tuple(names))
+        except (TypeError, ValueError):  # a hand-edited record: whole years, as before
+            return None
+
     def caption(self, i: int) -> str:
+        from agelens.model.predict import shown_age
+
         age = None if self.ages is None else float(self.ages[i])
         read = self.model_read_as or {}
         if read.get("groups_from_age") and age is not None:  # its percentages are no confidence
             edges = ", ".join(f"{e:g}" for e in read.get("age_bins") or [])
             group = self.class_names[int(np.argmax(self.probabilities[i]))]
-            return f"{group} · age ≈ {round(age)} (the groups: the age cut at {edges or 'its bins'})"
+            years = shown_age(age, self.age_cut, group)  # 29.96 y "young": "29.9", not "30"
+            return f"{group} · age ≈ {years} (the groups: the age cut at {edges or 'its bins'})"
         return caption(self.probabilities[i], self.class_names, age)
 
     def prediction(self, i: int) -> dict[str, Any]:
+        from agelens.model.predict import group_span
+
         p = self.probabilities[i]
+        group = self.class_names[int(np.argmax(p))]
         out: dict[str, Any] = {
-            "class": self.class_names[int(np.argmax(p))],
+            "class": group,
             "probabilities": {n: round(float(v), 6) for n, v in zip(self.class_names, p, strict=True)},
         }
         if self.ages is not None:
-            out["age"] = round(float(self.ages[i]), 2)
+            age = float(self.ages[i])
+            short = round(age, 2) + 0.0
+            span = group_span(self.age_cut, group, age)  # 29.996 y "young" stays below 30, not 30.0
+            out["age"] = age if span is not None and not span[0] <= short < span[1] else short
         return out
+
+    def target_of(self, i: int) -> str:
+        """What image ``i``'s map explains, as its panel says it: the target, and for the predicted
+        class which class that is ("predicted class (young)"), so one panel says it on its own."""
+        if self.target == "predicted class":
+            return f"{self.target} ({self.class_names[int(self.predicted[i])]})"
+        return self.target
 
     def save(
         self,
@@ -163,8 +194,8 @@ class Explanation:
         copied: photos can be large, and the folder already names them."""
         image = np.ascontiguousarray(self.images[i], np.uint8)
         record["image_sha256"] = image_fingerprint(image)
-        again, _ = _reread(record)
-        if again is not None and np.array_equal(again, image):
+        photo, _ = _photo_file(record)
+        if photo is not None and not explained_in(photo, record, photo=True)[1]:
             return
         stem = stems(self.sources or [""] * len(self))[i]
         record["image_file"] = f"{stem}_{safe_name(self.method)}_image.png"  # named as its maps are
@@ -213,7 +244,7 @@ class Explanation:
 
                 m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
             maps.append(m.astype(np.float32))
-            image, why = _saved_image(folder, r, (h, w))
+            image, why = _saved_image(folder, r)
             if image is None:
                 warnings.warn(
                     f"{r['source']}: {why}: grey stand-in of its size (its map and prediction are as "
@@ -261,17 +292,14 @@ FACE_KEYS = ("photo_size", "face_found", "face_box_xywh", "crop_box_xywh")
 photo saved without detection has only ``crop_box_xywh`` (the whole photo): it gets no faces."""
 
 
-def _saved_image(
-    folder: Path, record: dict[str, Any], size_hw: tuple[int, int]
-) -> tuple[np.ndarray | None, str]:
+def _saved_image(folder: Path, record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
     """The image a saved record explained, or ``None`` and why not (for the stand-in's warning).
 
-    Its copy in ``folder`` (``image_file``) first, then its photo file; either must have the
-    recorded size and, where the manifest has it (not an older one), the recorded fingerprint.
+    Its copy in ``folder`` (``image_file``) first, then its photo file, as :func:`explained_in`
+    checks them.
     """
     from agelens.data.images import load_image
 
-    want = record.get("image_sha256")
     why = None
     kept = record.get("image_file")
     if isinstance(kept, str) and kept and kept == Path(kept).name:  # a plain name inside the folder only
@@ -280,25 +308,19 @@ def _saved_image(
         except Exception as e:  # noqa: BLE001 - a damaged copy: the photo file may still serve
             why = f"its copy saved with the explanation ({kept}) cannot be read ({e})"
         else:
-            if image.shape[:2] == size_hw and want in (None, image_fingerprint(image)):
+            if not explained_in(image, record)[1]:
                 return image, ""
             why = f"its copy saved with the explanation ({kept}) has changed"
-    image, reason = _reread(record)
-    if image is not None and image.shape[:2] != size_hw:
-        h, w = image.shape[:2]
-        image, reason = (
-            None,
-            f"photo file has changed since it was explained ({w}x{h}, was {size_hw[1]}x{size_hw[0]})",
-        )
-    elif image is not None and want is not None and image_fingerprint(image) != want:
-        image, reason = None, "photo file has changed since it was explained (other pixels)"
-    return image, (why or reason)
+    photo, reason = _photo_file(record)
+    if photo is None:
+        return None, why or reason
+    image, changed = explained_in(photo, record, photo=True)
+    return image, why or (f"photo file has changed since it was explained ({changed})" if changed else "")
 
 
-def _reread(record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
-    """The image a saved record explained, from its photo file: the photo, or the face crop where
-    one was found (cut by the recorded ``crop_box_xywh``; an older record without it asks the
-    detector again, which is deterministic); ``None`` and why where that cannot be done."""
+def _photo_file(record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
+    """The photo a saved record came from, decoded (see :func:`~agelens.data.images.source_file`),
+    or ``None`` and why it cannot be had."""
     from agelens.data.images import load_image, source_file
 
     path = source_file(record)
@@ -312,16 +334,39 @@ def _reread(record: dict[str, Any]) -> tuple[np.ndarray | None, str]:
         path_was = record.get("source_path")
         return None, f"photo file is missing (not at {path_was})" if path_was else "photo file is missing"
     try:
-        photo = load_image(path)
+        return load_image(path), ""
     except Exception as e:  # noqa: BLE001 - any unreadable source gets the stand-in, with a warning
         return None, f"photo file cannot be read ({e})"
-    shot = record.get("photo_size")
-    if isinstance(shot, list) and shot != [photo.shape[1], photo.shape[0]]:
-        w, h = shot
-        return None, (
-            f"photo file has changed since it was explained ({photo.shape[1]}x{photo.shape[0]}, was {w}x{h})"
-        )
-    return cut_explained(photo, record), ""
+
+
+def explained_in(
+    found: np.ndarray, record: dict[str, Any], photo: bool = False, detect: bool = True
+) -> tuple[np.ndarray | None, str]:
+    """Whether ``found`` still holds the image a saved record explained: ``(image, "")`` where it
+    does, ``(None, what differs)`` where it has changed since (e.g. ``"40x30, was 44x30"``,
+    ``"other pixels"``), so no other picture is passed off as the one explained.
+
+    ``found``: its copy saved with the explanation (``image_file``), or with ``photo`` its photo
+    file, which must have the recorded ``photo_size`` and is cut as explained
+    (:func:`cut_explained`). Either way the image must have the recorded ``size`` and, where
+    the record has it (not an older one), the fingerprint ``image_sha256``
+    (:func:`image_fingerprint`). With ``detect=False`` a face crop without a recorded box
+    cannot be cut again: only the photo's size is checked, and the image is ``None`` with "".
+    """
+    image: np.ndarray | None = found
+    if photo:
+        shot = record.get("photo_size")
+        if isinstance(shot, list) and shot != [found.shape[1], found.shape[0]]:
+            return None, f"{found.shape[1]}x{found.shape[0]}, was {shot[0]}x{shot[1]}"
+        if (image := cut_explained(found, record, detect)) is None:
+            return None, ""
+    size = record.get("size")
+    if isinstance(size, list) and size != [image.shape[1], image.shape[0]]:
+        return None, f"{image.shape[1]}x{image.shape[0]}, was {size[0]}x{size[1]}"
+    want = record.get("image_sha256")
+    if want is not None and image_fingerprint(image) != want:
+        return None, "other pixels"
+    return image, ""
 
 
 def cut_explained(photo: np.ndarray, record: dict[str, Any], detect: bool = True) -> np.ndarray | None:
@@ -415,7 +460,7 @@ def write_image_files(
     signed = expl.signed
     save_png(overlay(img, m, alpha, cmap, signed=signed), directory / files[0])
     method = f"{expl.method} (signed)" if signed else expl.method
-    title = f"{method} · {expl.layer} · target: {expl.target}\n{expl.caption(i)}"
+    title = f"{method} · {expl.layer} · target: {expl.target_of(i)}\n{expl.caption(i)}"
     save_figure(panel_figure(img, m, title, alpha, cmap, signed=signed), directory / files[1])
     stored = fit_map(m, MAP_MAX_SIDE, signed)
     np.save(directory / files[2], stored)

@@ -87,7 +87,8 @@ class ScoreCAM(_Perturbation):
 
     ``max_channels`` keeps each image's channels with the highest spatial standard deviation
     (Faster Score-CAM; ``None`` uses all). Class targets are scored by their softmax
-    probability, as in the paper, tf-keras-vis and pytorch-grad-cam; other targets (the age, a
+    probability, as in the paper and tf-keras-vis (pytorch-grad-cam takes a softmax of the
+    raw scores across channels instead); other targets (the age, a
     logit contrast, a callable) by their own value, with a warning (:data:`WEAK_TARGET` says why,
     and why not the paper's black-image baseline).
     ``max_batch`` bounds the masked images per forward pass (``max_batch * S*S*3*4`` bytes

@@ -28,14 +28,20 @@ guided backprop keeps a Spearman of 0.99 / 0.97 / 0.89 with the top 13 / 26 / 40
 flags guided backprop, as Adebayo et al. found: it ignores the upper layers and changes
 only once the stem and bottom blocks are redrawn (``benchmarks/guided_backprop_sanity.py``).
 
-Which layers: those with a trainable kernel (conv, depthwise conv, dense) upstream of the
+Which layers: those with a learned kernel (conv, depthwise conv, dense) upstream of the
 output the explained target reads, top-down in graph order: the class output for a class or
 a contrast, the age output for ``target="age"``. Why not always the class head: on the
 shipped model its top layer (``age_group_logits``) does not feed the age, so age maps kept a
 Spearman of 1.0 at that "stage" while the age head (``age_logits``) was never redrawn.
 ``output`` names it; left out on a model with both heads, it is found by redrawing each
 head's own layers once and seeing which of them change the maps (one or two extra
-explanations). Each weight tensor is redrawn from a normal with the tensor's own standard
+explanations). A learned kernel is one the layer would train: a frozen layer's counts too (a
+backbone frozen for fine-tuning was still learned, and Adebayo et al. and Quantus redraw it;
+reading ``trainable_weights`` skipped it, so "every layer random" kept the whole backbone);
+only readouts set by construction are left as they are: a frozen expected-value layer (one
+bias-free output whose kernel steps evenly up, as the builder's ``age`` layer holds the ages
+0..116) and the ``agelens_`` layers added to read one-unit models.
+Each weight tensor is redrawn from a normal with the tensor's own standard
 deviation (scale kept, so a change in the maps is about structure, not scale); zero tensors
 such as zero-initialised biases stay zero, as a re-initialisation would leave them. Batch
 norms are not randomised and keep their trained moving statistics, which no longer match the
@@ -131,7 +137,7 @@ def check_outputs(output: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def randomisable_layers(model: Any, output: str | tuple[str, ...] = "class") -> list[str]:
-    """Names of layers with a trainable kernel that feed ``output`` (``"class"``, ``"age"`` or both),
+    """Names of layers with a learned kernel that feed ``output`` (``"class"``, ``"age"`` or both),
     top (output side) first."""
     import keras
 
@@ -146,9 +152,37 @@ def randomisable_layers(model: Any, output: str | tuple[str, ...] = "class") -> 
         else:
             flat.append(layer)
     for layer in flat:
-        if any(len(w.shape) >= 2 for w in layer.trainable_weights):
+        if any(len(w.shape) >= 2 for w in learned_weights(layer)):
             names.append(layer.name)
     return names[::-1]
+
+
+def learned_weights(layer: Any) -> list[Any]:
+    """The weights ``layer`` would train, frozen or not; none for a readout agelens fixes.
+
+    Why not ``trainable_weights``: it is empty once a layer is frozen, and a frozen backbone
+    holds learned weights the test must redraw. Keras keeps the variables made trainable in
+    ``_trainable_variables`` whatever the flag says now (BatchNorm's moving statistics are not
+    among them); ``trainable_weights`` is the fallback for layers without it.
+    """
+    if _fixed_readout(layer):
+        return []
+    return list(getattr(layer, "_trainable_variables", layer.trainable_weights))
+
+
+def _fixed_readout(layer: Any) -> bool:
+    """A layer whose weights were set, not learned: the ``agelens_`` layers added to read a
+    one-unit model, and a frozen expected-value readout (one bias-free output whose kernel steps
+    evenly up: the ages 0..116 of the builder's ``age`` layer, or any bins' centres)."""
+    if layer.name.startswith("agelens_"):
+        return True
+    if layer.trainable or len(layer.weights) != 1:
+        return False
+    kernel = np.asarray(layer.weights[0].numpy(), dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[1] != 1 or kernel.shape[0] < 2:
+        return False
+    steps = np.diff(kernel[:, 0])
+    return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-5, atol=0))
 
 
 def clone_model(model: Any) -> Any:
@@ -173,9 +207,9 @@ def _find_layer(km: Any, name: str) -> Any:
 
 
 def random_weights(layer: Any, rng: np.random.Generator) -> list[np.ndarray | None]:
-    """New values for each trainable weight: N(0, its own std); None keeps an all-constant weight."""
+    """New values for each learned weight: N(0, its own std); None keeps an all-constant weight."""
     out: list[np.ndarray | None] = []
-    for w in layer.trainable_weights:
+    for w in learned_weights(layer):
         v = np.asarray(w.numpy())
         std = float(v.std())
         out.append(rng.normal(0.0, std, v.shape).astype(v.dtype) if std > 0 else None)
@@ -183,7 +217,7 @@ def random_weights(layer: Any, rng: np.random.Generator) -> list[np.ndarray | No
 
 
 def _assign(layer: Any, values: list[np.ndarray | None]) -> None:
-    for w, v in zip(layer.trainable_weights, values, strict=True):
+    for w, v in zip(learned_weights(layer), values, strict=True):
         if v is not None:
             w.assign(v)
 
@@ -375,7 +409,7 @@ def randomisation_test(
         outputs = _outputs_read(twin, explain_fn, x, targets, original, seed)
     names = layers if layers is not None else randomisable_layers(model, outputs or "class")
     if not names:
-        raise ValueError("the model has no layer with a trainable kernel to randomise")
+        raise ValueError("the model has no layer with a learned kernel to randomise")
     rng = np.random.default_rng(seed)
     km = _keras(model)
     draws = {name: random_weights(_find_layer(km, name), rng) for name in names}  # one draw per layer
@@ -416,7 +450,7 @@ def _explain_with(
     """Maps of ``twin`` with ``names`` set to ``values``; their trained weights are put back after."""
     tk = _keras(twin)
     found = [_find_layer(tk, name) for name in names]
-    trained = [[np.array(w.numpy()) for w in layer.trainable_weights] for layer in found]
+    trained = [[np.array(w.numpy()) for w in learned_weights(layer)] for layer in found]
     for layer, name in zip(found, names, strict=True):
         _assign(layer, values[name])
     try:

@@ -57,16 +57,47 @@ def producer(tensor: Any) -> tuple[Any, Any]:
     return op, nodes[index] if index < len(nodes) else None
 
 
+SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "ExpandDims")
+"""Layers (and Keras ops) that change a tensor's shape and none of its values: a one-unit output
+flattened from ``(N, 1)`` to ``(N,)`` by one of them is read as the output it was made from."""
+
+
+def _one_value(tensor: Any) -> bool:
+    """Whether ``tensor`` holds one value per image, ``(N, 1)`` or ``(N,)``."""
+    shape = tuple(tensor.shape)
+    return len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+
+
+def unshaped(tensor: Any) -> Any:
+    """The tensor a one-value-per-image ``tensor`` was reshaped from (``tensor`` itself when none was).
+
+    A ``Reshape(())`` (or ``Flatten``, ``ops.squeeze``...) turning a ``Dense(1)``'s ``(N, 1)`` into
+    ``(N,)`` hides that layer's activation behind a layer that has none: the output was then read
+    as neither linear nor a sigmoid. Only shape changes between one value per image are followed.
+    """
+    for _ in range(32):
+        op, node = producer(tensor)
+        if op is None or node is None or type(op).__name__ not in SHAPE_ONLY:
+            return tensor
+        inputs = list(node.input_tensors)
+        if len(inputs) != 1 or not _one_value(inputs[0]):
+            return tensor
+        tensor = inputs[0]
+    return tensor
+
+
 def _final_op(tensor: Any) -> Any:
-    """The last layer that computed ``tensor``, looking inside a nested model that produced it."""
-    op, _ = producer(tensor)
+    """The last layer that computed ``tensor``, looking inside a nested model that produced it and
+    through layers that only reshape one value per image (:func:`unshaped`)."""
+    op = None
     for _ in range(32):  # a model nested in a model...: follow it down to a layer
+        op, _ = producer(unshaped(tensor))
         if not isinstance(op, keras.Model):
             return op
         outputs = getattr(op, "outputs", None) or []
         if len(outputs) != 1:
             return op
-        op, _ = producer(outputs[0])
+        tensor = outputs[0]
     return op
 
 
@@ -143,15 +174,17 @@ def probability_head(p: Any) -> Any:
     replaces that layer in the wrapped graph). A linear unit read as a probability (a binary
     classifier trained ``from_logits=True``, no sigmoid) *is* that score: ``z`` is the output itself.
     Any other output read as a probability (e.g. a custom activation ending in 0..1) gets
-    ``z = log(p / (1 - p))``, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
+    ``z = log(p / (1 - p))``, with ``p`` clipped to ``[1e-7, 1 - 1e-7]``. An output flattened
+    from ``(N, 1)`` to ``(N,)`` (a ``Reshape``, ``Flatten``...) is read as the output it was made
+    from: a linear unit's is still its logit, a sigmoid ``Dense`` layer's still its own score.
     """
-    op, node = producer(p)
+    op, node = producer(unshaped(p))  # a (N, 1) output flattened to (N,) is read as the (N, 1) one
     z = None
-    if node is not None and len(tuple(p.shape)) == 2 and _activation(op) == "sigmoid":
+    if node is not None and _activation(op) == "sigmoid":
         inputs = list(node.input_tensors)
-        if isinstance(op, keras.layers.Activation) and len(inputs) == 1:
+        if isinstance(op, keras.layers.Activation) and len(inputs) == 1 and _one_value(inputs[0]):
             z = inputs[0]
-        elif isinstance(op, keras.layers.Dense) and len(inputs) == 1:
+        elif isinstance(op, keras.layers.Dense) and len(inputs) == 1 and len(inputs[0].shape) == 2:
             z = SigmoidLogit(op, name=f"{op.name}_logit")(inputs[0])
     if z is None:
         # A linear output is a logit: clipped as a probability it became 1.0 or 0.0 for most images.
@@ -159,6 +192,8 @@ def probability_head(p: Any) -> Any:
         if len(p.shape) == 1:
             p = keras.layers.Reshape((1,), name="agelens_probability_column")(p)
         z = p if linear else ProbabilityLogit(name="agelens_logit_of_probability")(p)
+    elif len(z.shape) == 1:
+        z = keras.layers.Reshape((1,), name="agelens_logit_column")(z)
     pair = keras.layers.Dense(2, use_bias=False, trainable=False, dtype="float32", name=BINARY_LOGITS)
     logits = pair(z)
     pair.set_weights([np.array([[-1.0, 1.0]], np.float32)])

@@ -58,6 +58,10 @@ class AgeModel:
     age_output: str | int | None = None
     path: Path | None = None
     rescales_input: bool = True
+    input_range_guessed: str = ""
+    """Why :attr:`input_range` is what it is, where it was guessed from the model's layers (a plain
+    Keras model read without ``input_range=``): "no Rescaling or Normalization layer acts on its
+    input"...; "" where it was given or an agelens file records it. Commands say it once."""
 
     @property
     def input_range(self) -> str:
@@ -509,14 +513,14 @@ def wrap_keras_model(
         bins = AgeBins(**meta["bins"]) if meta.get("bins") else (AgeBins() if n_classes == 3 else None)
     elif list(bins.names) != list(names):
         bins = AgeBins(bins.edges, tuple(names))
-    rescales = meta.get("rescales_input", True) if meta else _has_rescaling(km)
+    rescales, guessed = (meta.get("rescales_input", True), "") if meta else _range_guess(km)
     if input_range is not None:
-        rescales = input_range == "0-255"
+        rescales, guessed = input_range == "0-255", ""
     if reading is not None or given_bins is not None:  # recorded after the guesses that read ``meta``
         meta = dict(meta, bins=bins.to_dict()) if bins is not None else dict(meta)
         if reading is not None:
             meta.update(one_unit=reading, groups_from_age=reading == "age")
-    return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales)
+    return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales, guessed)
 
 
 def _replaced(out: Any, key: str | int, tensor: Any) -> Any:
@@ -780,15 +784,23 @@ def _has_rescaling(km: Any) -> bool:
     nothing and counts as 0..255, as before. Neither layer: 0..1, the usual convention for a
     model trained on scaled images. ``input_range`` overrules all this.
     """
+    return _range_guess(km)[0]
+
+
+def _range_guess(km: Any) -> tuple[bool, str]:
+    """:func:`_has_rescaling`, and what it went by, in words a note can end with."""
     import keras
 
     layers = _input_side(km)[0]
     if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
-        return True
+        return True, "a Rescaling layer acts on its input"
     norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]
     if not norms:
-        return False
-    return any(_mean_says_0_255(getattr(layer, "mean", None)) for layer in norms)
+        return False, "no Rescaling or Normalization layer acts on its input"
+    means = [getattr(layer, "mean", None) for layer in norms]
+    if not any(_mean_says_0_255(mean) for mean in means):
+        return False, "the Normalization on its input was adapted on 0..1 data"
+    return True, "the Normalization on its input was adapted on 0..255 data (or not adapted)"
 
 
 def _keeps_pixels(layer: Any) -> bool:

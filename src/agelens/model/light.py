@@ -29,7 +29,7 @@ from agelens import __version__
 from agelens.model.fast import FastPredictor, cache_dir
 from agelens.model.io import SHIPPED_MODEL, AgeModel
 
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
 """Part of every key, with the source of the modules that read and convert a model (:func:`light_key`):
 a record written by code that read models differently is never found again."""
 _READERS = ("io.py", "fast.py", "light.py")
@@ -95,6 +95,7 @@ def remember(model: AgeModel, options: dict[str, Any]) -> bool:
             "group_output": model.group_output,
             "age_output": model.age_output,
             "rescales_input": bool(model.rescales_input),
+            "input_range_guessed": model.input_range_guessed,  # the note a Keras load prints, again
             "metadata": model.metadata,
         }
         target = _record_path(key)
@@ -153,6 +154,7 @@ def light_model(
             age_output=record["age_output"],
             path=Path(path) if path is not None else SHIPPED_MODEL,
             rescales_input=bool(record["rescales_input"]),
+            input_range_guessed=str(record.get("input_range_guessed") or ""),
         )
         object.__setattr__(model, "_fast_predictor", FastPredictor(model, content, cls))
     except Exception:  # noqa: BLE001 - a missing, stale or damaged record only means: load as usual

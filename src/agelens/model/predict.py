@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import glob
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from agelens.data.bins import AgeBins
 from agelens.data.images import (
     Problem,
     animation_note,
@@ -160,13 +162,49 @@ def predict_images(
     return rows
 
 
-def rounded_row(row: dict) -> dict:
+def rounded_row(row: dict, bins: AgeBins | None = None) -> dict:
     """``row`` as ``predict --json`` prints it: probabilities to 4 decimals, the age to 0.1 y.
 
     More digits would be noise (the TFLite and Keras engines differ in the 5th), and short
-    numbers keep JSON lines readable.
+    numbers keep JSON lines readable. ``bins``: those of a model whose groups are its age cut
+    there (``groups_from_age``); an age whose 0.1 y would cross into another group than the
+    row's (29.96 y, "young" below 30) is kept unrounded, so the JSON never contradicts itself.
     """
     out = dict(row, probabilities={k: round(v, 4) for k, v in row["probabilities"].items()})
     if "age" in row:
-        out["age"] = round(row["age"], 1) + 0.0  # + 0.0: -0.04 y is 0.0, not -0.0
+        age = float(row["age"])
+        short = round(age, 1) + 0.0  # + 0.0: -0.04 y is 0.0, not -0.0
+        span = group_span(bins, row.get("predicted"), age)
+        out["age"] = age if span is not None and not span[0] <= short < span[1] else short
     return out
+
+
+def group_span(bins: AgeBins | None, group: str | None, age: float) -> tuple[float, float] | None:
+    """The ages ``[lower, upper)`` of age group ``group`` of ``bins``, where ``age`` lies in them
+    (``None`` otherwise: no bins, another group's name, or an age outside its own group, as a
+    flipped view's averaged age may be)."""
+    if bins is None or group not in bins.names:
+        return None
+    i = list(bins.names).index(group)
+    edges = (-math.inf, *bins.edges, math.inf)
+    lower, upper = edges[i], edges[i + 1]
+    return (lower, upper) if lower <= age < upper else None
+
+
+def shown_age(age: float, bins: AgeBins | None = None, group: str | None = None) -> str:
+    """An age as a line prints it beside its group: whole years ("29"), or, where those would fall
+    in another group of ``bins`` than ``group`` (29.96 y rounds to 30, but is "young" below 30),
+    one decimal cut towards the group ("29.9"): the group and the age printed beside it agree.
+
+    For a model whose groups are its age cut by ``bins`` (``groups_from_age``); without ``bins``
+    (a classifier with a separate age head, whose group may differ from its age) whole years.
+    """
+    whole = round(age) + 0  # an int: never "-0"
+    span = group_span(bins, group, age)
+    if span is None or span[0] <= whole < span[1]:
+        return str(whole)
+    lower, upper = span
+    tenths = round(age, 1)
+    if not lower <= tenths < upper:  # cut towards the group: it holds the age, so the cut stays in
+        tenths = math.floor(age * 10) / 10 if tenths >= upper else math.ceil(age * 10) / 10
+    return f"{tenths + 0.0:.1f}"

@@ -29,6 +29,7 @@ from agelens.report.app_logic import (
     blend,
     build_engine,
     method_note,
+    probabilities_label,
     read_upload,
     shrink,
     square,
@@ -200,7 +201,7 @@ def build_app(model_path: Any = None) -> Any:
                 gr.Markdown(MAP_KEY, elem_id="al-map-key")
                 with gr.Accordion("How to read this", open=False, elem_id="al-howto"):
                     gr.Markdown(HOW_TO_READ)
-                probs = gr.Label(label="Class probabilities", elem_id="al-probs")
+                probs = gr.Label(label=probabilities_label(engine.model), elem_id="al-probs")
                 with gr.Accordion("Per-filter activations", open=False, elem_id="al-filters") as filters:
                     filter_layer = gr.Dropdown(
                         engine.layers,

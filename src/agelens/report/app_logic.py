@@ -338,8 +338,11 @@ def status_line(
     years = float(np.asarray(ages).reshape(-1)[0]) if ages is not None else None
     aim = f"{top} (predicted)" if is_predicted(exp.target) else exp.target
     if from_age is not None and years is not None:
+        from agelens.model.predict import shown_age
+
         cuts = ", ".join(f"{e:g}" for e in from_age.edges)
-        parts = [f"**{top}** (about {years:.0f} years; the groups are that age cut at {cuts})"]
+        about = shown_age(years, from_age, top)  # 29.96 y is "young", so "29.9", not "30"
+        parts = [f"**{top}** (about {about} years; the groups are that age cut at {cuts})"]
     else:
         age = f", about {years:.0f} years" if years is not None else ""
         parts = [f"**{top}** ({probs[top]:.0%}{age})"]
@@ -348,6 +351,24 @@ def status_line(
         note = note.removeprefix("no face found; ")  # the warning said it: once is enough
     parts.append(f"{exp.method} on `{exp.layer}` · target: {aim}")
     return " · ".join(parts) + (f" · {note}" if note else "")
+
+
+PROBABILITIES_LABEL = "Class probabilities"
+
+
+def probabilities_label(model: Any) -> str:
+    """The caption of the app's probability bars: plain for a classifier; for a model whose groups
+    are its age cut by its bins (a one-unit regressor), what its bars are instead: a softmax of how
+    many years the age lies inside each group, which "young 100%" would otherwise pass off as a
+    confidence. The status line says it for each photo; the bars need it where they stand."""
+    if not getattr(model, "groups_from_age", False):
+        return PROBABILITIES_LABEL
+    bins = getattr(model, "bins", None)
+    cuts = f" cut at {', '.join(f'{e:g}' for e in bins.edges)} y" if bins is not None else ""
+    return (
+        f"Age groups: the model's age{cuts}; the bars are a softmax of how many years the age lies "
+        "inside each group, not a confidence"
+    )
 
 
 def method_note(method: str) -> str:

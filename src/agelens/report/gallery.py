@@ -48,6 +48,7 @@ class GalleryItem:
     signed: set[str] = field(default_factory=set)  # keys of the maps that are signed (-1..1: for/against)
     notes: list[str] = field(default_factory=list)  # why its prediction means little (explain's)
     photo_gap: str = NOT_FOUND  # what the card says where ``photo`` is None
+    shown_age: str = ""  # the age as the card prints it: on its group's side of an edge for an age cut
 
 
 @dataclass
@@ -230,6 +231,11 @@ def build_gallery(
     for it in items:
         _mark_truth(it, classes, bins)
     from_age = groups_from_age(manifest)
+    if (cut := age_cut(manifest)) is not None:
+        from agelens.model.predict import shown_age
+
+        for it in items:  # "young 29.9", not "young 30": the card's group and age agree
+            it.shown_age = shown_age(it.age, cut, it.predicted) if it.age is not None else ""
     legend = _legend(classes, bins, any(it.age is not None for it in items), from_age)
     cmap, bar = colour_scale(manifest)
     gallery = Gallery(methods, layers, targets, filter_layers, items, default, len(images), legend, cmap, bar)
@@ -364,6 +370,17 @@ def _read_as_bins(manifest: dict) -> dict:
     if not isinstance(read, dict) or "age_bins" not in read:
         return {}
     return {"bins": {"edges": read.get("age_bins"), "names": read.get("class_names")}}
+
+
+def age_cut(manifest: Any) -> Any:
+    """The :class:`~agelens.data.bins.AgeBins` an age regressor's groups were cut by, from
+    ``model_read_as`` (None for any other model, or bins that make none): an age near an edge is
+    printed on its group's side of it (:func:`agelens.model.predict.shown_age`)."""
+    from agelens.report.tables import age_bins_of
+
+    if not groups_from_age(manifest):
+        return None
+    return age_bins_of(_bins(_read_as_bins(manifest).get("bins")))
 
 
 def groups_from_age(manifest: Any) -> bool:
@@ -536,51 +553,27 @@ def _photo(explain_dir: Path, root: Path, im: dict) -> tuple[str | None, str]:
     record has the fingerprint of the image explained (``image_sha256``), a file that no longer
     gives those pixels back has changed since, and is not shown as if it were the one explained.
     A record without a fingerprint (an older manifest, the CLI's) shows its photo file as before.
+    Both are checked as :meth:`Explanation.load` checks them (:func:`explained_in`), except that
+    a face crop without a recorded box is not looked for again: the detector is not run here.
     """
-    want = im.get("image_sha256") if isinstance(im.get("image_sha256"), str) else None
+    from agelens.explain.explanation import explained_in
+
     kept = im.get("image_file")
     changed = False  # a copy or photo file is there, but no longer holds the image explained
     if isinstance(kept, str) and kept == Path(kept).name:  # a plain name inside the folder only
         found = read_image(inside(explain_dir, kept))
-        if found is not None and _is_explained(found[1], im, want):
+        if found is not None and not explained_in(found[1], im)[1]:
             return encoded_photo_uri(*found, max_side=PHOTO_SIDE), ""
         changed = found is not None
     path = inside(explain_dir, im.get("file")) or inside(root, im.get("file"))
     if path is None:  # the original may live outside the run folder: decode it, never copy raw bytes
         path = source_file(im)
-    if want is None and not changed:  # nothing to check it against: shown as it is
-        if uri := photo_uri(path, max_side=PHOTO_SIDE):
-            return uri, ""
-    elif (found := read_image(path)) is not None:
-        if _gives_back(found[1], im, want):
+    if (found := read_image(path)) is not None:
+        unchecked = im.get("image_sha256") is None and not changed  # nothing to check it against
+        if unchecked or not explained_in(found[1], im, photo=True, detect=False)[1]:
             return encoded_photo_uri(*found, max_side=PHOTO_SIDE), ""
         changed = True
     if changed:
         return None, CHANGED
     in_memory = str(im.get("source", "")).startswith("<") and not im.get("file")
     return None, NOT_KEPT if in_memory else NOT_FOUND
-
-
-def _is_explained(image: Any, im: dict, want: str | None) -> bool:
-    """Whether ``image`` is the one ``im`` explained: its recorded size and, where recorded, fingerprint."""
-    size = im.get("size")
-    if isinstance(size, list) and size != [image.shape[1], image.shape[0]]:
-        return False
-    from agelens.explain.explanation import image_fingerprint
-
-    return want is None or image_fingerprint(image) == want
-
-
-def _gives_back(photo: Any, im: dict, want: str | None) -> bool:
-    """Whether a photo file still holds what ``im`` explained: the photo, or the face cut from it by
-    the recorded ``crop_box_xywh``. A face crop without such a box cannot be cut again without the
-    detector: only the photo's size is checked then."""
-    from agelens.explain.explanation import cut_explained
-
-    shot = im.get("photo_size")
-    if isinstance(shot, list) and shot != [photo.shape[1], photo.shape[0]]:
-        return False
-    if want is None:
-        return True
-    image = cut_explained(photo, im, detect=False)
-    return image is None or _is_explained(image, im, want)

@@ -19,7 +19,7 @@ from agelens import __version__
 from agelens.model.evaluate import balanced_accuracy_note
 from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
 from agelens.report.findings import evaluation_findings
-from agelens.report.gallery import age_bins, build_gallery, groups_from_age
+from agelens.report.gallery import age_bins, age_cut, build_gallery, groups_from_age
 from agelens.report.page import Figure, Section
 from agelens.report.scores import glossary_section, scores_dir, scores_section, shortcut_section
 from agelens.report.tables import (
@@ -244,8 +244,8 @@ def _without_file_lists(manifest: Any) -> Any:
     """
     if not (isinstance(manifest, dict) and isinstance(manifest.get("images"), list)):
         return manifest
-    from_age = groups_from_age(manifest)
-    images = [_image_row(im, from_age) if isinstance(im, dict) else im for im in manifest["images"]]
+    from_age, cut = groups_from_age(manifest), age_cut(manifest)
+    images = [_image_row(im, from_age, cut) if isinstance(im, dict) else im for im in manifest["images"]]
     return {k: v for k, v in manifest.items() if k != "files"} | {"images": images}
 
 
@@ -254,13 +254,14 @@ _KEPT_COPY = ("image_file", "image_sha256")
 itself; a 64-hex-digit column in the run table says nothing to a reader."""
 
 
-def _image_row(im: dict, from_age: bool = False) -> dict:
+def _image_row(im: dict, from_age: bool = False, cut: Any = None) -> dict:
     """One photo's row; ``from_age`` (an age regressor's groups, see :func:`groups_from_age`): its
-    prediction as the group and the age, without percentages a reader would take for confidence."""
+    prediction as the group and the age, without percentages a reader would take for confidence,
+    the age on its group's side of the edges ``cut``."""
     drop = set(_FILE_LISTS) | set(_KEPT_COPY)
     drop |= set(_PREDICTION_PARTS) if isinstance(im.get("prediction"), dict) else set()
     row = {k: v for k, v in im.items() if k not in drop}
-    if from_age and (text := prediction_text(im.get("prediction"), from_age=True)) is not None:
+    if from_age and (text := prediction_text(im.get("prediction"), from_age=True, bins=cut)) is not None:
         row["prediction"] = text
     return row
 

@@ -147,12 +147,15 @@ def stat(v: Any) -> tuple[float, str] | None:
     return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
 
 
-def prediction_text(v: Any, from_age: bool = False) -> str | None:
+def prediction_text(v: Any, from_age: bool = False, bins: Any = None) -> str | None:
     """The explain CLI's prediction dict as text: "old 58% (young 12%, middle-aged 30%), age output ≈ 61 y".
 
     A person reads a prediction, not its JSON; other dicts give None. ``from_age``: the classes are
     the model's age cut by its bins (``model_read_as.groups_from_age``), whose percentages are no
-    confidence: the group and the age alone, "old, age output ≈ 61 y".
+    confidence: the group and the age alone, "old, age output ≈ 61 y". ``bins``: those bins
+    (:class:`~agelens.data.bins.AgeBins`, or the report's ``(edges, names)``), so an age just under
+    an edge is printed on its group's side ("young, age output ≈ 29.9 y" for 29.96 y, not "≈ 30 y",
+    :func:`agelens.model.predict.shown_age`); without them whole years, as before.
     """
     if not (
         isinstance(v, dict)
@@ -166,13 +169,29 @@ def prediction_text(v: Any, from_age: bool = False) -> str | None:
     age = v.get("age")
     has_age = isinstance(age, int | float) and not isinstance(age, bool) and math.isfinite(age)
     if from_age and has_age:
-        return f"{top}, age output ≈ {age:.0f} y"
+        from agelens.model.predict import shown_age
+
+        return f"{top}, age output ≈ {shown_age(float(age), age_bins_of(bins), top)} y"
     text = top + (f" {probs[top]:.0%}" if top in probs else "")
     rest = [f"{k} {p:.0%}" for k, p in probs.items() if k != top]
     text += f" ({', '.join(rest)})" if rest else ""
     if has_age:
         text += f", age output ≈ {age:.0f} y"  # a separate age head's estimate, not the class
     return text
+
+
+def age_bins_of(bins: Any) -> Any:
+    """``bins`` as :class:`~agelens.data.bins.AgeBins`: given so, or as the report's ``(edges, names)``
+    pair (:data:`agelens.report.gallery.Bins`); ``None`` for none, or for a pair that makes no bins."""
+    from agelens.data.bins import AgeBins
+
+    if bins is None or isinstance(bins, AgeBins):
+        return bins
+    try:
+        edges, names = bins
+        return AgeBins(tuple(edges), tuple(names))
+    except (TypeError, ValueError):
+        return None
 
 
 def empty_stat(v: Any) -> bool:
