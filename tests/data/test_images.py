@@ -273,7 +273,11 @@ def test_pil_image_input() -> None:
     ],
 )
 def test_array_inputs(arr: np.ndarray, expected: list[int]) -> None:
-    out = load_image(arr)
+    said = arr.dtype != np.uint8 and arr.max() > 255  # clipped or read as 16-bit: never silently
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = load_image(arr)
+    assert bool(caught) == said, [str(w.message) for w in caught]
     assert out.shape == (2, 2, 3) and out.dtype == np.uint8
     assert (out == expected).all()
 

@@ -23,3 +23,11 @@ def faces64() -> np.ndarray:
     base = np.stack([np.sin(6 * yy + k) * np.cos(5 * xx - k) for k in range(3)], -1)
     imgs = [np.clip(127 + 90 * base * (i + 1) / 4 + rng.normal(0, 10, base.shape), 0, 255) for i in range(4)]
     return np.stack(imgs).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def small24() -> AgeModel:
+    """A two-conv toy of 24 px (``small_convnet(seed=2)``), read as 0..1: for the input-rule tests."""
+    from explain_models import small_convnet
+
+    return wrap_keras_model(small_convnet(seed=2, size=24))

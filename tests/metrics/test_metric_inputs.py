@@ -138,7 +138,7 @@ def test_ranking_metrics_use_signed_maps_by_order() -> None:
         (-1, r"class indices >= 0, got -1"),
         (5, r"class indices in \[0, 2\) for this predict_fn, got 5"),
         (0.5, "integer class indices, got non-integer"),
-        ("old", "got names such as 'old'; use model.class_names.index"),
+        ("old", "got names such as 'old', but nothing given names the classes.*agelens.wrap_keras_model"),
     ],
 )
 def test_targets_must_be_class_indices_in_range(targets: object, message: str) -> None:

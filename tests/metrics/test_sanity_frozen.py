@@ -96,3 +96,23 @@ def test_a_users_layer_named_age_is_learned(frozen: bool) -> None:
     assert len(learned_weights(layer)) == 1
     layer.set_weights([np.arange(5, dtype="float32")[:, None] * 10 + 2.5])  # bins' centres
     assert (learned_weights(layer) == []) is frozen
+
+
+def test_a_bare_keras_model_takes_class_names_as_explain_does() -> None:
+    """randomisation_test(keras_model, ..., targets="old") was refused ("got names such as 'old'"),
+    though explain() reads the same model's classes by those names; now it is read the same way."""
+    import tensorflow as tf
+
+    km = _frozen_backbone_model()
+
+    def gradient(model, x, targets):
+        xt = tf.convert_to_tensor(np.asarray(x, np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            score = tf.reduce_sum(tf.gather(model(xt), np.asarray(targets), axis=1, batch_dims=1))
+        return np.abs(tape.gradient(score, xt).numpy()).sum(-1)
+
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    named = randomisation_test(km, gradient, x, targets="old", stages=2)
+    indexed = randomisation_test(km, gradient, x, targets=[2, 2], stages=2)
+    np.testing.assert_allclose(named.spearman, indexed.spearman)

@@ -8,10 +8,18 @@ Conventions (all inputs end up as ``H x W x 3`` ``uint8`` RGB):
 - Transparency (RGBA, LA, palette with a transparent colour) is composited on **white**.
   Dropping alpha would expose whatever RGB happens to sit under transparent pixels (often
   black or garbage); white is what an image viewer shows, so it is what a person labelled.
-- 16-bit images keep their high byte (``v >> 8``), the libpng ``strip_16`` rule. Pillow
+- 16-bit image *files* keep their high byte (``v >> 8``), the libpng ``strip_16`` rule. Pillow
   already reads 16-bit RGB/RGBA PNGs that way, so grey and colour 16-bit files scale alike:
-  0 -> 0, 32768 -> 128, 65535 -> 255. 32-bit integer images (mode ``I``) are taken as
-  16-bit data clipped to 0..65535. Floating-point image *files* are rejected.
+  0 -> 0, 32768 -> 128, 65535 -> 255. 32-bit integer files (mode ``I``) are taken as
+  16-bit data clipped to 0..65535. The file declares its depth, so it is honoured whatever the
+  values. Floating-point image *files* are rejected.
+- In-memory pixels (arrays, and PIL images made in memory, whose mode is no declared depth:
+  ``Image.convert("I;16")`` keeps 8-bit values as they are) follow :func:`_to_uint8`: uint8 is
+  never rescaled; wider integers all in 0..255 are 8-bit values, kept as they are, and ones
+  above 255 are read as 16-bit (the same high byte), with a warning; floats are 0..255 (or
+  0..1, scaled with a warning), rounded, and clipped with a warning above 255. Negative pixels
+  are refused: no photo has them, they mean network preprocessing (-1..1, mean-subtracted),
+  and clipping them to 0 would silently give the model another image.
 - EXIF orientation is applied, so a phone photo is upright as it was shot.
 - CMYK (including Adobe's inverted CMYK JPEGs) is converted by Pillow.
 - Bad input raises :class:`ImageError` (one line, ``"<path>: <reason>"``): missing or
@@ -93,22 +101,24 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def load_image(src: ImageSource) -> np.ndarray:
+def load_image(src: ImageSource, name: str | None = None) -> np.ndarray:
     """Decode ``src`` (path, encoded bytes, PIL image or array) to ``H x W x 3`` uint8 RGB.
 
     Raises :class:`ImageError` for every bad input (see the module docstring), and
-    ``TypeError`` only when ``src`` is not one of the supported Python types.
+    ``TypeError`` only when ``src`` is not one of the supported Python types. ``name`` is what
+    errors and warnings call an in-memory ``src`` (array, bytes, PIL image; by default
+    ``<array>``, ``<bytes>``, or a PIL image's file name or ``<PIL.Image>``), so a caller
+    holding a list can say which image (``<image 3>``); a path always names itself.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, _ARRAY_NAME)
+        return _from_array(src, name or _ARRAY_NAME)
     if isinstance(src, Image.Image):
-        name = getattr(src, "filename", "") or _PIL_NAME
-        return _decode(src, name)
+        return _decode(src, name or getattr(src, "filename", "") or _PIL_NAME)
     if isinstance(src, bytes | bytearray | memoryview):
         data = bytes(src)
         if not data:
-            raise ImageError(_BYTES_NAME, "empty data (0 bytes)")
-        return _open_and_decode(data, _BYTES_NAME)
+            raise ImageError(name or _BYTES_NAME, "empty data (0 bytes)")
+        return _open_and_decode(data, name or _BYTES_NAME)
     if isinstance(src, str | os.PathLike):
         path = Path(src)
         return _open_and_decode(_read_file(path), str(path))
@@ -255,10 +265,11 @@ def _check_size(width: int, height: int, name: str) -> None:
 
 def _decode(im: Image.Image, name: str) -> np.ndarray:
     _check_size(*im.size, name)
+    from_file = im.format is not None  # set by Pillow's file readers only; a derived image has None
     try:
         im.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
         im = ImageOps.exif_transpose(im)
-        arr = _pil_to_array(im, name)
+        arr = _pil_to_array(im, name, from_file)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -268,15 +279,22 @@ def _decode(im: Image.Image, name: str) -> np.ndarray:
     return _from_array(arr, name)
 
 
-def _pil_to_array(im: Image.Image, name: str) -> np.ndarray:
-    """Bring any Pillow mode to an array :func:`_from_array` understands (uint8/uint16 L/LA/RGB/RGBA)."""
+def _pil_to_array(im: Image.Image, name: str, from_file: bool = False) -> np.ndarray:
+    """Bring any Pillow mode to an array :func:`_from_array` understands (L/LA/RGB/RGBA; uint8, or
+    for integer modes the values as they are).
+
+    Integer modes (``I``, ``I;16``...): an image read from a file declares 16-bit data, so its
+    high byte is kept (the module docstring's rule), whatever its values. One made in memory
+    declares nothing (``Image.convert("I;16")`` keeps 8-bit values as they are), so its values go
+    to :func:`_to_uint8`'s integer rule: 0..255 kept, above that read as 16-bit, with a warning.
+    """
     mode = im.mode
     if mode in ("RGB", "RGBA", "L", "LA"):
         return np.asarray(im)
     if mode == "I" or mode.startswith("I;"):
-        arr = np.asarray(im if mode.startswith("I;16") else im.convert("I"))
-        if arr.dtype.kind != "u" or arr.dtype.itemsize != 2:
-            arr = np.clip(arr.astype(np.int64), 0, 65535).astype(np.uint16)
+        arr = np.asarray(im if mode.startswith("I;16") else im.convert("I")).astype(np.int64)  # native order
+        if from_file:
+            return (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
         return arr
     if mode == "F":
         raise ImageError(name, "floating-point images are not supported")
@@ -291,11 +309,11 @@ def _pil_to_array(im: Image.Image, name: str) -> np.ndarray:
 
 
 def _from_array(arr: np.ndarray, name: str) -> np.ndarray:
-    """Normalise an array (grey, grey+alpha, RGB, RGBA; uint8/uint16/bool/int/float 0..255) to RGB uint8.
+    """Normalise an array (grey, grey+alpha, RGB, RGBA; any numeric dtype) to RGB uint8.
 
-    Float arrays are taken as 0..255 (the project's one pixel convention, also what
-    :func:`agelens.data.pipeline.make_tf_dataset` yields) and rounded and clipped; a float
-    array whose values all lie in 0..1 is scaled by 255, with a warning.
+    Pixel values follow :func:`_to_uint8`: float arrays are taken as 0..255 (the project's one
+    pixel convention, also what :func:`agelens.data.pipeline.make_tf_dataset` yields) and
+    rounded; a float array whose values all lie in 0..1 is scaled by 255, with a warning.
     """
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -313,20 +331,72 @@ def _from_array(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+UNDO_PREPROCESSING = (
+    "agelens reads float images as 0..255 (or 0..1); undo the preprocessing, e.g. (x + 1) * 127.5 "
+    "for -1..1 (keras.applications' preprocess_input), or add the mean back"
+)
+"""The fix said when pixels below 0 are refused (:func:`_to_uint8`) or warned about (``attribute``)."""
+
+
 def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    """In-memory pixels as uint8, each decision made on the caller's values as given.
+
+    - uint8 is never rescaled, whatever its values (a dark photo may hold only 0s and 1s).
+    - bool: ``True`` is 255.
+    - Other integers (uint16, int32, a Pillow ``I``/``I;16`` image made in memory): all in
+      0..255 they are 8-bit values in a wider type (``astype(np.uint16)``,
+      ``Image.convert("I;16")``) and are kept as they are; above 255 they are read as 16-bit
+      (0..65535, values above clipped) and keep their high byte, as 16-bit files do
+      (65535 -> 255), with a warning naming the image and the span, since a wider type holding
+      8-bit values that overflowed reads the same way.
+    - Floats are 0..255, or all in 0..1 scaled by 255 (:func:`scale_unit_floats`, with its
+      warning), then rounded. Values rounding above 255 are clipped to 255 with a warning
+      naming the image and the span (as the metrics say it): an overshoot from resampling,
+      sharpening or a brightness change is common and clipping is what any viewer or encoder
+      does, so it is not worth refusing a photo for, but a gross one (a 0..65535 float image,
+      ``x * 2``) gives a washed-out image the user must hear about.
+    - Negative values (float or integer) are refused with :class:`ImageError`
+      (:data:`UNDO_PREPROCESSING`): no photo holds them; they mean network preprocessing
+      (-1..1, mean-subtracted), which agelens will not guess how to undo. Clipped to 0 (as
+      before) a -1..1 image became a two-level 0/1 image, later scaled by 255 as if it were 0..1.
+    """
+    from agelens.user_warnings import caller_stacklevel
+
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16:
-        return (arr >> 8).astype(np.uint8)
     if np.issubdtype(arr.dtype, np.integer):
-        return np.clip(arr, 0, 255).astype(np.uint8)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0:
+            raise ImageError(
+                name,
+                f"integer pixels span [{lo}, {hi}], below 0; agelens reads pixels as 0..255: undo the "
+                "preprocessing (e.g. add the mean back)",
+            )
+        if hi <= 255:
+            return arr.astype(np.uint8)
+        clipped = ", values above 65535 clipped" if hi > 65535 else ""
+        warnings.warn(
+            f"{name}: integer pixels span [{lo}, {hi}], above 0..255: read as 16-bit (0..65535) and "
+            f"scaled to 0..255 (65535 -> 255{clipped}); give uint8 for 8-bit pixels",
+            stacklevel=caller_stacklevel(),
+        )
+        return (np.minimum(arr, 65535).astype(np.uint32) >> 8).astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise ImageError(name, "array holds NaN or infinite values")
-        arr = scale_unit_floats(arr, name, stacklevel=3)
-        return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0:
+            raise ImageError(name, f"float pixels span [{lo:.3g}, {hi:.3g}], below 0; {UNDO_PREPROCESSING}")
+        scaled = scale_unit_floats(arr, name, stacklevel=caller_stacklevel())
+        if scaled is arr and hi > 255.5:  # rounds above 255
+            warnings.warn(
+                f"{name}: values span [{lo:.3g}, {hi:.3g}], outside 0..255: clipped to 255 "
+                "(agelens reads float images as 0..255, or 0..1)",
+                stacklevel=caller_stacklevel(),
+            )
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     raise ImageError(name, f"unsupported array dtype {arr.dtype}")
 
 

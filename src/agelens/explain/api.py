@@ -100,7 +100,13 @@ def has_signed_form(method: str) -> bool:
 
 
 def canonical(name: str) -> str:
-    """Canonical method name (case-insensitive, aliases resolved); raises ValueError if unknown."""
+    """Canonical method name (case-insensitive, aliases resolved); raises ValueError if unknown,
+    TypeError for anything but one name (a list, None: the API takes one method per call)."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"method must be one name (str), e.g. 'gradcam', not {type(name).__name__}; "
+            "call explain once per method"
+        )
     key = name.strip().lower()
     if key.startswith("smooth-"):
         inner = canonical(key[len("smooth-") :])
@@ -109,7 +115,10 @@ def canonical(name: str) -> str:
         return "smooth-" + inner
     key = ALIASES.get(key, key)
     if key not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)} (or smooth-<method>)")
+        several = "; the API takes one method per call; loop over them" if "," in name else ""
+        raise ValueError(
+            f"unknown method {name!r}; choose from {', '.join(METHODS)} (or smooth-<method>){several}"
+        )
     return key
 
 
@@ -130,10 +139,11 @@ def make_method(model: Any, method: str = "gradcam", layer: Any = None, **option
     from tf-keras-vis's by that factor per image). Several fused layers are still each scaled
     before they are combined.
     """
-    from agelens.explain.layers import as_age_model, default_layer_spec
+    from agelens.explain.layers import as_age_model, default_layer_spec, layer_names_of
 
     am = as_age_model(model)
     name = canonical(method)
+    layer = layer_names_of(am, layer)  # keras Layer objects (as pytorch-grad-cam takes) -> their names
     # The default layer belongs in the key: one Keras model may be wrapped with different metadata.
     default = default_layer_spec(am) if layer is None else None
     if options.get("normalize") is True:  # the default, said: the same method, traced once
@@ -170,11 +180,30 @@ def _build(am: Any, name: str, layer: Any, options: dict[str, Any]) -> Method:
     if unknown:
         extra = {"normalize", *(SMOOTH_OPTIONS if smooth else ())}
         valid = sorted((accepted - {"self", "model"}) | extra)
-        raise TypeError(f"method {name!r} got unknown options {unknown}; valid: {', '.join(valid)}")
+        hint = _model_reading_hint(unknown)
+        raise TypeError(f"method {name!r} got unknown options {unknown}; valid: {', '.join(valid)}{hint}")
     method = cls(am, **options)
     outer = SmoothGrad(method, **smooth_opts) if smooth else method
     outer.normalize = normalize  # the outer run() scales; a wrapped method's raw maps are averaged
     return outer
+
+
+MODEL_READING = ("class_names", "input_range", "input_size", "class_output", "age_output", "one_unit", "bins")
+"""``wrap_keras_model``/``load_model`` keywords: how a model is read, not how a method runs."""
+
+
+def _model_reading_hint(unknown: list[str]) -> str:
+    """Where options that say how the model is read belong (a user passed ``class_names=`` to explain)."""
+    misplaced = [k for k in unknown if k in MODEL_READING]
+    if not misplaced:
+        return ""
+    said = ", ".join(misplaced)
+    verb = "is" if len(misplaced) == 1 else "are"
+    kw = ", ".join(f"{k}=..." for k in misplaced)
+    return (
+        f". {said} {verb} how the model is read: pass {'it' if len(misplaced) == 1 else 'them'} to "
+        f"agelens.wrap_keras_model(model, {kw}) (or load_model(path, {kw})) and explain that"
+    )
 
 
 def effective_options(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -283,7 +312,9 @@ def explain(
 
     ``model``: an ``AgeModel`` or a keras.Model (wrapped with ``wrap_keras_model``).
     ``images``: a path, PIL image, uint8 array (HxWx3 or NxHxWx3), bytes, or a list of those.
-    ``layer``: name, index, ``last-conv``, ``early``/``mid``/``late``, or a list; by default the
+    ``method``: one name (see :func:`list_methods`); call once per method for several.
+    ``layer``: name, index, ``last-conv``, ``early``/``mid``/``late``, a keras Layer of the model
+    (``km.get_layer("c2")``, or its ``.output``), or a list of those; by default the
     layer the model declares (the shipped model: ``block_13_expand_relu``), else ``last-conv``.
     ``target``: class name/index, ``predicted`` (default), ``old-young``, ``age``, a list, a callable.
     ``detect``: crop each photo to its largest face, framed like the training chips, first; the
@@ -304,7 +335,7 @@ def explain(
     if detect:
         photos, faces = _crop_faces(photos, sources)
     size = m.size
-    x = np.stack([resize_for_model(p, size) for p in photos]).astype(np.float32)
+    x = np.stack([resize_for_model(p, size) for p in photos])  # uint8: never taken for 0..1 floats
     res = m.run(x, target)
     warn_blank_maps(m, res.maps)
     maps = [to_photo(res.maps[i], p.shape[:2], m.signed_maps) for i, p in enumerate(photos)]
@@ -428,8 +459,9 @@ def load_photos(images: Any) -> tuple[list[np.ndarray], list[str]]:
         items = [images]
     photos, sources = [], []
     for i, item in enumerate(items):
-        photos.append(load_image(item))
-        sources.append(str(item) if isinstance(item, str | Path) else f"<image {i}>")
+        source = str(item) if isinstance(item, str | Path) else f"<image {i}>"
+        photos.append(load_image(item, name=None if isinstance(item, str | Path) else source))
+        sources.append(source)
     if not photos:
         raise ValueError("no images given")
     return photos, sources

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from agelens.data.images import is_unit_range, unit_floats_note
+from agelens.data.images import UNDO_PREPROCESSING, is_unit_range, unit_floats_note
 from agelens.explain.layers import ModelView, model_view
 from agelens.explain.targets import PREDICTED, ClassTarget, Target, resolve_target, trace_key
 
@@ -220,9 +220,17 @@ def _as_batch(images: Any, size: int) -> Any:
 
     Floats all in 0..1 (captum's and torchvision's convention) are scaled with a warning, as
     :func:`agelens.data.images.scale_unit_floats` does for arrays, tensors included: read as
-    0..255 they are a black image whose map is wrong, not just scaled. NaN or infinite pixels
-    are refused, naming the images: they give NaN maps, or all-zero ones that read as "no
-    evidence".
+    0..255 they are a black image whose map is wrong, not just scaled. The rule reads the
+    caller's dtype: integer pixels (uint8 above all) are never rescaled, whatever their values,
+    so a caller holding uint8 photos (``explain``) must pass them as uint8, not cast to float
+    first (a dark photo of 0s and 1s would be scaled by 255). NaN or infinite pixels are
+    refused, naming the images: they give NaN maps, or all-zero ones that read as "no evidence".
+
+    Pixels outside 0..255 are fed to the model as they are, with a warning naming the images
+    and the span (as the metrics' ``as_pixels`` says it), not refused: here nothing is
+    converted, so nothing is lost, and the metrics, whose rule for such pixels is to warn,
+    pass their tensors through this door. (``load_image``, which must turn pixels into uint8,
+    refuses negative ones instead: clipping would hide that the image is another one.)
     """
     floating = images.dtype.is_floating if isinstance(images, tf.Tensor) else _is_float_array(images)
     x = tf.convert_to_tensor(images, tf.float32) if not isinstance(images, tf.Tensor) else images
@@ -241,17 +249,31 @@ def _as_batch(images: Any, size: int) -> Any:
     lo, hi, ok = tf.stack([tf.reduce_min(x), tf.reduce_max(x), finite_all]).numpy()  # one sync per call
     if not ok:  # NaN or inf somewhere: name the images holding it
         finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (n, -1))), axis=1).numpy()
-        bad = np.flatnonzero(~finite)
-        shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
         raise ValueError(
-            f"images hold NaN or infinite pixels (image {shown} of {n}): no map of them means anything"
+            f"images hold NaN or infinite pixels (image {_which(~finite)} of {n}): "
+            "no map of them means anything"
         )
-    if floating and is_unit_range(float(lo), float(hi)):
-        from agelens.user_warnings import caller_stacklevel
+    from agelens.user_warnings import caller_stacklevel
 
+    if floating and is_unit_range(float(lo), float(hi)):
         warnings.warn(unit_floats_note("x"), stacklevel=caller_stacklevel())
-        x = x * 255.0
+        return x * 255.0
+    if lo < 0 or hi > 255.0 + 1e-3:  # the metrics' tolerance (float32 arithmetic lands on 255.00002)
+        flat = tf.reshape(x, (n, -1))
+        out = ((tf.reduce_min(flat, axis=1) < 0) | (tf.reduce_max(flat, axis=1) > 255.0 + 1e-3)).numpy()
+        fix = f"; {UNDO_PREPROCESSING}" if lo < 0 else ""
+        warnings.warn(
+            f"x: values span [{lo:.3g}, {hi:.3g}], outside 0..255 (image {_which(out)} of {n}); "
+            f"agelens models expect RGB 0..255{fix}",
+            stacklevel=caller_stacklevel(),
+        )
     return x
+
+
+def _which(bad: np.ndarray) -> str:
+    """The indices where ``bad`` is True, the first five of them: ``"0, 2, ..."``."""
+    idx = np.flatnonzero(bad)
+    return ", ".join(str(i) for i in idx[:5]) + (", ..." if len(idx) > 5 else "")
 
 
 def _is_float_array(images: Any) -> bool:

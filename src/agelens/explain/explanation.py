@@ -83,6 +83,28 @@ class Explanation:
     stand_ins: list[int] = field(default_factory=list)
     model_read_as: dict[str, Any] | None = None
 
+    def __repr__(self) -> str:
+        """One line for a notebook or ``print``: what ran, on how many images of what shape, and what
+        the model said; never the arrays themselves (the dataclass default printed every pixel).
+
+        ``Explanation(method='gradcam', layer='last_conv', target='old', images=2, maps=2x(48, 64),
+        class_names=['young', 'old'], predicted=['old', 'young'], ages=no)``
+        """
+        shapes = [tuple(np.shape(m)) for m in self.maps]
+        maps = f"{len(shapes)}x{shapes[0]}" if len(set(shapes)) == 1 else _first(shapes, 3)
+        names = [str(n) for n in self.class_names]
+        probs = np.asarray(self.probabilities)
+        picked = [int(i) for i in probs.argmax(axis=-1).reshape(-1)] if probs.ndim == 2 and probs.size else []
+        predicted = [names[i] if i < len(names) else i for i in picked]
+        extra = (", signed=True" if self.signed else "") + (
+            f", stand_ins={self.stand_ins}" if self.stand_ins else ""
+        )
+        return (
+            f"Explanation(method={self.method!r}, layer={self.layer!r}, target={self.target!r}, "
+            f"images={len(self.images)}, maps={maps}, class_names={_first(names, 8)}, "
+            f"predicted={_first(predicted, 5)}, ages={'yes' if self.ages is not None else 'no'}{extra})"
+        )
+
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
@@ -395,6 +417,12 @@ def image_fingerprint(image: np.ndarray) -> str:
     """SHA-256 of an RGB uint8 image's pixels, row by row (a manifest's ``image_sha256``): tells a
     photo file changed since from the one explained."""
     return hashlib.sha256(np.ascontiguousarray(image, np.uint8).tobytes()).hexdigest()
+
+
+def _first(items: list[Any], k: int) -> str:
+    """``items`` as a list's repr, cut after ``k`` of them (``[a, b, ...]``): a repr stays one short line."""
+    shown = repr(list(items[:k]))
+    return shown[:-1] + ", ...]" if len(items) > k else shown
 
 
 def _same(a: Any, b: Any) -> bool:

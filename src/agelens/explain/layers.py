@@ -32,6 +32,7 @@ from os import PathLike
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten, functional_of
@@ -151,7 +152,9 @@ class ModelView:
 
     # --------------------------------------------------------------- resolution
     def resolve(self, spec: str | int | None | list | tuple = None) -> list[str]:
-        """Layer names for ``spec``: a name, an index, a keyword, or a list/comma list of them."""
+        """Layer names for ``spec``: a name, an index, a keyword, a keras Layer (or its output
+        tensor), or a list/comma list of them."""
+        spec = self.named(spec)
         if spec is None:
             spec = default_layer_spec(self.model)
         if isinstance(spec, str) and "," in spec:
@@ -161,8 +164,39 @@ class ModelView:
             return list(dict.fromkeys(names))
         return [self._resolve_one(spec)]
 
+    def named(self, spec: Any) -> Any:
+        """``spec`` with each keras Layer, or KerasTensor a layer produced (``layer.output``), as
+        the layer's name in this view (its ``outer/inner`` path when found in it); the rest as given.
+
+        Why: pytorch-grad-cam and tf-keras-vis take the layer object (``target_layers=[model.c2]``),
+        and users pass ``km.get_layer("c2")``; it was refused as "no layer named <Conv2D ...>".
+        """
+        if isinstance(spec, list | tuple):
+            return [self.named(s) for s in spec]
+        if isinstance(spec, keras.KerasTensor):
+            op = getattr(getattr(spec, "_keras_history", None), "operation", None)
+            if not isinstance(op, keras.layers.Layer):
+                raise TypeError(
+                    f"layer: the tensor {spec.name!r} has no producing layer; pass the layer's name, "
+                    "e.g. layer='conv2d' (`agelens layers` lists them)"
+                )
+            spec = op
+        if isinstance(spec, keras.layers.InputLayer):
+            return INPUT
+        if isinstance(spec, keras.layers.Layer):
+            found = next((s.path for s in self.graph.steps if s.op is spec), None)
+            return found or spec.name
+        return spec
+
     def _resolve_one(self, spec: str | int) -> str:
         features = [i for i in self._infos if i.is_feature]
+        if isinstance(spec, np.integer):
+            spec = int(spec)
+        if not isinstance(spec, str | int):
+            raise TypeError(
+                f"layer must be a name, an index, one of {', '.join(KEYWORDS)}, a keras Layer or a list "
+                f"of them, not {type(spec).__name__}"
+            )
         if isinstance(spec, int) or (isinstance(spec, str) and spec.lstrip("-").isdigit()):
             idx = int(spec)
             if not -len(self._infos) <= idx < len(self._infos):
@@ -376,6 +410,20 @@ def _wrap(model: Any) -> AgeModel:
         am = wrap_keras_model(functional_of(model))
         return am if am.keras_model.layers[-1].name == SOFTMAX_ADDED else replace(am, keras_model=model)
     return wrap_keras_model(model)
+
+
+def layer_names_of(model: AgeModel | Any, spec: Any) -> Any:
+    """``spec`` with keras Layers and their output tensors replaced by names (see
+    :meth:`ModelView.named`); a spec of names, indices or keywords comes back as it is, at no cost."""
+    if not _holds_objects(spec):
+        return spec
+    return model_view(model).named(spec)
+
+
+def _holds_objects(spec: Any) -> bool:
+    if isinstance(spec, list | tuple):
+        return any(_holds_objects(s) for s in spec)
+    return isinstance(spec, keras.layers.Layer | keras.KerasTensor)
 
 
 def list_layers(model: AgeModel | Any) -> list[LayerInfo]:

@@ -18,7 +18,7 @@ compiled step serves every class choice without retracing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -116,48 +116,94 @@ class AgeTarget:
 @dataclass(frozen=True)
 class CallableTarget:
     """Any user function ``fn(logits, probs, age) -> (N,)`` written with tensor ops; :meth:`checked`
-    refuses one that does not give one score per image."""
+    refuses one that does not give one score per image, or that reads ``age`` on a model without one.
+
+    ``age`` is None when the model has no age output (``has_age=False``, set by
+    :func:`resolve_target`). The function is called as written, not converted by AutoGraph (whose
+    "could not transform <lambda>" warning two lambdas on one line set off, with no change to what
+    runs), unless it needs AutoGraph: Python ``if``/``for`` on tensors, found when it is checked.
+    """
 
     fn: Callable[..., Any]
+    has_age: bool = True
+    autograph: bool = False
 
     def __call__(self, logits: Any, probs: Any, age: Any = None) -> Any:
-        return self.fn(logits, probs, age)
+        return self._graph_fn()(logits, probs, age if self.has_age else None)
 
-    def checked(self, n_classes: int) -> CallableTarget:
+    def _graph_fn(self) -> Callable[..., Any]:
+        if self.autograph:
+            return self.fn
+        import tensorflow as tf
+
+        return tf.autograph.experimental.do_not_convert(self.fn)
+
+    def checked(self, n_classes: int, has_age: bool = True, no_age_hint: str = "") -> CallableTarget:
         """``self`` once the function, traced as the methods run it on two dummy images, returns one
         score per image.
 
         A ``(N, classes)`` result would be summed by the gradient, explaining every class at once
         without a word; checked here, before any real graph is traced, the error is one plain line.
         Traced, not run eagerly: a target written with numpy passes an eager run and then fails
-        inside the compiled step with a dozen lines of TensorFlow's trace.
+        inside the compiled step with a dozen lines of TensorFlow's trace. On a model without an
+        age output the function gets ``age=None``; one that then fails, and works given an age,
+        reads the age: said in one line (it was TensorFlow's 60-line "None values not supported").
         """
         import tensorflow as tf
 
-        spec = tf.TensorSpec((2, n_classes), tf.float32)
+        target = replace(self, has_age=has_age, autograph=False)
         try:
-            traced = tf.function(lambda logits, probs, age: self.fn(logits, probs, age))
-            out = traced.get_concrete_function(spec, spec, tf.TensorSpec((2,), tf.float32)).structured_outputs
+            out = target._trace(n_classes)
+        except tf.errors.OperatorNotAllowedInGraphError:
+            target = replace(target, autograph=True)  # Python control flow on tensors: AutoGraph's job
+            out = target._trace(n_classes, quiet=True)
         except Exception as e:  # noqa: BLE001 - the user's code: any failure is reported as theirs
-            kind = type(e).__name__
-            lines = [ln.strip().removeprefix(f"{kind}: ") for ln in str(e).splitlines() if ln.strip()]
-            symbolic = isinstance(e, NotImplementedError) or "symbolic" in str(e).lower()
-            graph = "; the target runs inside a compiled graph: use keras.ops or tf, not numpy"
-            hint = graph if symbolic else ""
-            raise ValueError(
-                f"target {self.describe([])} failed on dummy inputs: {kind}: "
-                f"{lines[-1] if lines else ''}{hint}"
-            ) from None
-        shape = tuple(getattr(out, "shape", ()))
+            out = e
+        if not has_age and (isinstance(out, Exception) or _score_shape(out) != (2,)):
+            with_age = replace(target, has_age=True)._trace(n_classes, quiet=True)
+            if not isinstance(with_age, Exception) and _score_shape(with_age) == (2,):
+                raise ValueError(
+                    f"target {self.describe([])} reads age, which needs a model with an age output; this "
+                    f"model has none (score logits or probs instead){no_age_hint}"
+                ) from None
+        if isinstance(out, Exception):
+            raise _failed(self.describe([]), out) from None
+        shape = _score_shape(out)
         if shape != (2,):
             raise ValueError(
                 f"target {self.describe([])}: must return one score per image, shape (N,); got shape "
                 f"{shape or 'a scalar'} for N = 2 (pick a column, e.g. logits[:, 2])"
             )
-        return self
+        return target
+
+    def _trace(self, n_classes: int, quiet: bool = False) -> Any:
+        """The function's output traced on two dummy images; with ``quiet``, a failure is returned."""
+        import tensorflow as tf
+
+        spec, age = tf.TensorSpec((2, n_classes), tf.float32), tf.TensorSpec((2,), tf.float32)
+        try:
+            traced = tf.function(lambda lg, pr, ag: self(lg, pr, ag), autograph=self.autograph)
+            return traced.get_concrete_function(spec, spec, age).structured_outputs
+        except Exception as e:  # noqa: BLE001 - the user's code: any failure is reported as theirs
+            if quiet:
+                return e
+            raise
 
     def describe(self, class_names: Sequence[str]) -> str:
         return getattr(self.fn, "__name__", "custom")
+
+
+def _score_shape(out: Any) -> tuple[Any, ...]:
+    return tuple(getattr(out, "shape", ()))
+
+
+def _failed(name: str, e: Exception) -> ValueError:
+    """A user target's failure on dummy inputs as one line (the last of TensorFlow's message)."""
+    kind = type(e).__name__
+    lines = [ln.strip().removeprefix(f"{kind}: ") for ln in str(e).splitlines() if ln.strip()]
+    symbolic = isinstance(e, NotImplementedError) or "symbolic" in str(e).lower()
+    hint = "; the target runs inside a compiled graph: use keras.ops or tf, not numpy" if symbolic else ""
+    return ValueError(f"target {name} failed on dummy inputs: {kind}: {lines[-1] if lines else ''}{hint}")
 
 
 Target = ClassTarget | ContrastTarget | AgeTarget | CallableTarget
@@ -176,8 +222,9 @@ def resolve_target(spec: Any, model: Any) -> Target:
         return spec.resolved(names)
     if isinstance(spec, AgeTarget):
         return _check_age(spec, model)
+    has_age = getattr(model, "age_output", None) is not None
     if isinstance(spec, CallableTarget):
-        return spec.checked(len(names))
+        return spec.checked(len(names), has_age, age_hint(model))
     if spec is None:
         return ClassTarget(None)
     if isinstance(spec, list | tuple | np.ndarray):
@@ -185,7 +232,7 @@ def resolve_target(spec: Any, model: Any) -> Target:
     if isinstance(spec, int | np.integer):
         return ClassTarget(int(spec)).resolved(names)
     if callable(spec):
-        return CallableTarget(spec).checked(len(names))
+        return CallableTarget(spec).checked(len(names), has_age, age_hint(model))
     if not isinstance(spec, str):
         raise TypeError(f"target must be a class, a list, a string or a callable, not {type(spec).__name__}")
     text = spec.strip()

@@ -67,6 +67,24 @@ def as_age_model(obj: Any) -> Any:
     return None
 
 
+def class_names_of(*sources: Any) -> list[str] | None:
+    """The class names of the first of ``sources`` that names its classes, else None.
+
+    A keras.Model (or its bound ``predict``) is read through :func:`as_age_model`, the wrap
+    ``agelens.explain`` applies to it, so ``targets="old"`` or ``"old-young"`` mean for a metric
+    what they meant to ``explain`` on the same model. Anything else is asked for its own
+    ``class_names`` (an AgeModel, a callable carrying them); a plain callable names none.
+    """
+    for source in sources:
+        if source is None:
+            continue
+        model = as_age_model(source)
+        names = getattr(source if model is None else model, "class_names", None)
+        if names is not None:
+            return [str(n) for n in names]
+    return None
+
+
 _FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """keras.Model -> {(input size, class output, rescales input): its traced forward pass}."""
 
@@ -227,6 +245,19 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     An explanation loaded with grey stand-ins for photos it could not get back
     (``explanation.stand_ins``) gives them as they are, with a warning naming them: their
     scores would measure grey squares, not the photos.
+
+    Given a model, it is checked against the one the explanation was made with, as far as
+    ``explanation.model_read_as`` (or, lacking it, ``explanation.class_names``) records it:
+
+    * another input size, input range or other class names (as many) only **warn**, in one
+      line naming what differs: scoring one model's maps on another is a legitimate
+      experiment (do a 64 px model's maps still point at what a 112 px model uses?), and
+      ``x`` is then cut at this model's size, which is what its metrics need;
+    * another **number** of classes raises a ValueError: the explanation's targets and
+      predicted classes are indices into its model's classes, so on this model they would
+      name other classes or none, and every class score would answer another question.
+      Pass ``size=model.input_size`` (a pixel count is not checked) to score them anyway,
+      with targets chosen for this model.
     """
     from agelens.data.images import fit_square, resize_for_model
 
@@ -244,6 +275,8 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
             stacklevel=2,
         )
     model = as_age_model(size)
+    if not isinstance(size, int | np.integer):
+        check_explained_by(explanation, size if model is None else model)
     size = model.input_size if model is not None else getattr(size, "input_size", size)
     if not isinstance(size, int | np.integer) or size < 1:
         raise TypeError(f"size must be a pixel count or the model explained, got {type(size).__name__}")
@@ -252,6 +285,51 @@ def explanation_inputs(explanation: Any, size: Any) -> tuple[np.ndarray, np.ndar
     low = -1.0 if getattr(explanation, "signed", False) else 0.0
     maps = [np.clip(fit_square(np.asarray(m, np.float32), size), low, 1.0) for m in explanation.maps]
     return x, np.stack(maps)
+
+
+READ_AS_CHECKED = ("input_size", "input_range", "class_names")
+"""What :func:`explanation_inputs` compares between a model and ``Explanation.model_read_as``."""
+
+
+def check_explained_by(explanation: Any, model: Any) -> None:
+    """Warn in one line where ``model`` differs from the model ``explanation`` was made with (input
+    size, input range, class names), or raise where its number of classes differs; see
+    :func:`explanation_inputs` for why. Only what both sides say is compared: an explanation
+    without ``model_read_as`` (an older save) is checked on its ``class_names`` alone."""
+    recorded = getattr(explanation, "model_read_as", None)
+    recorded = dict(recorded) if isinstance(recorded, dict) else {}
+    if "class_names" not in recorded and getattr(explanation, "class_names", None):
+        recorded["class_names"] = list(explanation.class_names)
+    now = {k: getattr(model, k, None) for k in READ_AS_CHECKED}
+    shown = {"input_size": "input size {} px", "input_range": "input range {}", "class_names": "classes {}"}
+    diffs = []
+    for key in READ_AS_CHECKED:
+        was, is_ = recorded.get(key), now[key]
+        if was is None or is_ is None:
+            continue
+        if key == "class_names":
+            was, is_ = [str(n) for n in was], [str(n) for n in is_]
+            if len(was) != len(is_):
+                raise ValueError(
+                    f"explanation_inputs: the model has {len(is_)} classes ({', '.join(is_)}) but the "
+                    f"explanation was made with a model of {len(was)} ({', '.join(was)}): its targets and "
+                    "predicted classes would name other classes here; pass the model explained, or "
+                    "size=model.input_size to score the maps on this model with targets chosen for it"
+                )
+            was, is_ = ", ".join(was), ", ".join(is_)
+        elif key == "input_size":
+            was, is_ = int(was), int(is_)
+        if was != is_:
+            diffs.append(f"{shown[key].format(is_)} (explained with {was})")
+    if diffs:
+        import warnings
+
+        warnings.warn(
+            f"explanation_inputs: this model is not the one the explanation was made with: "
+            f"{'; '.join(diffs)}; x is cut for this model, so its scores judge these maps on another "
+            "model (pass the model explained to score it on its own)",
+            stacklevel=3,
+        )
 
 
 def available_methods() -> list[str]:

@@ -153,7 +153,10 @@ class Metric(ABC):
     returns one score per image (NaN where the metric does not apply, e.g. an empty mask).
     ``targets`` are spelled as ``explain`` spells them: class indices or names (one for every
     image or one per image), None or ``"predicted"`` (each image's predicted class, from the
-    ``predict_fn`` or ``model`` given), ``"age"`` or a contrast such as ``"old-young"``.
+    ``predict_fn`` or ``model`` given), ``"age"`` or a contrast such as ``"old-young"``. Names are
+    looked up in the classes of the ``model`` or ``predict_fn`` given, a bare keras.Model read as
+    ``explain`` reads it; a plain callable names none (wrap the model with
+    ``agelens.wrap_keras_model`` to use names with it).
     """
 
     name: ClassVar[str]
@@ -181,12 +184,19 @@ class Metric(ABC):
                 f"metric {self.name!r} ({self.applies_to}) needs {', '.join(missing)}: "
                 + "; ".join(HOW_TO_GET[k] for k in missing)
             )
-        from agelens.metrics.adapters import input_size_of, resolve_predict_fn  # adapters import this module
+        from agelens.metrics.adapters import (  # adapters import this module
+            as_age_model,
+            class_names_of,
+            input_size_of,
+            resolve_predict_fn,
+        )
         from agelens.metrics.readouts import readout_of
 
         n_classes = None
         size = input_size_of(ctx.predict_fn, ctx.model)
-        names = getattr(ctx.model or ctx.predict_fn, "class_names", None)
+        # A bare keras.Model is read as explain reads it (wrapped), so "old" and "old-young" mean here
+        # what they meant to explain on that same model.
+        names = class_names_of(ctx.model, ctx.predict_fn)
         predicted = means_predicted(targets)
         readout = None if predicted else readout_of(targets, names)
         n = np.shape(x)[0] if np.ndim(x) else 0
@@ -197,7 +207,8 @@ class Metric(ABC):
             if ctx.predict_fn is not None:
                 ctx.predict_fn, n_classes = resolve_predict_fn(ctx.predict_fn, ctx.batch_size)
             elif ctx.model is not None:
-                n_classes = n_classes_of(ctx.model)
+                described = as_age_model(ctx.model)
+                n_classes = n_classes_of(ctx.model if described is None else described)
             unread = not self.reads_targets and (predicted or (names is None and _named(targets)))
             if unread:  # not read: names stand for placeholders, counted like indices
                 k = 1 if predicted else np.size(targets)
@@ -431,8 +442,10 @@ def check_targets(targets: Any, n: int, n_classes: int | None = None) -> np.ndar
     t = np.asarray(targets).reshape(-1)
     if t.dtype.kind in "USO" and t.size and isinstance(t[0], str):
         raise ValueError(
-            f"targets must be integer class indices, got names such as {str(t[0])!r}; "
-            "use model.class_names.index(name)"
+            f"targets must be integer class indices here, got names such as {str(t[0])!r}, but nothing "
+            "given names the classes (a plain callable cannot): give class indices, pass the model "
+            "itself (predict_fn=model), or wrap the model with agelens.wrap_keras_model(model) to use "
+            "class names or contrasts"
         )
     if t.dtype.kind == "b" or t.dtype.kind not in "iuf":
         raise ValueError(f"targets must be integer class indices, got dtype {t.dtype}")

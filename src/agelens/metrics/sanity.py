@@ -71,6 +71,7 @@ import numpy as np
 from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
+from agelens.metrics.adapters import as_age_model, class_names_of
 from agelens.metrics.base import (
     HOW_TO_GET,
     NEEDS_MODEL,
@@ -82,7 +83,6 @@ from agelens.metrics.base import (
     check_finite,
     class_targets,
     means_predicted,
-    n_classes_of,
 )
 from agelens.metrics.readouts import readout_of
 
@@ -389,18 +389,18 @@ def randomisation_test(
     check_finite("x", x)
     x = as_pixels(x)
     targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
-    readout = readout_of(targets, getattr(model, "class_names", None))
+    read = as_age_model(model) or model  # a bare keras.Model is read as explain() reads it
+    names = class_names_of(read)
+    readout = readout_of(targets, names)
     if readout is not None:  # "age", "old-young": every stage explains that, and it reads its own output
-        if readout.kind == "age" and getattr(model, "age_output", None) is None:
+        if readout.kind == "age" and getattr(read, "age_output", None) is None:
             raise ValueError("targets 'age': this model has no age output; use a class or a contrast")
         targets = readout.spec
         outputs = outputs or (None if layers is not None else (readout.output,))
     else:
         if targets is None:
             targets = _predict(model, x).argmax(axis=1)
-        targets = class_targets(
-            targets, getattr(model, "class_names", None), len(x), n_classes_of(model), AGE_HINT
-        )
+        targets = class_targets(targets, names, len(x), len(names) if names else None, AGE_HINT)
     twin = clone_model(model)  # the one copy randomised in place: the caller's model is never touched
     tk = _keras(twin)
     original = explain_fn(twin, x, targets) if original_maps is None else original_maps
