@@ -506,7 +506,8 @@ def wild_section(path: str) -> str:
     )
     return (
         "\n## Photos in the wild\n\n"
-        "`agelens predict` (and `explain --detect`, the app's checkbox) finds the largest face with "
+        "`agelens predict` and `explain` (by default; `--no-detect` turns it off), `evaluate --detect` "
+        "and the app's checkbox find the largest face with "
         "OpenCV's bundled alt2 cascade and crops it the way UTKFace chips are framed around that "
         f"cascade's box (side {SIDE_PER_WIDTH:g} box widths, centre {CENTRE_SHIFT[1]:.2f} below; "
         "`benchmarks/face_crop_calibration.py`). "
