@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from keras_toys import constant_regressor
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,20 +23,6 @@ from agelens.cli.main import app
 
 runner = CliRunner()
 SIZE = 32
-
-
-def _constant_regressor(path: Path, age: float, rescaling: bool = False) -> Path:
-    """A plain Keras age regressor answering ``age`` years for every photo (a bias, no weight)."""
-    import keras
-
-    inp = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255, name="scale")(inp) if rescaling else inp
-    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(x))
-    dense = keras.layers.Dense(1, name="years")
-    km = keras.Model(inp, dense(h))
-    dense.set_weights([np.zeros((2, 1), np.float32), np.array([age], np.float32)])
-    km.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def photo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def just_young(tmp_path_factory) -> Path:
     """29.96 years: "young" (below 30), and 30 when rounded to whole years or to 0.1 y."""
-    return _constant_regressor(tmp_path_factory.mktemp("young") / "regressor.keras", 29.96)
+    return constant_regressor(tmp_path_factory.mktemp("young") / "regressor.keras", 29.96)
 
 
 def _predict(*args: str) -> SimpleNamespace:
@@ -91,7 +78,7 @@ def test_an_age_just_under_an_edge_is_printed_on_its_groups_side(just_young, pho
 def test_the_tflite_note_says_which_options_a_new_conversion_is_for(tmp_path, photo) -> None:
     """The conversion is cached per converted graph, and other --bins make another graph: the note
     said "once: later runs start in about a second" on each new --bins, which read as a broken cache."""
-    model = _constant_regressor(tmp_path / "regressor.keras", 41.0)
+    model = constant_regressor(tmp_path / "regressor.keras", 41.0)
     first = _predict(photo, "--model", model, "--bins", "20,40", "--json")
     assert "converting the model to TFLite for these options (--bins 20,40)" in first.stderr, first.stderr
     assert json.loads(first.stdout)["predicted"] == "40+"
@@ -113,8 +100,8 @@ def test_a_guessed_pixel_range_is_said_once_and_a_given_or_recorded_one_is_not(t
     from agelens.model.io import load_model, save_model
 
     scaled = tmp_path / "scaled.keras"
-    plain = _constant_regressor(tmp_path / "plain.keras", 41.0)
-    _constant_regressor(scaled, 41.0, rescaling=True)
+    plain = constant_regressor(tmp_path / "plain.keras", 41.0)
+    constant_regressor(scaled, 41.0, rescaling=True)
     base = ["--engine", "keras"]
 
     said = _predict(photo, "--model", plain, *base).stderr

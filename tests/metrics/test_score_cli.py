@@ -363,3 +363,17 @@ def test_a_class_target_is_taken_as_explain_takes_it() -> None:
     assert _check_target(am, "Old") == _check_target(am, "2") == _check_target(am, "old") == "old"
     with pytest.raises(typer.BadParameter):
         _check_target(am, "3")
+
+
+def test_the_terminal_says_what_the_rank_is_on_and_drops_a_column_of_na(folder_and_model, tmp_path) -> None:
+    """With a sanity metric beside deletion, the difference table had a "Δ randomisation" column of
+    n/a on every row, and nothing said the mean rank follows the differences from random maps."""
+    data, model = folder_and_model
+    args = [str(data), "--model", str(model), "--methods", "gradcam,saliency", "--n", "4"]
+    res = runner.invoke(app, [*args, "--metrics", "deletion,randomisation", "--out", str(tmp_path / "s")],
+                        terminal_width=200)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    scores, diff = res.stdout.split("Method minus random maps")
+    assert "randomisation" in scores and "randomisation" not in diff and "Δ deletion" in diff
+    text = " ".join(scores.split())
+    assert "Mean rank" in text and "difference from random maps" in text, text

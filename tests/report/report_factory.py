@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -214,3 +216,28 @@ def legacy_scores_json() -> dict:
         "localisation": {"gradcam": {"pointing_game": 0.8, "energy_in_mask": 0.6}},
         "directions": {"deletion_auc": "lower", "insertion_auc": "higher"},
     }
+
+
+def card_pixels(uri: str) -> np.ndarray:
+    """The RGB pixels of a card's ``data:`` image (PNG or JPEG)."""
+    head, data = uri.split(",", 1)
+    assert head in ("data:image/png;base64", "data:image/jpeg;base64")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def as_shown(image: np.ndarray) -> np.ndarray:
+    """``image`` at the size a card shows it: longest side at most PHOTO_SIDE."""
+    from agelens.report.gallery import PHOTO_SIDE
+
+    im = Image.fromarray(image)
+    im.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def smooth_picture(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth picture (JPEG keeps it close), unlike any other seed's."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b, c = rng.uniform(0.5, 3.0, 3)
+    planes = [np.sin(a * x / w * np.pi), np.cos(b * y / h * np.pi), np.sin(c * (x + y) / (w + h) * np.pi)]
+    return np.clip(127.5 + 120 * np.stack(planes, axis=-1), 0, 255).astype(np.uint8)

@@ -9,8 +9,6 @@ showed the new picture beside maps of the old one.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from report_factory import as_shown, card_pixels, smooth_picture
 
 from agelens.explain.explanation import Explanation
 from agelens.report.assets import Notes, photo_uri
@@ -25,15 +24,6 @@ from agelens.report.gallery import CHANGED, NOT_FOUND, NOT_KEPT, PHOTO_SIDE, Gal
 from agelens.report.html import write_report
 
 CLASSES = ["young", "middle-aged", "old"]
-
-
-def _picture(h: int, w: int, seed: int) -> np.ndarray:
-    """A smooth picture (JPEG keeps it close), unlike any other seed's."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    a, b, c = rng.uniform(0.5, 3.0, 3)
-    planes = [np.sin(a * x / w * np.pi), np.cos(b * y / h * np.pi), np.sin(c * (x + y) / (w + h) * np.pi)]
-    return np.clip(127.5 + 120 * np.stack(planes, axis=-1), 0, 255).astype(np.uint8)
 
 
 def _explanation(
@@ -70,23 +60,10 @@ def _gallery_items(folder: Path) -> tuple[list[GalleryItem], Notes]:
     return gallery.items, notes
 
 
-def _pixels(uri: str) -> np.ndarray:
-    head, data = uri.split(",", 1)
-    assert head in ("data:image/png;base64", "data:image/jpeg;base64")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-
-
-def _as_shown(image: np.ndarray) -> np.ndarray:
-    """``image`` at the size a card shows it: longest side at most PHOTO_SIDE."""
-    im = Image.fromarray(image)
-    im.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
-    return np.asarray(im)
-
-
 def _assert_shows(uri: str | None, image: np.ndarray, other: np.ndarray | None = None) -> None:
     """The card's photo is ``image`` (exactly where embedded as PNG, within JPEG's loss otherwise)."""
     assert uri is not None
-    shown, want = _pixels(uri), _as_shown(image)
+    shown, want = card_pixels(uri), as_shown(image)
     assert shown.shape == want.shape
     diff = np.abs(shown.astype(int) - want.astype(int)).mean()
     if uri.startswith("data:image/png"):
@@ -94,12 +71,12 @@ def _assert_shows(uri: str | None, image: np.ndarray, other: np.ndarray | None =
     else:
         assert diff < 4, diff
     if other is not None:  # and clearly not the other picture
-        assert np.abs(shown.astype(int) - _as_shown(other).astype(int)).mean() > 20
+        assert np.abs(shown.astype(int) - as_shown(other).astype(int)).mean() > 20
 
 
 def test_in_memory_photos_show_their_saved_copy_in_the_report(tmp_path: Path) -> None:
     """The documented way: save in Python, then ``agelens report FOLDER`` (write_report)."""
-    small, big = _picture(40, 48, 0), _picture(500, 420, 1)  # big: shrunk to PHOTO_SIDE
+    small, big = smooth_picture(40, 48, 0), smooth_picture(500, 420, 1)  # big: shrunk to PHOTO_SIDE
     folder = tmp_path / "ex"
     _explanation([small, big], ["<image 0>", "<image 1>"]).save(folder)
     records = _records(folder)
@@ -113,14 +90,14 @@ def test_in_memory_photos_show_their_saved_copy_in_the_report(tmp_path: Path) ->
         np.testing.assert_array_equal(saved, image)
         _assert_shows(uri, saved)
         assert uri == photo_uri(folder / record["image_file"], max_side=PHOTO_SIDE)  # the page's size rules
-    assert max(_pixels(shown[1]).shape[:2]) == PHOTO_SIDE
+    assert max(card_pixels(shown[1]).shape[:2]) == PHOTO_SIDE
     assert records[0]["image_sha256"] not in page  # shown as a photo, not as a 64-digit column
 
 
 @pytest.mark.parametrize("then", ["kept", "deleted after saving"])
 def test_a_photo_file_changed_before_saving_shows_the_copy(tmp_path: Path, then: str) -> None:
     path = tmp_path / "p.png"
-    explained, later = _picture(60, 50, 2), _picture(60, 50, 3)  # same size: only the pixels tell
+    explained, later = smooth_picture(60, 50, 2), smooth_picture(60, 50, 3)  # same size: only the pixels tell
     Image.fromarray(explained).save(path)
     e = _explanation([explained], [str(path)])
     Image.fromarray(later).save(path)
@@ -136,7 +113,7 @@ def test_a_photo_file_changed_before_saving_shows_the_copy(tmp_path: Path, then:
 
 def test_a_photo_file_gone_before_saving_shows_the_copy(tmp_path: Path) -> None:
     path = tmp_path / "gone.png"
-    explained = _picture(44, 44, 4)
+    explained = smooth_picture(44, 44, 4)
     Image.fromarray(explained).save(path)
     e = _explanation([explained], [str(path)])
     path.unlink()
@@ -148,14 +125,14 @@ def test_a_photo_file_gone_before_saving_shows_the_copy(tmp_path: Path) -> None:
 def test_a_photo_file_changed_after_saving_is_not_shown_as_the_one_explained(tmp_path: Path) -> None:
     """A file that read back as explained is not copied; changed later, only its fingerprint tells."""
     path = tmp_path / "p.png"
-    explained = _picture(40, 40, 5)
+    explained = smooth_picture(40, 40, 5)
     Image.fromarray(explained).save(path)
     _explanation([explained], [str(path)]).save(tmp_path / "ex")
     (record,) = _records(tmp_path / "ex")
     assert "image_file" not in record and "image_sha256" in record
     (item,), notes = _gallery_items(tmp_path / "ex")
     assert item.photo == photo_uri(path, max_side=PHOTO_SIDE)  # unchanged: the file, as always
-    Image.fromarray(_picture(40, 40, 6)).save(path)
+    Image.fromarray(smooth_picture(40, 40, 6)).save(path)
     (item,), notes = _gallery_items(tmp_path / "ex")
     assert item.photo is None and item.photo_gap == CHANGED
     assert any("1 photo file has changed since explained" in n for n in notes.items)
@@ -165,10 +142,11 @@ def test_a_photo_file_changed_after_saving_is_not_shown_as_the_one_explained(tmp
 
 def test_a_face_crop_is_checked_by_its_recorded_box(tmp_path: Path) -> None:
     """With a face cropped the fingerprint is the crop's: cut again by ``crop_box_xywh`` to check
-    the file (the card shows the whole photo, as for any file); a copy is the crop explained."""
+    the file; the card shows the crop explained, from the file as from a copy (the whole photo beside
+    a map of its face crop showed the face at two scales)."""
     from agelens.model.faces import crop_box
 
-    photo = _picture(70, 60, 7)
+    photo = smooth_picture(70, 60, 7)
     box = [10, 12, 30, 30]
     face = {
         "photo_size": [60, 70],
@@ -183,7 +161,7 @@ def test_a_face_crop_is_checked_by_its_recorded_box(tmp_path: Path) -> None:
     records = _records(tmp_path / "ex")
     assert "image_file" not in records[0] and "image_file" in records[1]
     (from_file, from_copy), _ = _gallery_items(tmp_path / "ex")
-    _assert_shows(from_file.photo, photo)
+    _assert_shows(from_file.photo, crop)
     _assert_shows(from_copy.photo, crop)
     changed = photo.copy()
     changed[12:42, 10:40] = 255 - changed[12:42, 10:40]  # the face only: same size
@@ -195,16 +173,16 @@ def test_a_face_crop_is_checked_by_its_recorded_box(tmp_path: Path) -> None:
 def test_a_copy_changed_since_saving_is_not_shown(tmp_path: Path) -> None:
     """The copy must hold the pixels explained too; where it does not, the photo file may serve."""
     path = tmp_path / "p.png"
-    explained = _picture(40, 40, 8)
+    explained = smooth_picture(40, 40, 8)
     Image.fromarray(explained).save(path)
-    e = _explanation([explained, _picture(30, 30, 9)], [str(path), "<image 1>"])
+    e = _explanation([explained, smooth_picture(30, 30, 9)], [str(path), "<image 1>"])
     path.unlink()
     e.save(tmp_path / "ex")
     records = _records(tmp_path / "ex")
     for r in records:
-        Image.fromarray(_picture(*Image.open(tmp_path / "ex" / r["image_file"]).size[::-1], seed=10)).save(
-            tmp_path / "ex" / r["image_file"]
-        )
+        Image.fromarray(
+            smooth_picture(*Image.open(tmp_path / "ex" / r["image_file"]).size[::-1], seed=10)
+        ).save(tmp_path / "ex" / r["image_file"])
     Image.fromarray(explained).save(path)  # the photo file is back as explained
     (first, second), notes = _gallery_items(tmp_path / "ex")
     _assert_shows(first.photo, explained)
@@ -226,14 +204,14 @@ def test_old_style_records_show_what_they_showed_before(tmp_path: Path) -> None:
     """No fingerprint to check against: a photo file is shown as it is now (changed or not), and an
     in-memory photo, never written, has none (the card now says why)."""
     path = tmp_path / "p.png"
-    explained = _picture(40, 40, 11)
+    explained = smooth_picture(40, 40, 11)
     Image.fromarray(explained).save(path)
-    _explanation([explained, _picture(30, 44, 12)], [str(path), "<image 1>"]).save(tmp_path / "ex")
+    _explanation([explained, smooth_picture(30, 44, 12)], [str(path), "<image 1>"]).save(tmp_path / "ex")
     _old_style(tmp_path / "ex")
     (from_file, in_memory), notes = _gallery_items(tmp_path / "ex")
     assert from_file.photo == photo_uri(path, max_side=PHOTO_SIDE)
     assert in_memory.photo is None and in_memory.photo_gap == NOT_KEPT
-    Image.fromarray(_picture(40, 40, 13)).save(path)
+    Image.fromarray(smooth_picture(40, 40, 13)).save(path)
     (from_file, _), _ = _gallery_items(tmp_path / "ex")
     assert from_file.photo == photo_uri(path, max_side=PHOTO_SIDE)  # as before: nothing tells it changed
     path.unlink()

@@ -88,6 +88,16 @@ ClassOutputOpt = Annotated[
         show_default=False,
     ),
 ]
+DetectCropOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detect/--no-detect",
+        help="Crop the largest face first, as predict does (for labelled photos in the wild; "
+        "default: photos are scored as given, as face crops).",
+    ),
+]
+"""evaluate's and score's --detect: off by default, since labelled datasets are face crops."""
+
 AgeOutputOpt = Annotated[
     str | None,
     typer.Option(

@@ -109,6 +109,20 @@ def _print_report(console: Console, report: InspectReport) -> None:
         for p in report.problems:  # plain echo: one greppable line each, never wrapped
             typer.echo(f"  {report.display_path(p.path)}: {p.reason}")
     console.print(counted(len(report.problems), "problem"))
+    if report.ignored:
+        typer.echo(ignored_line(report))
+
+
+IGNORED_SHOWN = 5
+"""How many ignored files the summary line names; the rest are counted."""
+
+
+def ignored_line(report: InspectReport) -> str:
+    """One line for the files no layout reads: ``1 non-image file ignored: notes.txt``."""
+    names = [report.display_path(p) for p in report.ignored]
+    shown = ", ".join(names[:IGNORED_SHOWN])
+    more = f", ... ({len(names) - IGNORED_SHOWN} more)" if len(names) > IGNORED_SHOWN else ""
+    return f"{counted(len(names), 'non-image file')} ignored: {shown}{more}"
 
 
 @data_app.command("synth")

@@ -457,7 +457,9 @@ def _run(
 
     ``detect``: whether the faces were cropped (by :func:`_read_photos`, before ``explain`` ran
     with ``detect=False`` on the crops), so each run's settings record what happened.
-    Returns the files written and, per photo, the model's prediction (as the manifest has it).
+    Returns the files written and, per photo, the model's prediction: as the manifest has it,
+    but with the raw age (the Explanation's ``ages``), not the manifest's age rounded to 0.01,
+    which printed rounded again read "~58 y" for 57.4999 y where predict and the panels say 57.
     """
     from agelens.data.images import source_record
     from agelens.explain.api import BlankMapsWarning, count_blank, explain, takes_layer
@@ -479,6 +481,7 @@ def _run(
         if said:
             r["notes"] = said
     runs: list[dict] = []
+    raw_ages: list[float | None] = [None] * len(images)
     with output_dir(out, force) as tmp:
         for m in methods:
             ly = layer if takes_layer(m) else None
@@ -495,6 +498,8 @@ def _run(
                     records[lo + j]["files"] += rec["files"]
                     records[lo + j].setdefault("prediction", rec["prediction"])
                     records[lo + j].setdefault("map_size", rec["map_size"])  # every method's map: same size
+                    if e.ages is not None and raw_ages[lo + j] is None:
+                        raw_ages[lo + j] = float(e.ages[j])
             runs.append(e.describe())
             typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
             if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank
@@ -520,7 +525,11 @@ def _run(
                 typer.echo(f"filters: drawn for {filter_layer}, the first layer of --layer {layer}", err=True)
         files = [f for r in records for f in r["files"]]
         write_manifest(tmp, header, runs, records, files, problems)
-    return [*files, "manifest.json"], [r["prediction"] for r in records]
+    shown = [
+        {**r["prediction"], "age": age} if age is not None and "age" in r["prediction"] else r["prediction"]
+        for r, age in zip(records, raw_ages, strict=True)
+    ]
+    return [*files, "manifest.json"], shown
 
 
 SHOWN_PREDICTIONS = 20

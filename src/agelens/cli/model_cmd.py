@@ -14,6 +14,7 @@ from agelens.cli.common import (
     AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
+    DetectCropOpt,
     FormatChoice,
     FormatOpt,
     InputRangeOpt,
@@ -405,14 +406,7 @@ def evaluate_command(
             help="tflite: the same weights through TensorFlow Lite, ~2x faster (Keras if unavailable)."
         ),
     ] = Engine.tflite,
-    detect: Annotated[
-        bool,
-        typer.Option(
-            "--detect/--no-detect",
-            help="Crop the largest face first, as predict does (for labelled photos in the wild; "
-            "default: photos are scored as given, as face crops).",
-        ),
-    ] = False,
+    detect: DetectCropOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Replace metrics files already in --out.")] = False,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.

@@ -13,6 +13,7 @@ from agelens.cli.common import (
     AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
+    DetectCropOpt,
     InputRangeOpt,
     InputSizeOpt,
     ModelBinsOpt,
@@ -128,6 +129,7 @@ def score_command(
             "models are; lower is better. Read with the same --input-size/--class-names options as --model.",
         ),
     ] = None,
+    detect: DetectCropOpt = False,
 ) -> None:
     """Score attribution methods on a labelled dataset: each metric per method beside random maps.
 
@@ -135,11 +137,17 @@ def score_command(
     per-class mean maps to --out, and prints the table. Every method is compared, image by image, with random
     maps of the same smoothness; a ✓ marks a 95% CI that excludes chance, a ⚠ one worse than chance.
 
+    Photos are scored as given, as face crops (the form labelled data sets come in and models
+    are trained on; the face regions are fixed boxes of a face crop). predict and explain crop the
+    largest face first; --detect does the same here, for labelled photos that are not face crops
+    (scores.json records, per photo, whether a face was found).
+
     Examples:
       agelens score ../shared/data/utkface-200 --methods gradcam,gradcam++ --n 200
       agelens score ../shared/data/utkface-200 --methods all --layer last-conv --out outputs/score-last
       agelens score ../shared/data/utkface-200 --methods gradcam,hirescam --target age --n 100
       agelens score DATA --model real.keras --shuffled-model shuffled.keras --metrics randomisation
+      agelens score photos/ --detect --methods gradcam,saliency,occlusion --n 12
     """
     import numpy as np
     from rich.console import Console
@@ -151,6 +159,11 @@ def score_command(
     from agelens.metrics.sampling import stratified_sample
 
     check_paths_exist(data=data, holdout=holdout, masks=masks)
+    if detect and masks is not None:  # before any work: the masks fit the photos, not their face crops
+        raise typer.BadParameter(
+            "the masks fit the photos as given, not the face crops --detect makes; drop one of them",
+            param_hint="--masks",
+        )
     check_model_path(model)
     check_layer_early(model, layer)
     if shuffled_model is not None:
@@ -179,7 +192,14 @@ def score_command(
         method_names = [m for m in method_names if m != RANDOM]
     metric_names = _with_data_randomisation(metric_names, shuffled_model, metrics)
     if masks is None and (data / "masks.npz").is_file():
-        masks = data / "masks.npz"
+        if detect:
+            typer.echo(
+                f"{data / 'masks.npz'}: not used: its masks fit the photos as given, "
+                "not --detect's face crops",
+                err=True,
+            )
+        else:
+            masks = data / "masks.npz"
     if masks is not None and metrics == _DEFAULT_METRICS:  # masks at hand: localisation comes for free
         metric_names = [*metric_names, *(m for m in _MASK_METRICS if m not in metric_names)]
     if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
@@ -212,10 +232,17 @@ def score_command(
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
     labels_pool = np.asarray(ds.labels)[pool]
     idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
-    images, ok, labels, problems = _load_sample(ds, idx, pool, am.input_size, seed)
+    images, ok, labels, problems, found = _load_sample(ds, idx, pool, am.input_size, seed, detect)
     report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
+    uncropped = [] if detect else not_face_crops(ok, am.input_size)
+    if detect:
+        from agelens.cli.model_cmd import faces_found_phrase  # evaluate --detect's words
+
+        typer.echo(f"{len(ok)} photos: {faces_found_phrase(found)}", err=True)
+    elif uncropped:
+        typer.echo(not_face_crops_warning(uncropped, len(ok), am.input_size), err=True)
     cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
     say_fresh_out(given, out, DEFAULT_OUT)
     err = Console(stderr=True)
@@ -252,7 +279,16 @@ def score_command(
         shuffled_model_fit=shuffled_fit(twin) if twin is not None else None,
         images=[p.name for p in ok],
         skipped_photos=[str(p) for p in [*unlabelled, *problems]],  # "file: reason", as printed
+        detect=detect,
     )
+    if detect:  # per photo, in the order of ``images``; the counts as evaluate --detect's JSON has them
+        table.meta.update(
+            face_found=[bool(f) for f in found],
+            n_faces_found=sum(bool(f) for f in found),
+            no_face=[p.name for p, f in zip(ok, found, strict=True) if not f],
+        )
+    else:  # the photos the warning named (all of them, not only the first three)
+        table.meta.update(not_face_crops=[p.name for p, _ in uncropped])
     paths = table.write(out)
     if replacing:  # only now: a run that failed above leaves the earlier run and its page as they were
         drop_stale_report(out)
@@ -313,23 +349,32 @@ def _check_target(am: AgeModel, target: str) -> str | None:
 
 
 def _load_sample(
-    ds: Dataset, idx: list[int], pool: list[int], size: int, seed: int
-) -> tuple[np.ndarray, list[Path], list[int], list]:
+    ds: Dataset, idx: list[int], pool: list[int], size: int, seed: int, detect: bool = False
+) -> tuple[np.ndarray, list[Path], list[int], list, list[bool | None]]:
     """Load the sampled images; each unreadable one is replaced by an unused photo of its class.
 
     ``--n 300`` should score 300 photos even if a few files in the folder are broken.
+    ``detect``: each photo's largest face is cropped first, as ``evaluate --detect`` crops it
+    (the last list says, per loaded photo, whether one was found; None without ``detect``).
     """
     import numpy as np
 
     from agelens.data.images import load_batch
+    from agelens.model.predict import prepare
 
     rng = np.random.default_rng(seed + 1)
     chosen = set(idx)
     unused = [i for i in pool if i not in chosen]
-    batches, ok, labels, problems = [], [], [], []
+    batches, ok, labels, problems, found = [], [], [], [], []
     while idx:
         records = [ds.records[i] for i in idx]
-        x, good, bad = load_batch([r.path for r in records], size)
+        if detect:  # the crop predict makes, without keeping the decoded photos
+            prepared = prepare([r.path for r in records], size, detect=True, keep_photos=False)
+            x, good, bad = prepared.batch, prepared.paths, prepared.problems
+            found += prepared.face_found
+        else:
+            x, good, bad = load_batch([r.path for r in records], size)
+            found += [None] * len(good)
         keep = set(good)
         batches.append(x)
         ok += good
@@ -347,6 +392,68 @@ def _load_sample(
         ok,
         labels,
         problems,
+        found,
+    )
+
+
+SQUARE_ENOUGH = 1.25
+"""A photo whose long side is at least this many times its short side is not a face crop's shape.
+
+Face-crop data sets come square or nearly: UTKFace's 200x200 and its 64x64 chips, FairFace's
+224x224, LFW's 250x250, CelebA's aligned 178x218 (1.22:1). Cameras shoot 5:4, 4:3 or 3:2."""
+MUCH_LARGER_THAN_INPUT = 4
+"""A long side this many times the model's input: shrunk a lot, a face crop would not need it."""
+MUCH_LARGER_THAN_MOST = 2
+"""A long side this many times that of the size most of the sample shares."""
+
+
+def not_face_crops(paths: list[Path], input_size: int) -> list[tuple[Path, tuple[int, int]]]:
+    """The photos (with their width x height) that look like photos in the wild, not face crops.
+
+    The rule: a photo that is not square (long side >= :data:`SQUARE_ENOUGH` x the short one)
+    and whose long side is at least :data:`MUCH_LARGER_THAN_INPUT` x the model's input, or at
+    least :data:`MUCH_LARGER_THAN_MOST` x the long side of the size at least half the photos
+    share. A square photo never counts, so a folder of face crops (UTKFace's 200x200, its 64x64
+    chips) never warns, whatever the model's input size. Sizes come from the file headers only.
+    """
+    import warnings
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes: dict[Path, tuple[int, int]] = {}
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a decompression-bomb warning: the photo loaded already
+                with Image.open(p) as im:
+                    sizes[p] = im.size
+        except Exception:  # noqa: BLE001 - a format Pillow cannot open by itself: no size, no warning
+            continue
+    if not sizes:
+        return []
+    common, count = Counter(sizes.values()).most_common(1)[0]
+    most = max(common) if 2 * count >= len(sizes) else None
+
+    def wild(w: int, h: int) -> bool:
+        long, short = max(w, h), min(w, h)
+        if long < SQUARE_ENOUGH * short:
+            return False
+        return long >= MUCH_LARGER_THAN_INPUT * input_size or (
+            most is not None and long >= MUCH_LARGER_THAN_MOST * most
+        )
+
+    return [(p, s) for p, s in sizes.items() if wild(*s)]
+
+
+def not_face_crops_warning(found: list[tuple[Path, tuple[int, int]]], n: int, input_size: int) -> str:
+    """One line naming up to three photos :func:`not_face_crops` found, and what --detect does."""
+    named = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return (
+        f"warning: not face crops, by their size and shape: {len(found)} of the {n} photos "
+        f"({named}{more}); each is scored whole, centre-cropped to a square and shrunk to {input_size} px, "
+        "and the face regions are boxes of a face crop; --detect crops the largest face first"
     )
 
 
@@ -539,7 +646,8 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
         title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])"
         + (f"; the metrics read the {read}" if read else ""),
         caption="The random (baseline) row is pixel noise, shown for reference."
-        + (NOISE_NOTE if compared else ""),
+        + (NOISE_NOTE if compared else "")
+        + (f" {note}" if (note := table.ranking_note()) else ""),
     )
     labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
     # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
@@ -557,14 +665,16 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
             scores.add_row(labels[m], *cells, rank_cell(rank[m]))
     if not compared:
         return [scores]
+    shown = table.compared_metrics()  # a sanity metric has no difference: no column of n/a
     diff = Table(
         title="Method minus random maps as smooth as its own (paired, same images)",
-        caption=chance_legend([n for n in names if not table.ranked(n)]),
+        caption=chance_legend([n for n in shown if not table.ranked(n)]),
     )
     diff.add_column("method", min_width=name_width)
-    for header in headers:
+    for name in shown:
+        header = headers[names.index(name)]
         diff.add_column(f"Δ {header}", justify="right", min_width=max(len(w) for w in header.split()))
     for m in compared:
         row = table.vs_random[m]
-        diff.add_row(m, *(delta_cell(row.get(n), bool(table.direction(n)), table.ranked(n)) for n in names))
+        diff.add_row(m, *(delta_cell(row.get(n), bool(table.direction(n)), table.ranked(n)) for n in shown))
     return [scores, diff]

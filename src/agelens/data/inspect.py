@@ -6,6 +6,7 @@ so ``agelens data inspect --json`` and the table view can never disagree.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 
 from agelens.data.bins import AgeBins
 from agelens.data.images import Problem
-from agelens.data.sources import load_dataset
+from agelens.data.sources import _is_image, agelens_output_files, load_dataset
 from agelens.data.split import SPLITS
 
 
@@ -32,6 +33,7 @@ class InspectReport:
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     seed: int = 0
+    ignored: list[Path] = field(default_factory=list)  # files in the folder that are no images (notes.txt)
 
     @property
     def n_usable(self) -> int:
@@ -57,6 +59,8 @@ class InspectReport:
             "size_stats": self.size_stats,
             "problems": [{"path": str(p.path), "reason": p.reason} for p in self.problems],
             "n_problems": len(self.problems),
+            "ignored_files": [str(p) for p in self.ignored],
+            "n_ignored": len(self.ignored),
             "seconds": round(self.seconds, 3),
         }
 
@@ -101,4 +105,29 @@ def inspect_dataset(
         problems=list(ds.problems),
         seconds=time.perf_counter() - t0,
         seed=seed,
+        ignored=non_image_files(Path(path), ds.format),
     )
+
+
+def non_image_files(folder: Path, format: str = "") -> list[Path]:
+    """Files in (or under) ``folder`` that are no images, so no dataset reads them (``notes.txt``).
+
+    Skipped as the image scan skips them (:func:`agelens.data.sources.scan_images`): hidden files
+    and folders, and agelens output folders. The labels file of a CSV dataset is read, not ignored.
+    """
+    if not folder.is_dir():
+        return []
+    found: list[Path] = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and agelens_output_files(Path(top, d)) is None
+        )
+        ours = agelens_output_files(Path(top)) or set()
+        for name in files:
+            p = Path(top, name)
+            if name.startswith(".") or name in ours or _is_image(p):
+                continue
+            if format == "csv" and p.suffix.lower() == ".csv":
+                continue
+            found.append(p)
+    return sorted(found)

@@ -98,22 +98,44 @@ class ScoreTable:
         """The methods being compared: every method but the ``random`` reference row."""
         return [m for m in self.methods if m != RANDOM]
 
-    def ranking(self) -> list[dict[str, Any]]:
-        """Methods by mean rank over the ranked metrics (1 = best), each in its own direction.
+    def ranking_basis(self) -> dict[str, str]:
+        """What each ranked metric's ranks compare, by metric: ``DIFFERENCE`` (each method minus random
+        maps as smooth as its own, the paired difference of the second table) where at least two methods
+        have one, else ``SCORE`` (the mean score itself, for a metric with no random-map difference, such
+        as randomisation). Only metrics that rank at least two methods are listed.
 
-        The ``random`` baseline is left out: it is the reference each method should beat
-        (see ``difference_vs_matched_random``), not a method to recommend.
+        Why the difference first: scattered noise scores well on deletion/insertion without explaining
+        anything, and a smooth map (Grad-CAM) can top a raw column while its own matched random maps do
+        better still; ranking raw means contradicted the ✓/⚠ marks the page tells readers to judge by.
         """
-        ranks: dict[str, dict[str, float]] = {m: {} for m in self.contenders}
+        from agelens.report.findings import DIFFERENCE, SCORE
+
+        out: dict[str, str] = {}
         for info in self.metrics:
             name = info["name"]
             if not info.get("ranked", True):  # e.g. sparseness: a lone bright pixel would win it
                 continue
-            have = [m for m in self.contenders if np.isfinite(self.scores[m][name].mean)]
-            if len(have) < 2:
-                continue
-            v = np.array([self.scores[m][name].mean for m in have])
-            r = rankdata(-v if info["higher_is_better"] else v, method="average")
+            if len(_finite_means(self.vs_random, self.contenders, name)) >= 2:
+                out[name] = DIFFERENCE
+            elif len(_finite_means(self.scores, self.contenders, name)) >= 2:
+                out[name] = SCORE
+        return out
+
+    def ranking(self) -> list[dict[str, Any]]:
+        """Methods by mean rank over the ranked metrics (1 = best), each in its own direction.
+
+        Each metric is ranked on what :meth:`ranking_basis` says: the difference from matched random
+        maps where there is one, else the score itself. The ``random`` baseline is left out: it is
+        the reference each method should beat (see ``difference_vs_matched_random``), not a method to
+        recommend.
+        """
+        from agelens.report.findings import DIFFERENCE
+
+        ranks: dict[str, dict[str, float]] = {m: {} for m in self.contenders}
+        for name, on in self.ranking_basis().items():
+            have = _finite_means(self.vs_random if on == DIFFERENCE else self.scores, self.contenders, name)
+            v = np.array(list(have.values()))
+            r = rankdata(-v if self.direction(name) else v, method="average")
             for m, rr in zip(have, r, strict=True):
                 ranks[m][name] = float(rr)
         rows = [
@@ -121,6 +143,22 @@ class ScoreTable:
             for m, r in ranks.items()
         ]
         return sorted(rows, key=lambda row: (np.nan_to_num(row["mean_rank"], nan=np.inf), row["method"]))
+
+    def compared_metrics(self) -> list[str]:
+        """The metrics, in table order, on which some compared method has a difference from matched
+        random maps: the columns of the difference table (a sanity metric has none, and a column of
+        n/a on every row says nothing)."""
+        return [
+            m["name"]
+            for m in self.metrics
+            if any(meth in _finite_means(self.vs_random, [meth], m["name"]) for meth in self.compared())
+        ]
+
+    def ranking_note(self) -> str:
+        """One sentence saying what the mean rank is computed from ("" when nothing is ranked)."""
+        from agelens.report.findings import ranking_basis_sentence
+
+        return ranking_basis_sentence(self.ranking_basis(), "the table below" if self.vs_random else "")
 
     def add_metrics(self, other: ScoreTable) -> None:
         """Fold ``other``'s metrics into this table, for the methods both scored.
@@ -155,6 +193,7 @@ class ScoreTable:
             "matched_random": table(self.baselines),
             "difference_vs_matched_random": table(self.vs_random),
             "ranking": self.ranking(),
+            "ranked_on": self.ranking_basis(),  # per metric: difference_vs_matched_random, or scores
             "curves": self.curves,
             "regions": self.regions,
             "gallery": self.gallery,
@@ -213,19 +252,22 @@ class ScoreTable:
             cells = [str(self.scores[m][n]) for n in names]
             label, r = (f"{m} (baseline)", "–") if m == RANDOM else (m, rank_cell(rank[m]))
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} |")
+        if note := self.ranking_note():
+            lines += ["", note]
         if self.vs_random:
+            shown = self.compared_metrics()  # a column that is n/a on every row is left out
             lines += [
                 "",
                 "## Method minus random maps of the same smoothness (paired, same images)",
                 "",
-                chance_legend([n for n in names if not self.ranked(n)]),
+                chance_legend([n for n in shown if not self.ranked(n)]),
                 "",
-                "| method | " + " | ".join(f"Δ {n} {arrow(self.direction(n))}" for n in names) + " |",
-                "|---" * (len(names) + 1) + "|",
+                "| method | " + " | ".join(f"Δ {n} {arrow(self.direction(n))}" for n in shown) + " |",
+                "|---" * (len(shown) + 1) + "|",
             ]
             for m in self.compared():
                 row = self.vs_random[m]
-                cells = (delta_cell(row.get(n), self.direction(n), self.ranked(n)) for n in names)
+                cells = (delta_cell(row.get(n), self.direction(n), self.ranked(n)) for n in shown)
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
         if self.skipped:
             lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())]
@@ -305,6 +347,14 @@ class ScoreTable:
 
 
 SCORES_JSON = "scores.json"
+
+
+def _finite_means(
+    table: dict[str, dict[str, Score]], methods: Sequence[str], metric: str
+) -> dict[str, float]:
+    """``metric``'s mean per method in ``table`` (scores or differences), where it is finite."""
+    cells = {m: table.get(m, {}).get(metric) for m in methods}
+    return {m: float(s.mean) for m, s in cells.items() if s is not None and np.isfinite(s.mean)}
 
 
 def _score_of(d: dict[str, Any], higher_is_better: bool | None) -> Score:

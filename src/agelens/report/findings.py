@@ -281,13 +281,50 @@ def vs_random_findings(
 
 # --- overall ranking ------------------------------------------------------------------------------
 
+DIFFERENCE, SCORE = "difference_vs_matched_random", "scores"
+"""What a metric's ranks compare (scores.json's ``ranked_on``): each method's paired difference from
+random maps as smooth as its own, or, for a metric with no such difference (randomisation), the score."""
 
-def ranking_findings(ranking: Any, scores: Any = None) -> Said:
+
+def ranked_on_phrase(ranked_on: Any, where: str = "") -> str:
+    """What the ranks compare, as a phrase ("on each metric's difference from ..."); "" when unknown.
+
+    ``ranked_on`` maps each ranked metric to :data:`DIFFERENCE` or :data:`SCORE`; the metrics that
+    fall back to the score are named, so a reader knows which ranks the ✓/⚠ marks do not back.
+    ``where`` names the table of differences, in brackets after them.
+    """
+    if not isinstance(ranked_on, dict) or not ranked_on:
+        return ""
+    diff = [str(m) for m, on in ranked_on.items() if on == DIFFERENCE]
+    raw = [str(m) for m, on in ranked_on.items() if on != DIFFERENCE]
+    see = f" ({where})" if where else ""
+    random_maps = "random maps as smooth as its own"
+    if not raw:
+        return f"on each metric's difference from {random_maps}{see}"
+    if not diff:
+        return "on the scores themselves (no difference from random maps was computed)"
+    fallback = f"on the score for {join(raw)} (no random-map difference)"
+    return f"on the difference from {random_maps} for {join(diff)}{see}, {fallback}"
+
+
+def ranking_basis_sentence(ranked_on: Any, where: str = "") -> str:
+    """One sentence saying what a mean rank is computed from ("" when ``ranked_on`` is unknown or empty).
+
+    ``where`` names the table of differences ("the table below"), so a reader can check the ranks.
+    """
+    phrase = ranked_on_phrase(ranked_on, where)
+    return f"Mean rank: each method's ranks averaged, {phrase}; 1 = best." if phrase else ""
+
+
+def ranking_findings(ranking: Any, scores: Any = None, diff: Any = None, ranked_on: Any = None) -> Said:
     """The top of the overall ranking (never the random baseline), with its mean rank.
 
     A mean rank orders means; it is not a test. With ``scores`` (method -> metric -> mean and CI),
     a lone leader is checked against the runner-up: when their 95% CIs overlap on every ranked
-    metric, the finding says the order is not established rather than naming a winner.
+    metric, the finding says the order is not established rather than naming a winner. With
+    ``ranked_on`` (metric -> :data:`DIFFERENCE` or :data:`SCORE`) the finding says what the ranks
+    compare, and a metric ranked on the difference is checked on ``diff``'s CIs (scores.json's
+    ``difference_vs_matched_random``), the numbers its ranks come from.
     """
     rows = [
         r
@@ -311,12 +348,44 @@ def ranking_findings(ranking: Any, scores: Any = None) -> Said:
         detail = (
             f"(mean rank {rank_text(best)} {over}; next: {nxt.get('method')}, {rank_text(nxt['mean_rank'])})"
         )
-        apart = _separated(scores, top[0], str(nxt.get("method")), rows[0].get("ranks"))
+        on = _ranked_stats(scores, diff, ranked_on)
+        apart = _separated(on, top[0], str(nxt.get("method")), rows[0].get("ranks"))
         if apart is not None and not apart:
             said = f"no method clearly leads: {top[0]} has the best mean rank"
             detail += f", but its 95% CIs overlap {nxt.get('method')}'s on every metric"
-    sentence = f"{said} in the overall ranking {detail}; 1 = best on a metric, random maps are not ranked."
-    return Said([sentence], f"Overall ranking: {said} {detail}.")
+    phrase = ranked_on_phrase(ranked_on)
+    how = f"ranked {phrase}; " if phrase else ""
+    sentence = (
+        f"{said} in the overall ranking {detail}; {how}1 = best on a metric, random maps are not ranked."
+    )
+    return Said([sentence], f"Overall ranking{_ranked_on_short(ranked_on)}: {said} {detail}.")
+
+
+def _ranked_on_short(ranked_on: Any) -> str:
+    """What the ranks compare, in brackets for the Key findings line; "" when unknown."""
+    if not isinstance(ranked_on, dict) or not ranked_on:
+        return ""
+    raw = [str(m) for m, on in ranked_on.items() if on != DIFFERENCE]
+    if len(raw) == len(ranked_on):
+        return " (on the scores: no random-map differences)"
+    return " (on the difference from matched random maps" + (
+        f"; on the score for {join(raw)})" if raw else ")"
+    )
+
+
+def _ranked_stats(scores: Any, diff: Any, ranked_on: Any) -> dict[str, dict[str, Any]] | None:
+    """Per method, per metric, the stat its rank came from: the difference where ``ranked_on`` says
+    so (and ``diff`` has it), else the score. None without ``scores``."""
+    if not isinstance(scores, dict):
+        return None
+    if not isinstance(ranked_on, dict) or not isinstance(diff, dict):
+        return scores
+    out: dict[str, dict[str, Any]] = {}
+    for meth, row in scores.items():
+        d = diff.get(meth) if isinstance(diff.get(meth), dict) else {}
+        own = dict(row) if isinstance(row, dict) else {}
+        out[meth] = own | {m: d.get(m) for m, on in ranked_on.items() if on == DIFFERENCE}
+    return out
 
 
 def _separated(scores: Any, a: str, b: str, ranks: Any) -> list[str] | None:

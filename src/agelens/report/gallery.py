@@ -15,7 +15,15 @@ from typing import Any
 
 from agelens.data.bins import AgeBins
 from agelens.data.images import source_file
-from agelens.report.assets import Notes, encoded_photo_uri, image_uri, inside, photo_uri, read_image
+from agelens.report.assets import (
+    Notes,
+    array_uri,
+    encoded_photo_uri,
+    image_uri,
+    inside,
+    photo_uri,
+    read_image,
+)
 
 MAX_IMAGES = 48
 """Beyond this the page gets heavy; the rest stay in the explain folder."""
@@ -49,6 +57,7 @@ class GalleryItem:
     notes: list[str] = field(default_factory=list)  # why its prediction means little (explain's)
     photo_gap: str = NOT_FOUND  # what the card says where ``photo`` is None
     shown_age: str = ""  # the age as the card prints it: on its group's side of an edge for an age cut
+    photo_label: str = "photo"  # the photo pane's caption: "face crop" where a face was cut from the photo
 
 
 @dataclass
@@ -507,6 +516,7 @@ def _item(
 ) -> GalleryItem:
     """One card; ``signed_runs`` and ``all_signed`` mark maps whose own record does not say "signed"."""
     photo, gap = _photo(explain_dir, root, im)
+    cropped = _is_face_crop(im)
     probs = im.get("probabilities")
     probs = probs if isinstance(probs, dict) else {}
     age = im.get("age")
@@ -514,6 +524,7 @@ def _item(
         title=Path(str(im.get("file") or im.get("source") or "image")).name,
         photo=photo,
         photo_gap=gap,
+        photo_label="face crop" if cropped else "photo",
         predicted=str(im.get("predicted", "")),
         probabilities=[(str(k), float(v)) for k, v in probs.items() if isinstance(v, int | float)],
         age=float(age) if isinstance(age, int | float) else None,
@@ -570,10 +581,41 @@ def _photo(explain_dir: Path, root: Path, im: dict) -> tuple[str | None, str]:
         path = source_file(im)
     if (found := read_image(path)) is not None:
         unchecked = im.get("image_sha256") is None and not changed  # nothing to check it against
-        if unchecked or not explained_in(found[1], im, photo=True, detect=False)[1]:
-            return encoded_photo_uri(*found, max_side=PHOTO_SIDE), ""
+        if unchecked:
+            return _explained_part(found, _cut_or_none(found[1], im)), ""
+        image, differs = explained_in(found[1], im, photo=True, detect=False)
+        if not differs:
+            return _explained_part(found, image), ""
         changed = True
     if changed:
         return None, CHANGED
     in_memory = str(im.get("source", "")).startswith("<") and not im.get("file")
     return None, NOT_KEPT if in_memory else NOT_FOUND
+
+
+def _is_face_crop(im: dict) -> bool:
+    """Whether the image explained is a face cut from a bigger photo (its box is not the whole photo)."""
+    box, shot = im.get("crop_box_xywh"), im.get("photo_size")
+    if not im.get("face_found") or not (isinstance(box, list) and len(box) == 4):
+        return False
+    return not (isinstance(shot, list) and len(shot) == 2 and list(box) == [0, 0, *shot])
+
+
+def _cut_or_none(photo: Any, im: dict) -> Any:
+    """The part of ``photo`` explained (:func:`cut_explained`, the detector not run), or None."""
+    from agelens.explain.explanation import cut_explained
+
+    try:
+        return cut_explained(photo, im, detect=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _explained_part(found: tuple[bytes, Any], image: Any) -> str:
+    """The card's photo: the image explained, as the map pane shows it (the face crop cut from a
+    photo in the wild, not the whole photo with the face a small part of it); the file as read
+    where it was explained whole (or no crop could be cut: the detector is not run here)."""
+    data, photo = found
+    if image is None or image is photo or getattr(image, "shape", None) == photo.shape:
+        return encoded_photo_uri(data, photo, max_side=PHOTO_SIDE)
+    return array_uri(image, PHOTO_SIDE, jpeg=True)

@@ -87,7 +87,7 @@ def check_reportable(run_dir: Path) -> None:
     """Raise unless ``run_dir`` is a folder holding at least one part the page can show."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
-    if not any((run_dir / part).exists() for part in PARTS):
+    if not any((run_dir / part).exists() for part in PARTS) and not any(_command_folders(run_dir).values()):
         raise NothingToReport(
             f"{run_dir}: nothing to report (no manifest.json, metrics.json or scores.json found; "
             "pass a run folder from demo, explain, evaluate or score)"
@@ -146,21 +146,22 @@ def _render(run_dir: Path) -> tuple[str, bool, Notes]:
 
     notes = Notes()
     manifest = read_json(run_dir / "manifest.json", notes, "Run")
-    told = _notes_by_part(run_dir, manifest, notes)
+    found = part_folders(run_dir, manifest, notes)
+    told = _notes_by_part(run_dir, manifest, notes, found)
     # Results first; the model card (background, several screens long) folds in after the maps.
     sections = [
         s
         for s in (
             _overview(manifest, told["run"], (run_dir / "manifest.json").exists()),
-            _evaluation(run_dir, told["evaluation"]),
-            _gallery_section(run_dir, manifest, told["explain"]),
-            _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest)),
-            scores_section(run_dir, told["scores"]),
-            shortcut_section(run_dir, told["scores"]),
+            _evaluation(run_dir, told["evaluation"], found["evaluation"]),
+            _gallery_section(run_dir, manifest, told["explain"], found["explain"]),
+            _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found)),
+            scores_section(found["scores"], told["scores"]),
+            shortcut_section(found["scores"], told["scores"]),
         )
         if s is not None
     ]
-    glossary = glossary_section(sections, read_json(scores_dir(run_dir) / "scores.json", Notes(), ""))
+    glossary = glossary_section(sections, read_json(scores_dir(found["scores"]) / "scores.json", Notes(), ""))
     sections += [glossary] if glossary else []
     env = Environment(loader=PackageLoader("agelens.report", "templates"), autoescape=True)
     env.filters["fmt"] = fmt
@@ -276,7 +277,9 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Notes]:
+def _notes_by_part(
+    run_dir: Path, manifest: Any, notes: Notes, found: dict[str, Path] | None = None
+) -> dict[str, Notes]:
     """Where each part's notes go: the page's list, or nowhere when the part is absent by design.
 
     One command's own --out folder (explain, evaluate or score) holds that command's part alone,
@@ -290,7 +293,13 @@ def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Note
         "explain": _is_explain_folder(run_dir, manifest),
         "scores": scores_dir(run_dir) == run_dir,
     }
-    here = {part: is_own or (run_dir / part).exists() for part, is_own in own.items()}
+    found = found or {}
+    here = {
+        part: is_own
+        or (run_dir / part).exists()
+        or (found.get(part, run_dir) != run_dir and found[part].exists())
+        for part, is_own in own.items()
+    }
     # An unreadable manifest (None) says nothing about what the folder is; its own note says why.
     run_manifest = manifest is not None and not (own["explain"] or _is_evaluate_manifest(manifest))
     run_parts = run_manifest or any((run_dir / p).exists() for p in ("model_card.md", "model_card.json"))
@@ -299,6 +308,86 @@ def _notes_by_part(run_dir: Path, manifest: Any, notes: Notes) -> dict[str, Note
         "run": silent if one_command else notes,
         **{part: silent if one_command and not here[part] else notes for part in own},
     }
+
+
+_DEFAULT_NAMES = {"explain": "explain", "scores": "score"}
+"""The folder each command writes to without ``--out`` (``outputs/explain``, ``outputs/score``), and
+``NAME-2``, ``NAME-3``... once that holds a run (:func:`agelens.cli.common.fresh_out`)."""
+_MARKERS = {"evaluation": "metrics.json", "explain": "manifest.json", "scores": "scores.json"}
+_WHAT = {"evaluation": "evaluation", "explain": "explanations", "scores": "scores"}
+
+
+def _command_folders(run_dir: Path) -> dict[str, list[Path]]:
+    """The sub-folders of ``run_dir`` each command wrote on its own, newest first (by the time of
+    its main file): an evaluate ``--out`` folder (any holding metrics.json), explain's ``explain``
+    and ``explain-N``, score's ``score`` and ``score-N`` (its default names: ``outputs/`` after
+    running the commands without ``--out``). A run's own evaluation/, explain/ and scores/ are not
+    among them: :func:`part_folders` prefers those."""
+    out: dict[str, list[Path]] = {part: [] for part in _MARKERS}
+    try:
+        subs = sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return out
+    for part, marker in _MARKERS.items():
+        name = _DEFAULT_NAMES.get(part)
+        for sub in subs:
+            if sub.name in ("evaluation", "scores") or not (sub / marker).is_file():
+                continue
+            if name is not None and not re.fullmatch(rf"{re.escape(name)}(-[0-9]+)?", sub.name):
+                continue
+            out[part].append(sub)
+        out[part].sort(key=lambda p, m=marker: (_mtime(p / m), _number(p.name)), reverse=True)
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _number(name: str) -> int:
+    """``score-3`` -> 3, ``score`` -> 1: the order :func:`fresh_out` numbers them in, for equal times."""
+    tail = name.rpartition("-")[2]
+    return int(tail) if "-" in name and tail.isdigit() else 1
+
+
+def part_folders(run_dir: Path, manifest: Any = None, notes: Notes | None = None) -> dict[str, Path]:
+    """The folder each section reads: ``evaluation``, ``explain`` and ``scores``.
+
+    A run's own layout first (``RUN/evaluation``, ``RUN/explain``, ``RUN/scores``, or ``run_dir``
+    itself when it is one command's ``--out`` folder); else the folders the commands write by
+    default (``explain``/``explain-N``, ``score``/``score-N``) and an evaluate ``--out`` folder
+    (one holding metrics.json): the newest where there are several, said in one line of ``notes``.
+    """
+    found = {
+        "evaluation": evaluation_dir(run_dir),
+        "explain": run_dir if _is_explain_folder(run_dir, manifest) else run_dir / "explain",
+        "scores": scores_dir(run_dir),
+    }
+    own = {
+        "evaluation": any(
+            (found["evaluation"] / f).is_file() for f in ("metrics.json", "confusion_matrix.png")
+        ),
+        "explain": found["explain"] == run_dir or (run_dir / "explain" / "manifest.json").exists(),
+        "scores": found["scores"] == run_dir or (run_dir / "scores").is_dir(),
+    }
+    if own["explain"] and found["explain"] != run_dir:
+        own["explain"] = not any(re.fullmatch(r"explain-[0-9]+", p.name) for p in run_dir.glob("explain-*"))
+    said = []
+    for part, folders in _command_folders(run_dir).items():
+        if own[part] or not folders:
+            continue
+        found[part] = folders[0]
+        if len(folders) > 1:
+            others = ", ".join(f"{p.name}/" for p in folders[1:])
+            said.append(f"{_WHAT[part]} from {folders[0].name}/ (newest; not {others})")
+        else:
+            said.append(f"{_WHAT[part]} from {folders[0].name}/")
+    if notes is not None and said:
+        notes.add(f"Folders: {'; '.join(said)}.")
+    return found
 
 
 def evaluation_dir(run_dir: Path) -> Path:
@@ -412,7 +501,9 @@ def _json_card_summary(card: Any) -> str:
     return "; ".join(found)
 
 
-def _model_named_in(run_dir: Path, manifest: Any = None) -> dict[str, Any] | None:
+def _model_named_in(
+    run_dir: Path, manifest: Any = None, found: dict[str, Path] | None = None
+) -> dict[str, Any] | None:
     """``{"model": path}`` from the run manifest, or a score, evaluate or explain folder's own record.
 
     Those folders have no run manifest, but they name their model (``scores.json`` meta,
@@ -421,9 +512,10 @@ def _model_named_in(run_dir: Path, manifest: Any = None) -> dict[str, Any] | Non
     built in memory) names no file, so no card: guessing the shipped one could show the wrong
     model's license.
     """
-    sources = ((scores_dir(run_dir) / "scores.json", ("meta", "model")),
-               (evaluation_dir(run_dir) / "metrics.json", ("model",)),
-               (run_dir / "explain" / "manifest.json", ("model",)))  # fmt: skip
+    found = found or {}
+    sources = ((scores_dir(found.get("scores", run_dir)) / "scores.json", ("meta", "model")),
+               (found.get("evaluation", evaluation_dir(run_dir)) / "metrics.json", ("model",)),
+               (found.get("explain", run_dir / "explain") / "manifest.json", ("model",)))  # fmt: skip
     found = [(manifest, run_dir)] + [(read_json(path, Notes(), ""), path.parent) for path, _ in sources]
     for (value, base), keys in zip(found, [("model",)] + [k for _, k in sources], strict=True):
         for key in keys:
@@ -454,8 +546,8 @@ def _card_beside_model(manifest: Any) -> Path | None:
     return None
 
 
-def _evaluation(run_dir: Path, notes: Notes) -> Section | None:
-    ev = evaluation_dir(run_dir)
+def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section | None:
+    ev = evaluation_dir(run_dir) if ev is None else ev
     m = read_json(ev / "metrics.json", notes, "Evaluation")
     png = image_uri(inside(run_dir, (ev / "confusion_matrix.png").relative_to(run_dir)))
     if m is None and png is None:
@@ -556,9 +648,11 @@ def _confusion(m: dict) -> Table | None:
     return Table("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names], rows)
 
 
-def _gallery_section(run_dir: Path, run_manifest: Any, notes: Notes) -> Section | None:
-    ex = run_dir / "explain"
-    if _is_explain_folder(run_dir, run_manifest):
+def _gallery_section(
+    run_dir: Path, run_manifest: Any, notes: Notes, ex: Path | None = None
+) -> Section | None:
+    ex = run_dir / "explain" if ex is None else ex
+    if ex == run_dir or _is_explain_folder(run_dir, run_manifest):
         # ``agelens report X`` on what ``agelens explain --out X`` wrote: the run is the explanation.
         ex, manifest = run_dir, run_manifest
     else:

@@ -18,7 +18,9 @@ from typing import Any
 from agelens.report.assets import Notes, image_uri, read_json
 from agelens.report.findings import (
     BEATS,
+    DIFFERENCE,
     LABELS,
+    SCORE,
     SHORTCUT_COLUMNS,
     UNCLEAR,
     WEIGHTS,
@@ -27,6 +29,7 @@ from agelens.report.findings import (
     bounds_side,
     directed_side,
     join,
+    ranked_on_phrase,
     ranking_findings,
     sanity_findings,
     shortcut_findings,
@@ -37,6 +40,7 @@ from agelens.report.findings import (
 from agelens.report.page import Figure, Section, Term
 from agelens.report.tables import (
     RANK_ALL,
+    RANK_HERE,
     Cell,
     Table,
     cell,
@@ -132,12 +136,12 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
     if scores is None and regions is None and not pngs:
         notes.add("Scores: no scores/ folder; faithfulness, sanity and localisation omitted.")
         return None
-    sec = Section("scores", "Scores", "How well each saliency method explains the model, checked three ways.")
-    sec.lead += _left_out(scores)
+    sec = Section("scores", "Scores")
     if isinstance(scores, dict) and isinstance(scores.get("scores"), dict):
         sec.subsections += _structured(scores)
     elif scores is not None:
         sec.subsections += _by_name(scores)
+    sec.lead = _checked(sec.subsections) + _left_out(scores)
     if regions is None and isinstance(scores, dict):
         regions = scores.get("regions") or None
     used: set[Path] = set()
@@ -169,6 +173,22 @@ def scores_section(run_dir: Path, notes: Notes) -> Section | None:
     if other:
         sec.subsections.append(Section("scores-figures", "Score plots", figures=other))
     return sec
+
+
+_WAYS = {1: "one way", 2: "two ways", 3: "three ways", 4: "four ways", 5: "five ways", 6: "six ways"}
+
+
+def _checked(sections: list[Section]) -> str:
+    """The Scores lead: the kinds of checks this run holds, counted and named.
+
+    Why: "checked three ways" was printed over a run that scored faithfulness alone.
+    """
+    kinds = {f"scores-{cat}": title for cat, title, *_ in (*_CATEGORIES, ("other", "Other metrics"))}
+    found = [kinds[sub.id].lower() for sub in sections if sub.id in kinds]
+    if not found:
+        return "How well each saliency method explains the model."
+    ways = _WAYS.get(len(found), f"{len(found)} ways")
+    return f"How well each saliency method explains the model, checked {ways}: {join(found)}."
 
 
 def _left_out(scores: Any) -> str:
@@ -267,9 +287,12 @@ def _structured(scores: dict) -> list[Section]:
                 sub.findings.append(fit)
         sub.tables = t
         out.append(sub)
-    ranking = _contender_ranking(scores.get("ranking"), table, stated)
-    order = [str(r.get("method")) for r in ranking]
     diff = scores.get("difference_vs_matched_random")
+    ranking, ranked_on = _contender_ranking(scores, table, stated)
+    order = [str(r.get("method")) for r in ranking]
+    if ranked_on and any(on == DIFFERENCE for on in ranked_on.values()):
+        for sub in out:  # each section's order, bold and mean rank follow the overall ranking's ranks
+            sub.tables = [_rerank(t, ranking, ranked_on) for t in sub.tables]
     if isinstance(diff, dict) and diff and out:
         unranked = {name for name, info in infos.items() if info.get("ranked") is False}
         out[0].tables.append(_vs_random(diff, stated, unranked, order))
@@ -284,11 +307,11 @@ def _structured(scores: dict) -> list[Section]:
                     f"The paired differences with their CIs are in “{_VS_RANDOM}” under {out[0].title}."
                 )
     if ranking and out:
-        overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics")
+        overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics", ranked_on)
         ranked = {m for r in ranking if isinstance(r.get("ranks"), dict) for m in r["ranks"]}
         named = [sub.title.lower() for sub in out if ranked & set(section_cols.get(sub.id, ()))]
-        out.insert(0, _ranking_section(overall, named))
-        _say(out[0], ranking_findings(ranking, scores.get("scores")))
+        out.insert(0, _ranking_section(overall, named, ranked_on))
+        _say(out[0], ranking_findings(ranking, scores.get("scores"), diff, ranked_on))
     n = scored_images(scores)
     for sub in out:  # each finding names the photos its own metrics rest on
         own = _largest_n(table, section_cols.get(sub.id))
@@ -296,7 +319,7 @@ def _structured(scores: dict) -> list[Section]:
     extra = {
         k: v
         for k, v in scores.items()
-        if k not in ("scores", "ranking", "regions", "difference_vs_matched_random")
+        if k not in ("scores", "ranking", "ranked_on", "regions", "difference_vs_matched_random")
         and k not in _NOT_TABLES
         and v not in (None, {}, [])
     }
@@ -450,52 +473,136 @@ def _sanity_directions(columns: list[str], stated: dict[str, str]) -> dict[str, 
     return {**guessed, **stated}
 
 
-def _contender_ranking(ranking: Any, table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
-    """The file's ranking of methods, never with the baseline in it.
+def _contender_ranking(
+    scores: dict, table: dict[str, dict], stated: dict[str, str]
+) -> tuple[list[dict], dict[str, str] | None]:
+    """The file's ranking of methods, never with the baseline in it, and what its ranks compare
+    (metric -> ``DIFFERENCE`` or ``SCORE``; None when the file does not say).
 
-    Newer files leave ``random`` out; older ones ranked it with the methods, which also
-    shifted every method's ranks, so those are recomputed from the scores without it.
+    Newer files state it (``ranked_on``). Files from before ranked every metric on its score, and
+    older ones ranked ``random`` with the methods, which also shifted every method's ranks: those
+    are recomputed without it, as ``ScoreTable.ranking`` now ranks (on the difference from matched
+    random maps where the file has one).
     """
+    ranking, declared = scores.get("ranking"), scores.get("ranked_on")
     rows = [r for r in ranking if isinstance(r, dict)] if isinstance(ranking, list) else []
+    ranked_on = {str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else None
     if not any(is_baseline(str(r.get("method", ""))) for r in rows):
-        return rows
-    return _rank_methods({m: r for m, r in table.items() if not is_baseline(m)}, stated)
+        return rows, ranked_on
+    diff = scores.get("difference_vs_matched_random")
+    return _rank_methods(
+        {m: r for m, r in table.items() if not is_baseline(m)}, stated, diff if isinstance(diff, dict) else {}
+    )
 
 
-def _rank_methods(table: dict[str, dict], stated: dict[str, str]) -> list[dict]:
-    """Mean rank over directed metrics (1 = best, ties share), as ``ScoreTable.ranking`` computes it."""
+def _rank_methods(
+    table: dict[str, dict], stated: dict[str, str], diff: dict | None = None
+) -> tuple[list[dict], dict[str, str]]:
+    """Mean rank over directed metrics (1 = best, ties share), as ``ScoreTable.ranking`` computes it:
+    a metric on which two methods have a difference from matched random maps (``diff``) is ranked on
+    it, any other on the score. Returns the rows and what each metric's ranks compare."""
     ranks: dict[str, dict[str, float]] = {m: {} for m in table}
+    ranked_on: dict[str, str] = {}
     for metric in dict.fromkeys(k for r in table.values() for k in r):
         d = direction(metric, stated)
-        keys = {
-            m: v if d == "lower" else -v for m, r in table.items() if (v := number(r.get(metric))) is not None
-        }
-        if d is None or len(keys) < 2:
+        if d is None:
             continue
+        found = {DIFFERENCE: _metric_values(diff, table, metric), SCORE: _metric_values(table, table, metric)}
+        on = next((on for on, values in found.items() if len(values) >= 2), None)
+        if on is None:
+            continue
+        values = found[on]
+        keys = {m: v if d == "lower" else -v for m, v in values.items()}
+        ranked_on[metric] = on
         for m, k in keys.items():
             ranks[m][metric] = tie_rank(k, list(keys.values()))
     rows = [
         {"method": m, "mean_rank": sum(r.values()) / len(r) if r else None, "ranks": r}
         for m, r in ranks.items()
     ]
-    return sorted(rows, key=lambda r: (r["mean_rank"] is None, r["mean_rank"] or 0.0, r["method"]))
+    rows.sort(key=lambda r: (r["mean_rank"] is None, r["mean_rank"] or 0.0, r["method"]))
+    return rows, ranked_on
 
 
-def _ranking_section(table: Table, sections: list[str] | None = None) -> Section:
+def _metric_values(source: dict | None, methods: Collection[str], metric: str) -> dict[str, float]:
+    """``metric``'s mean per method in ``source`` (method -> metric -> stat), where it has one."""
+    rows = {m: source.get(m) for m in methods} if isinstance(source, dict) else {}
+    return {m: v for m, r in rows.items() if isinstance(r, dict) and (v := number(r.get(metric))) is not None}
+
+
+def _rerank(table: Table, ranking: list[dict], ranked_on: dict[str, str]) -> Table:
+    """Order a section's scores table, bold its best values and give its “mean rank, these metrics”
+    from the overall ranking's per-metric ranks, so they rank what the overall ranking ranks.
+
+    Why: the generic table ranks the means it shows, so a method could be bold "best" on a metric on
+    which its difference from matched random maps is ⚠ worse than random. A table without a ranked
+    column ranked on the difference is left as it was (its ranks are the means it shows).
+    """
+    cols = [c for c in table.columns[1:] if c in ranked_on]
+    if not table.ranking or not any(ranked_on[c] == DIFFERENCE for c in cols):
+        return table
+    ranks = {str(r.get("method")): r.get("ranks") for r in ranking if isinstance(r.get("ranks"), dict)}
+    mean: dict[str, float] = {}
+    for name, r in ranks.items():
+        mine = [x for c in cols if (x := number(r.get(c))) is not None]
+        if mine:
+            mean[name] = sum(mine) / len(mine)
+    for row in table.rows:
+        for c in row[1:]:
+            c.cls = " ".join(w for w in c.cls.split() if w != "best")
+    for c in cols:
+        j = table.columns.index(c)
+        present = [x for name, r in ranks.items() if (x := number(r.get(c))) is not None]
+        for row in table.rows:
+            x = number(ranks.get(row[0].text, {}).get(c))
+            if present and x is not None and x == min(present) and not is_baseline(row[0].text):
+                row[j].cls = (row[j].cls + " best").strip()
+    table.rows.sort(key=lambda row: (is_baseline(row[0].text), mean.get(row[0].text, math.inf)))
+    table.ranking = [(row[0].text, mean[row[0].text]) for row in table.rows if row[0].text in mean]
+    phrase = ranked_on_phrase({c: ranked_on[c] for c in cols})
+    said = (
+        f"↑ higher is better, ↓ lower is better; best in bold and rows ordered by “{RANK_HERE}”, the mean of "
+        f"each method's ranks over this table's ↑/↓ columns, ranked {phrase} (as in the overall ranking), "
+        "not on the means shown here."
+    )
+    generic = table.note.split(f"“{RANK_HERE}”:", 1)
+    rest = generic[1].split("this table only.", 1)[-1] if len(generic) == 2 else f" {table.note}"
+    table.note = (said + rest).strip()
+    return table
+
+
+def _ranking_section(
+    table: Table, sections: list[str] | None = None, ranked_on: dict[str, str] | None = None
+) -> Section:
     """The ranking over all metrics gets its own heading: under "Faithfulness" it read as that alone.
 
     ``sections`` names the sections whose metrics were ranked on (lower case), so the lead lists
     what the rank rests on, robustness included when it was scored, and nothing that was not.
+    ``ranked_on`` says what the ranks compare (the difference from matched random maps, or the score).
     """
     which = f" ({join(sections)})" if sections else ""
     lead = (
         f"“{RANK_ALL}”: each method's ranks averaged over every directed metric of the sections below"
         f"{which}. Each section's table has its own “mean rank, these metrics”."
     )
+    if basis := _basis_sentence(ranked_on):
+        lead += f" {basis}"
     return Section("scores-ranking", "Overall ranking (all metrics)", lead, tables=[table])
 
 
-def _ranking_table(ranking: list[dict], title: str) -> Table:
+def _basis_sentence(ranked_on: dict[str, str] | None) -> str:
+    """What the page's ranks compare, in one sentence; for a file that does not say, that its ranks
+    are its own (files written before ranking on the difference from matched random maps ranked means)."""
+    if ranked_on is None:
+        return (
+            "Ranked as scores.json ranked them, on the means (it predates ranking on the difference "
+            "from matched random maps; score again to rank on it)."
+        )
+    phrase = ranked_on_phrase(ranked_on, f"the “{_VS_RANDOM}” table")
+    return f"Ranked {phrase}." if phrase else ""
+
+
+def _ranking_table(ranking: list[dict], title: str, ranked_on: dict[str, str] | None = None) -> Table:
     """Method, mean rank and one "rank on <metric>" column per metric; a missing rank is "—", never ``{}``."""
     metrics = list(dict.fromkeys(k for r in ranking if isinstance(r.get("ranks"), dict) for k in r["ranks"]))
     rows = []
@@ -507,12 +614,14 @@ def _ranking_table(ranking: list[dict], title: str) -> Table:
         if is_baseline(name):
             mark_baseline(row)
         rows.append(row)
+    on = ranked_on_phrase({m: v for m, v in (ranked_on or {}).items() if m in metrics})
     return Table(
         title,
         ["method", RANK_ALL, *(f"rank on {m}" for m in metrics)],
         rows,
-        note="1 = best; each metric ranked in its stated direction, ties share a rank. "
-        "The random baseline is a reference and is not ranked.",
+        note="1 = best; each metric ranked in its stated direction"
+        + (f", {on}" if on else "")
+        + ", ties share a rank. The random baseline is a reference and is not ranked.",
     )
 
 
@@ -530,7 +639,11 @@ def _vs_random(
     """
     from agelens.metrics.report import signed, unmarked_note
 
-    metrics = list(dict.fromkeys(k for r in diff.values() if isinstance(r, dict) for k in r))
+    metrics = [  # a column with no difference on any row (a sanity metric has none) says nothing
+        k
+        for k in dict.fromkeys(k for r in diff.values() if isinstance(r, dict) for k in r)
+        if any(isinstance(r, dict) and number(r.get(k)) is not None for r in diff.values())
+    ]
     rows = []
     for meth in sorted(diff, key=lambda m: order.index(m) if m in order else len(order)):
         r = diff[meth]
