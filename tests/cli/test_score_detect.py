@@ -120,7 +120,7 @@ def test_a_folder_of_square_chips_gets_no_warning(chips_and_model, tmp_path) -> 
 
 
 def test_the_rule_never_fires_on_utkface_sized_chips(tmp_path) -> None:
-    from agelens.cli.score_cmd import not_face_crops
+    from agelens.model.faces import not_face_crops
 
     def photo(name: str, w: int, h: int) -> Path:
         Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(tmp_path / name)
@@ -143,3 +143,27 @@ def test_detect_refuses_masks_the_crops_would_not_fit(chips_and_model, tmp_path)
     masks.write_bytes(b"")
     res = runner.invoke(app, [str(data), "--model", str(model), "--masks", str(masks), "--detect"])
     assert res.exit_code == 2 and "--masks" in res.output and "--detect" in res.output
+
+
+def test_evaluate_names_photos_in_the_wild_as_score_does(chips_and_model, tmp_path) -> None:
+    """evaluate scored a 640x480 photo among the chips as a face crop without a word; it says so in
+    score's words (none for square chips), and the JSON lists it; --detect needs no warning."""
+    from agelens.cli.main import app as main_app
+
+    data, model = chips_and_model
+    folder = _with_photos(data, tmp_path)
+    res = runner.invoke(main_app, ["evaluate", str(folder), "--model", str(model), "--engine", "keras"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if "not face crops, by their size and shape" in line]
+    assert len(lines) == 1 and f"{WILD} 640x480" in lines[0] and "--detect" in lines[0], res.stderr
+    as_json = runner.invoke(
+        main_app, ["evaluate", str(folder), "--model", str(model), "--json", "--engine", "keras"]
+    )
+    assert as_json.exit_code == 0 and "not face crops" not in as_json.stderr  # JSON runs stay quiet
+    assert [Path(p).name for p in json.loads(as_json.stdout)["not_face_crops"]] == [WILD]
+    chips = runner.invoke(main_app, ["evaluate", str(data), "--model", str(model), "--engine", "keras"])
+    assert chips.exit_code == 0 and "not face crops" not in chips.stderr
+    found = runner.invoke(
+        main_app, ["evaluate", str(folder), "--model", str(model), "--detect", "--engine", "keras"]
+    )
+    assert found.exit_code == 0 and "not face crops" not in found.stderr

@@ -241,3 +241,23 @@ def smooth_picture(h: int, w: int, seed: int) -> np.ndarray:
     a, b, c = rng.uniform(0.5, 3.0, 3)
     planes = [np.sin(a * x / w * np.pi), np.cos(b * y / h * np.pi), np.sin(c * (x + y) / (w + h) * np.pi)]
     return np.clip(127.5 + 120 * np.stack(planes, axis=-1), 0, 255).astype(np.uint8)
+
+
+def explained_by_relative_path(tiny_model_path: Path, tmp_path: Path, monkeypatch) -> Path:
+    """What ``agelens explain photos/face.png --out ex`` writes when run in ``tmp_path`` (the photo
+    named relative to it, as a user types it)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from agelens.cli.explain_cmd import explain_command
+    from agelens.data.synthetic import generate
+
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(generate(1, size=64, seed=3).images[0]).save(tmp_path / "photos" / "face.png")
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    app.command()(explain_command)
+    args = ["photos/face.png", "--model", str(tiny_model_path), "--no-detect", "--method", "gradcam"]
+    result = CliRunner().invoke(app, [*args, "--out", "ex"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "ex"

@@ -7,25 +7,13 @@ import json
 import warnings
 from pathlib import Path
 
-import typer
-from PIL import Image
-from typer.testing import CliRunner
+from report_factory import explained_by_relative_path
 
-from agelens.cli.explain_cmd import explain_command
 from agelens.report.html import render_report
 
 
 def _explained_by_relative_path(tiny_model_path: Path, tmp_path: Path, monkeypatch) -> Path:
-    from agelens.data.synthetic import generate
-
-    (tmp_path / "photos").mkdir()
-    Image.fromarray(generate(1, size=64, seed=3).images[0]).save(tmp_path / "photos" / "face.png")
-    monkeypatch.chdir(tmp_path)
-    app = typer.Typer()
-    app.command()(explain_command)
-    args = ["photos/face.png", "--model", str(tiny_model_path), "--no-detect", "--method", "gradcam"]
-    result = CliRunner().invoke(app, [*args, "--out", "ex"])
-    assert result.exit_code == 0, result.output
+    explained_by_relative_path(tiny_model_path, tmp_path, monkeypatch)
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # a report made from another folder
     return tmp_path / "ex"

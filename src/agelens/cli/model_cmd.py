@@ -33,6 +33,7 @@ from agelens.cli.common import (
     in_model_order,
     load_cli_model,
     load_options,
+    not_face_crops_warning,
     prediction_line,
     read_holdout,
     report_problems,
@@ -447,6 +448,11 @@ def evaluate_command(
         x, ok, bad = load_batch([r.path for r in records], m_.input_size)
     problems += bad
     report_problems(problems, quiet=as_json)
+    from agelens.model.faces import not_face_crops
+
+    uncropped = [] if detect else not_face_crops(ok, m_.input_size)
+    if uncropped and not as_json:  # photos in the wild scored as face crops: their accuracy means little
+        typer.echo(not_face_crops_warning(uncropped, len(ok), m_.input_size), err=True)
     label_of = {r.path: r.label for r in ds.records}  # in the model's class order
     y = np.array([label_of[p] for p in ok])
     if not len(y):
@@ -472,6 +478,8 @@ def evaluate_command(
     if detect:
         m["n_faces_found"] = sum(bool(f) for f in found)
         m["no_face"] = [str(p) for p, f in zip(ok, found, strict=True) if not f]
+    else:  # the photos the warning names (all of them)
+        m["not_face_crops"] = [str(p) for p, _ in uncropped]
     m["model"] = str(m_.path)
     m["test_time_flip"] = m_.test_time_flip if flip is None else flip
     if engine == "tflite":

@@ -30,6 +30,7 @@ from agelens.cli.common import (
     in_model_order,
     load_cli_model,
     load_options,
+    not_face_crops_warning,
     read_holdout,
     report_problems,
     say_fresh_out,
@@ -236,13 +237,16 @@ def score_command(
     report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
+    from agelens.model.faces import not_face_crops
+
     uncropped = [] if detect else not_face_crops(ok, am.input_size)
     if detect:
         from agelens.cli.model_cmd import faces_found_phrase  # evaluate --detect's words
 
         typer.echo(f"{len(ok)} photos: {faces_found_phrase(found)}", err=True)
     elif uncropped:
-        typer.echo(not_face_crops_warning(uncropped, len(ok), am.input_size), err=True)
+        also = ", and the face regions are boxes of a face crop"
+        typer.echo(not_face_crops_warning(uncropped, len(ok), am.input_size, also), err=True)
     cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
     say_fresh_out(given, out, DEFAULT_OUT)
     err = Console(stderr=True)
@@ -393,67 +397,6 @@ def _load_sample(
         labels,
         problems,
         found,
-    )
-
-
-SQUARE_ENOUGH = 1.25
-"""A photo whose long side is at least this many times its short side is not a face crop's shape.
-
-Face-crop data sets come square or nearly: UTKFace's 200x200 and its 64x64 chips, FairFace's
-224x224, LFW's 250x250, CelebA's aligned 178x218 (1.22:1). Cameras shoot 5:4, 4:3 or 3:2."""
-MUCH_LARGER_THAN_INPUT = 4
-"""A long side this many times the model's input: shrunk a lot, a face crop would not need it."""
-MUCH_LARGER_THAN_MOST = 2
-"""A long side this many times that of the size most of the sample shares."""
-
-
-def not_face_crops(paths: list[Path], input_size: int) -> list[tuple[Path, tuple[int, int]]]:
-    """The photos (with their width x height) that look like photos in the wild, not face crops.
-
-    The rule: a photo that is not square (long side >= :data:`SQUARE_ENOUGH` x the short one)
-    and whose long side is at least :data:`MUCH_LARGER_THAN_INPUT` x the model's input, or at
-    least :data:`MUCH_LARGER_THAN_MOST` x the long side of the size at least half the photos
-    share. A square photo never counts, so a folder of face crops (UTKFace's 200x200, its 64x64
-    chips) never warns, whatever the model's input size. Sizes come from the file headers only.
-    """
-    import warnings
-    from collections import Counter
-
-    from PIL import Image
-
-    sizes: dict[Path, tuple[int, int]] = {}
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a decompression-bomb warning: the photo loaded already
-                with Image.open(p) as im:
-                    sizes[p] = im.size
-        except Exception:  # noqa: BLE001 - a format Pillow cannot open by itself: no size, no warning
-            continue
-    if not sizes:
-        return []
-    common, count = Counter(sizes.values()).most_common(1)[0]
-    most = max(common) if 2 * count >= len(sizes) else None
-
-    def wild(w: int, h: int) -> bool:
-        long, short = max(w, h), min(w, h)
-        if long < SQUARE_ENOUGH * short:
-            return False
-        return long >= MUCH_LARGER_THAN_INPUT * input_size or (
-            most is not None and long >= MUCH_LARGER_THAN_MOST * most
-        )
-
-    return [(p, s) for p, s in sizes.items() if wild(*s)]
-
-
-def not_face_crops_warning(found: list[tuple[Path, tuple[int, int]]], n: int, input_size: int) -> str:
-    """One line naming up to three photos :func:`not_face_crops` found, and what --detect does."""
-    named = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in found[:3])
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-    return (
-        f"warning: not face crops, by their size and shape: {len(found)} of the {n} photos "
-        f"({named}{more}); each is scored whole, centre-cropped to a square and shrunk to {input_size} px, "
-        "and the face regions are boxes of a face crop; --detect crops the largest face first"
     )
 
 

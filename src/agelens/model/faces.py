@@ -31,6 +31,7 @@ found before and the whole chip was used, is now sometimes cropped (0.858 -> 0.8
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -155,3 +156,53 @@ def _face_filling_the_frame(img: np.ndarray) -> tuple[int, int, int, int] | None
     if (x1 - x0) * (y1 - y0) < CROPPED_AREA_SHARE * H * W:  # a small face: not a face crop
         return None
     return x0, y0, x1 - x0, y1 - y0
+
+
+SQUARE_ENOUGH = 1.25
+"""A photo whose long side is at least this many times its short side is not a face crop's shape.
+
+Face-crop data sets come square or nearly: UTKFace's 200x200 and its 64x64 chips, FairFace's
+224x224, LFW's 250x250, CelebA's aligned 178x218 (1.22:1). Cameras shoot 5:4, 4:3 or 3:2."""
+MUCH_LARGER_THAN_INPUT = 4
+"""A long side this many times the model's input: shrunk a lot, a face crop would not need it."""
+MUCH_LARGER_THAN_MOST = 2
+"""A long side this many times that of the size most of the sample shares."""
+
+
+def not_face_crops(paths: list[Path], input_size: int) -> list[tuple[Path, tuple[int, int]]]:
+    """The photos (with their width x height) that look like photos in the wild, not face crops.
+
+    The rule: a photo that is not square (long side >= :data:`SQUARE_ENOUGH` x the short one)
+    and whose long side is at least :data:`MUCH_LARGER_THAN_INPUT` x the model's input, or at
+    least :data:`MUCH_LARGER_THAN_MOST` x the long side of the size at least half the photos
+    share. A square photo never counts, so a folder of face crops (UTKFace's 200x200, its 64x64
+    chips) never warns, whatever the model's input size. Sizes come from the file headers only.
+    """
+    import warnings
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes: dict[Path, tuple[int, int]] = {}
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a decompression-bomb warning: the photo loaded already
+                with Image.open(p) as im:
+                    sizes[p] = im.size
+        except Exception:  # noqa: BLE001 - a format Pillow cannot open by itself: no size, no warning
+            continue
+    if not sizes:
+        return []
+    common, count = Counter(sizes.values()).most_common(1)[0]
+    most = max(common) if 2 * count >= len(sizes) else None
+
+    def wild(w: int, h: int) -> bool:
+        long, short = max(w, h), min(w, h)
+        if long < SQUARE_ENOUGH * short:
+            return False
+        return long >= MUCH_LARGER_THAN_INPUT * input_size or (
+            most is not None and long >= MUCH_LARGER_THAN_MOST * most
+        )
+
+    return [(p, s) for p, s in sizes.items() if wild(*s)]

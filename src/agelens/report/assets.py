@@ -225,3 +225,53 @@ def _wrap_tables(html: str) -> str:
 def _demote(html: str) -> str:
     """Card headings start at h3: the page owns h1 (run) and h2 (sections)."""
     return re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 2)}>", html)
+
+
+SHIPPED_MODEL_NAME = "agelens-utkface.keras"
+_SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / SHIPPED_MODEL_NAME
+"""``agelens.model.io.SHIPPED_MODEL``, spelled out here: the report must not load the model code."""
+MODEL_KEYS = ("model", "shuffled_model")
+PATH_KEYS = ("data", "holdout", "masks")
+"""Keys of the run files whose values are paths the user gave (``data``: the photo folder)."""
+
+
+def is_shipped_model(value: str) -> bool:
+    """Whether ``value`` names the model that ships with agelens, on this install or another one
+    (``.../agelens/assets/agelens-utkface.keras``: a page may be made on another machine)."""
+    path = Path(value)
+    if path.name != SHIPPED_MODEL_NAME:
+        return False
+    if path.parent.name == "assets" and path.parent.parent.name == "agelens":
+        return True
+    try:
+        return path.resolve() == _SHIPPED_MODEL
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def model_label(value: str) -> str:
+    """A model path as a shared page shows it: its file name, or "shipped model (agelens-utkface.keras)".
+
+    The full path (``/home/me/...``) tells a colleague nothing and says where the user keeps
+    their files; ``manifest.json`` keeps it. ``<in-memory ...>`` (no file) is shown as it is.
+    """
+    text = value.strip()
+    if not text or text.startswith("<"):
+        return value
+    if is_shipped_model(text):
+        return f"shipped model ({SHIPPED_MODEL_NAME})"
+    return Path(text).name or value
+
+
+def shared_path(key: str, value: Any) -> Any:
+    """``value`` as a shared page shows it under ``key`` (the last part of "settings · data"): a model
+    by :func:`model_label`, an absolute photo folder or file (``data``, ``holdout``, ``masks``) by
+    its name; a relative path is as the user typed it, and anything else is returned unchanged."""
+    if not isinstance(value, str):
+        return value
+    last = str(key).rsplit(" · ", 1)[-1].strip().lower()
+    if last in MODEL_KEYS:
+        return model_label(value)
+    if last in PATH_KEYS and Path(value).is_absolute():
+        return Path(value).name or value
+    return value

@@ -171,7 +171,7 @@ def _render(run_dir: Path) -> tuple[str, bool, Notes]:
         title=_title(run_dir, manifest),
         css=Markup(_static("report.css")),
         js=Markup(_static("report.js").replace("</", "<\\/")),
-        run_dir=str(run_dir),
+        run_dir=_shown_dir(run_dir),
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,
         sections=sections,
@@ -180,6 +180,12 @@ def _render(run_dir: Path) -> tuple[str, bool, Notes]:
         unreadable=bool(notes.unreadable),
     )
     return html, bool(sections), notes
+
+
+def _shown_dir(run_dir: Path) -> str:
+    """The folder as the page names it: as the user typed it, or its name for an absolute path
+    (``/home/me/...`` says where the user keeps their files to anyone the page is shared with)."""
+    return (run_dir.name or str(run_dir)) if run_dir.is_absolute() else str(run_dir)
 
 
 def key_findings(sections: list[Section]) -> list[tuple[str, str, str, str]]:
@@ -231,10 +237,35 @@ def _overview(manifest: Any, notes: Notes, present: bool = False) -> Section | N
         return None
     shown = _prune(_without_file_lists(manifest))
     tables = tables_from_json(shown, "") if shown not in (None, {}, []) else []
+    folds = _folds(shown)
     for t in tables:
+        t.fold = folds.get(t.title, "")
         t.title = t.title[:1].upper() + t.title[1:].replace("_", " ") if t.title else "Summary"
+    tables.sort(key=lambda t: bool(t.fold))  # the settings stay together, visible; reference folds last
     lead = "Settings, software versions and timings recorded by the run."
     return Section("run", "Run", lead, tables=tables)
+
+
+def _folds(shown: Any) -> dict[str, str]:
+    """The summary line of each run table folded by default, by its key in the manifest.
+
+    An explain manifest documents its fields (``conventions``) and lists every photo (``images``):
+    a reader needs both only to check a detail, yet open they filled the first screens of the
+    page, above the explanations themselves.
+    """
+    if not isinstance(shown, dict):
+        return {}
+    out = {"conventions": "Conventions: what each field means"}
+    images = shown.get("images")
+    if isinstance(images, list) and images and all(isinstance(im, dict) for im in images):
+        keys = {k for im in images for k in im}
+        said = [w for k, w in (("source", "source"), ("prediction", "prediction"),
+                               ("crop_box_xywh", "crop box")) if k in keys]  # fmt: skip
+        what = " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
+        n = len(images)
+        each = f" ({what} of {'each' if n > 1 else 'it'})" if what else ""
+        out["images"] = f"Images: {n} photo{'' if n == 1 else 's'}{each}"
+    return out
 
 
 def _without_file_lists(manifest: Any) -> Any:
@@ -250,9 +281,11 @@ def _without_file_lists(manifest: Any) -> Any:
     return {k: v for k, v in manifest.items() if k != "files"} | {"images": images}
 
 
-_KEPT_COPY = ("image_file", "image_sha256")
+_KEPT_COPY = ("image_file", "image_sha256", "source_path")
 """The saved copy of a photo given in memory and its fingerprint: the gallery shows the photo
-itself; a 64-hex-digit column in the run table says nothing to a reader."""
+itself; a 64-hex-digit column in the run table says nothing to a reader. ``source_path``, the
+photo's absolute path (read to find it again), says where the user keeps their photos to anyone
+the page is shared with; ``source`` names the photo as the user did. manifest.json keeps all three."""
 
 
 def _image_row(im: dict, from_age: bool = False, cut: Any = None) -> dict:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agelens.report.assets import shared_path
+
 MAX_DEPTH = 3
 MAX_LIST = 12  # long lists (a training history) are cut, with their length shown
 
@@ -66,6 +68,7 @@ class Table:
     arrows: dict[str, str] = field(default_factory=dict)  # column -> "↑" / "↓"
     ranking: list[tuple[str, float]] = field(default_factory=list)  # (row name, mean rank)
     kv: bool = False  # a key/value list rather than a grid (values read left-aligned)
+    fold: str = ""  # when set, the table is collapsed (<details>) under this summary: reference, not results
 
 
 def fmt(value: Any) -> str:
@@ -231,7 +234,9 @@ def cell(column: str, value: Any, heat: bool = False, context: str = "") -> Cell
     """A cell with pass/flag badges for check results and status words, and optional heat.
 
     ``context`` (the table's title) names what a bare key belongs to: ``passed_by_baseline · random``.
+    A path the page is shared with is shortened: a model to its file name (:func:`shared_path`).
     """
+    value = shared_path(column, value)
     col = column.lower()
     if isinstance(value, bool):
         sense = flag_sense(column) or flag_sense(context)
