@@ -231,3 +231,19 @@ def test_explain_prints_the_raw_age_as_predict_does(tmp_path: Path) -> None:
     pred = runner.invoke(app, ["predict", str(photo), *args, "--engine", "keras"])
     assert pred.exit_code == 0, pred.output
     assert "~57 y" in pred.stdout, pred.stdout
+
+
+def test_folders_named_by_out_are_found_by_what_they_hold(tmp_path: Path) -> None:
+    """score --out outputs/score-n500 and explain --out outputs/faces were left out: only the default
+    names counted. An evaluate folder's manifest.json (its settings) is not taken for explanations."""
+    outputs = _outputs(tmp_path)
+    shutil.move(outputs / "score-2", outputs / "score-n500")
+    shutil.rmtree(outputs / "score")
+    explain = next(p for p in outputs.iterdir() if p.name.startswith("explain"))
+    shutil.move(explain, outputs / "faces")
+    write_json(outputs / "eval" / "manifest.json", {"command": "evaluate", "settings": {}})
+    html = render_report(outputs)
+    assert 'id="scores"' in html and 'id="explanations"' in html, html[:2000]
+    folders = html.split("Folders:", 1)[1].split("<", 1)[0]
+    assert "scores from score-n500/" in folders and "explanations from faces/" in folders, folders
+    assert "eval/" not in folders.split("explanations", 1)[1], folders

@@ -343,31 +343,28 @@ def _notes_by_part(
     }
 
 
-_DEFAULT_NAMES = {"explain": "explain", "scores": "score"}
-"""The folder each command writes to without ``--out`` (``outputs/explain``, ``outputs/score``), and
-``NAME-2``, ``NAME-3``... once that holds a run (:func:`agelens.cli.common.fresh_out`)."""
 _MARKERS = {"evaluation": "metrics.json", "explain": "manifest.json", "scores": "scores.json"}
 _WHAT = {"evaluation": "evaluation", "explain": "explanations", "scores": "scores"}
 
 
 def _command_folders(run_dir: Path) -> dict[str, list[Path]]:
     """The sub-folders of ``run_dir`` each command wrote on its own, newest first (by the time of
-    its main file): an evaluate ``--out`` folder (any holding metrics.json), explain's ``explain``
-    and ``explain-N``, score's ``score`` and ``score-N`` (its default names: ``outputs/`` after
-    running the commands without ``--out``). A run's own evaluation/, explain/ and scores/ are not
-    among them: :func:`part_folders` prefers those."""
+    its main file), known by what they hold, whatever ``--out`` named them: an evaluate folder
+    (metrics.json), an explain folder (a manifest.json that lists images) and a score folder
+    (scores.json). ``outputs/`` after running the commands without ``--out`` holds ``explain``,
+    ``explain-N``, ``score``, ``score-N``; ``--out outputs/score-n500`` is found too. A run's own
+    evaluation/, explain/ and scores/ are not among them: :func:`part_folders` prefers those."""
     out: dict[str, list[Path]] = {part: [] for part in _MARKERS}
     try:
         subs = sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         return out
     for part, marker in _MARKERS.items():
-        name = _DEFAULT_NAMES.get(part)
         for sub in subs:
             if sub.name in ("evaluation", "scores") or not (sub / marker).is_file():
                 continue
-            if name is not None and not re.fullmatch(rf"{re.escape(name)}(-[0-9]+)?", sub.name):
-                continue
+            if part == "explain" and not _is_explain_folder(sub, read_json(sub / marker, Notes(), sub.name)):
+                continue  # evaluate --out writes a manifest.json too, of its settings
             out[part].append(sub)
         out[part].sort(key=lambda p, m=marker: (_mtime(p / m), _number(p.name)), reverse=True)
     return out
