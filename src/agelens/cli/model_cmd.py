@@ -445,12 +445,13 @@ def evaluate_command(
         prepared = prepare([r.path for r in records], m_.input_size, detect=True, keep_photos=False)
         x, ok, bad, found = prepared.batch, prepared.paths, prepared.problems, prepared.face_found
     else:
-        x, ok, bad = load_batch([r.path for r in records], m_.input_size)
+        decoded: dict[Path, tuple[int, int]] = {}  # each photo's size, for not_face_crops below
+        x, ok, bad = load_batch([r.path for r in records], m_.input_size, sizes=decoded)
     problems += bad
     report_problems(problems, quiet=as_json)
     from agelens.model.faces import not_face_crops
 
-    uncropped = [] if detect else not_face_crops(ok, m_.input_size)
+    uncropped = [] if detect else not_face_crops(ok, m_.input_size, decoded)
     if uncropped and not as_json:  # photos in the wild scored as face crops: their accuracy means little
         typer.echo(not_face_crops_warning(uncropped, len(ok), m_.input_size), err=True)
     label_of = {r.path: r.label for r in ds.records}  # in the model's class order

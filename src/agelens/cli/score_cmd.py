@@ -233,13 +233,14 @@ def score_command(
         fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
     labels_pool = np.asarray(ds.labels)[pool]
     idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
-    images, ok, labels, problems, found = _load_sample(ds, idx, pool, am.input_size, seed, detect)
+    sizes: dict[Path, tuple[int, int]] = {}  # each photo's size as decoded, for not_face_crops
+    images, ok, labels, problems, found = _load_sample(ds, idx, pool, am.input_size, seed, detect, sizes)
     report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
     if len(images) == 0:
         fail(f"{data}: none of the sampled images could be read")
     from agelens.model.faces import not_face_crops
 
-    uncropped = [] if detect else not_face_crops(ok, am.input_size)
+    uncropped = [] if detect else not_face_crops(ok, am.input_size, sizes)
     if detect:
         from agelens.cli.model_cmd import faces_found_phrase  # evaluate --detect's words
 
@@ -353,13 +354,20 @@ def _check_target(am: AgeModel, target: str) -> str | None:
 
 
 def _load_sample(
-    ds: Dataset, idx: list[int], pool: list[int], size: int, seed: int, detect: bool = False
+    ds: Dataset,
+    idx: list[int],
+    pool: list[int],
+    size: int,
+    seed: int,
+    detect: bool = False,
+    sizes: dict[Path, tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, list[Path], list[int], list, list[bool | None]]:
     """Load the sampled images; each unreadable one is replaced by an unused photo of its class.
 
     ``--n 300`` should score 300 photos even if a few files in the folder are broken.
     ``detect``: each photo's largest face is cropped first, as ``evaluate --detect`` crops it
     (the last list says, per loaded photo, whether one was found; None without ``detect``).
+    ``sizes``: filled with each photo's decoded size where it is loaded whole (no ``detect``).
     """
     import numpy as np
 
@@ -377,7 +385,7 @@ def _load_sample(
             x, good, bad = prepared.batch, prepared.paths, prepared.problems
             found += prepared.face_found
         else:
-            x, good, bad = load_batch([r.path for r in records], size)
+            x, good, bad = load_batch([r.path for r in records], size, sizes=sizes)
             found += [None] * len(good)
         keep = set(good)
         batches.append(x)

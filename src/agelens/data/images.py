@@ -520,18 +520,26 @@ def source_record(source: object) -> dict[str, str]:
 
 
 def load_batch(
-    paths: Iterable[str | Path], size: int, workers: int | None = None
+    paths: Iterable[str | Path],
+    size: int,
+    workers: int | None = None,
+    sizes: dict[Path, tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, list[Path], list[Problem]]:
     """Load and resize many files; bad ones are skipped and reported, never raised.
 
     Returns ``(images N x size x size x 3 uint8, ok_paths, problems)`` with ``images[i]``
-    read from ``ok_paths[i]``, in input order.
+    read from ``ok_paths[i]``, in input order. ``sizes``, where given, is filled with each
+    decoded photo's (width, height) before resizing, so a caller that judges photos by their
+    size (:func:`agelens.model.faces.not_face_crops`) need not open every file again.
     """
     paths = [Path(p) for p in paths]
 
     def one(p: Path) -> np.ndarray | Problem:
         try:
-            return resize_for_model(load_image(p), size)
+            photo = load_image(p)
+            if sizes is not None:
+                sizes[p] = (photo.shape[1], photo.shape[0])
+            return resize_for_model(photo, size)
         except ImageError as e:
             return Problem(p, e.reason)
 

@@ -169,14 +169,18 @@ MUCH_LARGER_THAN_MOST = 2
 """A long side this many times that of the size most of the sample shares."""
 
 
-def not_face_crops(paths: list[Path], input_size: int) -> list[tuple[Path, tuple[int, int]]]:
+def not_face_crops(
+    paths: list[Path], input_size: int, known: dict[Path, tuple[int, int]] | None = None
+) -> list[tuple[Path, tuple[int, int]]]:
     """The photos (with their width x height) that look like photos in the wild, not face crops.
 
     The rule: a photo that is not square (long side >= :data:`SQUARE_ENOUGH` x the short one)
     and whose long side is at least :data:`MUCH_LARGER_THAN_INPUT` x the model's input, or at
     least :data:`MUCH_LARGER_THAN_MOST` x the long side of the size at least half the photos
     share. A square photo never counts, so a folder of face crops (UTKFace's 200x200, its 64x64
-    chips) never warns, whatever the model's input size. Sizes come from the file headers only.
+    chips) never warns, whatever the model's input size. Sizes are ``known`` ones (as
+    :func:`agelens.data.images.load_batch` records them while decoding), else read from the file
+    headers.
     """
     import warnings
     from collections import Counter
@@ -185,6 +189,9 @@ def not_face_crops(paths: list[Path], input_size: int) -> list[tuple[Path, tuple
 
     sizes: dict[Path, tuple[int, int]] = {}
     for p in paths:
+        if known is not None and p in known:
+            sizes[p] = known[p]
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a decompression-bomb warning: the photo loaded already
