@@ -202,6 +202,11 @@ def test_evaluate_names_every_skipped_input_and_says_what_it_evaluated(tmp_path,
         app, ["evaluate", str(data), "--model", str(model), "--json", "--holdout", str(split)]
     )
     assert json.loads(held.stdout.strip().splitlines()[-1])["evaluated_on"].endswith(f"listed in {split}")
+    text = runner.invoke(app, ["evaluate", str(csv), "--model", str(model)])
+    assert text.exit_code == 0, text.output
+    both = text.stdout + text.stderr  # each file once with its reason, the count once (the summary)
+    assert both.count("gone.jpg") == 1 and "2 inputs skipped" not in both
+    assert text.stdout.rstrip().splitlines()[-1].startswith("1 image evaluated, 2 skipped")
 
 
 def test_evaluate_detect_crops_the_face_as_predict_does_and_counts_the_faces(

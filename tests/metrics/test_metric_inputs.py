@@ -101,6 +101,40 @@ def test_images_in_0_255_raise_no_warning() -> None:
         AverageDrop()(x, maps, t, predict_fn=quadrant_model())
 
 
+def test_uint8_images_of_0_and_1_are_a_dark_photo_never_rescaled(squares_model) -> None:
+    """uint8 is 0..255 by definition, as explain() reads it; the metrics cast to float and then
+    took a dark uint8 photo (values 0 and 1) for 0..1 floats, scoring a 0/255 picture instead."""
+    from agelens.metrics import score_methods
+
+    x, maps, t = _inputs()
+    dark = (x > 127).astype(np.uint8)  # the checkerboard in pixel values 0 and 1
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AverageDrop()(dark, maps, t, predict_fn=lambda b: (seen.append(np.array(b)), quadrant_model()(b))[1])
+    assert max(float(b.max()) for b in seen) <= 1.0  # the model saw the dark photo, not a 0/255 one
+    model, xs, _ = squares_model
+    small = (xs[:4] > 127).astype(np.uint8)
+    got = {}
+
+    def record(images, targets):
+        got["x"] = images
+        return quadrant_maps(len(images), size=images.shape[1])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score_methods(
+            model,
+            small,
+            np.zeros(4, int),
+            ["rec"],
+            ["average_drop"],
+            explainers={"rec": record},
+            random_baseline=False,
+        )
+    assert float(got["x"].max()) <= 1.0
+
+
 # ----------------------------------------------------------------------------- 3. signed maps
 
 

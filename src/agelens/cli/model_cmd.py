@@ -448,7 +448,7 @@ def evaluate_command(
         decoded: dict[Path, tuple[int, int]] = {}  # each photo's size, for not_face_crops below
         x, ok, bad = load_batch([r.path for r in records], m_.input_size, sizes=decoded)
     problems += bad
-    report_problems(problems, quiet=as_json)
+    report_problems(problems, quiet=True)  # the count is in the summary line (or n_skipped with --json)
     from agelens.model.faces import not_face_crops
 
     uncropped = [] if detect else not_face_crops(ok, m_.input_size, decoded)
@@ -512,7 +512,9 @@ def evaluate_command(
         typer.echo(markdown_table(m))
         left_out = f", {outside} not in the holdout list" if holdout is not None else ""
         faces = f"; {faces_found_phrase(found)}" if detect else ""
-        typer.echo(f"{m['n_images']} images evaluated, {m['n_skipped']} skipped{left_out}{faces}")
+        typer.echo(
+            f"{counted(m['n_images'], 'image')} evaluated, {m['n_skipped']:,} skipped{left_out}{faces}"
+        )
 
 
 CONVERTED_GRAPH = ("input_size", "class_output", "age_output", "one_unit", "bins")

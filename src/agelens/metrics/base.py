@@ -308,13 +308,14 @@ def check_inputs(
     a warning, exactly as :func:`agelens.data.images.load_image` treats them. ``size`` is the
     model's input side, when known (see :func:`check_model_size`).
     """
+    integers = np.asarray(x).dtype.kind in "iub"  # uint8 0/1 is a dark photo, as explain() reads it
     x = check_images(x, size)
     maps = np.asarray(maps, dtype=np.float32)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps must be (N, S, S) matching x {x.shape[:3]}, got {maps.shape}")
     check_finite("x", x)
     check_finite("maps", maps)
-    return as_pixels(x), maps, check_targets(targets, x.shape[0], n_classes)
+    return as_pixels(x, integers=integers), maps, check_targets(targets, x.shape[0], n_classes)
 
 
 def check_images(x: Any, size: int | None, name: str = "x") -> np.ndarray:
@@ -353,9 +354,11 @@ def check_finite(name: str, a: np.ndarray) -> None:
         )
 
 
-def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4) -> np.ndarray:
+def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4, integers: bool = False) -> np.ndarray:
     """``x`` as float RGB 0..255: values all in 0..1 are scaled by 255 with a warning (the loader's rule,
-    :func:`agelens.data.images.scale_unit_floats`); values outside 0..255 only warn.
+    :func:`agelens.data.images.scale_unit_floats`); values outside 0..255 only warn. ``integers``:
+    the caller's array held integers before it was cast to float, so it is never scaled (uint8 is
+    0..255 by definition, as ``explain()`` reads it).
 
     Why scale rather than refuse: 0..1 floats are the other common convention (captum,
     Quantus), and read as 0..255 they are an almost black image on which every map scores
@@ -365,7 +368,7 @@ def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4) -> np.ndarray
 
     if x.size == 0:
         return x
-    scaled = scale_unit_floats(x, name, stacklevel=stacklevel)
+    scaled = x if integers else scale_unit_floats(x, name, stacklevel=stacklevel)
     if scaled is not x:
         return scaled
     lo, hi = float(x.min()), float(x.max())

@@ -481,8 +481,11 @@ def score_methods(
     """
     # Checked and scaled first: the targets are predicted here, before any metric would check x or
     # scale 0..1 input, so a photo-size batch fails in one line, not inside the traced forward pass.
-    x = as_pixels(check_images(images, input_size_of(model), "images"), "images", stacklevel=3)
+    raw = np.asarray(images)
+    integers = raw.dtype.kind in "iub"
+    x = as_pixels(check_images(raw, input_size_of(model), "images"), "images", 3, integers)
     check_finite("images", x)
+    x_in = raw if integers else x  # what the metrics get: integers as given, which they never rescale
     n = len(x)
     labels = _labels_counted(labels, n)
     if labels is None and region_masks is not None:
@@ -532,7 +535,7 @@ def score_methods(
         }
         skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
         _score_method(
-            table, name, x, maps, metric_targets, objs, ctx, random_baseline, skip_random, n_boot, say
+            table, name, x_in, maps, metric_targets, objs, ctx, random_baseline, skip_random, n_boot, say
         )
         table.class_means[name] = class_mean_maps(maps, targets, probs.shape[1])
         if region_masks is not None:
