@@ -358,7 +358,7 @@ def test_resume_and_tensorboard_problems_are_one_line(tmp_path, trained_cli, mon
     assert res.exit_code == 1 and "cannot resume" in res.output and "Traceback" not in res.output
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "t.keras"), "--tensorboard", "tb"])
-    assert res.exit_code == 1 and "pip install tensorboard" in res.output
+    assert res.exit_code == 1 and 'pip install "agelens[tensorboard]"' in res.output
 
 
 def test_train_and_evaluate_never_overwrite_outputs_without_force(tmp_path, trained_cli, folder_and_model):
@@ -456,7 +456,7 @@ def test_evaluate_holdout_says_how_many_photos_it_left_out(tmp_path, folder_and_
     res = runner.invoke(app, [*args, "--holdout", str(some), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["n_outside_holdout"] == labelled - 3
-    assert f"{labelled - 3} of {labelled} labelled photos in {data} are not in the test list" in res.stderr
+    assert f"{labelled - 3} of the {labelled} labelled files in {data} are not in the test list" in res.stderr
     res = runner.invoke(app, [*args, "--holdout", str(some)])
     assert f"3 images evaluated, 0 skipped, {labelled - 3} not in the holdout list" in res.stdout
     assert "n_outside_holdout" not in runner.invoke(app, [*args, "--json"]).stdout  # no holdout, no count

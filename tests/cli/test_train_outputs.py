@@ -88,7 +88,12 @@ def test_resuming_with_another_seed_is_refused_before_any_work(tmp_path, trained
     assert not (tmp_path / "r.keras").exists()
 
 
-def test_resuming_a_real_run_as_a_shuffled_control_or_back_is_refused(tmp_path, trained_folders) -> None:
+def test_resuming_a_real_run_as_a_shuffled_control_is_refused_and_a_control_stays_one(
+    tmp_path, trained_folders, monkeypatch
+) -> None:
+    """Typing --shuffle-labels on a real run's checkpoint is refused; a control resumed without it
+    goes on as the control it is (options left out come from the checkpoint)."""
+    import agelens.model.train as train_module
     from agelens.model.io import read_metadata, write_metadata
 
     data, out, _ = trained_folders
@@ -99,8 +104,16 @@ def test_resuming_a_real_run_as_a_shuffled_control_or_back_is_refused(tmp_path, 
     control.write_bytes(out.read_bytes())
     meta = read_metadata(control)
     write_metadata(control, {**meta, "train_config": {**meta["train_config"], "shuffle_labels": True}})
+    seen = {}
+
+    def stop(*_args, config, **_kwargs):
+        seen["shuffled"] = config.shuffle_labels
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(train_module, "train", stop)
     res = runner.invoke(app, [*args[:5], str(control), *args[6:]])
-    assert res.exit_code == 1 and "trained on shuffled labels; resume with --shuffle-labels" in res.output
+    assert seen == {"shuffled": True}, res.output
+    assert "training labels shuffled" in res.output
     assert not (tmp_path / "r.keras").exists()
 
 

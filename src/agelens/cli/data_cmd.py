@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,17 +47,24 @@ def inspect_cmd(
         str | None,
         typer.Option(help="Class names, comma separated (default: young,middle-aged,old for two edges)."),
     ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seeds the train/val/test split as train's --seed does: the split train will use."),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Report format, class counts, split sizes (seed 0), image sizes and every unusable file.
+    """Report format, class counts, split sizes (--seed), image sizes and every unusable file.
 
     Every image is fully decoded, so a file reported usable here will load during training.
+
+    One warning line each for classes with no photos (or none in a part of the split), images
+    too small to judge and photos that are no face crops.
 
     Exit code 0 if at least one image is usable, else 1.
 
     Examples:
 
-      agelens data inspect ../shared/data/utkface-64
+      agelens data inspect ../shared/data/utkface-64 --seed 3
 
       agelens data inspect labels.csv --bins 20,40,60 --names kid,adult,middle,senior
     """
@@ -67,7 +74,7 @@ def inspect_cmd(
     console = Console(highlight=False)
     try:  # the spinner goes to stderr so `--json > report.json` stays clean
         with Console(stderr=True).status(f"Checking images in {escape(str(data))}...", spinner="dots"):
-            report = inspect_dataset(data, format=format.value, bins=age_bins, seed=0)
+            report = inspect_dataset(data, format=format.value, bins=age_bins, seed=seed)
     except DatasetError as e:
         raise _fail(str(e)) from None
 
@@ -111,6 +118,59 @@ def _print_report(console: Console, report: InspectReport) -> None:
     console.print(counted(len(report.problems), "problem"))
     if report.ignored:
         typer.echo(ignored_line(report))
+    for line in warning_lines(report):  # plain echo: one line each, never wrapped
+        typer.echo(line)
+
+
+def warning_lines(report: InspectReport) -> list[str]:
+    """One line each for what would spoil training that no file error shows: a class without
+    photos (or without any in a part of the split), images too small to judge, photos that are
+    no face crops. Each of these used to pass as a 0 in a table or a size range, without a word."""
+    from agelens.data.inspect import (
+        TRAIN_SIZE,
+        class_gaps,
+        named,
+        too_few_classes,
+        too_small,
+        wild_photos,
+    )
+    from agelens.model.predict import MIN_FACE_PX
+
+    lines = []
+    gaps, few = class_gaps(report.split_counts), too_few_classes(report.split_counts)
+    if few:
+        lines.append(f"warning: {gaps + '; ' if gaps else ''}train refuses this data: {few}")
+    elif gaps:
+        lines.append(f"warning: {gaps}")
+    n = report.n_usable
+    if small := too_small(report.sizes):  # counted, not named: valid files, and there can be many
+        w, h = min((s for _, s in small), key=min)
+        lines.append(
+            f"warning: {len(small)} of the {n} images {'is' if len(small) == 1 else 'are'} smaller than "
+            f"{MIN_FACE_PX} px (the smallest {w}x{h}), unreliable to train or predict on; --json lists them"
+        )
+    if wild := wild_photos(report.sizes):
+        lines.append(
+            f"warning: not face crops, by their size and shape: {len(wild)} of the {n} images "
+            f"({named(wild, report.display_path)}); train uses each whole, centre-cropped to a square and "
+            f"shrunk to --size ({TRAIN_SIZE} px by default): crop the faces first"
+        )
+    return lines
+
+
+def check_training_classes(data: Path, class_names: list[str], labels: Sequence[Sequence[int]]) -> None:
+    """For ``train``, before TensorFlow starts: refuse (one line, exit 1) when fewer than two classes
+    have training photos, and warn in one line about classes missing from the data or a part.
+
+    ``labels``: the class indices of the photos the train, val and test parts loaded.
+    """
+    from agelens.data.inspect import class_gaps, split_counts_of, too_few_classes
+
+    counts = split_counts_of(class_names, labels)
+    if why := too_few_classes(counts):
+        raise _fail(f"{data}: cannot train: {why}")
+    if gaps := class_gaps(counts):
+        typer.echo(f"warning: {gaps}", err=True)
 
 
 IGNORED_SHOWN = 5

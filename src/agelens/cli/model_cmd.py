@@ -67,6 +67,7 @@ class Engine(StrEnum):
 
 
 def train_command(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
     format: FormatOpt = FormatChoice.auto,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (.keras).")] = Path(
@@ -141,7 +142,10 @@ def train_command(
         Path | None,
         typer.Option(help="Continue from a checkpoint .keras (and its optimizer state, kept beside it)."),
     ] = None,
-    tensorboard: Annotated[Path | None, typer.Option(help="Write TensorBoard logs here.")] = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(help='Write TensorBoard logs here (needs: pip install "agelens[tensorboard]").'),
+    ] = None,
     shuffle_labels: Annotated[
         bool,
         typer.Option(
@@ -153,23 +157,54 @@ def train_command(
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing --out model (and its _split.json, _eval/).")
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing --out model (and its _split.json, _history.json, _eval/)."
+        ),
     ] = False,
 ) -> None:
     """Train a MobileNetV2 age classifier from scratch, keep the best epoch, evaluate on the test split.
 
     Example: agelens train ../shared/data/utkface-64 --out models/utk.keras --epochs 40
     """
+    import shlex
+
     from agelens.data.images import load_batch
     from agelens.data.sources import DatasetError, load_dataset
+    from agelens.model.checkpoints import RECIPE, run_state_files, split_change, split_fingerprint
 
     age_bins = age_bins_option(bins, names)
-    _check_train_options(out, force, resume, lr, tensorboard, seed, shuffle_labels)
+    typed = {  # the options the user gave: a resumed run takes the others from its checkpoint
+        n
+        for n in (*RECIPE, "epochs", "bins", "names")
+        if getattr(ctx.get_parameter_source(n), "name", None) in {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+    }
+    given = dict(size=size, alpha=alpha, dropout=dropout, bn_momentum=bn_momentum, age_head=age_head,
+                 batch_size=batch_size, lr=lr, schedule=schedule.value, label_smoothing=label_smoothing,
+                 class_weights=class_weights, augment=augment, patience=patience, seed=seed,
+                 init_seed=init_seed, shuffle_labels=shuffle_labels)  # fmt: skip
+    plan = _check_train_options(out, force, resume, lr, tensorboard, given, typed, epochs, age_bins)
+    rc, epochs, age_bins, resumed = plan["recipe"], plan["epochs"], plan["bins"], plan["meta"]
+    size, alpha, dropout, bn_momentum = rc["size"], rc["alpha"], rc["dropout"], rc["bn_momentum"]
+    age_head, batch_size, lr = rc["age_head"], rc["batch_size"], rc["lr"]
+    label_smoothing = rc["label_smoothing"]
+    class_weights, augment, patience, seed = rc["class_weights"], rc["augment"], rc["patience"], rc["seed"]
+    init_seed, shuffle_labels, schedule = rc["init_seed"], rc["shuffle_labels"], Schedule(rc["schedule"])
     try:
         ds = load_dataset(data, format=format.value, bins=age_bins, check_images=False)
     except (DatasetError, ValueError) as e:
         fail(str(e))
     parts = ds.split(seed=seed)
+    fingerprint = split_fingerprint([split_name(p, ds.root) for p in part.paths] for part in parts)
+    if resume is not None:  # the checkpoint's classes and photos, before decoding any (seconds)
+        if resumed.get("class_names") and list(resumed["class_names"]) != list(ds.class_names):
+            fail(
+                f"{resume}: cannot resume: its classes are {', '.join(resumed['class_names'])}, "
+                f"the data's {', '.join(ds.class_names)}"
+            )
+        changed = split_change((resumed.get("data") or {}).get("split"), fingerprint)
+        if changed:
+            fail(f"{resume}: cannot resume: {changed}")
     arrays = []
     used = []  # the paths each part loaded: the split file lists these, not files that failed to decode
     problems = list(ds.problems)
@@ -184,15 +219,25 @@ def train_command(
     (xtr, ytr, atr), (xva, yva, ava), (xte, yte, ate) = arrays
     if len(xtr) == 0 or len(xva) == 0:
         fail(f"{data}: not enough usable images to train ({len(xtr)} train, {len(xva)} val)")
+    from agelens.cli.data_cmd import check_training_classes
+    from agelens.data.inspect import loaded_counts
+
+    check_training_classes(data, ds.class_names, (ytr, yva, yte))  # refuse one class; warn on gaps
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # only now: a typo in a path or an option fails in a second, not ten
     import numpy as np
 
     from agelens.model.builder import ModelConfig
-    from agelens.model.evaluate import classification_metrics, write_evaluation
+    from agelens.model.evaluate import (
+        age_error,
+        classification_metrics,
+        one_class_warning,
+        training_steps,
+        write_evaluation,
+    )
     from agelens.model.io import save_model
-    from agelens.model.train import TrainConfig, optimizer_state_path, train
+    from agelens.model.train import TrainConfig, plot_training_curves, train, write_history
 
     has_ages = ds.has_ages and age_head
     typer.echo(
@@ -200,6 +245,9 @@ def train_command(
         + ("; training labels shuffled (validation and test keep the true ones)" if shuffle_labels else "")
     )
     ckpt = _checkpoint(out)
+    if resume is None or resume.resolve() not in {f.resolve() for f in run_state_files(ckpt)}:
+        for stale in run_state_files(ckpt):  # an earlier run's, which --force gave up: not this run's
+            stale.unlink(missing_ok=True)
     try:
         result = train(
             xtr,
@@ -223,6 +271,11 @@ def train_command(
                 seed=seed,
                 shuffle_labels=shuffle_labels,
                 init_seed=init_seed,
+                **{  # what no option sets: a resumed run's own (an API caller may have set them)
+                    k: v
+                    for k, v in (resumed.get("train_config") or {}).items()
+                    if k in ("warmup_epochs", "weight_decay", "age_weight", "age_sigma")
+                },
             ),
             bins=age_bins,  # recorded only when the data's classes are these bins
             class_names=ds.class_names,
@@ -233,43 +286,60 @@ def train_command(
             data_summary={
                 "source": str(data),
                 "format": ds.format,
-                "counts": ds.counts(),
+                "counts": loaded_counts(ds.class_names, (ytr, yva, yte)),  # photos that decoded
                 "n_train": len(xtr),
                 "n_val": len(xva),
                 "n_test": len(xte),
                 "split_seed": seed,
+                "split": fingerprint,  # a resumed run must split the same photos the same way
             },
         )
     except ValueError as e:  # a checkpoint that does not fit, or a bad combination of options
         fail(str(e))
-    except BaseException:  # Ctrl-C or a crash mid-run: say where the best epoch so far is kept
+    except BaseException:  # Ctrl-C or a crash mid-run: say where the run is kept and how to go on
         if ckpt.exists():
+            again = ["agelens", "train", str(data), "--out", str(out), "--resume", str(ckpt)]
+            again += ["--seed", str(seed), "--epochs", str(epochs)]  # the rest comes from the checkpoint
+            again += ["--init-seed", str(init_seed)] if init_seed is not None else []
+            again += ["--shuffle-labels"] if shuffle_labels else []
+            again += ["--format", format.value] if format != FormatChoice.auto else []
+            again += ["--bins", bins] if "bins" in typed else []
+            again += ["--names", str(names)] if "names" in typed else []
+            best = run_state_files(ckpt)[2]
             typer.echo(
-                f"the best epoch so far is saved in {ckpt}; to go on: agelens train {data} --out {out} "
-                f"--resume {ckpt} --seed {seed} --epochs {epochs}"
-                + (f" --init-seed {init_seed}" if init_seed is not None else "")
-                + (" --shuffle-labels" if shuffle_labels else ""),
+                f"the last finished epoch is saved in {ckpt}"
+                + (f" and the best so far in {best}" if best.exists() else "")
+                + f"; to go on: {shlex.join(again)}",
                 err=True,
             )
         raise
-    m = (
-        classification_metrics(
-            np.array(yte), result.model.predict(xte)["probabilities"].argmax(1), result.model.class_names
-        )
-        if len(xte)
-        else {}
-    )
-    if m:
+    m: dict = {}
+    if len(xte):  # the numbers evaluate --holdout gives for these photos, age error included
+        predicted = result.model.predict(xte)
+        names_ = result.model.class_names
+        m = classification_metrics(np.array(yte), predicted["probabilities"].argmax(1), names_)
+        if "age" in predicted:
+            true_ages = np.array([np.nan if a is None else a for a in ate], dtype=float)
+            m.update(age_error(predicted["age"], true_ages))
         m["evaluated_on"] = f"held-out test split of {data} ({len(xte)} photos, seed {seed})"
+        steps = training_steps(result.model.metadata)
+        if note := one_class_warning(yte, predicted["probabilities"].argmax(1), names_, steps):
+            typer.echo(note, err=True)  # its accuracy is that class's share, not a result
     result.model.metadata["test_metrics"] = m
     save_model(result.model, out)
     split_file = _write_split(out, used, ds.root, seed)
-    ckpt.unlink(missing_ok=True)
-    optimizer_state_path(ckpt).unlink(missing_ok=True)
+    history_file = write_history(out.with_name(out.stem + "_history.json"), result)
+    eval_dir = out.with_name(out.stem + "_eval")
+    curves = plot_training_curves(
+        result.model.metadata["training"]["history"], eval_dir / "training_curves.png", result.best_epoch
+    )
+    for done in run_state_files(ckpt):  # the run finished: its state is in the files above
+        done.unlink(missing_ok=True)
     if m:
         settings = {"data": str(data), "model": str(out), "split": str(split_file), "split_seed": seed}
-        files = write_evaluation(m, out.with_name(out.stem + "_eval"), settings)
+        files = write_evaluation(m, eval_dir, settings)
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
+    typer.echo(f"history: {history_file} (curves: {curves})")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
     if shuffle_labels:
         history = result.model.metadata["training"]["history"]  # a resumed run's earlier epochs too
@@ -277,9 +347,10 @@ def train_command(
         fit = float(kept.get("train_accuracy", float("nan")))
         typer.echo(
             f"trained on shuffled labels (fit to them: {fit:.3f} training accuracy); compare a model's maps "
-            f"with this one's: agelens score DATA --model REAL.keras --shuffled-model {out}"
+            f"with this one's: agelens score DATA --model REAL.keras --shuffled-model {shlex.quote(str(out))}"
         )
-    typer.echo(f"split: {split_file} (agelens evaluate DATA --model {out} --holdout {split_file})")
+    again = shlex.join(["--model", str(out), "--holdout", str(split_file)])
+    typer.echo(f"split: {split_file} (agelens evaluate DATA {again})")
 
 
 def _check_train_options(
@@ -288,50 +359,67 @@ def _check_train_options(
     resume: Path | None,
     lr: float,
     tensorboard: Path | None,
-    seed: int = 0,
-    shuffle_labels: bool = False,
-) -> None:
+    given: dict | None = None,
+    typed: set[str] | frozenset[str] = frozenset(),
+    epochs: int = 30,
+    age_bins=None,
+) -> dict:
     """Refuse options that would fail later, before any work: finding out after TensorFlow's start
-    (seconds), let alone an hour of training, is too late."""
+    (seconds), let alone an hour of training, is too late.
+
+    Returns the run's plan: ``recipe`` (``given``, the recipe options of
+    :data:`~agelens.model.checkpoints.RECIPE`, with a resumed run's own in place of those not
+    ``typed``), ``epochs``, ``bins`` and the checkpoint's metadata ``meta`` (empty when not
+    resuming). A resumed run continued with another recipe would be neither run, and its saved
+    config would claim the first for both: options typed with other values are refused.
+    """
+    from agelens.model.checkpoints import differences_line, epochs_left_problem, resumed_recipe
+    from agelens.model.checkpoints import run_state_files as state_files
+
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
     check_parent_folder(out, "--out")
-    resuming = resume is not None and resume.resolve() in {out.resolve(), _checkpoint(out).resolve()}
+    state = state_files(_checkpoint(out))
+    resuming = resume is not None and resume.resolve() in {out.resolve(), *(f.resolve() for f in state)}
     if not force and not resuming:
-        if _checkpoint(out).exists():  # an interrupted run's best epoch: never lose it silently
-            fail(
-                f"{_checkpoint(out)} exists (an interrupted run's best epoch); continue it with "
-                f"--resume {_checkpoint(out)}, or use --force to start again"
-            )
+        left = [f for f in (state[0], state[2]) if f.exists()]  # an interrupted run: never lose it silently
+        if left:
+            go_on = f"continue it with --resume {state[0]}" if state[0].exists() else "move it elsewhere"
+            fail(f"{left[0]} exists (an interrupted run's last or best epoch); {go_on}, or use --force")
         taken = [p for p in _train_outputs(out) if p.exists()]
         if taken:
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
     if lr <= 0:
         fail(f"--lr must be positive, got {lr}")
+    plan = {"recipe": dict(given or {}), "epochs": epochs, "bins": age_bins, "meta": {}}
     if resume is not None:
         check_model_path(resume, "resume")
+        from agelens.data.bins import AgeBins
         from agelens.model.io import read_metadata
 
-        meta = read_metadata(resume)
-        earlier = meta.get("data", {}).get("split_seed")
-        if isinstance(earlier, int) and earlier != seed:
-            fail(
-                f"{resume}: trained on the split of --seed {earlier}; resume with --seed {earlier} "
-                f"(seed {seed} would put photos it trained on into the test split)"
-            )
-        recipe = meta.get("train_config")
-        shuffled = bool(recipe.get("shuffle_labels")) if isinstance(recipe, dict) else None
-        if shuffled is not None and shuffled != shuffle_labels:
-            fail(
-                f"{resume}: trained on {'shuffled' if shuffled else 'the real'} labels; resume "
-                + ("with --shuffle-labels" if shuffled else "without --shuffle-labels")
-                + " (mixing them would leave neither the model nor its control)"
-            )
+        meta = plan["meta"] = read_metadata(resume)
+        plan["recipe"], differences = resumed_recipe(meta, plan["recipe"], typed)
+        saved_bins = meta.get("bins")
+        if isinstance(saved_bins, dict) and age_bins is not None:
+            theirs = AgeBins(**saved_bins)
+            if {"bins", "names"} & set(typed) and theirs != age_bins:
+                flags = [f"--bins {','.join(f'{e:g}' for e in b.edges)} --names {','.join(b.names)}"
+                         for b in (age_bins, theirs)]  # fmt: skip
+                differences.append(f"{flags[0]} (the checkpoint has {flags[1]})")
+            plan["bins"] = theirs
+        if differences:
+            fail(differences_line(resume, differences))
+        if "epochs" not in typed:  # the run's own length, as it was asked for
+            plan["epochs"] = int((meta.get("train_config") or {}).get("epochs", epochs))
+        problem = epochs_left_problem(resume, meta, plan["epochs"])
+        if problem:
+            fail(problem)
     if tensorboard is not None:
         try:
             import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
         except ImportError:
-            fail("--tensorboard needs the tensorboard package: pip install tensorboard")
+            fail('--tensorboard needs the tensorboard package: pip install "agelens[tensorboard]"')
+    return plan
 
 
 def _progress_bar() -> bool:
@@ -340,16 +428,20 @@ def _progress_bar() -> bool:
 
 
 def _checkpoint(out: Path) -> Path:
-    """Where ``train`` keeps the best epoch so far while it runs (removed when the run ends)."""
+    """Where ``train`` keeps the last finished epoch while it runs (``NAME.checkpoint.keras``; its
+    optimizer state and the best epoch so far lie beside it, see
+    :func:`agelens.model.checkpoints.run_state_files`; all removed when the run ends)."""
     return out.with_name(out.stem + ".checkpoint.keras")
 
 
 def _train_outputs(out: Path) -> list[Path]:
-    """Every file ``train`` writes for ``--out`` (the model, its split, its test evaluation)."""
+    """Every file ``train`` leaves for ``--out`` (the model, its split, its history, its test
+    evaluation and training curves); the run's state while it runs is :func:`_checkpoint`'s."""
     return [
         out,
         out.with_name(out.stem + "_split.json"),
-        *(out.with_name(out.stem + "_eval") / name for name in EVALUATION_FILES),
+        out.with_name(out.stem + "_history.json"),
+        *(out.with_name(out.stem + "_eval") / name for name in (*EVALUATION_FILES, "training_curves.png")),
     ]
 
 
@@ -433,10 +525,21 @@ def evaluate_command(
     records, problems, outside = _held_out(ds, names, data, holdout)
     import numpy as np
 
-    from agelens.model.evaluate import age_error, classification_metrics, markdown_table, write_evaluation
+    from agelens.model.evaluate import (
+        age_error,
+        classification_metrics,
+        markdown_table,
+        one_class_predicted,
+        one_class_warning,
+        training_steps,
+        write_evaluation,
+    )
 
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     m_ = _forward_model(model, options, light=engine == "tflite")
+    trained_on = "" if holdout is not None else _training_data_warning(data, ds, m_)
+    if trained_on and not as_json:  # before decoding: a user can stop and rerun with --holdout
+        typer.echo(trained_on, err=True)
     ds = in_model_order(ds, m_.class_names)  # before decoding every photo; labels index the outputs by name
     found: list[bool | None] = []
     if detect:  # the crop predict makes, without keeping thousands of decoded photos
@@ -461,12 +564,17 @@ def evaluate_command(
     predicted = m_.predict(x, batch_size=batch_size, flip=flip, fast=engine == "tflite")
     probs = predicted["probabilities"]
     m = classification_metrics(y, probs.argmax(1), m_.class_names)
+    m["one_class_predicted"] = one_class_predicted(probs.argmax(1), m_.class_names)
+    one_class = one_class_warning(y, probs.argmax(1), m_.class_names, training_steps(m_.metadata))
+    if one_class and not as_json:  # its accuracy is that class's share, not something learned
+        typer.echo(one_class, err=True)
     if "age" in predicted:
         age_of = {r.path: r.age for r in ds.records}
         true_ages = np.array([np.nan if age_of[p] is None else age_of[p] for p in ok], dtype=float)
         m.update(age_error(predicted["age"], true_ages))
-        warn_implausible_ages(predicted["age"], m_)
+        _warn_ages(predicted["age"], m_)
     m["n_skipped"] = len(problems)
+    m["includes_training_photos"] = bool(trained_on)
     m["skipped"] = [str(p) for p in problems]  # "file: reason", as printed on stderr
     if holdout is not None:
         m["n_outside_holdout"] = outside
@@ -576,8 +684,70 @@ def _check_evaluation_out(out: Path | None, force: bool) -> None:
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
 
 
+def _training_data_warning(data: Path, ds, loaded) -> str:
+    """One line when DATA is what the model was trained on (evaluated without --holdout), naming
+    the fix; "" otherwise.
+
+    Known two ways: the model's metadata records its data source, as the path given to train
+    (relative to where train ran, so compared resolved from here), and the split file train
+    wrote beside the model lists its training photos, which DATA may hold wherever it is.
+    """
+    meta = getattr(loaded, "metadata", None) or {}
+    source = meta.get("data", {}).get("source") if isinstance(meta.get("data"), dict) else None
+    same = isinstance(source, str) and Path(source).resolve() == Path(data).resolve()
+    path = getattr(loaded, "path", None)
+    split = Path(path).with_name(Path(path).stem + "_split.json") if path is not None else None
+    trained = _training_photos(split, ds) if split is not None and split.is_file() else None
+    if not same and not trained:
+        return ""
+    photos = f" ({trained} of its {len(ds.records)} labelled files)" if trained else ""
+    fix = (
+        f"--holdout {split} to score only the photos train held out"
+        if split is not None and split.is_file()
+        else "photos it was not trained on (no _split.json beside the model to pass to --holdout)"
+    )
+    return (
+        f"warning: {data} holds the photos {Path(path or 'the model').name} was trained on{photos} and no "
+        f"--holdout was given: these scores count them; use {fix}"
+    )
+
+
+def _training_photos(split: Path, ds) -> int:
+    """How many of DATA's listed photos the split file names as training photos (0 if it cannot be read)."""
+    try:
+        doc = json.loads(split.read_text())
+    except (OSError, ValueError):
+        return 0
+    names = doc.get("train") if isinstance(doc, dict) else None
+    if not isinstance(names, list):
+        return 0
+    listed = {n for n in names if isinstance(n, str)}
+    return sum(in_holdout(r.path, ds.root, listed) for r in ds.records)
+
+
+def _warn_ages(ages, loaded) -> None:
+    """A warning when the model's ages are no years: for a model agelens trained, that its age head
+    has not learned yet (it records its own pixel range and predicts years, so the advice for plain
+    Keras models, an age / 100 scale or --input-range, does not fit); else that advice."""
+    from agelens.model.evaluate import implausible_ages, training_steps
+
+    meta = getattr(loaded, "metadata", None) or {}
+    if not isinstance(meta.get("train_config"), dict):
+        warn_implausible_ages(ages, loaded)
+        return
+    if ages is None or not (why := implausible_ages(ages)):
+        return
+    steps = training_steps(meta)
+    after = f" after {steps} training steps" if steps is not None else ""
+    typer.echo(
+        f"{getattr(loaded, 'path', None) or 'the model'}: warning: {why}: its age head has not learned "
+        f"to tell ages apart{after}; train longer or on more photos",
+        err=True,
+    )
+
+
 def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> tuple[list, list, int]:
-    """The records and problems ``--holdout`` keeps, and how many labelled photos it leaves out.
+    """The records and problems ``--holdout`` keeps, and how many labelled files it leaves out.
 
     A split from another data set (or another copy of it) matches few of DATA's photos, or
     none: the user must hear how many were left out, not that the photos are unusable.
@@ -592,9 +762,9 @@ def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> t
         fail(f"{data}: none of its {photos} is in the test list of {holdout}")
     if outside:
         verb = "is" if outside == 1 else "are"
-        typer.echo(
-            f"{outside} of {len(ds.records)} labelled photos in {data} {verb} not in the test list of "
-            f"{holdout}: left out",
+        typer.echo(  # files as listed, not decoded: one that would not load counts here too
+            f"{outside} of the {len(ds.records)} labelled files in {data} {verb} not in the test list of "
+            f"{holdout}: left out unread",
             err=True,
         )
     # Only the held-out photos are evaluated, so only their problems count as skipped.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class InspectReport:
     seconds: float = 0.0
     seed: int = 0
     ignored: list[Path] = field(default_factory=list)  # files in the folder that are no images (notes.txt)
+    sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)  # each usable image's width, height
 
     @property
     def n_usable(self) -> int:
@@ -61,6 +63,9 @@ class InspectReport:
             "n_problems": len(self.problems),
             "ignored_files": [str(p) for p in self.ignored],
             "n_ignored": len(self.ignored),
+            "class_gaps": class_gaps(self.split_counts),
+            "too_small": [str(p) for p, _ in too_small(self.sizes)],
+            "not_face_crops": [str(p) for p, _ in wild_photos(self.sizes)],
             "seconds": round(self.seconds, 3),
         }
 
@@ -106,7 +111,15 @@ def inspect_dataset(
         seconds=time.perf_counter() - t0,
         seed=seed,
         ignored=non_image_files(Path(path), ds.format),
+        sizes=_sizes(ds),
     )
+
+
+def _sizes(ds) -> dict[Path, tuple[int, int]]:
+    """Each checked image's (width, height), by path."""
+    if ds.sizes is None:
+        return {}
+    return {r.path: (int(w), int(h)) for r, (w, h) in zip(ds.records, ds.sizes, strict=True)}
 
 
 def non_image_files(folder: Path, format: str = "") -> list[Path]:
@@ -131,3 +144,95 @@ def non_image_files(folder: Path, format: str = "") -> list[Path]:
                 continue
             found.append(p)
     return sorted(found)
+
+
+PARTS = {"train": "training", "val": "validation", "test": "test"}
+"""How a split part is named in a sentence."""
+
+
+def split_counts_of(class_names: list[str], labels: Sequence[Sequence[int]]) -> dict[str, dict[str, int]]:
+    """Photos per class in each part, from the labels of the photos each part loaded (train's view)."""
+    return {
+        part: {name: int(sum(1 for y in ys if int(y) == i)) for i, name in enumerate(class_names)}
+        for part, ys in zip(SPLITS, labels, strict=True)
+    }
+
+
+def loaded_counts(class_names: list[str], labels: Sequence[Sequence[int]]) -> dict[str, int]:
+    """Usable photos per class over every part: what ``train`` should record as ``data.counts``.
+
+    Why: the listed files include any that fail to decode (a truncated JPEG, an empty file), so
+    counting the listing said 311 where 308 photos were trained, validated and tested on.
+    """
+    per_part = split_counts_of(class_names, labels)
+    return {name: sum(part[name] for part in per_part.values()) for name in class_names}
+
+
+def too_few_classes(split_counts: dict[str, dict[str, int]]) -> str:
+    """Why ``train`` cannot train on this split ("" when it can): fewer than two classes have
+    training photos.
+
+    Why refuse: a softmax over one class (or a head whose other classes never appear) always
+    answers that class; Keras trains it without complaint and the test split scores 1.000.
+    """
+    train = split_counts.get("train", {})
+    present = [name for name, n in train.items() if n > 0]
+    if len(present) >= 2:
+        return ""
+    if not train:
+        return "no classes to train on"
+    have = f"only {present[0]} has training photos" if present else "no class has training photos"
+    return (
+        f"{have} ({', '.join(f'{k} {n}' for k, n in train.items())}); a classifier needs training photos "
+        "of at least two classes"
+    )
+
+
+def class_gaps(split_counts: dict[str, dict[str, int]]) -> str:
+    """One phrase naming the classes with no photos, or none in a part of the split ("" when every
+    class has photos in every part).
+
+    Why: a class without training photos is never predicted, one without validation or test
+    photos is never scored; both used to pass with a 0 in a table and no word.
+    """
+    names = list(split_counts.get("train", {}))
+    total = {name: sum(part.get(name, 0) for part in split_counts.values()) for name in names}
+    empty = [name for name in names if total[name] == 0]
+    said = [f"no photos of {', '.join(empty)}"] if empty else []
+    for name in names:
+        missing = [PARTS[k] for k, part in split_counts.items() if total[name] and not part.get(name)]
+        if missing:
+            said.append(f"no {name} photos in the {' or '.join(missing)} part")
+    return "; ".join(said)
+
+
+def too_small(sizes: dict[Path, tuple[int, int]]) -> list[tuple[Path, tuple[int, int]]]:
+    """Images whose short side is below what predict and explain call unreliable
+    (:data:`agelens.model.predict.MIN_FACE_PX`), with their width and height."""
+    from agelens.model.predict import MIN_FACE_PX
+
+    return [(p, (w, h)) for p, (w, h) in sizes.items() if min(w, h) < MIN_FACE_PX]
+
+
+TRAIN_SIZE = 64
+"""``agelens train``'s default ``--size``: the input the not-face-crop rule measures against."""
+
+
+def wild_photos(sizes: dict[Path, tuple[int, int]]) -> list[tuple[Path, tuple[int, int]]]:
+    """Images that look like photos in the wild, not face crops, by the rule ``evaluate`` warns
+    with (:func:`agelens.model.faces.not_face_crops`), against train's default input size."""
+    if not sizes:
+        return []
+    from agelens.model.faces import not_face_crops
+
+    return not_face_crops(list(sizes), TRAIN_SIZE, sizes)
+
+
+SHOWN = 3
+"""How many images a summary line names; the rest are counted."""
+
+
+def named(found: list[tuple[Path, tuple[int, int]]], display: Callable[[Path], str] = str) -> str:
+    """``a.jpg 8x8, b.jpg 600x300 and 2 more``: the first few with their size."""
+    shown = ", ".join(f"{display(p)} {w}x{h}" for p, (w, h) in found[:SHOWN])
+    return shown + (f" and {len(found) - SHOWN} more" if len(found) > SHOWN else "")

@@ -7,9 +7,7 @@ Markdown table and confusion-matrix plot a user expects.
 from __future__ import annotations
 
 import json
-import platform
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -177,49 +175,35 @@ def plot_confusion(m: dict, path: str | Path) -> Path:
 def write_evaluation(m: dict, out: str | Path, settings: dict | None = None) -> dict[str, Path]:
     """Write metrics.json, metrics.md, confusion_matrix.png and, last, manifest.json into ``out``.
 
-    The manifest says what made the numbers (versions, the command's settings, when) and lists
-    the files written and every photo skipped with its reason: a score is only reproducible
-    with those, and ``metrics.json`` keeps the shape ``evaluate --json`` promises.
+    The manifest says what made the numbers (versions, when, the command line, the model file's
+    fingerprint, the command's settings with the data folder's absolute path) and lists the files
+    written and every photo skipped with its reason: a score is only reproducible with those, and
+    ``metrics.json`` keeps the shape ``evaluate --json`` promises (:mod:`agelens.provenance`).
     """
+    from agelens.provenance import provenance, resolved_paths
+
     out = Path(out)
     files = {
         "json": atomic_write_text(out / "metrics.json", json.dumps(m, indent=1)),
         "markdown": atomic_write_text(out / "metrics.md", markdown_table(m)),
         "plot": plot_confusion(m, out / "confusion_matrix.png"),
     }
+    settings = resolved_paths(settings or {})  # "data": absolute, as typed in "data_as_typed"
+    model = settings.get("model") or m.get("model")
+    made = provenance(model)
     manifest = {
         "command": "evaluate",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-        "settings": settings or {},
+        **{k: made[k] for k in ("created", "command_line") if k in made},
+        "versions": made["versions"],
+        **({"model": str(model)} if model else {}),
+        **({"model_file": made["model_file"]} if "model_file" in made else {}),
+        "settings": settings,
         "files": sorted(p.name for p in files.values()),
         "n_images": m.get("n_images"),
         "skipped": list(m.get("skipped", [])),
     }
     files["manifest"] = atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return files
-
-
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of agelens and what it scores with, read without importing TensorFlow
-    (an evaluation through TensorFlow Lite never starts it)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(*names: str) -> str | None:
-        for name in names:
-            try:
-                return version(name)
-            except PackageNotFoundError:
-                continue
-        return None
-
-    return {
-        "agelens": installed("agelens"),
-        "tensorflow": installed("tensorflow-cpu", "tensorflow"),
-        "keras": installed("keras"),
-        "numpy": installed("numpy"),
-        "python": platform.python_version(),
-    }
 
 
 def age_error(predicted: np.ndarray, true: np.ndarray) -> dict:
@@ -256,3 +240,56 @@ def implausible_ages(ages: np.ndarray) -> str:
     if len(ages) >= 5 and float(np.ptp(ages)) < 1.0:
         return f"all {len(ages)} ages lie within one year of each other ({ages.min():.2f}-{ages.max():.2f})"
     return ""
+
+
+MIN_PHOTOS_ONE_CLASS = 10
+"""Photos below which "every photo was predicted X" says little: a few can share a class by chance."""
+
+
+def training_steps(metadata: dict | None) -> int | None:
+    """Optimizer steps the run that made an agelens model took (epochs done x batches per epoch),
+    from its metadata; None where it does not say (a plain Keras model, the shipped model's
+    recipe, a file without the counts)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    training, data, recipe = (meta.get(k) for k in ("training", "data", "train_config"))
+    try:
+        epochs, n, batch = int(training["epochs_done"]), int(data["n_train"]), int(recipe["batch_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return epochs * -(-n // batch) if batch > 0 else None
+
+
+def one_class_predicted(y_pred, class_names: list[str]) -> str | None:
+    """The class every photo was predicted, where there were enough photos for that to mean
+    something (:data:`MIN_PHOTOS_ONE_CLASS`); else None."""
+    y_pred = np.asarray(y_pred).reshape(-1)
+    if len(y_pred) < MIN_PHOTOS_ONE_CLASS or len(np.unique(y_pred)) != 1:
+        return None
+    return class_names[int(y_pred[0])]
+
+
+def one_class_warning(y_true, y_pred, class_names: list[str], steps: int | None = None) -> str:
+    """One line when every photo was predicted the same class, or "" when not.
+
+    Why: a run of a few dozen steps often ends predicting one class for everything, and its
+    accuracy (the share of that class) reads like a result. Where the photos are of that one
+    class too, the numbers cannot show anything; where they are not, the model has not learned.
+    """
+    name = one_class_predicted(y_pred, class_names)
+    if name is None:
+        return ""
+    n = len(np.asarray(y_pred).reshape(-1))
+    truth = {class_names[int(i)] for i in np.unique(np.asarray(y_true))}
+    if truth == {name}:
+        return (
+            f"warning: every photo ({n}) was predicted {name}, and every one is {name}: these scores "
+            "cannot show whether the model tells the groups apart"
+        )
+    if steps is None:
+        return (
+            f"warning: every photo ({n}) was predicted {name}: the model does not tell the groups apart here"
+        )
+    return (
+        f"warning: every photo ({n}) was predicted {name}: the model has not learned to tell the groups "
+        f"apart ({steps} training steps; train longer or on more photos)"
+    )

@@ -1,0 +1,253 @@
+"""``agelens train --resume``: the run goes on with its own recipe, data and last epoch.
+
+An interrupted run is simulated by an ``on_epoch`` callback that raises KeyboardInterrupt, as
+Ctrl-C would between two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+from synthetic_folders import write_utk_folder
+from typer.testing import CliRunner
+
+from agelens.cli.main import app
+from agelens.model.checkpoints import (
+    best_checkpoint_path,
+    optimizer_state_path,
+    resumed_recipe,
+    run_state_files,
+    split_change,
+    split_fingerprint,
+)
+from agelens.model.io import load_model, read_metadata
+
+runner = CliRunner()
+
+RECIPE_ARGS = [
+    "--size", "32", "--alpha", "0.35", "--epochs", "3", "--batch-size", "16", "--schedule", "onecycle",
+    "--label-smoothing", "0.05", "--class-weights", "1", "--augment", "0.5", "--lr", "0.003",
+    "--patience", "0", "--seed", "3",
+]  # fmt: skip
+
+
+def _interrupt_after(epoch: int):
+    """A stand-in for ``agelens.model.train.train`` that is interrupted after ``epoch``."""
+    import agelens.model.train as train_module
+
+    real = train_module.train
+
+    def interrupted(*args, **kwargs):
+        def stop(row: dict) -> None:
+            if row["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        return real(*args, **kwargs, on_epoch=stop)
+
+    return interrupted
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> dict:
+    """A CLI run with a recipe far from the defaults, into a folder whose name has a space,
+    interrupted after its second of three epochs."""
+    import agelens.model.train as train_module
+
+    root = tmp_path_factory.mktemp("resume")
+    data = write_utk_folder(root / "utk", 60, seed=1, size=40)
+    out = root / "my models" / "int.keras"
+    out.parent.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "train", _interrupt_after(2))
+        res = runner.invoke(app, ["train", str(data), "--out", str(out), *RECIPE_ARGS])
+    assert res.exit_code != 0 and "to go on: " in res.output, res.output
+    hint = next(line for line in res.output.splitlines() if "to go on: " in line).split("to go on: ", 1)[1]
+    return {"data": data, "out": out, "ckpt": out.with_name("int.checkpoint.keras"), "hint": hint}
+
+
+def _no_data_loading(monkeypatch) -> None:
+    """Fail the test if the command gets as far as reading the data set."""
+    import agelens.data.sources as sources
+
+    def loaded(*_a, **_k):
+        raise AssertionError("the data was loaded before the refusal")
+
+    monkeypatch.setattr(sources, "load_dataset", loaded)
+
+
+def test_an_interrupted_run_keeps_its_last_epoch_its_best_and_its_optimizer(interrupted) -> None:
+    ckpt = interrupted["ckpt"]
+    training = read_metadata(ckpt)["training"]
+    assert training["epochs_done"] == 2 and training["weights_epoch"] == 2  # the last epoch, not the best
+    assert [r["epoch"] for r in training["history"]] == [1, 2]
+    assert best_checkpoint_path(ckpt).is_file()
+    assert read_metadata(best_checkpoint_path(ckpt))["training"]["weights_epoch"] == training["best_epoch"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert optimizer_state_path(ckpt).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_options_that_differ_from_the_checkpoint_are_refused_in_one_line_before_the_data(
+    tmp_path, interrupted, monkeypatch
+) -> None:
+    _no_data_loading(monkeypatch)
+    args = ["train", str(interrupted["data"]), "--out", str(tmp_path / "r.keras"), "--resume"]
+    res = runner.invoke(
+        app, [*args, str(interrupted["ckpt"]), "--size", "48", "--lr", "0.002", "--seed", "3"]
+    )
+    assert res.exit_code == 1, res.output
+    line = res.output.strip()
+    assert len(line.splitlines()) == 1 and "cannot resume" in line
+    assert (
+        "--size 48 (the checkpoint has --size 32)" in line
+        and "--lr 0.002 (the checkpoint has --lr 0.003)" in line
+    )
+    assert "--seed" not in line.split("differ")[1].split("Leave")[0]  # the same seed is no difference
+    res = runner.invoke(app, [*args, str(interrupted["ckpt"]), "--epochs", "2"])  # as many as it has
+    assert res.exit_code == 1 and "already trained 2 epoch(s)" in res.output, res.output
+    res = runner.invoke(
+        app, [*args, str(interrupted["ckpt"]), "--bins", "40,70", "--names", "child,adult,senior"]
+    )
+    assert res.exit_code == 1, res.output
+    assert "--bins 40,70 --names child,adult,senior (the checkpoint has --bins 30,60" in res.output
+
+
+def test_resuming_on_changed_data_is_refused(tmp_path, interrupted) -> None:
+    data = tmp_path / "utk"
+    shutil.copytree(interrupted["data"], data)
+    write_utk_folder(data, 10, seed=7, size=40)  # ten more photos: the split moves
+    args = ["train", str(data), "--out", str(tmp_path / "r.keras"), "--resume", str(interrupted["ckpt"])]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert "the data changed since the checkpoint: 10 photo(s) added" in res.output
+    assert "resume needs the same photos" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_new_run_over_an_interrupted_one_is_refused_naming_its_files(tmp_path, interrupted) -> None:
+    out = tmp_path / "m.keras"
+    best = out.with_name("m.best.keras")
+    best.write_bytes(b"an interrupted run's best epoch")
+    res = runner.invoke(app, ["train", str(interrupted["data"]), "--out", str(out), "--size", "32"])
+    assert res.exit_code == 1 and f"{best} exists" in res.output, res.output
+    best.unlink()
+    history = out.with_name("m_history.json")
+    history.write_text("[]")
+    res = runner.invoke(app, ["train", str(interrupted["data"]), "--out", str(out), "--size", "32"])
+    assert res.exit_code == 1 and f"{history} exists; use --force" in res.output, res.output
+    assert run_state_files(tmp_path / "m.checkpoint.keras")[2] == best
+
+
+def test_the_printed_command_resumes_the_same_run_to_its_end(interrupted) -> None:
+    """Pasted as printed: it quotes the folder with a space, and every setting comes from the run."""
+    cmd = shlex.split(interrupted["hint"])
+    assert cmd[:2] == ["agelens", "train"] and "--size" not in cmd  # nothing but what it needs
+    res = runner.invoke(app, cmd[1:])
+    assert res.exit_code == 0, res.output
+    out = interrupted["out"]
+    meta = read_metadata(out)
+    recipe = meta["train_config"]
+    assert (recipe["batch_size"], recipe["schedule"], recipe["learning_rate"]) == (16, "onecycle", 0.003)
+    assert (recipe["label_smoothing"], recipe["class_weight_power"], recipe["augment"]) == (0.05, 1.0, 0.5)
+    assert (recipe["patience"], recipe["seed"]) == (0, 3)
+    assert (meta["model_config"]["input_size"], meta["model_config"]["alpha"]) == (32, 0.35)
+    assert [r["epoch"] for r in meta["training"]["history"]] == [1, 2, 3]  # from the last epoch on
+    assert meta["training"]["optimizer_restored"] is True
+    rows = json.loads(out.with_name("int_history.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["val_loss"]) for r in rows)
+    assert out.with_name("int_eval").joinpath("training_curves.png").stat().st_size > 0
+    metrics = json.loads(out.with_name("int_eval").joinpath("metrics.json").read_text())
+    assert metrics["age_mae"] >= 0 and metrics["n_aged"] == metrics["n_images"]  # as evaluate reports
+    assert not [p for p in run_state_files(interrupted["ckpt"]) if p.exists()]  # cleaned up
+
+
+def test_recipe_options_left_out_come_from_the_checkpoint_and_typed_ones_must_match() -> None:
+    meta = {
+        "model_config": {"input_size": 32, "alpha": 0.35, "bn_momentum": 0.9},
+        "train_config": {"seed": 3, "learning_rate": 0.003, "init_seed": None, "shuffle_labels": True},
+    }
+    given = {"size": 64, "alpha": 1.0, "bn_momentum": None, "seed": 0, "lr": 0.002, "init_seed": None}
+    settings, diffs = resumed_recipe(meta, {**given, "shuffle_labels": False}, explicit=set())
+    assert (settings["size"], settings["alpha"], settings["seed"], settings["lr"]) == (32, 0.35, 3, 0.003)
+    assert settings["shuffle_labels"] is True and diffs == []
+    _, diffs = resumed_recipe(meta, {**given, "size": 32, "seed": 4}, explicit={"size", "seed"})
+    assert len(diffs) == 1 and diffs[0].startswith("--seed 4 (the checkpoint's run has --seed 3")
+
+
+def test_a_split_fingerprint_tells_added_removed_and_moved_photos_apart() -> None:
+    then = split_fingerprint([["a", "b"], ["c"], ["d"]])
+    assert split_change(then, split_fingerprint([["b", "a"], ["c"], ["d"]])) is None  # order does not count
+    assert "1 photo(s) removed" in split_change(then, split_fingerprint([["a"], ["c"], ["d"]]))
+    assert "not the same ones" in split_change(then, split_fingerprint([["a", "c"], ["b"], ["d"]]))
+    assert split_change(None, then) is None  # a checkpoint from before fingerprints
+
+
+def test_resuming_goes_on_from_the_last_epoch_and_ends_with_the_best_of_all(tmp_path, monkeypatch, capsys):
+    """Epoch 1 scores best (forced): the checkpoint holds epoch 2, the best file epoch 1; the resumed
+    run starts from epoch 2's weights, counts patience from epoch 1, stops early and says so, and
+    ends with epoch 1's weights."""
+    import keras
+
+    import agelens.model.train as train_module
+    from agelens.data.synthetic import generate
+    from agelens.model.builder import ModelConfig
+    from agelens.model.train import TrainConfig, train
+
+    monkeypatch.setattr(
+        train_module, "_selection_score", lambda row, shuffled=False: 1.0 - 0.1 * row["epoch"]
+    )
+    faces = generate(48, size=32, seed=2)
+    kw = dict(
+        ages_train=faces.ages[:36],
+        ages_val=faces.ages[36:],
+        model_config=ModelConfig(input_size=32, alpha=0.35, dropout=0.1, num_classes=3),
+        verbose=1,
+    )
+    data = (faces.images[:36], faces.labels[:36], faces.images[36:], faces.labels[36:])
+    ckpt = tmp_path / "r.checkpoint.keras"
+
+    def stop(row: dict) -> None:
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            *data,
+            **kw,
+            config=TrainConfig(epochs=4, batch_size=12, patience=0),
+            checkpoint=ckpt,
+            on_epoch=stop,
+        )
+    last, best = load_model(ckpt), load_model(best_checkpoint_path(ckpt))
+    assert last.metadata["training"]["best_epoch"] == 1 and best.metadata["training"]["weights_epoch"] == 1
+    started = {}
+    real_fit = keras.Model.fit
+
+    def fit_spy(self, *a, **k):
+        started["sum"] = float(sum(np.abs(w).sum() for w in self.get_weights()))
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_spy)
+    capsys.readouterr()
+    res = train(
+        *data,
+        **kw,
+        # the best file's weights exactly: without the final BatchNorm step, which would rewrite them
+        config=TrainConfig(epochs=4, batch_size=12, patience=2, precise_batchnorm=False),
+        resume=ckpt,
+        checkpoint=ckpt,
+    )
+    said = capsys.readouterr().out
+    assert started["sum"] == pytest.approx(
+        sum(float(np.abs(w).sum()) for w in last.keras_model.get_weights())
+    )
+    training = res.model.metadata["training"]
+    assert [r["epoch"] for r in training["history"]] == [1, 2, 3]  # epoch 2's wait carried over: stop at 3
+    assert training["stopped_early"] is True and res.best_epoch == 1
+    assert "stopped early after epoch 3: no better validation score for 2 epochs; best epoch 1" in said
+    for a, b in zip(res.model.keras_model.get_weights(), best.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
