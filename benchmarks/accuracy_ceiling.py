@@ -13,7 +13,7 @@ boundaries. This script measures, on our held-out split of the 64 px copies:
 3. with ``--hires``, the shipped model on the test photos that are also in
    utkface-200 and on the rest, all at 64 px: is the gap resolution or population?
 
-    python benchmarks/accuracy_ceiling.py /tmp/gc/*.keras --shipped /tmp/gc/D112s12.keras \
+    python benchmarks/accuracy_ceiling.py gc/*.keras --shipped gc/D112s12.keras \
         --pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json \
         --hires ../shared/data/utkface-200 --out benchmarks/results/accuracy_ceiling.json
 

@@ -119,7 +119,7 @@ def stage_text(n: int, st: dict, prev_size: int) -> str:
 
 # The full commands behind two card paragraphs: a bare script name cannot be rerun.
 CEILING_COMMAND = (
-    "python benchmarks/accuracy_ceiling.py /tmp/gc/*.keras --shipped /tmp/gc/D112s12.keras "
+    "python benchmarks/accuracy_ceiling.py gc/*.keras --shipped gc/D112s12.keras "
     "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json "
     "--hires ../shared/data/utkface-200 --out benchmarks/results/accuracy_ceiling.json"
 )
@@ -240,11 +240,11 @@ def continuation_section(candidates: str, summaries: str) -> str:
         "    python benchmarks/keras_to_npz.py src/agelens/assets/agelens-utkface.keras "
         ".devdata/gpu/shipped.npz --half\n"
         "    STAGE=3 BUDGET=430 bash benchmarks/gpu_run.sh   # on the GPU machine, .devdata/gpu carried\n"
-        "    python benchmarks/torch_to_keras.py E112s20.best.npz /tmp/gc3/E112s20.best.keras --size 112"
+        "    python benchmarks/torch_to_keras.py E112s20.best.npz gc3/E112s20.best.keras --size 112"
         "   # and s21, s22\n"
-        "    python benchmarks/torch_to_keras.py E112s2?.best.npz /tmp/gc3/soupE112.best.keras --size 112"
+        "    python benchmarks/torch_to_keras.py E112s2?.best.npz gc3/soupE112.best.keras --size 112"
         "   # their average\n"
-        "    python benchmarks/eval_candidates.py /tmp/gc3/*.keras src/agelens/assets/agelens-utkface.keras "
+        "    python benchmarks/eval_candidates.py gc3/*.keras src/agelens/assets/agelens-utkface.keras "
         "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
         "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage3_candidates.json\n"
     )
@@ -344,16 +344,16 @@ def capacity_section(candidates: str, summaries: str, fit: str = "") -> str:
         "    STAGE=4 BUDGET=450 EPOCHS=70 bash benchmarks/gpu_run.sh   # on the GPU machine, "
         ".devdata/gpu/utk.npz carried\n"
         "    cp F112a14.best.npz .devdata/gpu/ && STAGE=5 BUDGET=290 bash benchmarks/gpu_run.sh\n"
-        "    python benchmarks/torch_to_keras.py F112a14.best.npz /tmp/gc4/F112a14.best.keras "
+        "    python benchmarks/torch_to_keras.py F112a14.best.npz gc4/F112a14.best.keras "
         "--size 112 --alpha 1.4   # each run; --size 96 for F96*, --alpha 1.0 for F96a10\n"
-        "    python benchmarks/torch_to_keras.py G112s3?.final.npz /tmp/gc4/G112soup.final.keras --size 112 "
+        "    python benchmarks/torch_to_keras.py G112s3?.final.npz gc4/G112soup.final.keras --size 112 "
         "--alpha 1.4   # and .best\n"
-        "    python benchmarks/eval_candidates.py /tmp/gc4/*.keras src/agelens/assets/agelens-utkface.keras "
+        "    python benchmarks/eval_candidates.py gc4/*.keras src/agelens/assets/agelens-utkface.keras "
         "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
         "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage4_candidates.json\n"
         + (
             "    python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
-            "/tmp/gc4/F112a14.best.keras /tmp/gc4/G112soup.final.keras --pack .devdata/utk64.npz "
+            "gc4/F112a14.best.keras gc4/G112soup.final.keras --pack .devdata/utk64.npz "
             "--split benchmarks/results/shipped_split.json --out benchmarks/results/fit_gap_width.json\n"
             if fit
             else ""
@@ -419,9 +419,9 @@ def distillation_section(candidates: str, summaries: str) -> str:
         ".devdata/gpu/shipped.npz --half\n"
         "    STAGE=6 BUDGET=480 EPOCHS=70 bash benchmarks/gpu_run.sh   # on the GPU machine (one H200, "
         f"three runs side by side, {walls}), .devdata/gpu/utk.npz and shipped.npz carried\n"
-        "    python benchmarks/torch_to_keras.py H112kdmt.best.npz /tmp/gc6k/H112kdmt.best.keras --size 112"
+        "    python benchmarks/torch_to_keras.py H112kdmt.best.npz gc6k/H112kdmt.best.keras --size 112"
         "   # and the others\n"
-        "    python benchmarks/eval_candidates.py /tmp/gc6k/*.keras src/agelens/assets/agelens-utkface.keras "
+        "    python benchmarks/eval_candidates.py gc6k/*.keras src/agelens/assets/agelens-utkface.keras "
         "--pack .devdata/utk64.npz --hires ../shared/data/utkface-200 "
         "--split benchmarks/results/shipped_split.json --out benchmarks/results/gpu/stage6_candidates.json\n"
     )
@@ -487,7 +487,7 @@ def fit_gap_section(path: str, ceiling: str, lowreg: str = "") -> str:
         "did not help held-out photos (above)."
         + tail
         + " (`python benchmarks/fit_gap.py src/agelens/assets/agelens-utkface.keras "
-        "/tmp/lowreg/L112.swa.keras "
+        "lowreg/L112.swa.keras "
         "--pack .devdata/utk64.npz --split benchmarks/results/shipped_split.json "
         "--out benchmarks/results/fit_gap.json`.)\n"
     )

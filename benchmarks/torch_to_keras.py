@@ -7,7 +7,7 @@ With ``--reference REF.npz`` (written by ``torch_train.py``'s ``--self-check``) 
 Keras model's outputs are compared with PyTorch's on the same images.
 
     python benchmarks/torch_to_keras.py /tmp/gpu/A.best.npz /tmp/gpu/A.keras --size 96
-    python benchmarks/torch_to_keras.py E112s2?.best.npz /tmp/gc3/soupE112.best.keras --size 112  # average
+    python benchmarks/torch_to_keras.py E112s2?.best.npz gc3/soupE112.best.keras --size 112  # average
 """
 
 from __future__ import annotations

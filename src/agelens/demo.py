@@ -240,6 +240,7 @@ def _run_steps(
     from agelens.metrics.data_randomisation import DataRandomisation
     from agelens.model.evaluate import classification_metrics, write_evaluation
     from agelens.model.io import save_model
+    from agelens.provenance import provenance
 
     faces, tr, te = steps.run(
         f"generate {settings.n_faces} synthetic faces ({settings.size} px)",
@@ -261,7 +262,7 @@ def _run_steps(
         m = classification_metrics(faces.labels[te], probs.argmax(1), model.class_names)
         m["n_skipped"] = 0
         m["evaluated_on"] = f"held-out test split ({int(te.sum())} synthetic faces never used in training)"
-        write_evaluation(m, out / "evaluation")
+        write_evaluation(m, out / "evaluation", {"model": str(model_path)})  # fingerprinted there
         return m, probs
 
     metrics, test_probs = steps.run("evaluate on the held-out synthetic faces", _evaluate)
@@ -291,12 +292,15 @@ def _run_steps(
         "score the maps: faithfulness, sanity, localisation, robustness, complexity, region shares",
         lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
     )
-    steps.run(
+    second_times = steps.run(
         "shortcut story: a corner stamp that gives the answer away in training"
         + (", and the shuffled-label control" if settings.control_epochs else "")
         + " (trained in a second process meanwhile; this is the wait for it)",
         second.result,
     )
+    steps.log[-1] = second_process_row(steps.log[-1], second_times)
+    if second_times:
+        echo(f"    the second process trained them in {sum(second_times.values()):.1f} s, beside the steps")
     control = None
     if settings.control_epochs:
         control = steps.run(
@@ -315,13 +319,17 @@ def _run_steps(
         )
         table.write(out / "scores")
 
+    made = provenance(model_path)  # versions, when, the command line, the model's fingerprint
     manifest = {
         "agelens_version": __version__,
         "python": platform.python_version(),
+        **{k: made[k] for k in ("created", "versions", "command_line") if k in made},
         "mode": "quick" if quick else "full",
         "seed": seed,
         "settings": _settings_dict(settings),
         "model": str(model_path.relative_to(out)),
+        **({"model_file": made["model_file"]} if "model_file" in made else {}),
+        **({"second_process": second_times} if second_times else {}),
         **({"shuffled_label_control": control} if control else {}),
         "steps": steps.log,
         "evaluation": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "n_images")},
@@ -454,6 +462,7 @@ def _score(
     from agelens.explain.layers import resolve_layer
     from agelens.metrics.registry import METRICS
     from agelens.metrics.report import score_methods
+    from agelens.provenance import model_fingerprint
 
     table = score_methods(
         model,
@@ -471,6 +480,7 @@ def _score(
     table.meta.update(
         cam_layer=", ".join(resolve_layer(model, DEMO_LAYER)),
         model=f"model/{MODEL_FILE}",
+        model_file=model_fingerprint(out.parent / "model" / MODEL_FILE),  # the model in memory has no path
         data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
     )
     table.write(out)
@@ -526,14 +536,17 @@ def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
     share of their energy on it; the last-conv Grad-CAM does not.
     """
     from agelens.metrics.adapters import attribute_by_target
-    from agelens.metrics.shortcut import run_shortcut_demo
+    from agelens.metrics.shortcut import run_shortcut_demo, write_shortcut
 
     # No augmentation here: flips and shifts move the corner stamp, so a model trained
     # with them cannot lean on it (measured: 63% stamped vs 61% clean, no shortcut).
     plain = replace(settings, augment=0.0)
 
+    trained = []  # the stamped model, to say which layer each method's maps were drawn at
+
     def train_fn(images, labels):
-        return train_small(images, labels, None, plain, seed, settings.shortcut_epochs, verbose=0)
+        trained.append(train_small(images, labels, None, plain, seed, settings.shortcut_epochs, verbose=0))
+        return trained[-1]
 
     def at(method: str, layer: str):
         return lambda model, x, targets: attribute_by_target(model, x, targets, method, layer=layer)
@@ -542,16 +555,39 @@ def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
         "gradcam (early layer)": at("gradcam", "early"),
         "scorecam (mid layer)": at("scorecam", "mid"),
     }
-    return run_shortcut_demo(
+    methods = (settings.score_methods[0], *explainers)
+    result = run_shortcut_demo(
         train_fn,
         n_train=settings.shortcut_faces,
         size=settings.size,
         seed=seed,
-        methods=(settings.score_methods[0], *explainers),
+        methods=methods,
         explainers=explainers,
         n_test=max(60, settings.shortcut_faces // 4),
-        out_dir=out,
     )
+    asked = {methods[0]: None, "gradcam (early layer)": "early", "scorecam (mid layer)": "mid"}
+    result["config"]["layers"] = shortcut_layers(trained[-1], asked)
+    write_shortcut(result, out)
+    return result
+
+
+def shortcut_layers(model, asked: dict[str, str | None]) -> dict[str, dict[str, str]]:
+    """Per method of the shortcut story, the layer its maps were drawn at (``layer``) and how it was
+    asked for (``asked``; None: the model's default, :func:`~agelens.explain.layers.default_layer_spec`).
+
+    Why: a plain "gradcam" beside "gradcam (early layer)" names no layer; on the stamped model
+    (which declares none) it is the last conv layer, 2x2 at the demo's sizes, which is why it
+    cannot point at a corner stamp. A method that draws no CAM (saliency) has no layer.
+    """
+    from agelens.explain.layers import as_age_model, default_layer_spec, resolve_layer
+
+    out = {}
+    for method, spec in asked.items():
+        if spec is None and "cam" not in method:  # gradients or perturbations of the input
+            continue
+        spec = spec or default_layer_spec(as_age_model(model))
+        out[method] = {"layer": ", ".join(resolve_layer(model, spec)), "asked": spec}
+    return out
 
 
 def _control(settings: DemoSettings, path: Path, seed: int) -> Path:
@@ -583,39 +619,63 @@ class SecondProcess:
     def __init__(self, settings: DemoSettings, out: Path, seed: int) -> None:
         (out / "scores").mkdir(parents=True, exist_ok=True)
         self.error_file = out / ".second-process-error.txt"
+        self.times_file = out / ".second-process-times.json"
         self.control_path = out / "model" / CONTROL_FILE
         ctx = multiprocessing.get_context("spawn")
         self.proc = ctx.Process(
             target=_second_child,
-            args=(settings, out, seed, self.error_file),
+            args=(settings, out, seed, self.error_file, self.times_file),
             name="agelens-demo-second",
             daemon=True,
         )
         self.proc.start()
 
-    def result(self) -> None:
+    def result(self) -> dict[str, float]:
+        """Wait for the process; the seconds each of its jobs took (:func:`_timed_jobs`)."""
         self.proc.join()
         if self.proc.exitcode != 0:
             reason = self.error_file.read_text().strip() if self.error_file.exists() else ""
             job, _, trace = reason.partition("\n")
             last = trace.splitlines()[-1] if trace else f"exit code {self.proc.exitcode}"
             raise RuntimeError(f"{job or 'the second process'} failed: {last}")
+        try:
+            times = json.loads(self.times_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): float(v) for k, v in times.items()} if isinstance(times, dict) else {}
 
     def stop(self) -> None:
         if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join(5)
         self.error_file.unlink(missing_ok=True)
+        self.times_file.unlink(missing_ok=True)
+
+
+def second_process_row(row: dict, times: dict[str, float]) -> dict:
+    """The Steps row of the wait for the second process, with what the process itself took.
+
+    Why: the row's ``seconds`` is the wait, 0.0 when the process finished first, which read as a
+    step that took no time; its jobs trained two models. ``seconds_in_second_process`` is their
+    total (beside the main process, so not part of the run's total), ``second_process`` each job's.
+    """
+    if not times:
+        return row
+    total = round(sum(times.values()), 2)
+    return row | {"seconds_in_second_process": total, "second_process": dict(times)}
 
 
 MODEL_FILE = "demo.keras"
 CONTROL_FILE = "shuffled-labels.keras"
 
 
-def _second_child(settings: DemoSettings, out: Path, seed: int, error_file: Path) -> None:
+def _second_child(
+    settings: DemoSettings, out: Path, seed: int, error_file: Path, times_file: Path | None = None
+) -> None:
     """Process entry point: one intra-op thread, so it takes one core and leaves the other.
 
-    The error file's first line names the job that failed, the rest is its traceback.
+    The error file's first line names the job that failed, the rest is its traceback; the times
+    file, each job's seconds (:func:`_timed_jobs`).
     """
     job = "shortcut story"
     try:
@@ -625,13 +685,32 @@ def _second_child(settings: DemoSettings, out: Path, seed: int, error_file: Path
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
-        _shortcut(settings, out / "scores", seed)
+        jobs = {job: lambda: _shortcut(settings, out / "scores", seed)}
         if settings.control_epochs:
-            job = "shuffled-label control"
-            _control(settings, out / "model" / CONTROL_FILE, seed)
-    except BaseException:
+            jobs["shuffled-label control"] = lambda: _control(settings, out / "model" / CONTROL_FILE, seed)
+        _timed_jobs(jobs, times_file)
+    except BaseException as e:
+        job = getattr(e, "job", job)
         error_file.write_text(f"{job}\n{traceback.format_exc()}")
         raise SystemExit(1) from None
+
+
+def _timed_jobs(jobs: dict[str, Callable[[], object]], times_file: Path | None) -> dict[str, float]:
+    """Run ``jobs`` in order, writing each one's seconds to ``times_file`` (JSON) as it ends: the
+    main process records them in the Steps table (:func:`second_process_row`). A failing job's
+    exception carries its name (``e.job``) for the error file."""
+    times: dict[str, float] = {}
+    for name, fn in jobs.items():
+        t = time.perf_counter()
+        try:
+            fn()
+        except BaseException as e:
+            e.job = name  # type: ignore[attr-defined]
+            raise
+        times[name] = round(time.perf_counter() - t, 2)
+        if times_file is not None:
+            times_file.write_text(json.dumps(times))
+    return times
 
 
 def _report(out: Path) -> Path:
@@ -758,10 +837,15 @@ def _real_steps(
             alpha=0.45,
         ),
     )
+    from agelens.provenance import provenance
+
+    made = provenance(model.path)  # versions, when, the command line, the model's fingerprint
     manifest = {
         "agelens_version": __version__,
+        **{k: made[k] for k in ("created", "versions", "command_line") if k in made},
         "mode": "real",
         "model": str(model.path),
+        **({"model_file": made["model_file"]} if "model_file" in made else {}),
         "photos": [str(p) for p in readable],
         **({"skipped": problems} if problems else {}),
         "steps": steps.log,

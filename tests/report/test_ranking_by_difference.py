@@ -158,8 +158,10 @@ def test_the_report_ranks_and_concludes_on_the_difference(tmp_path: Path) -> Non
     faith = re.search(r'id="scores-faithfulness">(.*?)</section>', page, re.S).group(1)
     first = faith.split("Difference from a matched random map")[0]
     best = [b.strip() for b in re.findall(r'class="num best"[^>]*>([^<]+)', first)]
-    assert "0.378" not in best  # gradcam's raw average_drop, ⚠ worse than random, is not bold
-    assert best == ["0.350", "0.648", "0.511"]  # occlusion, occlusion, saliency: first on the difference
+    assert best == ["0.350", "0.650", "0.378"]  # the best means shown, by each column's arrow
+    diff = faith.split("<h4>Difference from a matched random map")[1]
+    best_diff = [b.strip() for b in re.findall(r'class="[^"]*best[^"]*"[^>]*>([^<]+)', diff)]
+    assert best_diff == ["-0.047", "✓ +0.124", "-0.007"]  # occlusion, occlusion, saliency: what is ranked
     names = re.findall(r'<th scope="row"[^>]*>([a-z]+)', first)
     assert names[:3] == ["occlusion", "saliency", "gradcam"]  # ordered as the overall ranking
 

@@ -220,7 +220,7 @@ def test_run_section_has_no_empty_rows_no_doubled_headings_and_no_file_lists(tmp
     write_json(run / "manifest.json", manifest | {"settings": {"epochs": 4, "extra_layers": []}, "tags": {}})
     section = _section(render_report(run), "run")
     assert "extra_layers" not in section and ">tags<" not in section and "[]" not in section
-    assert "Settings · settings" not in section and "<h4>Settings</h4>" in section
+    assert "Settings · settings" not in section and "<h3>Settings</h3>" in section
     explained = _section(render_report(_explain_folder(tmp_path)), "run")
     assert "_overlay.png" not in explained and ".npy" not in explained  # the gallery shows those files
     assert "problems" not in explained and "settings" not in explained

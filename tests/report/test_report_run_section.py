@@ -121,3 +121,29 @@ def test_shared_path_shortens_only_what_it_should() -> None:
     assert shared_path("settings · data", "/home/me/photos") == "photos"
     assert shared_path("data", "photos/") == "photos/"
     assert shared_path("model", None) is None and shared_path("seed", "/x/y") == "/x/y"
+
+
+def test_a_command_line_is_shown_with_each_absolute_path_cut_to_its_name() -> None:
+    """Manifests record the command as typed; a shared page must not carry the user's folders."""
+    from agelens.report.assets import shared_path
+
+    typed = "agelens demo --out /home/secretuser/demo --model=/srv/m.keras 'my photos/a b.jpg'"
+    shown = shared_path("command_line", typed)
+    assert "/home" not in shown and "/srv" not in shown
+    assert shown == "agelens demo --out demo --model=m.keras 'my photos/a b.jpg'"
+
+
+def test_sentences_and_skipped_photos_name_folders_without_the_users_home(tmp_path: Path) -> None:
+    """``evaluated_on`` and the skipped list are sentences the command wrote with the path as typed:
+    an absolute one put the user's home into the shared page (Evaluation caption, key findings,
+    the "Other metrics" table)."""
+    run = make_run(tmp_path, n_images=1)
+    metrics = json.loads((run / "evaluation/metrics.json").read_text())
+    metrics |= {
+        "evaluated_on": "held-out test split of /home/someone/photos (30 photos, seed 0)",
+        "skipped": ["/home/someone/photos/broken.jpg: cannot read image header"],
+    }
+    write_json(run / "evaluation/metrics.json", metrics)
+    page = render_report(run)
+    assert "/home/someone" not in page
+    assert "held-out test split of photos (30 photos, seed 0)" in page and "broken.jpg" in page

@@ -154,7 +154,7 @@ def test_groupings_and_the_colour_scale_are_stated(run_dir: Path) -> None:
     assert "images grouped by predicted class, n per class in each panel's title" in text.replace(
         "&#39;", "'"
     )
-    assert "its own maximum" in text and "no shared scale" in text
+    assert "one per row (method)" in text and "not comparable between methods" in text
 
 
 def test_explain_predictions_read_as_text(tmp_path: Path) -> None:

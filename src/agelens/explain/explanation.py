@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -28,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from agelens import __version__
 from agelens.data.bins import AgeBins
 from agelens.explain.overlay import (
     DEFAULT_ALPHA,
@@ -514,30 +512,29 @@ def fit_map(m: np.ndarray, max_side: int, signed: bool = False) -> np.ndarray:
     return np.clip(fit_longest_side(m, max_side), -1.0 if signed else 0.0, 1.0).astype(np.float32)
 
 
-def versions() -> dict[str, str]:
-    """agelens, Keras, TensorFlow and Python versions: what every saved result records."""
-    import keras
-    import tensorflow as tf
-
-    return {
-        "agelens": __version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[str, Any]:
-    """Versions, model, and how the pictures were drawn: a manifest records every option that ran,
-    and a re-drawn overlay only matches the saved one with the same colormap and opacity."""
-    from agelens.explain.overlay import signed_cmap
+    """Versions, when, the command, the model (its path and fingerprint), and how the pictures were
+    drawn: a manifest records every option that ran, and a re-drawn overlay only matches the saved
+    one with the same colormap and opacity (:func:`agelens.provenance.provenance`).
 
-    header = {f"{k}_version": v for k, v in versions().items()}
+    The versions stay flat (``agelens_version``...), as every explain manifest has had them."""
+    from agelens.explain.overlay import signed_cmap
+    from agelens.provenance import provenance
+
+    made = provenance(model_path)
+    header: dict[str, Any] = {f"{k}_version": v for k, v in made["versions"].items()}
+    header |= {k: made[k] for k in ("created", "command_line") if k in made}
+    header["model"] = model_path
+    if "model_file" in made:
+        header["model_file"] = made["model_file"]
     drawn = {"cmap": cmap, "signed_cmap": signed_cmap(cmap), "alpha": float(alpha)}
-    return header | {"model": model_path, "overlay": drawn}
+    return header | {"overlay": drawn}
 
 
 CONVENTIONS = {
+    "model_file": "the model file explained with: its name, the SHA-256 and size in bytes of its contents "
+    "(every file of a SavedModel folder), and whether it is the model shipped with agelens",
+    "command_line": "the agelens command as typed, when it was run as one (absent from a notebook or script)",
     "size": "[width, height] of the image explained, in pixels: the face crop when a face was found, "
     "else the photo",
     "photo_size": "[width, height] of the photo as decoded (EXIF orientation applied)",

@@ -1,8 +1,10 @@
 """What single filters respond to: per-filter activation maps and top-activating patches.
 
-Per-filter maps show a layer's raw activations, upsampled to the photo. All filters in one
-grid share one colour scale (divided by the largest activation shown), so a brighter tile
-really is a more active filter; the label gives the filter index and its mean activation.
+Per-filter maps show a layer's raw activations, upsampled to the photo. The filter tiles of
+one grid share one colour scale (divided by the largest activation shown), so the colour
+map's top end (red in jet, which is not its brightest colour) really is the more active
+filter; the label gives the filter index and its mean activation. The grid's first tile, the
+layer's mean over all filters, is min-max scaled on its own, and its caption says so.
 
 :func:`top_activating` ranks images by a filter's peak activation and cuts out the
 filter's *theoretical receptive field* around the peak (computed from kernel sizes,
@@ -128,7 +130,7 @@ def filter_grid(
     # the rows so that the second row's titles ran into the first row's images.
     tile, gap, title, head = 2.4, 0.2, 0.35, 0.5
     width = cols * (tile + gap)
-    caption = textwrap.wrap(_grid_caption(fm.layer), width=max(30, int(width / 0.065)))
+    caption = textwrap.wrap(_grid_caption(fm.layer, cmap, scale), width=max(30, int(width / 0.065)))
     foot = 0.2 + 0.14 * len(caption)
     height = head + rows * (title + tile) + foot
     fig = Figure(figsize=(width, height), dpi=100)
@@ -154,14 +156,32 @@ def filter_grid(
     return fig
 
 
-def _grid_caption(layer: str) -> str:
-    """What a filter grid shows, in words, for readers who never saw the code."""
+COLOUR_ENDS = {
+    "jet": ("dark blue", "dark red"),
+    "turbo": ("dark blue", "dark red"),
+    "viridis": ("purple", "yellow"),
+    "inferno": ("black", "pale yellow"),
+    "magma": ("black", "pale yellow"),
+}
+"""The low and high colours of common colormaps, as a caption names them."""
+
+
+def _grid_caption(layer: str, cmap: str = DEFAULT_CMAP, scale: float | None = None) -> str:
+    """What a filter grid shows, in words, for readers who never saw the code.
+
+    Why the colours are named: in jet the strongest colour is dark red, not the brightest (yellow
+    and cyan are brighter), so "brighter = stronger" misread every tile; and the first tile is on
+    its own scale, so "all tiles share one colour scale" was not true of it.
+    """
+    low, high = COLOUR_ENDS.get(cmap, (f"the low end of {cmap}", "its top end"))
+    top = f"{scale:.3g}, " if scale is not None else ""
     return (
         f"Each tile shows where one filter (channel) of layer {layer} responds on this photo. "
         "'mean' is that filter's average activation over the whole photo; the tiles are the "
-        "filters with the highest means. All tiles share one colour scale (brighter = stronger); "
-        "the first averages every filter of the layer, rescaled to 0-1. Filters show what "
-        "responds, not why the model predicts a class."
+        f"filters with the highest means. The filter tiles share one colour scale: {low} = no "
+        f"activation, {high} = {top}the largest activation in any of them. The first tile, the "
+        f"mean of every filter of the layer, has its own scale: {low} at its weakest point, {high} "
+        "at its strongest. Filters show what responds, not why the model predicts a class."
     )
 
 

@@ -167,8 +167,30 @@ def panel_figure(
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.13, 1.0, 1.0))  # room below for the heatmap's colour bar
+    colour_bar(fig, axes[1], cmap, signed)
     return fig
+
+
+def colour_bar(fig: Figure, ax: object, cmap: str = DEFAULT_CMAP, signed: bool = False) -> object:
+    """A slim colour bar under the heatmap ``ax``, saying what its colours are worth: 0..1 (1: the
+    most important pixel of this image) or, ``signed``, -1..1 (against the target .. for it).
+
+    Why: without one a reader guesses whether red or white is "most", and jet's red is not its
+    brightest colour. Placed inside the heatmap's cell, below the picture, so the three pictures
+    keep one size. Returns the colour bar.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    lo, drawn = (-1.0, signed_cmap(cmap)) if signed else (0.0, cmap)
+    bar = ax.inset_axes((0.1, -0.1, 0.8, 0.04))
+    cb = fig.colorbar(ScalarMappable(Normalize(lo, 1.0), drawn), cax=bar, orientation="horizontal")
+    cb.set_ticks([lo, (lo + 1.0) / 2, 1.0])
+    cb.ax.tick_params(labelsize=7, length=2, pad=1)
+    said = "-1 against the target · 0 no effect · 1 for it" if signed else "0 least · 1 most important"
+    cb.set_label(said, fontsize=7, labelpad=1)
+    return cb
 
 
 def _shrunk(image: np.ndarray, heatmap: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:

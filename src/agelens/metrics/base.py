@@ -286,6 +286,28 @@ class Metric(ABC):
             "ranked": self.ranked,
         }
 
+    def params(self) -> dict[str, Any]:
+        """The settings this metric was made with, by constructor argument (deletion's ``step`` and
+        ``baseline``, ROAD's ``levels``...), as JSON-ready values; ``{}`` for one that takes none.
+
+        Why: the same metric name gives other numbers with another baseline or step, so a score
+        file records them (``scores.json``'s ``meta.metric_params``). Read back from the attributes
+        the constructor stored under the same names; ``progress`` (a progress bar) changes no number.
+        """
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        out: dict[str, Any] = {}
+        for name, p in sig.parameters.items():
+            plain = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            if name in ("self", "progress") or not plain or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            out[name] = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+            if isinstance(out[name], tuple):
+                out[name] = list(out[name])
+        return out
+
 
 def _named(targets: Any) -> bool:
     """True when ``targets`` are class names (one, or one per image) rather than indices."""

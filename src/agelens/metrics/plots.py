@@ -102,24 +102,37 @@ def plot_region_shares(table: ScoreTable, path: str | Path) -> Path:
     return atomic_savefig(fig, path)
 
 
+CLASS_MEAN_SCALE = "colour: one scale per row, 0 (dark) to that method's largest mean value (bright)"
+"""How :func:`plot_class_means` scales colour, printed on the figure (and said by the report's caption)."""
+
+
 def plot_class_means(table: ScoreTable, path: str | Path) -> Path:
-    """Mean map per explained class (rows: methods, columns: classes); aligned crops make these comparable."""
+    """Mean map per explained class (rows: methods, columns: classes); aligned crops make these comparable.
+
+    One colour scale per row (method), from 0 to the largest value of that method's class means:
+    the panels of a row are what a reader compares (does the map move between age groups?), and a
+    scale per panel stretched each class to its own maximum, so a weaker class looked as strong.
+    Methods' maps have different units and spreads, so each row keeps its own scale.
+    """
     methods = list(table.class_means)
     names = table.meta.get("class_names") or []
     n_cls = max(len(m[0]) for m in table.class_means.values())
-    fig, axes = _figure(2.3 * n_cls, 2.4 * len(methods), ncols=n_cls, nrows=len(methods))
+    fig, axes = _figure(2.3 * n_cls, 2.4 * len(methods) + 0.3, ncols=n_cls, nrows=len(methods))
     for r, method in enumerate(methods):
         means, counts = table.class_means[method]
+        shown = [np.asarray(means[c], dtype=float) for c in range(n_cls) if counts[c]]
+        top = max((float(np.nanmax(m)) for m in shown if np.isfinite(m).any()), default=0.0)
         for c in range(n_cls):
             ax = axes[r, c]
             ax.axis("off")
             label = names[c] if c < len(names) else f"class {c}"
             ax.set_title(f"{method}: {label} (n={int(counts[c])})", fontsize=8)
             if counts[c]:
-                ax.imshow(means[c], cmap="inferno", vmin=0, vmax=max(float(np.nanmax(means[c])), 1e-6))
+                ax.imshow(means[c], cmap="inferno", vmin=0, vmax=max(top, 1e-6))
             else:  # say why the panel is empty rather than leave a hole that looks broken
                 ax.text(0.5, 0.5, f"no image explained\nas {label}", ha="center", va="center",
                         fontsize=8, color="0.4", transform=ax.transAxes)  # fmt: skip
+    fig.suptitle(CLASS_MEAN_SCALE, fontsize=8)
     fig.tight_layout()
     return atomic_savefig(fig, path)
 

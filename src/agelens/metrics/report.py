@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from agelens.explain.explanation import versions
 from agelens.metrics._io import atomic_write_text, dumps
 from agelens.metrics.adapters import (
     RANDOM,
@@ -51,6 +50,7 @@ from agelens.metrics.base import (
 from agelens.metrics.readouts import AGE, Readout, readout_of
 from agelens.metrics.regions import class_mean_maps, extreme_cases, region_shares_by_group
 from agelens.metrics.registry import DEFAULT_METRICS, get_metric
+from agelens.provenance import provenance, resolved_paths
 from agelens.wording import counted
 
 
@@ -180,6 +180,8 @@ class ScoreTable:
                 row[info["name"]] = mine or Score.from_values(np.full(n, np.nan), info["higher_is_better"])
         for name in names:
             self.skipped.pop(name, None)
+        if isinstance(params := other.meta.get("metric_params"), dict):  # the merged metrics' settings too
+            self.meta.setdefault("metric_params", {}).update(params)
 
     def to_dict(self) -> dict[str, Any]:
         def table(d: dict[str, dict[str, Score]]) -> dict[str, Any]:
@@ -339,7 +341,7 @@ class ScoreTable:
             if self.class_means:
                 paths["class_means"] = plot_class_means(self, out / "class_mean_maps.png")
         files = [SCORES_JSON, *(p.name for p in paths.values())]
-        data = dict(self.to_dict(), files=files)
+        data = dict(self.to_dict(), meta=_saved_meta(self.meta, out), files=files)
         paths = {"json": atomic_write_text(out / SCORES_JSON, dumps(data)), **paths}
         for name in earlier - set(files):
             (out / name).unlink(missing_ok=True)
@@ -557,11 +559,42 @@ def score_methods(
         method_options={
             name: _ran_with(name, seed, layer, (explainers or {}).get(name), readout, am) for name in names
         },
-        versions=versions(),
+        metric_params=_metric_params(objs, x.shape[1]),
+        **provenance(getattr(am, "path", None)),  # versions, created, command_line, model_file
     )
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+def _saved_meta(meta: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``meta`` as scores.json records it: the photo folders typed relative (``data``, ``holdout``,
+    ``masks``) also as absolute paths (:func:`~agelens.provenance.resolved_paths`), and the
+    shuffled-label model's fingerprint beside its path (found as given, or in the run folder
+    ``out`` is part of, as the demo names it). scores.md keeps the paths as typed."""
+    from agelens.provenance import model_fingerprint
+
+    saved = resolved_paths(meta)
+    twin = saved.get("shuffled_model")
+    if isinstance(twin, str) and twin and "shuffled_model_file" not in saved:
+        found = model_fingerprint(twin) or model_fingerprint(out.parent / twin)
+        if found is not None:
+            saved["shuffled_model_file"] = found
+    return saved
+
+
+def _metric_params(metrics: list[Metric], size: int) -> dict[str, dict[str, Any]]:
+    """Each metric's settings (:meth:`Metric.params`), a blur left to its default as the sigma used
+    at this image ``size``: the same name scores otherwise with another baseline, step or level."""
+    from agelens.metrics.perturb import default_blur_sigma
+
+    out = {}
+    for m in metrics:
+        params = m.params()
+        if params.get("baseline") == "blur" and params.get("blur_sigma", 0) is None:
+            params["blur_sigma"] = round(float(default_blur_sigma(size)), 4)
+        out[m.name] = params
+    return out
 
 
 def _labels_counted(labels: Any, n: int) -> np.ndarray | None:

@@ -274,4 +274,22 @@ def shared_path(key: str, value: Any) -> Any:
         return model_label(value)
     if last in PATH_KEYS and Path(value).is_absolute():
         return Path(value).name or value
+    if last == "command_line":  # as typed, with each absolute path cut to its name
+        import shlex
+
+        def cut(word: str) -> str:
+            flag, eq, path = word.rpartition("=") if word.startswith("-") else ("", "", word)
+            return flag + eq + (Path(path).name if Path(path).is_absolute() else path)
+
+        return shlex.join(cut(w) for w in shlex.split(value))
     return value
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/()<>,;:'\"]+/)*([^\s/()<>,;:'\"]+)/?")
+
+
+def cut_paths(text: str) -> str:
+    """``text`` (a sentence a command recorded, such as ``evaluated_on``, or a skipped photo's
+    name) with each absolute path cut to its last part: a shared page names the folder, not
+    the user's home. Relative paths stay as typed."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)

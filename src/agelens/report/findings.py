@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agelens.report.assets import cut_paths
 from agelens.report.tables import is_baseline, number, pct, rank_text
 from agelens.wording import counted
 
@@ -125,6 +126,7 @@ def evaluation_findings(m: Any) -> Said:
     if not parts:
         return Said()
     on = m.get("evaluated_on")
+    on = cut_paths(on) if isinstance(on, str) else on
     n = whole_count(m.get("n_images"))
     said = isinstance(on, str) and n is not None and re.search(rf"(?<![\d,.]){n}(?![\d,.])", on)
     where = (
@@ -316,7 +318,9 @@ def ranking_basis_sentence(ranked_on: Any, where: str = "") -> str:
     return f"Mean rank: each method's ranks averaged, {phrase}; 1 = best." if phrase else ""
 
 
-def ranking_findings(ranking: Any, scores: Any = None, diff: Any = None, ranked_on: Any = None) -> Said:
+def ranking_findings(
+    ranking: Any, scores: Any = None, diff: Any = None, ranked_on: Any = None, sanity: Any = None
+) -> Said:
     """The top of the overall ranking (never the random baseline), with its mean rank.
 
     A mean rank orders means; it is not a test. With ``scores`` (method -> metric -> mean and CI),
@@ -324,7 +328,10 @@ def ranking_findings(ranking: Any, scores: Any = None, diff: Any = None, ranked_
     metric, the finding says the order is not established rather than naming a winner. With
     ``ranked_on`` (metric -> :data:`DIFFERENCE` or :data:`SCORE`) the finding says what the ranks
     compare, and a metric ranked on the difference is checked on ``diff``'s CIs (scores.json's
-    ``difference_vs_matched_random``), the numbers its ranks come from.
+    ``difference_vs_matched_random``), the numbers its ranks come from. With ``sanity`` (method ->
+    "pass" / "inconclusive" / "fail"), methods ranked above the first one that passes the sanity
+    check and do not pass it are named, with the first that does: a leader whose map survives the
+    randomisation of the model is no recommendation.
     """
     rows = [
         r
@@ -355,10 +362,36 @@ def ranking_findings(ranking: Any, scores: Any = None, diff: Any = None, ranked_
             detail += f", but its 95% CIs overlap {nxt.get('method')}'s on every metric"
     phrase = ranked_on_phrase(ranked_on)
     how = f"ranked {phrase}; " if phrase else ""
-    sentence = (
-        f"{said} in the overall ranking {detail}; {how}1 = best on a metric, random maps are not ranked."
-    )
-    return Said([sentence], f"Overall ranking{_ranked_on_short(ranked_on)}: {said} {detail}.")
+    caveat = _sanity_caveat([str(r.get("method")) for r in rows], rows, sanity)
+    sentence = f"{said} in the overall ranking {detail}{caveat}; {how}1 = best on a metric"
+    sentence += ", random maps are not ranked."
+    return Said([sentence], f"Overall ranking{_ranked_on_short(ranked_on)}: {said} {detail}{caveat}.")
+
+
+def _sanity_caveat(order: list[str], rows: list[dict], sanity: Any) -> str:
+    """The clause added after the leader when methods ranked above the first that passes the sanity
+    check fail it (or are inconclusive): ", but scorecam fails the sanity check ...; the first method
+    that passes it is occlusion (mean rank 3.18)". "" when the leader passes or no verdict is known."""
+    if not isinstance(sanity, dict) or not any(sanity.get(m) for m in order):
+        return ""
+    first = next((i for i, m in enumerate(order) if sanity.get(m) == "pass"), None)
+    above = order if first is None else order[:first]
+    failed = [m for m in above if sanity.get(m) == "fail"]
+    unsure = [m for m in above if sanity.get(m) == "inconclusive"]
+    if not failed and not unsure:
+        return ""
+    parts = []
+    if failed:
+        verb = "fails" if len(failed) == 1 else "fail"
+        parts.append(f"{join(failed)} {verb} the sanity check (the map survives randomising the model)")
+    if unsure:
+        be = "is" if len(unsure) == 1 else "are"
+        parts.append(f"{join(unsure)} {be} inconclusive on it")
+    tail = "no method passes it"
+    if first is not None:
+        rank = rank_text(rows[first]["mean_rank"])
+        tail = f"the first method that passes it is {order[first]} (mean rank {rank})"
+    return f", but {' and '.join(parts)}; {tail}"
 
 
 def _ranked_on_short(ranked_on: Any) -> str:

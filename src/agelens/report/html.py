@@ -17,13 +17,14 @@ from typing import Any
 
 from agelens import __version__
 from agelens.model.evaluate import balanced_accuracy_note
-from agelens.report.assets import Notes, image_uri, inside, read_json, render_markdown
+from agelens.report.assets import Notes, cut_paths, image_uri, inside, read_json, render_markdown
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, age_cut, build_gallery, groups_from_age
 from agelens.report.page import Figure, Section
 from agelens.report.scores import glossary_section, scores_dir, scores_section, shortcut_section
 from agelens.report.tables import (
     RANK_HERE,
+    Cell,
     Table,
     cell,
     fmt,
@@ -148,11 +149,14 @@ def _render(run_dir: Path) -> tuple[str, bool, Notes]:
     manifest = read_json(run_dir / "manifest.json", notes, "Run")
     found = part_folders(run_dir, manifest, notes)
     told = _notes_by_part(run_dir, manifest, notes, found)
+    run = _overview(manifest) or _parts_overview(run_dir, found)
+    if run is None and not (run_dir / "manifest.json").exists():  # one that is there but broken is noted
+        told["run"].add("Run: no manifest.json; run settings, versions and timings omitted.")
     # Results first; the model card (background, several screens long) folds in after the maps.
     sections = [
         s
         for s in (
-            _overview(manifest, told["run"], (run_dir / "manifest.json").exists()),
+            run,
             _evaluation(run_dir, told["evaluation"], found["evaluation"]),
             _gallery_section(run_dir, manifest, told["explain"], found["explain"]),
             _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found)),
@@ -229,12 +233,24 @@ _FILE_LISTS = ("files", "maps", "filters")
 _PREDICTION_PARTS = ("predicted", "probabilities", "age")
 
 
-def _overview(manifest: Any, notes: Notes, present: bool = False) -> Section | None:
-    """The run's settings; a manifest that is there but unreadable was noted as such by read_json."""
+def _overview(manifest: Any) -> Section | None:
+    """The run's settings; a manifest that is there but unreadable was noted as such by read_json.
+
+    A folder without its own manifest is left to :func:`_parts_overview` (its command folders'
+    manifests); the note that nothing was recorded is added only where that finds nothing either.
+    """
     if manifest is None:
-        if not present:
-            notes.add("Run: no manifest.json; run settings, versions and timings omitted.")
         return None
+    lead = "Settings, software versions and timings recorded by the run."
+    return Section("run", "Run", lead, tables=_run_tables(manifest))
+
+
+def _run_tables(manifest: Any) -> list[Table]:
+    """A manifest's settings as tables: the photos it skipped first (with the reasons), then the
+    settings, then the folded reference (field meanings, one row per photo)."""
+    skipped = _skipped_table(manifest)
+    if isinstance(manifest, dict):
+        manifest = {k: v for k, v in manifest.items() if k not in _SKIP_KEYS or skipped is None}
     shown = _prune(_without_file_lists(manifest))
     tables = tables_from_json(shown, "") if shown not in (None, {}, []) else []
     folds = _folds(shown)
@@ -242,8 +258,65 @@ def _overview(manifest: Any, notes: Notes, present: bool = False) -> Section | N
         t.fold = folds.get(t.title, "")
         t.title = t.title[:1].upper() + t.title[1:].replace("_", " ") if t.title else "Summary"
     tables.sort(key=lambda t: bool(t.fold))  # the settings stay together, visible; reference folds last
-    lead = "Settings, software versions and timings recorded by the run."
-    return Section("run", "Run", lead, tables=tables)
+    return ([skipped] if skipped else []) + tables
+
+
+_SKIP_KEYS = ("problems", "skipped")
+"""Where explain (``problems``) and evaluate (``skipped``) list the photos they could not use, as
+"file: reason" lines (or ``{"file", "reason"}`` records)."""
+
+
+def _skipped_table(manifest: Any) -> Table | None:
+    """One row per photo a command skipped, with the reason it printed; None when it skipped none."""
+    if not isinstance(manifest, dict):
+        return None
+    items = [x for k in _SKIP_KEYS if isinstance(manifest.get(k), list) for x in manifest[k]]
+    rows = []
+    for item in items:
+        if isinstance(item, dict):
+            name = str(item.get("file", item.get("path", item.get("source", "?"))))
+            reason = str(item.get("reason", item.get("error", "")))
+        else:
+            name, _, reason = str(item).partition(": ")
+        rows.append([Cell(cut_paths(name), "rowhead"), Cell(cut_paths(reason) or "—")])
+    if not rows:
+        return None
+    title = f"Skipped photos ({len(rows)}): not in the results below"
+    return Table(title, ["photo", "reason"], rows, kv=True)
+
+
+_PART_TITLES = {"explain": "Explanations", "evaluation": "Evaluation", "scores": "Scores"}
+
+
+def _parts_overview(run_dir: Path, found: dict[str, Path]) -> Section | None:
+    """The Run section of a folder without its own manifest: one sub-section per command folder in
+    it (explain/, evaluate/, score/), each with that command's settings, versions and skipped photos.
+
+    Why: ``agelens report`` over a folder of command outputs said "no manifest.json; run settings,
+    versions and timings omitted" while explain/manifest.json and evaluate/manifest.json held them,
+    and a photo explain skipped ("cannot read image header") appeared nowhere on the page.
+    """
+    subs = []
+    for part in ("explain", "evaluation", "scores"):
+        folder = found.get(part)
+        if folder is None or folder == run_dir or not folder.is_dir():
+            continue
+        sid, title = f"run-{part}", f"{_PART_TITLES[part]} ({folder.name}/)"
+        if part == "scores":
+            if (scores_dir(folder) / "scores.json").is_file():
+                lead = "Its settings, versions and any photos it left out are under Scores → Scoring details."
+                subs.append(Section(sid, title, lead))
+            continue
+        manifest = read_json(folder / "manifest.json", Notes(), title)
+        if part == "evaluation" and not _is_evaluate_manifest(manifest):
+            manifest = None
+        if isinstance(manifest, dict):
+            lead = f"Settings, software versions and skipped photos recorded in {folder.name}/manifest.json."
+            subs.append(Section(sid, title, lead, tables=_run_tables(manifest)))
+    if not subs:
+        return None
+    lead = "No manifest.json for the whole folder: each command recorded its own, shown here one by one."
+    return Section("run", "Run", lead, subsections=subs)
 
 
 def _folds(shown: Any) -> dict[str, str]:
@@ -585,7 +658,7 @@ def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section 
         return None
     m = m if isinstance(m, dict) else {}
     # Say what was evaluated, as recorded; only a held-out split may be called one.
-    on = m.get("evaluated_on") if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
+    on = cut_paths(m["evaluated_on"]) if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
     sec = Section(
         "evaluation", "Evaluation", f"Evaluated on {on}; rows of the confusion matrix are true classes."
     )
@@ -618,12 +691,48 @@ def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section 
         "n_skipped",
         "classes_in_macro_average",
     }
-    rest = {k: v for k, v in m.items() if k not in shown and k not in dict(_HEADLINE)}
+    rest = _other_metrics({k: v for k, v in m.items() if k not in shown and k not in dict(_HEADLINE)})
     if rest:
         sec.tables += tables_from_json(rest, "Other metrics")
     if png:
         sec.figures.append(Figure("Confusion matrix (plot)", png))
     return sec
+
+
+_EVAL_LABELS = {
+    "macro_precision": "macro precision",
+    "macro_recall": "macro recall",
+    "age_mae": "age error (mean absolute)",
+    "n_aged": "photos with a known age",
+    "skipped": "skipped photos",
+    "evaluated_on": "evaluated on",
+    "detect": "face detection and crop",
+    "not_face_crops": "photos that look like whole photos, not face crops",
+    "model": "model",
+    "test_time_flip": "test-time flip averaging",
+    "engine": "inference engine",
+}
+"""Readable names for metrics.json's fields (``agelens.model.evaluate``); others keep their own."""
+
+
+def _other_metrics(rest: dict) -> dict[str, Any]:
+    """metrics.json's remaining fields by readable names, the age error in years, empty lists left out.
+
+    Why: raw keys (``n_aged``, ``age_mae`` 4.315 with no unit) and blank rows for an empty
+    ``skipped`` list read as missing data rather than as "none".
+    """
+    out: dict[str, Any] = {}
+    for key, value in rest.items():
+        if value in ([], {}, "", None):
+            continue
+        if key == "age_mae" and (v := number(value)) is not None:
+            value = f"{v:.2f} years"
+        elif isinstance(value, str):
+            value = cut_paths(value)  # evaluated_on names the data folder as typed
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = [cut_paths(v) for v in value]  # skipped photos, not-face-crop names
+        out[_EVAL_LABELS.get(key, key.replace("_", " "))] = value
+    return out
 
 
 def _absent_classes(m: dict) -> list[str]:

@@ -39,6 +39,7 @@ from agelens.report.findings import (
 )
 from agelens.report.page import Figure, Section, Term
 from agelens.report.tables import (
+    DEGENERATE,
     RANK_ALL,
     RANK_HERE,
     Cell,
@@ -49,6 +50,7 @@ from agelens.report.tables import (
     is_baseline,
     is_leaf,
     mark_baseline,
+    mark_best,
     number,
     pct,
     rank_text,
@@ -242,12 +244,13 @@ def _no_images(classes: list[str]) -> str:
 
 
 def _class_mean_caption(by_class: str) -> str:
-    """Why the scale is stated: each panel of ``class_mean_maps.png`` is stretched to its own maximum."""
+    """What the colours of ``class_mean_maps.png`` mean (:func:`agelens.metrics.plots.plot_class_means`):
+    one scale per method, so a reader can compare one method's classes, and not methods."""
     return (
         f"mean map per class, images grouped {by_class}, n per class in each panel's title. "
-        "Colour scale: each panel runs from 0 (dark) to its own maximum (bright), with no shared scale, "
-        "so brightness is not comparable between panels and a near-flat mean (e.g. random) is "
-        "stretched until it looks structured."
+        "Colour scale: one per row (method), from 0 (dark) to the largest value of that method's class "
+        "means (bright), so the classes of one method can be compared, but brightness is not comparable "
+        "between methods. A near-flat mean (e.g. random) shows as an even colour with no hot spot."
     )
 
 
@@ -265,6 +268,7 @@ def _structured(scores: dict) -> list[Section]:
     metrics = list(dict.fromkeys(k for r in table.values() for k in r))
     out: list[Section] = []
     section_cols: dict[str, list[str]] = {}
+    sanity: dict[str, str | None] = {}  # each method's sanity verdict, marked beside its overall rank
     cats = [*_CATEGORIES, ("other", "Other metrics", "", True)]
     for cat, title, lead, rank in cats:
         cols = [
@@ -282,6 +286,7 @@ def _structured(scores: dict) -> list[Section]:
         t = tables_from_json(rows, "Mean over images [95% CI]", rank=rank, stated=directions, arrows=True)
         if cat == "randomisation":
             t = [_flag(tab, rows) for tab in t]
+            sanity = _method_verdicts(rows)
             _say(sub, _sanity_said(rows, cols))
             if DATA_RANDOMISATION in cols and (fit := _control_fit(scores)):
                 sub.findings.append(fit)
@@ -307,15 +312,21 @@ def _structured(scores: dict) -> list[Section]:
                     f"The paired differences with their CIs are in “{_VS_RANDOM}” under {out[0].title}."
                 )
     if ranking and out:
-        overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics", ranked_on)
+        overall = _ranking_table(ranking, "Overall ranking: mean rank over all metrics", ranked_on, sanity)
         ranked = {m for r in ranking if isinstance(r.get("ranks"), dict) for m in r["ranks"]}
         named = [sub.title.lower() for sub in out if ranked & set(section_cols.get(sub.id, ()))]
         out.insert(0, _ranking_section(overall, named, ranked_on))
-        _say(out[0], ranking_findings(ranking, scores.get("scores"), diff, ranked_on))
+        _say(out[0], ranking_findings(ranking, scores.get("scores"), diff, ranked_on, sanity))
     n = scored_images(scores)
     for sub in out:  # each finding names the photos its own metrics rest on
         own = _largest_n(table, section_cols.get(sub.id))
         sub.key = with_sample(sub.key, own if own is not None and n and own < n else n, of=n)
+        if n and (why := dropped_note(table, section_cols.get(sub.id) or [], n)):
+            for t in sub.tables[:1]:  # the means table, whose n these are
+                t.note = f"{why} {t.note}".strip()
+            short = _DROP_SHORT.get(_drop_reason(section_cols.get(sub.id) or []))
+            if sub.key and short and own is not None and own < n:
+                sub.key += " " + short.format(k=n - own)
     extra = {
         k: v
         for k, v in scores.items()
@@ -353,6 +364,63 @@ def _largest_n(table: dict, cols: list[str] | None = None) -> int | None:
         if (cols is None or c in cols) and isinstance(v, dict) and (k := whole_count(v.get("n")))
     ]
     return max(found, default=None)
+
+
+_CUE_DROP = (
+    "a photo whose cue mask is empty (no age cue drawn on it) has nothing to find, and a map that is zero "
+    "everywhere has no share to measure; such photos are left out"
+)
+_DROPS = {
+    "pointing_game": _CUE_DROP,
+    "energy_in_mask": _CUE_DROP,
+    "cue_energy": _CUE_DROP,
+    "stamp_energy": "a photo on which the map is zero everywhere has no energy to share, and is left out",
+}
+"""Why a metric scores fewer photos than were scored: what gives it no value (NaN) in
+``agelens.metrics.localisation`` and ``agelens.metrics.shortcut``."""
+_DROP_DEFAULT = "photos the metric gives no value for are left out"
+_DROP_SHORT = {
+    m: "The other {k} have an empty cue mask (no age cue drawn on them), so there is nothing to find."
+    for m in ("pointing_game", "energy_in_mask")
+}
+
+
+def _drop_reason(metrics: Sequence[str]) -> str:
+    """The first of ``metrics`` with a known reason for dropping photos (the key of :data:`_DROPS`)."""
+    return next((m for m in metrics if m in _DROPS), "")
+
+
+def dropped_note(table: dict, metrics: Sequence[str], total: int) -> str:
+    """Which columns rest on fewer than ``total`` photos, on how many, and why ("" when none do).
+
+    Why: "27 of the 48 photos" with no reason reads as lost data; a photo with no age cue drawn
+    simply has nothing for a localisation metric to find. Baseline rows and zero counts (a metric
+    a row cannot take) are not counted.
+    """
+    said: dict[str, dict[str, list[str]]] = {}  # reason -> counts -> metrics
+    for metric in metrics:
+        ns = {
+            str(meth): k
+            for meth, row in table.items()
+            if not is_baseline(str(meth)) and isinstance(row, dict) and isinstance(row.get(metric), dict)
+            and (k := whole_count(row[metric].get("n"))) is not None
+        }  # fmt: skip
+        short = {m: k for m, k in ns.items() if k < total}
+        if not short:
+            continue
+        if len(set(short.values())) == 1 and len(short) == len(ns):
+            counts = f"{next(iter(short.values()))} of the {total} photos"
+        else:
+            counts = f"{join(map(str, short.values()))} of the {total} photos for {join(short)}"
+        said.setdefault(_DROPS.get(metric, _DROP_DEFAULT), {}).setdefault(counts, []).append(metric)
+    return " ".join(
+        f"{'; '.join(f'{join(ms)} {_are(ms)} scored on {c}' for c, ms in by.items())}: {why}."
+        for why, by in said.items()
+    )
+
+
+def _are(items: Sequence[str]) -> str:
+    return "is" if len(items) == 1 else "are"
 
 
 def _flag(table: Table, rows: dict[str, dict]) -> Table:
@@ -547,23 +615,15 @@ def _rerank(table: Table, ranking: list[dict], ranked_on: dict[str, str]) -> Tab
         mine = [x for c in cols if (x := number(r.get(c))) is not None]
         if mine:
             mean[name] = sum(mine) / len(mine)
-    for row in table.rows:
-        for c in row[1:]:
-            c.cls = " ".join(w for w in c.cls.split() if w != "best")
-    for c in cols:
-        j = table.columns.index(c)
-        present = [x for name, r in ranks.items() if (x := number(r.get(c))) is not None]
-        for row in table.rows:
-            x = number(ranks.get(row[0].text, {}).get(c))
-            if present and x is not None and x == min(present) and not is_baseline(row[0].text):
-                row[j].cls = (row[j].cls + " best").strip()
     table.rows.sort(key=lambda row: (is_baseline(row[0].text), mean.get(row[0].text, math.inf)))
     table.ranking = [(row[0].text, mean[row[0].text]) for row in table.rows if row[0].text in mean]
     phrase = ranked_on_phrase({c: ranked_on[c] for c in cols})
+    # The bold stays on the best mean shown (tables._rank): bold on a worse-looking number, because
+    # its difference from random ranked first, read as a mistake. The order is the ranking's.
     said = (
-        f"↑ higher is better, ↓ lower is better; best in bold and rows ordered by “{RANK_HERE}”, the mean of "
-        f"each method's ranks over this table's ↑/↓ columns, ranked {phrase} (as in the overall ranking), "
-        "not on the means shown here."
+        "↑ higher is better, ↓ lower is better; the best mean in each column is in bold. "
+        f"Rows are ordered by “{RANK_HERE}”, ranked {phrase} (as the overall ranking is), not on these "
+        f"means, so the order can differ from the bold; “{_VS_RANDOM}” bolds the best difference."
     )
     generic = table.note.split(f"“{RANK_HERE}”:", 1)
     rest = generic[1].split("this table only.", 1)[-1] if len(generic) == 2 else f" {table.note}"
@@ -602,8 +662,18 @@ def _basis_sentence(ranked_on: dict[str, str] | None) -> str:
     return f"Ranked {phrase}." if phrase else ""
 
 
-def _ranking_table(ranking: list[dict], title: str, ranked_on: dict[str, str] | None = None) -> Table:
-    """Method, mean rank and one "rank on <metric>" column per metric; a missing rank is "—", never ``{}``."""
+def _ranking_table(
+    ranking: list[dict],
+    title: str,
+    ranked_on: dict[str, str] | None = None,
+    sanity: dict[str, str | None] | None = None,
+) -> Table:
+    """Method, mean rank and one "rank on <metric>" column per metric; a missing rank is "—", never ``{}``.
+
+    ``sanity`` (method -> "pass" / "inconclusive" / "fail") marks a method that fails the sanity
+    check, or is not shown to pass it, beside its rank: a map that survives randomising the model
+    can rank first on faithfulness, and a bare "1" next to it would recommend it. Ranks stay as they are.
+    """
     metrics = list(dict.fromkeys(k for r in ranking if isinstance(r.get("ranks"), dict) for k in r["ranks"]))
     rows = []
     for i, r in enumerate(ranking):
@@ -613,16 +683,30 @@ def _ranking_table(ranking: list[dict], title: str, ranked_on: dict[str, str] | 
         row += [Cell(rank_text(ranks.get(m)), "num") for m in metrics]
         if is_baseline(name):
             mark_baseline(row)
+        elif (mark := _SANITY_MARK.get((sanity or {}).get(name) or "")) is not None:
+            row[1].sub, row[1].cls = mark[0], f"{row[1].cls} {mark[1]}"
         rows.append(row)
     on = ranked_on_phrase({m: v for m, v in (ranked_on or {}).items() if m in metrics})
-    return Table(
-        title,
-        ["method", RANK_ALL, *(f"rank on {m}" for m in metrics)],
-        rows,
-        note="1 = best; each metric ranked in its stated direction"
+    note = (
+        "1 = best; each metric ranked in its stated direction"
         + (f", {on}" if on else "")
-        + ", ties share a rank. The random baseline is a reference and is not ranked.",
+        + ", ties share a rank. The random baseline is a reference and is not ranked."
     )
+    shown = {(sanity or {}).get(str(r.get("method"))) for r in ranking}
+    if shown & set(_SANITY_MARK):
+        note += (
+            f" {_SANITY_MARK['fail'][0]}: the method's map survives the randomisation of the sanity checks; "
+            f"{_SANITY_MARK['inconclusive'][0]}: its sanity check is inconclusive. Its ranks are kept, "
+            "but such a map may not show what the model learned (Sanity checks)."
+        )
+    return Table(title, ["method", RANK_ALL, *(f"rank on {m}" for m in metrics)], rows, note=note)
+
+
+_SANITY_MARK = {
+    "fail": ("⚠ fails sanity check", "badge bad"),
+    "inconclusive": ("? sanity inconclusive", "badge unsure"),
+}
+"""What the overall ranking shows beside a method's mean rank for its sanity verdict (none for a pass)."""
 
 
 _VS_RANDOM = "Difference from a matched random map [95% CI]"
@@ -655,20 +739,44 @@ def _vs_random(
             if st and isinstance(v, dict):
                 lo, hi = v.get("ci_low"), v.get("ci_high")
                 if isinstance(lo, int | float) and isinstance(hi, int | float):
-                    c.sub = f"[{signed(lo)}, {signed(hi)}]"
+                    c.sub = DEGENERATE if lo == hi else f"[{signed(lo)}, {signed(hi)}]"
                     side = directed_side(v, stated.get(m)) if m not in unranked else None
                     c.cls += " badge good" if side == BEATS else (" badge bad" if side == WORSE else "")
                     c.text = ("✓ " if side == BEATS else "⚠ " if side == WORSE else "") + signed(st[0])
             cells.append(c)
         rows.append(cells)
+    table = Table(_VS_RANDOM, ["method", *metrics], rows)
+    bold = _bold_differences(table, diff, stated, unranked)
     note = "✓ the CI excludes zero in the good direction (beats chance); ⚠ worse than chance."
+    if bold:
+        note += (
+            " The best difference in each ranked column is in bold: the ranking ranks these "
+            "differences, not the means over images."
+        )
     undirected = [m for m in metrics if stated.get(m) not in ("higher", "lower") and m not in unranked]
     if undirected:
         them = "it" if len(undirected) == 1 else "them"
         note += f" No mark on {join(undirected)}: scores.json states no direction for {them}."
     if plain := [m for m in metrics if m in unranked]:
         note += " " + unmarked_note(plain)
-    return Table(_VS_RANDOM, ["method", *metrics], rows, note=note)
+    table.note = note
+    return table
+
+
+def _bold_differences(table: Table, diff: dict, stated: dict[str, str], unranked: Collection[str]) -> bool:
+    """Bold the best difference of each directed, ranked column (ties as shown alike); True if any was."""
+    names = [row[0].text for row in table.rows]
+    done = False
+    for j, m in enumerate(table.columns[1:], start=1):
+        d = stated.get(m)
+        if d not in ("higher", "lower") or m in unranked:
+            continue
+        values = [None if is_baseline(n) else number((diff.get(n) or {}).get(m)) for n in names]
+        keys = [None if v is None else (-v if d == "higher" else v) for v in values]
+        if sum(k is not None for k in keys) >= 2:
+            mark_best(table, j, keys)
+            done = True
+    return done
 
 
 def _by_name(scores: Any) -> list[Section]:
@@ -814,9 +922,12 @@ def shortcut_section(run_dir: Path, notes: Notes) -> Section | None:
                 if k not in flat
                 for t in tables_from_json(v, labels.get(k, str(k)), heat=True)
             ]
+            total = _shortcut_count(data)
+            methods = body.get("methods") if isinstance(body.get("methods"), dict) else {}
             for t in sec.tables:
                 if any(c in t.columns for c in ("stamp_energy", "stamp_pointing", "cue_energy", "cue_area")):
-                    t.note = f"{SHORTCUT_COLUMNS} {t.note}".strip()
+                    why = dropped_note(methods, t.columns[1:], total) if total else ""
+                    t.note = " ".join(filter(None, (SHORTCUT_COLUMNS, why, t.note)))
         else:
             sec.tables = tables_from_json(body, "", heat=True)
         _say(sec, shortcut_findings(data))
@@ -898,8 +1009,11 @@ _REGION_INTRO = (
     "the map with its area share: a big region (the background) gets much of a map by size alone."
 )
 _GENERAL = {
-    "95% CI": "95% confidence interval: the range the average would likely fall in if the scoring were "
-    "repeated on other photos like these. Two methods whose intervals overlap are not shown to differ.",
+    "95% CI": "95% confidence interval, by bootstrap: how far the mean over photos like these could "
+    "plausibly move, from resampling the scored photos. It is about one method's mean; to compare two "
+    "methods use the paired differences the report gives (each method against matched random maps on "
+    "the same photos), not whether their intervals overlap. “(all photos equal)” in place of an "
+    "interval: every photo scored the same, so there was nothing to resample.",
     "matched random map": "Random noise made as smooth as a method's own maps and scored on the same "
     "photos: the chance level a method must beat.",
 }

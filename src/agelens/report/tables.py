@@ -132,6 +132,10 @@ def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
 
+DEGENERATE = "(all photos equal)"
+"""Shown instead of a 95% CI whose ends are equal: every photo scored the same, so the bootstrap
+has nothing to resample and its "interval" is a single point, not a measured uncertainty."""
+
 _STAT_KEYS = {"mean", "std", "sem", "n", "ci_low", "ci_high", "lo", "hi", "median", "higher_is_better"}
 
 
@@ -145,6 +149,8 @@ def stat(v: Any) -> tuple[float, str] | None:
         return None
     lo, hi = low.get("ci_low", low.get("lo")), low.get("ci_high", low.get("hi"))
     if isinstance(lo, int | float) and isinstance(hi, int | float) and not (math.isnan(lo) or math.isnan(hi)):
+        if lo == hi:  # a bootstrap of identical values: "[0.000, 0.000]" is no interval
+            return float(mean), DEGENERATE
         return float(mean), f"[{fmt(float(lo))}, {fmt(float(hi))}]"
     spread = low.get("std", low.get("sem"))
     return float(mean), (f"± {fmt(float(spread))}" if isinstance(spread, int | float) else "")
@@ -453,13 +459,10 @@ def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated
         if d is None or len(present) < 2:
             continue
         table.arrows[col] = "↑" if d == "higher" else "↓"
-        top = min(present)
         for i, key in enumerate(keys):
-            if key is None:
-                continue
-            ranks[i].append(tie_rank(key, present))
-            if key == top:
-                table.rows[i][j + 1].cls += " best"
+            if key is not None:
+                ranks[i].append(tie_rank(key, present))
+        mark_best(table, j + 1, keys)
     if table.arrows:
         mean = [sum(r) / len(r) if r else float("inf") for r in ranks]
         order = sorted(range(len(rows)), key=lambda i: (not contender[i], mean[i]))
@@ -471,3 +474,17 @@ def _rank(table: Table, rows: list[tuple[str, dict]], columns: list[str], stated
         )
     if not all(contender):
         table.note = f"{table.note} {BASELINE_NOTE}".strip()
+
+
+def mark_best(table: Table, j: int, keys: list[float | None]) -> None:
+    """Bold the best of column ``j`` by ``keys`` (lower is better; None takes no part), and every
+    cell that shows the same text as it: two methods printed 0.741 are tied on the page, so both
+    are bold, even where their unrounded values differ in a late digit."""
+    present = [k for k in keys if k is not None]
+    if not present:
+        return
+    best = min(present)
+    shown = table.rows[keys.index(best)][j].text
+    for i, key in enumerate(keys):
+        if key is not None and (key == best or table.rows[i][j].text == shown):
+            table.rows[i][j].cls = (table.rows[i][j].cls + " best").strip()
