@@ -24,9 +24,9 @@ from typing import Any
 from agelens import __version__
 
 SHIPPED_MODEL_NAME = "agelens-utkface.keras"
-_SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / SHIPPED_MODEL_NAME
+SHIPPED_MODEL_PATH = Path(__file__).resolve().parent / "assets" / SHIPPED_MODEL_NAME
 """``agelens.model.io.SHIPPED_MODEL``, spelled out: importing the model code would load Keras."""
-PATH_KEYS = ("data", "holdout", "masks")
+PATH_KEYS = ("data", "holdout", "masks", "split")
 """Settings whose values are paths the user typed (the report shows them by name only)."""
 _CLI_NAMES = ("agelens", "agelens.exe", "agelens-script.py")
 """``sys.argv[0]``'s name when the ``agelens`` console script runs."""
@@ -127,7 +127,7 @@ def _fingerprint(p: Path) -> dict[str, Any]:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
                 size += len(block)
-    shipped = p.name == SHIPPED_MODEL_NAME and p.resolve() == _SHIPPED_MODEL
+    shipped = p.name == SHIPPED_MODEL_NAME and p.resolve() == SHIPPED_MODEL_PATH
     return {"name": p.name, "sha256": h.hexdigest(), "bytes": size, "shipped": shipped}
 
 

@@ -130,6 +130,23 @@ def test_an_interrupted_runs_checkpoint_is_never_overwritten_silently(tmp_path, 
     assert res.exit_code == 1 and "exists" not in res.output and "not a Keras model file" in res.output
 
 
+def test_resuming_the_finished_model_never_deletes_an_interrupted_continuations_state(
+    tmp_path, trained_folders
+) -> None:
+    """helper-86: `--resume m.keras` was let through while m.checkpoint.keras (an interrupted
+    continuation of m.keras) existed, and the run then deleted it before training."""
+    import shutil
+
+    data, trained, _ = trained_folders
+    out = tmp_path / "m.keras"
+    shutil.copy(trained, out)
+    ckpt = tmp_path / "m.checkpoint.keras"
+    ckpt.write_bytes(b"the last epoch of the continuation")
+    res = runner.invoke(app, ["train", str(data), "--out", str(out), "--resume", str(out), "--epochs", "3"])
+    assert res.exit_code == 1 and f"{ckpt} exists" in res.output and f"--resume {ckpt}" in res.output
+    assert ckpt.read_bytes() == b"the last epoch of the continuation"
+
+
 def test_an_interrupt_says_where_the_best_epoch_is_and_how_to_go_on(tmp_path, trained_folders, monkeypatch):
     import agelens.model.train as train_module
 

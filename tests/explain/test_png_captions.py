@@ -77,3 +77,20 @@ def test_the_caption_names_no_jet_colours_for_another_colormap():
     text = _grid_text("inferno")
     assert "dark red" not in text and "black = no activation, pale yellow =" in text
     assert "the low end of PiYG" in _grid_text("PiYG")
+
+
+def test_filters_the_caller_named_are_not_called_the_most_active():
+    """helper-86: ``filter_maps(..., filters=[...])`` drew "its 3 most active filters" and a caption
+    saying the tiles were those with the highest means."""
+    from agelens.explain.filters import FilterMaps, _grid_caption
+
+    named = _grid_caption("block_3", named=True)
+    assert "the filters asked for" in named and "highest means" not in named
+    assert "highest means" in _grid_caption("block_3")
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 16, 16)).astype(np.float32)
+    fm = FilterMaps("block_3", [7, 1], [0.3, 0.2], maps, maps[0], named=True)
+    from agelens.explain.filters import filter_grid
+
+    fig = filter_grid(np.zeros((16, 16, 3), np.uint8), fm)
+    assert fig._suptitle.get_text() == "layer block_3: the filters asked for"

@@ -7,7 +7,6 @@ Ctrl-C would between two epochs.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 
@@ -87,9 +86,8 @@ def test_an_interrupted_run_keeps_its_last_epoch_its_best_and_its_optimizer(inte
     assert [r["epoch"] for r in training["history"]] == [1, 2]
     assert best_checkpoint_path(ckpt).is_file()
     assert read_metadata(best_checkpoint_path(ckpt))["training"]["weights_epoch"] == training["best_epoch"]
-    umask = os.umask(0o022)
-    os.umask(umask)
-    assert optimizer_state_path(ckpt).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    mode = optimizer_state_path(ckpt).stat().st_mode & 0o777
+    assert mode == ckpt.stat().st_mode & 0o777 == 0o644  # as the model beside it; not mkstemp's 0600
 
 
 def test_options_that_differ_from_the_checkpoint_are_refused_in_one_line_before_the_data(
@@ -162,6 +160,8 @@ def test_the_printed_command_resumes_the_same_run_to_its_end(interrupted) -> Non
     assert out.with_name("int_eval").joinpath("training_curves.png").stat().st_size > 0
     metrics = json.loads(out.with_name("int_eval").joinpath("metrics.json").read_text())
     assert metrics["age_mae"] >= 0 and metrics["n_aged"] == metrics["n_images"]  # as evaluate reports
+    made_by = json.loads(out.with_name("int_eval").joinpath("manifest.json").read_text())
+    assert made_by["command"] == "train (test split)"  # not "evaluate" beside "agelens train ..."
     assert not [p for p in run_state_files(interrupted["ckpt"]) if p.exists()]  # cleaned up
 
 
@@ -176,6 +176,10 @@ def test_recipe_options_left_out_come_from_the_checkpoint_and_typed_ones_must_ma
     assert settings["shuffle_labels"] is True and diffs == []
     _, diffs = resumed_recipe(meta, {**given, "size": 32, "seed": 4}, explicit={"size", "seed"})
     assert len(diffs) == 1 and diffs[0].startswith("--seed 4 (the checkpoint's run has --seed 3")
+    _, diffs = resumed_recipe(meta, {**given, "init_seed": 3}, explicit={"init_seed"})  # = its --seed
+    assert diffs == []
+    _, diffs = resumed_recipe(meta, {**given, "init_seed": 5}, explicit={"init_seed"})
+    assert len(diffs) == 1 and diffs[0].startswith("--init-seed 5")
 
 
 def test_a_split_fingerprint_tells_added_removed_and_moved_photos_apart() -> None:
@@ -248,6 +252,27 @@ def test_resuming_goes_on_from_the_last_epoch_and_ends_with_the_best_of_all(tmp_
     training = res.model.metadata["training"]
     assert [r["epoch"] for r in training["history"]] == [1, 2, 3]  # epoch 2's wait carried over: stop at 3
     assert training["stopped_early"] is True and res.best_epoch == 1
+    assert res.model.metadata["resumes"] == [
+        {"after_epoch": 2, "weights_of_epoch": 2, "epochs_planned": 4, "epochs_now": 4}
+    ]
     assert "stopped early after epoch 3: no better validation score for 2 epochs; best epoch 1" in said
     for a, b in zip(res.model.keras_model.get_weights(), best.keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_resume_says_when_it_is_not_a_plain_continuation() -> None:
+    """helper-86: a raised --epochs stretches the schedule (the rate jumps back up), and a finished
+    model goes on from its best epoch's weights while the epochs are numbered from its last."""
+    from agelens.model.train import TrainConfig, _resume_lines
+
+    plain = {"after_epoch": 2, "weights_of_epoch": 2, "epochs_planned": 6}
+    assert _resume_lines(plain, TrainConfig(epochs=6)) == []
+    longer = {"after_epoch": 29, "weights_of_epoch": 29, "epochs_planned": 30}
+    (line,) = _resume_lines(longer, TrainConfig(epochs=60))
+    assert line.startswith("the learning-rate schedule now spans 60 epochs, not 30: epoch 30 runs at 0.00111")
+    assert line.endswith("(a warm restart)")
+    finished = {"after_epoch": 4, "weights_of_epoch": 1, "epochs_planned": 4}
+    lines = _resume_lines(finished, TrainConfig(epochs=5))
+    assert lines[0] == (
+        "going on from epoch 1's weights (the model's best); the new epochs are numbered from 5"
+    )

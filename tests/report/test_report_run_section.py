@@ -147,3 +147,23 @@ def test_sentences_and_skipped_photos_name_folders_without_the_users_home(tmp_pa
     page = render_report(run)
     assert "/home/someone" not in page
     assert "held-out test split of photos (30 photos, seed 0)" in page and "broken.jpg" in page
+
+
+def test_paths_with_spaces_splits_and_slashes_in_prose_are_shown_as_a_reader_needs(tmp_path: Path) -> None:
+    """helper-86's review: a folder with a space kept "alice smith/faces", ``split`` was shown in
+    full, and the path regex ate the slash of "+/-" and "1 /2"."""
+    from agelens.report.assets import cut_paths, shared_path
+
+    run = make_run(tmp_path, n_images=1)
+    metrics = json.loads((run / "evaluation/metrics.json").read_text())
+    typed = "/home/alice smith/my faces"
+    metrics["evaluated_on"] = f"held-out test split of {typed} (30 photos, seed 0)"
+    write_json(run / "evaluation/metrics.json", metrics)
+    settings = {"data": typed, "split": "/home/alice smith/models/a_split.json"}
+    write_json(run / "evaluation/manifest.json", {"command": "evaluate", "settings": settings})
+    page = render_report(run)
+    assert "alice" not in page and "held-out test split of my faces (30 photos, seed 0)" in page
+    assert shared_path("settings · split", settings["split"]) == "a_split.json"
+    assert cut_paths("+/-0.5 years, ratio 1 /2") == "+/-0.5 years, ratio 1 /2"
+    assert cut_paths("/home/u/my photos/a.jpg: cannot decode") == "a.jpg: cannot decode"
+    assert shared_path("command_line", "agelens x -o/home/u/out") == "agelens x -oout"

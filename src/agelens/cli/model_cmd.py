@@ -337,7 +337,7 @@ def train_command(
         done.unlink(missing_ok=True)
     if m:
         settings = {"data": str(data), "model": str(out), "split": str(split_file), "split_seed": seed}
-        files = write_evaluation(m, eval_dir, settings)
+        files = write_evaluation(m, eval_dir, settings, command="train (test split)")
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
     typer.echo(f"history: {history_file} (curves: {curves})")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
@@ -380,14 +380,14 @@ def _check_train_options(
         fail(f"{out}: the model file must end in .keras")
     check_parent_folder(out, "--out")
     state = state_files(_checkpoint(out))
-    resuming = resume is not None and resume.resolve() in {out.resolve(), *(f.resolve() for f in state)}
-    if not force and not resuming:
+    picked = None if resume is None else resume.resolve()
+    if not force and picked not in {f.resolve() for f in state}:
         left = [f for f in (state[0], state[2]) if f.exists()]  # an interrupted run: never lose it silently
-        if left:
+        if left:  # also when resuming the finished --out model: going on from it would delete them
             go_on = f"continue it with --resume {state[0]}" if state[0].exists() else "move it elsewhere"
             fail(f"{left[0]} exists (an interrupted run's last or best epoch); {go_on}, or use --force")
         taken = [p for p in _train_outputs(out) if p.exists()]
-        if taken:
+        if taken and picked != out.resolve():
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
     if lr <= 0:
         fail(f"--lr must be positive, got {lr}")

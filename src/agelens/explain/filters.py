@@ -46,6 +46,7 @@ class FilterMaps:
     means: list[float]  # mean activation of each filter on the image
     maps: np.ndarray  # (k, S, S) raw activations, bilinear-upsampled to the model input
     summary: np.ndarray  # (S, S) mean over all channels, min-max normalised
+    named: bool = False  # the caller named the filters (else: the most active ones)
 
 
 class _Features:
@@ -106,7 +107,12 @@ def filter_maps(
     rng = summary.max() - summary.min()
     summary = (summary - summary.min()) / rng if rng > 1e-12 else np.zeros_like(summary)
     return FilterMaps(
-        feats.layer, chosen, [float(means[i]) for i in chosen], maps, summary.astype(np.float32)
+        feats.layer,
+        chosen,
+        [float(means[i]) for i in chosen],
+        maps,
+        summary.astype(np.float32),
+        named=filters is not None,
     )
 
 
@@ -130,7 +136,8 @@ def filter_grid(
     # the rows so that the second row's titles ran into the first row's images.
     tile, gap, title, head = 2.4, 0.2, 0.35, 0.5
     width = cols * (tile + gap)
-    caption = textwrap.wrap(_grid_caption(fm.layer, cmap, scale), width=max(30, int(width / 0.065)))
+    caption = _grid_caption(fm.layer, cmap, scale, fm.named)
+    caption = textwrap.wrap(caption, width=max(30, int(width / 0.065)))
     foot = 0.2 + 0.14 * len(caption)
     height = head + rows * (title + tile) + foot
     fig = Figure(figsize=(width, height), dpi=100)
@@ -149,9 +156,8 @@ def filter_grid(
     for ax, (label, m) in zip(axes, tiles, strict=False):
         ax.imshow(overlay(image, np.clip(m, 0, 1), alpha, cmap))
         ax.set_title(label, fontsize=8, pad=4)
-    fig.suptitle(
-        f"layer {fm.layer}: its {len(fm.indices)} most active filters", fontsize=10, y=1 - 0.12 / height
-    )
+    which = "the filters asked for" if fm.named else f"its {len(fm.indices)} most active filters"
+    fig.suptitle(f"layer {fm.layer}: {which}", fontsize=10, y=1 - 0.12 / height)
     fig.text(0.5, 0.08 / height, "\n".join(caption), ha="center", va="bottom", fontsize=7.5)
     return fig
 
@@ -166,7 +172,9 @@ COLOUR_ENDS = {
 """The low and high colours of common colormaps, as a caption names them."""
 
 
-def _grid_caption(layer: str, cmap: str = DEFAULT_CMAP, scale: float | None = None) -> str:
+def _grid_caption(
+    layer: str, cmap: str = DEFAULT_CMAP, scale: float | None = None, named: bool = False
+) -> str:
     """What a filter grid shows, in words, for readers who never saw the code.
 
     Why the colours are named: in jet the strongest colour is dark red, not the brightest (yellow
@@ -177,8 +185,9 @@ def _grid_caption(layer: str, cmap: str = DEFAULT_CMAP, scale: float | None = No
     top = f"{scale:.3g}, " if scale is not None else ""
     return (
         f"Each tile shows where one filter (channel) of layer {layer} responds on this photo. "
-        "'mean' is that filter's average activation over the whole photo; the tiles are the "
-        f"filters with the highest means. The filter tiles share one colour scale: {low} = no "
+        "'mean' is that filter's average activation over the whole photo; the tiles are "
+        + ("the filters asked for. " if named else "the filters with the highest means. ")
+        + f"The filter tiles share one colour scale: {low} = no "
         f"activation, {high} = {top}the largest activation in any of them. The first tile, the "
         f"mean of every filter of the layer, has its own scale: {low} at its weakest point, {high} "
         "at its strongest. Filters show what responds, not why the model predicts a class."

@@ -155,7 +155,11 @@ def resumed_recipe(
         saved = part[key]
         if option == "bn_momentum" and saved is None:
             continue
-        if option in explicit and not _same(given.get(option), saved):
+        asked = given.get(option)
+        if option == "init_seed" and saved is None:  # the run's start was seeded by its --seed
+            saved_seed = (meta.get("train_config") or {}).get("seed")
+            asked = None if asked is not None and _same(asked, saved_seed) else asked
+        if option in explicit and not _same(asked, saved):
             differences.append(f"{_flag(option, given.get(option))} ({_why(option, saved)})")
         settings[option] = saved
     return settings, differences

@@ -172,7 +172,9 @@ def plot_confusion(m: dict, path: str | Path) -> Path:
     return atomic_savefig(fig, path)
 
 
-def write_evaluation(m: dict, out: str | Path, settings: dict | None = None) -> dict[str, Path]:
+def write_evaluation(
+    m: dict, out: str | Path, settings: dict | None = None, command: str = "evaluate"
+) -> dict[str, Path]:
     """Write metrics.json, metrics.md, confusion_matrix.png and, last, manifest.json into ``out``.
 
     The manifest says what made the numbers (versions, when, the command line, the model file's
@@ -192,7 +194,7 @@ def write_evaluation(m: dict, out: str | Path, settings: dict | None = None) -> 
     model = settings.get("model") or m.get("model")
     made = provenance(model)
     manifest = {
-        "command": "evaluate",
+        "command": command,  # "train (test split)" for the scores a training run ends with
         **{k: made[k] for k in ("created", "command_line") if k in made},
         "versions": made["versions"],
         **({"model": str(model)} if model else {}),

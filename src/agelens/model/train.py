@@ -19,7 +19,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -36,7 +36,7 @@ from agelens.model.builder import (
     ModelConfig,
     build_age_model,
 )
-from agelens.model.checkpoints import best_checkpoint_path, optimizer_state_path
+from agelens.model.checkpoints import best_checkpoint_path, epochs_left_problem, optimizer_state_path
 from agelens.model.io import AgeModel, save_model
 
 __all__ = ["TrainConfig", "TrainResult", "optimizer_state_path", "train", "write_history"]
@@ -157,21 +157,16 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _umask_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give a new file (0644 under the usual umask 022)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _save_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
-    """Written to a temp file and renamed, like the checkpoint it belongs to; with the mode any
-    other file written here gets (mkstemp's 0600 made it the one file others could not read)."""
+    """Written to a temp file and renamed, like the checkpoint it belongs to, with that file's mode
+    (mkstemp's 0600 made it the one file others could not read; reading the umask would change it
+    for every thread for a moment)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, *[np.asarray(v.numpy()) for v in optimizer.variables])
-        os.chmod(tmp, _umask_mode())
+        model_file = path.with_name(path.name.removesuffix(".optimizer.npz"))  # just saved beside it
+        os.chmod(tmp, model_file.stat().st_mode & 0o777 if model_file.exists() else 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -287,13 +282,19 @@ def train(
     keras.utils.set_random_seed(cfg.start_seed)
     km = build_age_model(mcfg, seed=cfg.start_seed)
     initial_epoch, earlier_history, state = 0, [], _fresh_state()
+    resumes: list[dict] = []
     if resume:
         initial_epoch, earlier_history, state = _resume_state(Path(resume), km, names, cfg)
+        resumes = state.pop("resumes")
+        if verbose:
+            for line in _resume_lines(resumes[-1], cfg):
+                print(line, flush=True)
     meta = {
         "model_config": mcfg.to_dict(),
         "train_config": cfg.to_dict(),
         "data": data_summary or {},
         "rescales_input": True,
+        **({"resumes": resumes} if resumes else {}),  # where the history's epochs changed hands
     }
     wrapped = AgeModel(km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None)
 
@@ -417,11 +418,8 @@ def _resume_state(
         ) from None
     training = prev.metadata.get("training", {}) or {}
     done = int(training.get("epochs_done", 0))
-    if done >= cfg.epochs:
-        raise ValueError(
-            f"{resume}: already trained {done} epoch(s); to continue, ask for more "
-            f"epochs in all (--epochs {done + 1} or more)"
-        )
+    if (problem := epochs_left_problem(resume, prev.metadata, cfg.epochs)) is not None:
+        raise ValueError(problem)
     history = list(training.get("history", []))
     best_epoch = int(training.get("best_epoch", 0))
     held = int(training.get("weights_epoch", best_epoch))  # a finished model holds its best epoch
@@ -436,7 +434,34 @@ def _resume_state(
         )
         if training.get("kind") == "checkpoint":
             state["wait"] = max(0, done - best_epoch)
+    planned = (prev.metadata.get("train_config") or {}).get("epochs")
+    this = {"after_epoch": done, "weights_of_epoch": held, "epochs_planned": planned}
+    state["resumes"] = [*(prev.metadata.get("resumes") or []), {**this, "epochs_now": cfg.epochs}]
     return done, history, state
+
+
+def _resume_lines(resumed: dict, cfg: TrainConfig) -> list[str]:
+    """What a resumed run says before its first epoch, where it is not a plain continuation.
+
+    Why: a finished model goes on from its best epoch's weights while the epochs are numbered on
+    from its last, and a raised ``--epochs`` stretches the learning-rate schedule, so the rate
+    jumps back up (a warm restart); the history alone would not show either.
+    """
+    done, held, planned = resumed["after_epoch"], resumed["weights_of_epoch"], resumed["epochs_planned"]
+    lines = []
+    if held != done:
+        lines.append(
+            f"going on from epoch {held}'s weights (the model's best); the new epochs are numbered "
+            f"from {done + 1}"
+        )
+    if isinstance(planned, int) and planned != cfg.epochs and done:
+        ended, now = lr_at(done - 1, replace(cfg, epochs=planned)), lr_at(done, cfg)
+        restart = " (a warm restart)" if now > 1.5 * ended else ""
+        lines.append(
+            f"the learning-rate schedule now spans {cfg.epochs} epochs, not {planned}: epoch {done + 1} runs "
+            f"at {now:.3g} after {ended:.3g} at epoch {done}{restart}"
+        )
+    return lines
 
 
 def _best_weights(resume: Path, training: dict, km: keras.Model) -> list | None:

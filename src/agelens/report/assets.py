@@ -12,9 +12,12 @@ import base64
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agelens.provenance import PATH_KEYS, SHIPPED_MODEL_NAME, SHIPPED_MODEL_PATH
 
 MAX_EMBED_BYTES = 1_500_000
 """Images bigger than this are re-encoded smaller, so a report stays e-mailable."""
@@ -227,12 +230,7 @@ def _demote(html: str) -> str:
     return re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 2)}>", html)
 
 
-SHIPPED_MODEL_NAME = "agelens-utkface.keras"
-_SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / SHIPPED_MODEL_NAME
-"""``agelens.model.io.SHIPPED_MODEL``, spelled out here: the report must not load the model code."""
 MODEL_KEYS = ("model", "shuffled_model")
-PATH_KEYS = ("data", "holdout", "masks")
-"""Keys of the run files whose values are paths the user gave (``data``: the photo folder)."""
 
 
 def is_shipped_model(value: str) -> bool:
@@ -244,7 +242,7 @@ def is_shipped_model(value: str) -> bool:
     if path.parent.name == "assets" and path.parent.parent.name == "agelens":
         return True
     try:
-        return path.resolve() == _SHIPPED_MODEL
+        return path.resolve() == SHIPPED_MODEL_PATH
     except (OSError, RuntimeError, ValueError):
         return False
 
@@ -277,19 +275,36 @@ def shared_path(key: str, value: Any) -> Any:
     if last == "command_line":  # as typed, with each absolute path cut to its name
         import shlex
 
-        def cut(word: str) -> str:
-            flag, eq, path = word.rpartition("=") if word.startswith("-") else ("", "", word)
-            return flag + eq + (Path(path).name if Path(path).is_absolute() else path)
+        def cut(word: str) -> str:  # a path, --flag=path or -opath
+            flag = re.match(r"(--[\w-]+=|-\w(?=/))?", word).group(0)
+            path = word[len(flag) :]
+            return flag + (Path(path).name if Path(path).is_absolute() else path)
 
         return shlex.join(cut(w) for w in shlex.split(value))
     return value
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/()<>,;:'\"]+/)*([^\s/()<>,;:'\"]+)/?")
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~/:+-])/(?:[^/\n()<>,;:'\"]*[^\s/()<>,;:'\"]/)+([^\s/()<>,;:'\"]+)/?"  # /x/y at least
+)
 
 
-def cut_paths(text: str) -> str:
+def cut_paths(text: str, known: Iterable[str] = ()) -> str:
     """``text`` (a sentence a command recorded, such as ``evaluated_on``, or a skipped photo's
-    name) with each absolute path cut to its last part: a shared page names the folder, not
-    the user's home. Relative paths stay as typed."""
+    ``path: reason``) with each absolute path cut to its last part: a shared page names the
+    folder, not the user's home. Relative paths stay as typed.
+
+    The paths in ``known`` (the run's own settings) are cut exactly, spaces and all; other
+    absolute paths are found by their shape (``/a/b``: two parts at least, so ``+/-`` or
+    ``1 /2`` are left alone; folders may hold spaces, the last part may not).
+    """
+    for path in sorted((p for p in known if isinstance(p, str) and Path(p).is_absolute()), key=len)[::-1]:
+        text = text.replace(path, Path(path).name or path)
     return _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)
+
+
+def cut_path_reason(item: str) -> str:
+    """A skipped photo's ``path: reason`` with the path cut to its file name (spaces and all)."""
+    path, sep, reason = item.partition(": ")
+    shown = Path(path).name if sep and Path(path).is_absolute() else cut_paths(path)
+    return shown + sep + cut_paths(reason)

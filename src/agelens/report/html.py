@@ -9,6 +9,7 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 from importlib import resources
@@ -17,7 +18,15 @@ from typing import Any
 
 from agelens import __version__
 from agelens.model.evaluate import balanced_accuracy_note
-from agelens.report.assets import Notes, cut_paths, image_uri, inside, read_json, render_markdown
+from agelens.report.assets import (
+    Notes,
+    cut_path_reason,
+    cut_paths,
+    image_uri,
+    inside,
+    read_json,
+    render_markdown,
+)
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, age_cut, build_gallery, groups_from_age
 from agelens.report.page import Figure, Section
@@ -278,7 +287,8 @@ def _skipped_table(manifest: Any) -> Table | None:
             reason = str(item.get("reason", item.get("error", "")))
         else:
             name, _, reason = str(item).partition(": ")
-        rows.append([Cell(cut_paths(name), "rowhead"), Cell(cut_paths(reason) or "—")])
+        shown = Path(name).name if Path(name).is_absolute() else name  # the file, not the user's folders
+        rows.append([Cell(shown, "rowhead"), Cell(cut_paths(reason) or "—")])
     if not rows:
         return None
     title = f"Skipped photos ({len(rows)}): not in the results below"
@@ -506,7 +516,8 @@ def evaluation_dir(run_dir: Path) -> Path:
 
 def _is_evaluate_manifest(manifest: Any) -> bool:
     """What ``agelens evaluate --out X`` writes beside its metrics: versions, settings, skipped photos."""
-    return isinstance(manifest, dict) and manifest.get("command") == "evaluate"
+    command = manifest.get("command") if isinstance(manifest, dict) else None
+    return command in ("evaluate", "train (test split)")  # train's NAME_eval/ is written the same way
 
 
 def _is_explain_folder(run_dir: Path, manifest: Any) -> bool:
@@ -649,6 +660,15 @@ def _card_beside_model(manifest: Any) -> Path | None:
     return None
 
 
+def _setting_paths(manifest: Path) -> list[str]:
+    """The paths a command's manifest records in its settings (for :func:`cut_paths`); [] without one."""
+    try:
+        settings = json.loads(manifest.read_text()).get("settings", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [v for v in settings.values() if isinstance(v, str)] if isinstance(settings, dict) else []
+
+
 def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section | None:
     ev = evaluation_dir(run_dir) if ev is None else ev
     m = read_json(ev / "metrics.json", notes, "Evaluation")
@@ -657,8 +677,10 @@ def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section 
         notes.add("Evaluation: no evaluation/metrics.json.")
         return None
     m = m if isinstance(m, dict) else {}
+    if isinstance(m.get("evaluated_on"), str):  # the data folder by name, even one with spaces in it
+        m = {**m, "evaluated_on": cut_paths(m["evaluated_on"], _setting_paths(ev / "manifest.json"))}
     # Say what was evaluated, as recorded; only a held-out split may be called one.
-    on = cut_paths(m["evaluated_on"]) if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
+    on = m["evaluated_on"] if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
     sec = Section(
         "evaluation", "Evaluation", f"Evaluated on {on}; rows of the confusion matrix are true classes."
     )
@@ -730,7 +752,7 @@ def _other_metrics(rest: dict) -> dict[str, Any]:
         elif isinstance(value, str):
             value = cut_paths(value)  # evaluated_on names the data folder as typed
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            value = [cut_paths(v) for v in value]  # skipped photos, not-face-crop names
+            value = [cut_path_reason(v) for v in value]  # skipped photos, not-face-crop names
         out[_EVAL_LABELS.get(key, key.replace("_", " "))] = value
     return out
 
