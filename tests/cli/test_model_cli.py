@@ -338,7 +338,7 @@ def test_train_writes_its_split_so_the_test_score_can_be_reproduced(trained_cli)
 
 @pytest.mark.parametrize(
     ("extra", "code", "words"),
-    [(["--epochs", "0"], 2, "--epochs"), (["--lr", "-1"], 1, "--lr must be positive"),
+    [(["--epochs", "0"], 2, "--epochs"), (["--lr", "-1"], 2, "'--lr': must be positive"),
      (["--class-weights", "-1"], 2, "--class-weights"), (["--augment", "5"], 2, "--augment"),
      (["--schedule", "linear"], 2, "--schedule"), (["--size", "8"], 2, "--size")],
 )  # fmt: skip

@@ -276,3 +276,15 @@ def test_a_resume_says_when_it_is_not_a_plain_continuation() -> None:
     assert lines[0] == (
         "going on from epoch 1's weights (the model's best); the new epochs are numbered from 5"
     )
+
+
+def test_train_takes_width_for_the_width_multiplier() -> None:
+    """--alpha is the overlay's opacity in explain; train also takes --width for MobileNetV2's alpha."""
+    from typer.testing import CliRunner
+
+    from agelens.cli.main import app
+
+    res = CliRunner().invoke(app, ["train", "--help"])
+    assert "--width" in res.output
+    res = CliRunner().invoke(app, ["train", "nowhere", "--width", "0.05"])
+    assert res.exit_code == 2 and "--width" in res.output  # the same option, same range

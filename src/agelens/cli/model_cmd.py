@@ -66,6 +66,13 @@ class Engine(StrEnum):
     keras = "keras"
 
 
+def _positive(value: float) -> float:
+    """A malformed option exits 2 with the usage line, as --size 31 does (the check ran later: exit 1)."""
+    if value <= 0:
+        raise typer.BadParameter(f"must be positive, got {value:g}")
+    return value
+
+
 def train_command(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
@@ -83,7 +90,16 @@ def train_command(
         ),
     ] = None,
     size: Annotated[int, typer.Option(min=32, help="Input size in pixels (MobileNetV2: 32 or more).")] = 64,
-    alpha: Annotated[float, typer.Option(min=0.1, help="MobileNetV2 width multiplier.")] = 1.0,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            "--width",
+            min=0.1,
+            help="MobileNetV2 width multiplier (Keras calls it alpha; explain's --alpha is the overlay's "
+            "opacity).",
+        ),
+    ] = 1.0,
     dropout: Annotated[
         float,
         typer.Option(
@@ -96,7 +112,7 @@ def train_command(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Photos per training step; lower it if memory runs out.")
     ] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).", callback=_positive)] = 2e-3,
     schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.cosine,
     label_smoothing: Annotated[
         float,
