@@ -207,6 +207,7 @@ def test_evaluate_names_every_skipped_input_and_says_what_it_evaluated(tmp_path,
     both = text.stdout + text.stderr  # each file once with its reason, the count once (the summary)
     assert both.count("gone.jpg") == 1 and "2 inputs skipped" not in both
     assert text.stdout.rstrip().splitlines()[-1].startswith("1 image evaluated, 2 skipped")
+    assert "(1 photo with an age)" in text.stdout  # not "1 photos"
 
 
 def test_evaluate_detect_crops_the_face_as_predict_does_and_counts_the_faces(

@@ -336,16 +336,27 @@ def note_guessed_range(loaded: Any, input_range: str | None, model: Path | None 
 
 
 def warn_implausible_ages(ages: Any, loaded: Any) -> None:
-    """One warning line when a model's ages are no years (:func:`agelens.model.evaluate.implausible_ages`)."""
-    from agelens.model.evaluate import implausible_ages
+    """One warning line when a model's ages are no years (:func:`agelens.model.evaluate.implausible_ages`).
+
+    For a model agelens trained (it records its recipe, its own pixel range, and predicts years),
+    the age head has not learned yet; the advice for plain Keras models (an age / 100 scale, or
+    --input-range) does not fit it.
+    """
+    from agelens.model.evaluate import implausible_ages, training_steps
 
     if ages is None or not (why := implausible_ages(ages)):
         return
-    typer.echo(
-        f"{getattr(loaded, 'path', None) or 'the model'}: warning: {why}: is its output in years (a model "
-        "trained on age / 100 needs the scale put back inside it) and its pixel range right (--input-range)?",
-        err=True,
-    )
+    meta = getattr(loaded, "metadata", None) or {}
+    if isinstance(meta.get("train_config"), dict):
+        steps = training_steps(meta)
+        after = f" after {steps} training steps" if steps is not None else ""
+        advice = f"its age head has not learned to tell ages apart{after}; train longer or on more photos"
+    else:
+        advice = (
+            "is its output in years (a model trained on age / 100 needs the scale put back inside it) and "
+            "its pixel range right (--input-range)?"
+        )
+    typer.echo(f"{getattr(loaded, 'path', None) or 'the model'}: warning: {why}: {advice}", err=True)
 
 
 def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:

@@ -199,7 +199,7 @@ def train_command(
                  batch_size=batch_size, lr=lr, schedule=schedule.value, label_smoothing=label_smoothing,
                  class_weights=class_weights, augment=augment, patience=patience, seed=seed,
                  init_seed=init_seed, shuffle_labels=shuffle_labels)  # fmt: skip
-    plan = _check_train_options(out, force, resume, lr, tensorboard, given, typed, epochs, age_bins)
+    plan = _check_train_options(out, force, resume, tensorboard, given, typed, epochs, age_bins)
     rc, epochs, age_bins, resumed = plan["recipe"], plan["epochs"], plan["bins"], plan["meta"]
     size, alpha, dropout, bn_momentum = rc["size"], rc["alpha"], rc["dropout"], rc["bn_momentum"]
     age_head, batch_size, lr = rc["age_head"], rc["batch_size"], rc["lr"]
@@ -373,12 +373,11 @@ def _check_train_options(
     out: Path,
     force: bool,
     resume: Path | None,
-    lr: float,
     tensorboard: Path | None,
-    given: dict | None = None,
-    typed: set[str] | frozenset[str] = frozenset(),
-    epochs: int = 30,
-    age_bins=None,
+    given: dict,
+    typed: set[str],
+    epochs: int,
+    age_bins,
 ) -> dict:
     """Refuse options that would fail later, before any work: finding out after TensorFlow's start
     (seconds), let alone an hour of training, is too late.
@@ -405,9 +404,7 @@ def _check_train_options(
         taken = [p for p in _train_outputs(out) if p.exists()]
         if taken and picked != out.resolve():
             fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
-    if lr <= 0:
-        fail(f"--lr must be positive, got {lr}")
-    plan = {"recipe": dict(given or {}), "epochs": epochs, "bins": age_bins, "meta": {}}
+    plan = {"recipe": dict(given), "epochs": epochs, "bins": age_bins, "meta": {}}
     if resume is not None:
         check_model_path(resume, "resume")
         from agelens.data.bins import AgeBins
@@ -447,7 +444,9 @@ def _checkpoint(out: Path) -> Path:
     """Where ``train`` keeps the last finished epoch while it runs (``NAME.checkpoint.keras``; its
     optimizer state and the best epoch so far lie beside it, see
     :func:`agelens.model.checkpoints.run_state_files`; all removed when the run ends)."""
-    return out.with_name(out.stem + ".checkpoint.keras")
+    from agelens.model.checkpoints import CHECKPOINT_SUFFIX
+
+    return out.with_name(out.stem + CHECKPOINT_SUFFIX)
 
 
 def _train_outputs(out: Path) -> list[Path]:
@@ -588,7 +587,7 @@ def evaluate_command(
         age_of = {r.path: r.age for r in ds.records}
         true_ages = np.array([np.nan if age_of[p] is None else age_of[p] for p in ok], dtype=float)
         m.update(age_error(predicted["age"], true_ages))
-        _warn_ages(predicted["age"], m_)
+        warn_implausible_ages(predicted["age"], m_)
     m["n_skipped"] = len(problems)
     m["includes_training_photos"] = bool(trained_on)
     m["skipped"] = [str(p) for p in problems]  # "file: reason", as printed on stderr
@@ -739,27 +738,6 @@ def _training_photos(split: Path, ds) -> int:
         return 0
     listed = {n for n in names if isinstance(n, str)}
     return sum(in_holdout(r.path, ds.root, listed) for r in ds.records)
-
-
-def _warn_ages(ages, loaded) -> None:
-    """A warning when the model's ages are no years: for a model agelens trained, that its age head
-    has not learned yet (it records its own pixel range and predicts years, so the advice for plain
-    Keras models, an age / 100 scale or --input-range, does not fit); else that advice."""
-    from agelens.model.evaluate import implausible_ages, training_steps
-
-    meta = getattr(loaded, "metadata", None) or {}
-    if not isinstance(meta.get("train_config"), dict):
-        warn_implausible_ages(ages, loaded)
-        return
-    if ages is None or not (why := implausible_ages(ages)):
-        return
-    steps = training_steps(meta)
-    after = f" after {steps} training steps" if steps is not None else ""
-    typer.echo(
-        f"{getattr(loaded, 'path', None) or 'the model'}: warning: {why}: its age head has not learned "
-        f"to tell ages apart{after}; train longer or on more photos",
-        err=True,
-    )
 
 
 def _held_out(ds, names: set[str] | None, data: Path, holdout: Path | None) -> tuple[list, list, int]:

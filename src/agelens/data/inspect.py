@@ -152,9 +152,10 @@ PARTS = {"train": "training", "val": "validation", "test": "test"}
 
 def split_counts_of(class_names: list[str], labels: Sequence[Sequence[int]]) -> dict[str, dict[str, int]]:
     """Photos per class in each part, from the labels of the photos each part loaded (train's view)."""
+    counts = (np.bincount(np.asarray(ys, int), minlength=len(class_names)) for ys in labels)
     return {
-        part: {name: int(sum(1 for y in ys if int(y) == i)) for i, name in enumerate(class_names)}
-        for part, ys in zip(SPLITS, labels, strict=True)
+        part: {name: int(n[i]) for i, name in enumerate(class_names)}
+        for part, n in zip(SPLITS, counts, strict=True)
     }
 
 

@@ -330,23 +330,25 @@ def check_inputs(
     a warning, exactly as :func:`agelens.data.images.load_image` treats them. ``size`` is the
     model's input side, when known (see :func:`check_model_size`).
     """
-    integers = np.asarray(x).dtype.kind in "iub"  # uint8 0/1 is a dark photo, as explain() reads it
     x = check_images(x, size)
     maps = np.asarray(maps, dtype=np.float32)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps must be (N, S, S) matching x {x.shape[:3]}, got {maps.shape}")
     check_finite("x", x)
     check_finite("maps", maps)
-    return as_pixels(x, integers=integers), maps, check_targets(targets, x.shape[0], n_classes)
+    return as_pixels(x), maps, check_targets(targets, x.shape[0], n_classes)
 
 
 def check_images(x: Any, size: int | None, name: str = "x") -> np.ndarray:
-    """``x`` as a float32 ``(N, S, S, 3)`` RGB batch at the model's input size (``size``, when known).
+    """``x`` as an ``(N, S, S, 3)`` RGB batch at the model's input size (``size``, when known):
+    integers as they are (:func:`as_pixels` must still see that they are integers), anything
+    else as float32.
 
     The shape half of :func:`check_inputs`, shared with ``score_methods``, which predicts on its
     images before any metric sees them.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    x = x if x.dtype.kind in "iu" else x.astype(np.float32, copy=False)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"{name} must be (N, S, S, 3) RGB, got {x.shape}")
     check_model_size(x, size, name)
@@ -376,11 +378,11 @@ def check_finite(name: str, a: np.ndarray) -> None:
         )
 
 
-def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4, integers: bool = False) -> np.ndarray:
-    """``x`` as float RGB 0..255: values all in 0..1 are scaled by 255 with a warning (the loader's rule,
-    :func:`agelens.data.images.scale_unit_floats`); values outside 0..255 only warn. ``integers``:
-    the caller's array held integers before it was cast to float, so it is never scaled (uint8 is
-    0..255 by definition, as ``explain()`` reads it).
+def as_pixels(x: Any, name: str = "x", stacklevel: int = 4) -> np.ndarray:
+    """``x`` as float32 RGB 0..255: float values all in 0..1 are scaled by 255 with a warning (the
+    loader's rule, :func:`agelens.data.images.scale_unit_floats`, which leaves integers alone: uint8
+    0/1 is a dark photo, as ``explain()`` reads it); values outside 0..255 only warn. Give it the
+    array as the caller passed it: cast to float first, a dark uint8 photo would look like 0..1.
 
     Why scale rather than refuse: 0..1 floats are the other common convention (captum,
     Quantus), and read as 0..255 they are an almost black image on which every map scores
@@ -388,11 +390,13 @@ def as_pixels(x: np.ndarray, name: str = "x", stacklevel: int = 4, integers: boo
     """
     from agelens.data.images import scale_unit_floats  # the rule's one home (cv2: imported on first use)
 
+    x = np.asarray(x)
     if x.size == 0:
-        return x
-    scaled = x if integers else scale_unit_floats(x, name, stacklevel=stacklevel)
+        return x.astype(np.float32)
+    scaled = scale_unit_floats(x, name, stacklevel=stacklevel)
     if scaled is not x:
-        return scaled
+        return scaled.astype(np.float32, copy=False)
+    x = x.astype(np.float32, copy=False)
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 255.0 + 1e-3:
         warnings.warn(

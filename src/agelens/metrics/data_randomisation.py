@@ -149,7 +149,7 @@ def data_randomisation_test(
         raise TypeError(f"explain_fn must be a callable, got {explain_fn!r}; {HOW_TO_GET['model_explainer']}")
     real, shuffled = as_age_model(model) or model, as_age_model(shuffled_model) or shuffled_model
     check_comparable(real, shuffled)
-    x = as_pixels(np.asarray(x, dtype=np.float32), integers=np.asarray(x).dtype.kind in "iub")
+    x = as_pixels(x)
     check_finite("x", x)
     targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     readout = readout_of(targets, getattr(real, "class_names", None))

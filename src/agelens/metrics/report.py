@@ -483,11 +483,10 @@ def score_methods(
     """
     # Checked and scaled first: the targets are predicted here, before any metric would check x or
     # scale 0..1 input, so a photo-size batch fails in one line, not inside the traced forward pass.
-    raw = np.asarray(images)
-    integers = raw.dtype.kind in "iub"
-    x = as_pixels(check_images(raw, input_size_of(model), "images"), "images", 3, integers)
+    checked = check_images(images, input_size_of(model), "images")  # integers kept as they are
+    x = as_pixels(checked, "images", stacklevel=3)
     check_finite("images", x)
-    x_in = raw if integers else x  # what the metrics get: integers as given, which they never rescale
+    x_in = checked if checked.dtype.kind in "iu" else x  # the metrics check x again: integers stay so
     n = len(x)
     labels = _labels_counted(labels, n)
     if labels is None and region_masks is not None:

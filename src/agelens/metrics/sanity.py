@@ -385,10 +385,8 @@ def randomisation_test(
     if not callable(explain_fn):
         raise TypeError(f"explain_fn must be a callable, got {explain_fn!r}; {HOW_TO_GET['model_explainer']}")
     outputs = check_outputs(output) if output is not None else None
-    integers = np.asarray(x).dtype.kind in "iub"
-    x = np.asarray(x, dtype=np.float32)
+    x = as_pixels(x)
     check_finite("x", x)
-    x = as_pixels(x, integers=integers)
     targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     read = as_age_model(model) or model  # a bare keras.Model is read as explain() reads it
     names = class_names_of(read)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from agelens.atomic import atomic_savefig, atomic_write_text
+from agelens.wording import counted
 
 
 def classification_metrics(y_true, y_pred, class_names: list[str]) -> dict:
@@ -100,7 +101,7 @@ def markdown_table(m: dict) -> str:
         f"Balanced accuracy: {m['balanced_accuracy']:.3f}"
         + (f" ({note})" if (note := balanced_accuracy_note(m)) else ""),
         *(
-            [f"Age MAE: {m['age_mae']:.2f} years ({m['n_aged']} photos with an age)"]
+            [f"Age MAE: {m['age_mae']:.2f} years ({counted(m['n_aged'], 'photo')} with an age)"]
             if "age_mae" in m
             else []
         ),

@@ -303,8 +303,14 @@ def cut_paths(text: str, known: Iterable[str] = ()) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)
 
 
+def path_and_reason(item: str) -> tuple[str, str]:
+    """A skipped photo's ``path: reason`` as (the file as a shared page names it, the reason): an
+    absolute path cut to its file name, spaces and all."""
+    path, sep, reason = item.partition(": ")
+    return (Path(path).name if sep and Path(path).is_absolute() else cut_paths(path)), cut_paths(reason)
+
+
 def cut_path_reason(item: str) -> str:
     """A skipped photo's ``path: reason`` with the path cut to its file name (spaces and all)."""
-    path, sep, reason = item.partition(": ")
-    shown = Path(path).name if sep and Path(path).is_absolute() else cut_paths(path)
-    return shown + sep + cut_paths(reason)
+    shown, reason = path_and_reason(item)
+    return f"{shown}: {reason}" if ": " in item else shown

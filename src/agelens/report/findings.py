@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agelens.report.assets import cut_paths
 from agelens.report.tables import is_baseline, number, pct, rank_text
 from agelens.wording import counted
 
@@ -125,8 +124,7 @@ def evaluation_findings(m: Any) -> Said:
     ]
     if not parts:
         return Said()
-    on = m.get("evaluated_on")
-    on = cut_paths(on) if isinstance(on, str) else on
+    on = m.get("evaluated_on")  # its paths cut by the caller, who knows the run's own (html._evaluation)
     n = whole_count(m.get("n_images"))
     said = isinstance(on, str) and n is not None and re.search(rf"(?<![\d,.]){n}(?![\d,.])", on)
     where = (

@@ -9,7 +9,6 @@ The page embeds all images and its CSS/JS, so it works offline and as an attachm
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 from importlib import resources
@@ -24,6 +23,7 @@ from agelens.report.assets import (
     cut_paths,
     image_uri,
     inside,
+    path_and_reason,
     read_json,
     render_markdown,
 )
@@ -284,11 +284,10 @@ def _skipped_table(manifest: Any) -> Table | None:
     for item in items:
         if isinstance(item, dict):
             name = str(item.get("file", item.get("path", item.get("source", "?"))))
-            reason = str(item.get("reason", item.get("error", "")))
+            shown, reason = path_and_reason(f"{name}: {item.get('reason', item.get('error', ''))}")
         else:
-            name, _, reason = str(item).partition(": ")
-        shown = Path(name).name if Path(name).is_absolute() else name  # the file, not the user's folders
-        rows.append([Cell(shown, "rowhead"), Cell(cut_paths(reason) or "—")])
+            shown, reason = path_and_reason(str(item))
+        rows.append([Cell(shown, "rowhead"), Cell(reason or "—")])
     if not rows:
         return None
     title = f"Skipped photos ({len(rows)}): not in the results below"
@@ -662,10 +661,8 @@ def _card_beside_model(manifest: Any) -> Path | None:
 
 def _setting_paths(manifest: Path) -> list[str]:
     """The paths a command's manifest records in its settings (for :func:`cut_paths`); [] without one."""
-    try:
-        settings = json.loads(manifest.read_text()).get("settings", {})
-    except (OSError, ValueError, AttributeError):
-        return []
+    made = read_json(manifest, Notes(), "")  # a bad manifest is reported where the Run section reads it
+    settings = made.get("settings") if isinstance(made, dict) else None
     return [v for v in settings.values() if isinstance(v, str)] if isinstance(settings, dict) else []
 
 

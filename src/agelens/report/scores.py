@@ -39,6 +39,7 @@ from agelens.report.findings import (
 )
 from agelens.report.page import Figure, Section, Term
 from agelens.report.tables import (
+    BASELINE_NOTE,
     DEGENERATE,
     RANK_ALL,
     RANK_HERE,
@@ -625,8 +626,7 @@ def _rerank(table: Table, ranking: list[dict], ranked_on: dict[str, str]) -> Tab
         f"Rows are ordered by “{RANK_HERE}”, ranked {phrase} (as the overall ranking is), not on these "
         f"means, so the order can differ from the bold; “{_VS_RANDOM}” bolds the best difference."
     )
-    generic = table.note.split(f"“{RANK_HERE}”:", 1)
-    rest = generic[1].split("this table only.", 1)[-1] if len(generic) == 2 else f" {table.note}"
+    rest = f" {BASELINE_NOTE}" if BASELINE_NOTE in table.note else ""  # the generic note's one keeper
     table.note = (said + rest).strip()
     return table
 
