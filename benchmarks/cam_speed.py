@@ -45,7 +45,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from agelens.model.builder import ModelConfig, build_age_model  # noqa: E402
-from agelens.model.io import load_model, wrap_keras_model  # noqa: E402
+from agelens.model.io import load_model  # noqa: E402
+from agelens.model.wrap import wrap_keras_model  # noqa: E402
 
 DATA = (Path(__file__).parents[1] / ".." / "shared" / "data" / "utkface-200").resolve()
 RESULTS = ROOT / "benchmarks" / "results" / "cam_speed.json"

@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
 
         return load_model
     if name == "wrap_keras_model":
-        from agelens.model.io import wrap_keras_model
+        from agelens.model.wrap import wrap_keras_model
 
         return wrap_keras_model
     if name == "explain":  # the package, callable as explain(): agelens.explain.list_methods() too

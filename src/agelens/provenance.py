@@ -123,12 +123,24 @@ def _fingerprint(p: Path) -> dict[str, Any]:
     for f in files:
         if f is not p:  # a folder's layout is part of the model: hash each file's name too
             h.update(f.relative_to(p).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-                size += len(block)
+        size += update_with_file(h, f)
     shipped = p.name == SHIPPED_MODEL_NAME and p.resolve() == SHIPPED_MODEL_PATH
     return {"name": p.name, "sha256": h.hexdigest(), "bytes": size, "shipped": shipped}
+
+
+def update_with_file(digest: Any, path: str | Path) -> int:
+    """Feed the bytes of the file at ``path`` into ``digest`` (a :mod:`hashlib` object); the bytes read.
+
+    The one place model files are hashed (a manifest's fingerprint, the light model's cache key,
+    :func:`agelens.model.light.light_key`): read in 1 MiB blocks, so a large file is never held
+    whole; the digest is the caller's, as both hash more than one file's bytes into it.
+    """
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return size
 
 
 def resolved_paths(settings: Mapping[str, Any], keys: Iterable[str] = PATH_KEYS) -> dict[str, Any]:

@@ -24,8 +24,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     that answers young and 50 years for every photo, as a run of a few steps does."""
     from agelens.data.bins import AgeBins
     from agelens.data.sources import load_dataset
+    from agelens.model.age_model import AgeModel
     from agelens.model.builder import AGE_OUTPUT, GROUP_OUTPUT, ModelConfig, build_age_model
-    from agelens.model.io import AgeModel, save_model
+    from agelens.model.io import save_model
 
     root = tmp_path_factory.mktemp("evalrev")
     data = write_utk_folder(root / "data", n=40, seed=4, size=48)

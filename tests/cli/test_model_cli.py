@@ -20,7 +20,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     root = tmp_path_factory.mktemp("cli")
     data = write_utk_folder(root / "utk", 9, seed=2)
@@ -110,7 +111,7 @@ def test_predict_of_only_unreadable_photos_fails_in_one_line_naming_the_file(
 def test_predict_engines_agree_and_the_default_uses_tflite_once_converted(
     folder_and_model, tmp_path, monkeypatch
 ) -> None:
-    from agelens.model.io import AgeModel
+    from agelens.model.age_model import AgeModel
 
     data, model = folder_and_model
     monkeypatch.setenv("AGELENS_CACHE", str(tmp_path / "cache"))  # nothing converted yet
@@ -216,8 +217,8 @@ def test_evaluate_detect_crops_the_face_as_predict_does_and_counts_the_faces(
     """Labelled photos in the wild: --detect feeds the model predict's face crop, and says in how
     many photos a face was found; without it the photos are scored whole, as before."""
     from agelens.data.synthetic import generate
+    from agelens.model.age_model import AgeModel
     from agelens.model.faces import detect_faces
-    from agelens.model.io import AgeModel
     from agelens.model.predict import prepare
 
     _, model = folder_and_model
@@ -393,7 +394,7 @@ def test_evaluate_holdout_counts_only_the_held_out_photos_as_skipped(tmp_path, f
 
 
 def test_train_on_csv_labels_sizes_the_head_to_its_own_classes(tmp_path, trained_cli, monkeypatch) -> None:
-    from agelens.cli import model_cmd
+    from agelens.cli import train_cmd
     from agelens.model.io import read_metadata
 
     data, _, _ = trained_cli
@@ -401,7 +402,7 @@ def test_train_on_csv_labels_sizes_the_head_to_its_own_classes(tmp_path, trained
     rows = [f"{p},{'child' if age < 40 else 'adult'}" for p, age in ages.items()]
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label\n" + "\n".join(rows) + "\n")
-    monkeypatch.setattr(model_cmd, "_progress_bar", lambda: True)  # as in a terminal
+    monkeypatch.setattr(train_cmd, "_progress_bar", lambda: True)  # as in a terminal
     out = tmp_path / "csv.keras"
     args = ["train", str(csv), "--out", str(out), "--epochs", "1", "--size", "32", "--alpha", "0.35"]
     res = runner.invoke(app, [*args, "--batch-size", "16"])
@@ -465,7 +466,7 @@ def test_evaluate_holdout_says_how_many_photos_it_left_out(tmp_path, folder_and_
 
 def test_predict_prints_the_age_rounded_once_as_explain_does(folder_and_model, monkeypatch) -> None:
     """56.54 y was rounded to 56.5 and then, half to even, printed as ~56 y; explain printed ~57 y."""
-    from agelens.model.io import AgeModel
+    from agelens.model.age_model import AgeModel
 
     data, model = folder_and_model
 
@@ -580,7 +581,8 @@ def test_overruling_the_input_range_an_agelens_model_records_is_warned_about(
 ) -> None:
     """--input-range is for plain Keras models: on an agelens file it changes every answer silently."""
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     data, _ = folder_and_model
     photo = str(sorted(data.glob("1*.jpg"))[0])

@@ -28,7 +28,8 @@ BLANK = "50_1_0_20170109999998.jpg.chip.jpg"  # one flat colour: no face for any
 @pytest.fixture(scope="module")
 def chips_and_model(tmp_path_factory) -> tuple[Path, Path]:
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     root = tmp_path_factory.mktemp("score-detect")
     data = write_utk_folder(root / "utk", 6, seed=2)  # 48x48 square chips

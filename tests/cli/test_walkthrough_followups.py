@@ -87,7 +87,7 @@ def test_the_tflite_note_says_which_options_a_new_conversion_is_for(tmp_path, ph
     # the guessed pixel range is said by the TFLite copy (no Keras load) too, once
     assert again.stderr.count("pixels fed as 0..1, a guess") == 1, again.stderr
 
-    from agelens.cli.model_cmd import conversion_note
+    from agelens.cli.predict_cmd import conversion_note
 
     plain = conversion_note({"input_size": None, "class_names": "a,b,c", "bins": None, "input_range": "0-1"})
     assert plain == "converting the model to TFLite (once: later runs start in about a second)"
@@ -127,7 +127,7 @@ def test_a_guessed_pixel_range_is_said_once_and_a_given_or_recorded_one_is_not(t
 def test_the_apps_bars_of_an_age_cut_say_they_are_no_confidence(tmp_path: Path) -> None:
     import keras
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
     from agelens.report import app
 
     inp = keras.Input((SIZE, SIZE, 3))
@@ -164,7 +164,7 @@ def _flattened(activation: str | None, flat: bool):
 
 def test_a_flattened_linear_unit_read_as_a_probability_is_its_logit() -> None:
     """(N, 1) was fixed; (N,) after a Reshape was still clipped: p = 1.0 or 0.0 for most photos."""
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     x = np.random.default_rng(1).uniform(0, 255, (6, SIZE, SIZE, 3)).astype(np.float32)
     z = _flattened(None, flat=False).predict(x / 255.0, verbose=0).reshape(-1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agelens.model.age_model import AgeModel
 from agelens.model.builder import ModelConfig, build_age_model
-from agelens.model.io import AgeModel, wrap_keras_model
+from agelens.model.wrap import wrap_keras_model
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from agelens.explain import attribute, explain, make_method, resolve_layer
 from agelens.explain.api import canonical
 from agelens.explain.targets import CallableTarget, resolve_target
-from agelens.model.io import AgeModel
+from agelens.model.age_model import AgeModel
 
 SIZE = 32
 NO_AGE = AgeModel(None, ["young", "middle-aged", "old"], SIZE, age_output=None)

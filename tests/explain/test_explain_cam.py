@@ -12,7 +12,7 @@ from explain_models import small_convnet
 
 from agelens.explain import make_method
 from agelens.explain.base import normalize_maps
-from agelens.model.io import wrap_keras_model
+from agelens.model.wrap import wrap_keras_model
 
 SIZE = 24
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from agelens.cli.explain_cmd import explain_command, layers_command
 from agelens.model.builder import ModelConfig, build_age_model
-from agelens.model.io import SHIPPED_MODEL, save_model, wrap_keras_model
+from agelens.model.io import SHIPPED_MODEL, save_model
+from agelens.model.wrap import wrap_keras_model
 
 app = typer.Typer()
 app.command("explain")(explain_command)
@@ -192,7 +193,7 @@ def test_explain_crops_the_face_like_predict_by_default_and_prints_the_same_pred
     """A user ran predict and explain on one holiday photo and got opposite answers: predict cropped
     the face by default, explain read the whole canvas, and explain printed no prediction at all."""
     import agelens.model.faces as faces
-    from agelens.cli.model_cmd import predict_command
+    from agelens.cli.predict_cmd import predict_command
 
     photo = tmp_path / "holiday.png"
     Image.fromarray(np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(photo)

@@ -17,9 +17,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from agelens.cli.explain_cmd import explain_command
-from agelens.cli.model_cmd import predict_command
+from agelens.cli.predict_cmd import predict_command
 from agelens.cli.score_cmd import score_command
-from agelens.model.io import AgeModel, save_model, wrap_keras_model
+from agelens.model.age_model import AgeModel
+from agelens.model.io import save_model
+from agelens.model.wrap import wrap_keras_model
 
 app = typer.Typer()
 app.command("explain")(explain_command)

@@ -17,7 +17,7 @@ from explain_models import small_convnet
 import agelens
 from agelens.explain import make_method
 from agelens.explain.api import BlankMapsWarning
-from agelens.model.io import wrap_keras_model
+from agelens.model.wrap import wrap_keras_model
 
 SIZE = 24
 
@@ -130,7 +130,7 @@ def _years_and_kind() -> keras.Model:
 
 def test_age_output_names_a_regression_head_for_the_age_target(x) -> None:
     """Only an output named ``age`` was read as years: target="age" could not reach "years"."""
-    from agelens.model.io import ModelLoadError
+    from agelens.model.age_model import ModelLoadError
 
     km = _years_and_kind()
     plain = wrap_keras_model(km, class_output="kind", input_range="0-1")

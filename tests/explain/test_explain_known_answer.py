@@ -88,7 +88,7 @@ def test_guided_backprop_on_a_fused_relu_uses_a_rebuilt_copy():
 
 def test_guided_backprop_follows_weights_changed_after_its_graph_was_built():
     from agelens.explain.api import make_method
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     model = wrap_keras_model(relu6_model(fused=True))
     x = np.zeros((1, 4, 4, 3), np.float32)

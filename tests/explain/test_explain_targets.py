@@ -14,7 +14,7 @@ from agelens.explain.targets import (
     ContrastTarget,
     resolve_target,
 )
-from agelens.model.io import AgeModel
+from agelens.model.age_model import AgeModel
 
 
 def _model(names: list[str], age: bool = True) -> AgeModel:

@@ -6,7 +6,7 @@ import numpy as np
 
 import agelens
 from agelens.explain.explanation import Explanation
-from agelens.model.io import wrap_keras_model
+from agelens.model.wrap import wrap_keras_model
 
 
 def _regressor():

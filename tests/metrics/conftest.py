@@ -20,7 +20,7 @@ def _squares(n: int = 232) -> tuple[np.ndarray, np.ndarray]:
 def _fit_squares(labels: np.ndarray, x: np.ndarray, seed: int = 0):
     import keras
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = tiny_convnet(seed=seed)
     km.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")

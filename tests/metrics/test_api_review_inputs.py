@@ -93,7 +93,7 @@ def small():
     """A tiny untrained 32 px convnet wrapped as an AgeModel, and N model-size images."""
     from metric_toys import tiny_convnet
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     return wrap_keras_model(tiny_convnet(), class_names=["young", "old"]), checker_images(N)
 

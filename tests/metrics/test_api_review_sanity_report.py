@@ -17,7 +17,7 @@ from agelens.metrics.sanity import RandomisationResult, randomisable_layers, spe
 @pytest.fixture(scope="module")
 def two_heads():
     """The toy with both heads, wrapped (class and age outputs inferred), and 3 noise images."""
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     model = wrap_keras_model(two_headed_convnet(), class_names=["young", "middle-aged", "old"])
     assert (model.group_output, model.age_output) == ("age_group", "age")

@@ -264,7 +264,7 @@ def test_one_traced_forward_pass_per_keras_model_serves_every_wrapper_and_batch_
 
     from agelens.metrics import predict_fn_of
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35), seed=0)
     fns = [predict_fn_of(km), predict_fn_of(km, batch_size=3), predict_fn_of(wrap_keras_model(km), 8)]

@@ -47,7 +47,7 @@ def test_the_same_target_is_explained_on_both_models(squares_model, shuffled_squ
 
 
 def test_models_that_answer_different_questions_are_refused(squares_model) -> None:
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     model, x, _ = squares_model
     renamed = wrap_keras_model(tiny_convnet(), class_names=["cat", "dog"])

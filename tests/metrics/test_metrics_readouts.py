@@ -17,7 +17,7 @@ CLASSES = ["young", "middle-aged", "old"]
 @pytest.fixture(scope="module")
 def two_heads():
     """The two-headed toy (class and age outputs) wrapped, and 4 noise images."""
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     model = wrap_keras_model(two_headed_convnet(seed=3), class_names=CLASSES)
     x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
@@ -101,7 +101,7 @@ def test_the_age_needs_a_model_that_has_one(two_heads) -> None:
     maps = quadrant_maps(len(x))
     with pytest.raises(TypeError, match="age output; pass predict_fn=the model"):
         Deletion().evaluate(x, maps, "age", predict_fn=lambda v: model.predict(v)["probabilities"])
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     no_age = wrap_keras_model(tiny_convnet(classes=3), class_names=CLASSES)
     with pytest.raises(ValueError, match="no age output"):

@@ -47,7 +47,7 @@ def test_one_randomised_clone_gives_the_numbers_of_a_fresh_clone_per_stage(which
     """Guided backprop keeps copies of the fused conv layers: they must follow the in-place randomisation."""
     from metric_toys import tiny_convnet
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     if which == "guided-backprop":
         pytest.importorskip("agelens.explain")
@@ -130,7 +130,7 @@ def test_randomisation_metric_scores_each_image(squares_model) -> None:
 
 def test_builder_model_randomises_only_class_path_layers() -> None:
     from agelens.model.builder import GROUP_LOGITS, ModelConfig, build_age_model
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True), seed=0)
     names = randomisable_layers(wrap_keras_model(km))

@@ -14,7 +14,7 @@ def _tiny_trainer(images: np.ndarray, labels: np.ndarray):
     """Stand-in for the lead's trainer: a max-pooling convnet, 5 epochs (notices few-pixel stamps)."""
     import keras
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = tiny_convnet(size=images.shape[1], classes=3, pool="max")
     km.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")

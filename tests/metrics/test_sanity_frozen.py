@@ -48,7 +48,7 @@ def test_frozen_backbone_layers_are_randomised() -> None:
 
 
 def test_last_stage_redraws_the_frozen_backbone_and_leaves_the_callers_model() -> None:
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = _frozen_backbone_model()
     before = [np.array(w) for w in km.get_weights()]
@@ -69,7 +69,7 @@ def test_fixed_readouts_stay_fixed() -> None:
     import keras
 
     from agelens.model.builder import AGE_OUTPUT, ModelConfig, build_age_model
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True), seed=0)
     age_path = randomisable_layers(wrap_keras_model(km), "age")

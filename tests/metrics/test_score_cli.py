@@ -22,7 +22,8 @@ app.command()(score_command)
 @pytest.fixture(scope="module")
 def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     root = tmp_path_factory.mktemp("score")
     data = write_utk_folder(root / "utk", 12, seed=1)
@@ -259,7 +260,8 @@ def test_target_chooses_what_is_explained_and_read(folder_and_model, tmp_path) -
 
 def _tiny_model(path: Path, init: int, names: list[str] | None = None, **recipe) -> Path:
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False, num_classes=3), seed=init)
     am = wrap_keras_model(km, class_names=names)
@@ -310,7 +312,8 @@ def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_b
     folder_and_model, tmp_path
 ) -> None:
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     data, _ = folder_and_model
     model = _tiny_model(tmp_path / "real.keras", 0, shuffle_labels=False, seed=4)

@@ -18,8 +18,10 @@ import agelens
 from agelens.data.bins import AgeBins
 from agelens.explain.api import attribute
 from agelens.explain.layers import model_view
+from agelens.model.age_model import ModelLoadError
 from agelens.model.evaluate import classification_metrics
-from agelens.model.io import ModelLoadError, load_model, save_model, wrap_keras_model
+from agelens.model.io import load_model, save_model
+from agelens.model.wrap import wrap_keras_model
 
 SIZE = 32
 EDGE_NEIGHBOURS = [np.nextafter(np.float32(e), np.float32(d)) for e in (30, 60) for d in (0, 200)]

@@ -7,7 +7,8 @@ import pytest
 
 from agelens.model import fast
 from agelens.model.builder import ModelConfig, build_age_model
-from agelens.model.io import load_model, save_model, wrap_keras_model
+from agelens.model.io import load_model, save_model
+from agelens.model.wrap import wrap_keras_model
 
 
 @pytest.fixture(scope="module")

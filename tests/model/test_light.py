@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from agelens.model import light
-from agelens.model.io import load_model, save_model, wrap_keras_model
+from agelens.model.io import load_model, save_model
+from agelens.model.wrap import wrap_keras_model
 
 pytestmark = pytest.mark.skipif(not light.litert_installed(), reason="ai-edge-litert is not installed")
 

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from agelens.data.synthetic import generate
+from agelens.model.age_model import ModelLoadError
 from agelens.model.builder import GROUP_LOGITS, ModelConfig, build_age_model
 from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
-from agelens.model.io import ModelLoadError, load_model, read_metadata, save_model, wrap_keras_model
+from agelens.model.io import load_model, read_metadata, save_model
 from agelens.model.train import TrainConfig, lr_at, train
+from agelens.model.wrap import wrap_keras_model
 
 TINY = ModelConfig(input_size=48, alpha=0.35, dropout=0.1, num_classes=3, age_head=True)
 

@@ -19,7 +19,9 @@ import pytest
 
 from agelens.data.bins import AgeBins
 from agelens.explain.layers import model_view
-from agelens.model.io import ModelLoadError, load_model, save_model, wrap_keras_model
+from agelens.model.age_model import ModelLoadError
+from agelens.model.io import load_model, save_model
+from agelens.model.wrap import wrap_keras_model
 
 SIZE = 16
 

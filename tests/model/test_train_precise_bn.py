@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from agelens.model.age_model import AgeModel
 from agelens.model.builder import GROUP_OUTPUT, ModelConfig, build_age_model
-from agelens.model.io import AgeModel
 from agelens.model.train import TrainConfig, _precise_batchnorm, train
 
 NAMES = ["young", "middle-aged", "old"]

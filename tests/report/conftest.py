@@ -36,7 +36,8 @@ def run_dir(tmp_path: Path) -> Path:
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained MobileNetV2 (alpha 0.35, 64 px) saved as .keras: fast to load and explain."""
     from agelens.model.builder import ModelConfig, build_age_model
-    from agelens.model.io import save_model, wrap_keras_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
 
     model = wrap_keras_model(build_age_model(ModelConfig(input_size=64, alpha=0.35), seed=0))
     return save_model(model, tmp_path_factory.mktemp("model") / "tiny.keras")

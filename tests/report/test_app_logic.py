@@ -474,7 +474,7 @@ def test_an_age_regressors_status_gives_its_age_and_cuts_not_a_confidence(tmp_pa
     read as certainty. The line gives the age and where the groups are cut instead."""
     import keras
 
-    from agelens.model.io import wrap_keras_model
+    from agelens.model.wrap import wrap_keras_model
     from agelens.report.app import _explain
 
     inp = keras.Input((32, 32, 3))

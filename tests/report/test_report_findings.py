@@ -122,13 +122,13 @@ def test_vs_random_table_and_sentences_agree_on_direction(
     """One rule (``directed_side``) for the table's ✓/⚠ and the sentences; the table used to
     read a metric with no stated direction as higher-is-better and mark it."""
     from agelens.report.findings import directed_side
-    from agelens.report.scores import _vs_random
+    from agelens.report.vs_random import vs_random_table
 
     stated = {"m": direction} if direction else {}
     assert directed_side(v, direction) == side
     sides = vs_random_sides({"a": {"m": v}}, ["m"], stated)
     assert sides == ({"a": {k: ["m"] if k == side else [] for k in (BEATS, UNCLEAR, WORSE)}} if side else {})
-    c = _vs_random({"a": {"m": v}}, stated).rows[0][1]
+    c = vs_random_table({"a": {"m": v}}, stated).rows[0][1]
     assert c.text == mark
     assert ("badge good" in c.cls, "badge bad" in c.cls) == (side == BEATS, side == WORSE)
 
@@ -145,7 +145,7 @@ def test_vs_random_table_and_sentences_agree_on_direction(
     ],
 )
 def test_sanity_verdict_is_the_ci_rule_with_lower_better(v: object, expected: str | None) -> None:
-    from agelens.report.scores import SPEARMAN_FLAG, verdict
+    from agelens.report.sanity import SPEARMAN_FLAG, verdict
 
     assert verdict(v) == expected
     if ci_side(v, False, zero=SPEARMAN_FLAG) is not None:
@@ -420,7 +420,7 @@ def test_a_finding_on_metrics_that_skipped_photos_names_its_own_count(tmp_path: 
 
 
 def test_the_sample_is_read_from_the_scores_when_meta_has_no_count() -> None:
-    from agelens.report.scores import scored_images
+    from agelens.report.photo_counts import scored_images
 
     doc = scores_json()
     del doc["meta"]["n_images"]

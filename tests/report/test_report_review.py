@@ -292,8 +292,8 @@ def test_the_glossary_defines_each_metric_on_the_page_with_its_declared_directio
 
 def test_a_metric_without_plain_words_is_defined_by_its_docstring() -> None:
     from agelens.metrics.base import Metric
+    from agelens.report.glossary import glossary_section
     from agelens.report.page import Section
-    from agelens.report.scores import glossary_section
     from agelens.report.tables import Table, cell
 
     class Fresh(Metric):

@@ -10,7 +10,7 @@ import pytest
 from report_factory import CLASSES, make_run, png, score, scores_json, write_json
 
 from agelens.report.html import render_report
-from agelens.report.scores import verdict
+from agelens.report.sanity import verdict
 from agelens.report.tables import fmt, tables_from_json
 
 

@@ -55,12 +55,12 @@ ClassNamesOpt = Annotated[
 
 def _one_of(values: str) -> Any:
     """A callback making a typo in an option a usage error (exit 2), found before any model loads:
-    ``values`` names the tuple of accepted words in :mod:`agelens.model.io` (read only when used)."""
+    ``values`` names the tuple of accepted words in :mod:`agelens.model.age_model` (read only when used)."""
 
     def check(value: str | None) -> str | None:
-        from agelens.model import io
+        from agelens.model import age_model
 
-        allowed = getattr(io, values)
+        allowed = getattr(age_model, values)
         if value is not None and value not in allowed:
             raise typer.BadParameter(f"{value!r}: use one of {', '.join(allowed)}")
         return value
@@ -164,7 +164,8 @@ def check_paths_exist(**paths: Path | None) -> None:
 
 def check_model_path(path: Path | None, option: str = "model") -> None:
     """A missing or non-model ``--model`` (or ``--resume``) file fails here, before TensorFlow starts."""
-    from agelens.model.io import ModelLoadError, check_model_file
+    from agelens.model.age_model import ModelLoadError
+    from agelens.model.io import check_model_file
 
     check_paths_exist(**{option: path})
     try:
@@ -288,7 +289,8 @@ def load_cli_model(model: Path | None, options: dict[str, Any] | None = None):
     One loader for every command, so a user's plain Keras model is read the same way by
     predict, evaluate, explain, layers, score and the app.
     """
-    from agelens.model.io import ModelLoadError, load_model
+    from agelens.model.age_model import ModelLoadError
+    from agelens.model.io import load_model
 
     given = load_options() | dict(options or {})
     names = class_name_list(given["class_names"])
@@ -320,7 +322,7 @@ def say_how_read(loaded: Any, input_range: str | None, model: Path | None = None
 
 def note_guessed_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
     """One line on stderr when the pixel range a plain Keras model is fed was guessed from its
-    layers (:attr:`agelens.model.io.AgeModel.input_range_guessed`): a wrong guess changes every
+    layers (:attr:`agelens.model.age_model.AgeModel.input_range_guessed`): a wrong guess changes every
     answer without an error (255x too bright, or too dark), and only the user knows how the model
     was trained. Not when ``--input-range`` was given, nor for an agelens file (it records its own)."""
     why = getattr(loaded, "input_range_guessed", "")

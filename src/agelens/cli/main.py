@@ -54,9 +54,10 @@ def _register() -> None:
     for module, names in (
         ("demo_cmd", (("demo", "demo_command", _START),)),
         ("explain_cmd", (("explain", "explain_command", _START),)),
-        ("model_cmd", (("predict", "predict_command", _START),)),
+        ("predict_cmd", (("predict", "predict_command", _START),)),
         ("app_cmd", (("app", "app_command", _START),)),
-        ("model_cmd", (("train", "train_command", _MODEL), ("evaluate", "evaluate_command", _MODEL))),
+        ("train_cmd", (("train", "train_command", _MODEL),)),
+        ("evaluate_cmd", (("evaluate", "evaluate_command", _MODEL),)),
         ("explain_cmd", (("layers", "layers_command", _MODEL),)),
         ("score_cmd", (("score", "score_command", _FAITH),)),
         ("report_cmd", (("report", "report_command", _FAITH),)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from agelens.data.sources import Dataset
     from agelens.metrics.report import ScoreTable
-    from agelens.model.io import AgeModel
+    from agelens.model.age_model import AgeModel
 
 DEFAULT_OUT = Path("outputs/score")
 _DEFAULT_METRICS = "deletion,insertion,average_drop,increase_in_confidence,road_morf,road_lerf"
@@ -150,61 +151,20 @@ def score_command(
       agelens score DATA --model real.keras --shuffled-model shuffled.keras --metrics randomisation
       agelens score photos/ --detect --methods gradcam,saliency,occlusion --n 12
     """
-    import numpy as np
     from rich.console import Console
 
     from agelens.data.sources import DatasetError, load_dataset
-    from agelens.metrics.adapters import RANDOM, available_methods
     from agelens.metrics.data_randomisation import shuffled_fit
-    from agelens.metrics.registry import METRICS, parse_names
-    from agelens.metrics.sampling import stratified_sample
+    from agelens.metrics.registry import METRICS
 
-    check_paths_exist(data=data, holdout=holdout, masks=masks)
-    if detect and masks is not None:  # before any work: the masks fit the photos, not their face crops
-        raise typer.BadParameter(
-            "the masks fit the photos as given, not the face crops --detect makes; drop one of them",
-            param_hint="--masks",
-        )
-    check_model_path(model)
-    check_layer_early(model, layer)
-    if shuffled_model is not None:
-        check_model_path(shuffled_model, "shuffled-model")
-    given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
-    if out.exists() and not out.is_dir():
-        fail(f"{out}: exists and is not a directory")
-    replacing = (out / "scores.json").exists()
-    if replacing and not force:
-        fail(f"{out / 'scores.json'} exists; use --force to overwrite")
+    given, out, replacing = _check_before_loading(
+        data, model, holdout, masks, detect, layer, shuffled_model, out, force
+    )
     from agelens.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
-    try:  # a bad name is a usage error (exit 2), as explain's --method says it
-        canonical_methods = _canonical(methods)
-        method_names = parse_names(
-            canonical_methods, [*available_methods(), *_smooth_forms(canonical_methods), RANDOM], "method"
-        )
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--methods") from None
-    try:
-        metric_names = parse_names(metrics, list(METRICS), "metric")
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--metrics") from None
-    if methods.strip().lower() == "all":
-        method_names = [m for m in method_names if m != RANDOM]
-    metric_names = _with_data_randomisation(metric_names, shuffled_model, metrics)
-    if masks is None and (data / "masks.npz").is_file():
-        if detect:
-            typer.echo(
-                f"{data / 'masks.npz'}: not used: its masks fit the photos as given, "
-                "not --detect's face crops",
-                err=True,
-            )
-        else:
-            masks = data / "masks.npz"
-    if masks is not None and metrics == _DEFAULT_METRICS:  # masks at hand: localisation comes for free
-        metric_names = [*metric_names, *(m for m in _MASK_METRICS if m not in metric_names)]
-    if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
-        fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
+    method_names, metric_names = _chosen_names(methods, metrics, shuffled_model)
+    masks, metric_names = _masks_for(data, masks, detect, metrics, metric_names)
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     am = load_cli_model(model, options)
     twin = _load_shuffled(am, shuffled_model, options, layer, target)
@@ -222,40 +182,15 @@ def score_command(
             "and insertion hardly move for any map; --target age scores the age itself",
             err=True,
         )
-    pool = list(range(len(ds)))
-    unlabelled = list(ds.problems)  # no age or class to read from the name: never in the sample
-    if holdout is not None:
-        names = read_holdout(holdout)
-        pool = [i for i, r in enumerate(ds.records) if in_holdout(r.path, ds.root, names)]
-        unlabelled = [p for p in unlabelled if in_holdout(Path(p.path), ds.root, names)]
-    if not pool:
-        report_problems(unlabelled)
-        fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
-    labels_pool = np.asarray(ds.labels)[pool]
-    idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
-    sizes: dict[Path, tuple[int, int]] = {}  # each photo's size as decoded, for not_face_crops
-    images, ok, labels, problems, found = _load_sample(ds, idx, pool, am.input_size, seed, detect, sizes)
-    report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
-    if len(images) == 0:
-        fail(f"{data}: none of the sampled images could be read")
-    from agelens.model.faces import not_face_crops
-
-    uncropped = [] if detect else not_face_crops(ok, am.input_size, sizes)
-    if detect:
-        from agelens.cli.model_cmd import faces_found_phrase  # evaluate --detect's words
-
-        typer.echo(f"{len(ok)} photos: {faces_found_phrase(found)}", err=True)
-    elif uncropped:
-        also = ", and the face regions are boxes of a face crop"
-        typer.echo(not_face_crops_warning(uncropped, len(ok), am.input_size, also), err=True)
-    cue = _cue_masks(masks, ok, am.input_size) if masks is not None else None
+    sample = _sample(ds, data, holdout, n, seed, am.input_size, detect)
+    cue = _cue_masks(masks, sample.ok, am.input_size) if masks is not None else None
     say_fresh_out(given, out, DEFAULT_OUT)
     err = Console(stderr=True)
     with err.status("scoring...") as status:
         table = _score(
             am,
-            images,
-            labels,
+            sample.images,
+            sample.labels,
             method_names,
             metric_names,
             seed,
@@ -282,29 +217,171 @@ def score_command(
         masks=str(masks) if masks is not None else None,
         shuffled_model=str(shuffled_model) if shuffled_model is not None else None,
         shuffled_model_fit=shuffled_fit(twin) if twin is not None else None,
-        images=[p.name for p in ok],
-        skipped_photos=[str(p) for p in [*unlabelled, *problems]],  # "file: reason", as printed
-        detect=detect,
+        **sample.meta(detect),
     )
-    if detect:  # per photo, in the order of ``images``; the counts as evaluate --detect's JSON has them
-        table.meta.update(
-            face_found=[bool(f) for f in found],
-            n_faces_found=sum(bool(f) for f in found),
-            no_face=[p.name for p, f in zip(ok, found, strict=True) if not f],
-        )
-    else:  # the photos the warning named (all of them, not only the first three)
-        table.meta.update(not_face_crops=[p.name for p, _ in uncropped])
     paths = table.write(out)
     if replacing:  # only now: a run that failed above leaves the earlier run and its page as they were
         drop_stale_report(out)
-    console = Console()
-    if not console.is_terminal:  # a log or a pipe: no 80-column limit to cut the table to
-        console = Console(width=max(console.width, 200))
-    for i, shown in enumerate(_rich_tables(table)):
-        console.print(*([""] if i else []), shown)
+    _print_table(table)
     for p in paths.values():
         typer.echo(f"wrote {p}", err=True)
     sys.stdout.flush()
+
+
+def _check_before_loading(
+    data: Path,
+    model: Path | None,
+    holdout: Path | None,
+    masks: Path | None,
+    detect: bool,
+    layer: str | None,
+    shuffled_model: Path | None,
+    out: Path | None,
+    force: bool,
+) -> tuple[Path | None, Path, bool]:
+    """The checks that need neither TensorFlow nor the model (~20 s), so a typo fails at once.
+
+    Returns the ``--out`` the user gave, the folder the run writes, and whether it replaces
+    an earlier run's scores there.
+    """
+    check_paths_exist(data=data, holdout=holdout, masks=masks)
+    if detect and masks is not None:  # before any work: the masks fit the photos, not their face crops
+        raise typer.BadParameter(
+            "the masks fit the photos as given, not the face crops --detect makes; drop one of them",
+            param_hint="--masks",
+        )
+    check_model_path(model)
+    check_layer_early(model, layer)
+    if shuffled_model is not None:
+        check_model_path(shuffled_model, "shuffled-model")
+    given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
+    if out.exists() and not out.is_dir():
+        fail(f"{out}: exists and is not a directory")
+    replacing = (out / "scores.json").exists()
+    if replacing and not force:
+        fail(f"{out / 'scores.json'} exists; use --force to overwrite")
+    return given, out, replacing
+
+
+def _chosen_names(methods: str, metrics: str, shuffled_model: Path | None) -> tuple[list[str], list[str]]:
+    """``--methods`` and ``--metrics`` as registry names; a bad name is a usage error (exit 2),
+    as explain's ``--method`` says it."""
+    from agelens.metrics.adapters import RANDOM, available_methods
+    from agelens.metrics.registry import METRICS, parse_names
+
+    try:
+        canonical_methods = _canonical(methods)
+        method_names = parse_names(
+            canonical_methods, [*available_methods(), *_smooth_forms(canonical_methods), RANDOM], "method"
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--methods") from None
+    try:
+        metric_names = parse_names(metrics, list(METRICS), "metric")
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--metrics") from None
+    if methods.strip().lower() == "all":
+        method_names = [m for m in method_names if m != RANDOM]
+    return method_names, _with_data_randomisation(metric_names, shuffled_model, metrics)
+
+
+def _masks_for(
+    data: Path, masks: Path | None, detect: bool, metrics: str, metric_names: list[str]
+) -> tuple[Path | None, list[str]]:
+    """The masks file to read (given, or DATA/masks.npz) and the metrics with the localisation
+    ones added when masks are at hand and ``--metrics`` was left at its default."""
+    from agelens.metrics.registry import METRICS
+
+    if masks is None and (data / "masks.npz").is_file():
+        if detect:
+            typer.echo(
+                f"{data / 'masks.npz'}: not used: its masks fit the photos as given, "
+                "not --detect's face crops",
+                err=True,
+            )
+        else:
+            masks = data / "masks.npz"
+    if masks is not None and metrics == _DEFAULT_METRICS:  # masks at hand: localisation comes for free
+        metric_names = [*metric_names, *(m for m in _MASK_METRICS if m not in metric_names)]
+    if masks is None and all("masks" in METRICS[m].requires for m in metric_names):
+        fail(f"--metrics {metrics}: every metric needs ground-truth masks; pass --masks masks.npz")
+    return masks, metric_names
+
+
+@dataclass
+class _Sample:
+    """The photos scored, and what the run's scores.json records of them."""
+
+    images: np.ndarray
+    ok: list[Path]
+    labels: list[int]
+    skipped: list  # unlabelled or unreadable: "file: reason", as printed
+    found: list[bool | None]
+    uncropped: list[tuple[Path, tuple[int, int]]]
+
+    def meta(self, detect: bool) -> dict:
+        meta = {
+            "images": [p.name for p in self.ok],
+            "skipped_photos": [str(p) for p in self.skipped],
+            "detect": detect,
+        }
+        if detect:  # per photo, in the order of ``images``; the counts as evaluate --detect's JSON has them
+            meta.update(
+                face_found=[bool(f) for f in self.found],
+                n_faces_found=sum(bool(f) for f in self.found),
+                no_face=[p.name for p, f in zip(self.ok, self.found, strict=True) if not f],
+            )
+        else:  # the photos the warning named (all of them, not only the first three)
+            meta.update(not_face_crops=[p.name for p, _ in self.uncropped])
+        return meta
+
+
+def _sample(
+    ds: Dataset, data: Path, holdout: Path | None, n: int, seed: int, size: int, detect: bool
+) -> _Sample:
+    """The stratified, seeded sample (of ``--holdout``'s test photos when given), loaded; every
+    file left out is named, as evaluate names them, and photos that are not face crops are said."""
+    import numpy as np
+
+    from agelens.metrics.sampling import stratified_sample
+    from agelens.model.faces import not_face_crops
+
+    pool = list(range(len(ds)))
+    unlabelled = list(ds.problems)  # no age or class to read from the name: never in the sample
+    if holdout is not None:
+        names = read_holdout(holdout)
+        pool = [i for i, r in enumerate(ds.records) if in_holdout(r.path, ds.root, names)]
+        unlabelled = [p for p in unlabelled if in_holdout(Path(p.path), ds.root, names)]
+    if not pool:
+        report_problems(unlabelled)
+        fail(f"{data}: no labelled images" + (f" named in {holdout}" if holdout else ""))
+    labels_pool = np.asarray(ds.labels)[pool]
+    idx = [pool[i] for i in stratified_sample(labels_pool, n, seed)]
+    sizes: dict[Path, tuple[int, int]] = {}  # each photo's size as decoded, for not_face_crops
+    images, ok, labels, problems, found = _load_sample(ds, idx, pool, size, seed, detect, sizes)
+    report_problems([*unlabelled, *problems])  # as evaluate does: every file left out is named
+    if len(images) == 0:
+        fail(f"{data}: none of the sampled images could be read")
+    uncropped = [] if detect else not_face_crops(ok, size, sizes)
+    if detect:
+        from agelens.cli.forward import faces_found_phrase  # evaluate --detect's words
+
+        typer.echo(f"{len(ok)} photos: {faces_found_phrase(found)}", err=True)
+    elif uncropped:
+        also = ", and the face regions are boxes of a face crop"
+        typer.echo(not_face_crops_warning(uncropped, len(ok), size, also), err=True)
+    return _Sample(images, ok, labels, [*unlabelled, *problems], found, uncropped)
+
+
+def _print_table(table: ScoreTable) -> None:
+    """The score tables on stdout; a log or a pipe gets no 80-column limit to cut them to."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200))
+    for i, shown in enumerate(_rich_tables(table)):
+        console.print(*([""] if i else []), shown)
 
 
 def _check_layer(am: AgeModel, layer: str | None) -> str:

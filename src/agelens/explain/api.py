@@ -432,7 +432,7 @@ def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any
     ran = _fill_open(effective_options(m.name, options), m)
     if not ran.get("signed") and not has_signed_form(m.name):
         ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
-    # The pixel range the model was fed is a guess for a plain model (model.io._has_rescaling):
+    # The pixel range the model was fed is a guess for a plain model (model.wrap._range_guess):
     # recorded, so a map made on 255x too bright input can be told from the others.
     input_range = getattr(m.model, "input_range", "0-255")
     return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect, "input_range": input_range}

@@ -37,7 +37,8 @@ from keras import ops
 
 from agelens.explain._graph import Graph, Step, Substitute, downstream_inputs, flatten, functional_of
 from agelens.explain.layer_spec import INPUT, KEYWORDS  # read without TensorFlow by the CLI's early check
-from agelens.model.io import SOFTMAX_ADDED, AgeModel, wrap_keras_model
+from agelens.model.age_model import AgeModel
+from agelens.model.wrap import SOFTMAX_ADDED, wrap_keras_model
 
 _QUANTILE = {"early": 0.25, "mid": 0.5, "late": 0.75}
 _CONV_TYPES = (

@@ -139,7 +139,7 @@ def _trace_forward(km: Any, size: int, head: str | int, rescales_input: bool) ->
     """
     import tensorflow as tf
 
-    from agelens.model.io import AgeModel
+    from agelens.model.age_model import AgeModel
 
     model_ref, scale = weakref.ref(km), 1.0 if rescales_input else 1.0 / 255.0
 

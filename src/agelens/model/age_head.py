@@ -36,7 +36,8 @@ import numpy as np
 from keras import ops
 
 from agelens.data.bins import AgeBins
-from agelens.model.io import ONE_UNIT_READINGS, SOFTMAX_ADDED
+from agelens.model.age_model import ONE_UNIT_READINGS
+from agelens.model.wrap import SOFTMAX_ADDED
 
 __all__ = ["ONE_UNIT_READINGS", "ProbabilityLogit", "SigmoidLogit", "age_group_head", "probability_head"]
 

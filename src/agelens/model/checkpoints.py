@@ -104,6 +104,20 @@ def split_change(then: Mapping | None, now: Mapping) -> str | None:
     )
 
 
+def classes_problem(resume: Path | str, theirs: Iterable[str] | None, ours: Iterable[str]) -> str | None:
+    """Why a checkpoint whose head outputs ``theirs`` cannot go on training on ``ours``, or None
+    (also where it records no classes).
+
+    One check and one wording for ``agelens train --resume``, which asks of the checkpoint's
+    metadata before a photo is decoded, and :func:`agelens.model.train.train`, which asks of the
+    loaded checkpoint: each output means a class, in its order.
+    """
+    theirs, ours = list(theirs or []), list(ours)
+    if not theirs or theirs == ours:
+        return None
+    return f"{resume}: cannot resume: its classes are {', '.join(theirs)}, the data's {', '.join(ours)}"
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         try:

@@ -30,7 +30,7 @@ import numpy as np
 from agelens.quiet import quiet_output, quiet_stderr
 
 if TYPE_CHECKING:
-    from agelens.model.io import AgeModel
+    from agelens.model.age_model import AgeModel
 
 PROBS, AGE = "probabilities", "age"
 

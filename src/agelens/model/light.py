@@ -7,10 +7,10 @@ cache is keyed by the loaded weights, so finding it needed the very load it coul
 
 So after a run that predicted through TFLite, a small record is written beside the
 converted copy, keyed by what the command was given: the SHA-256 of the model file's
-bytes, ``--input-size`` and ``--class-names``. It holds what :func:`agelens.model.io.wrap_keras_model`
+bytes, ``--input-size`` and ``--class-names``. It holds what :func:`agelens.model.wrap.wrap_keras_model`
 worked out (class names, input size, which output is which, whether the model rescales its
 input, the model's metadata). The next run with the same file and options rebuilds the
-:class:`~agelens.model.io.AgeModel` from the record and the flatbuffer, with LiteRT's
+:class:`~agelens.model.age_model.AgeModel` from the record and the flatbuffer, with LiteRT's
 interpreter (``ai-edge-litert``), and never imports TensorFlow or Keras. A changed file
 has another hash, so a stale copy is never used. Anything missing or unreadable means "no
 light model": the caller loads the model the usual way, which is never wrong, only slower.
@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from agelens import __version__
+from agelens.model.age_model import AgeModel
 from agelens.model.fast import FastPredictor, cache_dir
-from agelens.model.io import SHIPPED_MODEL, AgeModel
+from agelens.model.io import SHIPPED_MODEL
+from agelens.provenance import update_with_file
 
 RECORD_FORMAT = 3
 """Part of every key, with the source of the modules that read and convert a model (:func:`light_key`):
 a record written by code that read models differently is never found again."""
-_READERS = ("io.py", "fast.py", "light.py")
+_READERS = ("io.py", "age_model.py", "wrap.py", "age_head.py", "fast.py", "light.py")
 
 
 def _litert_interpreter() -> type | None:
@@ -53,9 +55,7 @@ def light_key(path: str | Path | None, options: dict[str, Any]) -> str:
     """What a command was given, as a cache key: the file's bytes (not its name) and the load options
     (``load_model``'s keywords: input size, class names, input range, class output)."""
     h = hashlib.sha256()
-    with open(path or SHIPPED_MODEL, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    update_with_file(h, path or SHIPPED_MODEL)
     h.update(json.dumps([RECORD_FORMAT, __version__, sorted(options.items())], default=str).encode())
     here = Path(__file__).parent
     for name in _READERS:  # how a model is read is part of what the record says about it

@@ -19,7 +19,7 @@ from agelens.data.images import (
     thread_map,
 )
 from agelens.data.sources import scan_images, unresolvable_link
-from agelens.model.io import AgeModel
+from agelens.model.age_model import AgeModel
 
 # The shipped model learned from faces of 64 px and up; below half that a prediction is a guess.
 MIN_FACE_PX = 32

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from agelens.data.bins import AgeBins
 from agelens.data.split import class_weights
+from agelens.model.age_model import AgeModel
 from agelens.model.builder import (
     AGE_DIST,
     AGE_OUTPUT,
@@ -36,8 +37,13 @@ from agelens.model.builder import (
     ModelConfig,
     build_age_model,
 )
-from agelens.model.checkpoints import best_checkpoint_path, epochs_left_problem, optimizer_state_path
-from agelens.model.io import AgeModel, save_model
+from agelens.model.checkpoints import (
+    best_checkpoint_path,
+    classes_problem,
+    epochs_left_problem,
+    optimizer_state_path,
+)
+from agelens.model.io import save_model
 
 __all__ = ["TrainConfig", "TrainResult", "optimizer_state_path", "train", "write_history"]
 
@@ -404,11 +410,8 @@ def _resume_state(
     from agelens.model.io import load_model
 
     prev = load_model(resume)
-    if list(prev.class_names) != list(names):
-        raise ValueError(
-            f"{resume}: cannot resume: its classes are {', '.join(prev.class_names)}, "
-            f"this run's {', '.join(names)}"
-        )
+    if (problem := classes_problem(resume, prev.class_names, names)) is not None:
+        raise ValueError(problem)
     try:
         km.set_weights(prev.keras_model.get_weights())
     except ValueError as e:
@@ -466,7 +469,8 @@ def _resume_lines(resumed: dict, cfg: TrainConfig) -> list[str]:
 
 def _best_weights(resume: Path, training: dict, km: keras.Model) -> list | None:
     """The weights of a checkpoint's best epoch, from the file it names; None (with a warning) if gone."""
-    from agelens.model.io import ModelLoadError, load_model
+    from agelens.model.age_model import ModelLoadError
+    from agelens.model.io import load_model
 
     path = resume.with_name(str(training.get("best_file") or best_checkpoint_path(resume).name))
     try:

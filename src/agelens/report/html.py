@@ -29,8 +29,10 @@ from agelens.report.assets import (
 )
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, age_cut, build_gallery, groups_from_age
+from agelens.report.glossary import glossary_section
 from agelens.report.page import Figure, Section
-from agelens.report.scores import glossary_section, scores_dir, scores_section, shortcut_section
+from agelens.report.scores import scores_dir, scores_section
+from agelens.report.shortcut import shortcut_section
 from agelens.report.tables import (
     RANK_HERE,
     Cell,
