@@ -236,62 +236,112 @@ def _run_steps(
     t0: float,
     second: SecondProcess,
 ) -> Path:
+    """Every step of the demo in order, each timed into ``steps``; returns the report's path.
+
+    Why the manifest is written twice: the report shows the manifest as it stands before the page
+    is written; the finished one adds the report's step and the run's total.
+    """
     from agelens.data.synthetic import REGION_NAMES
-    from agelens.metrics.data_randomisation import DataRandomisation
-    from agelens.model.evaluate import classification_metrics, write_evaluation
-    from agelens.model.io import save_model
-    from agelens.provenance import provenance
 
     faces, tr, te = steps.run(
         f"generate {settings.n_faces} synthetic faces ({settings.size} px)",
         lambda: training_faces(settings, seed),
     )
-
     model = steps.run(
         f"train a MobileNetV2 (alpha {settings.alpha}) from scratch for {settings.epochs} epochs",
         lambda: train_small(faces.images[tr], faces.labels[tr], faces.ages[tr], settings, seed),
     )
-    # The demo's faces are 48-64 px, so MobileNetV2's last conv map is 2x2: one blob per
-    # corner. Its maps are explained at the stride-8 ("mid") layer instead, declared in the
-    # model the way the shipped model declares its own layer.
-    model.metadata["explain_layer"] = DEMO_LAYER
-    model_path = save_model(model, out / "model" / MODEL_FILE)
-
-    def _evaluate():
-        probs = model.predict(faces.images[te])["probabilities"]
-        m = classification_metrics(faces.labels[te], probs.argmax(1), model.class_names)
-        m["n_skipped"] = 0
-        m["evaluated_on"] = f"held-out test split ({int(te.sum())} synthetic faces never used in training)"
-        write_evaluation(m, out / "evaluation", {"model": str(model_path)})  # fingerprinted there
-        return m, probs
-
-    metrics, test_probs = steps.run("evaluate on the held-out synthetic faces", _evaluate)
-    echo(f"    accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
-
-    test_idx = np.flatnonzero(te)
-    pick = _pick_gallery(faces.labels[test_idx], test_probs, settings.n_explain)
-    sample_paths = _save_pngs(
-        faces.images[test_idx[pick]],
-        [f"face_{i:03d}_{faces.class_names[faces.labels[test_idx[j]]]}.png" for i, j in enumerate(pick)],
-        out / "samples",
+    model_path = _save_demo_model(model, out)
+    metrics, test_probs = steps.run(
+        "evaluate on the held-out synthetic faces", lambda: _evaluate(model, model_path, faces, te, out)
     )
-
-    extras = [
-        f"Grad-CAM at {len(settings.extra_layers)} more layer(s)" if settings.extra_layers else "",
-        f"Grad-CAM for each of {len(settings.extra_targets)} classes" if settings.extra_targets else "",
-        f"the {settings.filters} most active filters" if settings.filters else "",
-    ]
+    echo(f"    accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    test_idx = np.flatnonzero(te)
+    sample_paths = _save_samples(faces, test_idx, test_probs, settings.n_explain, out / "samples")
     steps.run(
-        f"explain {len(sample_paths)} faces with {len(settings.methods)} methods"
-        + "".join(f", {x}" for x in extras if x),
+        _explain_step_name(settings, len(sample_paths)),
         lambda: _explain(model, sample_paths, settings, out / "explain"),
     )
-
     score_idx = test_idx[: settings.n_score]
     table = steps.run(
         "score the maps: faithfulness, sanity, localisation, robustness, complexity, region shares",
         lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
     )
+    second_times = _wait_for_second(second, settings, steps, echo)
+    control = _control_check(model, out, second, faces, score_idx, settings, table, seed, steps, echo)
+    manifest = _manifest(
+        out, quick, seed, settings, model_path, metrics, steps, t0, second_times=second_times, control=control
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _write_model_card(model, metrics, out)
+    report = steps.run("write the HTML report", lambda: _report(out))
+    manifest["steps"] = steps.log
+    manifest["seconds"] = round(time.perf_counter() - t0, 1)  # the whole run, report included
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return report
+
+
+def _save_demo_model(model, out: Path) -> Path:
+    """Save the trained model into the run folder, declaring the layer its maps are drawn at.
+
+    Why ``mid``: the demo's faces are 48-64 px, so MobileNetV2's last conv map is 2x2, one blob per
+    corner. Its maps are explained at the stride-8 ("mid") layer instead, declared in the model the
+    way the shipped model declares its own layer.
+    """
+    from agelens.model.io import save_model
+
+    model.metadata["explain_layer"] = DEMO_LAYER
+    return save_model(model, out / "model" / MODEL_FILE)
+
+
+def _evaluate(
+    model, model_path: Path, faces: SynthFaces, te: np.ndarray, out: Path
+) -> tuple[dict, np.ndarray]:
+    """Evaluate on the held-out test faces and write ``evaluation/``, as ``agelens evaluate`` does;
+    returns the metrics and the test faces' probabilities (the gallery is picked from them)."""
+    from agelens.model.evaluate import classification_metrics, write_evaluation
+
+    probs = model.predict(faces.images[te])["probabilities"]
+    m = classification_metrics(faces.labels[te], probs.argmax(1), model.class_names)
+    m["n_skipped"] = 0
+    m["evaluated_on"] = f"held-out test split ({int(te.sum())} synthetic faces never used in training)"
+    write_evaluation(m, out / "evaluation", {"model": str(model_path)})  # fingerprinted there
+    return m, probs
+
+
+def _save_samples(
+    faces: SynthFaces, test_idx: np.ndarray, test_probs: np.ndarray, n: int, folder: Path
+) -> list[Path]:
+    """Save ``n`` test faces as PNGs named by their true class, every age group among them: the
+    explain step reads them as a user's photos would be read."""
+    pick = _pick_gallery(faces.labels[test_idx], test_probs, n)
+    return _save_pngs(
+        faces.images[test_idx[pick]],
+        [f"face_{i:03d}_{faces.class_names[faces.labels[test_idx[j]]]}.png" for i, j in enumerate(pick)],
+        folder,
+    )
+
+
+def _explain_step_name(settings: DemoSettings, n_photos: int) -> str:
+    """The explain step's line, naming the extra runs (layers, classes, filters) these settings add."""
+    extras = [
+        f"Grad-CAM at {len(settings.extra_layers)} more layer(s)" if settings.extra_layers else "",
+        f"Grad-CAM for each of {len(settings.extra_targets)} classes" if settings.extra_targets else "",
+        f"the {settings.filters} most active filters" if settings.filters else "",
+    ]
+    return f"explain {n_photos} faces with {len(settings.methods)} methods" + "".join(
+        f", {x}" for x in extras if x
+    )
+
+
+def _wait_for_second(
+    second: SecondProcess, settings: DemoSettings, steps: Steps, echo: Callable[[str], None]
+) -> dict[str, float]:
+    """Wait for the second process as a step of its own; returns the seconds each of its jobs took.
+
+    Why its row is rewritten: the wait is near 0 s when the process finished first, which read as a
+    step that took no time (:func:`second_process_row`).
+    """
     second_times = steps.run(
         "shortcut story: a corner stamp that gives the answer away in training"
         + (", and the shuffled-label control" if settings.control_epochs else "")
@@ -301,26 +351,63 @@ def _run_steps(
     steps.log[-1] = second_process_row(steps.log[-1], second_times)
     if second_times:
         echo(f"    the second process trained them in {sum(second_times.values()):.1f} s, beside the steps")
-    control = None
-    if settings.control_epochs:
-        control = steps.run(
-            "data-randomisation check: the scored methods' maps of the shuffled-label control",
-            lambda: _data_randomisation(model, second.control_path, faces, score_idx, settings, table, seed),
-        )
-        fit = control["fit"]
-        echo(
-            "    the control fits its shuffled training labels to "
-            + (f"{fit:.3f} training accuracy" if fit is not None else "an unrecorded training accuracy")
-        )
-    else:
+    return second_times
+
+
+def _control_check(
+    model,
+    out: Path,
+    second: SecondProcess,
+    faces: SynthFaces,
+    score_idx: np.ndarray,
+    settings: DemoSettings,
+    table: ScoreTable,
+    seed: int,
+    steps: Steps,
+    echo: Callable[[str], None],
+) -> dict | None:
+    """The data-randomisation check against the second process's control, as a step; None, with the
+    metric listed as skipped in the rewritten scores, when these settings train no control."""
+    from agelens.metrics.data_randomisation import DataRandomisation
+
+    if not settings.control_epochs:
         table.skipped[DataRandomisation.name] = (
             "no shuffled-label control was trained (control_epochs is 0; "
             "agelens train --shuffle-labels makes one)"
         )
         table.write(out / "scores")
+        return None
+    control = steps.run(
+        "data-randomisation check: the scored methods' maps of the shuffled-label control",
+        lambda: _data_randomisation(model, second.control_path, faces, score_idx, settings, table, seed),
+    )
+    fit = control["fit"]
+    echo(
+        "    the control fits its shuffled training labels to "
+        + (f"{fit:.3f} training accuracy" if fit is not None else "an unrecorded training accuracy")
+    )
+    return control
+
+
+def _manifest(
+    out: Path,
+    quick: bool,
+    seed: int,
+    settings: DemoSettings,
+    model_path: Path,
+    metrics: dict,
+    steps: Steps,
+    t0: float,
+    *,
+    second_times: dict[str, float],
+    control: dict | None,
+) -> dict:
+    """The run's manifest before the report is written: versions, settings, the model and its
+    fingerprint, what the second process trained, the steps so far and the evaluation."""
+    from agelens.provenance import provenance
 
     made = provenance(model_path)  # versions, when, the command line, the model's fingerprint
-    manifest = {
+    return {
         "agelens_version": __version__,
         "python": platform.python_version(),
         **{k: made[k] for k in ("created", "versions", "command_line") if k in made},
@@ -337,13 +424,6 @@ def _run_steps(
         # show a total 0.2 s short of the one the finished manifest records.
         "seconds_before_report": round(time.perf_counter() - t0, 1),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    _write_model_card(model, metrics, out)
-    report = steps.run("write the HTML report", lambda: _report(out))
-    manifest["steps"] = steps.log
-    manifest["seconds"] = round(time.perf_counter() - t0, 1)  # the whole run, report included
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return report
 
 
 def _settings_dict(s: DemoSettings) -> dict:

@@ -277,6 +277,7 @@ def test_signed_runs_the_methods_that_have_a_signed_form(model_file, photos, tmp
         "gradient-x-input",
         "integrated-gradients",
         "occlusion",
+        "rise",
     }
     assert all(r["settings"]["signed"] is True for r in manifest["runs"])
 

@@ -244,7 +244,10 @@ def _left_for_right_against() -> keras.Model:
     return keras.Model(inp, out)
 
 
-@pytest.mark.parametrize("name", ["hirescam", "integrated-gradients", "occlusion", "gradient-x-input"])
+SIGNED = ["hirescam", "integrated-gradients", "occlusion", "gradient-x-input", "rise"]
+
+
+@pytest.mark.parametrize("name", SIGNED)
 def test_signed_maps_show_evidence_against_the_target_as_negative(name):
     from agelens.explain import attribute
 

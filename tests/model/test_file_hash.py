@@ -3,6 +3,7 @@ fingerprint and for the light model's cache key, and that key still covers the c
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -50,7 +51,35 @@ def test_the_fingerprint_and_the_light_key_hash_the_same_bytes(tmp_path: Path) -
     assert light.light_key(path, options) != h.hexdigest()[:32]
 
 
+def _model_names(node: ast.AST) -> list[str]:
+    """The ``agelens.model`` modules an import statement names (``from agelens.model import age_head``,
+    ``from agelens.model.wrap import ...``, ``import agelens.model.age_head``); none for any other node."""
+    if isinstance(node, ast.ImportFrom) and node.module == "agelens.model":
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("agelens.model."):
+        return [node.module.split(".")[2]]
+    if isinstance(node, ast.Import):
+        return [a.name.split(".")[2] for a in node.names if a.name.startswith("agelens.model.")]
+    return []
+
+
+def _model_modules_imported_by(*names: str) -> set[str]:
+    """The files of ``agelens.model`` that the named ones import, at module or function level, and
+    what those import in turn: a reader's helpers decide what it reads as much as the reader does."""
+    here = Path(light.__file__).parent
+    found, todo = set(names), list(names)
+    while todo:
+        for node in ast.walk(ast.parse((here / todo.pop()).read_text())):
+            for name in (f"{m}.py" for m in _model_names(node)):
+                if name not in found and (here / name).is_file():
+                    found.add(name)
+                    todo.append(name)
+    return found
+
+
 def test_the_light_key_covers_every_module_that_reads_a_model() -> None:
     # A record holds what loading and wrapping worked out: a change to that code must not find it again.
     readers = {Path(inspect.getsourcefile(f)).name for f in (load_model, wrap_keras_model, AgeModel)}
+    readers |= _model_modules_imported_by("io.py", "wrap.py")
+    assert {"age_head.py", "pixel_range.py"} <= readers  # found by function- and module-level imports
     assert readers <= set(light._READERS), readers - set(light._READERS)

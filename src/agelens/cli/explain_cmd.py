@@ -158,7 +158,7 @@ def explain_command(
             "--signed",
             help="Signed maps: red for the target, blue against it (e.g. --target age: what looks older, "
             "what younger). For gradcam, xgradcam, hirescam, gradient-x-input, integrated-gradients, "
-            "occlusion (with --method all: those).",
+            "occlusion, rise (with --method all: those).",
         ),
     ] = False,
 ) -> None:
@@ -178,7 +178,7 @@ def explain_command(
 
     Methods: gradcam, gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam,
     eigencam, saliency, smoothgrad, gradient-x-input, integrated-gradients, guided-backprop,
-    guided-gradcam, occlusion, or smooth-<method>.
+    guided-gradcam, occlusion, rise, or smooth-<method>.
 
     Examples:
 
@@ -461,17 +461,31 @@ def _run(
     but with the raw age (the Explanation's ``ages``), not the manifest's age rounded to 0.01,
     which printed rounded again read "~58 y" for 57.4999 y where predict and the panels say 57.
     """
-    from agelens.data.images import source_record
-    from agelens.explain.api import BlankMapsWarning, count_blank, explain, takes_layer
-    from agelens.explain.explanation import (
-        manifest_header,
-        output_dir,
-        stems,
-        write_image_files,
-        write_manifest,
-    )
+    from agelens.explain.explanation import manifest_header, output_dir, stems, write_manifest
 
-    names = stems(sources)
+    names, records = stems(sources), _records(sources, images, faces, notes)
+    with output_dir(out, force) as tmp:
+        written = _Written(tmp, names, records, cmap, alpha)
+        runs = [_explain_method(am, images, m, layer, target, signed, detect, written) for m in methods]
+        header = manifest_header(str(am.path) if am.path else None, cmap=cmap, alpha=alpha)
+        header["model_read_as"] = am.read_as
+        if filters > 0:
+            header["filters"] = _filter_grids(am, images, layer, filters, written)
+        files = [f for r in written.records for f in r["files"]]
+        write_manifest(tmp, header, runs, written.records, files, problems)
+    return [*files, "manifest.json"], written.shown()
+
+
+def _records(
+    sources: list[str], images: list[np.ndarray], faces: list[dict[str, Any]], notes: list[list[str]] | None
+) -> list[dict[str, Any]]:
+    """Each photo's manifest record before any map is drawn: its source (as typed and absolute), its
+    size (width, height), its face crop and the notes on its prediction.
+
+    Why the notes go in the record: the report can then say them beside the map, not only the terminal.
+    """
+    from agelens.data.images import source_record
+
     records = [
         {**source_record(s), "size": [int(i.shape[1]), int(i.shape[0])], "files": []}
         for s, i in zip(sources, images, strict=True)
@@ -480,56 +494,102 @@ def _run(
         r.update(face)
         if said:
             r["notes"] = said
-    runs: list[dict] = []
-    raw_ages: list[float | None] = [None] * len(images)
-    with output_dir(out, force) as tmp:
-        for m in methods:
-            ly = layer if takes_layer(m) else None
-            blank = 0
-            for lo in range(0, len(images), CHUNK):
-                opts = {"signed": True} if signed else {}
-                with warnings.catch_warnings():  # counted below and said once per method
-                    warnings.simplefilter("ignore", BlankMapsWarning)
-                    e = explain(am, images[lo : lo + CHUNK], method=m, layer=ly, target=target, **opts)
-                e.settings["detect"] = detect  # these images are the crops: explain saw no detection
-                blank += count_blank(e.maps)
-                for j in range(len(e)):
-                    rec = write_image_files(e, j, tmp, stem=names[lo + j], alpha=alpha, cmap=cmap, tag=m)
-                    records[lo + j]["files"] += rec["files"]
-                    records[lo + j].setdefault("prediction", rec["prediction"])
-                    records[lo + j].setdefault("map_size", rec["map_size"])  # every method's map: same size
-                    if e.ages is not None and raw_ages[lo + j] is None:
-                        raw_ages[lo + j] = float(e.ages[j])
-            runs.append(e.describe())
-            typer.echo(f"{m}: done ({e.layer}, target: {e.target})", err=True)
-            if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank
-                advice = (
-                    " at this layer; try another --layer or method"
-                    if takes_layer(m)
-                    else "; try another method"
-                )
-                typer.echo(
-                    f"{m}: warning: {blank} of {len(images)} maps are all zero "
-                    f"(no positive evidence for the target{advice})",
-                    err=True,
-                )
-        header = manifest_header(str(am.path) if am.path else None, cmap=cmap, alpha=alpha)
-        header["model_read_as"] = am.read_as
-        if filters > 0:
-            first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
-            for i, img in enumerate(images):
-                name, filter_layer = _filter_grid(am, img, first, filters, tmp, names[i], cmap, alpha)
-                records[i]["files"].append(name)
-            header["filters"] = {"layer": filter_layer, "k": filters}
-            if layer and "," in layer:
-                typer.echo(f"filters: drawn for {filter_layer}, the first layer of --layer {layer}", err=True)
-        files = [f for r in records for f in r["files"]]
-        write_manifest(tmp, header, runs, records, files, problems)
-    shown = [
-        {**r["prediction"], "age": age} if age is not None and "age" in r["prediction"] else r["prediction"]
-        for r, age in zip(records, raw_ages, strict=True)
-    ]
-    return [*files, "manifest.json"], shown
+    return records
+
+
+class _Written:
+    """Per photo, what :func:`_run` has written into the output folder ``tmp`` so far: its manifest
+    record (files, prediction, map size) and the raw age.
+
+    Why one object: every method's chunks and the filter grids add to the same records, under the
+    same file stems, with the same colour map and opacity.
+    """
+
+    def __init__(
+        self, tmp: Path, names: list[str], records: list[dict[str, Any]], cmap: str, alpha: float
+    ) -> None:
+        self.tmp, self.names, self.records, self.cmap, self.alpha = tmp, names, records, cmap, alpha
+        self.raw_ages: list[float | None] = [None] * len(records)
+
+    def add_maps(self, e: Any, lo: int, tag: str) -> None:
+        """Write the overlays of Explanation ``e``, whose photos start at photo ``lo``."""
+        from agelens.explain.explanation import write_image_files
+
+        for j in range(len(e)):
+            rec = write_image_files(
+                e, j, self.tmp, stem=self.names[lo + j], alpha=self.alpha, cmap=self.cmap, tag=tag
+            )
+            self.records[lo + j]["files"] += rec["files"]
+            self.records[lo + j].setdefault("prediction", rec["prediction"])
+            self.records[lo + j].setdefault("map_size", rec["map_size"])  # every method's map: same size
+            if e.ages is not None and self.raw_ages[lo + j] is None:
+                self.raw_ages[lo + j] = float(e.ages[j])
+
+    def shown(self) -> list[dict]:
+        """Per photo, the prediction as the manifest has it but with the raw age (see :func:`_run`)."""
+        return [
+            {**r["prediction"], "age": age}
+            if age is not None and "age" in r["prediction"]
+            else r["prediction"]
+            for r, age in zip(self.records, self.raw_ages, strict=True)
+        ]
+
+
+def _explain_method(
+    am: Any,
+    images: list[np.ndarray],
+    method: str,
+    layer: str | None,
+    target: str | None,
+    signed: bool,
+    detect: bool,
+    written: _Written,
+) -> dict[str, Any]:
+    """Explain every photo with one method, CHUNK photos a call, and write the overlays; returns the
+    run's description for the manifest (the last chunk's: every chunk ran with the same settings).
+
+    Why per method, not per chunk: blank maps are counted over every chunk and said in one line.
+    """
+    from agelens.explain.api import BlankMapsWarning, count_blank, explain, takes_layer
+
+    ly = layer if takes_layer(method) else None
+    blank = 0
+    for lo in range(0, len(images), CHUNK):
+        opts = {"signed": True} if signed else {}
+        with warnings.catch_warnings():  # counted below and said once per method
+            warnings.simplefilter("ignore", BlankMapsWarning)
+            e = explain(am, images[lo : lo + CHUNK], method=method, layer=ly, target=target, **opts)
+        e.settings["detect"] = detect  # these images are the crops: explain saw no detection
+        blank += count_blank(e.maps)
+        written.add_maps(e, lo, method)
+    run = e.describe()
+    typer.echo(f"{method}: done ({e.layer}, target: {e.target})", err=True)
+    if blank:  # e.g. Grad-CAM where no channel's gradient is positive: say so, don't ship a blank
+        advice = (
+            " at this layer; try another --layer or method" if takes_layer(method) else "; try another method"
+        )
+        typer.echo(
+            f"{method}: warning: {blank} of {len(images)} maps are all zero "
+            f"(no positive evidence for the target{advice})",
+            err=True,
+        )
+    return run
+
+
+def _filter_grids(
+    am: Any, images: list[np.ndarray], layer: str | None, filters: int, written: _Written
+) -> dict[str, Any]:
+    """Draw each photo's grid of its ``filters`` most active filters; returns the manifest's
+    ``filters`` entry. A fused ``--layer a,b`` draws the first layer's filters, and says so."""
+    first = layer.split(",")[0] if layer else None  # a fused --layer: one layer's filters
+    for i, img in enumerate(images):
+        name, filter_layer = _filter_grid(
+            am, img, first, filters, written.tmp, written.names[i], written.cmap, written.alpha
+        )
+        written.records[i]["files"].append(name)
+    if layer and "," in layer:
+        typer.echo(f"filters: drawn for {filter_layer}, the first layer of --layer {layer}", err=True)
+    return {"layer": filter_layer, "k": filters}
 
 
 SHOWN_PREDICTIONS = 20

@@ -1,4 +1,4 @@
-"""Activation maps: where the age model looks (Grad-CAM family, Score-CAM, gradients, occlusion, filters).
+"""Activation maps: where the age model looks (Grad-CAMs, Score-CAM, gradients, occlusion, RISE, filters).
 
 Everything goes through one verb, ``method.attribute(images, target) -> maps``; the
 convenience functions are :func:`explain` (photos of any size -> :class:`Explanation`) and

@@ -38,6 +38,7 @@ from agelens.explain.gradients import (
 )
 from agelens.explain.occlusion import Occlusion
 from agelens.explain.perturb import AblationCAM, ScoreCAM
+from agelens.explain.rise import RISE
 from agelens.report.app_logic import no_face_note
 from agelens.user_warnings import caller_stacklevel
 
@@ -57,6 +58,7 @@ METHODS: dict[str, type[Method]] = {
     "guided-backprop": GuidedBackprop,
     "guided-gradcam": GuidedGradCAM,
     "occlusion": Occlusion,
+    "rise": RISE,
 }
 """Every method by name; ``smooth-<name>`` wraps any in SmoothGrad (``smoothgrad`` = ``smooth-saliency``)."""
 
@@ -432,7 +434,7 @@ def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any
     ran = _fill_open(effective_options(m.name, options), m)
     if not ran.get("signed") and not has_signed_form(m.name):
         ran.pop("signed", None)  # every CAM takes the keyword; only some have a signed form to record
-    # The pixel range the model was fed is a guess for a plain model (model.wrap._range_guess):
+    # The pixel range the model was fed is a guess for a plain model (model.pixel_range.range_guess):
     # recorded, so a map made on 255x too bright input can be told from the others.
     input_range = getattr(m.model, "input_range", "0-255")
     return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect, "input_range": input_range}

@@ -10,7 +10,7 @@ A pixel's value is the mean drop over every patch that covers it (captum's ``Occ
 averages the same way). Drops are clipped at zero, as Grad-CAM's ReLU does: the map shows
 where hiding the face *lowers* the target score. Cost: one forward pass per patch position
 (13 x 13 = 169 at 112 px with the default patch); the occluded images are built and scored
-inside one compiled function, at most ``max_batch`` of them per pass, so memory stays bounded.
+inside one compiled function, at most ``max_batch`` of them per pass (:mod:`agelens.explain.masked`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from agelens.explain.base import (
-    CLASS_SPEC,
-    Method,
-    as_list,
-    check_signed,
-    compiled,
-    image_spec,
-    resolve_classes,
-    score,
-    split_outputs,
-)
+from agelens.explain.base import Method, check_signed, resolve_classes, score
+from agelens.explain.masked import check_fill, check_max_batch, masked_scores
 from agelens.explain.targets import Target
 
 
@@ -77,61 +68,28 @@ class Occlusion(Method):
                 f"occlusion needs 1 <= window <= {s} and 1 <= stride <= window, "
                 f"got window {self.window}, stride {self.stride}"
             )
-        if not (fill == "mean" or isinstance(fill, int | float) and 0 <= fill <= 255):
-            raise ValueError(f"occlusion fill must be 'mean' or a grey level in 0..255, got {fill!r}")
+        check_fill("occlusion", fill)
         self.fill = fill
-        self.max_batch = int(max_batch)
-        if self.max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        self.max_batch = check_max_batch(max_batch)
         starts = patch_starts(s, self.window, self.stride)
         masks = np.zeros((len(starts) ** 2, s, s), np.float32)
         for k, (r, c) in enumerate((r, c) for r in starts for c in starts):
             masks[k, r : r + self.window, c : c + self.window] = 1.0
-        self._masks = tf.constant(masks)
-        self._flat = tf.reshape(self._masks, (len(masks), s * s))
+        self._keep = tf.constant(1.0 - masks)  # what each occluded copy still shows
+        self._flat = tf.constant(masks.reshape(len(masks), s * s))
         self._coverage = tf.constant(masks.sum(0))  # >= 1 everywhere: the last patch ends at the border
         self._steps: dict = {}
 
     @property
     def positions(self) -> int:
         """Forward passes per image (patch positions)."""
-        return int(self._masks.shape[0])
+        return int(self._keep.shape[0])
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
         logits, probs, age = self.outputs(x)
         classes = resolve_classes(classes, logits)
         base = score(target, logits, probs, age, classes)
-        n = int(x.shape[0])
-        fill = tf.reduce_mean(x, axis=(1, 2)) if self.fill == "mean" else tf.fill((n, 3), float(self.fill))
-        step = self.cached_step(self._steps, target, self._compile_step)
-        chunk = max(1, self.max_batch // n)
-        p = self.positions
-        drops = tf.concat(
-            [step(x, fill, self._masks[k : k + chunk], classes, base) for k in range(0, p, chunk)], axis=1
-        )
+        hidden = masked_scores(self, self._steps, x, classes, target, self._keep, self.fill)
+        drops = base[:, None] - hidden
         maps = tf.reshape(drops @ self._flat, (-1, self.size, self.size)) / self._coverage
         return (maps if self.signed_maps else tf.nn.relu(maps)), probs, age
-
-    def _compile_step(self, target: Target) -> Any:
-        model, size = self._fast.output_model(with_age=True), self.size
-        has_age, scale = self.view.age is not None, self.view.input_scale
-
-        @compiled(
-            [
-                image_spec(size),
-                tf.TensorSpec((None, 3), tf.float32),
-                tf.TensorSpec((None, size, size), tf.float32),
-                CLASS_SPEC,
-                tf.TensorSpec((None,), tf.float32),
-            ]
-        )
-        def drops(x: Any, fill: Any, masks: Any, classes: Any, base: Any) -> Any:
-            n, c = tf.shape(x)[0], tf.shape(masks)[0]
-            m = masks[None, :, :, :, None]  # (1, c, S, S, 1)
-            occluded = x[:, None] * (1.0 - m) + fill[:, None, None, None, :] * m
-            outs = as_list(model(tf.reshape(occluded, (n * c, size, size, 3)) * scale, training=False))
-            logits, probs, age = split_outputs(outs, has_age)
-            s = score(target, logits, probs, age, tf.repeat(classes, c))
-            return base[:, None] - tf.reshape(s, (n, c))
-
-        return drops

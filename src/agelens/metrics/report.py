@@ -486,7 +486,6 @@ def score_methods(
     checked = check_images(images, input_size_of(model), "images")  # integers kept as they are
     x = as_pixels(checked, "images", stacklevel=3)
     check_finite("images", x)
-    x_in = checked if checked.dtype.kind in "iu" else x  # the metrics check x again: integers stay so
     n = len(x)
     labels = _labels_counted(labels, n)
     if labels is None and region_masks is not None:
@@ -494,76 +493,184 @@ def score_methods(
             "labels: the region view (region_masks) groups images by their true class; "
             "pass labels, one class index or name per image"
         )
-    targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
     predict = predict_fn_of(model, batch_size)
     probs = np.concatenate([np.asarray(predict(x[s : s + batch_size])) for s in range(0, n, batch_size)])
     am = as_age_model(model)  # a keras.Model too: randomisation needs weights, not only predictions
     declared = getattr(am, "class_names", None)
     labels = _labels_named(labels, declared or group_names, probs.shape[1])
-    readout = readout_of(targets, declared or group_names)
-    if readout is not None:  # "age", "old-young": maps of it, scored on it; classes only group the views
-        explained, metric_targets, targets = readout.label, readout.spec, probs.argmax(1)
-        if readout.kind == AGE:
-            age_predict_fn(model, batch_size)  # no age output: one line now, before any map is drawn
-    else:
-        explained = "predicted class" if targets is None else "given targets"
-        targets = (
-            probs.argmax(1)
-            if targets is None  # names are the model's classes, else ``group_names``
-            else class_targets(targets, declared or group_names, n, probs.shape[1])
-        )
-        metric_targets = targets
+    aim = _aim(model, targets, probs, declared or group_names, batch_size)
     shuffled = _shuffled_twin(shuffled_model, am)
     objs, skipped = _usable_metrics(metrics, masks, am, shuffled)
     names = list(dict.fromkeys([*methods, *([RANDOM] if random_baseline else [])]))
     table = ScoreTable(names, [m.info() for m in objs], {}, skipped=skipped)
-    class_names = list(group_names or declared or range(probs.shape[1]))
-    say = on_progress or (lambda _msg: None)
+    run = _Run(
+        model=model,
+        am=am,
+        predict=predict,
+        x=x,
+        x_in=checked if checked.dtype.kind in "iu" else x,  # the metrics check x again: integers stay so
+        aim=aim,
+        metrics=objs,
+        masks=masks,
+        shuffled=shuffled,
+        explainers=explainers or {},
+        model_explainers=model_explainers or {},
+        layer=layer,
+        seed=seed,
+        n_boot=n_boot,
+        batch_size=batch_size,
+        random_baseline=random_baseline,
+        n_classes=probs.shape[1],
+        class_names=list(group_names or declared or range(probs.shape[1])),
+        labels=labels,
+        region_masks=region_masks,
+        region_names=region_names,
+        say=on_progress or (lambda _msg: None),
+    )
     for name in names:
-        say(f"explaining with {name}")
-        opts = _method_options(name, seed, layer, readout)
-        fn = (explainers or {}).get(name) or method_explainer(model, name, **opts)
-        maps = np.asarray(fn(x, metric_targets), dtype=np.float32)
-        custom = name in (explainers or {}) and name not in (model_explainers or {})
-        ctx = {
-            "predict_fn": predict if readout is None else model,  # the age is read from the model
-            "masks": masks,
-            "batch_size": batch_size,
-            "seed": seed,
-            "model": am,
-            "model_explainer": (model_explainers or {}).get(name) or method_model_explainer(name, **opts),
-            "shuffled_model": shuffled,
-        }
-        skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
-        _score_method(
-            table, name, x_in, maps, metric_targets, objs, ctx, random_baseline, skip_random, n_boot, say
-        )
-        table.class_means[name] = class_mean_maps(maps, targets, probs.shape[1])
-        if region_masks is not None:
-            rnames = list(region_names or range(int(np.max(region_masks)) + 1))
-            table.regions[name] = _jsonable_regions(
-                region_shares_by_group(maps, region_masks, labels, class_names, rnames)
-            )
+        _method_pass(table, name, run)
     table.vs_random = {k: v for k, v in table.vs_random.items() if v}
     table.baselines = {k: v for k, v in table.baselines.items() if v}
     table.gallery = {} if labels is None else extreme_cases(probs, labels)  # right or wrong needs labels
-    table.meta.update(
-        n_images=n,
-        size=x.shape[1],
-        seed=seed,
-        n_boot=n_boot,
-        explained=explained,
-        readout=None if readout is None else readout.describe(),
-        class_names=class_names,
-        method_options={
-            name: _ran_with(name, seed, layer, (explainers or {}).get(name), readout, am) for name in names
-        },
-        metric_params=_metric_params(objs, x.shape[1]),
-        **provenance(getattr(am, "path", None)),  # versions, created, command_line, model_file
-    )
+    _record_meta(table, run)
     if out_dir is not None:
         table.write(out_dir)
     return table
+
+
+@dataclass(frozen=True)
+class _Aim:
+    """What the maps explain and the metrics score, resolved once for every method.
+
+    Why ``classes`` beside ``metric_targets``: a readout ("age", "old-young") is explained and scored
+    on that quantity (``metric_targets`` is its spec), while the class-mean maps are still grouped by
+    each image's predicted class; for class targets the two are the same array.
+    """
+
+    explained: str  # as scores.md says it: "predicted class", "given targets" or the readout's label
+    metric_targets: Any  # what the explainers and metrics get: class indices, or a readout's spec
+    classes: np.ndarray  # each image's class index, grouping the class-mean maps
+    readout: Readout | None
+
+
+def _aim(model: Any, targets: Any, probs: np.ndarray, class_names: Any, batch_size: int) -> _Aim:
+    """The targets :func:`score_methods` was given as an :class:`_Aim`: each image's predicted class
+    (None or ``"predicted"``), given class indices or names (names are ``class_names``), or a readout.
+
+    Why here, before any map is drawn: a readout of ``"age"`` on a model without an age output, or a
+    class name the model lacks, fails in one line now rather than after minutes of explaining.
+    """
+    targets = None if means_predicted(targets) else targets  # "predicted", as explain spells it
+    readout = readout_of(targets, class_names)
+    predicted = probs.argmax(1)
+    if readout is not None:  # "age", "old-young": maps of it, scored on it; classes only group the views
+        if readout.kind == AGE:
+            age_predict_fn(model, batch_size)  # no age output: one line now, before any map is drawn
+        return _Aim(readout.label, readout.spec, predicted, readout)
+    if targets is None:
+        return _Aim("predicted class", predicted, predicted, None)
+    classes = class_targets(targets, class_names, len(probs), probs.shape[1])
+    return _Aim("given targets", classes, classes, None)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every method's pass of :func:`score_methods` shares, checked and resolved once.
+
+    Why one object: each pass explains, scores, averages per class and splits by region with the
+    same images, targets, metrics and options; passing them one by one took twenty arguments.
+    """
+
+    model: Any  # as the caller gave it: the method explainers are built from it
+    am: Any  # the model as an AgeModel (None for a bare predict_fn)
+    predict: Callable[[np.ndarray], Any]
+    x: np.ndarray  # float pixels 0..255, explained
+    x_in: np.ndarray  # the images as the metrics get them (integers stay integers)
+    aim: _Aim
+    metrics: list[Metric]
+    masks: np.ndarray | None
+    shuffled: Any
+    explainers: Mapping[str, Explainer]
+    model_explainers: Mapping[str, ModelExplainer]
+    layer: Any
+    seed: int
+    n_boot: int
+    batch_size: int
+    random_baseline: bool
+    n_classes: int
+    class_names: list[Any]
+    labels: np.ndarray | None
+    region_masks: np.ndarray | None
+    region_names: Sequence[str] | None
+    say: Callable[[str], None]
+
+
+def _method_pass(table: ScoreTable, name: str, run: _Run) -> None:
+    """Explain with one method, then fill ``table`` for it: scores against matched random maps,
+    the class-mean maps and, with region masks, the region shares.
+
+    Why per method: the maps are the largest thing a call makes; each method's are reduced to its
+    scores and views here, and only those are kept in ``table``.
+    """
+    run.say(f"explaining with {name}")
+    opts = _method_options(name, run.seed, run.layer, run.aim.readout)
+    fn = run.explainers.get(name) or method_explainer(run.model, name, **opts)
+    maps = np.asarray(fn(run.x, run.aim.metric_targets), dtype=np.float32)
+    custom = name in run.explainers and name not in run.model_explainers
+    ctx = {
+        "predict_fn": run.predict if run.aim.readout is None else run.model,  # the age is read from the model
+        "masks": run.masks,
+        "batch_size": run.batch_size,
+        "seed": run.seed,
+        "model": run.am,
+        "model_explainer": run.model_explainers.get(name) or method_model_explainer(name, **opts),
+        "shuffled_model": run.shuffled,
+    }
+    skip_random = name == RANDOM or custom  # noise is model-blind; custom maps have no model form
+    _score_method(
+        table,
+        name,
+        run.x_in,
+        maps,
+        run.aim.metric_targets,
+        run.metrics,
+        ctx,
+        run.random_baseline,
+        skip_random,
+        run.n_boot,
+        run.say,
+    )
+    table.class_means[name] = class_mean_maps(maps, run.aim.classes, run.n_classes)
+    if run.region_masks is not None:
+        rnames = list(run.region_names or range(int(np.max(run.region_masks)) + 1))
+        table.regions[name] = _jsonable_regions(
+            region_shares_by_group(maps, run.region_masks, run.labels, run.class_names, rnames)
+        )
+
+
+def _record_meta(table: ScoreTable, run: _Run) -> None:
+    """What scores.json records about the call: sizes, seed, target, each method's options as it ran,
+    the metrics' settings and provenance.
+
+    Why after the loop: the matched random maps' smoothness (``matched_sigma``) is recorded while the
+    methods are scored, and scores.json keeps it first.
+    """
+    size = run.x.shape[1]
+    table.meta.update(
+        n_images=len(run.x),
+        size=size,
+        seed=run.seed,
+        n_boot=run.n_boot,
+        explained=run.aim.explained,
+        readout=None if run.aim.readout is None else run.aim.readout.describe(),
+        class_names=run.class_names,
+        method_options={
+            name: _ran_with(name, run.seed, run.layer, run.explainers.get(name), run.aim.readout, run.am)
+            for name in table.methods
+        },
+        metric_params=_metric_params(run.metrics, size),
+        **provenance(getattr(run.am, "path", None)),  # versions, created, command_line, model_file
+    )
 
 
 def _saved_meta(meta: dict[str, Any], out: Path) -> dict[str, Any]:

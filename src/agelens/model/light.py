@@ -34,7 +34,7 @@ from agelens.provenance import update_with_file
 RECORD_FORMAT = 3
 """Part of every key, with the source of the modules that read and convert a model (:func:`light_key`):
 a record written by code that read models differently is never found again."""
-_READERS = ("io.py", "age_model.py", "wrap.py", "age_head.py", "fast.py", "light.py")
+_READERS = ("io.py", "age_model.py", "wrap.py", "pixel_range.py", "age_head.py", "fast.py", "light.py")
 
 
 def _litert_interpreter() -> type | None:

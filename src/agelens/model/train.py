@@ -270,10 +270,51 @@ def train(
     with the best model over all epochs, earlier ones included.
     """
     cfg = config or TrainConfig()
+    bins, names = _bins_and_names(bins, class_names)
+    mcfg, use_age = _run_model_config(model_config, cfg, names, x_train, ages_train, ages_val)
+    if cfg.shuffle_labels:
+        y_train, ages_train = shuffled_training_labels(y_train, ages_train, cfg.seed)
+    keras.utils.set_random_seed(cfg.start_seed)
+    km = build_age_model(mcfg, seed=cfg.start_seed)
+    initial_epoch, earlier_history, state, resumes = _start_state(resume, km, names, cfg, verbose)
+    meta = _run_metadata(mcfg, cfg, data_summary, resumes)
+    wrapped = AgeModel(km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None)
+    train_model = _compiled_training_model(km, cfg, use_age)
+    # AdamW's moments and step count come back with the weights when the checkpoint left them
+    # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
+    optimizer_restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
+    ds = _training_dataset(x_train, y_train, ages_train if use_age else None, len(names), cfg)
+    run = _Run(cfg, wrapped, names, x_val, y_val, state, earlier_history, checkpoint, verbose, on_epoch)
+    _fit(train_model, ds, run, initial_epoch, tensorboard)
+    precise = _finish_best(run, x_train)
+    wrapped.metadata["training"] = _training_record(run, initial_epoch, precise)
+    if resume:
+        wrapped.metadata["training"]["optimizer_restored"] = optimizer_restored
+    return TrainResult(wrapped, run.history, state["best_epoch"], time.time() - run.t0)
+
+
+def _bins_and_names(bins: AgeBins | None, class_names: list[str] | None) -> tuple[AgeBins | None, list[str]]:
+    """The run's age bins and class names: classes that are not age bins (folders, CSV labels)
+    have no edges to record, so their bins are ``None``."""
     bins = bins or AgeBins()
     if class_names is not None and list(class_names) != list(bins.names):
-        bins = None  # the classes are not age bins (folders, CSV labels): no edges to record
-    names = list(class_names or bins.names)
+        bins = None
+    return bins, list(class_names or bins.names)
+
+
+def _run_model_config(
+    model_config: ModelConfig | None,
+    cfg: TrainConfig,
+    names: list[str],
+    x_train: np.ndarray,
+    ages_train: np.ndarray | None,
+    ages_val: np.ndarray | None,
+) -> tuple[ModelConfig, bool]:
+    """The network to build, and whether it learns ages too.
+
+    Filled in from the run: its BatchNorm momentum suits the run's length when not given
+    (:func:`auto_bn_momentum`), and the age head goes when the photos have no ages to learn.
+    """
     k = len(names)
     mcfg = model_config or ModelConfig(input_size=int(x_train.shape[1]), num_classes=k)
     if mcfg.num_classes != k:
@@ -283,27 +324,44 @@ def train(
     use_age = ages_train is not None and ages_val is not None and mcfg.age_head
     if mcfg.age_head and not use_age:
         mcfg = ModelConfig(**{**mcfg.to_dict(), "age_head": False})
-    if cfg.shuffle_labels:
-        y_train, ages_train = shuffled_training_labels(y_train, ages_train, cfg.seed)
-    keras.utils.set_random_seed(cfg.start_seed)
-    km = build_age_model(mcfg, seed=cfg.start_seed)
-    initial_epoch, earlier_history, state = 0, [], _fresh_state()
-    resumes: list[dict] = []
-    if resume:
-        initial_epoch, earlier_history, state = _resume_state(Path(resume), km, names, cfg)
-        resumes = state.pop("resumes")
-        if verbose:
-            for line in _resume_lines(resumes[-1], cfg):
-                print(line, flush=True)
-    meta = {
+    return mcfg, use_age
+
+
+def _start_state(
+    resume: str | Path | None, km: keras.Model, names: list[str], cfg: TrainConfig, verbose: int
+) -> tuple[int, list[dict], dict, list[dict]]:
+    """Where the epoch loop starts: the first epoch, the history before it, the loop state and the
+    record of resumes; a resumed run takes them from its checkpoint (:func:`_resume_state`) and
+    says where that is not a plain continuation (:func:`_resume_lines`)."""
+    if not resume:
+        return 0, [], _fresh_state(), []
+    initial_epoch, earlier_history, state = _resume_state(Path(resume), km, names, cfg)
+    resumes = state.pop("resumes")
+    if verbose:
+        for line in _resume_lines(resumes[-1], cfg):
+            print(line, flush=True)
+    return initial_epoch, earlier_history, state, resumes
+
+
+def _run_metadata(
+    mcfg: ModelConfig, cfg: TrainConfig, data_summary: dict | None, resumes: list[dict]
+) -> dict:
+    """What the saved model records of its run before training: the recipe, the data, its resumes."""
+    return {
         "model_config": mcfg.to_dict(),
         "train_config": cfg.to_dict(),
         "data": data_summary or {},
         "rescales_input": True,
         **({"resumes": resumes} if resumes else {}),  # where the history's epochs changed hands
     }
-    wrapped = AgeModel(km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None)
 
+
+def _compiled_training_model(km: keras.Model, cfg: TrainConfig, use_age: bool) -> keras.Model:
+    """The model ``fit`` trains: the age model's outputs that have a loss, compiled with AdamW.
+
+    The group is learned by cross-entropy; with ages, also their distribution over years (KL)
+    and a small L1 on the expected age (see the module's docstring).
+    """
     loss = {GROUP_OUTPUT: keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)}
     weights = {GROUP_OUTPUT: 1.0}
     if use_age:
@@ -316,78 +374,145 @@ def train(
         loss_weights=weights,
         metrics={GROUP_OUTPUT: ["accuracy"]},
     )
-    # AdamW's moments and step count come back with the weights when the checkpoint left them
-    # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
-    optimizer_restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
+    return train_model
+
+
+def _training_dataset(
+    x_train: np.ndarray, y_train: np.ndarray, ages: np.ndarray | None, k: int, cfg: TrainConfig
+) -> tf.data.Dataset:
+    """The shuffled, augmented training batches with their targets and class weights (``ages``:
+    ``None`` when the run learns no age)."""
     cw = class_weights(y_train, k, cfg.class_weight_power) if cfg.class_weight_power else np.ones(k)
     w = cw[y_train].astype(np.float32)
-    ds = _dataset(
-        x_train,
-        _targets(y_train, ages_train if use_age else None, k, cfg.age_sigma),
-        w,
-        cfg.batch_size,
-        augmenter(cfg.augment, cfg.start_seed),
-        True,
-        cfg.start_seed,
-    )
-    history: list[dict] = []
-    t0 = time.time()
-    best_file = best_checkpoint_path(checkpoint) if checkpoint else None
+    targets = _targets(y_train, ages, k, cfg.age_sigma)
+    aug = augmenter(cfg.augment, cfg.start_seed)
+    return _dataset(x_train, targets, w, cfg.batch_size, aug, True, cfg.start_seed)
 
-    class _Loop(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.model.optimizer.learning_rate = lr_at(epoch, cfg)
 
-        def on_epoch_end(self, epoch, logs=None):
-            row, m = _epoch_row(wrapped, x_val, y_val, names, epoch, logs or {}, cfg, t0)
-            history.append(row)
-            score = _selection_score(row, cfg.shuffle_labels)
-            improved = score > state["best"]
-            if improved:
-                state.update(best=score, best_epoch=epoch + 1, best_weights=km.get_weights(), wait=0)
-            else:
-                state["wait"] += 1
-                if cfg.patience and state["wait"] >= cfg.patience and epoch + 1 < cfg.epochs:
-                    self.model.stop_training = True
-                    state["stopped_early"] = True
-            if checkpoint:
-                _save_checkpoint(wrapped, self.model, Path(checkpoint), best_file, improved, epoch + 1,
-                                 earlier_history + history, state, m)  # fmt: skip
-            if verbose:
-                print(_epoch_line(row, cfg.epochs, improved), flush=True)
-                if state.get("stopped_early"):
-                    print(_stop_line(epoch + 1, cfg.patience, state["best_epoch"]), flush=True)
-            if on_epoch:
-                on_epoch(row)
+@dataclass
+class _Run:
+    """What the epoch loop reads and updates, shared by the steps of :func:`train`."""
 
+    cfg: TrainConfig
+    wrapped: AgeModel
+    names: list[str]
+    x_val: np.ndarray
+    y_val: np.ndarray
+    state: dict  # see _fresh_state
+    earlier_history: list[dict]  # a resumed run's epochs before this one
+    checkpoint: str | Path | None
+    verbose: int
+    on_epoch: Callable[[dict], None] | None
+    history: list[dict] = field(default_factory=list)
+    t0: float = field(default_factory=time.time)
+
+    @property
+    def best_file(self) -> Path | None:
+        return best_checkpoint_path(self.checkpoint) if self.checkpoint else None
+
+
+class _EpochLoop(keras.callbacks.Callback):
+    """Sets each epoch's learning rate; after the epoch, scores it, keeps the best weights, stops
+    early, saves the checkpoints and reports (:func:`_end_epoch`)."""
+
+    def __init__(self, run: _Run) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = lr_at(epoch, self.run.cfg)
+
+    def on_epoch_end(self, epoch, logs=None):
+        _end_epoch(self.run, self.model, epoch, logs or {})
+
+
+def _end_epoch(run: _Run, train_model: keras.Model, epoch: int, logs: dict) -> None:
+    """After each epoch: its history row, the best so far, early stopping, checkpoints, its line.
+
+    The checkpoint is saved before the line is printed and ``on_epoch`` called, so an interrupt
+    there (Ctrl-C, a test's stop) still finds this epoch on disk.
+    """
+    cfg = run.cfg
+    row, m = _epoch_row(run.wrapped, run.x_val, run.y_val, run.names, epoch, logs, cfg, run.t0)
+    run.history.append(row)
+    improved = _track_best(run, train_model, epoch, row)
+    if run.checkpoint:
+        _save_checkpoint(run, train_model, improved, epoch + 1, m)
+    if run.verbose:
+        print(_epoch_line(row, cfg.epochs, improved), flush=True)
+        if run.state.get("stopped_early"):
+            print(_stop_line(epoch + 1, cfg.patience, run.state["best_epoch"]), flush=True)
+    if run.on_epoch:
+        run.on_epoch(row)
+
+
+def _track_best(run: _Run, train_model: keras.Model, epoch: int, row: dict) -> bool:
+    """Whether the epoch beat the best so far (then its weights are kept); else one more epoch
+    without, and ``fit`` is stopped once ``patience`` such epochs follow the best."""
+    cfg, state = run.cfg, run.state
+    score = _selection_score(row, cfg.shuffle_labels)
+    improved = score > state["best"]
+    if improved:
+        state.update(
+            best=score, best_epoch=epoch + 1, best_weights=run.wrapped.keras_model.get_weights(), wait=0
+        )
+    else:
+        state["wait"] += 1
+        if cfg.patience and state["wait"] >= cfg.patience and epoch + 1 < cfg.epochs:
+            train_model.stop_training = True
+            state["stopped_early"] = True
+    return improved
+
+
+def _fit(
+    train_model: keras.Model,
+    ds: tf.data.Dataset,
+    run: _Run,
+    initial_epoch: int,
+    tensorboard: str | Path | None,
+) -> None:
+    """Run the epochs from ``initial_epoch`` through :class:`_EpochLoop` (and TensorBoard, if asked)."""
     _build_state_before_tracing(train_model, ds)
-    callbacks: list = [_Loop()]
+    callbacks: list = [_EpochLoop(run)]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard)))
     train_model.fit(
         ds,
-        epochs=cfg.epochs,
+        epochs=run.cfg.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles; Keras would warn that it ignores True
-        verbose=1 if verbose > 1 else 0,
+        verbose=1 if run.verbose > 1 else 0,
     )
-    precise = None
-    if state["best_weights"] is not None:
-        km.set_weights(state["best_weights"])
-        if cfg.precise_batchnorm and not cfg.shuffle_labels:  # a control is picked by its fit to labels
-            precise = _precise_batchnorm(wrapped, x_train, x_val, y_val, names, cfg, state["best"], verbose)
-    wrapped.metadata["training"] = {
-        "epochs_done": len(history) + initial_epoch,
-        "best_epoch": state["best_epoch"],
-        "history": earlier_history + history,  # a resumed run keeps the epochs before it
-        "stopped_early": bool(state.get("stopped_early")),
-        "seconds": time.time() - t0,
+
+
+def _finish_best(run: _Run, x_train: np.ndarray) -> dict | None:
+    """Put the best epoch's weights back and recompute its BatchNorm statistics
+    (:func:`_precise_batchnorm`); what that step did, or ``None`` where it did not run.
+
+    A shuffled-labels control skips it: it is picked by its fit to the labels, not by validation.
+    """
+    cfg, state = run.cfg, run.state
+    if state["best_weights"] is None:
+        return None
+    run.wrapped.keras_model.set_weights(state["best_weights"])
+    if not cfg.precise_batchnorm or cfg.shuffle_labels:
+        return None
+    return _precise_batchnorm(
+        run.wrapped, x_train, run.x_val, run.y_val, run.names, cfg, state["best"], run.verbose
+    )
+
+
+def _training_record(run: _Run, initial_epoch: int, precise: dict | None) -> dict:
+    """What the finished model's metadata says of its training (``training``)."""
+    return {
+        "epochs_done": len(run.history) + initial_epoch,
+        "best_epoch": run.state["best_epoch"],
+        "history": run.earlier_history + run.history,  # a resumed run keeps the epochs before it
+        "stopped_early": bool(run.state.get("stopped_early")),
+        "seconds": time.time() - run.t0,
         **({"precise_batchnorm": precise} if precise else {}),
     }
-    if resume:
-        wrapped.metadata["training"]["optimizer_restored"] = optimizer_restored
-    return TrainResult(wrapped, history, state["best_epoch"], time.time() - t0)
 
 
 def _fresh_state() -> dict:
@@ -541,13 +666,15 @@ def _epoch_row(wrapped, x_val, y_val, names, epoch: int, logs: dict, cfg: TrainC
     return row, m
 
 
-def _save_checkpoint(wrapped, train_model, checkpoint: Path, best_file, improved, epoch, history, state, m):
+def _save_checkpoint(run: _Run, train_model: keras.Model, improved: bool, epoch: int, m: dict) -> None:
     """After every epoch: the best epoch's model (when this one is it), then the last epoch's state.
 
     The best goes first: an interrupt between the two leaves a checkpoint whose best file is
     at least as new as it says.
     """
-    base = {"epochs_done": epoch, "best_epoch": state["best_epoch"], "history": list(history), "val": m}
+    wrapped, checkpoint, best_file = run.wrapped, Path(run.checkpoint), run.best_file
+    history = run.earlier_history + run.history
+    base = {"epochs_done": epoch, "best_epoch": run.state["best_epoch"], "history": history, "val": m}
     if improved:
         wrapped.metadata["training"] = {**base, "kind": "best", "weights_epoch": epoch}
         save_model(wrapped, best_file)

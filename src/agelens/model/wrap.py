@@ -2,12 +2,12 @@
 
 An agelens ``.keras`` file records how to feed and read its model (:mod:`agelens.model.io`);
 a user's model says none of it. So it is worked out here from the model's input shape, its
-outputs' widths, names and last layers, and the layers that act on its input, unless an option
-overrules the guess (``input_size``, ``class_names``, ``input_range``, ``class_output``,
-``age_output``, ``one_unit``, ``bins``). A one-unit output gets a class head
-(:mod:`agelens.model.age_head`), logits a softmax, so every reader gets one probability per
-class. Anything agelens cannot feed or read is refused here with a one-line
-:class:`~agelens.model.age_model.ModelLoadError`, not later inside Keras with a traceback.
+outputs' widths, names and last layers, and the layers that act on its input (the pixel range:
+:mod:`agelens.model.pixel_range`), unless an option overrules the guess (``input_size``,
+``class_names``, ``input_range``, ``class_output``, ``age_output``, ``one_unit``, ``bins``).
+A one-unit output gets a class head (:mod:`agelens.model.age_head`), logits a softmax, so every
+reader gets one probability per class. Anything agelens cannot feed or read is refused here with
+a one-line :class:`~agelens.model.age_model.ModelLoadError`, not later inside Keras with a traceback.
 Keras itself is imported only when a model is wrapped.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from agelens.data.bins import AgeBins
 from agelens.model.age_model import INPUT_RANGES, ONE_UNIT_READINGS, AgeModel, ModelLoadError
+from agelens.model.pixel_range import range_guess
 
 SOFTMAX_ADDED = "agelens_softmax"
 """Name of the layer :func:`wrap_keras_model` puts on top of a class output to make its probabilities: a
@@ -291,12 +292,12 @@ def _classes(
 
 def _pixel_range(km: Any, meta: dict, input_range: str | None) -> tuple[bool, str]:
     """Whether the model is fed 0..255 pixels, and why where guessed: as given, as its file
-    records, else as its layers say (:func:`_range_guess`)."""
+    records, else as its layers say (:func:`~agelens.model.pixel_range.range_guess`)."""
     if input_range is not None:
         return input_range == "0-255", ""
     if meta:
         return meta.get("rescales_input", True), ""
-    return _range_guess(km)
+    return range_guess(km)
 
 
 def _replaced(out: Any, key: str | int, tensor: Any) -> Any:
@@ -533,94 +534,3 @@ def _ends_in_logits(tensor: Any) -> bool:
     op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
     linear = getattr(getattr(op, "activation", None), "__name__", None) == "linear"
     return linear and isinstance(op, keras.layers.Dense | keras.layers.Conv1D | keras.layers.Conv2D)
-
-
-def _range_guess(km: Any) -> tuple[bool, str]:
-    """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers,
-    and what that went by, in words a note can end with.
-
-    Only layers that act on the input count: those reached from the model's input through layers
-    that leave each pixel's place and meaning alone (other preprocessing layers such as
-    ``Resizing``, ``CenterCrop`` or random flips, and the inputs of nested models, as in a
-    ``keras.applications`` base), before any convolution or dense layer. A ``Rescaling`` on the
-    way out (``Rescaling(100)`` turning age / 100 back into years) says nothing of the pixels.
-
-    A Rescaling on the input means 0..255 (EfficientNet's Rescaling is followed by a Normalization
-    that only centres). Without one, a Normalization's own mean tells which range it was
-    adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a model
-    normalising 0..1 input was fed 255x too bright before); an un-adapted one (mean 0) says
-    nothing and counts as 0..255, as before. Neither layer: 0..1, the usual convention for a
-    model trained on scaled images. ``input_range`` overrules all this.
-    """
-    import keras
-
-    layers = _input_side(km)[0]
-    if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
-        return True, "a Rescaling layer acts on its input"
-    norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]
-    if not norms:
-        return False, "no Rescaling or Normalization layer acts on its input"
-    means = [getattr(layer, "mean", None) for layer in norms]
-    if not any(_mean_says_0_255(mean) for mean in means):
-        return False, "the Normalization on its input was adapted on 0..1 data"
-    return True, "the Normalization on its input was adapted on 0..255 data (or not adapted)"
-
-
-def _keeps_pixels(layer: Any) -> bool:
-    """Whether ``layer`` passes pixels on without mixing them into features: a preprocessing layer."""
-    import keras
-
-    if isinstance(layer, keras.layers.InputLayer | keras.layers.Identity | keras.layers.Rescaling):
-        return True
-    if isinstance(layer, keras.layers.Normalization):
-        return True
-    # Resizing, CenterCrop, RandomFlip, RandomRotation...: Keras' image preprocessing layers
-    return any(c.__name__ == "BaseImagePreprocessingLayer" for c in type(layer).__mro__)
-
-
-def _input_side(model: Any, depth: int = 0) -> tuple[list[Any], bool]:
-    """The preprocessing layers (:func:`_keeps_pixels`) that act on ``model``'s input, nested models'
-    included, and whether every output of ``model`` is still pixels (a preprocessing model).
-
-    Follows tensors from the model's inputs: a layer call whose inputs are all pixels is on the
-    input side; if the layer keeps pixels, its outputs are pixels too. Tensors are compared by
-    identity, so a layer shared with another model counts only through its calls in this graph.
-    """
-    import keras
-
-    try:
-        inputs, outputs = list(model.inputs), list(model.outputs)
-    except (AttributeError, ValueError):  # an unbuilt or subclassed model: no graph to follow
-        return [], False
-    pixels = {id(t) for t in inputs}
-    found: list[Any] = []
-    calls = [(layer, node) for layer in model.layers for node in getattr(layer, "_inbound_nodes", [])]
-    done: set[int] = set()
-    grew = True
-    while grew:  # until no call is added: layers listed out of order still join
-        grew = False
-        for i, (layer, node) in enumerate(calls):
-            ins = list(getattr(node, "input_tensors", []) or [])
-            if i in done or not ins or not all(id(t) in pixels for t in ins):
-                continue
-            done.add(i)
-            if isinstance(layer, keras.Model) and depth < 32:
-                inner, passes = _input_side(layer, depth + 1)
-                found.extend(inner)
-            else:
-                passes = _keeps_pixels(layer)
-                if passes:
-                    found.append(layer)
-            if passes:
-                pixels.update(id(t) for t in getattr(node, "output_tensors", []) or [])
-                grew = True
-    return found, bool(outputs) and all(id(t) in pixels for t in outputs)
-
-
-def _mean_says_0_255(mean: Any) -> bool:
-    """A Normalization mean above 2 (or none, or all zero: not adapted) reads as 0..255 input."""
-    try:
-        top = float(np.max(np.abs(np.asarray(mean)))) if mean is not None else 0.0
-    except (TypeError, ValueError):
-        return True
-    return top == 0.0 or top > 2.0

@@ -13,6 +13,8 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,180 +112,310 @@ def build_app(model_path: Any = None) -> Any:
     import gradio as gr
 
     from agelens.data.synthetic import generate
-    from agelens.explain.api import signed_methods
-    from agelens.explain.overlay import DEFAULT_ALPHA
     from agelens.model.io import load_model
 
     model = model_path if hasattr(model_path, "keras_model") else load_model(model_path)
     engine = build_engine(model, workdir)
-    sample_images, labels = _samples(generate, max(96, engine.model.input_size))
+    samples = _samples(generate, max(96, engine.model.input_size))
 
     # Gradio keeps a copy of every image and zip it serves; a long session would fill the
     # temp folder, so its cache is swept hourly of files older than CACHE_MAX_AGE_S.
     with gr.Blocks(title="agelens", analytics_enabled=False, delete_cache=(3600, CACHE_MAX_AGE_S)) as demo:
-        gr.Markdown(
-            f"# {TITLE}\nUpload a face photo (or pick a synthetic face), then **Explain**. "
-            f"Model: `{getattr(engine.model.path, 'name', 'in memory')}`, classes: "
-            f"{', '.join(engine.model.class_names)}.",
-            elem_id="al-head",
-        )
-        photo = gr.State(None)
-        source = gr.State(None)  # the photo's Source: its name (for the zip) and a read note
-        shown_map = gr.State(None)  # (model view, its map, the Explanation) of the last Explain
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=4, min_width=320):
-                upload = gr.File(
-                    label=f"Photo (drag and drop; images up to {MAX_UPLOAD_BYTES // 2**20} MB)",
-                    type="filepath",
-                    elem_id="al-upload",
-                    height=140,
-                )
-                gallery = gr.Gallery(
-                    value=list(zip(sample_images, labels, strict=True)),
-                    label="…or pick a synthetic face",
-                    columns=3,
-                    height=300,
-                    allow_preview=False,
-                    object_fit="cover",
-                    buttons=[],
-                    elem_id="al-samples",
-                )
-                detect = gr.Checkbox(label="Detect and crop the largest face first", value=True)
-                signed = gr.Checkbox(
-                    label="For and against (signed map)",
-                    info="Red: speaks for the target, blue: against it (with Target 'age': older / younger). "
-                    f"{', '.join(signed_methods())}.",
-                    value=False,
-                    elem_id="al-signed",
-                )
-                with gr.Row():
-                    method = gr.Dropdown(
-                        engine.methods, value=engine.methods[0], label="Method", elem_id="al-method"
-                    )
-                    target = gr.Dropdown(
-                        engine.targets, value=engine.targets[0], label="Target", elem_id="al-target"
-                    )
-                method_info = gr.Markdown(method_note(engine.methods[0]), elem_id="al-method-info")
-                layer = gr.Dropdown(
-                    engine.layers,
-                    value=engine.default_layer,
-                    label="Layer",
-                    info=LAYER_INFO,
-                    allow_custom_value=True,
-                    elem_id="al-layer",
-                )
-                run = gr.Button("Explain", variant="primary", elem_id="al-explain")
-                status = gr.Markdown(READY, elem_id="al-status")
-            with gr.Column(scale=6, min_width=420):
-                with gr.Row():
-                    face = gr.Image(
-                        label=MODEL_INPUT_LABEL,
-                        elem_id="al-face",
-                        interactive=False,
-                        height=280,
-                        buttons=IMAGE_BUTTONS,
-                    )
-                    heat = gr.Image(
-                        label="Where it looks",
-                        elem_id="al-map",
-                        interactive=False,
-                        height=280,
-                        buttons=IMAGE_BUTTONS,
-                    )
-                opacity = gr.Slider(
-                    0.0,
-                    1.0,
-                    value=DEFAULT_ALPHA,
-                    step=0.05,
-                    label="Map opacity (0: photo only, 1: map only)",
-                    elem_id="al-opacity",
-                )
-                gr.Markdown(MAP_KEY, elem_id="al-map-key")
-                with gr.Accordion("How to read this", open=False, elem_id="al-howto"):
-                    gr.Markdown(HOW_TO_READ)
-                probs = gr.Label(label=probabilities_label(engine.model), elem_id="al-probs")
-                with gr.Accordion("Per-filter activations", open=False, elem_id="al-filters") as filters:
-                    filter_layer = gr.Dropdown(
-                        engine.layers,
-                        value=engine.default_layer,
-                        allow_custom_value=True,
-                        label="Layer for the filter grid",
-                        elem_id="al-flayer",
-                    )
-                    grid_note = gr.Markdown("", elem_id="al-grid-note")
-                    grid = gr.Image(
-                        label="Strongest filters",
-                        show_label=False,
-                        elem_id="al-grid",
-                        interactive=False,
-                        buttons=IMAGE_BUTTONS,
-                    )
-                download = gr.File(
-                    label="Download outputs (.zip; overlays at the opacity of the last Explain)",
-                    elem_id="al-download",
-                    interactive=False,
-                )
-        # Every result of an Explain, and the stored map the opacity slider re-blends: all of
-        # them go blank whenever the photo changes, so no panel shows the previous photo's map.
-        results = [heat, probs, grid, grid_note, download, shown_map]
-        cleared = (None,) * len(results)
-
-        def on_upload(path: str | None) -> tuple[Any, ...]:
-            """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
-            if not path:
-                return None, None, None, _face_view(None), READY, *cleared
-            try:
-                img, src = read_upload(path)
-            except UploadError as exc:
-                return None, None, None, _face_view(None), f"⚠️ {exc}", *cleared
-            preview = _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL)
-            return gr.skip(), img, src, preview, _loaded(src), *cleared
-
-        def on_clear() -> tuple[Any, ...]:
-            return None, None, _face_view(None), READY, *cleared
-
-        def on_sample(evt: gr.SelectData) -> tuple[Any, ...]:
-            img, i = sample_images[evt.index], evt.index
-            src = Source(f"sample-{i + 1}-{labels[i]}")
-            return (
-                None,  # the drop zone empties so it is clear which picture will be explained
-                img,
-                src,
-                _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL),
-                f"Synthetic sample {i + 1} ({labels[i]}). Press **Explain**.",
-                *cleared,
-            )
-
-        def on_explain(
-            img: Any, src: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float, sg: bool = False
-        ) -> tuple[Any, ...]:
-            if img is None:
-                return _face_view(None), *cleared[:-1], NO_PHOTO, None, gr.skip()
-            shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src, sg)
-            # the grid's warning sits beside it, in an accordion usually closed: open it then
-            return _face_view(shown), *rest, gr.update(open=True) if rest[3] else gr.skip()
-
-        def on_opacity(last: Any, a: float) -> Any:
-            return _reblend(last, a) if last is not None else gr.skip()
-
-        def on_filter(img: Any, det: bool, fl: str) -> tuple[Any, str]:
-            if img is None:
-                return None, ""
-            return engine.try_filter_grid(engine.prepare(np.asarray(img), det).photo, fl)
-
-        upload.upload(on_upload, upload, [upload, photo, source, face, status, *results])
-        upload.clear(on_clear, None, [photo, source, face, status, *results])
-        gallery.select(on_sample, None, [upload, photo, source, face, status, *results])
-        method.change(method_note, method, method_info)
-        inputs = [photo, source, detect, method, layer, target, filter_layer, opacity, signed]
-        outputs = [face, heat, probs, grid, grid_note, download, status, shown_map, filters]
-        run.click(on_explain, inputs, outputs)
-        # change, not release: typing a value in the slider's box fires no release event;
-        # always_last drops the intermediate values of a drag
-        opacity.change(on_opacity, [shown_map, opacity], heat, trigger_mode="always_last")
-        filter_layer.change(on_filter, [photo, detect, filter_layer], [grid, grid_note])
+        ui = _layout(engine, samples)
+        _wire_photo(ui, samples)
+        _wire_explain(ui, engine)
     demo.agelens_engine = engine  # for tests and callers that want the loaded model
     return demo
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The left column: the photo, the options an Explain reads, its button and the status line."""
+
+    upload: Any
+    gallery: Any
+    detect: Any
+    signed: Any
+    method: Any
+    target: Any
+    method_info: Any
+    layer: Any
+    run: Any
+    status: Any
+
+
+@dataclass(frozen=True)
+class _Results:
+    """The right column: what an Explain shows, the opacity slider and the filter grid's own layer box."""
+
+    face: Any
+    heat: Any
+    opacity: Any
+    probs: Any
+    filters: Any
+    filter_layer: Any
+    grid_note: Any
+    grid: Any
+    download: Any
+
+
+@dataclass(frozen=True)
+class _Ui:
+    """Every component an event reads or writes, so the layout and the wiring can be separate functions.
+
+    ``photo``, ``source`` and ``shown_map`` are per-session states: the photo to explain, its
+    :class:`Source` (name for the zip, a read note) and ``(model view, its map, Explanation)``
+    of the last Explain, which the opacity slider re-blends.
+    """
+
+    photo: Any
+    source: Any
+    shown_map: Any
+    inputs: _Inputs
+    results: _Results
+
+    @property
+    def stale(self) -> list[Any]:
+        """Every result of an Explain, and the stored map the opacity slider re-blends: all of
+        them go blank whenever the photo changes, so no panel shows the previous photo's map."""
+        r = self.results
+        return [r.heat, r.probs, r.grid, r.grid_note, r.download, self.shown_map]
+
+
+def _layout(engine: Engine, samples: tuple[list[np.ndarray], list[str]]) -> _Ui:
+    """The page: a header, the session states, then the inputs left and the results right.
+
+    Components are created in this order on purpose: Gradio numbers them as they come, and the
+    page shows them in it.
+    """
+    import gradio as gr
+
+    gr.Markdown(
+        f"# {TITLE}\nUpload a face photo (or pick a synthetic face), then **Explain**. "
+        f"Model: `{getattr(engine.model.path, 'name', 'in memory')}`, classes: "
+        f"{', '.join(engine.model.class_names)}.",
+        elem_id="al-head",
+    )
+    states = gr.State(None), gr.State(None), gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=320):
+            inputs = _input_column(engine, samples)
+        with gr.Column(scale=6, min_width=420):
+            results = _results_column(engine)
+    return _Ui(*states, inputs, results)
+
+
+def _input_column(engine: Engine, samples: tuple[list[np.ndarray], list[str]]) -> _Inputs:
+    """The photo (a drop zone or a synthetic sample), the explain options, Explain and the status."""
+    import gradio as gr
+
+    upload = gr.File(
+        label=f"Photo (drag and drop; images up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+        type="filepath",
+        elem_id="al-upload",
+        height=140,
+    )
+    gallery = gr.Gallery(
+        value=list(zip(*samples, strict=True)),
+        label="…or pick a synthetic face",
+        columns=3,
+        height=300,
+        allow_preview=False,
+        object_fit="cover",
+        buttons=[],
+        elem_id="al-samples",
+    )
+    options = _explain_options(engine)
+    run = gr.Button("Explain", variant="primary", elem_id="al-explain")
+    status = gr.Markdown(READY, elem_id="al-status")
+    return _Inputs(upload, gallery, *options, run, status)
+
+
+def _explain_options(engine: Engine) -> tuple[Any, ...]:
+    """Detect, signed, method, target, the method's one-line note and the CAM layer, in page order."""
+    import gradio as gr
+
+    from agelens.explain.api import signed_methods
+
+    detect = gr.Checkbox(label="Detect and crop the largest face first", value=True)
+    signed = gr.Checkbox(
+        label="For and against (signed map)",
+        info="Red: speaks for the target, blue: against it (with Target 'age': older / younger). "
+        f"{', '.join(signed_methods())}.",
+        value=False,
+        elem_id="al-signed",
+    )
+    with gr.Row():
+        method = gr.Dropdown(engine.methods, value=engine.methods[0], label="Method", elem_id="al-method")
+        target = gr.Dropdown(engine.targets, value=engine.targets[0], label="Target", elem_id="al-target")
+    method_info = gr.Markdown(method_note(engine.methods[0]), elem_id="al-method-info")
+    layer = gr.Dropdown(
+        engine.layers,
+        value=engine.default_layer,
+        label="Layer",
+        info=LAYER_INFO,
+        allow_custom_value=True,
+        elem_id="al-layer",
+    )
+    return detect, signed, method, target, method_info, layer
+
+
+def _results_column(engine: Engine) -> _Results:
+    """The model input beside its map, the opacity slider and reading aids, the probabilities,
+    the filter grid (closed: it is for the curious) and the download."""
+    import gradio as gr
+
+    face, heat, opacity = _map_panel()
+    probs = gr.Label(label=probabilities_label(engine.model), elem_id="al-probs")
+    filters, filter_layer, grid_note, grid = _filter_panel(engine)
+    download = gr.File(
+        label="Download outputs (.zip; overlays at the opacity of the last Explain)",
+        elem_id="al-download",
+        interactive=False,
+    )
+    return _Results(face, heat, opacity, probs, filters, filter_layer, grid_note, grid, download)
+
+
+def _map_panel() -> tuple[Any, Any, Any]:
+    """The photo beside its map, the opacity slider, and the key that says how (not) to read red."""
+    import gradio as gr
+
+    from agelens.explain.overlay import DEFAULT_ALPHA
+
+    with gr.Row():
+        face = _image(MODEL_INPUT_LABEL, "al-face", height=280)
+        heat = _image("Where it looks", "al-map", height=280)
+    opacity = gr.Slider(
+        0.0,
+        1.0,
+        value=DEFAULT_ALPHA,
+        step=0.05,
+        label="Map opacity (0: photo only, 1: map only)",
+        elem_id="al-opacity",
+    )
+    gr.Markdown(MAP_KEY, elem_id="al-map-key")
+    with gr.Accordion("How to read this", open=False, elem_id="al-howto"):
+        gr.Markdown(HOW_TO_READ)
+    return face, heat, opacity
+
+
+def _filter_panel(engine: Engine) -> tuple[Any, Any, Any, Any]:
+    """The per-filter accordion: its own layer box, so a typo there costs only the grid."""
+    import gradio as gr
+
+    with gr.Accordion("Per-filter activations", open=False, elem_id="al-filters") as filters:
+        filter_layer = gr.Dropdown(
+            engine.layers,
+            value=engine.default_layer,
+            allow_custom_value=True,
+            label="Layer for the filter grid",
+            elem_id="al-flayer",
+        )
+        grid_note = gr.Markdown("", elem_id="al-grid-note")
+        grid = _image("Strongest filters", "al-grid", show_label=False)
+    return filters, filter_layer, grid_note, grid
+
+
+def _image(label: str, elem_id: str, **extra: Any) -> Any:
+    """An output-only image with download and fullscreen buttons (no dead "share" button)."""
+    import gradio as gr
+
+    return gr.Image(label=label, elem_id=elem_id, interactive=False, buttons=IMAGE_BUTTONS, **extra)
+
+
+def _wire_photo(ui: _Ui, samples: tuple[list[np.ndarray], list[str]]) -> None:
+    """A new photo (upload, clear or sample pick) replaces the preview and blanks every result."""
+    on_upload, on_clear, on_sample = _photo_handlers(samples, len(ui.stale))
+    i = ui.inputs
+    shown = [ui.photo, ui.source, ui.results.face, i.status, *ui.stale]
+    i.upload.upload(on_upload, i.upload, [i.upload, *shown])
+    i.upload.clear(on_clear, None, shown)
+    i.gallery.select(on_sample, None, [i.upload, *shown])
+
+
+def _photo_handlers(
+    samples: tuple[list[np.ndarray], list[str]], n_stale: int
+) -> tuple[Callable[..., Any], ...]:
+    """The upload, clear and sample-pick callbacks; each ends with ``n_stale`` Nones, for the
+    results a new photo makes stale."""
+    import gradio as gr
+
+    sample_images, labels = samples
+    cleared = (None,) * n_stale
+
+    def on_upload(path: str | None) -> tuple[Any, ...]:
+        """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
+        if not path:
+            return None, None, None, _face_view(None), READY, *cleared
+        try:
+            img, src = read_upload(path)
+        except UploadError as exc:
+            return None, None, None, _face_view(None), f"⚠️ {exc}", *cleared
+        preview = _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL)
+        return gr.skip(), img, src, preview, _loaded(src), *cleared
+
+    def on_clear() -> tuple[Any, ...]:
+        """Emptying the drop zone forgets the photo, so Explain cannot run on one no longer shown."""
+        return None, None, _face_view(None), READY, *cleared
+
+    def on_sample(evt: gr.SelectData) -> tuple[Any, ...]:
+        """A sample becomes the photo under a name that says which one (for the status and the zip)."""
+        img, i = sample_images[evt.index], evt.index
+        src = Source(f"sample-{i + 1}-{labels[i]}")
+        return (
+            None,  # the drop zone empties so it is clear which picture will be explained
+            img,
+            src,
+            _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL),
+            f"Synthetic sample {i + 1} ({labels[i]}). Press **Explain**.",
+            *cleared,
+        )
+
+    return on_upload, on_clear, on_sample
+
+
+def _wire_explain(ui: _Ui, engine: Engine) -> None:
+    """Explain, and the two controls that redraw part of its result without explaining again."""
+    on_explain, on_opacity, on_filter = _explain_handlers(engine)
+    i, r, photo = ui.inputs, ui.results, ui.photo
+    i.method.change(method_note, i.method, i.method_info)
+    options = [i.detect, i.method, i.layer, i.target, r.filter_layer, r.opacity, i.signed]
+    shown = [r.face, r.heat, r.probs, r.grid, r.grid_note, r.download, i.status, ui.shown_map, r.filters]
+    i.run.click(on_explain, [photo, ui.source, *options], shown)
+    # change, not release: typing a value in the slider's box fires no release event;
+    # always_last drops the intermediate values of a drag
+    r.opacity.change(on_opacity, [ui.shown_map, r.opacity], r.heat, trigger_mode="always_last")
+    r.filter_layer.change(on_filter, [photo, i.detect, r.filter_layer], [r.grid, r.grid_note])
+
+
+def _explain_handlers(engine: Engine) -> tuple[Callable[..., Any], ...]:
+    """The Explain, opacity and filter-layer callbacks. Their names and parameters are the
+    app's API endpoints and argument names, so they stay as they are."""
+    import gradio as gr
+
+    def on_explain(
+        img: Any, src: Any, det: bool, m: str, ly: str, t: str, fl: str, a: float, sg: bool = False
+    ) -> tuple[Any, ...]:
+        """One click: every result at once, or a status line that says what is missing or wrong."""
+        if img is None:
+            return _face_view(None), *(None,) * 5, NO_PHOTO, None, gr.skip()
+        shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src, sg)
+        # a failed Explain (a typo in the layer box) keeps the photo on screen: it is still loaded
+        face = _face_view(shown) if shown is not None else gr.skip()
+        # the grid's warning sits beside it, in an accordion usually closed: open it then
+        return face, *rest, gr.update(open=True) if rest[3] else gr.skip()
+
+    def on_opacity(last: Any, a: float) -> Any:
+        """Re-blend the last map; before any Explain there is nothing to redraw."""
+        return _reblend(last, a) if last is not None else gr.skip()
+
+    def on_filter(img: Any, det: bool, fl: str) -> tuple[Any, str]:
+        """Only the grid follows its layer box: the map and probabilities stay as explained."""
+        if img is None:
+            return None, ""
+        return engine.try_filter_grid(engine.prepare(np.asarray(img), det).photo, fl)
+
+    return on_explain, on_opacity, on_filter
 
 
 def _samples(generate: Any, size: int) -> tuple[list[np.ndarray], list[str]]:

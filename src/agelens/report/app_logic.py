@@ -74,6 +74,8 @@ METHOD_INFO = {
     "guided-gradcam": "Guided Grad-CAM: guided backprop times Grad-CAM; sharp and target-specific.",
     "occlusion": "Occlusion: hides one patch at a time and measures the drop in the score; "
     "a direct test (slow).",
+    "rise": "RISE: shows the photo through 1,000 random masks and credits what stayed visible when the "
+    "score was high; catches regions that matter only together (slow).",
 }
 """One line per method for the app's Method dropdown (a test checks it covers ``list_methods()``)."""
 

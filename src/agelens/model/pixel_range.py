@@ -1,0 +1,109 @@
+"""Which pixel range a plain ``keras.Model`` is fed, guessed from the layers that act on its input.
+
+A model trained by agelens records its range in its file; a user's ``keras.Model`` does not say
+whether it wants 0..1, -1..1 or 0..255 pixels. agelens feeds either raw 0..255 pixels (to a model
+that scales them itself, e.g. a ``Rescaling`` to -1..1) or 0..1, and the wrong one makes every
+prediction and map come from images 255x too bright or too dark, without an error. So the range
+is read from the model itself (:func:`range_guess`): only the preprocessing layers reached from
+its input before any convolution or dense layer count (:func:`_input_side`). A ``Rescaling``
+there means 0..255; a ``Normalization`` tells by its adapted mean which range it saw; neither
+means 0..1. The guess comes with what it went by, in words, so the note that reports it (and
+``input_range``, which overrules it) can name it. Keras is imported only when a model is looked at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def range_guess(km: Any) -> tuple[bool, str]:
+    """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers,
+    and what that went by, in words a note can end with.
+
+    Only layers that act on the input count: those reached from the model's input through layers
+    that leave each pixel's place and meaning alone (other preprocessing layers such as
+    ``Resizing``, ``CenterCrop`` or random flips, and the inputs of nested models, as in a
+    ``keras.applications`` base), before any convolution or dense layer. A ``Rescaling`` on the
+    way out (``Rescaling(100)`` turning age / 100 back into years) says nothing of the pixels.
+
+    A Rescaling on the input means 0..255 (EfficientNet's Rescaling is followed by a Normalization
+    that only centres). Without one, a Normalization's own mean tells which range it was
+    adapted on: pixel means are about 100 on 0..255 data and about 0.5 on 0..1 data (a model
+    normalising 0..1 input was fed 255x too bright before); an un-adapted one (mean 0) says
+    nothing and counts as 0..255, as before. Neither layer: 0..1, the usual convention for a
+    model trained on scaled images. ``input_range`` overrules all this.
+    """
+    import keras
+
+    layers = _input_side(km)[0]
+    if any(isinstance(layer, keras.layers.Rescaling) for layer in layers):
+        return True, "a Rescaling layer acts on its input"
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.Normalization)]
+    if not norms:
+        return False, "no Rescaling or Normalization layer acts on its input"
+    means = [getattr(layer, "mean", None) for layer in norms]
+    if not any(_mean_says_0_255(mean) for mean in means):
+        return False, "the Normalization on its input was adapted on 0..1 data"
+    return True, "the Normalization on its input was adapted on 0..255 data (or not adapted)"
+
+
+def _keeps_pixels(layer: Any) -> bool:
+    """Whether ``layer`` passes pixels on without mixing them into features: a preprocessing layer."""
+    import keras
+
+    if isinstance(layer, keras.layers.InputLayer | keras.layers.Identity | keras.layers.Rescaling):
+        return True
+    if isinstance(layer, keras.layers.Normalization):
+        return True
+    # Resizing, CenterCrop, RandomFlip, RandomRotation...: Keras' image preprocessing layers
+    return any(c.__name__ == "BaseImagePreprocessingLayer" for c in type(layer).__mro__)
+
+
+def _input_side(model: Any, depth: int = 0) -> tuple[list[Any], bool]:
+    """The preprocessing layers (:func:`_keeps_pixels`) that act on ``model``'s input, nested models'
+    included, and whether every output of ``model`` is still pixels (a preprocessing model).
+
+    Follows tensors from the model's inputs: a layer call whose inputs are all pixels is on the
+    input side; if the layer keeps pixels, its outputs are pixels too. Tensors are compared by
+    identity, so a layer shared with another model counts only through its calls in this graph.
+    """
+    import keras
+
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):  # an unbuilt or subclassed model: no graph to follow
+        return [], False
+    pixels = {id(t) for t in inputs}
+    found: list[Any] = []
+    calls = [(layer, node) for layer in model.layers for node in getattr(layer, "_inbound_nodes", [])]
+    done: set[int] = set()
+    grew = True
+    while grew:  # until no call is added: layers listed out of order still join
+        grew = False
+        for i, (layer, node) in enumerate(calls):
+            ins = list(getattr(node, "input_tensors", []) or [])
+            if i in done or not ins or not all(id(t) in pixels for t in ins):
+                continue
+            done.add(i)
+            if isinstance(layer, keras.Model) and depth < 32:
+                inner, passes = _input_side(layer, depth + 1)
+                found.extend(inner)
+            else:
+                passes = _keeps_pixels(layer)
+                if passes:
+                    found.append(layer)
+            if passes:
+                pixels.update(id(t) for t in getattr(node, "output_tensors", []) or [])
+                grew = True
+    return found, bool(outputs) and all(id(t) in pixels for t in outputs)
+
+
+def _mean_says_0_255(mean: Any) -> bool:
+    """A Normalization mean above 2 (or none, or all zero: not adapted) reads as 0..255 input."""
+    try:
+        top = float(np.max(np.abs(np.asarray(mean)))) if mean is not None else 0.0
+    except (TypeError, ValueError):
+        return True
+    return top == 0.0 or top > 2.0
