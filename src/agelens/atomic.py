@@ -48,6 +48,21 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path`` via a temp file beside it, mode 0644 like every other output."""
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _named_for(exc, path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def atomic_savefig(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     """Save a matplotlib figure via a temp file, then close it (figures leak memory otherwise)."""
     import matplotlib.pyplot as plt

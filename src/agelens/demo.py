@@ -542,7 +542,6 @@ def _score(
     from agelens.explain.layers import resolve_layer
     from agelens.metrics.registry import METRICS
     from agelens.metrics.report import score_methods
-    from agelens.provenance import model_fingerprint
 
     table = score_methods(
         model,
@@ -560,7 +559,6 @@ def _score(
     table.meta.update(
         cam_layer=", ".join(resolve_layer(model, DEMO_LAYER)),
         model=f"model/{MODEL_FILE}",
-        model_file=model_fingerprint(out.parent / "model" / MODEL_FILE),  # the model in memory has no path
         data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
     )
     table.write(out)
@@ -631,10 +629,8 @@ def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
     def at(method: str, layer: str):
         return lambda model, x, targets: attribute_by_target(model, x, targets, method, layer=layer)
 
-    explainers = {
-        "gradcam (early layer)": at("gradcam", "early"),
-        "scorecam (mid layer)": at("scorecam", "mid"),
-    }
+    layered = {"gradcam (early layer)": ("gradcam", "early"), "scorecam (mid layer)": ("scorecam", "mid")}
+    explainers = {name: at(method, layer) for name, (method, layer) in layered.items()}
     methods = (settings.score_methods[0], *explainers)
     result = run_shortcut_demo(
         train_fn,
@@ -645,7 +641,7 @@ def _shortcut(settings: DemoSettings, out: Path, seed: int) -> dict:
         explainers=explainers,
         n_test=max(60, settings.shortcut_faces // 4),
     )
-    asked = {methods[0]: None, "gradcam (early layer)": "early", "scorecam (mid layer)": "mid"}
+    asked = {methods[0]: None, **{name: layer for name, (_, layer) in layered.items()}}
     result["config"]["layers"] = shortcut_layers(trained[-1], asked)
     write_shortcut(result, out)
     return result

@@ -574,10 +574,11 @@ def not_face_crops_warning(
     """One line naming up to three photos :func:`agelens.model.faces.not_face_crops` found, what
     happens to them (``also``: what else that changes) and what --detect does; evaluate and score
     say it alike."""
-    named = ", ".join(f"{p.name} {w}x{h}" for p, (w, h) in found[:3])
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    from agelens.data.inspect import named
+
     return (
         f"warning: not face crops, by their size and shape: {len(found)} of the {n} photos "
-        f"({named}{more}); each is scored whole, centre-cropped to a square and shrunk to {input_size} px"
+        f"({named(found, lambda p: p.name)}); each is scored whole, centre-cropped to a square and "
+        f"shrunk to {input_size} px"
         f"{also}; --detect crops the largest face first"
     )

@@ -76,7 +76,7 @@ class Occlusion(Method):
         for k, (r, c) in enumerate((r, c) for r in starts for c in starts):
             masks[k, r : r + self.window, c : c + self.window] = 1.0
         self._keep = tf.constant(1.0 - masks)  # what each occluded copy still shows
-        self._flat = tf.constant(masks.reshape(len(masks), s * s))
+        self._flat = tf.reshape(tf.constant(masks), (len(masks), s * s))  # the patches, one row each
         self._coverage = tf.constant(masks.sum(0))  # >= 1 everywhere: the last patch ends at the border
         self._steps: dict = {}
 

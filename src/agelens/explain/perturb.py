@@ -28,6 +28,7 @@ from agelens.explain.base import (
     split_outputs,
 )
 from agelens.explain.cam import CAM
+from agelens.explain.masked import check_max_batch
 from agelens.explain.targets import ClassTarget, Target, trace_key
 from agelens.user_warnings import caller_stacklevel
 
@@ -37,9 +38,7 @@ class _Perturbation(CAM):
 
     def __init__(self, model: Any, layer: Any = None, *, max_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(model, layer, **kwargs)
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self.max_batch = int(max_batch)
+        self.max_batch = check_max_batch(max_batch)
         self._features: Any = None
         self._chunks: dict = {}
 

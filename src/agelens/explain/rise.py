@@ -8,13 +8,16 @@ still gives the age away). RISE hides about half of the face at once, in random 
 so such regions are credited too. None of the peer libraries (pytorch-grad-cam, captum, torchcam,
 tf-keras-vis) has it.
 
-How (the paper's, with two stated differences):
+How (the paper's, with the differences stated):
 
-- ``n_masks`` masks: a ``cells`` x ``cells`` grid of cells kept with probability ``p_keep``,
-  enlarged bilinearly to ``(cells + 1)`` cells' width and cropped at a random offset inside one cell,
-  so the blobs have soft edges and no fixed grid lines. Hidden pixels take ``fill``: 0 (black, the
-  paper's product ``I * M``) by default, ``"mean"`` for the image's mean colour as occlusion does.
-  The masks are drawn once from ``seed``: every photo sees the same masks, and a run repeats.
+- ``n_masks`` masks: a ``(cells + 1)`` x ``(cells + 1)`` grid of cells kept with probability
+  ``p_keep``, enlarged bilinearly to ``(cells + 2)`` cells' width (a cell is the input side over
+  ``cells``, rounded up) and cropped at a random offset inside one cell, so the blobs have soft
+  edges and no fixed grid lines. The paper draws ``cells`` x ``cells`` and enlarges to ``cells + 1``;
+  ours has one cell more of margin, so a photo shows about ``cells - 1`` cells across (6.2 at the
+  defaults and 112 px). Hidden pixels take ``fill``: 0 (black, the paper's product ``I * M``) by
+  default, ``"mean"`` for the image's mean colour as occlusion does. The masks are drawn once from
+  ``seed``: every photo sees the same masks, and a run repeats.
 - Class targets are scored by their softmax probability, as in the paper and Score-CAM; the age
   or a contrast by its own value.
 - Difference 1: a pixel's value is the mean score over the masks that kept it (each mask weighted
@@ -100,9 +103,9 @@ class RISE(Method):
         self.fill, self.seed, self.max_batch = fill, int(seed), check_max_batch(max_batch)
         masks = rise_masks(self.n_masks, self.size, self.cells, self.p_keep, self.seed)
         self._masks = tf.constant(masks)
-        self._flat = tf.constant(masks.reshape(self.n_masks, -1))
+        self._flat = tf.reshape(self._masks, (self.n_masks, -1))  # the same buffer, seen as rows
         coverage = masks.sum(0)
-        self._coverage = tf.constant(np.where(coverage > 0, coverage, 1.0))  # a never-kept pixel: 0, not NaN
+        self._coverage = tf.constant(np.where(coverage > 0, coverage, 1.0))  # no mask kept it: no 0 / 0
         self._steps: dict = {}
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:

@@ -13,9 +13,8 @@ expected age, which sharpens the decision near the bin edges.
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from agelens.atomic import atomic_write_bytes
 from agelens.data.bins import AgeBins
 from agelens.data.split import class_weights
 from agelens.model.age_model import AgeModel
@@ -164,19 +164,10 @@ def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
 
 
 def _save_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
-    """Written to a temp file and renamed, like the checkpoint it belongs to, with that file's mode
-    (mkstemp's 0600 made it the one file others could not read; reading the umask would change it
-    for every thread for a moment)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, *[np.asarray(v.numpy()) for v in optimizer.variables])
-        model_file = path.with_name(path.name.removesuffix(".optimizer.npz"))  # just saved beside it
-        os.chmod(tmp, model_file.stat().st_mode & 0o777 if model_file.exists() else 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Written atomically, like the checkpoint it belongs to, and readable as that is (0644)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(v.numpy()) for v in optimizer.variables])
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _restore_optimizer_state(model: keras.Model, path: Path) -> bool:
