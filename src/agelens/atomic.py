@@ -35,17 +35,7 @@ def _named_for(exc: OSError, path: Path) -> OSError:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    tmp = _temp_beside(path)
-    try:
-        Path(tmp).write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _named_for(exc, path) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
