@@ -16,3 +16,15 @@ def write_utk_folder(folder: Path, n: int, seed: int, size: int = 48) -> Path:
     for i, (img, age) in enumerate(zip(faces.images, faces.ages, strict=True)):
         Image.fromarray(img).save(folder / f"{int(age)}_0_0_2017{seed:02d}{i:05d}.jpg.chip.jpg", quality=95)
     return folder
+
+
+def faces_and_tiny_model(root: Path, folder: str, n: int = 6, seed: int = 3) -> tuple[Path, Path]:
+    """A UTKFace-style folder of ``n`` synthetic faces under ``root / folder`` and a tiny untrained
+    agelens model saved beside it: enough for a CLI run end to end in seconds, not a training run."""
+    from agelens.model.builder import ModelConfig, build_age_model
+    from agelens.model.io import save_model
+    from agelens.model.wrap import wrap_keras_model
+
+    data = write_utk_folder(root / folder, n, seed=seed)
+    km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0)
+    return data, save_model(wrap_keras_model(km), root / "tiny.keras")

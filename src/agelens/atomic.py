@@ -6,8 +6,11 @@ temp-file-then-rename rule lives in one place.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,35 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path, last: str) -> Iterator[Path]:
+    """Yield a hidden folder (beside ``out``, or in it) to write a run's files into; they move into ``out``
+    (made if missing) only once the block has ended, ``last`` (the file that marks a finished
+    run: its manifest) last. A block that fails or is interrupted leaves ``out`` as it was.
+
+    Why: files written one by one into ``out`` left a half run behind a full disk or a Ctrl-C
+    (metrics.json without its manifest, which the report showed as an evaluation), or with
+    ``--force`` a mix of the new run's files and the earlier one's.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    # Inside an existing ``out``: its files are then renamed on their own file system, even where
+    # ``out`` is a mount point or a link to another disk (a rename across disks fails).
+    where = out if out.is_dir() else out.parent
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=where))
+    except OSError as exc:  # a read-only folder: name the folder asked for, not the temp one
+        raise _named_for(exc, out) from None
+    try:
+        yield tmp
+        out.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir(), key=lambda p: p.name == last):
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_savefig(fig: Any, path: str | Path, dpi: int = 120) -> Path:

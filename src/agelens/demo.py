@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import platform
 import shutil
 import sys
 import time
@@ -409,7 +408,6 @@ def _manifest(
     made = provenance(model_path)  # versions, when, the command line, the model's fingerprint
     return {
         "agelens_version": __version__,
-        "python": platform.python_version(),
         **{k: made[k] for k in ("created", "versions", "command_line") if k in made},
         "mode": "quick" if quick else "full",
         "seed": seed,

@@ -139,7 +139,7 @@ def test_synth_errors_name_the_folder_once_without_temp_paths(tmp_path: Path) ->
     cases = {
         "full": "non-empty folder; give a new or empty one",
         "photo.png": "is a file; give a new or empty folder",
-        "blocker/out": "cannot write there (",
+        "blocker/out": f"cannot write there ({tmp_path / 'blocker'} is a file, not a folder)",
     }
     for name, reason in cases.items():
         out = tmp_path / name

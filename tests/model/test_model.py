@@ -8,8 +8,9 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from tiny_run import TINY
+from tiny_run import checkpoint_of as _checkpoint_of
 
-from agelens.data.synthetic import generate
 from agelens.model.age_model import ModelLoadError
 from agelens.model.builder import GROUP_LOGITS, ModelConfig, build_age_model
 from agelens.model.evaluate import classification_metrics, markdown_table, write_evaluation
@@ -17,34 +18,9 @@ from agelens.model.io import load_model, read_metadata, save_model
 from agelens.model.train import TrainConfig, lr_at, train
 from agelens.model.wrap import wrap_keras_model
 
-TINY = ModelConfig(input_size=48, alpha=0.35, dropout=0.1, num_classes=3, age_head=True)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One epoch on 72 faces; its checkpoint (:func:`_checkpoint_of`) keeps the optimizer state too,
-    so the resume tests start from it instead of training again (each training costs ~25 s of tracing)."""
-    faces = generate(96, size=48, seed=3)
-    n = 72
-    folder = tmp_path_factory.mktemp("m")
-    res = train(
-        faces.images[:n],
-        faces.labels[:n],
-        faces.images[n:],
-        faces.labels[n:],
-        ages_train=faces.ages[:n],
-        ages_val=faces.ages[n:],
-        model_config=TINY,
-        config=TrainConfig(epochs=1, batch_size=24, augment=0.5),
-        verbose=0,
-        checkpoint=_checkpoint_of(folder / "tiny.keras"),
-    )
-    path = save_model(res.model, folder / "tiny.keras")
-    return res, path, faces
-
-
-def _checkpoint_of(path):
-    return path.with_name("tiny.checkpoint.keras")
+# ``trained``: tests/model/conftest.py's one epoch on 72 faces (tiny_run.train_tiny_run), shared with
+# test_train_precise_bn.py; its checkpoint keeps the optimizer state too, so the resume tests start
+# from it instead of training again (each training costs ~25 s of tracing).
 
 
 def test_train_one_epoch_records_history(trained):

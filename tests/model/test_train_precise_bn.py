@@ -4,10 +4,11 @@ keeps them only when validation (accuracy + macro-F1, the score that picked the 
 from __future__ import annotations
 
 import numpy as np
+from tiny_run import N_TRAIN
 
 from agelens.model.age_model import AgeModel
 from agelens.model.builder import GROUP_OUTPUT, ModelConfig, build_age_model
-from agelens.model.train import TrainConfig, _precise_batchnorm, train
+from agelens.model.train import TrainConfig, _precise_batchnorm
 
 NAMES = ["young", "middle-aged", "old"]
 
@@ -43,12 +44,10 @@ def test_new_statistics_are_kept_only_when_validation_does_not_drop() -> None:
     assert not all(np.array_equal(a, b) for a, b in zip(start, _moving(model), strict=True))
 
 
-def test_a_short_run_records_the_step_and_its_decision() -> None:
-    x, y = _data(96, 2)
-    xv, yv = _data(30, 3)
-    cfg = TrainConfig(epochs=1, batch_size=32, augment=0.0, patience=0)
-    mcfg = ModelConfig(input_size=32, alpha=0.35, num_classes=3, age_head=False)
-    result = train(x, y, xv, yv, model_config=mcfg, config=cfg, class_names=NAMES, verbose=0)
+def test_a_short_run_records_the_step_and_its_decision(trained) -> None:
+    """``trained`` (tests/model/conftest.py): one epoch of a tiny model, shared with test_model.py."""
+    result, _, faces = trained
+    xv, yv = faces.images[N_TRAIN:], faces.labels[N_TRAIN:]  # its validation photos
     done = result.model.metadata["training"]["precise_batchnorm"]
     best = result.model.metadata["training"]["history"][0]
     assert done["val_score_before"] == best["val_accuracy"] + best["val_macro_f1"]

@@ -29,9 +29,9 @@ from agelens.model.io import load_model, read_metadata
 runner = CliRunner()
 
 RECIPE_ARGS = [
-    "--size", "32", "--alpha", "0.35", "--epochs", "3", "--batch-size", "16", "--schedule", "onecycle",
+    "--size", "32", "--alpha", "0.35", "--epochs", "4", "--batch-size", "16", "--schedule", "onecycle",
     "--label-smoothing", "0.05", "--class-weights", "1", "--augment", "0.5", "--lr", "0.003",
-    "--patience", "0", "--seed", "3",
+    "--patience", "2", "--seed", "3",
 ]  # fmt: skip
 
 
@@ -51,10 +51,18 @@ def _interrupt_after(epoch: int):
     return interrupted
 
 
+def _epoch_one_scores_best(row: dict, shuffled: bool = False) -> float:
+    """A stand-in for ``_selection_score``: epoch 1 scores best and each later epoch worse, so the
+    interrupted run's checkpoint (epoch 2) is not its best (epoch 1). The final BatchNorm step's
+    check (a row of epoch 0) scores lowest: it is undone, and the run ends with its best epoch's
+    weights as they were saved."""
+    return 1.0 - 0.1 * row["epoch"] if row["epoch"] else -1.0
+
+
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory) -> dict:
     """A CLI run with a recipe far from the defaults, into a folder whose name has a space,
-    interrupted after its second of three epochs."""
+    interrupted after its second of four epochs; epoch 1 scores best (:func:`_epoch_one_scores_best`)."""
     import agelens.model.train as train_module
 
     root = tmp_path_factory.mktemp("resume")
@@ -63,10 +71,47 @@ def interrupted(tmp_path_factory) -> dict:
     out.parent.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_module, "train", _interrupt_after(2))
+        mp.setattr(train_module, "_selection_score", _epoch_one_scores_best)
         res = runner.invoke(app, ["train", str(data), "--out", str(out), *RECIPE_ARGS])
     assert res.exit_code != 0 and "to go on: " in res.output, res.output
     hint = next(line for line in res.output.splitlines() if "to go on: " in line).split("to go on: ", 1)[1]
     return {"data": data, "out": out, "ckpt": out.with_name("int.checkpoint.keras"), "hint": hint}
+
+
+@pytest.fixture(scope="module")
+def resumed(interrupted, tmp_path_factory) -> dict:
+    """The interrupted run resumed by its printed command, pasted as printed, epoch 1 still scoring
+    best: one resumed run serves the command's tests and the resume's (each training costs ~25 s).
+
+    Keeps the checkpoint and best file as they were before (``last``, ``best``), the weights' sum
+    ``fit`` started from, and the run-state files the run left; then puts those files back, so the
+    tests that resume or refuse the checkpoint find it whatever their order.
+    """
+    import keras
+
+    import agelens.model.train as train_module
+
+    ckpt = interrupted["ckpt"]
+    last, best = load_model(ckpt), load_model(best_checkpoint_path(ckpt))
+    kept = tmp_path_factory.mktemp("run-state")
+    state = [p for p in run_state_files(ckpt) if p.exists()]
+    for p in state:
+        shutil.copy2(p, kept / p.name)
+    started: dict = {}
+    real_fit = keras.Model.fit
+
+    def fit_spy(self, *a, **k):
+        started["sum"] = float(sum(np.abs(w).sum() for w in self.get_weights()))
+        return real_fit(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "_selection_score", _epoch_one_scores_best)
+        mp.setattr(keras.Model, "fit", fit_spy)
+        res = runner.invoke(app, shlex.split(interrupted["hint"])[1:])
+    left = [p for p in run_state_files(ckpt) if p.exists()]
+    for p in state:
+        shutil.copy2(kept / p.name, p)
+    return {"res": res, "last": last, "best": best, "started": started, "left": left}
 
 
 def _no_data_loading(monkeypatch) -> None:
@@ -140,18 +185,18 @@ def test_a_new_run_over_an_interrupted_one_is_refused_naming_its_files(tmp_path,
     assert run_state_files(tmp_path / "m.checkpoint.keras")[2] == best
 
 
-def test_the_printed_command_resumes_the_same_run_to_its_end(interrupted) -> None:
+def test_the_printed_command_resumes_the_same_run_to_its_end(interrupted, resumed) -> None:
     """Pasted as printed: it quotes the folder with a space, and every setting comes from the run."""
     cmd = shlex.split(interrupted["hint"])
     assert cmd[:2] == ["agelens", "train"] and "--size" not in cmd  # nothing but what it needs
-    res = runner.invoke(app, cmd[1:])
+    res = resumed["res"]  # the fixture ran runner.invoke(app, cmd[1:])
     assert res.exit_code == 0, res.output
     out = interrupted["out"]
     meta = read_metadata(out)
     recipe = meta["train_config"]
     assert (recipe["batch_size"], recipe["schedule"], recipe["learning_rate"]) == (16, "onecycle", 0.003)
     assert (recipe["label_smoothing"], recipe["class_weight_power"], recipe["augment"]) == (0.05, 1.0, 0.5)
-    assert (recipe["patience"], recipe["seed"]) == (0, 3)
+    assert (recipe["patience"], recipe["seed"]) == (2, 3)
     assert (meta["model_config"]["input_size"], meta["model_config"]["alpha"]) == (32, 0.35)
     assert [r["epoch"] for r in meta["training"]["history"]] == [1, 2, 3]  # from the last epoch on
     assert meta["training"]["optimizer_restored"] is True
@@ -162,7 +207,7 @@ def test_the_printed_command_resumes_the_same_run_to_its_end(interrupted) -> Non
     assert metrics["age_mae"] >= 0 and metrics["n_aged"] == metrics["n_images"]  # as evaluate reports
     made_by = json.loads(out.with_name("int_eval").joinpath("manifest.json").read_text())
     assert made_by["command"] == "train (test split)"  # not "evaluate" beside "agelens train ..."
-    assert not [p for p in run_state_files(interrupted["ckpt"]) if p.exists()]  # cleaned up
+    assert resumed["left"] == []  # cleaned up
 
 
 def test_recipe_options_left_out_come_from_the_checkpoint_and_typed_ones_must_match() -> None:
@@ -190,73 +235,28 @@ def test_a_split_fingerprint_tells_added_removed_and_moved_photos_apart() -> Non
     assert split_change(None, then) is None  # a checkpoint from before fingerprints
 
 
-def test_resuming_goes_on_from_the_last_epoch_and_ends_with_the_best_of_all(tmp_path, monkeypatch, capsys):
+def test_resuming_goes_on_from_the_last_epoch_and_ends_with_the_best_of_all(interrupted, resumed) -> None:
     """Epoch 1 scores best (forced): the checkpoint holds epoch 2, the best file epoch 1; the resumed
     run starts from epoch 2's weights, counts patience from epoch 1, stops early and says so, and
     ends with epoch 1's weights."""
-    import keras
-
-    import agelens.model.train as train_module
-    from agelens.data.synthetic import generate
-    from agelens.model.builder import ModelConfig
-    from agelens.model.train import TrainConfig, train
-
-    monkeypatch.setattr(
-        train_module, "_selection_score", lambda row, shuffled=False: 1.0 - 0.1 * row["epoch"]
-    )
-    faces = generate(48, size=32, seed=2)
-    kw = dict(
-        ages_train=faces.ages[:36],
-        ages_val=faces.ages[36:],
-        model_config=ModelConfig(input_size=32, alpha=0.35, dropout=0.1, num_classes=3),
-        verbose=1,
-    )
-    data = (faces.images[:36], faces.labels[:36], faces.images[36:], faces.labels[36:])
-    ckpt = tmp_path / "r.checkpoint.keras"
-
-    def stop(row: dict) -> None:
-        if row["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(
-            *data,
-            **kw,
-            config=TrainConfig(epochs=4, batch_size=12, patience=0),
-            checkpoint=ckpt,
-            on_epoch=stop,
-        )
-    last, best = load_model(ckpt), load_model(best_checkpoint_path(ckpt))
+    last, best, res = resumed["last"], resumed["best"], resumed["res"]
+    assert res.exit_code == 0, res.output
     assert last.metadata["training"]["best_epoch"] == 1 and best.metadata["training"]["weights_epoch"] == 1
-    started = {}
-    real_fit = keras.Model.fit
-
-    def fit_spy(self, *a, **k):
-        started["sum"] = float(sum(np.abs(w).sum() for w in self.get_weights()))
-        return real_fit(self, *a, **k)
-
-    monkeypatch.setattr(keras.Model, "fit", fit_spy)
-    capsys.readouterr()
-    res = train(
-        *data,
-        **kw,
-        # the best file's weights exactly: without the final BatchNorm step, which would rewrite them
-        config=TrainConfig(epochs=4, batch_size=12, patience=2, precise_batchnorm=False),
-        resume=ckpt,
-        checkpoint=ckpt,
-    )
-    said = capsys.readouterr().out
-    assert started["sum"] == pytest.approx(
+    assert resumed["started"]["sum"] == pytest.approx(
         sum(float(np.abs(w).sum()) for w in last.keras_model.get_weights())
     )
-    training = res.model.metadata["training"]
+    meta = read_metadata(interrupted["out"])
+    training = meta["training"]
     assert [r["epoch"] for r in training["history"]] == [1, 2, 3]  # epoch 2's wait carried over: stop at 3
-    assert training["stopped_early"] is True and res.best_epoch == 1
-    assert res.model.metadata["resumes"] == [
+    assert training["stopped_early"] is True and training["best_epoch"] == 1
+    assert "(best epoch 1, " in res.output  # the run's result, as the command reports it
+    assert meta["resumes"] == [
         {"after_epoch": 2, "weights_of_epoch": 2, "epochs_planned": 4, "epochs_now": 4}
     ]
-    assert "stopped early after epoch 3: no better validation score for 2 epochs; best epoch 1" in said
-    for a, b in zip(res.model.keras_model.get_weights(), best.keras_model.get_weights(), strict=True):
+    assert "stopped early after epoch 3: no better validation score for 2 epochs; best epoch 1" in res.output
+    assert training["precise_batchnorm"]["kept"] is False  # scored lowest: undone, not rewriting them
+    final = load_model(interrupted["out"]).keras_model.get_weights()
+    for a, b in zip(final, best.keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

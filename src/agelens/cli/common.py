@@ -98,6 +98,15 @@ DetectCropOpt = Annotated[
 ]
 """evaluate's and score's --detect: off by default, since labelled datasets are face crops."""
 
+FlipOpt = Annotated[
+    bool | None,
+    typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
+]
+"""predict's and evaluate's --flip; None leaves it to what the model file records."""
+
+DataArg = Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")]
+"""train's and score's labelled data set (evaluate words its own)."""
+
 AgeOutputOpt = Annotated[
     str | None,
     typer.Option(

@@ -227,6 +227,9 @@ def _synth_failure(out: Path, e: Exception, force: bool = False) -> str:
     An OSError's own text names the hidden temp folder next to ``out`` (``/x/.out.abc.tmp``),
     not what the user typed, so its ``strerror`` is used instead.
     """
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():  # mkdir's own "File exists" misleads here
+        return f"{out}: cannot write there ({blocker} is a file, not a folder)"
     if isinstance(e, OSError) and e.strerror:
         return f"{out}: cannot write there ({e.strerror})"
     if out.is_file():

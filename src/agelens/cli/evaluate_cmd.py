@@ -14,6 +14,7 @@ from agelens.cli.common import (
     ClassNamesOpt,
     ClassOutputOpt,
     DetectCropOpt,
+    FlipOpt,
     FormatChoice,
     FormatOpt,
     InputRangeOpt,
@@ -68,10 +69,7 @@ def evaluate_command(
             min=1, help="Photos per forward pass; lower it if memory runs out (scores do not change)."
         ),
     ] = 256,
-    flip: Annotated[
-        bool | None,
-        typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
-    ] = None,
+    flip: FlipOpt = None,
     engine: Annotated[
         Engine,
         typer.Option(
@@ -226,7 +224,10 @@ def _write_metrics(m: dict, out: Path, settings: dict, options: dict, read_as, f
     from agelens.model.evaluate import write_evaluation
 
     given = {k: v for k, v in options.items() if v is not None}
-    write_evaluation(m, out, settings | given | {"model_read_as": read_as})
+    try:
+        write_evaluation(m, out, settings | given | {"model_read_as": read_as})
+    except OSError as e:  # the disk filled, or the folder was locked mid-run: nothing half-written stays
+        fail(f"{out}: could not write the metrics: {e.strerror or e}")
     if force:
         drop_stale_report(out)  # a page drawn from the numbers just replaced
 

@@ -45,6 +45,65 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path("outputs/explain")
 CHUNK = 16  # photos explained per call: bounds memory for big folders, keeps batches efficient
 
+# explain's own options. The model's are shared (agelens.cli.common); score's --methods, --layer,
+# --target, --out and --force, and predict's --detect, say what they do there in other words.
+PhotosArg = Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)]
+MethodOpt = Annotated[
+    str, typer.Option("--method", "--methods", help="Comma-separated methods (listed above), or 'all'.")
+]
+LayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer",
+        help="Layer name, index, or last-conv / early / mid / late (comma list fuses); "
+        "default: the model's declared layer, else last-conv.",
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target", help="Class name or index, 'predicted' (default), a contrast 'old-young', or 'age'."
+    ),
+]
+FiltersOpt = Annotated[
+    int,
+    typer.Option(
+        "--filters", min=0, max=64, help="Also draw the K most active filters (a grid; at most 64)."
+    ),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help=f"Output folder, empty or new (default: {DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3... "
+        "when it holds an earlier run).",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Write into a non-empty --out folder (the earlier run's files go).")
+]
+DetectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detect/--no-detect",
+        help="Crop the largest face first, as predict does (a photo whose face box covers half "
+        "of it or more is kept whole); --no-detect explains the image as given.",
+    ),
+]
+CmapOpt = Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")]
+AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap opacity.")]
+SignedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--signed",
+        help="Signed maps: red for the target, blue against it (e.g. --target age: what looks older, "
+        "what younger). For gradcam, xgradcam, hirescam, gradient-x-input, integrated-gradients, "
+        "occlusion, rise (with --method all: those).",
+    ),
+]
+
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {' '.join(str(message).split())}", err=True)
@@ -96,7 +155,7 @@ def layers_command(
 
 
 def explain_command(
-    photos: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)],
+    photos: PhotosArg,
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
@@ -105,62 +164,16 @@ def explain_command(
     age_output: AgeOutputOpt = None,
     one_unit: OneUnitOpt = None,
     bins: ModelBinsOpt = None,
-    method: Annotated[
-        str, typer.Option("--method", "--methods", help="Comma-separated methods (listed above), or 'all'.")
-    ] = "gradcam",
-    layer: Annotated[
-        str | None,
-        typer.Option(
-            "--layer",
-            help="Layer name, index, or last-conv / early / mid / late (comma list fuses); "
-            "default: the model's declared layer, else last-conv.",
-        ),
-    ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            "--target", help="Class name or index, 'predicted' (default), a contrast 'old-young', or 'age'."
-        ),
-    ] = None,
-    filters: Annotated[
-        int,
-        typer.Option(
-            "--filters", min=0, max=64, help="Also draw the K most active filters (a grid; at most 64)."
-        ),
-    ] = 0,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help=f"Output folder, empty or new (default: {DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3... "
-            "when it holds an earlier run).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Write into a non-empty --out folder (the earlier run's files go)."),
-    ] = False,
-    detect: Annotated[
-        bool,
-        typer.Option(
-            "--detect/--no-detect",
-            help="Crop the largest face first, as predict does (a photo whose face box covers half "
-            "of it or more is kept whole); --no-detect explains the image as given.",
-        ),
-    ] = True,
-    cmap: Annotated[str, typer.Option("--cmap", help="Matplotlib colormap for heatmaps.")] = "jet",
-    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap opacity.")] = 0.45,
-    signed: Annotated[
-        bool,
-        typer.Option(
-            "--signed",
-            help="Signed maps: red for the target, blue against it (e.g. --target age: what looks older, "
-            "what younger). For gradcam, xgradcam, hirescam, gradient-x-input, integrated-gradients, "
-            "occlusion, rise (with --method all: those).",
-        ),
-    ] = False,
+    method: MethodOpt = "gradcam",
+    layer: LayerOpt = None,
+    target: TargetOpt = None,
+    filters: FiltersOpt = 0,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    detect: DetectOpt = True,
+    cmap: CmapOpt = "jet",
+    alpha: AlphaOpt = 0.45,
+    signed: SignedOpt = False,
 ) -> None:
     """Explain what the model looks at in each photo; write overlays, panels, raw maps and a manifest.
 
@@ -188,9 +201,42 @@ def explain_command(
 
       agelens explain "holiday/*.jpg" --detect --filters 8 --layer mid
     """
-    from agelens.explain.explanation import check_output_dir
+    paths = _photo_paths(photos)  # cheap checks first: TensorFlow takes seconds to load
+    check_model_path(model)
+    _check_target_early(model, target, class_names)
+    check_layer_early(model, layer)
+    from agelens.quiet import import_tensorflow_quietly
 
-    paths = expand_photos(photos)  # cheap checks first: TensorFlow takes seconds to load
+    import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
+    methods = _chosen_methods(method, signed)  # a typo in an option: said before the output folder's state
+    _check_cmap(cmap)
+    given, out = out, _ready_out(out, force)
+    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
+    am = load_cli_model(model, options)
+    _check_choices(am, methods, layer, target, filters)
+    _warn_ignored_layer(methods, layer, filters)
+    images, sources, faces, problems, notes = _readable_photos(paths, detect)
+    say_fresh_out(given, out, DEFAULT_OUT)
+    try:
+        files, predictions = _run(
+            am, images, sources, faces, problems, methods, layer, target, filters, out, force,
+            cmap, alpha, signed, detect=detect, notes=notes,
+        )  # fmt: skip
+    except OSError as e:  # the disk filled or the folder was locked mid-run: nothing half-written stays
+        raise _fail(f"{out}: could not write the run: {e.strerror or e}") from None
+    if force:
+        drop_stale_report(out)  # a page drawn from the explanations just replaced
+    _say_predictions(am, sources, predictions, notes, out)
+    typer.echo(
+        f"explained {counted(len(images), 'photo')} with {', '.join(methods)}: "
+        f"{counted(len(files), 'file')} in {out}" + (f" ({len(problems)} skipped)" if problems else "")
+    )
+
+
+def _photo_paths(photos: list[str]) -> list[Path]:
+    """The photos the arguments name, refused in one line when none is there: found before
+    TensorFlow loads, a typo in a path costs a second."""
+    paths = expand_photos(photos)
     if not paths:
         raise _fail("no images found in " + ", ".join(photos))
     if not any(p.exists() for p in paths):
@@ -200,26 +246,39 @@ def explain_command(
             else f"none of the {len(paths)} files exist"
         )
         raise _fail(f"nothing to explain: {which}")
-    check_model_path(model)
-    _check_target_early(model, target, class_names)
-    check_layer_early(model, layer)
-    from agelens.quiet import import_tensorflow_quietly
+    return paths
 
-    import_tensorflow_quietly()  # the cheap checks passed: now TensorFlow, without its start-up lines
-    methods = _methods(method)  # a typo in an option is reported before the output folder's state
+
+def _chosen_methods(method: str, signed: bool) -> list[str]:
+    """--method's list, kept to the signed methods with --signed (all of them for 'all')."""
+    methods = _methods(method)
     if signed:
         methods = _signed_methods(methods, every=method.strip().lower() == "all")
-    _check_cmap(cmap)
-    given, out = out, fresh_out(out, DEFAULT_OUT, force)
+    return methods
+
+
+def _ready_out(out: Path | None, force: bool) -> Path:
+    """The run's folder (--out, or the next free default), refused now when it holds an earlier run
+    without --force or cannot be written: not after every map is made."""
+    from agelens.explain.explanation import check_output_dir
+
+    out = fresh_out(out, DEFAULT_OUT, force)
     try:
         check_output_dir(out, force, hint="pass --force to write into it")
     except FileExistsError as e:
         raise _fail(str(e)) from None
-    check_parent_folder(out, "--out")  # a read-only place fails now, not after every map is made
-    options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
-    am = load_cli_model(model, options)
-    _check_choices(am, methods, layer, target, filters)
-    _warn_ignored_layer(methods, layer, filters)
+    check_parent_folder(out, "--out")
+    return out
+
+
+def _readable_photos(
+    paths: list[Path], detect: bool
+) -> tuple[list[np.ndarray], list[str], list[dict[str, Any]], list[Any], list[list[str]]]:
+    """Read (and with --detect crop) the photos; say each one skipped and each photo's notes.
+
+    Returns images, sources, faces, problems and notes; fails when no photo could be read (naming
+    it and why when it was the only one).
+    """
     crop = _face_cropper() if detect else None
     images, sources, faces, problems = _read_photos(paths, crop)
     if not images and len(problems) == 1:  # one photo, unreadable: one line that names it and why
@@ -232,16 +291,13 @@ def explain_command(
             typer.echo(f"{src}: {note}", err=True)
     if not images:
         raise _fail(f"nothing to explain: all {len(paths)} photos were unreadable")
-    say_fresh_out(given, out, DEFAULT_OUT)
-    try:
-        files, predictions = _run(
-            am, images, sources, faces, problems, methods, layer, target, filters, out, force,
-            cmap, alpha, signed, detect=detect, notes=notes,
-        )  # fmt: skip
-    except OSError as e:  # the disk filled or the folder was locked mid-run: nothing half-written stays
-        raise _fail(f"{out}: could not write the run: {e.strerror or e}") from None
-    if force:
-        drop_stale_report(out)  # a page drawn from the explanations just replaced
+    return images, sources, faces, problems, notes
+
+
+def _say_predictions(
+    am: Any, sources: list[str], predictions: list[dict[str, Any]], notes: list[list[str]], out: Path
+) -> None:
+    """One line a photo (the first SHOWN_PREDICTIONS; the rest are in the manifest), as predict prints it."""
     shown = list(zip(sources, predictions, notes, strict=True))[:SHOWN_PREDICTIONS]
     cut = am.bins if am.groups_from_age else None  # an age cut: its age printed on its group's side
     for src, pred, said in shown:  # the notes again, where predict puts them: on the answer
@@ -250,10 +306,6 @@ def explain_command(
         typer.echo(f"{src}: {line}{note}")
     if len(sources) > SHOWN_PREDICTIONS:
         typer.echo(f"... {len(sources) - SHOWN_PREDICTIONS} more predictions in {out / 'manifest.json'}")
-    typer.echo(
-        f"explained {counted(len(images), 'photo')} with {', '.join(methods)}: "
-        f"{counted(len(files), 'file')} in {out}" + (f" ({len(problems)} skipped)" if problems else "")
-    )
 
 
 def _photo_notes(

@@ -12,6 +12,7 @@ from agelens.cli.common import (
     AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
+    FlipOpt,
     InputRangeOpt,
     InputSizeOpt,
     ModelBinsOpt,
@@ -69,10 +70,7 @@ def predict_command(
         bool, typer.Option("--json", help="Print JSON lines instead of one line per photo.")
     ] = False,
     detect: Annotated[bool, typer.Option(help="Crop the largest face first (off for face crops).")] = True,
-    flip: Annotated[
-        bool | None,
-        typer.Option("--flip/--no-flip", help="Average each photo with its mirror image (default: model's)."),
-    ] = None,
+    flip: FlipOpt = None,
     engine: Annotated[
         Engine | None,
         typer.Option(

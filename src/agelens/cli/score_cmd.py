@@ -14,6 +14,7 @@ from agelens.cli.common import (
     AgeOutputOpt,
     ClassNamesOpt,
     ClassOutputOpt,
+    DataArg,
     DetectCropOpt,
     InputRangeOpt,
     InputSizeOpt,
@@ -22,6 +23,7 @@ from agelens.cli.common import (
     OneUnitOpt,
     check_layer_early,
     check_model_path,
+    check_parent_folder,
     check_paths_exist,
     data_bins,
     drop_stale_report,
@@ -51,7 +53,7 @@ _MASK_METRICS = ("pointing_game", "energy_in_mask")  # added to the default when
 
 
 def score_command(
-    data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
+    data: DataArg,
     model: ModelOpt = None,
     input_size: InputSizeOpt = None,
     class_names: ClassNamesOpt = None,
@@ -219,7 +221,10 @@ def score_command(
         shuffled_model_fit=shuffled_fit(twin) if twin is not None else None,
         **sample.meta(detect),
     )
-    paths = table.write(out)
+    try:
+        paths = table.write(out)
+    except OSError as e:  # the disk filled, or the folder was locked mid-run: nothing half-written stays
+        fail(f"{out}: could not write the scores: {e.strerror or e}")
     if replacing:  # only now: a run that failed above leaves the earlier run and its page as they were
         drop_stale_report(out)
     _print_table(table)
@@ -257,6 +262,7 @@ def _check_before_loading(
     given, out = out, fresh_out(out, DEFAULT_OUT, force, marker="scores.json")
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a directory")
+    check_parent_folder(out, "--out")  # a read-only place fails now, not after the scoring
     replacing = (out / "scores.json").exists()
     if replacing and not force:
         fail(f"{out / 'scores.json'} exists; use --force to overwrite")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from agelens.cli.common import (
+    DataArg,
     FormatChoice,
     FormatOpt,
     age_bins_option,
@@ -45,7 +46,7 @@ def _positive(value: float) -> float:
 
 def train_command(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="UTKFace-style folder, class sub-folders, or a CSV.")],
+    data: DataArg,
     format: FormatOpt = FormatChoice.auto,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (.keras).")] = Path(
         "models/agelens.keras"
@@ -467,51 +468,81 @@ def _check_train_options(
     resuming). A resumed run continued with another recipe would be neither run, and its saved
     config would claim the first for both: options typed with other values are refused.
     """
-    from agelens.model.checkpoints import differences_line, epochs_left_problem, resumed_recipe
-    from agelens.model.checkpoints import run_state_files as state_files
-
     if out.suffix != ".keras":
         fail(f"{out}: the model file must end in .keras")
     check_parent_folder(out, "--out")
-    state = state_files(_checkpoint(out))
-    picked = None if resume is None else resume.resolve()
-    if not force and picked not in {f.resolve() for f in state}:
-        left = [f for f in (state[0], state[2]) if f.exists()]  # an interrupted run: never lose it silently
-        if left:  # also when resuming the finished --out model: going on from it would delete them
-            go_on = f"continue it with --resume {state[0]}" if state[0].exists() else "move it elsewhere"
-            fail(f"{left[0]} exists (an interrupted run's last or best epoch); {go_on}, or use --force")
-        taken = [p for p in _train_outputs(out) if p.exists()]
-        if taken and picked != out.resolve():
-            fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
+    if not force:
+        _check_earlier_run(out, resume)
     plan = {"recipe": dict(given), "epochs": epochs, "bins": age_bins, "meta": {}}
     if resume is not None:
-        check_model_path(resume, "resume")
-        from agelens.data.bins import AgeBins
-        from agelens.model.io import read_metadata
-
-        meta = plan["meta"] = read_metadata(resume)
-        plan["recipe"], differences = resumed_recipe(meta, plan["recipe"], typed)
-        saved_bins = meta.get("bins")
-        if isinstance(saved_bins, dict) and age_bins is not None:
-            theirs = AgeBins(**saved_bins)
-            if {"bins", "names"} & set(typed) and theirs != age_bins:
-                flags = [f"--bins {','.join(f'{e:g}' for e in b.edges)} --names {','.join(b.names)}"
-                         for b in (age_bins, theirs)]  # fmt: skip
-                differences.append(f"{flags[0]} (the checkpoint has {flags[1]})")
-            plan["bins"] = theirs
-        if differences:
-            fail(differences_line(resume, differences))
-        if "epochs" not in typed:  # the run's own length, as it was asked for
-            plan["epochs"] = int((meta.get("train_config") or {}).get("epochs", epochs))
-        problem = epochs_left_problem(resume, meta, plan["epochs"])
-        if problem:
-            fail(problem)
+        plan = _resumed_plan(resume, plan, typed)
     if tensorboard is not None:
-        try:
-            import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
-        except ImportError:
-            fail('--tensorboard needs the tensorboard package: pip install "agelens[tensorboard]"')
+        _check_tensorboard()
     return plan
+
+
+def _check_earlier_run(out: Path, resume: Path | None) -> None:
+    """Without --force, refuse to write over an interrupted run's checkpoints (never lost silently)
+    or an earlier run's outputs; resuming from this run's own checkpoint is going on with it."""
+    from agelens.model.checkpoints import run_state_files as state_files
+
+    state = state_files(_checkpoint(out))
+    picked = None if resume is None else resume.resolve()
+    if picked in {f.resolve() for f in state}:
+        return
+    left = [f for f in (state[0], state[2]) if f.exists()]  # an interrupted run: never lose it silently
+    if left:  # also when resuming the finished --out model: going on from it would delete them
+        go_on = f"continue it with --resume {state[0]}" if state[0].exists() else "move it elsewhere"
+        fail(f"{left[0]} exists (an interrupted run's last or best epoch); {go_on}, or use --force")
+    taken = [p for p in _train_outputs(out) if p.exists()]
+    if taken and picked != out.resolve():
+        fail(f"{taken[0]} exists; use --force to overwrite it (or choose another --out)")
+
+
+def _resumed_plan(resume: Path, plan: dict, typed: set[str]) -> dict:
+    """``plan`` with the checkpoint's recipe, age groups and length in place of what was not typed;
+    options typed with other values than the checkpoint's, or no epochs left to run, are refused."""
+    from agelens.model.checkpoints import differences_line, epochs_left_problem, resumed_recipe
+
+    check_model_path(resume, "resume")
+    from agelens.model.io import read_metadata
+
+    meta = plan["meta"] = read_metadata(resume)
+    plan["recipe"], differences = resumed_recipe(meta, plan["recipe"], typed)
+    plan["bins"], bins_differ = _resumed_bins(meta, plan["bins"], typed)
+    differences += bins_differ
+    if differences:
+        fail(differences_line(resume, differences))
+    if "epochs" not in typed:  # the run's own length, as it was asked for
+        plan["epochs"] = int((meta.get("train_config") or {}).get("epochs", plan["epochs"]))
+    problem = epochs_left_problem(resume, meta, plan["epochs"])
+    if problem:
+        fail(problem)
+    return plan
+
+
+def _resumed_bins(meta: dict, age_bins: Any, typed: set[str]) -> tuple[Any, list[str]]:
+    """The checkpoint's age groups where it records them (a resumed run keeps its classes), and the
+    difference to refuse when --bins or --names were typed with other ones."""
+    saved_bins = meta.get("bins")
+    if not isinstance(saved_bins, dict) or age_bins is None:
+        return age_bins, []
+    from agelens.data.bins import AgeBins
+
+    theirs = AgeBins(**saved_bins)
+    if not ({"bins", "names"} & set(typed) and theirs != age_bins):
+        return theirs, []
+    flags = [f"--bins {','.join(f'{e:g}' for e in b.edges)} --names {','.join(b.names)}"
+             for b in (age_bins, theirs)]  # fmt: skip
+    return theirs, [f"{flags[0]} (the checkpoint has {flags[1]})"]
+
+
+def _check_tensorboard() -> None:
+    """--tensorboard's package is checked before training: Keras' callback needs it at the first epoch."""
+    try:
+        import tensorboard as _tb  # noqa: F401 - Keras' callback needs it; check before training
+    except ImportError:
+        fail('--tensorboard needs the tensorboard package: pip install "agelens[tensorboard]"')
 
 
 def _progress_bar() -> bool:

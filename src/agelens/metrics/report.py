@@ -327,9 +327,24 @@ class ScoreTable:
         ``scores.json`` goes last and lists every file of this run; files an earlier run
         listed (or, for older runs, named the way runs name them) that this run did not
         write are removed, so a folder never shows one run's plots beside another's scores.
+        The files are written in a hidden folder and moved in together
+        (:func:`agelens.atomic.staged_folder`): a full disk or a Ctrl-C leaves the folder as it was.
         """
+        from agelens.atomic import staged_folder
+
         out = Path(out_dir)
         earlier = _earlier_outputs(out)
+        with staged_folder(out, last=SCORES_JSON) as tmp:
+            paths = self._write_files(tmp, plots)
+            files = [SCORES_JSON, *(p.name for p in paths.values())]
+            data = dict(self.to_dict(), meta=_saved_meta(self.meta, out), files=files)
+            paths = {"json": atomic_write_text(tmp / SCORES_JSON, dumps(data)), **paths}
+        for name in earlier - set(files):
+            (out / name).unlink(missing_ok=True)
+        return {k: out / p.name for k, p in paths.items()}
+
+    def _write_files(self, out: Path, plots: bool) -> dict[str, Path]:
+        """scores.md and the plots into ``out`` (:meth:`write`'s staging folder)."""
         paths = {"markdown": atomic_write_text(out / "scores.md", self.to_markdown())}
         if plots:
             from agelens.metrics.plots import plot_class_means, plot_curves, plot_region_shares
@@ -340,11 +355,6 @@ class ScoreTable:
                 paths["regions"] = plot_region_shares(self, out / "region_shares.png")
             if self.class_means:
                 paths["class_means"] = plot_class_means(self, out / "class_mean_maps.png")
-        files = [SCORES_JSON, *(p.name for p in paths.values())]
-        data = dict(self.to_dict(), meta=_saved_meta(self.meta, out), files=files)
-        paths = {"json": atomic_write_text(out / SCORES_JSON, dumps(data)), **paths}
-        for name in earlier - set(files):
-            (out / name).unlink(missing_ok=True)
         return paths
 
 

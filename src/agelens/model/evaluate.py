@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agelens.atomic import atomic_savefig, atomic_write_text
+from agelens.atomic import atomic_savefig, atomic_write_text, staged_folder
 from agelens.wording import counted
 
 
@@ -182,10 +182,19 @@ def write_evaluation(
     fingerprint, the command's settings with the data folder's absolute path) and lists the files
     written and every photo skipped with its reason: a score is only reproducible with those, and
     ``metrics.json`` keeps the shape ``evaluate --json`` promises (:mod:`agelens.provenance`).
+    They are written in a hidden folder and moved in together (:func:`agelens.atomic.staged_folder`): a
+    full disk or a Ctrl-C leaves no metrics.json without its manifest, nor a mix of two runs.
     """
+    out = Path(out)
+    with staged_folder(out, last="manifest.json") as tmp:  # all four files, or none of them
+        files = _write_evaluation_files(m, tmp, settings, command)
+    return {k: out / p.name for k, p in files.items()}
+
+
+def _write_evaluation_files(m: dict, out: Path, settings: dict | None, command: str) -> dict[str, Path]:
+    """:func:`write_evaluation`'s files, written into ``out`` (its staging folder), manifest last."""
     from agelens.provenance import provenance, resolved_paths
 
-    out = Path(out)
     files = {
         "json": atomic_write_text(out / "metrics.json", json.dumps(m, indent=1)),
         "markdown": atomic_write_text(out / "metrics.md", markdown_table(m)),

@@ -54,6 +54,11 @@ LAYER_INFO = (
 )
 READY = "Upload a photo or pick a sample."
 NO_PHOTO = "⚠️ No photo yet: upload one or pick a sample."
+NO_FILE = "⚠️ No file came with the upload: drop an image file on the photo box."
+NO_SAMPLE = "⚠️ That pick named none of the synthetic faces: click one of them."
+NO_METHOD = "⚠️ No method chosen: pick one in the Method list."
+"""Answers to events that carry nothing usable (Gradio's HTTP API takes any payload): each keeps
+the photo shown, since nothing replaced it."""
 IMAGE_BUTTONS = ["download", "fullscreen"]
 """Gradio's default "share" button only works on Hugging Face Spaces; locally it is a dead button."""
 TITLE = "agelens · what does the age model look at?"
@@ -337,20 +342,25 @@ def _photo_handlers(
     samples: tuple[list[np.ndarray], list[str]], n_stale: int
 ) -> tuple[Callable[..., Any], ...]:
     """The upload, clear and sample-pick callbacks; each ends with ``n_stale`` Nones, for the
-    results a new photo makes stale."""
+    results a new photo makes stale, or with as many skips where no new photo came."""
     import gradio as gr
 
     sample_images, labels = samples
     cleared = (None,) * n_stale
 
+    def kept(status: str, drop_zone: Any = None) -> tuple[Any, ...]:
+        """Only the drop zone and the status change: the photo shown, its source and results stay."""
+        return drop_zone, *(gr.skip() for _ in range(3)), status, *(gr.skip() for _ in range(n_stale))
+
     def on_upload(path: str | None) -> tuple[Any, ...]:
-        """A refused file is cleared from the drop zone, so the next one can be dropped right away."""
+        """A refused file is cleared from the drop zone, so the next one can be dropped right away;
+        the photo shown before stays, with its results: nothing replaced it."""
         if not path:
-            return None, None, None, _face_view(None), READY, *cleared
+            return kept(NO_FILE)
         try:
             img, src = read_upload(path)
         except UploadError as exc:
-            return None, None, None, _face_view(None), f"⚠️ {exc}", *cleared
+            return kept(f"⚠️ {exc}")
         preview = _face_view(shrink(img, PREVIEW_SIDE), PREVIEW_LABEL)
         return gr.skip(), img, src, preview, _loaded(src), *cleared
 
@@ -358,9 +368,14 @@ def _photo_handlers(
         """Emptying the drop zone forgets the photo, so Explain cannot run on one no longer shown."""
         return None, None, _face_view(None), READY, *cleared
 
-    def on_sample(evt: gr.SelectData) -> tuple[Any, ...]:
+    # gr.EventData, not gr.SelectData: Gradio builds a SelectData by reading data["index"] before
+    # the handler runs, so an API call with no click data failed inside Gradio, past any check here
+    def on_sample(evt: gr.EventData) -> tuple[Any, ...]:
         """A sample becomes the photo under a name that says which one (for the status and the zip)."""
-        img, i = sample_images[evt.index], evt.index
+        i = _sample_index(evt, len(sample_images))
+        if i is None:
+            return kept(NO_SAMPLE, gr.skip())
+        img = sample_images[i]
         src = Source(f"sample-{i + 1}-{labels[i]}")
         return (
             None,  # the drop zone empties so it is clear which picture will be explained
@@ -399,6 +414,9 @@ def _explain_handlers(engine: Engine) -> tuple[Callable[..., Any], ...]:
         """One click: every result at once, or a status line that says what is missing or wrong."""
         if img is None:
             return _face_view(None), *(None,) * 5, NO_PHOTO, None, gr.skip()
+        if not m:  # explain's own words ("call explain once per method") are for Python callers
+            return gr.skip(), *(None,) * 5, NO_METHOD, None, gr.skip()
+        a = a if _is_opacity(a) else None  # NaN passes the slider's bounds check: the default then
         shown, *rest = _explain(engine, np.asarray(img), det, m, ly, t, fl, a, src, sg)
         # a failed Explain (a typo in the layer box) keeps the photo on screen: it is still loaded
         face = _face_view(shown) if shown is not None else gr.skip()
@@ -406,16 +424,37 @@ def _explain_handlers(engine: Engine) -> tuple[Callable[..., Any], ...]:
         return face, *rest, gr.update(open=True) if rest[3] else gr.skip()
 
     def on_opacity(last: Any, a: float) -> Any:
-        """Re-blend the last map; before any Explain there is nothing to redraw."""
-        return _reblend(last, a) if last is not None else gr.skip()
+        """Re-blend the last map; before any Explain there is nothing to redraw, and at an
+        opacity that is no number the map stays as drawn."""
+        return _reblend(last, a) if last is not None and _is_opacity(a) else gr.skip()
 
     def on_filter(img: Any, det: bool, fl: str) -> tuple[Any, str]:
         """Only the grid follows its layer box: the map and probabilities stay as explained."""
-        if img is None:
-            return None, ""
+        if img is None:  # said beside the grid: it stayed empty without a word
+            return None, NO_PHOTO
         return engine.try_filter_grid(engine.prepare(np.asarray(img), det).photo, fl)
 
     return on_explain, on_opacity, on_filter
+
+
+def _sample_index(evt: Any, n: int) -> int | None:
+    """The gallery position a select event names, or None when it names none of the ``n`` samples.
+
+    Through Gradio's HTTP API a pick may come with no click data, no index, or an index from a
+    page served before the samples changed; a negative one would silently count from the end.
+    """
+    try:
+        index = evt.index  # EventData reads its data dict: None data raises TypeError, no key AttributeError
+    except (AttributeError, TypeError, KeyError):
+        return None
+    if isinstance(index, bool) or not isinstance(index, int | np.integer):
+        return None
+    return int(index) if 0 <= index < n else None
+
+
+def _is_opacity(a: Any) -> bool:
+    """Whether a slider value is a finite number (NaN passes Gradio's bounds check: ``nan < 0`` is False)."""
+    return isinstance(a, int | float | np.number) and not isinstance(a, bool) and bool(np.isfinite(a))
 
 
 def _samples(generate: Any, size: int) -> tuple[list[np.ndarray], list[str]]:

@@ -168,17 +168,51 @@ def read_json(path: Path, notes: Notes, label: str) -> Any | None:
     """Parsed JSON, or None with a note (missing files are silent: sections are optional)."""
     if not path.is_file():
         return None
+    value, reason = _load_json(path)
+    return _noted(path, value, reason, notes, label)
+
+
+class JsonFiles:
+    """The JSON files of one page build, each read and parsed once.
+
+    Why: one page read an explain folder's manifest.json up to four times (finding the command
+    folders, the Run section, the gallery, the model card's model), parsing a list of every map
+    each time. :meth:`read` answers as :func:`read_json` does, the note for an unreadable file
+    included, so every caller still says what it said; only the file is read once.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, tuple[Any, str | None]] = {}
+
+    def read(self, path: Path, notes: Notes, label: str) -> Any | None:
+        """:func:`read_json`'s answer and note, the file read on the first call only."""
+        if not path.is_file():
+            return None
+        if path not in self._loaded:
+            self._loaded[path] = _load_json(path)
+        return _noted(path, *self._loaded[path], notes, label)
+
+
+def _load_json(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, why it could not be read)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8")), None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = (
             f"{exc.msg}, line {exc.lineno} column {exc.colno}"
             if isinstance(exc, json.JSONDecodeError)
             else type(exc).__name__
         )
-        notes.add(f"{label}: could not read {path.name} ({reason}); section skipped.")
-        notes.unreadable.append(f"{path}: could not read ({reason})")
-        return None
+        return None, reason
+
+
+def _noted(path: Path, value: Any, reason: str | None, notes: Notes, label: str) -> Any | None:
+    """``value``; for a file that could not be read, None and its note in ``notes``."""
+    if reason is None:
+        return value
+    notes.add(f"{label}: could not read {path.name} ({reason}); section skipped.")
+    notes.unreadable.append(f"{path}: could not read ({reason})")
+    return None
 
 
 _REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)

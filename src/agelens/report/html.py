@@ -18,6 +18,7 @@ from typing import Any
 from agelens import __version__
 from agelens.model.evaluate import balanced_accuracy_note
 from agelens.report.assets import (
+    JsonFiles,
     Notes,
     cut_path_reason,
     cut_paths,
@@ -82,24 +83,35 @@ def write_report(run_dir: Path, out: Path | str | None = None, force: bool = Fal
     its page would show nothing. A refused call writes nothing.
     """
     run_dir = Path(run_dir)
-    check_reportable(run_dir)
+    reads = JsonFiles()  # the check and the page read each file once between them
+    check_reportable(run_dir, reads)
     path = report_path(run_dir, out, force)
-    html, shown, notes = _render(run_dir)
+    html, shown, notes = _render(run_dir, reads)
     if not shown and notes.unreadable:
         unread = "; ".join(notes.unreadable)
         raise NothingToReport(f"{unread}; nothing else to report, so no page was written")
     from agelens.atomic import atomic_write_text
 
-    if not path.parent.exists():  # report_path allowed it: a new folder named by --out
+    made = not path.parent.exists()
+    if made:  # report_path allowed it: a new folder named by --out
         path.parent.mkdir()
-    return atomic_write_text(path, html)
+    try:
+        return atomic_write_text(path, html)
+    except BaseException:  # a full disk or a Ctrl-C: no empty folder left to puzzle over
+        if made and not any(path.parent.iterdir()):
+            path.parent.rmdir()
+        raise
 
 
-def check_reportable(run_dir: Path) -> None:
-    """Raise unless ``run_dir`` is a folder holding at least one part the page can show."""
+def check_reportable(run_dir: Path, reads: JsonFiles | None = None) -> None:
+    """Raise unless ``run_dir`` is a folder holding at least one part the page can show.
+
+    ``reads``: the page build's JSON files (:class:`JsonFiles`), so the page reads none again."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a folder (expected a run folder)")
-    if not any((run_dir / part).exists() for part in PARTS) and not any(_command_folders(run_dir).values()):
+    if any((run_dir / part).exists() for part in PARTS):
+        return
+    if not any(_command_folders(run_dir, JsonFiles() if reads is None else reads).values()):
         raise NothingToReport(
             f"{run_dir}: nothing to report (no manifest.json, metrics.json or scores.json found; "
             "pass a run folder from demo, explain, evaluate or score)"
@@ -151,16 +163,20 @@ def render_report(run_dir: Path) -> str:
     return _render(Path(run_dir))[0]
 
 
-def _render(run_dir: Path) -> tuple[str, bool, Notes]:
-    """The page, whether it shows any section, and its notes (``write_report`` refuses an empty page)."""
+def _render(run_dir: Path, reads: JsonFiles | None = None) -> tuple[str, bool, Notes]:
+    """The page, whether it shows any section, and its notes (``write_report`` refuses an empty page).
+
+    Every section reads its JSON through one :class:`JsonFiles` (``reads``, write_report's, which
+    its check used): a manifest several sections need is read and parsed once."""
     from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
     notes = Notes()
-    manifest = read_json(run_dir / "manifest.json", notes, "Run")
-    found = part_folders(run_dir, manifest, notes)
+    reads = JsonFiles() if reads is None else reads
+    manifest = reads.read(run_dir / "manifest.json", notes, "Run")
+    found = part_folders(run_dir, manifest, notes, reads)
     told = _notes_by_part(run_dir, manifest, notes, found)
-    run = _overview(manifest) or _parts_overview(run_dir, found)
+    run = _overview(manifest) or _parts_overview(run_dir, found, reads)
     if run is None and not (run_dir / "manifest.json").exists():  # one that is there but broken is noted
         told["run"].add("Run: no manifest.json; run settings, versions and timings omitted.")
     # Results first; the model card (background, several screens long) folds in after the maps.
@@ -168,9 +184,9 @@ def _render(run_dir: Path) -> tuple[str, bool, Notes]:
         s
         for s in (
             run,
-            _evaluation(run_dir, told["evaluation"], found["evaluation"]),
-            _gallery_section(run_dir, manifest, told["explain"], found["explain"]),
-            _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found)),
+            _evaluation(run_dir, told["evaluation"], found["evaluation"], reads=reads),
+            _gallery_section(run_dir, manifest, told["explain"], found["explain"], reads=reads),
+            _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found, reads=reads)),
             scores_section(found["scores"], told["scores"]),
             shortcut_section(found["scores"], told["scores"]),
         )
@@ -299,7 +315,7 @@ def _skipped_table(manifest: Any) -> Table | None:
 _PART_TITLES = {"explain": "Explanations", "evaluation": "Evaluation", "scores": "Scores"}
 
 
-def _parts_overview(run_dir: Path, found: dict[str, Path]) -> Section | None:
+def _parts_overview(run_dir: Path, found: dict[str, Path], reads: JsonFiles) -> Section | None:
     """The Run section of a folder without its own manifest: one sub-section per command folder in
     it (explain/, evaluate/, score/), each with that command's settings, versions and skipped photos.
 
@@ -318,7 +334,7 @@ def _parts_overview(run_dir: Path, found: dict[str, Path]) -> Section | None:
                 lead = "Its settings, versions and any photos it left out are under Scores → Scoring details."
                 subs.append(Section(sid, title, lead))
             continue
-        manifest = read_json(folder / "manifest.json", Notes(), title)
+        manifest = reads.read(folder / "manifest.json", Notes(), title)
         if part == "evaluation" and not _is_evaluate_manifest(manifest):
             manifest = None
         if isinstance(manifest, dict):
@@ -431,7 +447,7 @@ _MARKERS = {"evaluation": "metrics.json", "explain": "manifest.json", "scores": 
 _WHAT = {"evaluation": "evaluation", "explain": "explanations", "scores": "scores"}
 
 
-def _command_folders(run_dir: Path) -> dict[str, list[Path]]:
+def _command_folders(run_dir: Path, reads: JsonFiles) -> dict[str, list[Path]]:
     """The sub-folders of ``run_dir`` each command wrote on its own, newest first (by the time of
     its main file), known by what they hold, whatever ``--out`` named them: an evaluate folder
     (metrics.json), an explain folder (a manifest.json that lists images) and a score folder
@@ -447,7 +463,7 @@ def _command_folders(run_dir: Path) -> dict[str, list[Path]]:
         for sub in subs:
             if sub.name in ("evaluation", "scores") or not (sub / marker).is_file():
                 continue
-            if part == "explain" and not _is_explain_folder(sub, read_json(sub / marker, Notes(), sub.name)):
+            if part == "explain" and not _is_explain_folder(sub, reads.read(sub / marker, Notes(), sub.name)):
                 continue  # evaluate --out writes a manifest.json too, of its settings
             out[part].append(sub)
         out[part].sort(key=lambda p, m=marker: (_mtime(p / m), _number(p.name)), reverse=True)
@@ -467,14 +483,18 @@ def _number(name: str) -> int:
     return int(tail) if "-" in name and tail.isdigit() else 1
 
 
-def part_folders(run_dir: Path, manifest: Any = None, notes: Notes | None = None) -> dict[str, Path]:
+def part_folders(
+    run_dir: Path, manifest: Any = None, notes: Notes | None = None, reads: JsonFiles | None = None
+) -> dict[str, Path]:
     """The folder each section reads: ``evaluation``, ``explain`` and ``scores``.
 
     A run's own layout first (``RUN/evaluation``, ``RUN/explain``, ``RUN/scores``, or ``run_dir``
     itself when it is one command's ``--out`` folder); else the folders the commands write by
     default (``explain``/``explain-N``, ``score``/``score-N``) and an evaluate ``--out`` folder
     (one holding metrics.json): the newest where there are several, said in one line of ``notes``.
+    ``reads``: the page build's JSON files (:class:`JsonFiles`), so the page reads none again.
     """
+    reads = JsonFiles() if reads is None else reads
     found = {
         "evaluation": evaluation_dir(run_dir),
         "explain": run_dir if _is_explain_folder(run_dir, manifest) else run_dir / "explain",
@@ -490,7 +510,7 @@ def part_folders(run_dir: Path, manifest: Any = None, notes: Notes | None = None
     if own["explain"] and found["explain"] != run_dir:
         own["explain"] = not any(re.fullmatch(r"explain-[0-9]+", p.name) for p in run_dir.glob("explain-*"))
     said = []
-    for part, folders in _command_folders(run_dir).items():
+    for part, folders in _command_folders(run_dir, reads).items():
         if own[part] or not folders:
             continue
         found[part] = folders[0]
@@ -617,7 +637,7 @@ def _json_card_summary(card: Any) -> str:
 
 
 def _model_named_in(
-    run_dir: Path, manifest: Any = None, found: dict[str, Path] | None = None
+    run_dir: Path, manifest: Any = None, found: dict[str, Path] | None = None, *, reads: JsonFiles
 ) -> dict[str, Any] | None:
     """``{"model": path}`` from the run manifest, or a score, evaluate or explain folder's own record.
 
@@ -631,7 +651,7 @@ def _model_named_in(
     sources = ((scores_dir(found.get("scores", run_dir)) / "scores.json", ("meta", "model")),
                (found.get("evaluation", evaluation_dir(run_dir)) / "metrics.json", ("model",)),
                (found.get("explain", run_dir / "explain") / "manifest.json", ("model",)))  # fmt: skip
-    found = [(manifest, run_dir)] + [(read_json(path, Notes(), ""), path.parent) for path, _ in sources]
+    found = [(manifest, run_dir)] + [(reads.read(path, Notes(), ""), path.parent) for path, _ in sources]
     for (value, base), keys in zip(found, [("model",)] + [k for _, k in sources], strict=True):
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
@@ -661,23 +681,23 @@ def _card_beside_model(manifest: Any) -> Path | None:
     return None
 
 
-def _setting_paths(manifest: Path) -> list[str]:
+def _setting_paths(manifest: Path, reads: JsonFiles) -> list[str]:
     """The paths a command's manifest records in its settings (for :func:`cut_paths`); [] without one."""
-    made = read_json(manifest, Notes(), "")  # a bad manifest is reported where the Run section reads it
+    made = reads.read(manifest, Notes(), "")  # a bad manifest is reported where the Run section reads it
     settings = made.get("settings") if isinstance(made, dict) else None
     return [v for v in settings.values() if isinstance(v, str)] if isinstance(settings, dict) else []
 
 
-def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None) -> Section | None:
+def _evaluation(run_dir: Path, notes: Notes, ev: Path | None = None, *, reads: JsonFiles) -> Section | None:
     ev = evaluation_dir(run_dir) if ev is None else ev
-    m = read_json(ev / "metrics.json", notes, "Evaluation")
+    m = reads.read(ev / "metrics.json", notes, "Evaluation")
     png = image_uri(inside(run_dir, (ev / "confusion_matrix.png").relative_to(run_dir)))
     if m is None and png is None:
         notes.add("Evaluation: no evaluation/metrics.json.")
         return None
     m = m if isinstance(m, dict) else {}
     if isinstance(m.get("evaluated_on"), str):  # the data folder by name, even one with spaces in it
-        m = {**m, "evaluated_on": cut_paths(m["evaluated_on"], _setting_paths(ev / "manifest.json"))}
+        m = {**m, "evaluated_on": cut_paths(m["evaluated_on"], _setting_paths(ev / "manifest.json", reads))}
     # Say what was evaluated, as recorded; only a held-out split may be called one.
     on = m["evaluated_on"] if isinstance(m.get("evaluated_on"), str) else "photos not recorded"
     sec = Section(
@@ -809,14 +829,14 @@ def _confusion(m: dict) -> Table | None:
 
 
 def _gallery_section(
-    run_dir: Path, run_manifest: Any, notes: Notes, ex: Path | None = None
+    run_dir: Path, run_manifest: Any, notes: Notes, ex: Path | None = None, *, reads: JsonFiles
 ) -> Section | None:
     ex = run_dir / "explain" if ex is None else ex
     if ex == run_dir or _is_explain_folder(run_dir, run_manifest):
         # ``agelens report X`` on what ``agelens explain --out X`` wrote: the run is the explanation.
         ex, manifest = run_dir, run_manifest
     else:
-        manifest = read_json(ex / "manifest.json", notes, "Explanations")
+        manifest = reads.read(ex / "manifest.json", notes, "Explanations")
     if manifest is None:
         if not (ex / "manifest.json").exists():
             notes.add("Explanations: no explain/manifest.json; gallery omitted.")

@@ -97,9 +97,10 @@ def _check_of(column: str) -> str:
     return LABELS if column == DATA_RANDOMISATION else WEIGHTS
 
 
-def sanity_said(rows: dict[str, dict], columns: list[str]) -> Said:
-    """The sanity findings: each method's worst verdict, the checks that were scored (those with a
-    verdict for some method), and per flagged method the checks that flagged it."""
+def sanity_said(rows: dict[str, dict], columns: list[str], verdicts: dict[str, str | None]) -> Said:
+    """The sanity findings: each method's worst verdict (``verdicts``, :func:`method_verdicts` of
+    ``rows``, which the verdict column shows: judged once for both), the checks that were scored
+    (those with a verdict for some method), and per flagged method the checks that flagged it."""
     scored = [
         c
         for c in columns
@@ -109,7 +110,7 @@ def sanity_said(rows: dict[str, dict], columns: list[str]) -> Said:
     failed = {
         meth: tuple(_check_of(c) for c in scored if verdict(r.get(c)) == "fail") for meth, r in rows.items()
     }
-    return sanity_findings(method_verdicts(rows), SPEARMAN_FLAG, checks, failed)
+    return sanity_findings(verdicts, SPEARMAN_FLAG, checks, failed)
 
 
 def method_verdicts(rows: dict[str, dict]) -> dict[str, str | None]:

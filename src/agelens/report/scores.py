@@ -287,7 +287,7 @@ def _judge_sanity(
     """Give the sanity section its verdict column and findings; return each method's verdict."""
     verdicts = method_verdicts(rows)
     sub.tables = [verdict_column(t, verdicts) for t in sub.tables]
-    say(sub, sanity_said(rows, cols))
+    say(sub, sanity_said(rows, cols, verdicts))
     if DATA_RANDOMISATION in cols and (fit := control_fit(scores)):
         sub.findings.append(fit)
     return verdicts
