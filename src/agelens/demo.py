@@ -264,7 +264,7 @@ def _run_steps(
     score_idx = test_idx[: settings.n_score]
     table = steps.run(
         "score the maps: faithfulness, sanity, localisation, robustness, complexity, region shares",
-        lambda: _score(model, faces, score_idx, settings, out / "scores", REGION_NAMES, seed),
+        lambda: _score(model, faces, score_idx, settings, REGION_NAMES, seed),
     )
     second_times = _wait_for_second(second, settings, steps, echo)
     control = _control_check(model, out, second, faces, score_idx, settings, table, seed, steps, echo)
@@ -460,14 +460,16 @@ def _explain(model, paths, settings: DemoSettings, out: Path) -> None:
 
     One run with every method at the default layer and target, then Grad-CAM at other
     layers and for each chosen class, merged into one manifest so the report's gallery
-    can switch method, layer, target and filter grid.
+    can switch method, layer, target and filter grid. The trained model is explained as it is
+    in memory (:func:`~agelens.cli.explain_cmd.explain_model`), not read back from the file it
+    was just saved to: the scoring then reuses the steps traced here.
     """
-    from agelens.cli.explain_cmd import explain_command
+    from agelens.cli.explain_cmd import explain_model
 
     def run(folder: Path, method: str, layer: str | None, target: str | None, filters: int) -> None:
-        explain_command(
-            photos=[str(p) for p in paths],
-            model=model.path,
+        explain_model(
+            model,
+            [str(p) for p in paths],
             method=method,
             layer=layer,
             target=target,
@@ -533,10 +535,14 @@ def merge_explain_runs(main: Path, extra: list[Path]) -> dict:
 
 
 def _score(
-    model, faces: SynthFaces, idx: np.ndarray, settings: DemoSettings, out: Path, region_names, seed: int
+    model, faces: SynthFaces, idx: np.ndarray, settings: DemoSettings, region_names, seed: int
 ) -> ScoreTable:
     """Every metric: faithfulness, sanity, localisation against the generator's cue masks, robustness
-    and complexity, plus region shares."""
+    and complexity, plus region shares.
+
+    Not written here: :func:`_control_check` adds the data-randomisation row (or says it was
+    skipped) and writes the table once, which drew every plot twice when this step wrote it too.
+    """
     from agelens.explain.layers import resolve_layer
     from agelens.metrics.registry import METRICS
     from agelens.metrics.report import score_methods
@@ -559,7 +565,6 @@ def _score(
         model=f"model/{MODEL_FILE}",
         data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
     )
-    table.write(out)
     return table
 
 

@@ -5,43 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from synthetic_folders import faces_and_tiny_model
 
-from agelens.cli import main
-
 
 @pytest.fixture(scope="module")
 def data_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A folder of 6 labelled synthetic faces and a tiny agelens model."""
     return faces_and_tiny_model(tmp_path_factory.mktemp("interrupts"), "faces", seed=3)
-
-
-@pytest.fixture
-def console(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[Any, str]]:
-    """Run ``agelens ARGS`` as the console script does (its signal handlers and all); returns the
-    exit status and stderr. The handlers and the warnings hook it installs are put back after."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
-
-    def run(*args: str) -> tuple[Any, str]:
-        monkeypatch.setattr(sys, "argv", ["agelens", *args])
-        try:
-            main.run()
-        except SystemExit as e:
-            return e.code, capsys.readouterr().err
-        return 0, capsys.readouterr().err  # a run that succeeds returns
-
-    yield run
-    for s, handler in saved.items():
-        signal.signal(s, handler)
 
 
 def _ctrl_c_on(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, call: int) -> None:

@@ -213,6 +213,57 @@ def explain_command(
     given, out = out, _ready_out(out, force)
     options = load_options(input_size, class_names, input_range, class_output, age_output, one_unit, bins)
     am = load_cli_model(model, options)
+    _explain_loaded(
+        am, paths, methods, given, out, layer, target, filters, force, detect, cmap, alpha, signed
+    )
+
+
+def explain_model(
+    am: Any,
+    photos: list[str],
+    *,
+    method: str,
+    layer: str | None,
+    target: str | None,
+    filters: int,
+    out: Path,
+    force: bool,
+    detect: bool,
+    cmap: str,
+    alpha: float,
+    signed: bool = False,
+) -> None:
+    """``agelens explain`` for a model already in memory (``am``, an AgeModel): the same checks,
+    files, manifest and lines, without reading the model back from its file.
+
+    Why: the demo explains the model it has just trained and saved. Read back, it was a second
+    Keras model, so every explain step was traced for it and again for the model the demo then
+    scores (the traced steps are cached per Keras model), and the file was read for nothing.
+    """
+    paths = _photo_paths(photos)
+    methods = _chosen_methods(method, signed)
+    _check_cmap(cmap)
+    out = _ready_out(out, force)
+    _explain_loaded(am, paths, methods, out, out, layer, target, filters, force, detect, cmap, alpha, signed)
+
+
+def _explain_loaded(
+    am: Any,
+    paths: list[Path],
+    methods: list[str],
+    given: Path | None,
+    out: Path,
+    layer: str | None,
+    target: str | None,
+    filters: int,
+    force: bool,
+    detect: bool,
+    cmap: str,
+    alpha: float,
+    signed: bool,
+) -> None:
+    """What ``explain`` does once its model is loaded and ``out`` is ready: check the layer and
+    target against the model, read the photos, write the run, print the predictions and a summary."""
     _check_choices(am, methods, layer, target, filters)
     _warn_ignored_layer(methods, layer, filters)
     images, sources, faces, problems, notes = _readable_photos(paths, detect)

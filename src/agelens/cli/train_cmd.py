@@ -417,25 +417,28 @@ def _write_outputs(run: _Run, photos: _Photos, result, m: dict) -> None:
 
     from agelens.model.checkpoints import run_state_files
     from agelens.model.evaluate import write_evaluation
-    from agelens.model.io import save_model
-    from agelens.model.train import plot_training_curves, write_history
 
     out, seed = run.out, run.recipe["seed"]
-    result.model.metadata["test_metrics"] = m
-    save_model(result.model, out)
-    split_file = _write_split(out, photos.used, photos.ds.root, seed)
-    history_file = write_history(out.with_name(out.stem + "_history.json"), result)
-    eval_dir = out.with_name(out.stem + "_eval")
-    curves = plot_training_curves(
-        result.model.metadata["training"]["history"], eval_dir / "training_curves.png", result.best_epoch
-    )
-    for done in run_state_files(_checkpoint(out)):  # the run finished: its state is in the files above
+    ckpt = _checkpoint(out)
+    try:
+        _write_model_files(run, photos, result, m)
+    except OSError as e:  # a full disk or a locked folder: an earlier run and this one's epochs stay
+        fail(f"{out}: could not write the model: {e.strerror or e}; the run's epochs are kept in {ckpt}")
+    for done in run_state_files(ckpt):  # only now: the run's state is in the files just written
         done.unlink(missing_ok=True)
+    split_file = out.with_name(out.stem + "_split.json")
+    history_file = out.with_name(out.stem + "_history.json")
+    eval_dir = out.with_name(out.stem + "_eval")
     if m:
         settings = {"data": str(run.data), "model": str(out), "split": str(split_file), "split_seed": seed}
-        files = write_evaluation(m, eval_dir, settings, command="train (test split)")
+        try:
+            files = write_evaluation(m, eval_dir, settings, command="train (test split)")
+        except OSError as e:  # the model is saved: its test photos can be scored again
+            again = shlex.join(["--model", str(out), "--holdout", str(split_file), "--out", str(eval_dir)])
+            fail(f"{eval_dir}: could not write the test evaluation: {e.strerror or e}; the model is saved "
+                 f"(score it again: agelens evaluate {shlex.quote(str(run.data))} {again})")  # fmt: skip
         typer.echo(f"test accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {files['markdown']}")
-    typer.echo(f"history: {history_file} (curves: {curves})")
+    typer.echo(f"history: {history_file} (curves: {eval_dir / 'training_curves.png'})")
     typer.echo(f"saved {out} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
     if run.recipe["shuffle_labels"]:
         history = result.model.metadata["training"]["history"]  # a resumed run's earlier epochs too
@@ -447,6 +450,39 @@ def _write_outputs(run: _Run, photos: _Photos, result, m: dict) -> None:
         )
     again = shlex.join(["--model", str(out), "--holdout", str(split_file)])
     typer.echo(f"split: {split_file} (agelens evaluate DATA {again})")
+
+
+def _write_model_files(run: _Run, photos: _Photos, result, m: dict) -> None:
+    """The model, its split, its history and its training curves (in ``NAME_eval/``, which replaces
+    an earlier run's whole), all moved in together, the model last (:func:`agelens.atomic.staged_folder`).
+
+    Why: written one by one, a full disk or a Ctrl-C left a model without its split, or with
+    ``--force`` the new model beside the earlier run's split, history and test scores (another
+    split's). The test evaluation is written after (its manifest fingerprints the saved model).
+    """
+    import os
+    import tempfile
+
+    from agelens.atomic import staged_folder
+    from agelens.model.io import save_model
+    from agelens.model.train import plot_training_curves, write_history
+
+    out = run.out
+    eval_dir = out.with_name(out.stem + "_eval")
+    result.model.metadata["test_metrics"] = m
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{eval_dir.name}.", suffix=".earlier") as aside,
+        staged_folder(out.parent, last=out.name) as tmp,
+    ):
+        save_model(result.model, tmp / out.name)
+        _write_split(tmp / out.name, photos.used, photos.ds.root, run.recipe["seed"])
+        write_history(tmp / (out.stem + "_history.json"), result)
+        history = result.model.metadata["training"]["history"]
+        plot_training_curves(history, tmp / eval_dir.name / "training_curves.png", result.best_epoch)
+        if eval_dir.is_dir():  # the earlier run's evaluation, set aside whole (removed with ``aside``)
+            os.replace(eval_dir, Path(aside) / eval_dir.name)
+    result.model.path = out
 
 
 def _check_train_options(

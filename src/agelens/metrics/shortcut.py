@@ -94,12 +94,20 @@ def run_shortcut_demo(
 
 
 def write_shortcut(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``shortcut.json`` and ``shortcut_stamp_energy.png`` in ``out_dir`` (atomic writes)."""
+    """``shortcut.json`` and ``shortcut_stamp_energy.png`` in ``out_dir``, both or neither.
+
+    Why staged (:func:`agelens.atomic.staged_folder`, the JSON moved in last): written one at a
+    time, a full disk or a Ctrl-C at the plot left a new shortcut.json beside no plot, or beside
+    an earlier run's plot of other numbers, and the report showed them as one story.
+    """
+    from agelens.atomic import staged_folder
     from agelens.metrics._io import atomic_write_text, dumps
     from agelens.metrics.plots import plot_shortcut
 
     out = Path(out_dir)
-    return {
-        "json": atomic_write_text(out / "shortcut.json", dumps(result)),
-        "plot": plot_shortcut(result, out / "shortcut_stamp_energy.png"),
-    }
+    with staged_folder(out, last="shortcut.json") as tmp:
+        files = {
+            "json": atomic_write_text(tmp / "shortcut.json", dumps(result)),
+            "plot": plot_shortcut(result, tmp / "shortcut_stamp_energy.png"),
+        }
+    return {k: out / p.name for k, p in files.items()}

@@ -187,12 +187,13 @@ def _render(run_dir: Path, reads: JsonFiles | None = None) -> tuple[str, bool, N
             _evaluation(run_dir, told["evaluation"], found["evaluation"], reads=reads),
             _gallery_section(run_dir, manifest, told["explain"], found["explain"], reads=reads),
             _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found, reads=reads)),
-            scores_section(found["scores"], told["scores"]),
+            scores_section(found["scores"], told["scores"], reads),
             shortcut_section(found["scores"], told["scores"]),
         )
         if s is not None
     ]
-    glossary = glossary_section(sections, read_json(scores_dir(found["scores"]) / "scores.json", Notes(), ""))
+    scores = reads.read(scores_dir(found["scores"]) / "scores.json", Notes(), "")  # Scores notes a bad one
+    glossary = glossary_section(sections, scores)
     sections += [glossary] if glossary else []
     env = Environment(loader=PackageLoader("agelens.report", "templates"), autoescape=True)
     env.filters["fmt"] = fmt

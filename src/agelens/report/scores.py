@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agelens.report.assets import Notes, image_uri, read_json
+from agelens.report.assets import JsonFiles, Notes, image_uri
 from agelens.report.findings import DIFFERENCE, Said, join, ranking_findings, vs_random_findings, with_sample
 from agelens.report.page import Figure, Section
 from agelens.report.photo_counts import drop_short, dropped_note, largest_n, scored_images
@@ -86,12 +86,16 @@ def scores_dir(run_dir: Path) -> Path:
     return run_dir if own and not (sd / "scores.json").is_file() else sd
 
 
-def scores_section(run_dir: Path, notes: Notes) -> Section | None:
+def scores_section(run_dir: Path, notes: Notes, reads: JsonFiles | None = None) -> Section | None:
     """The "Scores" section: one sub-section per kind of check, then the region tables and the plots
-    (shortcut plots are the Shortcut check's); None, with a note saying so, when the run has none."""
+    (shortcut plots are the Shortcut check's); None, with a note saying so, when the run has none.
+
+    ``reads``: the page build's JSON files (:class:`~agelens.report.assets.JsonFiles`): the glossary
+    and the model card's lookup want scores.json too, a page's largest JSON, read once."""
     sd = scores_dir(run_dir)
-    scores = read_json(sd / "scores.json", notes, "Scores")
-    regions = read_json(sd / "regions.json", notes, "Regions")
+    reads = JsonFiles() if reads is None else reads
+    scores = reads.read(sd / "scores.json", notes, "Scores")
+    regions = reads.read(sd / "regions.json", notes, "Regions")
     pngs = sorted(p for p in sd.glob("*.png") if not p.stem.startswith("shortcut")) if sd.is_dir() else []
     if scores is None and regions is None and not pngs:
         notes.add("Scores: no scores/ folder; faithfulness, sanity and localisation omitted.")
