@@ -13,9 +13,12 @@ evaluation through TensorFlow Lite, or a report, must not start it to say which 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import platform
 import shlex
 import sys
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,14 +95,18 @@ _FINGERPRINTS: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 def model_fingerprint(path: str | Path | None) -> dict[str, Any] | None:
     """``{"name", "sha256", "bytes", "shipped"}`` of a model file's bytes (of every file, by
-    relative name, for a SavedModel folder); None for no path, an in-memory model
-    (``<in-memory ...>``) or a file that cannot be read.
+    relative name, for a SavedModel folder), and ``weights_sha256`` (:func:`weights_fingerprint`)
+    for a ``.keras`` or legacy ``.h5`` file whose weights can be read; None for no path, an
+    in-memory model (``<in-memory ...>``) or a file that cannot be read.
 
     Which model made a result is its bytes, not its path: a model retrained in place, or the
     shipped one of another agelens version, has the same path. ``shipped`` says it is the model
     that ships with agelens. The name, never the path: manifests are shared, and the path is
-    recorded beside it where a command records one. Hashing a few-MB file takes milliseconds;
-    it is done once per file, size and modification time in a process (a folder each time).
+    recorded beside it where a command records one. ``sha256`` tells two files apart;
+    ``weights_sha256`` tells whether two files hold the same model, as two saves of the same
+    weights differ in their bytes (save time, object ids, epoch seconds). Hashing a few-MB file
+    takes milliseconds; it is done once per file, size and modification time in a process (a
+    folder each time).
     """
     if path is None or str(path).startswith("<"):
         return None
@@ -125,7 +132,69 @@ def _fingerprint(p: Path) -> dict[str, Any]:
             h.update(f.relative_to(p).as_posix().encode() + b"\0")
         size += update_with_file(h, f)
     shipped = p.name == SHIPPED_MODEL_NAME and p.resolve() == SHIPPED_MODEL_PATH
-    return {"name": p.name, "sha256": h.hexdigest(), "bytes": size, "shipped": shipped}
+    out = {"name": p.name, "sha256": h.hexdigest(), "bytes": size, "shipped": shipped}
+    if p.is_file() and (weights := weights_fingerprint(p)) is not None:
+        out["weights_sha256"] = weights
+    return out
+
+
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"
+"""Where a ``.keras`` zip holds its weights (Keras 3; a sharded save has none, and gets no fingerprint)."""
+_NOT_MODEL_WEIGHTS = ("optimizer", "optimizer_weights")
+"""Top-level HDF5 groups of the optimizer's state (``.keras``, legacy ``.h5``): not the model's weights."""
+
+
+def weights_fingerprint(path: str | Path) -> str | None:
+    """SHA-256 of the weight arrays in a ``.keras`` or legacy ``.h5`` model file: each array's
+    name (its HDF5 path), dtype, shape and values, in the order of their names; None for another
+    file, or one whose weights cannot be read.
+
+    Why: two saves of the same weights are different files (Keras writes the save time and object
+    ids into a ``.keras`` file, agelens the seconds of each epoch), so ``sha256`` cannot tell that
+    two same-seed runs trained the same model; this can. The optimizer's state is left out: it is
+    not the model, and a model loaded without it and saved again still holds the same weights.
+    Read with h5py from the file itself (the weights member of a ``.keras`` zip, read whole into
+    memory: a zip member seeks slowly), never by building the model, so a manifest costs no
+    TensorFlow start-up. A legacy ``.h5`` file names its arrays by layer name, a ``.keras`` file
+    by layer type and position: compare fingerprints of files of one format.
+    """
+    p = Path(path)
+    try:
+        import h5py  # lazily: `agelens predict`'s fast path imports this module
+
+        if p.suffix == ".keras":
+            with zipfile.ZipFile(p) as z:
+                source: Any = io.BytesIO(z.read(KERAS_WEIGHTS_MEMBER))
+        elif p.suffix in {".h5", ".hdf5"}:
+            source = p
+        else:
+            return None
+        with h5py.File(source, "r") as f:
+            return _hash_arrays(f.get("model_weights", f))
+    except (ImportError, OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return None  # not a model's weights: the file's sha256 is still recorded
+
+
+def _hash_arrays(root: Any) -> str:
+    """SHA-256 of each dataset under the HDF5 group ``root`` (but the optimizer's), sorted by name:
+    a header (name, little-endian dtype, shape) and the values, so equal bytes in another shape
+    or dtype, or under another name, differ."""
+    import h5py
+    import numpy as np
+
+    names: list[str] = []
+    root.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    h = hashlib.sha256()
+    for name in sorted(names):
+        if name.split("/", 1)[0] in _NOT_MODEL_WEIGHTS:
+            continue
+        values = np.asarray(root[name][()])
+        if values.dtype.hasobject:
+            raise ValueError(f"{name} holds objects, not numbers")
+        values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+        h.update(json.dumps([name, values.dtype.str, list(values.shape)]).encode() + b"\0")
+        h.update(values.tobytes())
+    return h.hexdigest()
 
 
 def update_with_file(digest: Any, path: str | Path) -> int:

@@ -365,10 +365,23 @@ def _data_summary(run: _Run, photos: _Photos) -> dict:
 
 def _say_how_to_go_on(run: _Run, ckpt: Path) -> None:
     """The line an interrupted run leaves on stderr: where its epochs are kept, and the command that
-    resumes it (the recipe comes from the checkpoint; what picks the data and its split is given)."""
-    import shlex
-
+    resumes it (:func:`_resume_command`)."""
     from agelens.model.checkpoints import run_state_files
+
+    best = run_state_files(ckpt)[2]
+    typer.echo(
+        f"the last finished epoch is saved in {ckpt}"
+        + (f" and the best so far in {best}" if best.exists() else "")
+        + f"; to go on: {_resume_command(run, ckpt)}",
+        err=True,
+    )
+
+
+def _resume_command(run: _Run, ckpt: Path) -> str:
+    """The command that resumes this run from ``ckpt``, quoted for the shell: the recipe comes from
+    the checkpoint; what picks the data and its split is given. It also finishes a run whose epochs
+    are all done but whose model was not written: that resume trains no epoch."""
+    import shlex
 
     rc = run.recipe
     again = ["agelens", "train", str(run.data), "--out", str(run.out), "--resume", str(ckpt)]
@@ -378,13 +391,7 @@ def _say_how_to_go_on(run: _Run, ckpt: Path) -> None:
     again += ["--format", run.format.value] if run.format != FormatChoice.auto else []
     again += ["--bins", run.bins] if "bins" in run.typed else []
     again += ["--names", str(run.names)] if "names" in run.typed else []
-    best = run_state_files(ckpt)[2]
-    typer.echo(
-        f"the last finished epoch is saved in {ckpt}"
-        + (f" and the best so far in {best}" if best.exists() else "")
-        + f"; to go on: {shlex.join(again)}",
-        err=True,
-    )
+    return shlex.join(again)
 
 
 def _test_metrics(run: _Run, photos: _Photos, result) -> dict:
@@ -423,7 +430,8 @@ def _write_outputs(run: _Run, photos: _Photos, result, m: dict) -> None:
     try:
         _write_model_files(run, photos, result, m)
     except OSError as e:  # a full disk or a locked folder: an earlier run and this one's epochs stay
-        fail(f"{out}: could not write the model: {e.strerror or e}; the run's epochs are kept in {ckpt}")
+        fail(f"{out}: could not write the model: {e.strerror or e}; the run's epochs are kept in {ckpt} "
+             f"(to finish it without training again: {_resume_command(run, ckpt)})")  # fmt: skip
     for done in run_state_files(ckpt):  # only now: the run's state is in the files just written
         done.unlink(missing_ok=True)
     split_file = out.with_name(out.stem + "_split.json")

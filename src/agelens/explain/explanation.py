@@ -533,7 +533,9 @@ def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[
 
 CONVENTIONS = {
     "model_file": "the model file explained with: its name, the SHA-256 and size in bytes of its contents "
-    "(every file of a SavedModel folder), and whether it is the model shipped with agelens",
+    "(every file of a SavedModel folder), whether it is the model shipped with agelens, and for a .keras "
+    "or .h5 file weights_sha256, the SHA-256 of its weight arrays alone: the same for two saves of the "
+    "same weights, whose file bytes differ",
     "command_line": "the agelens command as typed, when it was run as one (absent from a notebook or script)",
     "size": "[width, height] of the image explained, in pixels: the face crop when a face was found, "
     "else the photo",

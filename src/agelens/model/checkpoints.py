@@ -188,12 +188,37 @@ def differences_line(resume: Path | str, differences: list[str]) -> str:
     )
 
 
+def run_is_over(meta: Mapping, epochs: int) -> bool:
+    """Whether resuming this checkpoint for ``epochs`` in all only finishes its run: the run had
+    trained all it would (its planned epochs, or it stopped early) but its model was never
+    written (a full disk, a locked folder, a Ctrl-C after the last epoch). Such a resume trains
+    no epoch; it does what the end of the run would have done (see :func:`agelens.model.train.train`).
+
+    Only a run's own checkpoint (a finished model has nothing left to finish), and only at the
+    run's own length: another ``--epochs`` is another run's schedule, whose metadata would then
+    claim one it did not train with.
+    """
+    training = meta.get("training") or {}
+    planned = (meta.get("train_config") or {}).get("epochs")
+    if training.get("kind") != "checkpoint" or not isinstance(planned, int) or epochs != planned:
+        return False
+    done = int(training.get("epochs_done", 0) or 0)
+    return done >= planned or bool(training.get("stopped_early"))
+
+
 def epochs_left_problem(resume: Path | str, meta: Mapping, epochs: int) -> str | None:
-    """Why ``epochs`` (in all) leaves nothing to train after the checkpoint, or None."""
+    """Why ``epochs`` (in all) leaves nothing to train after the checkpoint, or None (also where
+    the resume only finishes a run that is over, :func:`run_is_over`)."""
     done = int((meta.get("training") or {}).get("epochs_done", 0) or 0)
+    if run_is_over(meta, epochs):
+        return None
     if done and epochs <= done:
+        planned = (meta.get("train_config") or {}).get("epochs")
+        finish = ""
+        if isinstance(planned, int) and run_is_over(meta, planned):
+            finish = f"; to finish its run as it ended, --epochs {planned}"
         return (
             f"{resume}: already trained {done} epoch(s); to continue, ask for more "
-            f"epochs in all (--epochs {done + 1} or more)"
+            f"epochs in all (--epochs {done + 1} or more){finish}"
         )
     return None

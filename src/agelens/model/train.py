@@ -42,6 +42,7 @@ from agelens.model.checkpoints import (
     classes_problem,
     epochs_left_problem,
     optimizer_state_path,
+    run_is_over,
 )
 from agelens.model.io import save_model
 
@@ -258,7 +259,9 @@ def train(
     each improvement to :func:`~agelens.model.checkpoints.best_checkpoint_path`: an interrupted
     run loses no epoch and still leaves its best model behind. ``resume`` continues such a
     checkpoint (or a finished model) from the epoch after the one it holds, and the run ends
-    with the best model over all epochs, earlier ones included.
+    with the best model over all epochs, earlier ones included. A checkpoint of a run that had
+    trained all it would (:func:`~agelens.model.checkpoints.run_is_over`: its model was never
+    written) trains no epoch: the run only ends, as it would have.
     """
     cfg = config or TrainConfig()
     bins, names = _bins_and_names(bins, class_names)
@@ -270,17 +273,19 @@ def train(
     initial_epoch, earlier_history, state, resumes = _start_state(resume, km, names, cfg, verbose)
     meta = _run_metadata(mcfg, cfg, data_summary, resumes)
     wrapped = AgeModel(km, names, mcfg.input_size, bins, meta, GROUP_OUTPUT, AGE_OUTPUT if use_age else None)
-    train_model = _compiled_training_model(km, cfg, use_age)
-    # AdamW's moments and step count come back with the weights when the checkpoint left them
-    # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
-    optimizer_restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
-    ds = _training_dataset(x_train, y_train, ages_train if use_age else None, len(names), cfg)
     run = _Run(cfg, wrapped, names, x_val, y_val, state, earlier_history, checkpoint, verbose, on_epoch)
-    _fit(train_model, ds, run, initial_epoch, tensorboard)
-    precise = _finish_best(run, x_train)
+    over = state.pop("run_over", False)  # a checkpoint of a run that had trained all it would
+    if not over:
+        train_model = _compiled_training_model(km, cfg, use_age)
+        # AdamW's moments and step count come back with the weights when the checkpoint left them
+        # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
+        restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
+        ds = _training_dataset(x_train, y_train, ages_train if use_age else None, len(names), cfg)
+        _fit(train_model, ds, run, initial_epoch, tensorboard)
+    precise = _finish_best(run, x_train)  # how every run ends; all a run that is over still does
     wrapped.metadata["training"] = _training_record(run, initial_epoch, precise)
-    if resume:
-        wrapped.metadata["training"]["optimizer_restored"] = optimizer_restored
+    if resume and not over:
+        wrapped.metadata["training"]["optimizer_restored"] = restored
     return TrainResult(wrapped, run.history, state["best_epoch"], time.time() - run.t0)
 
 
@@ -329,9 +334,19 @@ def _start_state(
     initial_epoch, earlier_history, state = _resume_state(Path(resume), km, names, cfg)
     resumes = state.pop("resumes")
     if verbose:
-        for line in _resume_lines(resumes[-1], cfg):
+        over = [_over_line(initial_epoch, state)] if state.get("run_over") else None
+        for line in over or _resume_lines(resumes[-1], cfg):
             print(line, flush=True)
     return initial_epoch, earlier_history, state, resumes
+
+
+def _over_line(done: int, state: dict) -> str:
+    """What a resume of a run that had trained all it would says: why no epoch runs, and what it does."""
+    why = "it had stopped early" if state.get("stopped_early") else "all its epochs are done"
+    return (
+        f"the checkpoint's run had trained {done} epoch(s) and {why}: no epoch to train; finishing it "
+        f"from its best epoch ({state['best_epoch']})"
+    )
 
 
 def _run_metadata(
@@ -553,6 +568,8 @@ def _resume_state(
         )
         if training.get("kind") == "checkpoint":
             state["wait"] = max(0, done - best_epoch)
+    if run_is_over(prev.metadata, cfg.epochs):  # its model was never written: train() only ends it
+        state.update(run_over=True, stopped_early=bool(training.get("stopped_early")))
     planned = (prev.metadata.get("train_config") or {}).get("epochs")
     this = {"after_epoch": done, "weights_of_epoch": held, "epochs_planned": planned}
     state["resumes"] = [*(prev.metadata.get("resumes") or []), {**this, "epochs_now": cfg.epochs}]
@@ -665,7 +682,13 @@ def _save_checkpoint(run: _Run, train_model: keras.Model, improved: bool, epoch:
     """
     wrapped, checkpoint, best_file = run.wrapped, Path(run.checkpoint), run.best_file
     history = run.earlier_history + run.history
-    base = {"epochs_done": epoch, "best_epoch": run.state["best_epoch"], "history": history, "val": m}
+    base = {
+        "epochs_done": epoch,
+        "best_epoch": run.state["best_epoch"],
+        "history": history,
+        "val": m,
+        "stopped_early": bool(run.state.get("stopped_early")),  # a resume that only ends the run reads it
+    }
     if improved:
         wrapped.metadata["training"] = {**base, "kind": "best", "weights_epoch": epoch}
         save_model(wrapped, best_file)
