@@ -5,7 +5,7 @@ what records the run itself (when it ran, the command line with its output folde
 result depends on must be in the manifest. Explain and score run twice in one process with Python's,
 NumPy's and Keras' global random state reseeded differently in between, so a draw from global state
 (instead of the recorded seeds) shows up as a difference; synth runs in two fresh processes with
-different hash seeds. ``tests/model/test_train_reproducible.py`` covers training.
+different hash seeds. ``tests/model/test_model.py`` covers training.
 """
 
 from __future__ import annotations

@@ -185,7 +185,12 @@ def train_command(
     )
     photos = _read_photos(run)
     result = _train(run, photos)
-    _write_outputs(run, photos, result, _test_metrics(run, photos, result))
+    try:
+        _write_outputs(run, photos, result, _test_metrics(run, photos, result))
+    except KeyboardInterrupt:  # before the model was written its checkpoint stays: say how to finish
+        if (ckpt := _checkpoint(run.out)).exists():
+            _say_how_to_go_on(run, ckpt)
+        raise
 
 
 @dataclass(frozen=True)
