@@ -167,6 +167,7 @@ def test_train_on_a_full_disk_writing_its_model_keeps_the_earlier_run_whole(
     assert set(STATE) <= set(after)  # the new run's epochs are kept, never lost with its outputs
 
 
+@pytest.mark.slow  # one more tiny training; run with -m slow
 def test_train_on_a_full_disk_writing_its_evaluation_leaves_no_earlier_scores_beside_the_model(
     earlier_run, tmp_path, monkeypatch
 ):

@@ -578,6 +578,7 @@ def test_a_plain_0_to_1_model_saved_by_agelens_loads_read_as_0_to_1(tmp_path):
 # The promise rests on details easy to undo without another test noticing (the augmentation mapped one
 # batch at a time, the seeded shuffle, dropout and BatchNorm recalibration); here, beside the run it
 # repeats, it costs one tiny training, not two.
+@pytest.mark.slow  # one more tiny training; run with -m slow
 def test_a_second_run_with_the_same_seed_saves_the_same_weights_bit_for_bit(trained, tmp_path) -> None:
     first, first_file, _ = trained
     again, again_file, _ = train_tiny_run(tmp_path)
