@@ -79,10 +79,20 @@ def staged_folder(out: str | Path, last: str) -> Iterator[Path]:
     try:
         yield tmp
         out.mkdir(exist_ok=True)
-        for item in sorted(tmp.iterdir(), key=lambda p: p.name == last):
-            os.replace(item, out / item.name)
+        move_in(tmp, out, last)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_in(staged: Path, out: Path, last: str) -> list[Path]:
+    """Move everything in ``staged`` into ``out`` (same file system), ``last`` (the file that marks a
+    finished run) last, so a folder that has it has all of its run; returns what was moved, as
+    now named in ``out``. Shared by :func:`staged_folder` and the explanation's output folder."""
+    moved = []
+    for item in sorted(staged.iterdir(), key=lambda p: p.name == last):
+        os.replace(item, out / item.name)
+        moved.append(out / item.name)
+    return moved
 
 
 def atomic_savefig(fig: Any, path: str | Path, dpi: int = 120) -> Path:

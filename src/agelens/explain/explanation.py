@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from agelens.atomic import move_in
 from agelens.data.bins import AgeBins
 from agelens.explain.overlay import (
     DEFAULT_ALPHA,
@@ -648,9 +649,7 @@ def output_dir(directory: str | Path, force: bool = False) -> Iterator[Path]:
             os.replace(tmp, path)  # rename(2) replaces an empty directory atomically
         else:
             stale = _previous_outputs(path)
-            new = sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST)  # manifest last
-            for item in new:
-                os.replace(item, path / item.name)
+            new = move_in(tmp, path, MANIFEST)
             for name in stale - {item.name for item in new}:
                 (path / name).unlink(missing_ok=True)
             tmp.rmdir()
