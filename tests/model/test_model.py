@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 from tiny_run import TINY, train_tiny_run
-from tiny_run import checkpoint_of as _checkpoint_of
 
 from agelens.model.age_model import ModelLoadError
 from agelens.model.builder import GROUP_LOGITS, ModelConfig, build_age_model
@@ -316,24 +315,6 @@ def _train_small(faces, **kw):
     )
 
 
-def test_the_same_seed_augments_the_same_batches(trained):
-    """Seeded training must repeat: parallel augmentation calls used to race on the random layers'
-    shared seed state, so two runs fed different batches (and trained different weights)."""
-    from agelens.model.train import _dataset, augmenter
-
-    faces = trained[2]
-    x, y = faces.images[:64], faces.labels[:64]
-    w = np.ones(len(x), np.float32)
-
-    def batches() -> np.ndarray:
-        ds = _dataset(x, y, w, 4, augmenter(1.0, seed=5), True, 5)
-        return np.concatenate([a.numpy() for a, *_ in ds])
-
-    first, second = batches(), batches()
-    assert not np.array_equal(first, np.asarray(x, np.float32)[: len(first)])  # augmented at all
-    np.testing.assert_array_equal(first, second)
-
-
 def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
     from agelens.model.io import write_metadata
 
@@ -349,50 +330,6 @@ def test_resume_keeps_the_better_weights_it_started_from(tmp_path, trained):
     for wa, wb in zip(before, res.model.keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert res.model.metadata["training"]["optimizer_restored"] is False  # a finished model: no state
-
-
-def test_resuming_a_checkpoint_restores_its_optimizer_state_and_keeps_every_epoch(tmp_path, trained):
-    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
-
-    from agelens.model.io import write_metadata
-    from agelens.model.train import _restore_optimizer_state, optimizer_state_path
-
-    _, path, faces = trained
-    start = tmp_path / "run.checkpoint.keras"
-    start.write_bytes(_checkpoint_of(path).read_bytes())
-    side = optimizer_state_path(start)
-    side.write_bytes(optimizer_state_path(_checkpoint_of(path)).read_bytes())
-    with np.load(side) as z:
-        saved = [z[f"arr_{i}"] for i in range(len(z.files))]
-    assert int(saved[0]) == 3  # AdamW's step count after one epoch of 72 photos in batches of 24
-    assert any(a.ndim and np.abs(a).sum() > 0 for a in saved[1:])  # moments, not zeros
-    meta = read_metadata(start)
-    meta["training"]["history"][0].update(val_accuracy=-1.0, val_macro_f1=-1.0)  # any epoch beats it
-    write_metadata(start, meta)
-
-    traces, restored = [], {}
-    real_step, real_fit = TensorFlowTrainer.train_step, keras.Model.fit
-
-    def fit_spy(self, *a, **kw):  # the optimizer as fit() first sees it
-        restored["iterations"] = int(self.optimizer.iterations.numpy())
-        return real_fit(self, *a, **kw)
-
-    ckpt = tmp_path / "next.keras"
-    with pytest.MonkeyPatch.context() as mp:  # optimizer/metric variables made before fit: one trace, not two
-        mp.setattr(TensorFlowTrainer, "train_step", lambda self, d: traces.append(1) or real_step(self, d))
-        mp.setattr(keras.Model, "fit", fit_spy)
-        res = _train_small(faces, epochs=2, resume=start, checkpoint=ckpt)
-    assert len(traces) == 1
-    assert restored["iterations"] == 3 and res.model.metadata["training"]["optimizer_restored"] is True
-    assert res.best_epoch == 2
-    assert [r["epoch"] for r in read_metadata(ckpt)["training"]["history"]] == [1, 2]  # earlier kept
-    # a file without its state (a finished model) or with another run's resumes with a fresh optimizer
-    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    other.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="mse")
-    assert not _restore_optimizer_state(other, tmp_path / "missing.npz")
-    with pytest.warns(UserWarning, match="does not fit this run"):
-        assert not _restore_optimizer_state(other, side)
-    assert int(other.optimizer.iterations.numpy()) == 0
 
 
 def test_classes_that_are_not_age_bins_must_fit_the_head(trained):

@@ -25,17 +25,24 @@ def checkpoint_of(path: Path) -> Path:
 def train_tiny_run(folder: Path) -> tuple[TrainResult, Path, SynthFaces]:
     """One epoch on 72 faces (24 validate), saved to ``folder/tiny.keras``, its checkpoint kept."""
     faces = generate(96, size=48, seed=3)
-    n = N_TRAIN
-    res = train(
+    config = TrainConfig(epochs=1, batch_size=24, augment=0.5)
+    res = train_on(faces, N_TRAIN, TINY, config, checkpoint=checkpoint_of(folder / "tiny.keras"))
+    return res, save_model(res.model, folder / "tiny.keras"), faces
+
+
+def train_on(
+    faces: SynthFaces, n: int, model_config: ModelConfig, config: TrainConfig, **kwargs
+) -> TrainResult:
+    """``train`` on the first ``n`` faces with their ages, validating on the rest, quietly."""
+    return train(
         faces.images[:n],
         faces.labels[:n],
         faces.images[n:],
         faces.labels[n:],
         ages_train=faces.ages[:n],
         ages_val=faces.ages[n:],
-        model_config=TINY,
-        config=TrainConfig(epochs=1, batch_size=24, augment=0.5),
+        model_config=model_config,
+        config=config,
         verbose=0,
-        checkpoint=checkpoint_of(folder / "tiny.keras"),
+        **kwargs,
     )
-    return res, save_model(res.model, folder / "tiny.keras"), faces

@@ -29,6 +29,7 @@ from agelens.atomic import atomic_write_bytes
 from agelens.data.bins import AgeBins
 from agelens.data.split import class_weights
 from agelens.model.age_model import AgeModel
+from agelens.model.batches import epoch_keyed_batches, key_random_layers_to_epoch, steps_per_epoch
 from agelens.model.builder import (
     AGE_DIST,
     AGE_OUTPUT,
@@ -119,7 +120,13 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
 
 
 def augmenter(strength: float, seed: int) -> keras.Sequential | None:
-    """Flip, small rotation/zoom/shift and brightness/contrast, scaled by ``strength``."""
+    """Flip, small rotation/zoom/shift and brightness/contrast, scaled by ``strength``, as Keras layers.
+
+    The benchmarks that retrace the shipped model's recipe (``benchmarks/train_shipped.py``,
+    ``finetune_shipped.py``) augment with it. :func:`train` draws the same ranges through
+    :func:`~agelens.data.pipeline.augment_batch` instead: stateless, keyed by epoch and batch, so a
+    resumed run repeats the uninterrupted run's draws (these layers' state restarts on resume).
+    """
     if strength <= 0:
         return None
     s = float(strength)
@@ -149,19 +156,6 @@ def _targets(labels: np.ndarray, ages: np.ndarray | None, k: int, sigma: float) 
         y[AGE_DIST] = age_distribution(ages, sigma)
         y[AGE_OUTPUT] = ages.astype(np.float32)[:, None]
     return y
-
-
-def _dataset(x, y, w, batch, aug, shuffle, seed) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices((x, y, w))
-    if shuffle:
-        ds = ds.shuffle(min(len(x), 20000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch)
-    ds = ds.map(lambda a, b, c: (tf.cast(a, tf.float32), b, c), num_parallel_calls=tf.data.AUTOTUNE)
-    if aug is not None:
-        # One call at a time: the random layers share a seed state, and parallel calls draw
-        # from it in a racing order, so two runs with the same --seed trained differently.
-        ds = ds.map(lambda a, b, c: (aug(a, training=True), b, c))
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _save_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
@@ -280,8 +274,9 @@ def train(
         # AdamW's moments and step count come back with the weights when the checkpoint left them
         # (a run's own checkpoints do); else the optimizer starts fresh, which a warm-up absorbs.
         restored = bool(resume) and _restore_optimizer_state(train_model, optimizer_state_path(resume))
-        ds = _training_dataset(x_train, y_train, ages_train if use_age else None, len(names), cfg)
-        _fit(train_model, ds, run, initial_epoch, tensorboard)
+        ages = ages_train if use_age else None
+        ds = _training_dataset(x_train, y_train, ages, len(names), cfg, initial_epoch)
+        _fit(train_model, ds, steps_per_epoch(len(x_train), cfg.batch_size), run, initial_epoch, tensorboard)
     precise = _finish_best(run, x_train)  # how every run ends; all a run that is over still does
     wrapped.metadata["training"] = _training_record(run, initial_epoch, precise)
     if resume and not over:
@@ -384,15 +379,30 @@ def _compiled_training_model(km: keras.Model, cfg: TrainConfig, use_age: bool) -
 
 
 def _training_dataset(
-    x_train: np.ndarray, y_train: np.ndarray, ages: np.ndarray | None, k: int, cfg: TrainConfig
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    ages: np.ndarray | None,
+    k: int,
+    cfg: TrainConfig,
+    initial_epoch: int,
 ) -> tf.data.Dataset:
-    """The shuffled, augmented training batches with their targets and class weights (``ages``:
-    ``None`` when the run learns no age)."""
+    """The shuffled, augmented training batches of epochs ``initial_epoch`` on, with their targets
+    and class weights (``ages``: ``None`` when the run learns no age). Each epoch's batches depend
+    on the seed and the epoch alone (:mod:`agelens.model.batches`), so a resumed run trains on
+    the uninterrupted run's."""
     cw = class_weights(y_train, k, cfg.class_weight_power) if cfg.class_weight_power else np.ones(k)
     w = cw[y_train].astype(np.float32)
     targets = _targets(y_train, ages, k, cfg.age_sigma)
-    aug = augmenter(cfg.augment, cfg.start_seed)
-    return _dataset(x_train, targets, w, cfg.batch_size, aug, True, cfg.start_seed)
+    return epoch_keyed_batches(
+        x_train,
+        targets,
+        w,
+        batch_size=cfg.batch_size,
+        augment=cfg.augment,
+        seed=cfg.start_seed,
+        first_epoch=initial_epoch,
+        epochs=cfg.epochs,
+    )
 
 
 @dataclass
@@ -427,6 +437,7 @@ class _EpochLoop(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.optimizer.learning_rate = lr_at(epoch, self.run.cfg)
+        key_random_layers_to_epoch(self.model, epoch)  # dropout's masks, as the batches, keyed by epoch
 
     def on_epoch_end(self, epoch, logs=None):
         _end_epoch(self.run, self.model, epoch, logs or {})
@@ -473,11 +484,13 @@ def _track_best(run: _Run, train_model: keras.Model, epoch: int, row: dict) -> b
 def _fit(
     train_model: keras.Model,
     ds: tf.data.Dataset,
+    steps: int,
     run: _Run,
     initial_epoch: int,
     tensorboard: str | Path | None,
 ) -> None:
-    """Run the epochs from ``initial_epoch`` through :class:`_EpochLoop` (and TensorBoard, if asked)."""
+    """Run the epochs from ``initial_epoch`` through :class:`_EpochLoop` (and TensorBoard, if asked);
+    ``ds`` holds those epochs' batches one after the other, ``steps`` batches each."""
     _build_state_before_tracing(train_model, ds)
     callbacks: list = [_EpochLoop(run)]
     if tensorboard:
@@ -486,6 +499,7 @@ def _fit(
         ds,
         epochs=run.cfg.epochs,
         initial_epoch=initial_epoch,
+        steps_per_epoch=steps,  # one iterator over all epochs, each epoch's batches keyed by its number
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles; Keras would warn that it ignores True
         verbose=1 if run.verbose > 1 else 0,
