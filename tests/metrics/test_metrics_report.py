@@ -149,7 +149,7 @@ def test_a_tiny_difference_is_not_printed_as_zero():
     from agelens.metrics.report import delta_cell
 
     tiny = Score(mean=1.2e-4, ci_low=0.8e-4, ci_high=1.6e-4, n=10)
-    assert delta_cell(tiny, True).startswith("+1.2e-04 [+8.0e-05, +1.6e-04]")
+    assert delta_cell(tiny, True).startswith("+1e-04 [+8e-05, +2e-04]")  # as wide as +0.000
     assert delta_cell(Score(mean=0.0123, ci_low=-0.02, ci_high=0.04, n=10), True).startswith(
         "+0.012 [-0.020, +0.040]"
     )

@@ -42,7 +42,7 @@ def test_the_report_writes_differences_as_the_cli_does_in_ranking_order(tmp_path
     rows = [r for r in _report_table(render_report(run)) if r and r[0] in ("gradcam", "scorecam")]
     assert [r[0] for r in rows] == ["gradcam", "scorecam"]  # the ranking's order, not the file's
     gradcam_deletion = rows[0][1]
-    assert gradcam_deletion.startswith("✓ -2.0e-04") and "[-3.0e-04, -1.0e-04]" in gradcam_deletion
+    assert gradcam_deletion.startswith("✓ -2e-04") and "[-3e-04, -1e-04]" in gradcam_deletion
     assert rows[1][1].startswith("+0.010") and rows[1][1].endswith("[-0.040, +0.060]")  # signs on both ends
 
 

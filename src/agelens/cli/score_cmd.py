@@ -386,7 +386,7 @@ def _print_table(table: ScoreTable) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 200))
-    for i, shown in enumerate(_rich_tables(table)):
+    for i, shown in enumerate(_rich_tables(table, console.width)):
         console.print(*([""] if i else []), shown)
 
 
@@ -660,10 +660,17 @@ NOISE_NOTE = (
     " judge a method by the second table."
 )
 """Why the noise row may top the first table: a newcomer must not read it as "random is best"."""
+NOISE_NOTE_SPLIT = NOISE_NOTE.replace("the second table", "the table of differences below")
+""":data:`NOISE_NOTE` when the scores fill more than one table (the differences are not the second)."""
 
 
-def _rich_tables(table: ScoreTable) -> list[Table]:
-    """The scores, then each method minus its matched random maps: the marks sit on the numbers they judge."""
+def _rich_tables(table: ScoreTable, width: int | None = None) -> list[Table]:
+    """The scores, then each method minus its matched random maps: the marks sit on the numbers they judge.
+
+    ``width`` (a terminal's columns): a table that cannot be drawn that narrow is split into parts of
+    whole metric columns (see :func:`_fitted`). Why: rich draws it wider and the terminal cuts each
+    line, losing the last columns (the mean rank) and words of the caption without a sign.
+    """
     import re
 
     from rich.table import Table
@@ -676,12 +683,11 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
     read = (table.meta.get("readout") or {}).get("label")
     rows = [r["method"] for r in table.ranking()] + ([RANDOM] if RANDOM in table.methods else [])
     compared = table.compared()
+    caption = "The random (baseline) row is pixel noise, shown for reference.{} " + table.ranking_note()
     scores = Table(
         title=f"Attribution scores ({table.meta.get('n_images')} images, mean [95% CI])"
         + (f"; the metrics read the {read}" if read else ""),
-        caption="The random (baseline) row is pixel noise, shown for reference."
-        + (NOISE_NOTE if compared else "")
-        + (f" {note}" if (note := table.ranking_note()) else ""),
+        caption=caption.format(NOISE_NOTE if compared else "").rstrip(),
     )
     labels = {m: f"{m} (baseline)" if m == RANDOM else m for m in rows}
     # Names wrap at spaces or hyphens instead of being cut to "random (basel…" on a narrow terminal.
@@ -697,8 +703,11 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
             scores.add_row(labels[m], *cells, "–", style="dim")
         else:
             scores.add_row(labels[m], *cells, rank_cell(rank[m]))
+    parts = [scores] if width is None else _fitted(scores, width, 1)
+    if len(parts) > 1 and compared:
+        parts[-1].caption = caption.format(NOISE_NOTE_SPLIT).rstrip()
     if not compared:
-        return [scores]
+        return parts
     shown = table.compared_metrics()  # a sanity metric has no difference: no column of n/a
     diff = Table(
         title="Method minus random maps as smooth as its own (paired, same images)",
@@ -711,4 +720,60 @@ def _rich_tables(table: ScoreTable) -> list[Table]:
     for m in compared:
         row = table.vs_random[m]
         diff.add_row(m, *(delta_cell(row.get(n), bool(table.direction(n)), table.ranked(n)) for n in shown))
-    return [scores, diff]
+    return [*parts, *([diff] if width is None else _fitted(diff, width, 0))]
+
+
+def _fitted(full: Table, width: int, trailing: int) -> list[Table]:
+    """``full`` when rich can draw it ``width`` columns wide, else the fewest parts that fit.
+
+    Each part repeats the method column and holds a run of the metric columns, in order; the last
+    part also holds the ``trailing`` columns (the mean rank) and the caption, the others say it
+    continues. Why parts, not fewer columns: every score and difference stays on screen, and a
+    terminal wide enough for the whole table gets it unchanged. Below one metric column a part, no
+    split fits: that narrowest split is drawn and the terminal cuts it.
+    """
+    from itertools import pairwise
+
+    metric = full.columns[1 : len(full.columns) - trailing]
+    if _fits(full, width) or len(metric) < 2:
+        return [full]
+    for n in range(2, len(metric) + 1):
+        size, extra = divmod(len(metric), n)  # the first ``extra`` parts hold one column more
+        cuts = [i * size + min(i, extra) for i in range(n + 1)]
+        parts = [_part(full, metric[a:b], a == 0, b == len(metric), trailing) for a, b in pairwise(cuts)]
+        if all(_fits(p, width) for p in parts):
+            break
+    return parts
+
+
+def _part(full: Table, metric: list, first: bool, last: bool, trailing: int) -> Table:
+    """A table of ``full``'s method column, ``metric`` columns and, when ``last``, its trailing ones."""
+    from rich.table import Table
+
+    title = full.title if first else f"{str(full.title).split(' (')[0]}, continued"
+    part = Table(title=title, caption=full.caption if last else None)
+    columns = [full.columns[0], *metric, *(full.columns[len(full.columns) - trailing :] if last else [])]
+    for c in columns:
+        part.add_column(c.header, justify=c.justify, min_width=c.min_width)
+    cells = [list(c.cells) for c in columns]
+    for i, row in enumerate(full.rows):
+        part.add_row(*(col[i] for col in cells), style=row.style)
+    return part
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether rich draws ``table`` within ``width`` columns, its title and caption included, and
+    cuts no word to "…".
+
+    Why drawn rather than measured: rich's minimum width can fit while the drawing does not (it
+    shrinks a column below its ``min_width`` to make room, then widens it back past the edge).
+    """
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table, crop=False)
+    drawn = console.file.getvalue()
+    return max(map(cell_len, drawn.splitlines()), default=0) <= width and "…" not in drawn

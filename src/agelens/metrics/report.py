@@ -439,11 +439,17 @@ def delta_cell(s: Score | None, higher_is_better: bool, marked: bool = True) -> 
 
 
 def signed(v: float) -> str:
-    """``+0.012``; a nonzero value under 0.0005 in two significant digits (``+1.2e-04``).
+    """``+0.012``; a nonzero value under 0.0005 in one significant digit (``+4e-04``), as wide.
 
-    Why: a CI that excludes zero printed as ``+0.000 [+0.000, +0.000] ✓`` looked like a bug.
+    Why: a CI that excludes zero printed as ``+0.000 [+0.000, +0.000] ✓`` looked like a bug, so a
+    tiny value keeps its sign and size; and in the six characters of ``+0.000``, so it does not
+    widen its column past a terminal's width (``+4.2e-04`` could). ``<0.001`` would drop the sign
+    a CI's ends need, ``+0.000`` the point above. A value too small for a two-digit exponent is
+    zero to every purpose here (``+0.000``).
     """
-    return f"{v:+.3f}" if v == 0 or abs(v) >= 5e-4 or not np.isfinite(v) else f"{v:+.1e}"
+    if v == 0 or abs(v) >= 5e-4 or not np.isfinite(v) or len(tiny := f"{v:+.0e}") > len("+0.000"):
+        return f"{v:+.3f}"
+    return tiny
 
 
 def score_methods(
