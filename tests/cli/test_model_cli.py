@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,34 @@ from typer.testing import CliRunner
 from agelens.cli.main import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _convert_each_model_once() -> Iterator[None]:
+    """Each distinct model is converted to TFLite once in this module (about 10 s of CPU each).
+
+    Tests here point ``AGELENS_CACHE`` at empty folders to see what a command does before any
+    conversion, and rebuild the fixture's model: that converted the same weights three more
+    times. Only the converter's output is kept, under fast's own cache key (weights,
+    architecture, outputs, TensorFlow version); an empty cache still finds nothing, calls
+    ``_convert``, prints its note and writes its copy, so every choice the commands make
+    is made as before.
+    """
+    from agelens.model import fast
+
+    converted: dict[str, bytes] = {}
+    real = fast._convert
+
+    def once(model):
+        key = fast._key(model)
+        if key not in converted:
+            converted[key] = real(model)
+        return converted[key]
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(fast, "_convert", once)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +361,10 @@ def test_train_writes_its_split_so_the_test_score_can_be_reproduced(trained_cli)
     assert {"train", "val", "test"} <= set(names) and not set(names["test"]) & set(names["train"])
     assert str(split) in output
     saved = json.loads((out.with_name("m_eval") / "metrics.json").read_text())
-    res = runner.invoke(app, ["evaluate", str(data), "--model", str(out), "--json", "--holdout", str(split)])
+    # Keras, as train scored its test photos: the split is checked here, the engines' agreement in
+    # test_evaluate_json_... (a TFLite conversion of this trained model cost 10 s of CPU).
+    holdout = ["--holdout", str(split), "--engine", "keras"]
+    res = runner.invoke(app, ["evaluate", str(data), "--model", str(out), "--json", *holdout])
     again = json.loads(res.stdout)
     assert again["n_images"] == saved["n_images"] == len(names["test"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
@@ -586,7 +618,8 @@ def test_overruling_the_input_range_an_agelens_model_records_is_warned_about(
 
     data, _ = folder_and_model
     photo = str(sorted(data.glob("1*.jpg"))[0])
-    am = wrap_keras_model(build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0))
+    # The fixture's architecture and seed: the same weights, so its TFLite copy is converted already.
+    am = wrap_keras_model(build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True), seed=0))
     am.metadata["rescales_input"] = True  # as agelens train records it
     model = save_model(am, tmp_path / "records.keras")
     recorded, other = "0-255", "0-1"

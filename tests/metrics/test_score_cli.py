@@ -19,16 +19,36 @@ app = typer.Typer()
 app.command()(score_command)
 
 
+def _toy_classifier(seed: int):
+    """A three-convolution, three-class Keras classifier of 32 px photos (two resolutions below the input).
+
+    Why not build_age_model's MobileNetV2: loading and tracing its ~150 layers took over half of
+    each of this file's ~20 score runs, and no check here is about the network: the CLI wraps any
+    Keras classifier alike. The test that needs MobileNetV2's layer names and age head builds one.
+    """
+    import keras
+
+    x = inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(x)
+    for i, (filters, stride) in enumerate(((8, 1), (8, 2), (16, 2))):  # "early" is conv0, last-conv conv2
+        init = keras.initializers.GlorotUniform(seed=seed * 10 + i)
+        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", activation="relu",
+                                kernel_initializer=init, name=f"conv{i}")(x)  # fmt: skip
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    # Logits of a few units, so the probabilities move with the photo as a trained model's do: with
+    # the usual scale they sit at 1/3 (as MobileNetV2's did here) and every score is flat.
+    init = keras.initializers.VarianceScaling(100, seed=seed * 10 + 9)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", kernel_initializer=init)(x))
+
+
 @pytest.fixture(scope="module")
 def folder_and_model(tmp_path_factory) -> tuple[Path, Path]:
-    from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import save_model
     from agelens.model.wrap import wrap_keras_model
 
     root = tmp_path_factory.mktemp("score")
     data = write_utk_folder(root / "utk", 12, seed=1)
-    km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False), seed=0)
-    path = save_model(wrap_keras_model(km), root / "tiny.keras")
+    path = save_model(wrap_keras_model(_toy_classifier(0)), root / "tiny.keras")
     return data, path
 
 
@@ -146,6 +166,15 @@ def test_the_default_table_fits_80_columns_without_cut_headers(
     table = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)
     assert max(len(line) for line in table.splitlines()) <= 80
     assert "…" not in table and "average" in table and "road" in table
+    # Drawn whole, not wider and cut at the 80th column: every table closes on its right edge, so
+    # the last columns (the mean rank, the last difference) are there, and the captions wrap.
+    borders = [line.strip() for line in table.splitlines() if line.strip()[:1] in ("┏", "└")]
+    assert borders and all(line[-1] in "┓┘" for line in borders), borders
+    assert "mean rank" in table and "Δ road lerf" in table
+    text = " ".join(table.split())
+    assert "Scattered noise scores well on deletion/insertion without explaining anything" in text
+    assert "judge a method by the table of differences below." in text  # the scores fill two tables
+    assert "excludes 0 on the good side); ⚠ = worse than them." in text
 
 
 def test_piped_output_shows_the_whole_table_and_random_as_an_unranked_baseline(folder_and_model, tmp_path):
@@ -212,19 +241,29 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(folder_and_model, tmp_
     assert res.exit_code == 1 and "is not a directory" in res.output and "Traceback" not in res.output
 
 
-def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(folder_and_model, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def two_methods_run(folder_and_model, tmp_path_factory) -> tuple[list[str], Path, object]:
+    """One run of a CAM and a pixel method with a faithfulness and a sanity metric, read by two tests
+    (its arguments but ``--out``, the folder it wrote, and the CliRunner result)."""
+    data, model = folder_and_model
+    args = [str(data), "--model", str(model), "--methods", "gradcam,saliency", "--n", "4"]
+    args += ["--metrics", "deletion,randomisation"]
+    out = tmp_path_factory.mktemp("two-methods") / "s"
+    return args, out, runner.invoke(app, [*args, "--out", str(out)], terminal_width=200)
+
+
+def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(two_methods_run, tmp_path) -> None:
     from agelens.explain.layers import resolve_layer
     from agelens.model.io import load_model
 
-    data, model = folder_and_model
-    args = [str(data), "--model", str(model), "--methods", "gradcam,saliency", "--metrics", "deletion"]
-    runs = {}
-    for layer in (None, "early"):
-        out = tmp_path / f"score-{layer}"
-        extra = ["--layer", layer] if layer else []
-        res = runner.invoke(app, [*args, "--n", "6", "--out", str(out), *extra])
-        assert res.exit_code == 0, res.output
-        runs[layer] = json.loads((out / "scores.json").read_text())
+    args, default_out, res = two_methods_run  # the run with no --layer
+    assert res.exit_code == 0, res.output
+    model = args[args.index("--model") + 1]
+    runs = {None: json.loads((default_out / "scores.json").read_text())}
+    out = tmp_path / "score-early"
+    res = runner.invoke(app, [*args, "--out", str(out), "--layer", "early"])  # all else as that run
+    assert res.exit_code == 0, res.output
+    runs["early"] = json.loads((out / "scores.json").read_text())
     am = load_model(model)
     assert runs[None]["meta"]["cam_layer"] == resolve_layer(am, None)[0]
     early = runs["early"]["meta"]["cam_layer"]
@@ -235,7 +274,7 @@ def test_layer_picks_the_cam_layer_and_a_bad_one_fails_before_any_work(folder_an
     sal = [r["meta"]["matched_sigma"]["saliency"] for r in runs.values()]
     assert sal[0] == sal[1]  # pixel methods take no layer
 
-    bad = runner.invoke(app, [*args, "--n", "6", "--out", str(tmp_path / "bad"), "--layer", "nope"])
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--layer", "nope"])
     assert bad.exit_code == 2 and "--layer" in bad.output and not (tmp_path / "bad").exists()
 
 
@@ -259,12 +298,10 @@ def test_target_chooses_what_is_explained_and_read(folder_and_model, tmp_path) -
 
 
 def _tiny_model(path: Path, init: int, names: list[str] | None = None, **recipe) -> Path:
-    from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import save_model
     from agelens.model.wrap import wrap_keras_model
 
-    km = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=False, num_classes=3), seed=init)
-    am = wrap_keras_model(km, class_names=names)
+    am = wrap_keras_model(_toy_classifier(init), class_names=names)
     if recipe:
         am.metadata["train_config"] = recipe
     if recipe.get("shuffle_labels"):  # what agelens train records of the kept epoch
@@ -272,12 +309,22 @@ def _tiny_model(path: Path, init: int, names: list[str] | None = None, **recipe)
     return save_model(am, path)
 
 
-def test_shuffled_model_adds_the_data_randomisation_check(folder_and_model, tmp_path) -> None:
-    data, model = folder_and_model
-    twin = _tiny_model(tmp_path / "shuffled.keras", 1, shuffle_labels=True, seed=1)
-    out = tmp_path / "score"
+@pytest.fixture(scope="module")
+def shuffled_pair_run(folder_and_model, tmp_path_factory) -> tuple[Path, Path, Path, object]:
+    """A model trained with --seed 4 and its shuffled-label control (same --seed, --init-seed 5), as the
+    recipe says to make them, scored together once: the model, the control, the run's --out and its
+    CliRunner result, read by the test of the check it adds and the test of the start-seed warning."""
+    data, _ = folder_and_model
+    root = tmp_path_factory.mktemp("shuffled")
+    model = _tiny_model(root / "real.keras", 0, shuffle_labels=False, seed=4)
+    twin = _tiny_model(root / "else.keras", 1, shuffle_labels=True, seed=4, init_seed=5)
+    out = root / "score"
     args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion", "--n", "4"]
-    res = runner.invoke(app, [*args, "--shuffled-model", str(twin), "--out", str(out)])
+    return model, twin, out, runner.invoke(app, [*args, "--shuffled-model", str(twin), "--out", str(out)])
+
+
+def test_shuffled_model_adds_the_data_randomisation_check(shuffled_pair_run) -> None:
+    _, twin, out, res = shuffled_pair_run
     assert res.exit_code == 0, res.output
     assert "warning" not in res.output
     scores = json.loads((out / "scores.json").read_text())
@@ -305,28 +352,27 @@ def test_a_shuffled_model_that_does_not_match_is_refused_or_warned_about(folder_
     real = _tiny_model(tmp_path / "real.keras", 1, shuffle_labels=False, seed=3)
     res = runner.invoke(app, [*args, "--shuffled-model", str(real), "--out", str(tmp_path / "s2")])
     assert res.exit_code == 0 and "trained on the real labels" in res.output
-    assert "same random weights" not in res.output  # the model itself records no recipe
+    assert "own random weights" not in res.output  # the model itself records no recipe
 
 
 def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_before_scoring(
-    folder_and_model, tmp_path
+    folder_and_model, shuffled_pair_run, tmp_path
 ) -> None:
     from agelens.model.builder import ModelConfig, build_age_model
     from agelens.model.io import save_model
     from agelens.model.wrap import wrap_keras_model
 
     data, _ = folder_and_model
-    model = _tiny_model(tmp_path / "real.keras", 0, shuffle_labels=False, seed=4)
+    model, elsewhere, _, res = shuffled_pair_run  # the control trained with --seed 4 --init-seed 5
+    assert res.exit_code == 0 and "warning" not in res.output
     args = [str(data), "--model", str(model), "--methods", "gradcam", "--metrics", "deletion", "--n", "2"]
     same = _tiny_model(tmp_path / "same.keras", 1, shuffle_labels=True, seed=4)
     res = runner.invoke(app, [*args, "--shuffled-model", str(same), "--out", str(tmp_path / "s1")])
     assert res.exit_code == 0 and "started from the model's own random weights (seed 4)" in res.output
-    elsewhere = _tiny_model(tmp_path / "else.keras", 1, shuffle_labels=True, seed=4, init_seed=5)
-    res = runner.invoke(app, [*args, "--shuffled-model", str(elsewhere), "--out", str(tmp_path / "s2")])
-    assert res.exit_code == 0 and "warning" not in res.output
 
     aged = build_age_model(ModelConfig(input_size=32, alpha=0.35, age_head=True, num_classes=3), seed=0)
-    aged_path = save_model(wrap_keras_model(aged), tmp_path / "aged.keras")
+    aged_am = wrap_keras_model(aged)
+    aged_path = save_model(aged_am, tmp_path / "aged.keras")
     args = [str(data), "--model", str(aged_path), "--methods", "gradcam", "--metrics", "deletion", "--n", "2"]
     res = runner.invoke(
         app, [*args, "--target", "age", "--shuffled-model", str(elsewhere), "-o", str(tmp_path / "s3")]
@@ -334,8 +380,6 @@ def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_b
     assert res.exit_code == 1 and "has no age output" in res.output and not (tmp_path / "s3").exists()
 
     import keras
-
-    from agelens.model.io import load_model
 
     plain = keras.Sequential(
         [
@@ -346,8 +390,7 @@ def test_a_shuffled_model_started_like_the_model_or_unable_to_answer_is_caught_b
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
-    names = load_model(aged_path).class_names
-    other = save_model(wrap_keras_model(plain, class_names=names), tmp_path / "plain.keras")
+    other = save_model(wrap_keras_model(plain, class_names=aged_am.class_names), tmp_path / "plain.keras")
     res = runner.invoke(app, [*args, "--layer", "block_1_expand_relu", "--shuffled-model", str(other)])
     assert (
         res.exit_code == 1
@@ -368,13 +411,10 @@ def test_a_class_target_is_taken_as_explain_takes_it() -> None:
         _check_target(am, "3")
 
 
-def test_the_terminal_says_what_the_rank_is_on_and_drops_a_column_of_na(folder_and_model, tmp_path) -> None:
+def test_the_terminal_says_what_the_rank_is_on_and_drops_a_column_of_na(two_methods_run) -> None:
     """With a sanity metric beside deletion, the difference table had a "Δ randomisation" column of
     n/a on every row, and nothing said the mean rank follows the differences from random maps."""
-    data, model = folder_and_model
-    args = [str(data), "--model", str(model), "--methods", "gradcam,saliency", "--n", "4"]
-    res = runner.invoke(app, [*args, "--metrics", "deletion,randomisation", "--out", str(tmp_path / "s")],
-                        terminal_width=200)  # fmt: skip
+    _, _, res = two_methods_run  # gradcam and saliency on deletion and randomisation, 200 columns
     assert res.exit_code == 0, res.output
     scores, diff = res.stdout.split("Method minus random maps")
     assert "randomisation" in scores and "randomisation" not in diff and "Δ deletion" in diff
