@@ -108,7 +108,9 @@ def test_a_guessed_pixel_range_is_said_once_and_a_given_or_recorded_one_is_not(t
     lines = [line for line in said.splitlines() if "pixels fed as" in line]
     assert lines == [
         f"{plain}: pixels fed as 0..1, a guess (no Rescaling or Normalization layer acts on its input); "
-        "give --input-range 0-255 if it was trained on raw 0..255 pixels"
+        "give --input-range 0-255 if it was trained on raw 0..255 pixels, or -1-1, caffe or torch for "
+        "keras.applications' preprocess_input (-1-1: mobilenet_v2, xception, inception_v3...; "
+        "caffe: resnet50, vgg16; torch: densenet)"
     ], said
     said = _predict(photo, "--model", scaled, *base).stderr
     assert (

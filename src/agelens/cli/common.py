@@ -73,8 +73,10 @@ InputRangeOpt = Annotated[
     typer.Option(
         "--input-range",
         callback=_one_of("INPUT_RANGES"),
-        help="For a plain Keras model: the pixel range it was trained on, 0-255 or 0-1 (default: 0-255 "
-        "when a Rescaling layer, or a Normalization adapted on 0-255 data, acts on its input; else 0-1).",
+        help="For a plain Keras model: the pixels it was trained on, 0-255, 0-1, or a keras.applications "
+        "preprocess_input mode applied outside the model: -1-1 (mobilenet_v2, xception, inception_v3...), "
+        "caffe (resnet50, vgg16...) or torch (densenet) (default: 0-255 when a Rescaling layer, or a "
+        "Normalization adapted on 0-255 data, acts on its input; else 0-1).",
         show_default=False,
     ),
 ]
@@ -329,6 +331,14 @@ def say_how_read(loaded: Any, input_range: str | None, model: Path | None = None
     note_groups_from_age(loaded, model)
 
 
+APPLICATIONS_ADVICE = (
+    "give --input-range 0-255 if it was trained on raw 0..255 pixels, or -1-1, caffe or torch for "
+    "keras.applications' preprocess_input (-1-1: mobilenet_v2, xception, inception_v3...; "
+    "caffe: resnet50, vgg16; torch: densenet)"
+)
+"""What the note on a guessed 0..1 says: the other ranges, with the keras.applications families of each."""
+
+
 def note_guessed_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
     """One line on stderr when the pixel range a plain Keras model is fed was guessed from its
     layers (:attr:`agelens.model.age_model.AgeModel.input_range_guessed`): a wrong guess changes every
@@ -337,13 +347,11 @@ def note_guessed_range(loaded: Any, input_range: str | None, model: Path | None 
     why = getattr(loaded, "input_range_guessed", "")
     if input_range is not None or not why:
         return
-    fed, other = ("0..255", "0-1") if loaded.rescales_input else ("0..1", "0-255")
-    trained = "on pixels divided by 255" if other == "0-1" else "on raw 0..255 pixels"
-    typer.echo(
-        f"{getattr(loaded, 'path', None) or model}: pixels fed as {fed}, a guess ({why}); "
-        f"give --input-range {other} if it was trained {trained}",
-        err=True,
-    )
+    fed, advice = "0..255", "give --input-range 0-1 if it was trained on pixels divided by 255"
+    if not loaded.rescales_input:  # no layer scales its input: preprocess_input outside it is as likely
+        fed, advice = "0..1", APPLICATIONS_ADVICE
+    where = getattr(loaded, "path", None) or model
+    typer.echo(f"{where}: pixels fed as {fed}, a guess ({why}); {advice}", err=True)
 
 
 def warn_implausible_ages(ages: Any, loaded: Any) -> None:
@@ -386,19 +394,30 @@ def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:
     )
 
 
+def recorded_range(meta: dict) -> str | None:
+    """The ``--input-range`` an agelens model file records: its ``input_range``, else (files from before
+    the keras.applications ranges) ``rescales_input`` (0-255 or 0-1); ``None`` for a plain model."""
+    from agelens.model.age_model import INPUT_RANGES
+
+    if not isinstance(meta.get("rescales_input"), bool):
+        return None
+    if meta.get("input_range") in INPUT_RANGES:
+        return str(meta["input_range"])
+    return "0-255" if meta["rescales_input"] else "0-1"
+
+
 def warn_overruled_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
     """One warning line when ``--input-range`` contradicts what an agelens model file records.
 
     Why: the option is for plain Keras models; an agelens file says its own range, and overruling
     it changes every answer (the shipped model: young 91% -> 49% on one photo) without an error.
     """
-    recorded = (getattr(loaded, "metadata", None) or {}).get("rescales_input")
-    if input_range is None or not isinstance(recorded, bool) or recorded == (input_range == "0-255"):
+    recorded = recorded_range(getattr(loaded, "metadata", None) or {})
+    if input_range is None or recorded is None or recorded == input_range:
         return
     typer.echo(
         f"{getattr(loaded, 'path', None) or model}: warning: --input-range {input_range} overrules the "
-        f"model's own record ({'0-255' if recorded else '0-1'}); its answers will be wrong unless that "
-        "record is wrong",
+        f"model's own record ({recorded}); its answers will be wrong unless that record is wrong",
         err=True,
     )
 

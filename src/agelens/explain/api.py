@@ -158,7 +158,7 @@ def make_method(model: Any, method: str = "gradcam", layer: Any = None, **option
         tuple(am.class_names),
         am.group_output,
         am.age_output,
-        am.rescales_input,  # wrap_keras_model(km, input_range=...) twice must not share a method
+        am.input_range,  # wrap_keras_model(km, input_range=...) twice must not share a method
         am.input_size,
     )
     per_model = _CACHE.setdefault(am.keras_model, {})
@@ -437,7 +437,17 @@ def _settings(m: Method, options: dict[str, Any], detect: bool) -> dict[str, Any
     # The pixel range the model was fed is a guess for a plain model (model.pixel_range.range_guess):
     # recorded, so a map made on 255x too bright input can be told from the others.
     input_range = getattr(m.model, "input_range", "0-255")
-    return {k: _jsonable(v) for k, v in ran.items()} | {"detect": detect, "input_range": input_range}
+    said = {k: _jsonable(v) for k, v in ran.items()} | _recorded(m)
+    return said | {"detect": detect, "input_range": input_range}
+
+
+def _recorded(m: Method) -> dict[str, Any]:
+    """What building ``m`` (or the method it wraps) found that says what its maps are, beyond its
+    options: guided backprop's count of guided and unguided activations (all-gelu: saliency's map)."""
+    for method in (m, getattr(m, "inner", None)):
+        if isinstance(recorded := getattr(method, "recorded", None), dict):
+            return dict(recorded)
+    return {}
 
 
 def _describe(target: Any, names: list[str]) -> str:

@@ -205,11 +205,11 @@ def split_outputs(outs: list[Any], has_age: bool) -> tuple[Any, Any, Any]:
 
 def compiled_forward(view: ModelView, size: int) -> Any:
     model = view.output_model(with_age=True)
-    has_age, scale = view.age is not None, view.input_scale
+    has_age, feed = view.age is not None, view.feed
 
     @compiled([image_spec(size)])
     def forward(x: Any) -> tuple[Any, Any, Any]:
-        return split_outputs(as_list(model(x * scale, training=False)), has_age)
+        return split_outputs(as_list(model(feed(x), training=False)), has_age)
 
     return forward
 

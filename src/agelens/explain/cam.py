@@ -99,13 +99,13 @@ class CAM(Method):
 
     def _compile(self, target: Target) -> Any:
         sub, n_layers = self._sub, len(self.layers)
-        has_age, scale = self.view.age is not None, self.view.input_scale
+        has_age, feed = self.view.age is not None, self.view.feed
 
         @compiled([image_spec(self.size), CLASS_SPEC])
         def step(x: Any, classes: Any) -> tuple[Any, Any, Any]:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                outs = as_list(sub(x * scale, training=False))
+                outs = as_list(sub(feed(x), training=False))
                 logits, probs, age = split_outputs(outs, has_age)
                 s = score(target, logits, probs, age, resolve_classes(classes, logits))
             feats = outs[:n_layers]

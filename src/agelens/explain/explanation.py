@@ -553,7 +553,9 @@ CONVENTIONS = {
     "overlay": "colormap and opacity the overlays, panels and filter grids were drawn with (the maps "
     "do not depend on them); signed_cmap: the diverging colormap signed maps were drawn in",
     "settings": "per run, every option the method ran with; detect: whether each photo's largest face "
-    "was looked for and cropped first (the CLI's --detect, on by default)",
+    "was looked for and cropped first (the CLI's --detect, on by default); guided_activations (guided "
+    "backprop and Guided Grad-CAM): how many ReLU/ReLU6 activations were guided, and "
+    "unguided_activations the others by kind, whose plain gradient passed (none guided: saliency's map)",
     "maps": "float32 in [0, 1] (in [-1, 1] for a run with signed: true: + for the target, - against "
     "it), scaled so the largest magnitude is 1; 0 outside the centred square the model saw",
     "model_read_as": "how the model was read, as given or guessed: input size, class names, which output "

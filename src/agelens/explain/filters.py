@@ -57,11 +57,11 @@ class _Features:
         self.view = model_view(model, fold=[self.layer])
         self.size = int(self.view.model.input_size)
         sub = keras.Model(self.view.input, self.view.output_of(self.layer))
-        scale = self.view.input_scale
+        feed = self.view.feed
 
         @compiled([image_spec(self.size)])
         def run(x: Any) -> Any:
-            return sub(x * scale, training=False)
+            return sub(feed(x), training=False)
 
         self.run = run
 

@@ -12,10 +12,19 @@ them as plain ReLUs (as tf-keras-vis and most ports do) lets gradient through wh
 which ReLU/ReLU6 layers are replaced by :class:`GuidedReLU` (fused ``activation="relu"``
 layers by a linear copy with copied weights followed by :class:`GuidedReLU`); the caller's
 model is never touched.
+
+Other activations (gelu, silu/swish, hard_silu/hard_swish, elu, leaky_relu, PReLU...) have no
+guided rule, here as in captum's ``GuidedBackprop`` (which overrides ``nn.ReLU`` only) and
+pytorch-grad-cam: the plain gradient passes through them. A model with none of its activations
+guided (ConvNeXt, EfficientNet) gets saliency's map; one with some (MobileNetV3) a partly guided
+one. Guided backprop and Guided Grad-CAM say so in a warning when they are built (once per method
+object) and record the count in the run's settings (``guided_activations``,
+``unguided_activations``), so neither the user nor a saved explanation takes the map for more.
 """
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any
 
@@ -75,12 +84,99 @@ class GuidedReLU(keras.layers.Layer):
 
 
 def _relu_cap(op: Any) -> tuple[bool, float | None]:
-    """(is a plain ReLU/ReLU6, its cap) for a layer or its fused activation."""
+    """(is a plain ReLU/ReLU6, its cap) for a layer, its fused activation or a bare ``keras.ops`` call."""
     if isinstance(op, keras.layers.ReLU):
         plain = not op.negative_slope and not op.threshold
         return plain, None if op.max_value is None else float(op.max_value)
-    name = activation_name(getattr(op, "activation", None))
+    name = _op_activation(op) or activation_name(getattr(op, "activation", None))
     return (name in ("relu", "relu6")), (6.0 if name == "relu6" else None)
+
+
+# ``keras.ops`` activations called on a functional model's tensors are graph nodes of these classes.
+_OPS = {
+    "Relu": "relu", "Relu6": "relu6", "Gelu": "gelu", "Silu": "silu", "HardSilu": "hard_silu",
+    "Sigmoid": "sigmoid", "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Selu": "selu", "Celu": "celu",
+    "LeakyRelu": "leaky_relu", "Softplus": "softplus", "Softsign": "softsign", "Glu": "glu",
+    "HardTanh": "hard_tanh", "Tanh": "tanh", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+}  # fmt: skip
+_LAYERS = {keras.layers.LeakyReLU: "leaky_relu", keras.layers.PReLU: "prelu", keras.layers.ELU: "elu"}
+_NOT_HIDDEN = ("softmax", "log_softmax")  # a head's (or attention's) normalisation, not a unit's activation
+_SHOWN = {"silu": "silu/swish", "hard_silu": "hard_silu/hard_swish"}  # Keras's names, and the ones models use
+
+
+def _op_activation(op: Any) -> str | None:
+    """The activation a bare ``keras.ops`` node (``keras.ops.relu(x)`` in a functional model) applies."""
+    is_op = not isinstance(op, keras.layers.Layer) and type(op).__module__.startswith("keras.")
+    return _OPS.get(type(op).__name__) if is_op else None
+
+
+def activation_kind(op: Any) -> str | None:
+    """The non-linearity a graph step applies, by Keras's name (``"gelu"``, ``"silu"`` for swish,
+    ``"prelu"``), or None for a linear step: what guided backprop would have to guide there."""
+    if isinstance(op, keras.layers.ReLU):
+        if op.negative_slope:
+            return "leaky_relu"
+        return "thresholded_relu" if op.threshold else ("relu6" if op.max_value == 6 else "relu")
+    for cls, kind in _LAYERS.items():
+        if isinstance(op, cls):
+            return kind
+    if isinstance(op, keras.layers.Softmax):
+        return "softmax"
+    if not isinstance(op, keras.layers.Layer):
+        return _op_activation(op)
+    name = activation_name(getattr(op, "activation", None))
+    return None if name in ("", "linear") else name
+
+
+def guided_census(view: Any) -> dict[str, Any]:
+    """How many activations of ``view``'s graph were guided, and the others by kind (most first).
+
+    Counted on the graph :func:`guided_substitute` rebuilt, with its own test (:func:`_relu_cap`),
+    so the count is what ran. The model's output activation (a softmax or sigmoid head) is not a
+    hidden unit's and is left out, as are softmaxes anywhere.
+    """
+    head = {id(view.graph.producer.get(id(t))) for t in (view.probs, view.age) if t is not None}
+    guided, unguided = 0, {}
+    for step in view.graph.steps:
+        kind = None if id(step) in head else activation_kind(step.op)
+        if _relu_cap(step.op)[0]:
+            guided += 1
+        elif kind is not None and kind not in _NOT_HIDDEN:
+            unguided[kind] = unguided.get(kind, 0) + 1
+    ordered = dict(sorted(unguided.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {"guided_activations": guided, "unguided_activations": ordered}
+
+
+class UnguidedActivationsWarning(UserWarning):
+    """Guided backprop could guide none or only some of the model's activations (no ReLU there)."""
+
+
+def unguided_note(name: str, census: dict[str, Any], plain: str) -> str | None:
+    """One line on what ``census`` left unguided, or None when every activation was guided.
+
+    ``plain``: what the map is when nothing was guided (guided backprop: saliency's map).
+    """
+    guided, unguided = census["guided_activations"], census["unguided_activations"]
+    kinds = ", ".join(f"{n} {_SHOWN.get(k, k)}" for k, n in unguided.items())
+    if guided == 0:
+        has = f"its activations: {kinds}" if kinds else "it has no activations"
+        return f"{name}: this model has no ReLU to guide ({has}), so the map is {plain}"
+    if not unguided:
+        return None
+    other = sum(unguided.values())
+    return (
+        f"{name}: {guided} of {guided + other} activations were guided (ReLU/ReLU6); the other {other} "
+        f"({kinds}) pass the plain gradient, so the map is only partly guided"
+    )
+
+
+def warn_unguided(name: str, census: dict[str, Any], plain: str) -> None:
+    """Warn (:class:`UnguidedActivationsWarning`) with :func:`unguided_note`, at the caller's line."""
+    from agelens.user_warnings import caller_stacklevel
+
+    note = unguided_note(name, census, plain)
+    if note:
+        warnings.warn(UnguidedActivationsWarning(note), stacklevel=caller_stacklevel())
 
 
 def guided_substitute(op: Any, path: str) -> Any:
@@ -88,7 +184,7 @@ def guided_substitute(op: Any, path: str) -> Any:
     is_relu, cap = _relu_cap(op)
     if not is_relu:
         return None
-    if isinstance(op, keras.layers.ReLU | keras.layers.Activation):
+    if isinstance(op, keras.layers.ReLU | keras.layers.Activation) or _op_activation(op):
         return GuidedReLU(cap, name=f"{op.name}_guided")
     config = dict(op.get_config(), activation="linear", name=f"{op.name}_guided_linear")
     linear = type(op).from_config(config)
@@ -129,13 +225,13 @@ class _InputGradient(Method):
         self._steps: dict = {}
 
     def _grad_step(self, target: Target) -> Any:
-        model, has_age, scale = self._gmodel, self._gview.age is not None, self._gview.input_scale
+        model, has_age, feed = self._gmodel, self._gview.age is not None, self._gview.feed
 
         @compiled([image_spec(self.size), CLASS_SPEC])
         def step(x: Any, classes: Any) -> Any:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                logits, probs, age = split_outputs(as_list(model(x * scale, training=False)), has_age)
+                logits, probs, age = split_outputs(as_list(model(feed(x), training=False)), has_age)
                 s = score(target, logits, probs, age, resolve_classes(classes, logits))
             return tape.gradient(s, x), probs, age
 
@@ -172,10 +268,11 @@ class GradientXInput(_InputGradient):
     Each pixel's value times the score's gradient there: the first-order share of the score
     that pixel carries against a black image, i.e. Integrated Gradients from agelens' default
     black baseline with one right-endpoint step (``IntegratedGradients`` itself takes midpoint
-    steps, so its ``steps=1`` reads the gradient at ``x / 2`` instead). Pixels are the model's
-    raw 0..255 input; the model rescales them itself. One backward pass, like saliency, but
-    signed (``signed=True`` keeps evidence against the target negative) and weighted by what
-    is actually there, so a dark background adds nothing. Unsigned maps are the absolute channel sum.
+    steps, so its ``steps=1`` reads the gradient at ``x / 2`` instead). Pixels are the raw
+    0..255 input, converted to the model's range (``AgeModel.feed``) inside the traced step. One
+    backward pass, like saliency, but signed (``signed=True`` keeps evidence against the target
+    negative) and weighted by what is actually there, so a dark background adds nothing.
+    Unsigned maps are the absolute channel sum.
     """
 
     name = "gradient-x-input"
@@ -192,10 +289,27 @@ class GradientXInput(_InputGradient):
 
 
 class GuidedBackprop(_InputGradient):
-    """Guided backpropagation (Springenberg et al. 2015) with the ReLU6-aware rule."""
+    """Guided backpropagation (Springenberg et al. 2015) with the ReLU6-aware rule.
+
+    Only ReLU/ReLU6 activations are guided (see the module's notes): ``recorded`` counts them and
+    the activations left plain, a warning says when that is none or only some of them.
+    """
 
     name = "guided-backprop"
     variant = "guided"
+    _says_unguided = True  # False inside Guided Grad-CAM, which says it under its own name
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.recorded = guided_census(self._gview)  # the run's settings carry it (api._settings)
+        if self._says_unguided:
+            warn_unguided(self.name, self.recorded, "the plain input gradient, as saliency gives")
+
+
+class _QuietGuidedBackprop(GuidedBackprop):
+    """Guided backprop inside Guided Grad-CAM: one warning, under the method the user asked for."""
+
+    _says_unguided = False
 
 
 def _checked_baseline(baseline: np.ndarray, size: int) -> np.ndarray:
@@ -332,8 +446,11 @@ class GuidedGradCAM(Method):
     def __init__(self, model: Any, layer: Any = None, *, batch_size: int = 32) -> None:
         super().__init__(model, batch_size=batch_size)
         self.cam = GradCAM(model, layer, batch_size=batch_size)
-        self.guided = GuidedBackprop(model, batch_size=batch_size)
+        self.guided = _QuietGuidedBackprop(model, batch_size=batch_size)
         self.layers = self.cam.layers
+        self.recorded = self.guided.recorded
+        plain = "Grad-CAM times the plain input gradient (saliency's map)"
+        warn_unguided(self.name, self.recorded, plain)
 
     def _raw(self, x: Any, classes: Any, target: Target) -> tuple[Any, Any, Any]:
         cam, probs, age = self.cam._raw(x, classes, target)

@@ -111,7 +111,7 @@ class ModelView:
         self.model = replace(am, keras_model=None)
         self.graph: Graph = flatten(km, substitute, fold)
         self.input = self.graph.inputs[0]
-        self.input_scale = 1.0 if self.model.rescales_input else 1.0 / 255.0
+        self.feed = self.model.feed  # raw 0..255 pixels -> the model's input; maps are over the raw pixels
         out = functional_of(km).output
         probs = self.graph.new(_pick(out, self.model.group_output))
         self.logits, self.probs = _logits_and_probs(self.graph, probs)
@@ -355,7 +355,7 @@ def model_view(
         am.group_output,
         am.age_output,
         tuple(am.class_names),
-        am.rescales_input,
+        am.input_range,
         default_layer_spec(am),
     )
     if key not in views:

@@ -46,7 +46,7 @@ def masked_scores(
 
 def _compile_step(method: Method, target: Target) -> Any:
     model, size = method._fast.output_model(with_age=True), method.size
-    has_age, scale = method.view.age is not None, method.view.input_scale
+    has_age, feed = method.view.age is not None, method.view.feed
 
     @compiled(
         [
@@ -60,7 +60,7 @@ def _compile_step(method: Method, target: Target) -> Any:
         n, c = tf.shape(x)[0], tf.shape(keep)[0]
         m = keep[None, :, :, :, None]  # (1, c, S, S, 1)
         shown = x[:, None] * m + colours[:, None, None, None, :] * (1.0 - m)
-        outs = as_list(model(tf.reshape(shown, (n * c, size, size, 3)) * scale, training=False))
+        outs = as_list(model(feed(tf.reshape(shown, (n * c, size, size, 3))), training=False))
         logits, probs, age = split_outputs(outs, has_age)
         return tf.reshape(score(target, logits, probs, age, tf.repeat(classes, c)), (n, c))
 

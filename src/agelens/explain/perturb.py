@@ -44,16 +44,16 @@ class _Perturbation(CAM):
 
     def _forward_features(self, x: Any) -> tuple[list[Any], Any, Any, Any]:
         if self._features is None:
-            sub, n, has_age, scale = (
+            sub, n, has_age, feed = (
                 self._sub,
                 len(self.layers),
                 self.view.age is not None,
-                self.view.input_scale,
+                self.view.feed,
             )
 
             @compiled([image_spec(self.size)])
             def features(x: Any) -> Any:
-                outs = as_list(sub(x * scale, training=False))
+                outs = as_list(sub(feed(x), training=False))
                 return (outs[:n], *split_outputs(outs, has_age))
 
             self._features = features
@@ -124,7 +124,7 @@ class ScoreCAM(_Perturbation):
 
     def _compile_chunk(self, target: Target) -> Any:
         model, size = self._fast.output_model(with_age=True), self.size
-        has_age, scale = self.view.age is not None, self.view.input_scale
+        has_age, feed = self.view.age is not None, self.view.feed
 
         @compiled([image_spec(size), tf.TensorSpec((None, None, None, None), tf.float32), CLASS_SPEC])
         def chunk_scores(x: Any, acts: Any, classes: Any) -> Any:
@@ -132,7 +132,7 @@ class ScoreCAM(_Perturbation):
             masks = tf.reshape(tf.transpose(acts, (0, 3, 1, 2)), (n * c, h, w))
             masks = normalize_maps(tf.image.resize(masks[..., None], (size, size))[..., 0])
             masked = x[:, None] * tf.reshape(masks, (n, c, size, size, 1))
-            outs = as_list(model(tf.reshape(masked, (n * c, size, size, 3)) * scale, training=False))
+            outs = as_list(model(feed(tf.reshape(masked, (n * c, size, size, 3))), training=False))
             logits, probs, age = split_outputs(outs, has_age)
             s = score(target, logits, probs, age, tf.repeat(classes, c))
             return tf.reshape(s, (n, c))
@@ -190,11 +190,11 @@ class AblationCAM(_Perturbation):
 
     def _run_prefix(self, i: int, x: Any) -> tuple[Any, list[Any]]:
         if self._prefix[i] is None:
-            prefix, scale = self._splits[i][0], self.view.input_scale
+            prefix, feed = self._splits[i][0], self.view.feed
 
             @compiled([image_spec(self.size)])
             def run(x: Any) -> Any:
-                return as_list(prefix(x * scale, training=False))
+                return as_list(prefix(feed(x), training=False))
 
             self._prefix[i] = run
         outs = self._prefix[i](x)

@@ -86,7 +86,7 @@ def class_names_of(*sources: Any) -> list[str] | None:
 
 
 _FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""keras.Model -> {(input size, class output, rescales input): its traced forward pass}."""
+"""keras.Model -> {(input size, class output, input range): its traced forward pass}."""
 
 
 def age_predict_fn(model: Any, batch_size: int = 64) -> PredictFn:
@@ -123,7 +123,7 @@ def _compiled_predict(model: Any, batch_size: int, output: str = "class") -> Pre
         return lambda x: np.asarray(model.predict(x, batch_size=batch_size, flip=False)[key_name])
     km = model.keras_model
     head = model.age_output if output == "age" else model.group_output
-    key = (int(model.input_size), head, bool(getattr(model, "rescales_input", True)))
+    key = (int(model.input_size), head, str(getattr(model, "input_range", "0-255")))
     per_model = _FORWARDS.setdefault(km, {})
     if key not in per_model:
         per_model[key] = _trace_forward(km, *key)
@@ -131,7 +131,7 @@ def _compiled_predict(model: Any, batch_size: int, output: str = "class") -> Pre
     return _chunked(per_model[key], batch_size, width)
 
 
-def _trace_forward(km: Any, size: int, head: str | int, rescales_input: bool) -> Any:
+def _trace_forward(km: Any, size: int, head: str | int, input_range: str) -> Any:
     """``x (n, size, size, 3)`` float 0..255 -> class probabilities (or the age), traced once for any n.
 
     It never averages in the mirror image (``flip=False``): the maps explain the un-flipped
@@ -140,12 +140,13 @@ def _trace_forward(km: Any, size: int, head: str | int, rescales_input: bool) ->
     import tensorflow as tf
 
     from agelens.model.age_model import AgeModel
+    from agelens.model.pixel_range import PIXEL_FEEDS
 
-    model_ref, scale = weakref.ref(km), 1.0 if rescales_input else 1.0 / 255.0
+    model_ref, feed = weakref.ref(km), PIXEL_FEEDS[input_range]
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def forward(x: Any) -> Any:
-        return AgeModel._pick(model_ref()(x * scale, training=False), head)
+        return AgeModel._pick(model_ref()(feed(x), training=False), head)
 
     return forward
 

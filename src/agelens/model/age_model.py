@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 
 from agelens.data.bins import AgeBins
+from agelens.model.pixel_range import PIXEL_FEEDS, PixelFeed
 
 ONE_UNIT_READINGS = ("age", "probability")
 """How a one-unit output may be read: ``one_unit=`` of :func:`~agelens.model.io.load_model` and
 :func:`~agelens.model.wrap.wrap_keras_model`."""
-INPUT_RANGES = ("0-255", "0-1")
-"""Pixel ranges a model may expect: raw 0..255 (it rescales inside), or 0..1 (agelens divides by 255)."""
+INPUT_RANGES = tuple(PIXEL_FEEDS)
+"""Pixel ranges a model may expect: raw 0..255 (it rescales inside), 0..1 (agelens divides by 255),
+or one of ``keras.applications``' ``preprocess_input`` modes applied outside the model: "-1-1"
+(``x / 127.5 - 1``), "caffe" (BGR, ImageNet mean subtracted) or "torch" (0..1, ImageNet mean and
+std); see :class:`~agelens.model.pixel_range.PixelFeed`."""
 
 
 class ModelLoadError(ValueError):
@@ -37,8 +41,9 @@ class AgeModel:
     """A Keras model plus what agelens needs to feed and read it.
 
     ``keras_model`` takes ``(N, S, S, 3)`` float RGB in 0..255 (our models rescale
-    internally). ``group_output`` names the dict key or index of the class
-    probabilities; ``age_output`` the expected-age output where one exists.
+    internally), or those pixels converted by :attr:`feed` (:attr:`input_range`).
+    ``group_output`` names the dict key or index of the class probabilities; ``age_output``
+    the expected-age output where one exists.
     """
 
     keras_model: Any
@@ -54,11 +59,27 @@ class AgeModel:
     """Why :attr:`input_range` is what it is, where it was guessed from the model's layers (a plain
     Keras model read without ``input_range=``): "no Rescaling or Normalization layer acts on its
     input"...; "" where it was given or an agelens file records it. Commands say it once."""
+    pixel_range: str = ""
+    """The ``--input-range`` name it is fed by (one of :data:`INPUT_RANGES`), where known; "" means
+    as :attr:`rescales_input` says (0-255 or 0-1), as models made before the other ranges were."""
+
+    def __post_init__(self) -> None:
+        """A named range decides :attr:`rescales_input` ("fed raw 0..255"), so the two never disagree."""
+        if self.pixel_range:
+            if self.pixel_range not in PIXEL_FEEDS:
+                raise ValueError(f"input range {self.pixel_range!r}: use one of {', '.join(INPUT_RANGES)}")
+            self.rescales_input = self.pixel_range == "0-255"
 
     @property
     def input_range(self) -> str:
-        """The pixels it is fed, as ``--input-range`` names them: "0-255", or "0-1" (divided by 255)."""
-        return "0-255" if self.rescales_input else "0-1"
+        """The pixels it is fed, as ``--input-range`` names them: "0-255", "0-1" (divided by 255),
+        "-1-1", "caffe" or "torch" (``keras.applications``' ``preprocess_input`` modes)."""
+        return self.pixel_range or ("0-255" if self.rescales_input else "0-1")
+
+    @property
+    def feed(self) -> PixelFeed:
+        """Raw RGB 0..255 pixels -> what the Keras model takes; every caller that feeds it uses this."""
+        return PIXEL_FEEDS[self.input_range]
 
     @property
     def read_as(self) -> dict[str, Any]:
@@ -122,9 +143,7 @@ class AgeModel:
         The converted copy is made on the first fast call: weights changed after it are
         not seen by later fast calls on this object (load the model again).
         """
-        x = np.asarray(images, dtype=np.float32)
-        if not self.rescales_input:
-            x = x / 255.0
+        x = self.feed(np.asarray(images, dtype=np.float32))
         views = [x, x[:, :, ::-1]] if (self.test_time_flip if flip is None else flip) else [x]
         runner = None
         if fast and len(x):

@@ -82,6 +82,7 @@ def save_model(model: AgeModel, path: str | Path, extra: dict | None = None) -> 
         group_output=model.group_output,
         age_output=model.age_output,
         rescales_input=bool(model.rescales_input),  # a plain 0..1 model would come back read as 0..255
+        input_range=model.input_range,  # and a -1-1, caffe or torch one as 0..1 (rescales_input False)
         agelens_version=__version__,
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras")
@@ -113,7 +114,9 @@ def load_model(
 
     Unknown metadata is inferred: input size from the input shape, class names from
     the output width (the default age groups when it has three units), the pixel range the
-    model expects from a scaling layer on its input (``input_range="0-255"`` or ``"0-1"`` says it),
+    model expects from a scaling layer on its input (``input_range="0-255"`` or ``"0-1"`` says it;
+    ``"-1-1"``, ``"caffe"`` or ``"torch"``, never guessed, for a model trained on a
+    ``keras.applications`` ``preprocess_input`` mode applied outside it),
     the class output of a multi-output model (``class_output``: its dict key, list index or Keras
     output name), and its age in years (a one-unit output named ``age`` or ``age_output`` beside
     others; ``age_output`` names another, one value per image, for ``target="age"`` and a callable

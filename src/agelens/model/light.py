@@ -95,6 +95,7 @@ def remember(model: AgeModel, options: dict[str, Any]) -> bool:
             "group_output": model.group_output,
             "age_output": model.age_output,
             "rescales_input": bool(model.rescales_input),
+            "input_range": model.input_range,  # -1-1, caffe and torch are not rescales_input's two
             "input_range_guessed": model.input_range_guessed,  # the note a Keras load prints, again
             "metadata": model.metadata,
         }
@@ -155,6 +156,7 @@ def light_model(
             path=Path(path) if path is not None else SHIPPED_MODEL,
             rescales_input=bool(record["rescales_input"]),
             input_range_guessed=str(record.get("input_range_guessed") or ""),
+            pixel_range=str(record.get("input_range") or ""),
         )
         object.__setattr__(model, "_fast_predictor", FastPredictor(model, content, cls))
     except Exception:  # noqa: BLE001 - a missing, stale or damaged record only means: load as usual

@@ -9,13 +9,62 @@ its input before any convolution or dense layer count (:func:`_input_side`). A `
 there means 0..255; a ``Normalization`` tells by its adapted mean which range it saw; neither
 means 0..1. The guess comes with what it went by, in words, so the note that reports it (and
 ``input_range``, which overrules it) can name it. Keras is imported only when a model is looked at.
+
+A model trained with ``keras.applications``' ``preprocess_input`` applied outside it takes -1..1,
+or ImageNet-centred "caffe" or "torch" pixels; nothing in it says so, so those are never
+guessed, only given (``input_range``). Each range's conversion is one :class:`PixelFeed`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class PixelFeed:
+    """How raw RGB pixels (floats in 0..255) become what a model takes, for one ``--input-range``.
+
+    One place for every caller that feeds a model (predict, its TFLite path, every explanation
+    method, the metrics' traced forward pass), so a map is always over the raw 0..255 pixels and
+    gradients flow through the conversion. The steps are those of Keras'
+    ``imagenet_utils.preprocess_input``, in its order and float32 arithmetic (RGB -> BGR, divide,
+    subtract the mean, divide by the std), so a model trained on ``keras.applications.<arch>.
+    preprocess_input`` gets bit for bit what it was trained on. Calling it works on NumPy arrays
+    and, with the same operators, on TensorFlow tensors inside ``tf.function`` or a
+    ``GradientTape``: the constants are small float32 arrays, no NumPy round trip.
+    """
+
+    name: str
+    divisor: float = 1.0
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    bgr: bool = False
+
+    def __call__(self, x: Any) -> Any:
+        """``x`` (..., 3) raw RGB 0..255 floats, converted; the very object for "0-255"."""
+        if self.bgr:
+            x = x[..., ::-1]
+        if self.divisor != 1.0:
+            x = x / self.divisor
+        if self.mean is not None:
+            x = x - np.asarray(self.mean, np.float32)
+        if self.std is not None:
+            x = x / np.asarray(self.std, np.float32)
+        return x
+
+
+PIXEL_FEEDS: dict[str, PixelFeed] = {
+    "0-255": PixelFeed("0-255"),  # the model rescales its input itself (agelens-trained models)
+    "0-1": PixelFeed("0-1", divisor=255.0),
+    # keras.applications' preprocess_input modes: "tf", "caffe" (BGR order, ImageNet mean) and "torch"
+    "-1-1": PixelFeed("-1-1", divisor=127.5, mean=(1.0, 1.0, 1.0)),
+    "caffe": PixelFeed("caffe", mean=(103.939, 116.779, 123.68), bgr=True),
+    "torch": PixelFeed("torch", divisor=255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+}
+"""Every ``--input-range`` by name, in the order the option lists them."""
 
 
 def range_guess(km: Any) -> tuple[bool, str]:

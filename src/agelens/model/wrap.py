@@ -49,8 +49,9 @@ def wrap_keras_model(
 ) -> AgeModel:
     """Wrap an in-memory Keras model, inferring what the metadata does not say.
 
-    ``input_range`` ("0-255" or "0-1"), ``class_output`` and ``age_output`` overrule the guesses
-    (see :func:`~agelens.model.io.load_model`); our own files record them in their metadata.
+    ``input_range`` (one of ``INPUT_RANGES``: "0-255", "0-1", "-1-1", "caffe", "torch"),
+    ``class_output`` and ``age_output`` overrule the guesses (see
+    :func:`~agelens.model.io.load_model`); our own files record them in their metadata.
 
     A class output with one unit gets a class head (:mod:`agelens.model.age_head`), read as
     ``one_unit`` says, else guessed: ``"probability"`` when it ends in a sigmoid, else ``"age"``.
@@ -84,12 +85,13 @@ def wrap_keras_model(
         km, group_tensor = _wide_head(km, out, group_key, one_unit, meta, class_output, where)
     given_bins = bins
     names, bins = _classes(group_tensor, bins, class_names, meta, where)
-    rescales, guessed = _pixel_range(km, meta, input_range)
+    pixels, guessed = _pixel_range(km, meta, input_range)
     if reading is not None or given_bins is not None:  # recorded after the guesses that read ``meta``
         meta = dict(meta, bins=bins.to_dict()) if bins is not None else dict(meta)
         if reading is not None:
             meta.update(one_unit=reading, groups_from_age=reading == "age")
-    return AgeModel(km, list(names), int(size), bins, meta, group_key, age_key, path, rescales, guessed)
+    at = (km, list(names), int(size), bins, meta, group_key, age_key, path)
+    return AgeModel(*at, input_range_guessed=guessed, pixel_range=pixels)  # it sets rescales_input
 
 
 def _checked_options(
@@ -290,14 +292,18 @@ def _classes(
     return names, bins
 
 
-def _pixel_range(km: Any, meta: dict, input_range: str | None) -> tuple[bool, str]:
-    """Whether the model is fed 0..255 pixels, and why where guessed: as given, as its file
-    records, else as its layers say (:func:`~agelens.model.pixel_range.range_guess`)."""
+def _pixel_range(km: Any, meta: dict, input_range: str | None) -> tuple[str, str]:
+    """The range the model is fed (an ``INPUT_RANGES`` name), and why where guessed: as given, as its
+    file records (``input_range``, else ``rescales_input`` as files before the other ranges say),
+    else as its layers say (:func:`~agelens.model.pixel_range.range_guess`)."""
     if input_range is not None:
-        return input_range == "0-255", ""
+        return input_range, ""
     if meta:
-        return meta.get("rescales_input", True), ""
-    return range_guess(km)
+        if meta.get("input_range") in INPUT_RANGES:
+            return meta["input_range"], ""
+        return ("0-255" if meta.get("rescales_input", True) else "0-1"), ""
+    rescales, why = range_guess(km)
+    return ("0-255" if rescales else "0-1"), why
 
 
 def _replaced(out: Any, key: str | int, tensor: Any) -> Any:
