@@ -108,9 +108,8 @@ def peer_gradcam(model: object, photos: np.ndarray, layer: str, classes: np.ndar
 
 
 def model_input(model: object, photos: np.ndarray) -> np.ndarray:
-    """What the Keras model itself takes: agelens feeds 0..255, or 0..1 where the model wants it."""
-    x = photos.astype(np.float32)
-    return x if model.rescales_input else x / 255.0
+    """What the Keras model itself takes: the photos' raw pixels converted to its ``input_range``."""
+    return np.asarray(model.feed(photos.astype(np.float32)))
 
 
 def check_gradcam(model: object, photos: np.ndarray) -> dict:
