@@ -333,9 +333,12 @@ def _from_array(arr: np.ndarray, name: str) -> np.ndarray:
 
 UNDO_PREPROCESSING = (
     "agelens reads float images as 0..255 (or 0..1); undo the preprocessing, e.g. (x + 1) * 127.5 "
-    "for -1..1 (keras.applications' preprocess_input), or add the mean back"
+    "for -1..1 (keras.applications' preprocess_input), or add the mean back, and load the model with "
+    "input_range='-1-1', 'caffe' or 'torch' (--input-range) so agelens applies it"
 )
-"""The fix said when pixels below 0 are refused (:func:`_to_uint8`) or warned about (``attribute``)."""
+"""The fix said when pixels below 0 are refused (:func:`_to_uint8`) or warned about (``attribute``):
+the photo in raw pixels, and the model told which preprocessing it takes (the maps are then over
+the raw pixels a user sees, and the conversion is Keras' own)."""
 
 
 def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
