@@ -394,24 +394,14 @@ def note_groups_from_age(loaded: Any, model: Path | None = None) -> None:
     )
 
 
-def recorded_range(meta: dict) -> str | None:
-    """The ``--input-range`` an agelens model file records: its ``input_range``, else (files from before
-    the keras.applications ranges) ``rescales_input`` (0-255 or 0-1); ``None`` for a plain model."""
-    from agelens.model.age_model import INPUT_RANGES
-
-    if not isinstance(meta.get("rescales_input"), bool):
-        return None
-    if meta.get("input_range") in INPUT_RANGES:
-        return str(meta["input_range"])
-    return "0-255" if meta["rescales_input"] else "0-1"
-
-
 def warn_overruled_range(loaded: Any, input_range: str | None, model: Path | None = None) -> None:
     """One warning line when ``--input-range`` contradicts what an agelens model file records.
 
     Why: the option is for plain Keras models; an agelens file says its own range, and overruling
     it changes every answer (the shipped model: young 91% -> 49% on one photo) without an error.
     """
+    from agelens.model.pixel_range import recorded_range
+
     recorded = recorded_range(getattr(loaded, "metadata", None) or {})
     if input_range is None or recorded is None or recorded == input_range:
         return

@@ -67,6 +67,17 @@ PIXEL_FEEDS: dict[str, PixelFeed] = {
 """Every ``--input-range`` by name, in the order the option lists them."""
 
 
+def recorded_range(meta: dict) -> str | None:
+    """The range an agelens model file records: its ``input_range``, else (files from before the
+    keras.applications ranges) ``rescales_input`` as 0-255 or 0-1; ``None`` where it records neither
+    (a plain Keras model). Loading (``wrap``) and the CLI's overrule warning read it alike."""
+    if meta.get("input_range") in PIXEL_FEEDS:
+        return str(meta["input_range"])
+    if isinstance(meta.get("rescales_input"), bool):
+        return "0-255" if meta["rescales_input"] else "0-1"
+    return None
+
+
 def range_guess(km: Any) -> tuple[bool, str]:
     """Whether a plain user model takes raw 0..255 pixels (it scales them itself), judged by its layers,
     and what that went by, in words a note can end with.

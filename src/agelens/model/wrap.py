@@ -21,7 +21,7 @@ import numpy as np
 
 from agelens.data.bins import AgeBins
 from agelens.model.age_model import INPUT_RANGES, ONE_UNIT_READINGS, AgeModel, ModelLoadError
-from agelens.model.pixel_range import range_guess
+from agelens.model.pixel_range import range_guess, recorded_range
 
 SOFTMAX_ADDED = "agelens_softmax"
 """Name of the layer :func:`wrap_keras_model` puts on top of a class output to make its probabilities: a
@@ -298,10 +298,8 @@ def _pixel_range(km: Any, meta: dict, input_range: str | None) -> tuple[str, str
     else as its layers say (:func:`~agelens.model.pixel_range.range_guess`)."""
     if input_range is not None:
         return input_range, ""
-    if meta:
-        if meta.get("input_range") in INPUT_RANGES:
-            return meta["input_range"], ""
-        return ("0-255" if meta.get("rescales_input", True) else "0-1"), ""
+    if meta:  # an agelens file (or a record without a range: as the shipped model, 0-255)
+        return recorded_range(meta) or "0-255", ""
     rescales, why = range_guess(km)
     return ("0-255" if rescales else "0-1"), why
 
