@@ -167,7 +167,9 @@ def test_explain_runs_on_a_regressor_for_the_age_and_the_groups(regressor, x) ->
     assert e.target == "expected age" and e.class_names == ["young", "middle-aged", "old"]
     assert e.maps.shape == (4, SIZE, SIZE) and np.isfinite(e.maps).all()
     direct = regressor.predict(x.astype(np.uint8).astype(np.float32) / 255.0, verbose=0).reshape(-1)
-    np.testing.assert_allclose(e.ages, direct, rtol=1e-5)  # 0..1 input: no Rescaling layer
+    # 0..1 input (no Rescaling layer): a wrong range would be off by far more than 1e-4. Not 1e-5:
+    # the traced forward and Keras' predict differ by up to 1.7e-5 on some runs (oneDNN's order).
+    np.testing.assert_allclose(e.ages, direct, rtol=1e-4)
     np.testing.assert_array_equal(g.probabilities.argmax(1), AgeBins().index(g.ages))
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agelens.explain.api import METHODS, attribute, explain, list_methods, make_method
     from agelens.explain.explanation import Explanation
+    from agelens.explain.feature_vis import filter_atlas, filter_patterns, save_atlas
     from agelens.explain.layers import list_layers, resolve_layer
     from agelens.explain.targets import (
         AgeTarget,
@@ -32,6 +33,9 @@ _HOME = {
     "list_methods": "api",
     "make_method": "api",
     "Explanation": "explanation",
+    "filter_atlas": "feature_vis",
+    "filter_patterns": "feature_vis",
+    "save_atlas": "feature_vis",
     "list_layers": "layers",
     "resolve_layer": "layers",
     "AgeTarget": "targets",
@@ -66,11 +70,14 @@ __all__ = [
     "Explanation",
     "attribute",
     "explain",
+    "filter_atlas",
+    "filter_patterns",
     "list_layers",
     "list_methods",
     "make_method",
     "resolve_layer",
     "resolve_target",
+    "save_atlas",
 ]
 
 

@@ -58,6 +58,7 @@ class _Features:
         self.size = int(self.view.model.input_size)
         sub = keras.Model(self.view.input, self.view.output_of(self.layer))
         feed = self.view.feed
+        self.sub, self.feed = sub, feed  # differentiable, for feature_vis's pattern search
 
         @compiled([image_spec(self.size)])
         def run(x: Any) -> Any:
