@@ -15,6 +15,11 @@ Visualization", Distill 2017), so the search here is shaped the way that work fo
 - **Transformation robustness.** Every step shows the model a randomly shifted and rescaled
   crop of a slightly larger canvas, so a pattern survives only if the filter responds to it
   wherever it sits, not to one exact pixel alignment.
+- **A gradient for silent filters.** Where the layer is an activation of its own (MobileNetV2's
+  ReLU6 layers), the search maximises the activation plus 1% of its input, so a filter that no
+  pixel of the near-grey start drives above zero still gets a direction; without it a red
+  detector stayed grey (its ReLU passed no gradient at all). What is reported is the
+  activation alone.
 - **A sigmoid to 0..255**, so the result is a valid photo and is fed through the model's own
   pixel convention (:class:`agelens.model.pixel_range.PixelFeed`), like every other input.
 
@@ -32,13 +37,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from agelens.explain.filters import TopActivation, _features, receptive_field
+from agelens.explain.gradients import activation_kind
 
 DEFAULT_STEPS = 256
 DEFAULT_LR = 0.05
+LEAK = 0.01  # share of the pre-activation in the searched objective (see _Search.objective)
 CHUNK = 16  # filters optimised in one batch (memory grows with it)
 
 
@@ -96,8 +104,12 @@ class _Search:
         self.pad = max(2, round(self.size * 0.08))
         self.canvas = self.size + 2 * self.pad
         self.scale = tf.constant(_spectrum_scale(self.canvas, decay))
-        sub, feed, size, canvas = self.feats.sub, self.feats.feed, self.size, self.canvas
-        n_filters = int(sub.output.shape[-1])
+        feed, size, canvas = self.feats.feed, self.size, self.canvas
+        post = self.feats.sub.output
+        pre = _pre_activation(self.feats.view, self.feats.layer)
+        sub = keras.Model(self.feats.view.input, [pre if pre is not None else post, post])
+        self.leaky = pre is not None
+        n_filters = int(post.shape[-1])
         self.n_filters = n_filters
 
         def render(spec: Any, mix: Any, mean: Any) -> Any:
@@ -120,7 +132,10 @@ class _Search:
             return tf.image.crop_and_resize(img, boxes, tf.range(k), [size, size])
 
         def objective(x: Any, onehot: Any) -> Any:
-            act = sub(feed(x), training=False)
+            before, act = sub(feed(x), training=False)
+            # LEAK x the pre-activation keeps a gradient where the filter is silent everywhere
+            # (a ReLU below zero passes none, and a near-grey start is often all below zero).
+            act = act + LEAK * before
             return tf.reduce_sum(tf.reduce_mean(act, axis=[1, 2]) * onehot, axis=1)  # (k,)
 
         @tf.function(reduce_retracing=True)
@@ -145,6 +160,19 @@ class _Search:
 
         self.search = search
         self.render = tf.function(render, reduce_retracing=True)
+
+
+def _pre_activation(view: Any, layer: str) -> Any:
+    """The input of ``layer`` when it is an element-wise activation layer of its own (ReLU,
+    ReLU6, an Activation...), else None: a convolution with a fused activation has no separate
+    pre-activation tensor, and neither has a layer that mixes channels (softmax)."""
+    step = view.graph.by_path.get(layer)
+    if step is None or len(step.inputs) != 1 or hasattr(step.op, "kernel"):
+        return None
+    kind = activation_kind(step.op)
+    if kind is None or kind == "softmax" or tuple(step.inputs[0].shape) != tuple(step.outputs[0].shape):
+        return None
+    return step.inputs[0]
 
 
 def _search_for(model: Any, layer: Any, decay: float) -> _Search:
