@@ -178,7 +178,8 @@ def test_save_atlas_writes_everything_once_and_refuses_to_overwrite(model, photo
     atlas = filter_atlas(model, photos, "detect_relu", [RED, VERTICAL], top=2, steps=8)
     names = [f"p{i}.png" for i in range(len(photos))]
     out = tmp_path / "atlas"
-    written = save_atlas(atlas, out, names=names, extra={"note": "test"})
+    extra = {"note": np.float32(0.5), "conventions": {"note": "what the caller adds"}}
+    written = save_atlas(atlas, out, names=names, extra=extra)
     assert [p.name for p in written] == [
         "atlas.png",
         "filter_0_pattern.png",
@@ -189,7 +190,8 @@ def test_save_atlas_writes_everything_once_and_refuses_to_overwrite(model, photo
     assert all(p.is_file() for p in written)
     np.testing.assert_array_equal(np.load(out / "patterns.npy"), atlas.patterns.images)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "filters" and manifest["layer"] == "detect_relu" and manifest["note"] == "test"
+    assert manifest["kind"] == "filters" and manifest["layer"] == "detect_relu" and manifest["note"] == 0.5
+    assert manifest["conventions"]["note"] == "what the caller adds" and "box_tlbr" in manifest["conventions"]
     assert manifest["filters"] == [RED, VERTICAL] and manifest["settings"]["top"] == 2
     first = manifest["per_filter"][0]
     assert first["pattern_activation"] == pytest.approx(float(atlas.patterns.activation[0]))

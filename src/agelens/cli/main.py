@@ -59,6 +59,7 @@ def _register() -> None:
         ("train_cmd", (("train", "train_command", _MODEL),)),
         ("evaluate_cmd", (("evaluate", "evaluate_command", _MODEL),)),
         ("explain_cmd", (("layers", "layers_command", _MODEL),)),
+        ("filters_cmd", (("filters", "filters_command", _MODEL),)),
         ("score_cmd", (("score", "score_command", _FAITH),)),
         ("report_cmd", (("report", "report_command", _FAITH),)),
     ):
@@ -79,7 +80,7 @@ reflow_help(app)
 
 _TF_COMMANDS = {"demo", "app"}
 """Commands that load TensorFlow (quietly) before they start. The others (explain, predict, train,
-evaluate, layers, score) do it themselves once their arguments pass the cheap checks, so a typo in
+evaluate, layers, filters, score) do it themselves once their arguments pass the cheap checks, so a typo in
 a path fails in a second, not ten."""
 
 

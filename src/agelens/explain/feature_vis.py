@@ -281,8 +281,8 @@ def filter_atlas(
 ) -> FilterAtlas:
     """What ``filters`` of ``layer`` look for, on ``photos`` (model-sized 0..255 RGB).
 
-    ``filters``: a count picks that many filters with the highest mean activation over the
-    photos (the ones these photos use most); a list names them. For each: the pattern
+    ``filters``: a count picks that many filters (all, if the layer has fewer) with the highest
+    mean activation over the photos (the ones these photos use most); a list names them. For each: the pattern
     :func:`filter_patterns` finds, and the ``top`` photos with the highest peak activation,
     cut to the filter's receptive field around the peak. ``search`` goes to
     :func:`filter_patterns` (steps, lr, jitter, decay, seed).
@@ -420,7 +420,7 @@ def save_atlas(
     """
     from pathlib import Path
 
-    from agelens.explain.explanation import MANIFEST, manifest_header, output_dir
+    from agelens.explain.explanation import MANIFEST, _json_default, manifest_header, output_dir
     from agelens.explain.overlay import save_png
 
     with output_dir(directory, force) as tmp:
@@ -471,8 +471,9 @@ def save_atlas(
                 "box_tlbr": "the receptive field around the peak, (top, left, bottom, right) in model-input "
                 "pixels of the photo resized to the model's input",
             },
-            **(extra or {}),
-            "files": [*files, MANIFEST],
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        extra = dict(extra or {})
+        manifest["conventions"] |= extra.pop("conventions", {})  # the caller's add to ours
+        manifest |= extra | {"files": [*files, MANIFEST]}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
     return [Path(directory) / f for f in [*files, MANIFEST]]
