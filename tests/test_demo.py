@@ -53,6 +53,12 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         "saliency": True,
     }
     assert "fits its permuted training labels" in html
+    # the filter atlas of the demo model at its explain layer, on the scored faces, shown on the page
+    atlas = json.loads((out / "filters" / "manifest.json").read_text())
+    assert atlas["kind"] == "filters" and atlas["layer"] in cam_layers
+    assert len(atlas["per_filter"]) == 4 and atlas["settings"]["steps"] == 48 and atlas["n_photos"] == 12
+    assert any(s["step"].startswith("filter atlas") for s in manifest["steps"])
+    assert "What the filters look for" in html and 'id="filters"' in html
 
 
 def test_demo_refuses_non_empty_out_without_force(tmp_path):
@@ -148,9 +154,11 @@ def test_force_clears_only_an_earlier_runs_own_entries(tmp_path):
     prepare_out(run, force=False)  # a run folder from the start, even if stopped later
     (run / "model").mkdir()
     (run / "model" / "demo.keras").write_bytes(b"old")
+    (run / "filters").mkdir()  # the filter atlas: save_atlas refuses an earlier atlas without force
     (run / "thesis.txt").write_text("mine")
     prepare_out(run, force=True)
     assert (run / "thesis.txt").read_text() == "mine" and not (run / "model").exists()
+    assert not (run / "filters").exists()
 
     other = tmp_path / "home"
     (other / "precious").mkdir(parents=True)

@@ -61,6 +61,11 @@ class DemoSettings:
     # model's 0.3 it fitted 16 epochs of permuted labels to 0.41 training accuracy, without it
     # 0.73-0.85 in 16-24 epochs (chance 0.33). 0 skips it.
     control_epochs: int = 20
+    # The filter atlas (what the most active filters at DEMO_LAYER look for, on the scored faces):
+    # filters searched and steps per search. Its cost grows with both; 0 filters skips it.
+    atlas_filters: int = 8
+    atlas_steps: int = 128
+    atlas_top: int = 6  # photo patches per filter
 
 
 DEMO_LAYER = "mid"
@@ -81,6 +86,8 @@ QUICK = DemoSettings(
     extra_layers=(),  # each extra explain run costs a model load and a trace
     extra_targets=(),
     control_epochs=10,  # a short control: the report says how far it memorised
+    atlas_filters=4,
+    atlas_steps=48,
 )
 
 
@@ -102,7 +109,8 @@ class Steps:
 
 # What a demo run writes at the top of its folder; --force replaces these and nothing else.
 RUN_ENTRIES = (
-    "manifest.json", "model", "samples", "evaluation", "explain", "scores", "model_card.md", "report.html",
+    "manifest.json", "model", "samples", "evaluation", "explain", "scores", "filters", "model_card.md",
+    "report.html",
 )  # fmt: skip
 
 
@@ -266,6 +274,12 @@ def _run_steps(
         "score the maps: faithfulness, sanity, localisation, robustness, complexity, region shares",
         lambda: _score(model, faces, score_idx, settings, REGION_NAMES, seed),
     )
+    if settings.atlas_filters:
+        steps.run(
+            f"filter atlas: what {settings.atlas_filters} filters of the {DEMO_LAYER} layer look for "
+            f"({settings.atlas_steps} search steps each, top patches from {len(score_idx)} test faces)",
+            lambda: _filter_atlas(model, model_path, faces, score_idx, settings, out / "filters", seed),
+        )
     second_times = _wait_for_second(second, settings, steps, echo)
     control = _control_check(model, out, second, faces, score_idx, settings, table, seed, steps, echo)
     manifest = _manifest(
@@ -566,6 +580,39 @@ def _score(
         data=f"{len(idx)} held-out synthetic faces of the demo (seed {seed})",
     )
     return table
+
+
+def _filter_atlas(
+    model,
+    model_path: Path,
+    faces: SynthFaces,
+    idx: np.ndarray,
+    settings: DemoSettings,
+    out: Path,
+    seed: int,
+) -> list[Path]:
+    """What the ``atlas_filters`` filters the scored test faces use most at ``DEMO_LAYER`` look for:
+    a synthetic pattern each and the faces' patches that drive them most, saved as
+    :func:`agelens.explain.feature_vis.save_atlas` writes it (the report's "What the filters look for").
+
+    Why the scored faces, not the explained ones: a quick demo explains 4, fewer than the patches
+    shown per filter, and ranking the filters by their use wants more faces. Each face is named by
+    its index among the generated faces and its true class, so a reader sees which ages drive a filter.
+    """
+    from agelens.explain.feature_vis import filter_atlas, save_atlas
+
+    atlas = filter_atlas(
+        model,
+        faces.images[idx],
+        DEMO_LAYER,
+        settings.atlas_filters,
+        top=settings.atlas_top,
+        steps=settings.atlas_steps,
+        seed=seed,
+    )
+    names = [f"face {int(i)} {faces.class_names[faces.labels[i]]}" for i in idx]
+    data = f"{len(idx)} held-out synthetic faces of the demo (seed {seed})"
+    return save_atlas(atlas, out, names=names, model_path=str(model_path), extra={"data": data})
 
 
 def _data_randomisation(

@@ -157,7 +157,7 @@ def test_a_folder_with_nothing_to_show_is_an_error_and_writes_nothing(tmp_path: 
     assert result.exit_code == 1
     assert (
         result.output
-        == f"error: {folder}: {NOTHING}pass a run folder from demo, explain, evaluate or score)\n"
+        == f"error: {folder}: {NOTHING}pass a run folder from demo, explain, evaluate, score or filters)\n"
     )
     assert not (folder / "report.html").exists() and not _temp_files(tmp_path)
     with pytest.raises(NothingToReport):

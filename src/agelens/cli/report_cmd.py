@@ -15,7 +15,7 @@ def report_command(
         Path,
         typer.Argument(
             help="Run folder (with manifest.json, evaluation/, explain/, scores/), or the --out folder of "
-            "explain, evaluate or score.",
+            "explain, evaluate, score or filters.",
             show_default=False,
         ),
     ],

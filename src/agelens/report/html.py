@@ -28,6 +28,7 @@ from agelens.report.assets import (
     read_json,
     render_markdown,
 )
+from agelens.report.filter_atlas import filters_section, is_filters_folder, is_filters_manifest
 from agelens.report.findings import evaluation_findings
 from agelens.report.gallery import age_bins, age_cut, build_gallery, groups_from_age
 from agelens.report.glossary import glossary_section
@@ -64,6 +65,7 @@ PARTS = (
     "evaluation",
     "explain",
     "scores",
+    "filters",
     "model_card.md",
     "model_card.json",
 )
@@ -114,7 +116,7 @@ def check_reportable(run_dir: Path, reads: JsonFiles | None = None) -> None:
     if not any(_command_folders(run_dir, JsonFiles() if reads is None else reads).values()):
         raise NothingToReport(
             f"{run_dir}: nothing to report (no manifest.json, metrics.json or scores.json found; "
-            "pass a run folder from demo, explain, evaluate or score)"
+            "pass a run folder from demo, explain, evaluate, score or filters)"
         )
 
 
@@ -186,6 +188,7 @@ def _render(run_dir: Path, reads: JsonFiles | None = None) -> tuple[str, bool, N
             run,
             _evaluation(run_dir, told["evaluation"], found["evaluation"], reads=reads),
             _gallery_section(run_dir, manifest, told["explain"], found["explain"], reads=reads),
+            filters_section(found["filters"], run_dir, told["filters"], reads),
             _model_card(run_dir, told["run"], _model_named_in(run_dir, manifest, found, reads=reads)),
             scores_section(found["scores"], told["scores"], reads),
             shortcut_section(found["scores"], told["scores"]),
@@ -254,6 +257,8 @@ def _title(run_dir: Path, manifest: Any) -> str:
         if _is_evaluate_manifest(manifest) and isinstance(manifest.get("n_images"), int):
             n = manifest["n_images"]
             return f"Evaluation: {n} photo{'' if n == 1 else 's'}"
+        if is_filters_manifest(manifest) and isinstance(manifest.get("layer"), str):
+            return f"Filter atlas: layer {manifest['layer']}"
     return f"agelens report: {run_dir.resolve().name or 'run'}"
 
 
@@ -313,7 +318,12 @@ def _skipped_table(manifest: Any) -> Table | None:
     return Table(title, ["photo", "reason"], rows, kv=True)
 
 
-_PART_TITLES = {"explain": "Explanations", "evaluation": "Evaluation", "scores": "Scores"}
+_PART_TITLES = {
+    "explain": "Explanations",
+    "evaluation": "Evaluation",
+    "scores": "Scores",
+    "filters": "Filter atlas",
+}
 
 
 def _parts_overview(run_dir: Path, found: dict[str, Path], reads: JsonFiles) -> Section | None:
@@ -325,7 +335,7 @@ def _parts_overview(run_dir: Path, found: dict[str, Path], reads: JsonFiles) -> 
     and a photo explain skipped ("cannot read image header") appeared nowhere on the page.
     """
     subs = []
-    for part in ("explain", "evaluation", "scores"):
+    for part in ("explain", "evaluation", "scores", "filters"):
         folder = found.get(part)
         if folder is None or folder == run_dir or not folder.is_dir():
             continue
@@ -336,7 +346,9 @@ def _parts_overview(run_dir: Path, found: dict[str, Path], reads: JsonFiles) -> 
                 subs.append(Section(sid, title, lead))
             continue
         manifest = reads.read(folder / "manifest.json", Notes(), title)
-        if part == "evaluation" and not _is_evaluate_manifest(manifest):
+        if (part == "evaluation" and not _is_evaluate_manifest(manifest)) or (
+            part == "filters" and not is_filters_manifest(manifest)
+        ):
             manifest = None
         if isinstance(manifest, dict):
             lead = f"Settings, software versions and skipped photos recorded in {folder.name}/manifest.json."
@@ -373,8 +385,11 @@ def _without_file_lists(manifest: Any) -> Any:
     """An explain manifest without its output-file lists: the gallery shows those files, once.
 
     Each image keeps its source and its prediction (read as text), which say what was explained;
-    the loose copies of the prediction's parts go where the prediction itself is recorded.
+    the loose copies of the prediction's parts go where the prediction itself is recorded. A filter
+    atlas's manifest loses its per-filter records too: the "What the filters look for" table shows them.
     """
+    if is_filters_manifest(manifest):
+        return {k: v for k, v in manifest.items() if k not in ("files", "per_filter")}
     if not (isinstance(manifest, dict) and isinstance(manifest.get("images"), list)):
         return manifest
     from_age, cut = groups_from_age(manifest), age_cut(manifest)
@@ -416,7 +431,7 @@ def _notes_by_part(
 ) -> dict[str, Notes]:
     """Where each part's notes go: the page's list, or nowhere when the part is absent by design.
 
-    One command's own --out folder (explain, evaluate or score) holds that command's part alone,
+    One command's own --out folder (explain, evaluate, score or filters) holds that command's part alone,
     and no run manifest or model card: the absence of the rest is not news, and a score folder's
     versions are in its scores.json, not "omitted". A broken file in a part that is there always
     is news (read_json notes it wherever these notes go).
@@ -426,6 +441,7 @@ def _notes_by_part(
         "evaluation": evaluation_dir(run_dir) == run_dir,
         "explain": _is_explain_folder(run_dir, manifest),
         "scores": scores_dir(run_dir) == run_dir,
+        "filters": is_filters_manifest(manifest),
     }
     found = found or {}
     here = {
@@ -435,7 +451,9 @@ def _notes_by_part(
         for part, is_own in own.items()
     }
     # An unreadable manifest (None) says nothing about what the folder is; its own note says why.
-    run_manifest = manifest is not None and not (own["explain"] or _is_evaluate_manifest(manifest))
+    run_manifest = manifest is not None and not (
+        own["explain"] or own["filters"] or _is_evaluate_manifest(manifest)
+    )
     run_parts = run_manifest or any((run_dir / p).exists() for p in ("model_card.md", "model_card.json"))
     one_command = any(own.values()) and not run_parts
     return {
@@ -444,16 +462,22 @@ def _notes_by_part(
     }
 
 
-_MARKERS = {"evaluation": "metrics.json", "explain": "manifest.json", "scores": "scores.json"}
-_WHAT = {"evaluation": "evaluation", "explain": "explanations", "scores": "scores"}
+_MARKERS = {
+    "evaluation": "metrics.json",
+    "explain": "manifest.json",
+    "scores": "scores.json",
+    "filters": "manifest.json",
+}
+_WHAT = {"evaluation": "evaluation", "explain": "explanations", "scores": "scores", "filters": "filter atlas"}
 
 
 def _command_folders(run_dir: Path, reads: JsonFiles) -> dict[str, list[Path]]:
     """The sub-folders of ``run_dir`` each command wrote on its own, newest first (by the time of
     its main file), known by what they hold, whatever ``--out`` named them: an evaluate folder
-    (metrics.json), an explain folder (a manifest.json that lists images) and a score folder
-    (scores.json). ``outputs/`` after running the commands without ``--out`` holds ``explain``,
-    ``explain-N``, ``score``, ``score-N``; ``--out outputs/score-n500`` is found too. A run's own
+    (metrics.json), an explain folder (a manifest.json that lists images), a score folder
+    (scores.json) and a filter atlas (a manifest.json of ``"kind": "filters"``). ``outputs/`` after
+    running the commands without ``--out`` holds ``explain``, ``explain-N``, ``score``, ``score-N``,
+    ``filters``; ``--out outputs/score-n500`` is found too. A run's own
     evaluation/, explain/ and scores/ are not among them: :func:`part_folders` prefers those."""
     out: dict[str, list[Path]] = {part: [] for part in _MARKERS}
     try:
@@ -466,6 +490,8 @@ def _command_folders(run_dir: Path, reads: JsonFiles) -> dict[str, list[Path]]:
                 continue
             if part == "explain" and not _is_explain_folder(sub, reads.read(sub / marker, Notes(), sub.name)):
                 continue  # evaluate --out writes a manifest.json too, of its settings
+            if part == "filters" and not is_filters_folder(sub, reads):
+                continue
             out[part].append(sub)
         out[part].sort(key=lambda p, m=marker: (_mtime(p / m), _number(p.name)), reverse=True)
     return out
@@ -487,7 +513,7 @@ def _number(name: str) -> int:
 def part_folders(
     run_dir: Path, manifest: Any = None, notes: Notes | None = None, reads: JsonFiles | None = None
 ) -> dict[str, Path]:
-    """The folder each section reads: ``evaluation``, ``explain`` and ``scores``.
+    """The folder each section reads: ``evaluation``, ``explain``, ``scores`` and ``filters`` (an atlas).
 
     A run's own layout first (``RUN/evaluation``, ``RUN/explain``, ``RUN/scores``, or ``run_dir``
     itself when it is one command's ``--out`` folder); else the folders the commands write by
@@ -500,6 +526,7 @@ def part_folders(
         "evaluation": evaluation_dir(run_dir),
         "explain": run_dir if _is_explain_folder(run_dir, manifest) else run_dir / "explain",
         "scores": scores_dir(run_dir),
+        "filters": run_dir if is_filters_manifest(manifest) else run_dir / "filters",
     }
     own = {
         "evaluation": any(
@@ -507,9 +534,11 @@ def part_folders(
         ),
         "explain": found["explain"] == run_dir or (run_dir / "explain" / "manifest.json").exists(),
         "scores": found["scores"] == run_dir or (run_dir / "scores").is_dir(),
+        "filters": found["filters"] == run_dir or is_filters_folder(run_dir / "filters", reads),
     }
-    if own["explain"] and found["explain"] != run_dir:
-        own["explain"] = not any(re.fullmatch(r"explain-[0-9]+", p.name) for p in run_dir.glob("explain-*"))
+    for part in ("explain", "filters"):  # outputs/ holding explain, explain-2...: the newest, said so
+        if own[part] and found[part] != run_dir:
+            own[part] = not any(re.fullmatch(rf"{part}-[0-9]+", p.name) for p in run_dir.glob(f"{part}-*"))
     said = []
     for part, folders in _command_folders(run_dir, reads).items():
         if own[part] or not folders:
