@@ -106,6 +106,8 @@ def test_same_seed_same_images_another_seed_others(model) -> None:
     c = filter_patterns(model, "detect_relu", [HORIZONTAL], steps=16, seed=6)
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
+    big = filter_patterns(model, "detect_relu", [HORIZONTAL], steps=2, seed=2**40)  # beyond int32
+    assert big.settings["seed"] == 2**40
     assert a.settings["seed"] == 5 and a.settings["steps"] == 16
 
 

@@ -123,7 +123,7 @@ class _Search:
             """A random crop of side size*s (s in [1 - jitter, 1 + jitter], never beyond the
             canvas) at a random place, resized to the model's input."""
             k = tf.shape(img)[0]
-            rnd = tf.random.stateless_uniform([k, 3], seed=tf.stack([seed, step]))
+            rnd = tf.random.stateless_uniform([k, 3], seed=tf.stack([seed, tf.cast(step, tf.int64)]))
             side = tf.minimum(size * (1.0 - jitter + 2.0 * jitter * rnd[:, 0]), float(canvas))
             y0 = (canvas - side) * rnd[:, 1]
             x0 = (canvas - side) * rnd[:, 2]
@@ -224,7 +224,13 @@ def filter_patterns(
         args = (tf.constant(mix), tf.constant(mean))
         starts.append(np.asarray(search.render(spec, *args)))
         out = search.search(
-            spec, onehot, *args, tf.constant(steps), tf.constant(seed), tf.constant(lr), tf.constant(jitter)
+            spec,
+            onehot,
+            *args,
+            tf.constant(steps),
+            tf.constant(seed, tf.int64),
+            tf.constant(lr),
+            tf.constant(jitter),
         )
         images.append(np.asarray(out))
     crop = slice(search.pad, search.pad + search.size)
