@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from agelens.explain.filters import TopActivation, _features, receptive_field
+from agelens.explain.filters import TopActivation, _features, receptive_field, tile_grid
 from agelens.explain.gradients import activation_kind
 
 DEFAULT_STEPS = 256
@@ -370,14 +370,7 @@ def atlas_figure(atlas: FilterAtlas, names: Sequence[str] | None = None, tile: f
     height = head + max(k, 1) * (title + tile) + foot
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    grid = dict(
-        left=gap / width,
-        right=1 - gap / width,
-        top=1 - (head + title) / height,
-        bottom=foot / height,
-        wspace=gap / tile,
-        hspace=title / tile,
-    )
+    grid = tile_grid(width, height, tile=tile, gap=gap, title=title, head=head, foot=foot, side=gap)
     axes = np.asarray(fig.subplots(max(k, 1), cols, gridspec_kw=grid, squeeze=False))
     for ax in axes.ravel():
         ax.axis("off")

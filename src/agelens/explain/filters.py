@@ -143,14 +143,7 @@ def filter_grid(
     height = head + rows * (title + tile) + foot
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    grid = dict(
-        left=gap / 2 / width,
-        right=1 - gap / 2 / width,
-        top=1 - (head + title) / height,
-        bottom=foot / height,
-        wspace=gap / tile,
-        hspace=title / tile,
-    )
+    grid = tile_grid(width, height, tile=tile, gap=gap, title=title, head=head, foot=foot, side=gap / 2)
     axes = np.atleast_1d(fig.subplots(rows, cols, gridspec_kw=grid)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -161,6 +154,31 @@ def filter_grid(
     fig.suptitle(f"layer {fm.layer}: {which}", fontsize=10, y=1 - 0.12 / height)
     fig.text(0.5, 0.08 / height, "\n".join(caption), ha="center", va="bottom", fontsize=7.5)
     return fig
+
+
+def tile_grid(
+    width: float,
+    height: float,
+    *,
+    tile: float,
+    gap: float,
+    title: float,
+    head: float,
+    foot: float,
+    side: float,
+) -> dict[str, float]:
+    """``gridspec_kw`` for square image tiles laid out in inches: ``title`` above each tile,
+    ``gap`` between them, ``head`` above the first row, ``foot`` below the last, ``side`` at the
+    edges. Shared by every grid of tiles (filter maps, the atlas, the app's patterns), so their
+    titles never run into the row above, as tight_layout let them."""
+    return dict(
+        left=side / width,
+        right=1 - side / width,
+        top=1 - (head + title) / height,
+        bottom=foot / height,
+        wspace=gap / tile,
+        hspace=title / tile,
+    )
 
 
 COLOUR_ENDS = {

@@ -162,6 +162,9 @@ class _Results:
     grid_note: Any
     grid: Any
     download: Any
+    patterns_run: Any
+    patterns_note: Any
+    patterns: Any
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,10 @@ class _Ui:
     @property
     def stale(self) -> list[Any]:
         """Every result of an Explain, and the stored map the opacity slider re-blends: all of
-        them go blank whenever the photo changes, so no panel shows the previous photo's map."""
+        them go blank whenever the photo changes, so no panel shows the previous photo's map (nor
+        the filter patterns of its grid)."""
         r = self.results
-        return [r.heat, r.probs, r.grid, r.grid_note, r.download, self.shown_map]
+        return [r.heat, r.probs, r.grid, r.grid_note, r.download, self.shown_map, r.patterns, r.patterns_note]
 
 
 def _layout(engine: Engine, samples: tuple[list[np.ndarray], list[str]]) -> _Ui:
@@ -272,13 +276,13 @@ def _results_column(engine: Engine) -> _Results:
 
     face, heat, opacity = _map_panel()
     probs = gr.Label(label=probabilities_label(engine.model), elem_id="al-probs")
-    filters, filter_layer, grid_note, grid = _filter_panel(engine)
+    filters, filter_layer, grid_note, grid, *patterns = _filter_panel(engine)
     download = gr.File(
         label="Download outputs (.zip; overlays at the opacity of the last Explain)",
         elem_id="al-download",
         interactive=False,
     )
-    return _Results(face, heat, opacity, probs, filters, filter_layer, grid_note, grid, download)
+    return _Results(face, heat, opacity, probs, filters, filter_layer, grid_note, grid, download, *patterns)
 
 
 def _map_panel() -> tuple[Any, Any, Any]:
@@ -304,8 +308,9 @@ def _map_panel() -> tuple[Any, Any, Any]:
     return face, heat, opacity
 
 
-def _filter_panel(engine: Engine) -> tuple[Any, Any, Any, Any]:
-    """The per-filter accordion: its own layer box, so a typo there costs only the grid."""
+def _filter_panel(engine: Engine) -> tuple[Any, ...]:
+    """The per-filter accordion: its own layer box, so a typo there costs only the grid; then a
+    button for what those filters look for (a search of seconds, so only on request)."""
     import gradio as gr
 
     with gr.Accordion("Per-filter activations", open=False, elem_id="al-filters") as filters:
@@ -318,7 +323,10 @@ def _filter_panel(engine: Engine) -> tuple[Any, Any, Any, Any]:
         )
         grid_note = gr.Markdown("", elem_id="al-grid-note")
         grid = _image("Strongest filters", "al-grid", show_label=False)
-    return filters, filter_layer, grid_note, grid
+        patterns_run = gr.Button("What do these filters look for?", elem_id="al-patterns-run")
+        patterns_note = gr.Markdown("", elem_id="al-patterns-note")
+        patterns = _image("What these filters look for", "al-patterns", show_label=False)
+    return filters, filter_layer, grid_note, grid, patterns_run, patterns_note, patterns
 
 
 def _image(label: str, elem_id: str, **extra: Any) -> Any:
@@ -401,6 +409,26 @@ def _wire_explain(ui: _Ui, engine: Engine) -> None:
     # always_last drops the intermediate values of a drag
     r.opacity.change(on_opacity, [ui.shown_map, r.opacity], r.heat, trigger_mode="always_last")
     r.filter_layer.change(on_filter, [photo, i.detect, r.filter_layer], [r.grid, r.grid_note])
+    _wire_patterns(ui, engine)
+
+
+def _wire_patterns(ui: _Ui, engine: Engine) -> None:
+    """The patterns button, and their blanking whenever the grid they belong to is redrawn (a new
+    layer or an Explain; a new photo blanks them through :attr:`_Ui.stale`)."""
+    i, r = ui.inputs, ui.results
+
+    def on_patterns(img: Any, det: bool, fl: str) -> tuple[Any, str]:
+        """The grid's filters (same photo, crop and layer box), one synthetic pattern each."""
+        photo = None if img is None else engine.prepare(np.asarray(img), det).photo
+        return engine.try_filter_patterns_grid(photo, fl)
+
+    def on_patterns_stale() -> tuple[None, str]:
+        """Patterns beside a redrawn grid may be another layer's or crop's filters: blank them."""
+        return None, ""
+
+    r.patterns_run.click(on_patterns, [ui.photo, i.detect, r.filter_layer], [r.patterns, r.patterns_note])
+    for event in (r.filter_layer.change, i.run.click):
+        event(on_patterns_stale, None, [r.patterns, r.patterns_note], api_visibility="private")
 
 
 def _explain_handlers(engine: Engine) -> tuple[Callable[..., Any], ...]:
