@@ -109,6 +109,9 @@ def test_same_seed_same_images_another_seed_others(model) -> None:
     big = filter_patterns(model, "detect_relu", [HORIZONTAL], steps=2, seed=2**40)  # beyond int32
     assert big.settings["seed"] == 2**40
     assert a.settings["seed"] == 5 and a.settings["steps"] == 16
+    assert a.settings["pre_activation_leak"] == 0.01  # detect_relu is a ReLU layer of its own
+    fused = filter_patterns(model, "detect", [HORIZONTAL], steps=2)  # the conv: no separate input
+    assert fused.settings["pre_activation_leak"] == 0.0
 
 
 def test_the_callers_model_is_not_changed(photos) -> None:

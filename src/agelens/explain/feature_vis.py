@@ -244,7 +244,13 @@ def filter_patterns(
         activation=_own_means(search, final, filters),
         start_activation=_own_means(search, start, filters),
         settings=dict(
-            steps=steps, lr=lr, jitter=jitter, decay=decay, seed=seed, colour_from_photos=photos is not None
+            steps=steps,
+            lr=lr,
+            jitter=jitter,
+            decay=decay,
+            seed=seed,
+            colour_from_photos=photos is not None,
+            pre_activation_leak=LEAK if search.leaky else 0.0,  # 0: the layer has no separate input
         ),
     )
 
