@@ -260,16 +260,13 @@ def _draw(
         "photo_conventions": {k: CONVENTIONS[k] for k in PHOTO_FIELDS},
     }
     try:
-        save_atlas(atlas, out, names=sources, model_path=_model_path(am), force=force, extra=extra)
+        model_path = str(am.path) if am.path else None  # as explain's manifest names it
+        save_atlas(atlas, out, names=sources, model_path=model_path, force=force, extra=extra)
     except OSError as e:  # the disk filled or the folder was locked mid-run: nothing half-written stays
         fail(f"{out}: could not write the atlas: {e.strerror or e}")
     if force:
         drop_stale_report(out)
     return atlas
-
-
-def _model_path(am: Any) -> str | None:
-    return str(am.path) if getattr(am, "path", None) else None
 
 
 def _say_atlas(atlas: Any, sources: list[str], out: Path, skipped: int) -> None:

@@ -513,7 +513,9 @@ def fit_map(m: np.ndarray, max_side: int, signed: bool = False) -> np.ndarray:
     return np.clip(fit_longest_side(m, max_side), -1.0 if signed else 0.0, 1.0).astype(np.float32)
 
 
-def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[str, Any]:
+def manifest_header(
+    model_path: str | None, *, cmap: str | None = None, alpha: float | None = None
+) -> dict[str, Any]:
     """Versions, when, the command, the model (its path and fingerprint), and how the pictures were
     drawn: a manifest records every option that ran, and a re-drawn overlay only matches the saved
     one with the same colormap and opacity (:func:`agelens.provenance.provenance`).
@@ -528,6 +530,8 @@ def manifest_header(model_path: str | None, *, cmap: str, alpha: float) -> dict[
     header["model"] = model_path
     if "model_file" in made:
         header["model_file"] = made["model_file"]
+    if cmap is None:  # nothing laid over a photo (a filter atlas): no overlay settings to record
+        return header
     drawn = {"cmap": cmap, "signed_cmap": signed_cmap(cmap), "alpha": float(alpha)}
     return header | {"overlay": drawn}
 

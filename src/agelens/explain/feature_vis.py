@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from agelens.explain.filters import TopActivation, _features, receptive_field, tile_grid
+from agelens.explain.filters import TopActivation, _features, receptive_field, tile_grid, top_of
 from agelens.explain.gradients import activation_kind
 
 DEFAULT_STEPS = 256
@@ -294,9 +294,9 @@ def filter_atlas(
     """What ``filters`` of ``layer`` look for, on ``photos`` (model-sized 0..255 RGB).
 
     ``filters``: a count picks that many filters (all, if the layer has fewer) with the highest
-    mean activation over the photos (the ones these photos use most); a list names them. For each: the pattern
-    :func:`filter_patterns` finds, and the ``top`` photos with the highest peak activation,
-    cut to the filter's receptive field around the peak. ``search`` goes to
+    mean activation over the photos (the ones these photos use most); a list names them. For
+    each: the pattern :func:`filter_patterns` finds, and the ``top`` photos with the highest peak
+    activation, cut to the filter's receptive field around the peak. ``search`` goes to
     :func:`filter_patterns` (steps, lr, jitter, decay, seed).
     """
     from agelens.explain.base import _as_batch
@@ -320,17 +320,11 @@ def filter_atlas(
     if isinstance(filters, int | np.integer):
         chosen = [int(i) for i in np.argsort(-means.mean(axis=0), kind="stable")[: max(0, int(filters))]]
         chosen_by = "most active on these photos"
-    else:
-        chosen = [int(f) for f in filters]
-        bad = [f for f in chosen if not 0 <= f < acts.shape[-1]]
-        if bad:
-            raise ValueError(
-                f"filters {bad} out of range: layer {feats.layer!r} has {acts.shape[-1]} filters"
-            )
-        chosen_by = "named"
+    else:  # filter_patterns refuses indices out of range, naming the layer
+        chosen, chosen_by = [int(f) for f in filters], "named"
     patterns = filter_patterns(model, feats.layer, chosen, photos=photos, **search)
     rf = receptive_field(model, feats.layer)
-    tops = [_top_of(acts[..., f], photos, rf, feats.size, top) for f in chosen]
+    tops = [top_of(acts[..., f], photos, rf, feats.size, top) for f in chosen]
     return FilterAtlas(
         patterns=patterns,
         top=tops,
@@ -338,19 +332,6 @@ def filter_atlas(
         photo_best=np.array([means[:, f].max() for f in chosen], np.float32),
         chosen_by=chosen_by,
     )
-
-
-def _top_of(a: np.ndarray, photos: np.ndarray, rf: Any, size: int, k: int) -> list[TopActivation]:
-    """The ``k`` photos with the highest peak of one filter's maps ``a`` (N, h, w)."""
-    flat = a.reshape(len(a), -1)
-    peaks = flat.max(axis=1)
-    out = []
-    for i in np.argsort(-peaks, kind="stable")[: max(0, k)]:
-        r, c = divmod(int(flat[i].argmax()), a.shape[2])
-        box = rf.box(r, c, size)
-        patch = np.asarray(photos[i][box[0] : box[2], box[1] : box[3]], np.uint8)
-        out.append(TopActivation(int(i), float(peaks[i]), (r, c), box, patch))
-    return out
 
 
 def atlas_figure(atlas: FilterAtlas, names: Sequence[str] | None = None, tile: float = 1.5) -> Any:
@@ -439,8 +420,7 @@ def save_atlas(
             files.append(name)
         np.save(tmp / PATTERNS_NPY, atlas.patterns.images)
         files.append(PATTERNS_NPY)
-        header = manifest_header(model_path, cmap="none", alpha=1.0)
-        header.pop("overlay", None)  # nothing is laid over a photo here
+        header = manifest_header(model_path)  # no overlay settings: nothing is laid over a photo
         manifest = header | {
             "kind": "filters",
             "layer": atlas.layer,

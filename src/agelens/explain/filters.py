@@ -232,16 +232,19 @@ def top_activating(
     acts = feats(images)
     if not 0 <= filter < acts.shape[-1]:
         raise ValueError(f"filter {filter} out of range: layer {feats.layer!r} has {acts.shape[-1]} filters")
-    a = acts[..., filter]
+    return top_of(acts[..., filter], np.asarray(images), receptive_field(model, feats.layer), feats.size, k)
+
+
+def top_of(a: np.ndarray, images: np.ndarray, rf: Field, size: int, k: int) -> list[TopActivation]:
+    """The ``k`` images with the highest peak of one filter's maps ``a`` (N, h, w), each cut to
+    the receptive field ``rf`` around its peak (boxes clipped to the ``size``-pixel input)."""
     flat = a.reshape(len(a), -1)
     peaks = flat.max(axis=1)
-    rf = receptive_field(model, feats.layer)
-    imgs = np.asarray(images)
     out = []
-    for i in np.argsort(-peaks, kind="stable")[:k]:
+    for i in np.argsort(-peaks, kind="stable")[: max(0, k)]:
         r, c = divmod(int(flat[i].argmax()), a.shape[2])
-        box = rf.box(r, c, feats.size)
-        patch = np.asarray(imgs[i][box[0] : box[2], box[1] : box[3]], np.uint8)
+        box = rf.box(r, c, size)
+        patch = np.asarray(images[i][box[0] : box[2], box[1] : box[3]], np.uint8)
         out.append(TopActivation(int(i), float(peaks[i]), (r, c), box, patch))
     return out
 
